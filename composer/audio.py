@@ -1,0 +1,128 @@
+"""Audio I/O: `audio_read` and `audio_write`, the only places that touch audio files.
+
+Arrays are float32 `[channels, samples]`. Reading resamples with soxr and falls
+back to ffmpeg for formats libsndfile cannot decode; writing is atomic (a
+temporary file in the same folder, then `os.replace`), so a killed process
+never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioError(ValueError):
+    """An audio file cannot be used; the message names the file."""
+
+
+def audio_read(path: str | os.PathLike, *, sample_rate: int | None = None,
+               channels: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 `[channels, samples]`.
+
+    sample_rate: resample to this rate (soxr, high quality) when given.
+    channels: 1 averages to mono; 2 duplicates mono; None keeps the file's.
+    Raises AudioError naming the file when it is missing, empty, undecodable
+    or holds NaN/inf samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        audio = data.T
+    except Exception as error:  # libsndfile cannot decode it: try ffmpeg
+        audio, rate = _read_with_ffmpeg(path, str(error))
+    if audio.shape[1] == 0:
+        raise AudioError(f"{path}: no audio samples")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if channels == 1 and audio.shape[0] > 1:
+        audio = audio.mean(axis=0, keepdims=True)
+    elif channels == 2 and audio.shape[0] == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    if sample_rate is not None and sample_rate != rate:
+        audio = resample(audio, rate, sample_rate)
+        rate = sample_rate
+    return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample `[channels, samples]` with soxr."""
+    if from_rate == to_rate:
+        return audio
+    return soxr.resample(audio.T, from_rate, to_rate, quality="HQ").T.astype(np.float32)
+
+
+def _read_with_ffmpeg(path: Path, sf_error: str) -> tuple[np.ndarray, int]:
+    if shutil.which("ffmpeg") is None:
+        raise AudioError(f"{path}: cannot decode ({sf_error}); ffmpeg is not installed")
+    probe = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        capture_output=True, check=False)
+    if probe.returncode != 0 or not probe.stdout:
+        raise AudioError(f"{path}: cannot decode audio ({sf_error.splitlines()[0] if sf_error else 'unknown format'})")
+    # ffmpeg keeps the source rate and channels; ask for them explicitly.
+    info = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                           "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
+                          capture_output=True, text=True, check=False)
+    try:
+        rate_text, channel_text = info.stdout.strip().split(",")[:2]
+        rate, n_channels = int(rate_text), int(channel_text)
+    except ValueError:
+        raise AudioError(f"{path}: cannot read its sample rate") from None
+    samples = np.frombuffer(probe.stdout, dtype=np.float32)
+    samples = samples[: len(samples) // n_channels * n_channels]
+    return samples.reshape(-1, n_channels).T.copy(), rate
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path beside `path`; move it into place on success only."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
+                subtype: str | None = None) -> Path:
+    """Write `[channels, samples]` (or `[samples]`) atomically; format from the suffix."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    path = Path(path)
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(f"{path}: unsupported output format (use .wav, .flac or .ogg)")
+    if subtype is None:
+        subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(audio.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
+    return path

@@ -1,0 +1,16 @@
+"""The errors that mean "bad input": the CLI answers them in one line with exit code 2."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad user input; the message names the input and what is wrong."""
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    """Every exception type that signals bad input, across the packages."""
+    from composer.audio import AudioError
+    from lyrics.errors import LyricsError
+    from structure.plan import PlanError
+
+    return (InputError, AudioError, PlanError, LyricsError)

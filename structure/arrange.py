@@ -1,0 +1,115 @@
+"""`arrange(plan)`: the plan as a multi-track pretty_midi arrangement.
+
+Tracks: melody, bass, chords (comping per style) and drums (pattern per style,
+denser with energy). Everything is placed on the plan's beat grid, so labels
+derived from the plan line up with the rendered audio exactly.
+"""
+
+from __future__ import annotations
+
+import pretty_midi
+
+from structure.harmony import parse_chord
+from structure.plan import SongPlan
+from structure.styles import CRASH, DRUM_PATTERNS, KICK, Style, get_style
+
+TRACK_NAMES = ("melody", "bass", "chords", "drums")
+
+
+def arrange(plan: SongPlan, *, style: Style | None = None, programs: dict[str, int] | None = None,
+            transpose: int = 0) -> pretty_midi.PrettyMIDI:
+    """Multi-track MIDI of the plan. `programs` overrides GM programs per track name."""
+    style = style or get_style(plan.style)
+    programs = {"melody": style.melody_program, "bass": style.bass_program,
+                "chords": style.chord_program, **(programs or {})}
+    midi = pretty_midi.PrettyMIDI(initial_tempo=plan.tempo_bpm)
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(plan.beats_per_bar, 4, 0.0))
+    tracks = {name: pretty_midi.Instrument(program=programs[name], name=name) for name in ("melody", "bass", "chords")}
+    drums = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
+    spb = plan.seconds_per_beat
+    for section, (start_beat, _) in zip(plan.sections, plan.section_beats()):
+        velocity = int(60 + 50 * section.energy)
+        for note in section.melody:
+            onset = (start_beat + note.start) * spb
+            tracks["melody"].notes.append(pretty_midi.Note(
+                velocity=min(127, velocity + 10), pitch=note.pitch + transpose,
+                start=onset, end=onset + note.duration * spb * 0.95))
+        for bar, chords in enumerate(section.chords):
+            bar_beat = start_beat + bar * plan.beats_per_bar
+            beats_each = plan.beats_per_bar / len(chords)
+            for c, symbol in enumerate(chords):
+                chord = parse_chord(symbol)
+                if chord.root is None:
+                    continue
+                chord_beat = bar_beat + c * beats_each
+                _bass(tracks["bass"], chord.bass if chord.bass is not None else chord.root, chord.pitch_classes,
+                      chord_beat, beats_each, spb, velocity, style, transpose)
+                _comp(tracks["chords"], chord.pitch_classes, chord_beat, beats_each, spb, velocity - 15, style, transpose)
+        if style.drums and section.energy >= 0.3:
+            _drums(drums, start_beat, section.bars, plan.beats_per_bar, spb, section.energy, style)
+    midi.instruments.extend([tracks["melody"], tracks["bass"], tracks["chords"], drums])
+    return midi
+
+
+def _bass(track, root_pc, pcs, beat, beats, spb, velocity, style: Style, transpose: int) -> None:
+    root = 36 + (root_pc + transpose) % 12  # C2..B2
+    fifth = root + 7
+    if style.name in ("jazz", "blues"):  # walking quarter notes through chord tones
+        tones = [root, root + (pcs[1] - pcs[0]) % 12 if len(pcs) > 1 else root + 4, fifth, root + 12]
+        pattern = [(i, tones[i % len(tones)], 0.9) for i in range(int(beats))]
+    elif style.name in ("waltz", "country", "folk"):
+        pattern = [(0, root, 0.9)] + ([(2, fifth, 0.9)] if beats >= 3 else [])
+    elif style.name == "electronic":
+        pattern = [(i + 0.5, root, 0.4) for i in range(int(beats))]
+    else:
+        pattern = [(0, root, 1.4), (1.5, root, 0.4), (2, root, 0.9), (3, fifth, 0.9)]
+    for offset, pitch, length in pattern:
+        if offset < beats:
+            start = (beat + offset) * spb
+            track.notes.append(pretty_midi.Note(velocity=velocity, pitch=pitch, start=start,
+                                                end=start + min(length, beats - offset) * spb))
+
+
+def _voicing(pcs, transpose: int) -> list[int]:
+    return sorted(55 + (pc + transpose - 7) % 12 for pc in pcs[:4])  # G3..F#4, close position
+
+
+def _comp(track, pcs, beat, beats, spb, velocity, style: Style, transpose: int) -> None:
+    voicing = _voicing(pcs, transpose)
+    if style.comping == "arpeggio":
+        steps = int(beats * 2)
+        hits = [(i * 0.5, [voicing[i % len(voicing)]], 0.5) for i in range(steps)]
+    elif style.comping == "strum":
+        hits = [(o, voicing, 0.45) for o in (0, 1, 1.5, 2.5, 3) if o < beats]
+    elif style.comping == "stab":
+        hits = [(o, voicing, 0.3) for o in (0, 1.5, 2.5) if o < beats]
+    elif style.comping == "waltz":
+        hits = [(o, voicing, 0.8) for o in (1, 2) if o < beats]
+    else:  # block / pad: held chords
+        hits = [(0, voicing, beats)]
+    for offset, pitches, length in hits:
+        start = (beat + offset) * spb
+        for pitch in pitches:
+            track.notes.append(pretty_midi.Note(velocity=max(30, velocity), pitch=pitch, start=start,
+                                                end=start + length * spb * 0.95))
+
+
+def _drums(track, start_beat, bars, beats_per_bar, spb, energy, style: Style) -> None:
+    pattern = DRUM_PATTERNS[style.drums]
+    sixteenths_per_bar = beats_per_bar * 4
+    for bar in range(bars):
+        bar_beat = start_beat + bar * beats_per_bar
+        for pitch, onsets in pattern.items():
+            for onset in onsets:
+                if onset >= sixteenths_per_bar:
+                    continue
+                if energy < 0.5 and pitch != KICK and onset % 4:  # sparse in quiet sections
+                    continue
+                swing = style.swing * 0.5 if onset % 4 == 2 else 0.0
+                start = (bar_beat + onset / 4 + swing) * spb
+                accent = 15 if onset % sixteenths_per_bar == 0 else 0
+                track.notes.append(pretty_midi.Note(velocity=int(55 + 45 * energy + accent), pitch=pitch,
+                                                    start=start, end=start + 0.1))
+        if bar == 0 and energy >= 0.7:
+            start = bar_beat * spb
+            track.notes.append(pretty_midi.Note(velocity=100, pitch=CRASH, start=start, end=start + 0.5))

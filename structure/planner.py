@@ -1,0 +1,298 @@
+"""`plan(prompt, lyrics=..., duration=..., seed=...)`: the whole song plan.
+
+Phases: read the prompt; choose style, tempo, meter and key; choose the form
+(from lyrics, an explicit `form=`, or the style) and fit it to the requested
+duration by choosing bars (never by changing the tempo); harmonise; sketch
+the melody (one note per syllable when there are lyrics); name repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from structure.harmony import NO_CHORD, progression, transpose_symbol
+from structure.melody import sketch_section
+from structure.plan import SECTION_KINDS, TONICS, Key, Note, PlanError, Section, SongPlan, validate
+from structure.prompt import Prompt, parse_prompt
+from structure.styles import Style, get_style
+
+log = logging.getLogger(__name__)
+
+ENERGY = {"intro": 0.3, "verse": 0.5, "pre-chorus": 0.6, "chorus": 0.8, "post-chorus": 0.75,
+          "bridge": 0.6, "solo": 0.7, "breakdown": 0.35, "drop": 0.95, "hook": 0.8,
+          "interlude": 0.4, "outro": 0.35}
+# Kinds whose later occurrences repeat the first one exactly (variation 0).
+REPEATING_KINDS = {"chorus", "pre-chorus", "post-chorus", "hook", "drop", "breakdown"}
+# Kinds the duration fitter may lengthen or shorten freely (they are not repeated).
+FREE_KINDS = ("outro", "intro", "bridge", "solo", "interlude")
+VOCAL_KINDS = {"verse", "pre-chorus", "chorus", "post-chorus", "bridge", "hook"}
+MOOD_MINOR = {"sad", "wistful", "dark", "melancholic", "nostalgic", "tense", "angry"}
+MOOD_MAJOR = {"happy", "uplifting", "playful", "hopeful", "romantic"}
+DEFAULT_BARS = {"intro": 4, "verse": 8, "pre-chorus": 4, "chorus": 8, "post-chorus": 4, "bridge": 8,
+                "solo": 8, "breakdown": 8, "drop": 16, "hook": 8, "interlude": 4, "outro": 4}
+
+
+@dataclass
+class _Slot:
+    """A section before harmonisation: kind, bars and (optionally) its lyric lines."""
+
+    kind: str
+    bars: int
+    lines: list[str] | None = None
+    lyric_repeat_of: int | None = None  # index of the slot whose lyrics this one repeats
+
+
+def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None = None,
+         seed: int = 0, write_lyrics: bool = True) -> SongPlan:
+    """Plan a song. `duration` in seconds overrides the prompt's; met within one bar."""
+    rng = random.Random(seed)
+    request = parse_prompt(prompt or "")
+    if duration is not None:
+        if not 1 <= duration <= 1800:
+            raise PlanError("duration", f"{duration:g} s is outside 1..1800 s")
+        request.duration = float(duration)
+    style = get_style(request.style or "pop")
+    tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
+    beats_per_bar = request.beats_per_bar or style.beats_per_bar
+    key = request.key or _choose_key(request, style, rng)
+    slots = _form(request, style, lyrics, rng)
+    if request.duration is not None:
+        bar_seconds = beats_per_bar * 60.0 / tempo
+        slots = fit_duration(slots, max(1, round(request.duration / bar_seconds)))
+    if write_lyrics and lyrics is None:
+        _write_lyrics(slots, request, rng)
+    sections = _harmonise(slots, style, key, beats_per_bar, rng,
+                          modulate=request.tags.get("modulate", "").lower() in ("1", "yes", "true"))
+    tags = {"genre": style.name, **request.tags}
+    tags.pop("modulate", None)
+    song = SongPlan(title=request.title or _title(request), tempo_bpm=float(tempo),
+                    beats_per_bar=beats_per_bar, key=key, sections=sections, tags=tags, style=style.name)
+    validate(song)
+    return song
+
+
+def _choose_key(request: Prompt, style: Style, rng: random.Random) -> Key:
+    moods = set(request.tags.get("mood", "").split(", "))
+    minor_probability = style.minor_probability
+    if moods & MOOD_MINOR:
+        minor_probability = 0.85
+    elif moods & MOOD_MAJOR:
+        minor_probability = 0.1
+    tonic = rng.choice([t for t in TONICS if t not in ("C#", "D#", "Gb", "G#", "A#")])
+    return Key(tonic, "minor" if rng.random() < minor_probability else "major")
+
+
+def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random) -> list[_Slot]:
+    if lyrics is not None:
+        return _form_from_lyrics(lyrics, style)
+    if request.form:
+        unknown = [k for k in request.form if k not in SECTION_KINDS]
+        if unknown:
+            raise PlanError("prompt field form", f"unknown section kind {unknown[0]!r} (known: {', '.join(SECTION_KINDS)})")
+        style_bars = dict(style.form)
+        return [_Slot(k, style_bars.get(k, DEFAULT_BARS[k])) for k in request.form]
+    return [_Slot(kind, bars) for kind, bars in style.form]
+
+
+def _form_from_lyrics(text: str, style: Style) -> list[_Slot]:
+    import lyrics as lyrics_pkg
+
+    parsed = lyrics_pkg.parse(text)
+    index_of = {section.name: i for i, section in enumerate(parsed)}
+    slots = []
+    for section in parsed:
+        lines = list(section.lines)
+        if section.repeat_of is not None and not lines:
+            lines = list(parsed[index_of[section.repeat_of]].lines)
+        # two bars a line, at least four bars, in whole phrases
+        bars = max(4, 2 * len(lines)) if lines else DEFAULT_BARS.get(section.kind, 4)
+        repeat = index_of.get(section.repeat_of) if section.repeat_of else None
+        slots.append(_Slot(section.kind, bars, lines or None, repeat))
+    if slots[0].kind != "intro":
+        slots.insert(0, _Slot("intro", 4))
+        slots = [_shift_repeat(s, 1) for s in slots]
+    if slots[-1].kind != "outro":
+        slots.append(_Slot("outro", 4))
+    return slots
+
+
+def _shift_repeat(slot: _Slot, offset: int) -> _Slot:
+    if slot.lyric_repeat_of is not None:
+        slot.lyric_repeat_of += offset
+    return slot
+
+
+def fit_duration(slots: list[_Slot], target_bars: int) -> list[_Slot]:
+    """Choose bars so the form has exactly `target_bars` bars, keeping repeats equal.
+
+    Removes or adds whole sections first (a short song loses its bridge and second
+    verse; a long one gains verse/chorus pairs), then adjusts the free sections
+    (outro, intro, bridge, solo), and only then the bar count of repeated groups.
+    """
+    slots = [_Slot(s.kind, s.bars, s.lines, s.lyric_repeat_of) for s in slots]
+    if not any(s.lines for s in slots):
+        slots = _add_or_remove_sections(slots, target_bars)
+    diff = _absorb(slots, target_bars - sum(s.bars for s in slots))
+    while diff < 0:  # still too long: shorten repeated groups (all members together)
+        candidates = [g for g in _groups(slots) if slots[g[0]].bars > 1]
+        if not candidates:
+            break
+        group = max(candidates, key=lambda g: slots[g[0]].bars)
+        for i in group:
+            slots[i].bars -= 1
+        diff = _absorb(slots, diff + len(group))
+    if diff > 0:
+        slots.append(_Slot("outro", diff))
+    return slots
+
+
+def _absorb(slots: list[_Slot], diff: int) -> int:
+    """Let the free sections take up `diff` bars (each within 1..32); return what is left."""
+    for kind in FREE_KINDS:
+        for slot in slots:
+            if slot.kind == kind and diff:
+                change = max(1 - slot.bars, min(32 - slot.bars, diff))
+                slot.bars += change
+                diff -= change
+    return diff
+
+
+def _groups(slots: list[_Slot]) -> list[list[int]]:
+    by_kind: dict[str, list[int]] = {}
+    for i, slot in enumerate(slots):
+        by_kind.setdefault(slot.kind, []).append(i)
+    return list(by_kind.values())
+
+
+def _add_or_remove_sections(slots: list[_Slot], target_bars: int) -> list[_Slot]:
+    """Whole-section edits, each made only when it brings the form closer to the target."""
+    def total(items):
+        return sum(s.bars for s in items)
+
+    def closer(candidate) -> bool:
+        return abs(total(candidate) - target_bars) < abs(total(slots) - target_bars)
+
+    removal_order = ("pre-chorus", "solo", "bridge", "breakdown", "interlude")
+    changed = True
+    while changed and total(slots) > target_bars and len(slots) > 1:
+        changed = False
+        options = [[s for j, s in enumerate(slots) if j != i]
+                   for kind in removal_order for i, s in enumerate(slots) if s.kind == kind]
+        # a middle verse/chorus pair (never the first of its kind, never the last section)
+        for i in range(1, len(slots) - 2):
+            pair = slots[i:i + 2]
+            if all(any(p.kind == s.kind for s in slots[:i]) for p in pair):
+                options.append(slots[:i] + slots[i + 2:])
+        options += [[s for s in slots if s.kind != kind] for kind in ("intro", "outro")
+                    if any(s.kind == kind for s in slots) and len(slots) > 2]
+        for candidate in options:
+            if closer(candidate):
+                slots, changed = candidate, True
+                break
+    chorus_kind = next((s.kind for s in slots if s.kind in ("chorus", "drop", "hook")), None)
+    verse_kind = "verse" if any(s.kind == "verse" for s in slots) else None
+    while chorus_kind and total(slots) < target_bars:
+        end = len(slots) - 1 if slots[-1].kind == "outro" else len(slots)
+        extra = [_Slot(k, next(s.bars for s in slots if s.kind == k)) for k in (verse_kind, chorus_kind) if k]
+        candidate = slots[:end] + extra + slots[end:]
+        if not closer(candidate):
+            break
+        slots = candidate
+    return slots
+
+
+def _write_lyrics(slots: list[_Slot], request: Prompt, rng: random.Random) -> None:
+    """Draft lyrics for the vocal sections (a chorus repeats word for word)."""
+    import lyrics as lyrics_pkg
+
+    specs, first_of_kind = [], {}
+    for i, slot in enumerate(slots):
+        if slot.kind not in VOCAL_KINDS:
+            continue
+        name = f"s{i}"
+        repeat = first_of_kind.get(slot.kind) if slot.kind in REPEATING_KINDS else None
+        first_of_kind.setdefault(slot.kind, name)
+        lines = max(1, slot.bars // 2)
+        specs.append(lyrics_pkg.SectionSpec(name=name, kind=slot.kind, syllables=[7] * lines, repeat_of=repeat))
+    if not specs:
+        return
+    theme = request.tags.get("theme") or request.text or "the open road"
+    written = lyrics_pkg.write(theme, mood=request.tags.get("mood"), sections=specs, seed=rng.randrange(2**31))
+    for spec, section in zip(specs, written):
+        slots[int(spec.name[1:])].lines = list(section.lines)
+
+
+def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, rng: random.Random,
+               *, modulate: bool) -> list[Section]:
+    sections: list[Section] = []
+    counts: dict[str, int] = {}
+    first: dict[tuple[str, int], Section] = {}
+    last_chorus = max((i for i, s in enumerate(slots) if s.kind == "chorus"), default=None)
+    for index, slot in enumerate(slots):
+        counts[slot.kind] = counts.get(slot.kind, 0) + 1
+        name = f"{slot.kind}{counts[slot.kind]}"
+        source = first.get((slot.kind, slot.bars))
+        same_words = source is not None and (slot.lines or []) == (source.lyrics or [])
+        if modulate and index == last_chorus and source is not None:
+            section = _modulated(source, name, semitones=1)
+        elif source is not None and (slot.kind in REPEATING_KINDS and same_words or not slot.lines and slot.kind == "verse"):
+            variation = 0.0 if slot.kind in REPEATING_KINDS else 0.35
+            section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=[list(b) for b in source.chords],
+                              energy=source.energy, melody=[Note(**vars(n)) for n in source.melody],
+                              lyrics=list(source.lyrics), repeat_of=source.name, variation=variation,
+                              seed=rng.randrange(2**31))
+        else:
+            if source is not None:  # same kind, new words: same chords, melody follows the words
+                chords = [list(b) for b in source.chords]
+            else:
+                chords = progression(style.name, slot.kind, key, slot.bars, rng)
+            lines = slot.lines or []
+            counts_per_line = _syllable_counts(lines) if lines else None
+            melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line,
+                                    energy=ENERGY.get(slot.kind, 0.5))
+            if slot.kind in ("intro", "outro", "solo", "interlude", "breakdown") and not lines:
+                melody = melody if slot.kind == "solo" else [n for n in melody if n.start < beats_per_bar * 2]
+            _attach_syllables(melody, lines, beats_per_bar, slot.bars)
+            section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=chords,
+                              energy=ENERGY.get(slot.kind, 0.5), melody=melody, lyrics=lines,
+                              seed=rng.randrange(2**31))
+        first.setdefault((slot.kind, slot.bars), section)
+        sections.append(section)
+    return sections
+
+
+def _modulated(source: Section, name: str, semitones: int) -> Section:
+    chords = [[transpose_symbol(c, semitones) if c != NO_CHORD else c for c in bar] for bar in source.chords]
+    melody = [Note(n.start, n.duration, n.pitch + semitones, n.syllable) for n in source.melody]
+    return Section(name=name, kind=source.kind, bars=source.bars, chords=chords, energy=min(1.0, source.energy + 0.1),
+                   melody=melody, lyrics=list(source.lyrics), seed=source.seed + 1)
+
+
+def _syllable_counts(lines: list[str]) -> list[int]:
+    import lyrics as lyrics_pkg
+
+    return [max(1, n) for n in lyrics_pkg.syllable_counts(lines)]
+
+
+def _attach_syllables(melody: list[Note], lines: list[str], beats_per_bar: int, bars: int) -> None:
+    """Write each line's syllables onto the notes of its phrase (lead sheet, LRC)."""
+    if not lines:
+        return
+    import lyrics as lyrics_pkg
+
+    from structure.melody import phrase_spans
+
+    for (start, end), line in zip(phrase_spans(bars, beats_per_bar, len(lines)), lines):
+        notes = [n for n in melody if start <= n.start < end]
+        if not notes:
+            continue
+        slots = [lyrics_pkg.Slot(start=n.start, duration=n.duration, strong=n.start == int(n.start)) for n in notes]
+        for note, syllable in zip(notes, lyrics_pkg.fit_line(line, slots)):
+            note.syllable = syllable
+
+
+def _title(request: Prompt) -> str:
+    words = [w for w in request.theme_words if len(w) > 3][:3]
+    return " ".join(words).title() if words else "Untitled"

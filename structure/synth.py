@@ -1,0 +1,68 @@
+"""FluidSynth rendering of arrangements with General MIDI soundfonts from Debian.
+
+One synthesizer per (soundfont, sample rate) is loaded once per process and
+reused: loading the MuseScore sf3 costs ~6.5 s, rendering runs at 40-85x
+real time per core.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from structure.plan import PlanError
+
+log = logging.getLogger(__name__)
+
+TRAINING_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # fluid-soundfont-gm
+VALIDATION_SOUNDFONT = "/usr/share/sounds/sf3/MuseScore_General_Full.sf3"  # musescore-general-soundfont
+DEFAULT_SAMPLE_RATE = 24000
+
+
+def default_soundfont() -> str:
+    return os.environ.get("COMPOSER_SOUNDFONT", TRAINING_SOUNDFONT)
+
+
+@lru_cache(maxsize=4)
+def _synthesizer(soundfont: str, sample_rate: int):
+    import fluidsynth
+
+    synth = fluidsynth.Synth(samplerate=float(sample_rate))
+    sfid = synth.sfload(soundfont)
+    if sfid < 0:
+        raise PlanError("soundfont", f"{soundfont}: FluidSynth cannot load it")
+    return synth, sfid
+
+
+def render_midi(midi: pretty_midi.PrettyMIDI, *, soundfont: str | None = None,
+                sample_rate: int = DEFAULT_SAMPLE_RATE, duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Render MIDI to float32 `[1, samples]` at `sample_rate`, peak-normalised to 0.9.
+
+    duration: seconds; the output is padded or cut to exactly this length (so
+    labels computed from the plan line up with the audio sample for sample).
+    """
+    soundfont = soundfont or default_soundfont()
+    if not Path(soundfont).is_file():
+        raise PlanError("soundfont", f"{soundfont}: no such file (install fluid-soundfont-gm or pass --soundfont)")
+    synth, sfid = _synthesizer(str(soundfont), int(sample_rate))
+    parts = []
+    for instrument in midi.instruments:
+        if instrument.notes:
+            synth.system_reset()
+            parts.append(instrument.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid))
+    length = max((len(p) for p in parts), default=0)
+    mix = np.zeros(length, dtype=np.float64)
+    for part in parts:
+        mix[: len(part)] += part
+    if duration is not None:
+        target = int(round(duration * sample_rate))
+        mix = np.pad(mix, (0, max(0, target - len(mix))))[:target]
+    peak = np.abs(mix).max() if len(mix) else 0.0
+    if peak > 0:
+        mix *= 0.9 / peak
+    return mix.astype(np.float32)[None], sample_rate
