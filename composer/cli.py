@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (one line naming the input), 1 anything else.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -139,6 +140,70 @@ def data_check_cmd(folder, licences):
     report = check_dataset(folder, allowed_licences=licences or None)
     click.echo(report.format())
     sys.exit(2 if report.refused else 0)
+
+
+# --- training ----------------------------------------------------------------
+@main.group("train")
+def train_group():
+    """Train the codec or the diffusion model on datasets (audio folders)."""
+
+
+@train_group.command("codec")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Dataset folder (repeatable).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--filters", "num_filters", type=int, default=16, show_default=True, help="EnCodec base width.")
+@click.option("--latent-dim", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--window", "window_seconds", type=float, default=1.5, show_default=True, help="Seconds per example.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
+@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
+@handle_errors
+def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
+                    resume, max_minutes, threads):
+    """Train the EnCodec-style codec (continuous latents) on the datasets."""
+    from composer.training import train_codec_command
+
+    metrics = train_codec_command(list(data), output, steps=steps, num_filters=num_filters,
+                                  latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds,
+                                  lr=lr, seed=seed, resume=resume, max_minutes=max_minutes, threads=threads,
+                                  command="composer " + " ".join(sys.argv[1:]))
+    click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
+
+
+@train_group.command("diffusion")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Dataset folder (repeatable).")
+@click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: the bundled one).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@click.option("--init", type=click.Path(), help="Fine-tune from this model (e.g. a persona from the bundled one).")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--channels", default="160,256,320", show_default=True, help="U-Net widths per level.")
+@click.option("--blocks", type=int, default=1, show_default=True, help="Residual blocks per level.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=4e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
+@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
+@handle_errors
+def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
+                        max_minutes, threads):
+    """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
+    from composer.errors import InputError
+    from composer.training import train_diffusion_command
+
+    try:
+        widths = tuple(int(c) for c in channels.split(","))
+    except ValueError:
+        raise InputError(f"--channels {channels!r}: expected comma-separated integers") from None
+    metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
+                                      batch_size=batch_size, lr=lr, seed=seed, resume=resume,
+                                      max_minutes=max_minutes, threads=threads, init=init,
+                                      command="composer " + " ".join(sys.argv[1:]))
+    click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")
 
 
 def run() -> None:  # for `python -m composer`

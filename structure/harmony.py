@@ -64,7 +64,22 @@ def realise(numeral: str, key: Key) -> str:
     figure = harmony.chordSymbolFigureFromChord(rn)
     if not figure or figure == "Chord Symbol Cannot Be Identified":
         figure = rn.root().name
-    return figure.replace("-", "b")
+    return _simple_spelling(figure.replace("-", "b"))
+
+
+_SIMPLE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_AWKWARD_ROOT = re.compile(r"(^|/)([A-G])(bb|##|x)|(^|/)(Cb|Fb|E#|B#)(?![b#])")
+
+
+def _simple_spelling(symbol: str) -> str:
+    """Respell double flats/sharps and Cb/Fb/E#/B# roots ("Bbb" -> "A") for readable symbols."""
+    def respell(match: re.Match) -> str:
+        prefix = match.group(1) if match.group(1) is not None else match.group(4) or ""
+        name = match.group(2) + match.group(3) if match.group(2) else match.group(5)
+        pc = ("C D EF G A B".index(name[0]) + name.count("#") + 2 * name.count("x") - name.count("b")) % 12
+        return prefix + _SIMPLE_NAMES[pc]
+
+    return _AWKWARD_ROOT.sub(respell, symbol)
 
 
 def key_scale_pitch_classes(key: Key) -> set[int]:

@@ -37,6 +37,9 @@ class PlanError(ValueError):
         self.problem = problem
         super().__init__(f"{field_path}: {problem}")
 
+    def __reduce__(self):  # picklable, so worker processes can report it
+        return (type(self), (self.field, self.problem))
+
 
 @dataclass(frozen=True)
 class Key:

@@ -1,0 +1,226 @@
+"""The `Codec` interface and its EnCodec backend (transformers.EncodecModel).
+
+Latents are EnCodec's continuous embedding (the encoder output, before the
+quantiser), normalised per channel with statistics stored in the checkpoint,
+so the diffusion model sees roughly unit-variance channels.
+
+Shapes: audio `[batch, channels, samples]` at `sample_rate`; latents
+`[batch, latent_dim, frames]` at `frame_rate` = sample_rate / hop_length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class CodecConfig:
+    """Our codec checkpoint's config.json. `encodec` holds EncodecConfig's fields."""
+
+    codec_type: str = "encodec"
+    encodec: dict = field(default_factory=dict)
+    lstm: bool = True  # False: conv-only encoder/decoder (finite receptive field, exact chunking)
+    training: dict = field(default_factory=dict)  # command, seed, data licences, metrics
+
+    @classmethod
+    def small(cls, *, num_filters: int = 16, latent_dim: int = 64, sample_rate: int = 24000,
+              ratios: tuple[int, ...] = (8, 5, 4, 2)) -> CodecConfig:
+        """The size trained here on the CPU (conv-only, ~1.6M parameters at 16 filters)."""
+        return cls(encodec=dict(sampling_rate=sample_rate, audio_channels=1, num_filters=num_filters,
+                                hidden_size=latent_dim, upsampling_ratios=list(ratios), num_lstm_layers=1,
+                                num_residual_layers=1, normalize=False, use_causal_conv=False),
+                   lstm=False)
+
+
+class EncodecCodec(nn.Module):
+    """EnCodec's continuous encoder/decoder with per-channel latent normalisation."""
+
+    def __init__(self, config: CodecConfig, model=None):
+        super().__init__()
+        from transformers import EncodecConfig, EncodecModel
+        from transformers.models.encodec.modeling_encodec import EncodecLSTM
+
+        self.config = config
+        self.model = model if model is not None else EncodecModel(EncodecConfig(**config.encodec))
+        if not config.lstm:
+            for part in (self.model.encoder, self.model.decoder):
+                for i, layer in enumerate(part.layers):
+                    if isinstance(layer, EncodecLSTM):
+                        part.layers[i] = nn.Identity()
+        self.model.quantizer = None  # unused: we work on continuous latents
+        dim = self.model.config.hidden_size
+        self.register_buffer("latent_mean", torch.zeros(dim))
+        self.register_buffer("latent_std", torch.ones(dim))
+
+    # --- the interface --------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.config.sampling_rate)
+
+    @property
+    def channels(self) -> int:
+        return int(self.model.config.audio_channels)
+
+    @property
+    def hop_length(self) -> int:
+        return int(math.prod(self.model.config.upsampling_ratios))
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """`[B, channels, samples]` -> normalised latents `[B, latent_dim, ceil(samples / hop)]`."""
+        audio = self._pad_to_hop(self._check_audio(audio))
+        z = self.model.encoder(audio)
+        return (z - self.latent_mean[:, None]) / self.latent_std[:, None]
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents `[B, latent_dim, frames]` -> audio `[B, channels, frames * hop]`."""
+        z = latents * self.latent_std[:, None] + self.latent_mean[:, None]
+        return self.model.decoder(z)[..., : latents.shape[-1] * self.hop_length]
+
+    def raw_encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Un-normalised encoder output (for training and statistics)."""
+        return self.model.encoder(self._pad_to_hop(audio))
+
+    def raw_decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decoder(z)[..., : z.shape[-1] * self.hop_length]
+
+    @property
+    def receptive_frames(self) -> int:
+        """Frames of context each side that chunked decoding keeps (exact for conv-only models)."""
+        return 16 if not self.config.lstm else 75
+
+    @torch.no_grad()
+    def encode_long(self, audio: torch.Tensor, *, chunk_seconds: float = 10.0, progress: bool = False) -> torch.Tensor:
+        """Encode audio of any length in chunks with overlap; memory bounded by the chunk."""
+        audio = self._pad_to_hop(self._check_audio(audio))
+        hop, frames = self.hop_length, audio.shape[-1] // self.hop_length
+        chunk = max(1, int(chunk_seconds * self.frame_rate))
+        context = self.receptive_frames
+        out = torch.empty(audio.shape[0], self.latent_dim, frames)
+        for start in _chunks(frames, chunk, progress, "encode"):
+            end = min(frames, start + chunk)
+            lo, hi = max(0, start - context), min(frames, end + context)
+            z = self.encode(audio[..., lo * hop: hi * hop])
+            out[..., start:end] = z[..., start - lo: start - lo + end - start]
+        return out
+
+    @torch.no_grad()
+    def decode_long(self, latents: torch.Tensor, *, chunk_seconds: float = 10.0, progress: bool = False) -> torch.Tensor:
+        """Decode latents of any length in chunks.
+
+        Each chunk is decoded with `receptive_frames` of context on both sides and
+        only its centre is kept, so joins carry no clicks: for the conv-only codec
+        the result equals one-shot decoding up to float rounding; with LSTMs the
+        two agree within the LSTM's fading memory and the joins are crossfaded.
+        """
+        frames, hop = latents.shape[-1], self.hop_length
+        chunk = max(1, int(chunk_seconds * self.frame_rate))
+        context = self.receptive_frames
+        fade = 0 if not self.config.lstm else min(context // 2, chunk // 2)  # frames each side
+        out = torch.zeros(latents.shape[0], self.channels, frames * hop)
+        weight = torch.zeros(frames * hop)
+        for start in _chunks(frames, chunk, progress, "decode"):
+            end = min(frames, start + chunk)
+            keep_lo, keep_hi = max(0, start - fade), min(frames, end + fade)
+            lo, hi = max(0, keep_lo - context), min(frames, keep_hi + context)
+            audio = self.decode(latents[..., lo:hi])[..., (keep_lo - lo) * hop: (keep_hi - lo) * hop]
+            w = torch.ones(audio.shape[-1])
+            if fade:  # linear ramps over the overlap with the neighbouring chunks
+                ramp = torch.linspace(0, 1, 2 * fade * hop + 2)[1:-1]
+                if keep_lo > 0:
+                    w[: 2 * fade * hop] = ramp[: min(len(w), 2 * fade * hop)]
+                if keep_hi < frames:
+                    w[-2 * fade * hop:] = torch.minimum(w[-2 * fade * hop:], ramp.flip(0))
+            out[..., keep_lo * hop: keep_hi * hop] += audio * w
+            weight[keep_lo * hop: keep_hi * hop] += w
+        return out / weight.clamp(min=1e-8)
+
+    # --- checkpoints ------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, *, dtype: torch.dtype = torch.float32) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.encodec = _plain_config(self.model.config)
+        (directory / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
+        state = {k: v.detach().to(dtype).contiguous() for k, v in self._weights().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        return directory
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items()}
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> EncodecCodec:
+        """Load our checkpoint, or a transformers EnCodec (e.g. facebook/encodec_24khz) saved locally."""
+        directory = Path(directory)
+        data = json.loads((directory / CONFIG_NAME).read_text())
+        if data.get("model_type") == "encodec":  # a transformers checkpoint: pretrained EnCodec
+            from transformers import EncodecModel
+
+            model = EncodecModel.from_pretrained(str(directory), local_files_only=True)
+            codec = cls(CodecConfig(encodec=_plain_config(model.config), lstm=True), model=model)
+            return codec.eval()
+        config = CodecConfig(**data)
+        codec = cls(config)
+        state = load_file(str(directory / WEIGHTS_NAME))
+        codec.load_state_dict({k: v.float() for k, v in state.items()})
+        return codec.eval()
+
+    def identity(self) -> str:
+        """A short hash of the weights and config, for provenance."""
+        digest = hashlib.sha256(json.dumps(_plain_config(self.model.config), sort_keys=True).encode())
+        for name, tensor in sorted(self._weights().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to(torch.float16).cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    # --- helpers --------------------------------------------------------------
+    def _check_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.dim() != 3:
+            raise ValueError(f"audio must be [batch, channels, samples], got shape {tuple(audio.shape)}")
+        if audio.shape[1] != self.channels:
+            audio = audio.mean(dim=1, keepdim=True) if self.channels == 1 else audio.expand(-1, self.channels, -1)
+        if not torch.isfinite(audio).all():
+            raise ValueError("audio contains NaN or infinite samples")
+        return audio
+
+    def _pad_to_hop(self, audio: torch.Tensor) -> torch.Tensor:
+        remainder = audio.shape[-1] % self.hop_length
+        return audio if remainder == 0 else nn.functional.pad(audio, (0, self.hop_length - remainder))
+
+
+def _plain_config(config) -> dict:
+    keep = ("sampling_rate", "audio_channels", "num_filters", "hidden_size", "upsampling_ratios",
+            "num_lstm_layers", "num_residual_layers", "normalize", "use_causal_conv", "kernel_size",
+            "last_kernel_size", "residual_kernel_size", "dilation_growth_rate", "compress", "norm_type",
+            "pad_mode", "trim_right_ratio", "codebook_size", "codebook_dim", "target_bandwidths")
+    return {k: getattr(config, k) for k in keep if hasattr(config, k)}
+
+
+def _chunks(frames: int, chunk: int, progress: bool, desc: str):
+    starts = range(0, frames, chunk)
+    if progress:
+        from tqdm import tqdm
+
+        return tqdm(starts, desc=desc, unit="chunk", leave=False)
+    return starts

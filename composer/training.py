@@ -1,0 +1,325 @@
+"""`composer train codec|diffusion`: datasets on disk -> the training loops of the model packages.
+
+This module owns the file side (which rows may be learnt from, audio windows,
+latent caches, model cards); `autoencoder.train` and `diffusion.train` own the
+maths. Only rows that `composer.datasets.iter_accepted` yields (allowed licence,
+opt-in consent) are ever read, and the model card lists their licences.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.audio import audio_read, write_text_atomic
+from composer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def accepted_rows(folders: list[str]) -> list[tuple[Path, dict]]:
+    """(audio path, metadata fields) for every row training may use, across folders."""
+    from composer.datasets import iter_accepted
+
+    rows = []
+    for folder in folders:
+        root = Path(folder)
+        if not (root / "metadata.jsonl").is_file():
+            raise InputError(f"--data {folder}: no metadata.jsonl (build one with `composer corpus build`)")
+        for row in iter_accepted(root, check_audio=False):
+            rows.append((root / row.file_name, dict(row.fields)))
+    if not rows:
+        raise InputError(f"--data {', '.join(folders)}: no file with an allowed licence and opt-in consent")
+    return rows
+
+
+def licence_summary(rows: list[tuple[Path, dict]]) -> dict[str, int]:
+    from composer.datasets import normalise_licence
+
+    return dict(Counter(normalise_licence(str(f.get("licence", f.get("license", "")))) for _, f in rows))
+
+
+def load_audio_rows(rows: list[tuple[Path, dict]], sample_rate: int, *, progress: bool = True) -> list[np.ndarray]:
+    """Each row's audio as mono float32 at `sample_rate` (kept in memory for random windows)."""
+    from tqdm import tqdm
+
+    return [audio_read(path, sample_rate=sample_rate, channels=1)[0][0]
+            for path, _ in tqdm(rows, desc="loading audio", unit="file", disable=not progress)]
+
+
+def random_audio_windows(clips: list[np.ndarray], *, samples: int, batch_size: int,
+                         generator: np.random.Generator) -> Iterator[torch.Tensor]:
+    """Endless batches `[batch, 1, samples]` of random windows, clips drawn by length."""
+    lengths = np.array([max(1, len(c) - samples) for c in clips], dtype=np.float64)
+    weights = lengths / lengths.sum()
+    while True:
+        batch = np.zeros((batch_size, 1, samples), dtype=np.float32)
+        for b, index in enumerate(generator.choice(len(clips), size=batch_size, p=weights)):
+            clip = clips[index]
+            start = int(generator.integers(0, max(1, len(clip) - samples)))
+            piece = clip[start: start + samples]
+            batch[b, 0, : len(piece)] = piece * generator.uniform(0.5, 1.0)  # gain augmentation
+        yield torch.from_numpy(batch)
+
+
+def fixed_windows(clips: list[np.ndarray], *, samples: int, count: int, seed: int) -> list[torch.Tensor]:
+    """A fixed set of windows (validation), batches of 8."""
+    generator = np.random.default_rng(seed)
+    stream = random_audio_windows(clips, samples=samples, batch_size=8, generator=generator)
+    return [next(stream) for _ in range(max(1, count // 8))]
+
+
+def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filters: int, latent_dim: int,
+                        batch_size: int, window_seconds: float, lr: float, seed: int, resume: bool,
+                        max_minutes: float | None, threads: int | None, command: str) -> dict:
+    """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`."""
+    from autoencoder.codec import CodecConfig, EncodecCodec
+    from autoencoder.train import CodecTrainConfig, fit_latent_statistics, train_codec
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rows = accepted_rows(data)
+    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
+    val_rows = [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
+    config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
+    codec = EncodecCodec(config)
+    samples = int(round(window_seconds * codec.frame_rate)) * codec.hop_length
+    train_clips = load_audio_rows(train_rows, codec.sample_rate)
+    val_clips = load_audio_rows(val_rows, codec.sample_rate)
+    batches = random_audio_windows(train_clips, samples=samples, batch_size=batch_size,
+                                   generator=np.random.default_rng(seed))
+    validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
+    train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes)
+    started = time.monotonic()
+    metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
+                          validation=validation, resume=resume)
+    fit_latent_statistics(codec, fixed_windows(train_clips, samples=samples * 4, count=64, seed=seed + 2))
+    config.training = {
+        "command": command, "seed": seed, "steps": metrics["step"],
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "data": data, "files": len(train_rows), "validation_files": len(val_rows),
+        "licences": licence_summary(train_rows + val_rows),
+        "validation": {k: v for k, v in metrics.items() if k != "step"},
+        "machine": machine_summary(),
+    }
+    codec.save_pretrained(out_dir, dtype=torch.float16)
+    write_model_card(Path(out_dir), "codec", config.training, extra=asdict(config))
+    return metrics
+
+
+def machine_summary() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": sys.version.split()[0]}
+
+
+def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict | None = None) -> None:
+    """MODEL_CARD.md: what the model is, the exact command and seed, data licences, metrics."""
+    lines = [f"# Bundled {kind} model", "",
+             f"Trained here with `{training['command']}` (seed {training['seed']}).", "",
+             "## Training data", "",
+             f"- datasets: {', '.join(map(str, training.get('data', [])))}",
+             f"- files: {training.get('files')} training, {training.get('validation_files')} validation",
+             "- licences: " + ", ".join(f"{k} ({v} files)" for k, v in training.get("licences", {}).items()),
+             "- every file had opt-in consent and an allowed licence (`composer data check`)", "",
+             "## Training", "",
+             f"- steps: {training.get('steps')}, wall time: {training.get('minutes')} minutes",
+             f"- machine: {json.dumps(training.get('machine', {}))}", "",
+             "## Validation metrics", "", "```", json.dumps(training.get("validation", {}), indent=2), "```", ""]
+    if training.get("notes"):
+        lines += ["## Notes", "", training["notes"], ""]
+    if extra:
+        lines += ["## Config", "", "```json", json.dumps(extra, indent=2, default=str), "```", ""]
+    write_text_atomic(directory / "MODEL_CARD.md", "\n".join(lines))
+
+
+# --- diffusion ----------------------------------------------------------------
+# Metadata fields that describe a file rather than the music; never used as tags.
+NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent", "split", "plan", "labels",
+                  "label_frame_rate", "sections", "programs", "source", "soundfont", "title", "lyrics",
+                  "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent"}
+
+
+def row_tags(fields: dict) -> dict[str, str]:
+    """The conditioning tags of a metadata row: its scalar descriptive fields (persona fields too)."""
+    tags = {k: str(v) for k, v in (fields.get("tags") or {}).items() if k != "theme"}
+    for name, value in fields.items():
+        if name not in NON_TAG_FIELDS and isinstance(value, (str, int, float, bool)) and value != "":
+            tags[name] = str(value)
+    if "key" in tags:  # the mode is a tag; the tonic lives in the controls
+        tags["mode"] = tags.pop("key").split()[-1].lower()
+    return tags
+
+
+def _row_plan(root_audio_path: Path, fields: dict, folder: Path):
+    from structure.plan import SongPlan
+
+    plan_file = fields.get("plan")
+    if not plan_file:
+        return None
+    return SongPlan.from_json((folder / plan_file).read_text())
+
+
+def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], codec, cache_dir: Path,
+                   *, progress: bool = True) -> list[dict]:
+    """Latents and frame controls of every row, cached per codec identity (safetensors)."""
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    from structure.controls import NUM_CONTROLS, controls
+
+    cache = cache_dir / f"latents-{codec.identity()}"
+    cache.mkdir(parents=True, exist_ok=True)
+    items = []
+    for path, fields in tqdm(rows, desc="encoding latents", unit="file", disable=not progress):
+        key = hashlib_name(path)
+        file = cache / f"{key}.safetensors"
+        if file.exists():
+            tensors = load_file(str(file))
+        else:
+            audio, _ = audio_read(path, sample_rate=codec.sample_rate, channels=codec.channels)
+            latents = codec.encode_long(torch.from_numpy(audio)[None])[0]
+            plan = _row_plan(path, fields, folders[path])
+            frames = latents.shape[-1]
+            frame_controls = (controls(plan, codec.frame_rate, frames=frames) if plan is not None
+                              else np.zeros((frames, NUM_CONTROLS), dtype=np.float32))
+            tensors = {"latents": latents.to(torch.float16).contiguous(),
+                       "controls": torch.from_numpy(frame_controls).to(torch.float16).contiguous(),
+                       "has_controls": torch.tensor([plan is not None])}
+            tmp = file.with_suffix(".tmp")
+            save_file(tensors, str(tmp))
+            tmp.replace(file)
+        items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
+                      "has_controls": bool(tensors["has_controls"][0]), "tags": row_tags(fields),
+                      "text": fields.get("text") or fields.get("caption") or ""})
+    return items
+
+
+def hashlib_name(path: Path) -> str:
+    import hashlib
+
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:20]
+
+
+def text_embeddings(texts: list[str]) -> torch.Tensor:
+    """all-MiniLM-L6-v2 embeddings `[n, 384]` of captions (zeros for empty ones)."""
+    from structure.prompt import sentence_embedder
+
+    out = torch.zeros(len(texts), 384)
+    present = [i for i, t in enumerate(texts) if t]
+    if present:
+        embed = sentence_embedder()
+        for start in range(0, len(present), 64):
+            chunk = present[start: start + 64]
+            out[chunk] = torch.from_numpy(embed([texts[i] for i in chunk]))
+    return out
+
+
+def latent_windows(items: list[dict], model, *, frames: int, batch_size: int,
+                   generator: np.random.Generator) -> Iterator[tuple[torch.Tensor, dict]]:
+    """Endless batches of random windows: (x0 [B, D, frames], cond)."""
+    lengths = np.array([max(1, it["latents"].shape[-1] - frames) for it in items], dtype=np.float64)
+    weights = lengths / lengths.sum()
+    groups = len(model.group_names)
+    while True:
+        chosen = generator.choice(len(items), size=batch_size, p=weights)
+        x0, ctrl, flags, tags, text, present = [], [], [], [], [], []
+        for index in chosen:
+            item = items[index]
+            start = int(generator.integers(0, max(1, item["latents"].shape[-1] - frames)))
+            window = item["latents"][:, start: start + frames]
+            control = item["controls"][start: start + frames]
+            if window.shape[-1] < frames:  # short clip: pad with its own tail (rare)
+                window = torch.nn.functional.pad(window, (0, frames - window.shape[-1]), mode="replicate")
+                control = torch.nn.functional.pad(control.T, (0, frames - control.shape[0]), mode="replicate").T
+            x0.append(window)
+            ctrl.append(control)
+            flags.append(torch.full((groups,), 1.0 if item["has_controls"] else 0.0))
+            tags.append(item["tags"])
+            text.append(item["text_embedding"])
+            present.append(1.0 if item["text"] else 0.0)
+        yield torch.stack(x0), {"controls": torch.stack(ctrl), "control_groups": torch.stack(flags),
+                                "tags": model.encode_tags(tags), "text": torch.stack(text),
+                                "text_present": torch.tensor(present)}
+
+
+def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str, *, steps: int,
+                            channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
+                            resume: bool, max_minutes: float | None, threads: int | None, command: str,
+                            init: str | None = None) -> dict:
+    """Train (or fine-tune, with `init`) the diffusion model; writes a half-precision checkpoint."""
+    from autoencoder import load_codec
+    from diffusion.model import DiffusionModel, ModelConfig
+    from diffusion.train import DiffusionTrainConfig, train_diffusion
+    from diffusion.unet import UNetConfig
+    from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    codec = load_codec(codec_dir)
+    rows = accepted_rows(data)
+    folders = {}
+    for folder in data:
+        for path, _ in rows:
+            if Path(folder) in path.parents:
+                folders[path] = Path(folder)
+    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
+    val_rows = [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
+    out = Path(out_dir)
+    items = encode_dataset(train_rows, folders, codec, out / "training" / "cache")
+    val_items = encode_dataset(val_rows, folders, codec, out / "training" / "cache")
+    embeddings = text_embeddings([it["text"] for it in items + val_items])
+    for item, embedding in zip(items + val_items, embeddings):
+        item["text_embedding"] = embedding
+    if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
+        model = DiffusionModel.from_pretrained(init)
+        if model.config.codec and model.config.codec != codec.identity():
+            raise InputError(f"--init {init}: trained on codec {model.config.codec}, not {codec.identity()}")
+        model.grow_tags([it["tags"] for it in items])
+    else:
+        unet = UNetConfig(latent_dim=codec.latent_dim, num_controls=NUM_CONTROLS,
+                          control_groups=tuple(GROUPS[g] for g in GROUP_NAMES), group_names=GROUP_NAMES,
+                          channels=tuple(channels), blocks_per_level=blocks)
+        config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, codec=codec.identity())
+        config.tags = {}
+        model = DiffusionModel(config)
+        model.grow_tags([it["tags"] for it in items])
+    frames = model.config.window_frames
+    batches = latent_windows(items, model, frames=frames, batch_size=batch_size, generator=np.random.default_rng(seed))
+    val_stream = latent_windows(val_items, model, frames=frames, batch_size=16,
+                                generator=np.random.default_rng(seed + 1))
+    validation = [next(val_stream) for _ in range(4)]
+    started = time.monotonic()
+    train_config = DiffusionTrainConfig(steps=steps, lr=lr, seed=seed, max_minutes=max_minutes)
+    ema_model, metrics = train_diffusion(model, batches, out_dir=out / "training", config=train_config,
+                                         validation=validation, resume=resume)
+    ema_model.config.training = {
+        "command": command, "seed": seed, "steps": metrics["step"],
+        "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
+        "validation_files": len(val_rows), "licences": licence_summary(train_rows + val_rows),
+        "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
+        "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
+    }
+    ema_model.save_pretrained(out, dtype=torch.float16)
+    write_model_card(out, "diffusion", ema_model.config.training, extra=ema_model.config.to_dict())
+    return metrics

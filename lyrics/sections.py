@@ -1,0 +1,179 @@
+"""Lyric sections: parsing tagged or untagged lyric text, and writing the tagged form back.
+
+Tagged text has one tag per line, `[verse]`, `[Chorus 2]`, `[pre-chorus]`, `[Verse 1: Artist]`
+(any case, numbered or not; the number is ignored and sections are numbered in order of
+appearance per kind). Every line up to the next tag belongs to the tagged section; blank lines
+inside a section are dropped. A tagged chorus (or pre-chorus, post-chorus, hook) with no lines
+repeats the previous section of its kind.
+
+Untagged text (before the first tag, or all of it) is split into blocks at blank lines; a block
+whose text recurs is a chorus, every other block a verse.
+
+Lines are kept whole, however long (a 300-character line stays one line; the melody gets
+extra notes for it through `notes_for_line`); runs of whitespace inside a line become one space.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from lyrics.errors import LyricsError
+
+logger = logging.getLogger(__name__)
+
+SECTION_KINDS = (
+    "intro", "verse", "pre-chorus", "chorus", "post-chorus", "bridge",
+    "solo", "breakdown", "drop", "hook", "interlude", "outro",
+)
+# A tag of one of these kinds with no lines repeats the previous section of the kind.
+REPEATING_KINDS = frozenset({"chorus", "pre-chorus", "post-chorus", "hook"})
+_KIND_BY_LABEL = {kind.replace("-", ""): kind for kind in SECTION_KINDS} | {
+    "refrain": "chorus", "prehook": "pre-chorus", "build": "pre-chorus", "buildup": "pre-chorus",
+    "lift": "pre-chorus", "postrefrain": "post-chorus", "break": "breakdown",
+    "instrumental": "solo", "middleeight": "bridge", "middle": "bridge", "prelude": "intro",
+    "coda": "outro", "ending": "outro", "tag": "outro",
+}
+_TAG = re.compile(r"\[([^\[\]]*)\]")
+_REPEAT_MARK = re.compile(r"\(?\s*[x×]\s*\d+\s*\)?\s*$", re.IGNORECASE)
+
+
+@dataclass
+class LyricSection:
+    """One section of a song's lyrics.
+
+    name: unique, kind plus its number in order of appearance ("verse1", "chorus2").
+    kind: one of SECTION_KINDS.
+    lines: the sung lines (empty for an instrumental section).
+    repeat_of: name of the first earlier section of the same kind with the same lines
+        (compared ignoring case, spacing and punctuation), or None.
+    """
+
+    name: str
+    kind: str
+    lines: list[str] = field(default_factory=list)
+    repeat_of: str | None = None
+
+
+@dataclass
+class _Block:
+    kind: str
+    lines: list[str]
+    tagged: bool
+
+
+def kind_of_label(label: str) -> str | None:
+    """The section kind a tag label names ("Verse 2" -> "verse", "Refrain" -> "chorus"),
+    or None when the label names no kind."""
+    label = _REPEAT_MARK.sub("", label.split(":")[0]).casefold()
+    letters = re.sub(r"[^a-z]", "", label)
+    if letters in _KIND_BY_LABEL:
+        return _KIND_BY_LABEL[letters]
+    for word in re.findall(r"[a-z]+", label):  # "Final Chorus", "Guitar Solo"
+        if word in _KIND_BY_LABEL:
+            return _KIND_BY_LABEL[word]
+    return None
+
+
+def parse(text: str) -> list[LyricSection]:
+    """Sections of a lyric text, tagged or untagged (see the module docstring)."""
+    if not isinstance(text, str):
+        raise LyricsError(f"lyrics: expected text, got {type(text).__name__}")
+    if not text.strip():
+        raise LyricsError("lyrics: empty text (no lines to sing)")
+    sections = _name_sections(_blocks(text.splitlines()))
+    if not any(section.lines for section in sections):
+        raise LyricsError("lyrics: only section tags, no lines to sing")
+    return sections
+
+
+def to_text(sections: list[LyricSection]) -> str:
+    """The tagged form of sections, `[Verse 1]` then its lines, a blank line between sections.
+
+    Names are not written: parsing numbers sections again in order of appearance, so
+    `parse(to_text(parse(text))) == parse(text)`.
+    """
+    counts: dict[str, int] = {}
+    parts = []
+    for section in sections:
+        _check_writable(section)
+        counts[section.kind] = counts.get(section.kind, 0) + 1
+        parts.append("\n".join([f"[{section.kind.title()} {counts[section.kind]}]", *section.lines]))
+    return "\n\n".join(parts) + "\n"
+
+
+def _check_writable(section: LyricSection) -> None:
+    if section.kind not in SECTION_KINDS:
+        raise LyricsError(f"lyrics: section {section.name!r} has unknown kind {section.kind!r}")
+    for line in section.lines:
+        if not line.strip() or len(line.splitlines()) != 1 or _TAG.fullmatch(line.strip()):
+            raise LyricsError(
+                f"lyrics: section {section.name!r} line {line!r} is blank, holds a line break "
+                "or looks like a tag"
+            )
+
+
+def _blocks(raw_lines: list[str]) -> list[_Block]:
+    """Untagged blocks before the first tag, then one block per tag."""
+    untagged: list[list[str]] = [[]]
+    tagged: list[_Block] = []
+    for raw in raw_lines:
+        line = " ".join(raw.split())
+        tag = _TAG.fullmatch(line)
+        if tag:
+            tagged.append(_Block(_kind_of_tag(tag.group(1)), [], tagged=True))
+        elif tagged:
+            if line:
+                tagged[-1].lines.append(line)
+        elif line:
+            untagged[-1].append(line)
+        elif untagged[-1]:
+            untagged.append([])
+    return _untagged_blocks([block for block in untagged if block]) + tagged
+
+
+def _kind_of_tag(label: str) -> str:
+    kind = kind_of_label(label)
+    if kind is None:
+        logger.warning("lyrics: unknown section tag [%s], read as a verse", label)
+        return "verse"
+    return kind
+
+
+def _untagged_blocks(blocks: list[list[str]]) -> list[_Block]:
+    """A block whose text recurs is a chorus; every other block is a verse."""
+    seen: dict[tuple[str, ...], int] = {}
+    for lines in blocks:
+        key = _lines_key(lines)
+        seen[key] = seen.get(key, 0) + 1
+    return [
+        _Block("chorus" if seen[_lines_key(lines)] > 1 else "verse", lines, tagged=False)
+        for lines in blocks
+    ]
+
+
+def _name_sections(blocks: list[_Block]) -> list[LyricSection]:
+    counts: dict[str, int] = {}
+    first_with: dict[tuple[str, tuple[str, ...]], str] = {}
+    latest: dict[str, LyricSection] = {}
+    sections = []
+    for block in blocks:
+        counts[block.kind] = counts.get(block.kind, 0) + 1
+        lines = block.lines
+        if not lines and block.tagged and block.kind in REPEATING_KINDS and block.kind in latest:
+            lines = list(latest[block.kind].lines)
+        section = LyricSection(f"{block.kind}{counts[block.kind]}", block.kind, lines)
+        if lines:
+            key = (block.kind, _lines_key(lines))
+            section.repeat_of = first_with.setdefault(key, section.name)
+            if section.repeat_of == section.name:
+                section.repeat_of = None
+            latest[block.kind] = section
+        sections.append(section)
+    return sections
+
+
+def _lines_key(lines: list[str]) -> tuple[str, ...]:
+    """Lines compared ignoring case, spacing and punctuation (kept when a line has only those)."""
+    return tuple("".join(c for c in line.casefold() if c.isalnum()) or line for line in lines)

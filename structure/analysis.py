@@ -1,0 +1,496 @@
+"""Features of real audio: tempo, beats, meter, key, chroma, chords and sections.
+
+`analyze(audio, sample_rate)` measures a recording with librosa; `estimate_plan`
+turns the measurements into a `SongPlan`, so restyled songs and unlabelled
+archives go through the same conditioning path (`structure.controls`) as
+planned ones. `composer.evaluate` uses the same functions to score renders.
+
+Everything runs at `ANALYSIS_RATE` on the mono mix with a hop of `HOP`
+samples (about 23 ms); a 3-minute song analyses in a few seconds. Times are
+in seconds throughout; feature arrays are `[frames, features]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import librosa
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from structure.plan import TEMPO_RANGE, Key, Section, SongPlan, validate
+
+ANALYSIS_RATE = 22050
+HOP = 512
+N_FFT = 2048
+N_MELS = 128
+N_MFCC = 20
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# Key spellings that read naturally for each mode (enharmonics score the same).
+MAJOR_TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+NO_CHORD = "N"
+
+# Key profiles (major, minor): Krumhansl-Kessler probe-tone ratings and
+# Temperley's (Kostka-Payne) corpus profiles.
+KEY_PROFILES = {
+    "krumhansl": (
+        np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88]),
+        np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]),
+    ),
+    "temperley": (
+        np.array([5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0]),
+        np.array([5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0]),
+    ),
+}
+DEFAULT_TEMPO_BPM = 120.0  # used by estimate_plan only when the audio has no pulse at all
+SILENCE_DB = -60.0  # dBFS below which a beat holds no chord
+
+
+@dataclass
+class Analysis:
+    """What `analyze` measured. Times in seconds; frame arrays are `[frames, ...]`."""
+
+    duration: float
+    tempo_bpm: float  # 0.0 when no pulse was found
+    beats: np.ndarray  # [beats] seconds
+    downbeats: np.ndarray  # [bars] seconds, a subset of `beats`
+    beats_per_bar: int  # 3 or 4
+    key: Key
+    key_strength: float  # the key's score in `estimate_key`, about -1..1.2
+    frame_times: np.ndarray  # [frames] seconds, the centre of each frame
+    chroma: np.ndarray  # [frames, 12], each frame's maximum is 1
+    mfcc: np.ndarray  # [frames, N_MFCC]
+    rms: np.ndarray  # [frames] linear RMS of the mono mix
+    log_mel: np.ndarray  # [frames, N_MELS] dB
+    onset_envelope: np.ndarray  # [frames] spectral flux of the log-mel spectrogram
+    chords: list[str]  # one chord symbol per beat ("C", "F#m", "N")
+    boundaries: np.ndarray  # [sections] section starts in seconds; the first is 0.0
+    novelty: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [beats] boundary novelty
+
+    @property
+    def hop_seconds(self) -> float:
+        return HOP / ANALYSIS_RATE
+
+
+# --- the analysis ----------------------------------------------------------
+def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
+    """Measure tempo, beats, meter, key, chroma, beat chords and section starts.
+
+    audio: `[channels, samples]` or `[samples]`, float, any rate.
+    """
+    mono = _mono(audio, sample_rate)
+    duration = len(mono) / ANALYSIS_RATE
+    spectrum = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
+    mel = librosa.feature.melspectrogram(S=spectrum, sr=ANALYSIS_RATE, n_mels=N_MELS)
+    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
+    log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
+    onset_envelope = librosa.onset.onset_strength(S=log_mel, sr=ANALYSIS_RATE, hop_length=HOP)
+    low_bands = librosa.mel_frequencies(N_MELS + 2, fmax=ANALYSIS_RATE / 2)[1:-1] < 200.0
+    low_onsets = librosa.onset.onset_strength(S=log_mel[low_bands], sr=ANALYSIS_RATE, hop_length=HOP)
+    chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_RATE, hop_length=HOP).T
+    frames = min(len(chroma), log_mel.shape[1])
+    chroma, log_mel = chroma[:frames], log_mel[:, :frames]
+    onset_envelope, low_onsets = onset_envelope[:frames], low_onsets[:frames]
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).T
+    rms = librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0, :frames]
+    frame_times = librosa.frames_to_time(np.arange(frames), sr=ANALYSIS_RATE, hop_length=HOP)
+
+    tempo_bpm, beats = _track_beats(onset_envelope, rms)
+    beat_chroma = beat_sync(chroma, frame_times, beats, duration)
+    beat_rms = beat_sync(rms[:, None], frame_times, beats, duration)[:, 0]
+    beats_per_bar, phase = estimate_meter(beats, frame_times, onset_envelope, low_onsets, beat_chroma)
+    downbeats = beats[phase::beats_per_bar]
+    chords = estimate_chords(beat_chroma, beat_rms)
+    key, key_strength = estimate_key(chroma[rms > _db_to_amp(SILENCE_DB)], chords)
+    beat_mfcc = beat_sync(mfcc, frame_times, beats, duration)
+    similarity = section_similarity(beat_chroma, beat_mfcc, beats_per_bar=beats_per_bar)
+    novelty = boundary_novelty(similarity, half_width=4 * beats_per_bar)
+    boundaries = pick_boundaries(novelty, beats, downbeats, min_gap=2 * beats_per_bar)
+    return Analysis(duration=duration, tempo_bpm=tempo_bpm, beats=beats, downbeats=downbeats,
+                    beats_per_bar=beats_per_bar, key=key, key_strength=key_strength,
+                    frame_times=frame_times, chroma=chroma, mfcc=mfcc, rms=rms,
+                    log_mel=log_mel.T, onset_envelope=onset_envelope, chords=chords, boundaries=boundaries,
+                    novelty=novelty)
+
+
+def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=0)
+    if audio.ndim != 1:
+        raise ValueError(f"audio: expected [channels, samples] or [samples], got shape {audio.shape}")
+    if sample_rate != ANALYSIS_RATE:
+        audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=ANALYSIS_RATE)
+    # Pad to at least one FFT window so every feature has a frame.
+    return np.pad(audio, (0, max(0, N_FFT - len(audio)))).astype(np.float32)
+
+
+def _db_to_amp(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def _track_beats(onset_envelope: np.ndarray, rms: np.ndarray) -> tuple[float, np.ndarray]:
+    """Beat times (seconds) and the tempo from their median spacing (0.0 when none)."""
+    if rms.size == 0 or rms.max() < _db_to_amp(SILENCE_DB) or onset_envelope.max() <= 0:
+        return 0.0, np.zeros(0)
+    _, beat_frames = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=ANALYSIS_RATE,
+                                             hop_length=HOP, trim=False)
+    # librosa's own trimming drops the beats of a quiet intro; drop only those in silence.
+    sounding = rms[np.clip(beat_frames, 0, len(rms) - 1)] >= max(_db_to_amp(SILENCE_DB), rms.max() * 1e-3)
+    if not sounding.any():
+        return 0.0, np.zeros(0)
+    first, last = np.flatnonzero(sounding)[[0, -1]]
+    beats = librosa.frames_to_time(beat_frames[first:last + 1], sr=ANALYSIS_RATE, hop_length=HOP)
+    if len(beats) < 2:
+        return 0.0, beats
+    intervals = np.diff(beats)
+    median = np.median(intervals)
+    # Averaging the steady intervals beats the frame quantisation (~23 ms) of one interval.
+    steady = intervals[np.abs(intervals - median) < 0.15 * median]
+    return float(60.0 / steady.mean()), beats
+
+
+def beat_sync(features: np.ndarray, frame_times: np.ndarray, beats: np.ndarray,
+              duration: float) -> np.ndarray:
+    """Mean of `features [frames, D]` over each beat span: `[beats, D]`.
+
+    Beat i spans `beats[i]..beats[i+1]`; the last beat spans one median interval.
+    """
+    if len(beats) == 0:
+        return np.zeros((0, features.shape[1]), dtype=np.float64)
+    step = float(np.median(np.diff(beats))) if len(beats) > 1 else 0.5
+    ends = np.append(beats[1:], min(duration, beats[-1] + step))
+    starts = np.searchsorted(frame_times, beats)
+    stops = np.maximum(np.searchsorted(frame_times, ends), starts + 1)
+    cumulative = np.concatenate([np.zeros((1, features.shape[1])), np.cumsum(features, axis=0)])
+    starts = np.minimum(starts, len(features) - 1)
+    stops = np.minimum(stops, len(features))
+    counts = np.maximum(stops - starts, 1)[:, None]
+    return (cumulative[stops] - cumulative[starts]) / counts
+
+
+# --- meter -----------------------------------------------------------------
+def estimate_meter(beats: np.ndarray, frame_times: np.ndarray, onset_envelope: np.ndarray,
+                   low_onsets: np.ndarray, beat_chroma: np.ndarray) -> tuple[int, int]:
+    """(beats_per_bar, index of the first downbeat) from beat accents.
+
+    Each beat's accent sums its onset strength, its low-band (kick and bass)
+    onset strength and how much the harmony changes there (chords change on
+    bar lines); every standardised. The meter and phase whose downbeats stand
+    out most from the other beats win; 4 unless 3 is clearly better.
+    """
+    if len(beats) < 8:
+        return 4, 0
+    frames = np.clip(np.searchsorted(frame_times, beats), 0, len(frame_times) - 1)
+    near = np.clip(frames[:, None] + np.arange(-1, 2)[None], 0, len(frame_times) - 1)
+    onset = onset_envelope[near].max(axis=1)
+    low = low_onsets[near].max(axis=1)
+    unit = beat_chroma / np.maximum(np.linalg.norm(beat_chroma, axis=1, keepdims=True), 1e-9)
+    change = np.concatenate([[0.0], 1.0 - np.sum(unit[1:] * unit[:-1], axis=1)])
+    accent = _standardise(onset) + _standardise(low) + 2.0 * _standardise(change)
+    best: dict[int, tuple[float, int]] = {}
+    for meter in (3, 4):
+        contrasts = []
+        for phase in range(meter):
+            on = accent[phase::meter]
+            off = np.delete(accent, np.arange(phase, len(accent), meter))
+            contrasts.append(on.mean() - off.mean())
+        phase = int(np.argmax(contrasts))
+        best[meter] = (float(contrasts[phase]), phase)
+    meter = 3 if best[3][0] > 1.2 * max(best[4][0], 0.0) and best[3][0] > 0 else 4
+    return meter, best[meter][1]
+
+
+def _standardise(values: np.ndarray) -> np.ndarray:
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
+
+
+# --- key and chords ----------------------------------------------------------
+def key_scores(chroma: np.ndarray) -> np.ndarray:
+    """How well the mean chroma fits each key: `[24]`, majors C..B then minors C..B.
+
+    The mean of its correlations with the Krumhansl-Kessler and the Temperley
+    profiles (each alone confuses more keys with their relative or dominant).
+    """
+    mean = np.asarray(chroma, dtype=np.float64)
+    if mean.ndim == 2:
+        mean = mean.mean(axis=0) if len(mean) else np.zeros(12)
+    scores = np.zeros(24)
+    if mean.std() < 1e-9:
+        return scores
+    for major, minor in KEY_PROFILES.values():
+        for tonic in range(12):
+            scores[tonic] += np.corrcoef(mean, np.roll(major, tonic))[0, 1] / len(KEY_PROFILES)
+            scores[12 + tonic] += np.corrcoef(mean, np.roll(minor, tonic))[0, 1] / len(KEY_PROFILES)
+    return scores
+
+
+def estimate_key(chroma: np.ndarray, chords: list[str] | None = None) -> tuple[Key, float]:
+    """(key, score) for chroma `[frames, 12]` or a mean chroma `[12]` (C major if silent).
+
+    chords: beat chord symbols; when given, each key gains 0.2 x the share of
+    sounding beats on its tonic triad, which settles most relative major/minor
+    ties (the profiles alone cannot tell C major from A minor by much).
+    """
+    scores = key_scores(chroma)
+    if chords:
+        symbols, _ = chord_templates()
+        sounding = [chord for chord in chords if chord != NO_CHORD]
+        if sounding:
+            scores = scores + 0.2 * np.array([sounding.count(s) for s in symbols]) / len(sounding)
+    best = int(np.argmax(scores))
+    if best < 12:
+        return Key(MAJOR_TONICS[best], "major"), float(scores[best])
+    return Key(MINOR_TONICS[best - 12], "minor"), float(scores[best])
+
+
+def chord_templates() -> tuple[list[str], np.ndarray]:
+    """Symbols and unit-norm templates `[24, 12]` of the major and minor triads."""
+    symbols, templates = [], []
+    for quality, third in (("", 4), ("m", 3)):
+        for root in range(12):
+            template = np.zeros(12)
+            # The root weighs most: the bass usually plays it, which breaks the
+            # tie between a chord and the ones sharing two of its notes.
+            template[root] = 1.0
+            template[[(root + third) % 12, (root + 7) % 12]] = 0.7
+            symbols.append(NOTE_NAMES[root] + quality)
+            templates.append(template / np.linalg.norm(template))
+    return symbols, np.array(templates)
+
+
+def chord_scores(chroma: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each chroma row `[n, 12]` with each triad: `[n, 24]`."""
+    _, templates = chord_templates()
+    chroma = np.atleast_2d(chroma)
+    unit = chroma / np.maximum(np.linalg.norm(chroma, axis=1, keepdims=True), 1e-9)
+    return unit @ templates.T
+
+
+def estimate_chords(beat_chroma: np.ndarray, beat_rms: np.ndarray, *,
+                    self_transition: float = 0.5) -> list[str]:
+    """One triad symbol per beat (or "N" when silent), smoothed with a Viterbi pass.
+
+    beat_chroma: `[beats, 12]`; beat_rms: `[beats]` linear RMS.
+    """
+    if len(beat_chroma) == 0:
+        return []
+    symbols, _ = chord_templates()
+    symbols = symbols + [NO_CHORD]
+    silent = beat_rms < _db_to_amp(SILENCE_DB)
+    similarity = np.concatenate([chord_scores(beat_chroma), np.zeros((len(beat_chroma), 1))], axis=1)
+    similarity[silent, -1] = 2.0  # silence: "N" clearly wins
+    similarity[~silent, -1] = -1.0
+    probability = np.exp(12.0 * similarity)  # sharp softmax: cosines differ by ~0.1 between triads
+    probability /= probability.sum(axis=1, keepdims=True)
+    transition = librosa.sequence.transition_loop(len(symbols), self_transition)
+    path = librosa.sequence.viterbi_discriminative(probability.T, transition)
+    return [symbols[i] for i in path]
+
+
+# --- sections ----------------------------------------------------------------
+def self_similarity(features: np.ndarray) -> np.ndarray:
+    """Cosine self-similarity `[n, n]` of beat features `[n, D]`, each dimension standardised."""
+    if len(features) == 0:
+        return np.zeros((0, 0))
+    spread = features.std(axis=0)
+    standard = (features - features.mean(axis=0)) / np.where(spread > 1e-9, spread, 1.0)
+    unit = standard / np.maximum(np.linalg.norm(standard, axis=1, keepdims=True), 1e-9)
+    return unit @ unit.T
+
+
+def section_similarity(beat_chroma: np.ndarray, beat_mfcc: np.ndarray, *,
+                       beats_per_bar: int) -> np.ndarray:
+    """Self-similarity `[beats, beats]` of harmony, timbre and loudness, about -1..1.
+
+    Harmony is chroma and timbre MFCC 1..12 (cosine of standardised features);
+    loudness is MFCC 0 smoothed over a bar (1 - half the distance in standard
+    deviations). Loudness weighs as much as the other two together: arrangements
+    change their energy at section starts more reliably than their harmony.
+    """
+    level = np.pad(beat_mfcc[:, 0], beats_per_bar, mode="edge")
+    level = np.convolve(level, np.ones(beats_per_bar) / beats_per_bar, mode="same")
+    level = _standardise(level[beats_per_bar:-beats_per_bar])
+    loudness = 1.0 - np.abs(level[:, None] - level[None, :]) / 2.0
+    harmony, timbre = self_similarity(beat_chroma), self_similarity(beat_mfcc[:, 1:13])
+    return (0.5 * harmony + 0.5 * timbre + loudness) / 2.0
+
+
+def boundary_novelty(similarity: np.ndarray, *, half_width: int) -> np.ndarray:
+    """Foote novelty `[beats]` of a self-similarity matrix `[beats, beats]`: a
+    Gaussian-tapered checkerboard kernel slid along its diagonal, high where a
+    new section starts."""
+    count = len(similarity)
+    if count < 2 * half_width:
+        return np.zeros(count)
+    ssm = similarity
+    offsets = np.arange(-half_width, half_width) + 0.5
+    taper = np.exp(-0.5 * (offsets / (0.5 * half_width)) ** 2)
+    kernel = np.outer(taper, taper) * np.sign(offsets)[:, None] * np.sign(offsets)[None, :]
+    padded = np.pad(ssm, half_width)
+    novelty = np.zeros(count)
+    for i in range(count):
+        # Beat i starts a section: the kernel's centre sits just before it.
+        window = padded[i:i + 2 * half_width, i:i + 2 * half_width]
+        novelty[i] = max(0.0, float(np.sum(kernel * window)))
+    # Near the ends the kernel half-covers padding; fade those rows out.
+    edge = np.minimum(np.arange(count), np.arange(count)[::-1]) / half_width
+    return novelty * np.clip(edge, 0.0, 1.0)
+
+
+def pick_boundaries(novelty: np.ndarray, beats: np.ndarray, downbeats: np.ndarray, *,
+                    min_gap: int, threshold: float = 0.2) -> np.ndarray:
+    """Section starts (seconds, first 0.0) at novelty peaks, snapped to a downbeat within a beat.
+
+    A peak is the largest value within `min_gap` beats on each side and at least
+    `threshold` of the largest peak's height above the median novelty.
+    """
+    starts = [0.0]
+    if len(novelty) == 0 or novelty.max() <= 0:
+        return np.array(starts)
+    floor = np.median(novelty)
+    height = novelty.max() - floor
+    step = float(np.median(np.diff(beats))) if len(beats) > 1 else 0.5
+    for i in range(1, len(novelty)):
+        lo, hi = max(0, i - min_gap), min(len(novelty), i + min_gap + 1)
+        if novelty[i] < novelty[lo:hi].max() or novelty[i] - floor < threshold * height:
+            continue
+        time = float(beats[i])
+        if len(downbeats):
+            nearest = float(downbeats[np.argmin(np.abs(downbeats - time))])
+            if abs(nearest - time) <= 1.01 * step:
+                time = nearest
+        if time - starts[-1] >= min_gap * step * 0.99:
+            starts.append(time)
+    return np.array(starts)
+
+
+# --- the plan ----------------------------------------------------------------
+def estimate_plan(analysis: Analysis, *, title: str = "analysed",
+                  tags: dict[str, str] | None = None) -> SongPlan:
+    """A SongPlan that describes the analysed audio.
+
+    Tempo, meter and key come from the analysis; sections lie between the
+    boundaries, rounded to whole bars (at least one each), so the plan lasts
+    the audio's duration within one bar. Sections whose mean chroma and MFCC
+    cluster together share a kind: the most repeated cluster is "chorus", the
+    rest "verse", a short first section "intro" and a short last one "outro".
+    `repeat_of` stays None: similar is not the same, and the renderer would copy.
+    Chords per bar are the most frequent beat chord of the bar; energy is the
+    section's RMS level, 1 for the loudest and 0 at 24 dB below it.
+    """
+    tempo = analysis.tempo_bpm if analysis.tempo_bpm > 0 else DEFAULT_TEMPO_BPM
+    tempo = float(np.clip(round(tempo, 2), *TEMPO_RANGE))
+    beats_per_bar = analysis.beats_per_bar
+    bar_seconds = beats_per_bar * 60.0 / tempo
+    total_bars = max(1, round(analysis.duration / bar_seconds))
+    starts = _section_start_bars(analysis.boundaries, bar_seconds, total_bars)
+    spans = list(zip(starts, starts[1:] + [total_bars]))
+    # Audio bars may start after 0 (a pickup): align bar k with the k-th downbeat grid line.
+    offset = float(analysis.downbeats[0] % bar_seconds) if len(analysis.downbeats) else 0.0
+    if offset > bar_seconds / 2:
+        offset -= bar_seconds
+    kinds = _section_kinds(analysis, spans, bar_seconds, offset)
+    levels = _section_levels(analysis, spans, bar_seconds, offset)
+    counts: dict[str, int] = {}
+    sections = []
+    for (start, end), kind, level in zip(spans, kinds, levels):
+        counts[kind] = counts.get(kind, 0) + 1
+        chords = [[_bar_chord(analysis, offset + bar * bar_seconds, bar_seconds)]
+                  for bar in range(start, end)]
+        sections.append(Section(name=f"{kind} {counts[kind]}", kind=kind, bars=end - start,
+                                chords=chords, energy=level))
+    for section in sections:  # "intro 1" reads oddly when it is the only one
+        if counts[section.kind] == 1:
+            section.name = section.kind
+    plan = SongPlan(title=title, tempo_bpm=tempo, beats_per_bar=beats_per_bar, key=analysis.key,
+                    sections=sections, tags=dict(tags or {}))
+    validate(plan)
+    return plan
+
+
+def _section_start_bars(boundaries: np.ndarray, bar_seconds: float, total_bars: int) -> list[int]:
+    starts = [0]
+    for time in boundaries[1:]:
+        bar = int(round(float(time) / bar_seconds))
+        if starts[-1] < bar < total_bars:
+            starts.append(bar)
+    return starts
+
+
+def _frame_span(analysis: Analysis, start: float, end: float) -> slice:
+    lo, hi = np.searchsorted(analysis.frame_times, [start, end])
+    return slice(int(lo), int(max(hi, lo + 1)))
+
+
+def _section_kinds(analysis: Analysis, spans: list[tuple[int, int]], bar_seconds: float,
+                   offset: float) -> list[str]:
+    if len(spans) == 1:
+        return ["verse"]
+    features = np.array([_section_profile(analysis, _frame_span(
+        analysis, offset + a * bar_seconds, offset + b * bar_seconds)) for a, b in spans])
+    labels = cluster_sections(features)
+    sizes = np.bincount(labels)
+    kinds = ["verse"] * len(spans)
+    if sizes.max() >= 2:
+        # Among equally repeated clusters the louder is the chorus.
+        loud = [np.mean([features[i, -1] for i in np.flatnonzero(labels == c)]) for c in range(len(sizes))]
+        chorus = max(range(len(sizes)), key=lambda c: (sizes[c], loud[c]))
+        kinds = ["chorus" if label == chorus else "verse" for label in labels]
+    lengths = [b - a for a, b in spans]
+    short = np.median(lengths)
+    if lengths[0] < short and kinds[0] != "chorus":
+        kinds[0] = "intro"
+    if lengths[-1] < short and kinds[-1] != "chorus":
+        kinds[-1] = "outro"
+    return kinds
+
+
+def _section_profile(analysis: Analysis, frames: slice) -> np.ndarray:
+    """Mean chroma, mean MFCC 1..12 (both in units of their frame-level spread) and level."""
+    chroma_spread = np.maximum(analysis.chroma.std(axis=0), 1e-6)
+    mfcc_spread = np.maximum(analysis.mfcc[:, 1:13].std(axis=0), 1e-6)
+    chroma = analysis.chroma[frames].mean(axis=0) / chroma_spread
+    mfcc = analysis.mfcc[frames, 1:13].mean(axis=0) / mfcc_spread
+    level = 20 * np.log10(max(float(np.sqrt(np.mean(analysis.rms[frames] ** 2))), 1e-6))
+    return np.concatenate([chroma, mfcc, [level]])
+
+
+def cluster_sections(profiles: np.ndarray, *, distance: float = 0.12) -> np.ndarray:
+    """Cluster labels `[sections]` (0, 1, ... in order of first appearance).
+
+    profiles: `[sections, D]` from `_section_profile` (the last column, the level,
+    is left out). Average-linkage clustering of the RMS distance between
+    profiles, cut at `distance` frame-level standard deviations.
+    """
+    features = profiles[:, :-1]
+    if len(features) < 2:
+        return np.zeros(len(features), dtype=int)
+    centred = features - features.mean(axis=0)
+    tree = linkage(centred, method="average", metric="euclidean")
+    raw = fcluster(tree, t=distance * np.sqrt(features.shape[1]), criterion="distance")
+    order: dict[int, int] = {}
+    return np.array([order.setdefault(label, len(order)) for label in raw])
+
+
+def _section_levels(analysis: Analysis, spans: list[tuple[int, int]], bar_seconds: float,
+                    offset: float) -> list[float]:
+    levels = []
+    for a, b in spans:
+        frames = _frame_span(analysis, offset + a * bar_seconds, offset + b * bar_seconds)
+        power = float(np.mean(analysis.rms[frames] ** 2)) if analysis.rms[frames].size else 0.0
+        levels.append(10 * np.log10(max(power, 1e-12)))
+    loudest = max(levels)
+    return [round(float(np.clip(1.0 + (level - loudest) / 24.0, 0.0, 1.0)), 2) for level in levels]
+
+
+def _bar_chord(analysis: Analysis, start: float, bar_seconds: float) -> str:
+    inside = [chord for time, chord in zip(analysis.beats, analysis.chords)
+              if start - 0.05 * bar_seconds <= time < start + 0.95 * bar_seconds]
+    if not inside:
+        return NO_CHORD
+    # The most frequent chord; ties go to the earliest in the bar.
+    return max(inside, key=lambda chord: (inside.count(chord), -inside.index(chord)))

@@ -1,0 +1,160 @@
+"""Fitting lyric lines to melody notes, and timed-lyric export (LRC, JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lyrics import (
+    MELISMA,
+    LyricsError,
+    Slot,
+    TimedLine,
+    fit_line,
+    notes_for_line,
+    syllables,
+    to_json_timed,
+    to_lrc,
+)
+
+_VOCABULARY = ["the", "river", "runs", "beautiful", "I", "will", "always", "love", "you",
+               "42", "rock'n'roll", "don't", "imagination", "oh", "train"]
+_LINES = st.lists(st.sampled_from(_VOCABULARY), min_size=0, max_size=10).map(" ".join)
+_SLOTS = st.lists(
+    st.tuples(st.sampled_from([0.25, 0.5, 1.0, 1.5, 2.0]), st.booleans()), min_size=1, max_size=16,
+).map(lambda notes: [Slot(sum(d for d, _ in notes[:i]), d, strong) for i, (d, strong)
+                     in enumerate(notes)])
+
+
+def _beats(slots: list[Slot]) -> float:
+    return sum(slot.duration for slot in slots)
+
+
+def test_one_note_per_syllable_lands_stress_on_strong_beats() -> None:
+    slots = [Slot(float(i), 1.0, strong=i % 2 == 1) for i in range(4)]
+    assert fit_line("the river runs", slots) == ["the", "riv", "er", "runs"]
+
+
+def test_spare_notes_become_melisma_on_stressed_or_last_syllables() -> None:
+    slots = [Slot(float(i), 1.0, strong=i % 2 == 0) for i in range(4)]
+    assert fit_line("hello", slots) == ["hel", MELISMA, "lo", MELISMA]
+
+
+def test_line_without_syllables_leaves_notes_unsung() -> None:
+    assert fit_line("...", [Slot(0, 1, True), Slot(1, 1)]) == [None, None]
+
+
+def test_too_few_notes_is_an_error_until_notes_are_added() -> None:
+    slots = [Slot(0, 2, True), Slot(2, 1), Slot(3, 1)]
+    with pytest.raises(LyricsError, match="notes_for_line"):
+        fit_line("I will always love you", slots)
+    notes = notes_for_line("I will always love you", slots)
+    assert len(notes) == 6 and _beats(notes) == _beats(slots)
+    assert notes[0] == Slot(0, 0.5, True)  # the longest note was halved twice
+    assert fit_line("I will always love you", notes) == ["I", "will", "al", "ways", "love", "you"]
+
+
+def test_bad_slots_are_an_error() -> None:
+    with pytest.raises(LyricsError, match="duration"):
+        fit_line("hello", [Slot(0, 0)])
+    with pytest.raises(LyricsError, match="time order"):
+        fit_line("hello", [Slot(2, 1), Slot(0, 1)])
+    with pytest.raises(LyricsError, match="no notes"):
+        notes_for_line("hello", [])
+
+
+@settings(max_examples=150, deadline=None)
+@given(_LINES, _SLOTS)
+def test_every_syllable_sung_once_in_order(line: str, slots: list[Slot]) -> None:
+    notes = notes_for_line(line, slots)
+    assert len(notes) >= len(syllables(line)) and len(notes) >= len(slots)
+    assert _beats(notes) == pytest.approx(_beats(slots))
+    assert all(a.start + a.duration == pytest.approx(b.start) for a, b in zip(notes, notes[1:]))
+    fitted = fit_line(line, notes)
+    assert len(fitted) == len(notes)
+    if syllables(line):
+        assert fitted[0] != MELISMA
+        assert [text for text in fitted if text != MELISMA] == syllables(line)
+    else:
+        assert fitted == [None] * len(notes)
+
+
+def _timed_song(beats_per_second: float = 2.0) -> list[TimedLine]:
+    """Two fitted lines at 120 bpm, with word times from their notes."""
+    timed, offset = [], 0.0
+    for line in ["the river runs", "I will always love you"]:
+        notes = notes_for_line(line, [Slot(float(i), 1.0, i % 2 == 1) for i in range(4)])
+        sung = fit_line(line, notes)
+        starts = [offset + n.start / beats_per_second for n, s in zip(notes, sung) if s != "_"]
+        words = list(zip(starts[:1] + starts[1:], line.split())) if len(line.split()) <= 3 else None
+        end = offset + _beats(notes) / beats_per_second
+        timed.append(TimedLine(offset, end, line, words))
+        offset = end + 0.5
+    return timed
+
+
+_STAMP = re.compile(r"[\[<](\d+):(\d\d)\.(\d\d)[\]>]")
+
+
+def _stamps(text: str) -> list[float]:
+    return [int(m) * 60 + int(s) + int(c) / 100 for m, s, c in _STAMP.findall(text)]
+
+
+def test_lrc_standard() -> None:
+    lrc = to_lrc(_timed_song(), title="Trains", duration=10.0)
+    assert lrc.splitlines()[:3] == ["[ti:Trains]", "[length:00:10.00]", "[00:00.00]the river runs"]
+    assert "[00:02.50]I will always love you" in lrc
+    times = _stamps(lrc)[1:]  # after [length:]
+    assert times == sorted(times) and max(times) <= 10.0
+
+
+def test_lrc_enhanced_has_word_times() -> None:
+    lrc = to_lrc(_timed_song(), enhanced=True)
+    first = lrc.splitlines()[0]
+    assert first.startswith("[00:00.00]<00:00.00>the <00:00.50>river")
+    assert first.endswith("<00:02.00>")
+    assert "[00:02.50]I will always love you" in lrc  # no words: a plain line
+
+
+def test_json_timed() -> None:
+    records = json.loads(to_json_timed(_timed_song()))
+    assert records[0]["text"] == "the river runs" and records[0]["words"][1] == {
+        "start": 0.5, "word": "river"}
+    assert records[1]["words"] is None and records[1]["start"] == 2.5
+
+
+@pytest.mark.parametrize("bad", [
+    [TimedLine(-1.0, 1.0, "a")],
+    [TimedLine(1.0, 1.0, "a")],
+    [TimedLine(0.0, 2.0, "a"), TimedLine(1.0, 3.0, "b")],
+    [TimedLine(0.0, 1.0, "a", [(0.5, "x"), (0.2, "y")])],
+    [TimedLine(0.0, 1.0, "a", [(1.5, "x")])],
+    [TimedLine(0.0, float("nan"), "a")],
+])
+def test_bad_times_are_an_error(bad: list[TimedLine]) -> None:
+    with pytest.raises(LyricsError):
+        to_lrc(bad)
+    with pytest.raises(LyricsError):
+        to_json_timed(bad)
+
+
+def test_lines_past_the_song_end_are_an_error() -> None:
+    with pytest.raises(LyricsError, match="after the song"):
+        to_lrc([TimedLine(0.0, 12.0, "a")], duration=10.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5), st.floats(0.01, 5)), min_size=1, max_size=20))
+def test_lrc_times_increase_and_stay_inside_the_song(gaps: list[tuple[float, float]]) -> None:
+    lines, time = [], 0.0
+    for gap, length in gaps:
+        lines.append(TimedLine(time + gap, time + gap + length, "la la"))
+        time += gap + length
+    lrc = to_lrc(lines, duration=time)
+    times = _stamps(lrc)[1:]
+    assert times == sorted(times)
+    assert max(times) <= round(time, 2) + 0.005
