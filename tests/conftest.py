@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random codec and diffusion models built in the test, no downloads."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "numba"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversubscribes
+
+
+def tiny_codec(seed: int = 0):
+    from autoencoder.codec import CodecConfig, EncodecCodec
+
+    torch.manual_seed(seed)
+    config = CodecConfig.small(num_filters=4, latent_dim=8, sample_rate=8000, ratios=(4, 4, 4))
+    return EncodecCodec(config).eval()
+
+
+def tiny_model(codec, seed: int = 0, *, window_frames: int = 24):
+    from diffusion.model import DiffusionModel, ModelConfig
+    from diffusion.unet import UNetConfig
+    from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
+
+    torch.manual_seed(seed)
+    unet = UNetConfig(latent_dim=codec.latent_dim, num_controls=NUM_CONTROLS,
+                      control_groups=tuple(GROUPS[g] for g in GROUP_NAMES), group_names=GROUP_NAMES,
+                      channels=(16, 16), blocks_per_level=1, cond_dim=16, attention_heads=2, patch=1)
+    config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, window_frames=window_frames,
+                         codec=codec.identity())
+    model = DiffusionModel(config)
+    model.grow_tags([{"genre": "folk", "mood": "sad"}, {"genre": "rock", "mode": "minor"}])
+    # random but non-zero output layers, so sampling does something
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().sum() == 0 and p.dim() > 1:
+                p.normal_(0, 0.02)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(codec_dir, model_dir) of tiny random checkpoints saved in half precision."""
+    root = tmp_path_factory.mktemp("models")
+    codec = tiny_codec()
+    model = tiny_model(codec)
+    codec.save_pretrained(root / "codec", dtype=torch.float16)
+    from autoencoder.codec import EncodecCodec
+
+    reloaded = EncodecCodec.from_pretrained(root / "codec")  # identity after the fp16 round trip
+    model.config.codec = reloaded.identity()
+    model.save_pretrained(root / "model", dtype=torch.float16)
+    return root / "codec", root / "model"
