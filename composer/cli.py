@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -185,6 +186,79 @@ def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, steps, sa
     result.save(output)
     click.echo(f"{output}: {result.duration:.1f} s, {len(song.sections)} sections, "
                f"rendered in {sum(result.report['timings'].values()):.1f} s")
+
+
+@main.command("restyle")
+@click.argument("audio", type=click.Path())
+@click.argument("prompt")
+@click.option("--strength", type=float, default=0.6, show_default=True, help="0 keeps the audio, 1 re-renders fully.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(), required=True)
+@render_options
+@handle_errors
+def restyle_cmd(audio, prompt, strength, seed, output, steps, sampler, guidance, controls, crossfade_beats,
+                repaint_seams, evaluate, model_dir, codec_dir):
+    """Re-render AUDIO in the style of PROMPT, keeping its tempo, harmony and form."""
+    from composer.modes import restyle
+
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    result = restyle(audio, prompt, strength=strength, seed=seed, codec=codec_dir, model=model_dir, options=options)
+    result.save(output)
+    click.echo(f"{output}: restyled {result.duration:.1f} s at strength {strength:g}")
+
+
+@main.command("interpolate")
+@click.argument("audio_a", type=click.Path())
+@click.argument("audio_b", type=click.Path())
+@click.option("--count", type=int, default=5, show_default=True, help="Songs from A (first) to B (last).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(), required=True)
+@render_options
+@handle_errors
+def interpolate_cmd(audio_a, audio_b, count, seed, output, steps, sampler, guidance, controls, crossfade_beats,
+                    repaint_seams, evaluate, model_dir, codec_dir):
+    """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion)."""
+    from composer.modes import interpolate
+
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)
+    for k, result in enumerate(results):
+        result.save(Path(output) / f"{k:02d}")
+    click.echo(f"{output}: {len(results)} interpolations of {results[0].duration:.1f} s")
+
+
+@main.command("repaint")
+@click.argument("render_dir", type=click.Path())
+@click.option("--section", required=True, help="Name of the section to re-render (e.g. chorus1).")
+@click.option("--seed", type=int, help="New seed (default: the render's seed + 1).")
+@click.option("--model", "model_dir", type=click.Path(), help="Diffusion checkpoint (default: bundled).")
+@click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: bundled).")
+@handle_errors
+def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
+    """Re-render one section of a render; every other sample stays bit-identical."""
+    from composer.modes import repaint
+
+    repaint(render_dir, section, seed=seed, codec=codec_dir, model=model_dir)
+    click.echo(f"{render_dir}: repainted {section}")
+
+
+@main.command("loop")
+@click.argument("prompt")
+@click.option("--bars", type=int, required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(), required=True)
+@render_options
+@handle_errors
+def loop_cmd(prompt, bars, seed, output, steps, sampler, guidance, controls, crossfade_beats, repaint_seams,
+             evaluate, model_dir, codec_dir):
+    """A loop of BARS bars whose end joins its start without a seam."""
+    from composer.modes import loop
+
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options)
+    result.save(output)
+    click.echo(f"{output}: {bars}-bar loop, {result.duration:.2f} s (wrap seam ratio "
+               f"{result.report['loop_seam']['ratio']:.2f})")
 
 
 # --- doctor ----------------------------------------------------------------

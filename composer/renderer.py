@@ -163,36 +163,53 @@ def window_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def window_positions(start: int, end: int, total: int, size: int, overlap: int) -> list[Window]:
+    """Where `fill_span` puts its windows for frames [start, end) of a `total`-frame canvas."""
+    windows, position = [], start
+    while position < end:
+        w_end = min(total, max(0, position - overlap) + size)
+        w_start = max(0, w_end - size)  # the song's last window reaches back instead
+        windows.append(Window("", w_start, w_end, position))
+        position = min(w_end, end)
+    return windows
+
+
+def overlap_frames(options: RenderOptions, model) -> int:
+    """Known frames each window shares with its predecessor (at most 3/4 of a window)."""
+    size = model.config.window_frames
+    return min(max(1, int(round(options.overlap_seconds * model.config.frame_rate))), size * 3 // 4)
+
+
 def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, *, model, conditioning: SongConditioning,
               options: RenderOptions, seed: int, section: str, section_index: int,
               init: torch.Tensor | None = None, strength: float = 1.0,
+              initial_noise: Callable[[int, Window], torch.Tensor] | None = None,
               on_window: Callable[[Window], None] | None = None) -> list[Window]:
     """Fill canvas frames [start, end) window by window, left to right (outpainting).
 
     canvas `[D, frames]` and filled `[frames]` (bool) are updated in place. Each window
     is `window_frames` long; frames already filled inside it (the predecessor's overlap,
     the previous section's end, or what follows `end` when repainting) are given as
-    known latents with a mask, so a window both continues and leads into its neighbours. `init` `[D, end - start]` + `strength` < 1 re-renders from
-    existing latents (variation, restyle) instead of from noise.
+    known latents with a mask, so a window both continues and leads into its neighbours.
+    `init` `[D, end - start]` + `strength` < 1 re-renders from existing latents
+    (variation, restyle) instead of from noise; `initial_noise(index, window)` replaces
+    the seeded noise (interpolation between inverted songs).
     """
     from diffusion.sampling import get_sampler, shifted_timesteps
 
-    size = model.config.window_frames
-    # at least a quarter of every window is new material, so the loop always advances
-    overlap = min(max(1, int(round(options.overlap_seconds * model.config.frame_rate))), size * 3 // 4)
-    total = canvas.shape[-1]
     sampler = get_sampler(options.sampler)
     timesteps = shifted_timesteps(options.steps, start=strength)
+    positions = window_positions(start, end, canvas.shape[-1], model.config.window_frames,
+                                 overlap_frames(options, model))
     windows = []
-    position, index = start, 0
-    while position < end:
-        w_start = max(0, position - overlap)
-        w_end = min(total, w_start + size)
-        w_start = max(0, w_end - size)  # the song's last window reaches back instead
+    for index, slot in enumerate(positions):
+        window = Window(section, slot.start, slot.end, slot.new_from)
+        w_start, w_end, position = window.start, window.end, window.new_from
         new_end = min(w_end, end)
-        window = Window(section, w_start, w_end, position)
         generator = torch.Generator().manual_seed(window_seed(seed, section, index))
         noise = torch.randn(canvas.shape[0], w_end - w_start, generator=generator)
+        if initial_noise is not None:
+            noise = initial_noise(index, window)
         known_mask = filled[w_start:w_end].clone()
         known_mask[position - w_start: new_end - w_start] = False  # what this window makes
         x = noise
@@ -211,7 +228,6 @@ def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, 
         windows.append(window)
         if on_window:
             on_window(window)
-        position, index = new_end, index + 1
     return windows
 
 

@@ -63,7 +63,6 @@ def write_musicxml(plan: SongPlan, path: str | Path) -> Path:
 def timed_lyrics(plan: SongPlan):
     """`lyrics.TimedLine`s (seconds) from the melody notes that carry each line's syllables."""
     import lyrics
-
     from structure.melody import phrase_spans
 
     spb = plan.seconds_per_beat

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from music21 import harmony, key as m21key, roman
+from music21 import harmony, roman
+from music21 import key as m21key
 
 from structure.plan import Key, PlanError
 

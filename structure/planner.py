@@ -281,7 +281,6 @@ def _attach_syllables(melody: list[Note], lines: list[str], beats_per_bar: int, 
     if not lines:
         return
     import lyrics as lyrics_pkg
-
     from structure.melody import phrase_spans
 
     for (start, end), line in zip(phrase_spans(bars, beats_per_bar, len(lines)), lines):

@@ -1,0 +1,346 @@
+"""The Dance Diffusion modes at song length: restyle, interpolate, repaint, loop.
+
+Each is a few named phases around the renderer's pieces (`fill_span`, the one
+window loop; `decode`; `finish`), so they share its conditioning, seams and
+provenance. Restyle and interpolate analyse the input audio
+(`structure.analysis`) and condition on what analysis can know (rhythm,
+harmony, form); melody, bass and drums are left to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.errors import InputError
+from composer.renderer import (
+    Render,
+    RenderOptions,
+    decode,
+    fill_span,
+    finish,
+    load_models,
+    overlap_frames,
+    prepare_conditioning,
+    render_latents,
+    section_frames,
+    window_positions,
+)
+from structure.plan import SongPlan
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_GROUPS = ("rhythm", "harmony", "form")  # what analysis of real audio can pin down
+
+
+def _read_audio(path: str | Path, codec) -> np.ndarray:
+    from composer.audio import audio_read
+
+    audio, _ = audio_read(path, sample_rate=codec.sample_rate, channels=codec.channels)
+    if audio.shape[-1] < codec.sample_rate:
+        raise InputError(f"{path}: shorter than one second")
+    return audio
+
+
+def analysed_plan(audio: np.ndarray, sample_rate: int, *, prompt: str = "", title: str = "analysed") -> SongPlan:
+    """A plan estimated from audio, with the style and tags of `prompt` (if any)."""
+    from structure.analysis import analyze, estimate_plan
+    from structure.prompt import parse_prompt
+
+    plan = estimate_plan(analyze(audio, sample_rate), title=title)
+    if prompt:
+        request = parse_prompt(prompt)
+        plan.tags = {**plan.tags, **request.tags}
+        if request.style:
+            plan.style = request.style
+            plan.tags["genre"] = request.style
+    return plan
+
+
+def _encode(codec, audio: np.ndarray) -> torch.Tensor:
+    with torch.no_grad():
+        return codec.encode_long(torch.from_numpy(audio)[None])[0]
+
+
+# --- restyle --------------------------------------------------------------------
+def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed: int = 0, codec=None, model=None,
+            options: RenderOptions | None = None, progress: bool = True) -> Render:
+    """Re-render existing audio in another style, keeping its tempo, harmony and form.
+
+    The audio's latents are noised to `strength` (0 keeps them, 1 starts from noise)
+    and denoised window by window under the new prompt's tags and the controls
+    analysed from the audio.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise InputError(f"--strength: {strength:g} is outside 0..1")
+    options = replace(options or RenderOptions(), control_groups=(options.control_groups if options and
+                                                                    options.control_groups else ANALYSIS_GROUPS))
+    timings = {}
+    clock = time.monotonic()
+    codec, model = load_models(codec, model)
+    audio = _read_audio(audio_path, codec)
+    plan = analysed_plan(audio, codec.sample_rate, prompt=prompt, title=Path(audio_path).stem)
+    latents = _encode(codec, audio)
+    total = latents.shape[-1]
+    conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups)
+    timings["analyse_encode"] = time.monotonic() - clock
+    clock = time.monotonic()
+    canvas = latents.clone()
+    filled = torch.zeros(total, dtype=torch.bool)
+    windows = []
+    if strength > 0:
+        windows = fill_span(canvas, filled, 0, total, model=model, conditioning=conditioning, options=options,
+                            seed=seed, section="restyle", section_index=0, init=latents, strength=strength)
+    timings["diffusion"] = time.monotonic() - clock
+    clock = time.monotonic()
+    out = decode(codec, canvas, progress=progress)
+    timings["decode"] = time.monotonic() - clock
+    spans = _clamped_spans(plan, codec.frame_rate, total)
+    seams = [{"frame": w.new_from, "kind": "window", "section": w.section} for w in windows if w.new_from > 0]
+    result = finish(plan, out, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
+                    seams=seams, timings=timings)
+    result.report["mode"] = {"name": "restyle", "source": str(audio_path), "prompt": prompt, "strength": strength}
+    return result
+
+
+def _clamped_spans(plan: SongPlan, frame_rate: float, total: int) -> list[tuple[int, int]]:
+    spans = section_frames(plan, frame_rate)
+    return [(min(a, total), min(b, total)) for a, b in spans[:-1]] + [(min(spans[-1][0], total), total)]
+
+
+# --- interpolate ------------------------------------------------------------------
+def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors (keeps their norm statistics)."""
+    a_flat, b_flat = a.flatten(), b.flatten()
+    cos = torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm() + 1e-12)
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    if float(omega) < 1e-4:
+        return (1 - alpha) * a + alpha * b
+    return (torch.sin((1 - alpha) * omega) * a + torch.sin(alpha * omega) * b) / torch.sin(omega)
+
+
+def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed: int = 0, codec=None, model=None,
+                options: RenderOptions | None = None, progress: bool = True) -> list[Render]:
+    """`count` songs from A to B: both inverted to noise window by window (the flow ODE
+    run backwards), noise slerped and conditioning interpolated, then sampled again."""
+    from diffusion.sampling import invert, shifted_timesteps
+
+    if count < 2:
+        raise InputError(f"--count: {count} must be at least 2")
+    options = replace(options or RenderOptions(), control_groups=ANALYSIS_GROUPS)
+    codec, model = load_models(codec, model)
+    audio_a, audio_b = _read_audio(path_a, codec), _read_audio(path_b, codec)
+    plan_a = analysed_plan(audio_a, codec.sample_rate, title=Path(path_a).stem)
+    plan_b = analysed_plan(audio_b, codec.sample_rate, title=Path(path_b).stem)
+    z_a, z_b = _encode(codec, audio_a), _encode(codec, audio_b)
+    total = min(z_a.shape[-1], z_b.shape[-1])
+    z_a, z_b = z_a[:, :total], z_b[:, :total]
+    cond_a = prepare_conditioning(plan_a, model, total, codec.frame_rate, control_groups=ANALYSIS_GROUPS)
+    cond_b = prepare_conditioning(plan_b, model, total, codec.frame_rate, control_groups=ANALYSIS_GROUPS)
+    positions = window_positions(0, total, total, model.config.window_frames, overlap_frames(options, model))
+    ascending = shifted_timesteps(options.steps).flip(0)
+
+    def inverted(latents, conditioning) -> list[torch.Tensor]:
+        noises = []
+        for slot in positions:
+            from composer.renderer import WindowContext
+
+            cond = conditioning.window_cond(WindowContext(slot, 0, slice(slot.start, slot.end)))
+            noises.append(invert(model, latents[:, slot.start: slot.end][None], ascending, cond=cond,
+                                 guidance=None, group_names=model.group_names)[0])
+        return noises
+
+    noise_a, noise_b = inverted(z_a, cond_a), inverted(z_b, cond_b)
+    results = []
+    for k, alpha in enumerate(np.linspace(0.0, 1.0, count)):
+        conditioning = _mix_conditioning(cond_a, cond_b, float(alpha))
+        canvas = torch.zeros_like(z_a)
+        filled = torch.zeros(total, dtype=torch.bool)
+        clock = time.monotonic()
+        windows = fill_span(canvas, filled, 0, total, model=model, conditioning=conditioning,
+                            options=replace(options, guidance=1.0), seed=seed, section=f"mix{k}", section_index=0,
+                            initial_noise=lambda i, w, a=float(alpha): slerp(noise_a[i], noise_b[i], a))
+        diffusion_seconds = time.monotonic() - clock
+        clock = time.monotonic()
+        audio = decode(codec, canvas, progress=False)
+        plan = plan_a if alpha < 0.5 else plan_b
+        seams = [{"frame": w.new_from, "kind": "window", "section": w.section} for w in windows if w.new_from > 0]
+        result = finish(plan, audio, codec, model, canvas, options=replace(options, evaluate=False), seed=seed,
+                        spans=_clamped_spans(plan, codec.frame_rate, total), windows=windows, seams=seams,
+                        timings={"diffusion": diffusion_seconds, "decode": time.monotonic() - clock})
+        result.report["mode"] = {"name": "interpolate", "a": str(path_a), "b": str(path_b), "alpha": float(alpha),
+                                 "index": k}
+        results.append(result)
+    return results
+
+
+def _mix_conditioning(a, b, alpha: float):
+    mixed = replace(a)
+    mixed.controls = (1 - alpha) * a.controls + alpha * b.controls
+    mixed.text = (1 - alpha) * a.text + alpha * b.text
+    mixed.tags = a.tags if alpha < 0.5 else b.tags
+    return mixed
+
+
+# --- repaint ------------------------------------------------------------------------
+def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec=None, model=None,
+            progress: bool = True) -> Render:
+    """Re-render one section of a render directory; every other sample stays bit-identical."""
+    import soundfile as sf
+
+    from composer.inputs import read_plan_file
+    from composer.outputs import load_latents
+
+    out = Path(out_dir)
+    if not (out / "report.json").is_file():
+        raise InputError(f"{out}: not a render directory (no report.json)")
+    plan = read_plan_file(out / "plan.json")
+    plan.section(section)  # names the section or raises PlanError listing the known ones
+    report = json.loads((out / "report.json").read_text())
+    latents, gain = load_latents(out)
+    codec, model = load_models(codec, model)
+    _check_identity(report, codec, model)
+    seed = (int(report.get("seed", 0)) + 1) if seed is None else seed
+    options = RenderOptions(steps=int(report.get("steps", 16)), sampler=report.get("sampler", "multistep"),
+                            guidance=report.get("guidance", 2.0),
+                            control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False)
+    spans = section_frames(plan, codec.frame_rate)
+    conditioning = prepare_conditioning(plan, model, latents.shape[-1], codec.frame_rate,
+                                        control_groups=options.control_groups)
+    clock = time.monotonic()
+    canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
+                                        progress=progress, canvas=latents, only=section)
+    diffusion_seconds = time.monotonic() - clock
+    new_audio = np.clip(decode(codec, canvas) * gain, -1.0, 1.0)
+    old, rate = sf.read(str(out / "song.wav"), dtype="int16", always_2d=True)
+    index = [s.name for s in plan.sections].index(section)
+    start, end = spans[index]
+    margin = codec.receptive_frames + 1  # decoded audio changes only this far outside the section
+    lo = max(0, (start - margin) * codec.hop_length)
+    hi = min(old.shape[0], (end + margin) * codec.hop_length)
+    spliced = old.copy()
+    spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
+    audio = (spliced.T.astype(np.float32) / 32767)
+    result = Render(audio=audio, sample_rate=rate, plan=plan, report=dict(report), latents=canvas, gain=gain)
+    history = list(report.get("repaints", []))
+    history.append({"section": section, "seed": seed, "samples": [lo, hi], "diffusion_seconds": round(diffusion_seconds, 3)})
+    result.report["repaints"] = history
+    _write_repaint(out, result, spliced, rate)
+    return result
+
+
+def _check_identity(report: dict, codec, model) -> None:
+    made_with = report.get("provenance", {})
+    if made_with.get("model", {}).get("identity") not in (None, model.identity()):
+        log.warning("repainting with a different diffusion model than the render used")
+    if made_with.get("codec", {}).get("identity") not in (None, codec.identity()):
+        raise InputError("repaint: the codec differs from the one the render used; pass --codec with that one")
+
+
+def _write_repaint(out: Path, result: Render, pcm: np.ndarray, rate: int) -> None:
+    import soundfile as sf
+    from safetensors.torch import save_file
+
+    from composer.audio import atomic_path, audio_write, write_text_atomic
+    from composer.outputs import LATENTS_NAME, tag_flac
+
+    with atomic_path(out / "song.wav") as tmp:
+        sf.write(str(tmp), pcm, rate, subtype="PCM_16")
+    if (out / "song.flac").exists():
+        with atomic_path(out / "song.flac") as tmp:
+            audio_write(tmp, result.audio, rate)
+            tag_flac(tmp, result.plan, result.report)
+    with atomic_path(out / LATENTS_NAME) as tmp:
+        save_file({"latents": result.latents.contiguous()}, str(tmp), metadata={"gain": repr(result.gain)})
+    write_text_atomic(out / "report.json", json.dumps(result.report, indent=2, default=str))
+
+
+# --- loop -----------------------------------------------------------------------------
+def loop_plan(prompt: str, bars: int, *, seed: int = 0) -> SongPlan:
+    """A one-section plan of `bars` bars in the prompt's style (chords from its chorus)."""
+    from structure.planner import plan as make_plan
+
+    if not 1 <= bars <= 64:
+        raise InputError(f"--bars: {bars} is outside 1..64")
+    song = make_plan(prompt, seed=seed, write_lyrics=False)
+    source = next((s for s in song.sections if s.kind in ("chorus", "drop", "hook")), song.sections[0])
+    chords = [source.chords[i % len(source.chords)] for i in range(bars)]
+    bar_beats = song.beats_per_bar
+    melody = [n for n in source.melody if n.start + n.duration <= min(bars, source.bars) * bar_beats]
+    loop_section = replace(source, name="loop", bars=bars, chords=chords, melody=melody, lyrics=[], repeat_of=None,
+                           variation=0.0)
+    return replace(song, title=f"{song.title} (loop)", sections=[loop_section])
+
+
+def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, options: RenderOptions | None = None,
+         progress: bool = True) -> Render:
+    """A loop of `bars` bars whose end joins its start without a seam.
+
+    Rendered left to right; then the last stretch is repainted knowing both the frames
+    before it and the loop's first frames after it (the trained "ends" mask), and the
+    audio is decoded circularly so the decoder sees the wrap too.
+    """
+    options = options or RenderOptions()
+    codec, model = load_models(codec, model)
+    plan = loop_plan(prompt, bars, seed=seed)
+    total = section_frames(plan, codec.frame_rate)[-1][1]
+    overlap = overlap_frames(options, model)
+    clock = time.monotonic()
+    ring = total + overlap  # the loop, then its first `overlap` frames again
+    conditioning = prepare_conditioning(plan, model, ring, codec.frame_rate, control_groups=options.control_groups,
+                                        controls_array=_circular_controls(plan, codec.frame_rate, total, ring))
+    canvas = torch.zeros(model.config.unet.latent_dim, ring)
+    filled = torch.zeros(ring, dtype=torch.bool)
+    windows = fill_span(canvas, filled, 0, total, model=model, conditioning=conditioning, options=options,
+                        seed=seed, section="loop", section_index=0)
+    # close the ring: the head is known after the end; repaint the tail between them
+    canvas[:, total:] = canvas[:, :overlap]
+    tail = min(total - overlap, max(overlap, model.config.window_frames - 2 * overlap))
+    filled[:] = True
+    filled[total - tail: total] = False
+    windows += fill_span(canvas, filled, total - tail, total, model=model, conditioning=conditioning,
+                         options=options, seed=seed, section="loop-close", section_index=0)
+    diffusion_seconds = time.monotonic() - clock
+    clock = time.monotonic()
+    latents = canvas[:, :total]
+    context = codec.receptive_frames
+    circular = torch.cat([latents[:, total - context:], latents, latents[:, :context]], dim=1)
+    audio = decode(codec, circular)[..., context * codec.hop_length: (context + total) * codec.hop_length]
+    seams = [{"frame": w.new_from, "kind": "window", "section": w.section} for w in windows if 0 < w.new_from < total]
+    seams.append({"frame": total, "kind": "section", "section": "loop-wrap"})
+    result = finish(plan, audio, codec, model, latents, options=replace(options, evaluate=False), seed=seed,
+                    spans=[(0, total)], windows=windows, seams=seams,
+                    timings={"diffusion": diffusion_seconds, "decode": time.monotonic() - clock})
+    result.report["mode"] = {"name": "loop", "prompt": prompt, "bars": bars}
+    result.report["loop_seam"] = loop_seam_score(result.audio, result.sample_rate)
+    return result
+
+
+def _circular_controls(plan: SongPlan, frame_rate: float, total: int, ring: int) -> np.ndarray:
+    from structure.controls import controls
+
+    base = controls(plan, frame_rate, frames=total)
+    return np.concatenate([base, base[: ring - total]], axis=0)
+
+
+def loop_seam_score(audio: np.ndarray, sample_rate: int) -> dict:
+    """Log-mel jump at the wrap point vs. the median jump elsewhere (1.0 = no seam)."""
+    import librosa
+
+    twice = np.concatenate([audio[0], audio[0]])
+    hop = 256
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=twice, sr=sample_rate, hop_length=hop, n_mels=64))
+    jumps = np.abs(np.diff(mel, axis=1)).mean(axis=0)
+    wrap = int(round(audio.shape[-1] / hop))
+    at_wrap = float(jumps[max(0, wrap - 2): wrap + 2].max())
+    return {"wrap_jump": at_wrap, "median_jump": float(np.median(jumps)),
+            "ratio": at_wrap / max(1e-9, float(np.median(jumps)))}
+
+
+__all__ = ["restyle", "interpolate", "repaint", "loop", "slerp", "analysed_plan"]

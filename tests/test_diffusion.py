@@ -1,0 +1,186 @@
+"""The denoiser, objective, samplers and checkpoints on tiny random models."""
+
+from __future__ import annotations
+
+import torch
+from conftest import tiny_codec, tiny_model
+
+from diffusion.flow import MASK_KINDS, random_masks
+from diffusion.model import DiffusionModel, TagVocab
+from diffusion.sampling import (
+    drop_condition,
+    get_sampler,
+    guided_velocity,
+    invert,
+    linear_timesteps,
+    sample_euler,
+    shifted_timesteps,
+)
+from diffusion.train import DiffusionTrainConfig, train_diffusion
+
+
+def _model(window_frames: int = 24) -> DiffusionModel:
+    return tiny_model(tiny_codec(), window_frames=window_frames)
+
+
+def _cond(model: DiffusionModel, batch: int, frames: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"controls": torch.randn(batch, frames, model.config.unet.num_controls, generator=g),
+            "control_groups": torch.ones(batch, len(model.group_names)),
+            "tags": model.encode_tags([{"genre": "folk", "mood": "sad"}] * batch),
+            "text": torch.randn(batch, 384, generator=g), "text_present": torch.ones(batch)}
+
+
+def test_forward_shapes_any_length():
+    model = _model()
+    for frames in (24, 17, 40):
+        x = torch.randn(2, 8, frames)
+        out = model(x, torch.rand(2), cond=_cond(model, 2, frames))
+        assert out.shape == x.shape
+
+
+def test_sampling_loop_pinned_numerically():
+    """A full Euler loop on a fixed tiny model gives fixed numbers (catches silent changes)."""
+    model = _model()
+    x = torch.randn(1, 8, 24, generator=torch.Generator().manual_seed(0))
+    out = sample_euler(model, x, linear_timesteps(4), cond=_cond(model, 1, 24), guidance=2.0)
+    again = sample_euler(model, x, linear_timesteps(4), cond=_cond(model, 1, 24), guidance=2.0)
+    assert torch.equal(out, again)
+    # pinned: mean and norm of the result of this exact model/seed/loop
+    assert abs(float(out.mean()) - float(x.mean())) < 10  # sanity: finite and on the latent scale
+    reference = _reference_value(model, x)
+    assert abs(float(out.double().norm()) - reference) < 1e-3
+
+
+def _reference_value(model, x) -> float:
+    """The same loop computed by hand (Euler steps of the guided velocity)."""
+    cond = _cond(model, 1, 24)
+    t = linear_timesteps(4)
+    with torch.no_grad():
+        for i in range(4):
+            v_cond = model(x, torch.full((1,), float(t[i])), cond=cond)
+            v_unc = model(x, torch.full((1,), float(t[i])), cond=drop_condition(cond, "all", model.group_names))
+            v = v_cond + (2.0 - 1.0) * (v_cond - v_unc)
+            x = x + (float(t[i + 1]) - float(t[i])) * v
+    return float(x.double().norm())
+
+
+def test_all_samplers_run_and_keep_known_frames():
+    model = _model()
+    frames = 24
+    known = torch.randn(1, 8, frames)
+    mask = torch.zeros(1, 1, frames)
+    mask[..., :8] = 1
+    cond = {**_cond(model, 1, frames), "known": known, "mask": mask}
+    for name in ("euler", "heun", "multistep"):
+        out = get_sampler(name)(model, torch.randn(1, 8, frames), shifted_timesteps(6), cond=cond, guidance=1.5)
+        assert torch.isfinite(out).all()
+        assert torch.allclose(out[..., :8], known[..., :8], atol=1e-6), name
+
+
+def test_cfg_and_unconditional_paths_differ_and_run():
+    model = _model()
+    x, t = torch.randn(1, 8, 24), torch.tensor([0.5])
+    cond = _cond(model, 1, 24)
+    plain = guided_velocity(model, x, t, cond=cond, guidance=None)
+    guided = guided_velocity(model, x, t, cond=cond, guidance=3.0)
+    per_group = guided_velocity(model, x, t, cond=cond, guidance={"tags": 2.0, "melody": 1.5},
+                                group_names=model.group_names)
+    unconditional = model(x, t, cond=drop_condition(cond, "all", model.group_names))
+    assert not torch.allclose(plain, guided)
+    assert not torch.allclose(plain, per_group)
+    assert torch.isfinite(unconditional).all()
+
+
+def test_inversion_then_sampling_roughly_recovers():
+    model = _model()
+    x0 = torch.randn(1, 8, 24, generator=torch.Generator().manual_seed(3))
+    cond = _cond(model, 1, 24)
+    steps = linear_timesteps(32)
+    noise = invert(model, x0, steps.flip(0), cond=cond)
+    back = sample_euler(model, noise, steps, cond=cond)
+    assert float((back - x0).abs().mean()) < 0.1
+
+
+def test_masks_cover_all_kinds():
+    g = torch.Generator().manual_seed(0)
+    masks = random_masks(400, 64, g, (0.2,) * len(MASK_KINDS))
+    known = masks.sum(dim=(1, 2))
+    assert (known == 0).any()  # empty
+    assert (masks[:, 0, 0] == 1).any() and (masks[:, 0, -1] == 1).any()  # prefix and suffix kinds
+    assert ((masks[:, 0, 0] == 1) & (masks[:, 0, -1] == 1)).any()  # ends
+    assert ((masks[:, 0, 0] == 0) & (masks[:, 0, -1] == 0) & (known > 0)).any()  # middle
+
+
+def test_save_load_round_trip(tmp_path):
+    model = _model()
+    model.save_pretrained(tmp_path / "m")
+    again = DiffusionModel.from_pretrained(tmp_path / "m")
+    x, t = torch.randn(1, 8, 24), torch.tensor([0.3])
+    cond = _cond(model, 1, 24)
+    assert torch.equal(model(x, t, cond=cond), again(x, t, cond=cond))
+    assert again.identity() == model.identity()
+    assert again.vocab.ids == model.vocab.ids
+    assert not list(tmp_path.glob("**/*.bin")) and not list(tmp_path.glob("**/*.pt"))  # never pickle
+
+
+def test_tag_vocabulary_open_ended_and_stable():
+    vocab = TagVocab().extend([{"genre": "folk", "mood": "sad"}])
+    first = vocab.encode({"genre": "folk", "mood": "sad"})
+    grown = vocab.extend([{"location": "Oslo", "beard": "yes"}])
+    assert grown.encode({"genre": "folk", "mood": "sad"})[:2] == first  # old ids unchanged
+    ids = grown.encode({"genre": "metal", "location": "Oslo"})
+    assert ids[0] == grown.ids["genre"]["<unk>"]  # unknown value -> the field's unknown bucket
+    assert ids[1] == 0  # missing field -> no tag
+    assert ids[2] == grown.ids["location"]["oslo"]
+
+
+def test_grow_tags_keeps_old_embeddings():
+    model = _model()
+    before = model.network.tag_embedding.weight.detach().clone()
+    model.grow_tags([{"location": f"town{i}", "beard": "long"} for i in range(100)])  # past the spare rows
+    after = model.network.tag_embedding.weight
+    assert after.shape[0] > before.shape[0] and after.shape[0] >= model.vocab.size
+    assert torch.equal(after[: before.shape[0]], before)
+    out = model(torch.randn(1, 8, 24), torch.tensor([0.5]),
+                cond={"tags": model.encode_tags([{"location": "town99"}])})
+    assert torch.isfinite(out).all()
+
+
+def test_one_batch_overfit_loss_falls(tmp_path):
+    torch.manual_seed(0)
+    model = _model()
+    x0 = torch.randn(4, 8, 24)
+    cond = _cond(model, 4, 24)
+
+    def batches():
+        while True:
+            yield x0, cond
+
+    generator = torch.Generator().manual_seed(0)
+    start = float(model.loss(x0, cond, generator=generator))
+    config = DiffusionTrainConfig(steps=150, lr=3e-3, warmup=10, log_every=1000, validate_every=1000,
+                                  save_every=1000)
+    trained, metrics = train_diffusion(model, batches(), out_dir=tmp_path, config=config, progress=False)
+    generator = torch.Generator().manual_seed(0)
+    end = float(model.loss(x0, cond, generator=generator))
+    assert end < 0.7 * start
+    assert (tmp_path / "last" / "state.json").exists() and (tmp_path / "ema" / "ema.safetensors").exists()
+
+
+def test_training_resumes(tmp_path):
+    model = _model()
+    x0 = torch.randn(2, 8, 24)
+    cond = _cond(model, 2, 24)
+
+    def batches():
+        while True:
+            yield x0, cond
+
+    config = DiffusionTrainConfig(steps=3, save_every=1, log_every=1, validate_every=100)
+    _, metrics = train_diffusion(model, batches(), out_dir=tmp_path, config=config, progress=False)
+    assert metrics["step"] == 3
+    config.steps = 5
+    fresh = _model()
+    _, metrics = train_diffusion(fresh, batches(), out_dir=tmp_path, config=config, resume=True, progress=False)
+    assert metrics["step"] == 5

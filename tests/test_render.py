@@ -1,0 +1,209 @@
+"""Long-form rendering and the Dance Diffusion modes, end to end on tiny random models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tiny_codec, tiny_model
+
+from composer import modes
+from composer.renderer import RenderOptions, crossfade_join, render, window_positions
+from structure.planner import plan
+
+
+@pytest.fixture(scope="module")
+def models():
+    codec = tiny_codec()
+    return codec, tiny_model(codec, window_frames=32)
+
+
+def _options(**kwargs) -> RenderOptions:
+    return RenderOptions(steps=3, evaluate=False, overlap_seconds=0.06, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def song():
+    return plan("genre=pop mood=happy", duration=14, seed=0, write_lyrics=True)
+
+
+@pytest.fixture(scope="module")
+def rendered(models, song, tmp_path_factory):
+    codec, model = models
+    result = render(song, seed=1, codec=codec, model=model, options=_options(), progress=False)
+    out = tmp_path_factory.mktemp("render") / "song"
+    result.save(out)
+    return result, out
+
+
+def test_outputs_written(rendered, song):
+    result, out = rendered
+    names = {p.name for p in out.iterdir()}
+    assert {"song.wav", "song.flac", "plan.json", "song.mid", "lead_sheet.musicxml", "report.json",
+            "latents.safetensors"} <= names
+    if any(s.lyrics for s in song.sections):
+        assert "lyrics.lrc" in names
+    assert not [n for n in names if n.startswith(".")]  # no temporary leftovers
+    audio, rate = sf.read(out / "song.wav")
+    assert rate == result.sample_rate
+    assert np.abs(audio).max() <= 1.0
+
+
+def test_report_times_match_audio(rendered, song):
+    result, out = rendered
+    report = json.loads((out / "report.json").read_text())
+    duration = report["duration"]
+    assert abs(duration - song.duration) < 0.05
+    assert report["sections"][0]["start"] == 0.0
+    assert abs(report["sections"][-1]["end"] - duration) < 0.02
+    for window in report["windows"]:
+        assert 0 <= window["start"] <= window["new_from"] <= window["end"] <= duration + 1e-6
+    assert all(0 < seam["time"] < duration for seam in report["seams"])
+    assert report["provenance"]["model"]["identity"] and report["provenance"]["codec"]["identity"]
+    assert {"load", "conditioning", "diffusion", "decode"} <= set(report["timings"])
+
+
+def test_flac_carries_provenance(rendered):
+    from mutagen.flac import FLAC
+
+    _, out = rendered
+    tags = FLAC(str(out / "song.flac"))
+    assert "song-composer" in tags["comment"][0]
+    assert tags["title"][0]
+
+
+def test_repeated_sections_have_identical_latents(rendered, song, models):
+    result, _ = rendered
+    codec, _ = models
+    rate = codec.frame_rate
+    spans = {s.name: (int(round(a * rate)), int(round(b * rate))) for s, (a, b) in zip(song.sections, song.section_times())}
+    repeats = [s for s in song.sections if s.repeat_of and s.variation == 0]
+    assert repeats, "the plan should repeat its chorus"
+    half_beat = int(song.seconds_per_beat * rate)  # crossfades touch half a beat at each join
+    for section in repeats:
+        a0, a1 = spans[section.repeat_of]
+        b0, b1 = spans[section.name]
+        n = min(a1 - a0, b1 - b0) - half_beat
+        assert n > half_beat
+        assert torch.equal(result.latents[:, b0 + half_beat: b0 + n], result.latents[:, a0 + half_beat: a0 + n])
+
+
+def test_same_seed_same_bytes(models, song, rendered, tmp_path):
+    codec, model = models
+    again = render(song, seed=1, codec=codec, model=model, options=_options(), progress=False)
+    again.save(tmp_path / "again")
+    assert (tmp_path / "again" / "song.wav").read_bytes() == (rendered[1] / "song.wav").read_bytes()
+    other = render(song, seed=2, codec=codec, model=model, options=_options(), progress=False)
+    assert not np.array_equal(other.audio, again.audio)
+
+
+def test_variation_rerenders_repeat(models):
+    codec, model = models
+    song = plan("genre=pop", duration=14, seed=0, write_lyrics=False)
+    repeat = next(s for s in song.sections if s.repeat_of)
+    repeat.variation = 0.5
+    result = render(song, seed=1, codec=codec, model=model, options=_options(), progress=False)
+    rate = codec.frame_rate
+    spans = {s.name: (int(round(a * rate)), int(round(b * rate))) for s, (a, b) in zip(song.sections, song.section_times())}
+    a0, a1 = spans[repeat.repeat_of]
+    b0, b1 = spans[repeat.name]
+    n = min(a1 - a0, b1 - b0)
+    assert not torch.equal(result.latents[:, b0:b0 + n], result.latents[:, a0:a0 + n])
+
+
+def test_control_subset_and_guidance_per_group(models, song):
+    codec, model = models
+    options = _options(control_groups=("form", "harmony"), guidance={"tags": 2.0, "harmony": 1.5})
+    result = render(song, seed=1, codec=codec, model=model, options=options, progress=False)
+    assert result.report["control_groups"] == ["form", "harmony"]
+    assert np.isfinite(result.audio).all()
+
+
+def test_seam_repaint_option(models, song):
+    codec, model = models
+    result = render(song, seed=1, codec=codec, model=model, options=_options(repaint_seams=True), progress=False)
+    assert result.report["options"]["repaint_seams"] is True
+
+
+def test_window_positions_cover_span_and_advance():
+    for start, end, total, size, overlap in [(0, 100, 100, 32, 8), (10, 50, 200, 32, 24), (0, 5, 5, 32, 8)]:
+        windows = window_positions(start, end, total, size, overlap)
+        assert windows[0].new_from == start
+        for a, b in zip(windows, windows[1:]):
+            assert b.new_from > a.new_from
+            assert b.start <= b.new_from  # each window sees what came before it
+        assert all(w.end - w.start <= size for w in windows)
+
+
+def test_crossfade_is_equal_power():
+    canvas = torch.zeros(1, 40)
+    before, after = torch.ones(1, 20), torch.ones(1, 20)
+    crossfade_join(canvas, 20, before, after)
+    theta = torch.linspace(0, np.pi / 2, 22)[1:-1]
+    assert torch.allclose(canvas[0, 10:30], torch.cos(theta) + torch.sin(theta))
+
+
+def test_repaint_changes_only_its_section(models, tmp_path):
+    codec, model = models
+    song = plan("genre=rock", duration=14, seed=3, write_lyrics=False)
+    render(song, seed=1, codec=codec, model=model, options=_options(), progress=False).save(tmp_path / "r")
+    before, rate = sf.read(tmp_path / "r" / "song.wav", dtype="int16")
+    target = song.sections[1]
+    modes.repaint(tmp_path / "r", target.name, codec=codec, model=model, progress=False)
+    after, _ = sf.read(tmp_path / "r" / "song.wav", dtype="int16")
+    start, end = song.section_times()[1]
+    margin = (codec.receptive_frames + 1) / codec.frame_rate
+    changed = np.nonzero(before != after)[0] / rate
+    assert len(changed) > 0
+    assert changed.min() >= start - margin - 1e-6 and changed.max() <= end + margin + 1e-6
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["repaints"][-1]["section"] == target.name
+
+
+def test_repaint_unknown_section_is_bad_input(rendered, models):
+    from structure.plan import PlanError
+
+    _, out = rendered
+    codec, model = models
+    with pytest.raises(PlanError, match="no section named"):
+        modes.repaint(out, "nope", codec=codec, model=model, progress=False)
+
+
+def test_loop_wraps(models):
+    codec, model = models
+    result = modes.loop("genre=electronic", 2, seed=0, codec=codec, model=model, options=_options(), progress=False)
+    bar_seconds = result.plan.beats_per_bar * result.plan.seconds_per_beat
+    assert abs(result.duration - 2 * bar_seconds) < 2 / codec.frame_rate
+    assert result.report["loop_seam"]["ratio"] > 0
+
+
+def test_restyle_and_interpolate(models, rendered):
+    codec, model = models
+    _, out = rendered
+    styled = modes.restyle(out / "song.wav", "genre=jazz mood=calm", strength=0.5, seed=0, codec=codec, model=model,
+                           options=_options(), progress=False)
+    assert abs(styled.duration - rendered[0].duration) < 0.05
+    assert styled.plan.style == "jazz"
+    kept = modes.restyle(out / "song.wav", "genre=jazz", strength=0.0, seed=0, codec=codec, model=model,
+                         options=_options(), progress=False)
+    assert kept.report["mode"]["strength"] == 0.0
+    mixes = modes.interpolate(out / "song.wav", out / "song.flac", count=3, codec=codec, model=model,
+                              options=_options(), progress=False)
+    assert len(mixes) == 3 and [m.report["mode"]["alpha"] for m in mixes] == [0.0, 0.5, 1.0]
+
+
+def test_restyle_strength_outside_range(models, rendered):
+    from composer.errors import InputError
+
+    codec, model = models
+    with pytest.raises(InputError, match="strength"):
+        modes.restyle(rendered[1] / "song.wav", "genre=jazz", strength=1.5, codec=codec, model=model)
+
+
+def test_slerp_endpoints():
+    a, b = torch.randn(8, 10), torch.randn(8, 10)
+    assert torch.allclose(modes.slerp(a, b, 0.0), a, atol=1e-5)
+    assert torch.allclose(modes.slerp(a, b, 1.0), b, atol=1e-5)
