@@ -261,6 +261,37 @@ def loop_cmd(prompt, bars, seed, output, steps, sampler, guidance, controls, cro
                f"{result.report['loop_seam']['ratio']:.2f})")
 
 
+# --- batch -----------------------------------------------------------------------
+@main.command("batch")
+@click.argument("prompts", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), required=True,
+              help="Output directory: one folder a row, and manifest.json.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Songs rendered at once (worker processes; with --ray, Ray actors, 1 = one a cluster CPU).")
+@click.option("--ray", "ray_address", help="Render on a Ray cluster: an address, 'auto', or 'local' (start one here).")
+@click.option("--seed", "seed_base", type=int, default=0, show_default=True,
+              help="Base seed: a row without a seed gets base + its line number.")
+@render_options
+@handle_errors
+def batch_cmd(prompts, output, workers, ray_address, seed_base, steps, sampler, guidance, controls,
+              crossfade_beats, repaint_seams, evaluate, model_dir, codec_dir):
+    """Render one song a row of PROMPTS (JSONL or CSV) into OUTPUT/NAME; rerun to resume.
+
+    Row fields: prompt, lyrics or lyrics_file, duration, seed, name, and any metadata
+    field (genre, mood, tempo, key, ...). Exit code 0 only when every row rendered,
+    1 when a render failed (rerun to retry), 2 when rows had bad input.
+    """
+    from composer.batch import run_batch
+
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    result = run_batch(prompts, output, workers=workers, ray_address=ray_address, seed_base=seed_base,
+                       codec=codec_dir, model=model_dir, options=options,
+                       report=lambda message: click.echo(message, err=True))
+    click.echo(result.table())
+    click.echo(result.summary())
+    sys.exit(result.exit_code)
+
+
 # --- doctor ----------------------------------------------------------------
 @main.command("doctor")
 @click.option("--soundfont", type=click.Path(), help="Check this soundfont instead of the defaults.")
@@ -299,6 +330,43 @@ def data_check_cmd(folder, licences):
     report = check_dataset(folder, allowed_licences=licences or None)
     click.echo(report.format())
     sys.exit(2 if report.refused else 0)
+
+
+@data_group.command("analyze")
+@click.argument("folder", type=click.Path())
+@click.option("--overwrite", is_flag=True, help="Re-analyse files that already have labels.")
+@handle_errors
+def data_analyze_cmd(folder, overwrite):
+    """Fill missing tempo, key, meter, chords and sections of archive audio by analysis."""
+    from composer.labelling import analyze_dataset
+
+    counts = analyze_dataset(folder, overwrite=overwrite)
+    click.echo(f"{folder}: {counts['labelled']} labelled, {counts['skipped']} already labelled, "
+               f"{counts['failed']} failed")
+    sys.exit(0 if not counts["failed"] else 2)
+
+
+@main.group("corpus")
+def corpus_group():
+    """Build the training corpus from music that ships offline."""
+
+
+@corpus_group.command("build")
+@click.option("-o", "--output", required=True, type=click.Path())
+@click.option("--minutes", type=float, required=True, help="About this many minutes of audio.")
+@click.option("--soundfont", type=click.Path(), help="Training soundfont (default: fluid-soundfont-gm).")
+@click.option("--validation-soundfont", type=click.Path(), help="Validation soundfont (default: MuseScore General).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True)
+@handle_errors
+def corpus_build_cmd(output, minutes, soundfont, validation_soundfont, seed, workers):
+    """Render songs planned here (forms, repeats, styles) with FluidSynth, with exact labels."""
+    from composer.corpus import build_corpus
+
+    records = build_corpus(output, minutes=minutes, seed=seed, workers=workers, soundfont=soundfont,
+                           validation_soundfont=validation_soundfont)
+    total = sum(r["duration"] for r in records) / 60
+    click.echo(f"{output}: {len(records)} songs, {total:.1f} minutes")
 
 
 # --- training ----------------------------------------------------------------

@@ -31,7 +31,8 @@ def lead_sheet(plan: SongPlan):
             if n.syllable and n.syllable != "_":
                 m21_note.lyric = n.syllable
             part.insert(start_beat + _quantise(n.start), m21_note)
-    part.makeRests(fillGaps=True, inPlace=True)
+    # rests up to the song's end: a last bar without melody still holds its chord symbol
+    part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats)], fillGaps=True, inPlace=True)
     score = stream.Score()
     score.metadata = metadata.Metadata(title=plan.title)
     score.insert(0, part)

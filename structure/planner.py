@@ -138,7 +138,11 @@ def fit_duration(slots: list[_Slot], target_bars: int) -> list[_Slot]:
     while diff < 0:  # still too long: shorten repeated groups (all members together)
         candidates = [g for g in _groups(slots) if slots[g[0]].bars > 1]
         if not candidates:
-            break
+            if len(slots) == 1 or any(s.lines for s in slots):
+                break
+            # every section is down to one bar (very short song, very slow tempo): drop later sections
+            diff += slots.pop().bars
+            continue
         group = max(candidates, key=lambda g: slots[g[0]].bars)
         for i in group:
             slots[i].bars -= 1
@@ -193,7 +197,7 @@ def _add_or_remove_sections(slots: list[_Slot], target_bars: int) -> list[_Slot]
                 break
     chorus_kind = next((s.kind for s in slots if s.kind in ("chorus", "drop", "hook")), None)
     verse_kind = "verse" if any(s.kind == "verse" for s in slots) else None
-    while chorus_kind and total(slots) < target_bars:
+    while (chorus_kind or verse_kind) and total(slots) < target_bars:  # a form without a chorus (blues) gains verses
         end = len(slots) - 1 if slots[-1].kind == "outro" else len(slots)
         extra = [_Slot(k, next(s.bars for s in slots if s.kind == k)) for k in (verse_kind, chorus_kind) if k]
         candidate = slots[:end] + extra + slots[end:]

@@ -20,11 +20,11 @@ def tiny_codec(seed: int = 0):
     from autoencoder.codec import CodecConfig, EncodecCodec
 
     torch.manual_seed(seed)
-    config = CodecConfig.small(num_filters=4, latent_dim=8, sample_rate=8000, ratios=(4, 4, 4))
+    config = CodecConfig.small(num_filters=4, latent_dim=8, sample_rate=8000, ratios=(8, 8, 4))  # 31.25 frames/s
     return EncodecCodec(config).eval()
 
 
-def tiny_model(codec, seed: int = 0, *, window_frames: int = 24):
+def tiny_model(codec, seed: int = 0, *, window_frames: int = 32):
     from diffusion.model import DiffusionModel, ModelConfig
     from diffusion.unet import UNetConfig
     from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
@@ -50,7 +50,7 @@ def tiny_models(tmp_path_factory):
     """(codec_dir, model_dir) of tiny random checkpoints saved in half precision."""
     root = tmp_path_factory.mktemp("models")
     codec = tiny_codec()
-    model = tiny_model(codec)
+    model = tiny_model(codec, window_frames=32)
     codec.save_pretrained(root / "codec", dtype=torch.float16)
     from autoencoder.codec import EncodecCodec
 

@@ -1,0 +1,155 @@
+"""The command line: every command runs end to end; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from composer import __version__
+from composer.cli import main
+
+FAST = ["--steps", "2", "--no-evaluate"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_help_lists_command_groups():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("plan", "guide", "render", "restyle", "interpolate", "repaint", "loop", "batch", "corpus",
+                    "data", "train", "evaluate", "doctor"):
+        assert command in result.output, command
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_doctor_reports_missing_soundfont_truthfully(tmp_path):
+    result = run("doctor", "--soundfont", tmp_path / "missing.sf2")
+    assert result.exit_code == 1
+    assert "MISSING" in result.output and "missing.sf2" in result.output
+    assert "fix:" in result.output
+
+
+def test_plan_and_guide(tmp_path):
+    result = run("plan", 'genre=folk tempo=96 key="D minor"', "--duration", "20", "--seed", "3",
+                 "-o", tmp_path / "plan.json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["tempo_bpm"] == 96 and plan["key"] == {"tonic": "D", "mode": "minor"}
+    result = run("guide", "--plan", tmp_path / "plan.json", "-o", tmp_path / "guide.wav", "--midi", tmp_path / "g.mid")
+    assert result.exit_code == 0, result.output
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / "guide.wav"))
+    assert abs(info.duration - 20) < 2.6  # within a bar of 4/4 at 96 BPM
+    assert (tmp_path / "g.mid").stat().st_size > 0
+
+
+def test_render_from_prompt_and_plan(tmp_path, tiny_models):
+    codec, model = tiny_models
+    result = run("render", "genre=rock mood=happy", "--duration", "8", "--seed", "1", "-o", tmp_path / "a",
+                 "--codec", codec, "--model", model, *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "report.json").exists()
+    result = run("render", "--plan", tmp_path / "a" / "plan.json", "--seed", "1", "-o", tmp_path / "b",
+                 "--codec", codec, "--model", model, *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "song.wav").read_bytes() == (tmp_path / "b" / "song.wav").read_bytes()
+
+
+def test_render_with_lyrics_writes_lrc(tmp_path, tiny_models):
+    codec, model = tiny_models
+    (tmp_path / "words.txt").write_text("[verse]\nthe train goes by\nand so do I\n\n[chorus]\nroll on\nroll on\n")
+    result = run("render", "genre=folk", "--lyrics", tmp_path / "words.txt", "-o", tmp_path / "s",
+                 "--codec", codec, "--model", model, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "train" in (tmp_path / "s" / "lyrics.lrc").read_text()
+
+
+def test_modes_from_the_command_line(tmp_path, tiny_models):
+    codec, model = tiny_models
+    models = ["--codec", codec, "--model", model]
+    assert run("render", "genre=pop", "--duration", "8", "-o", tmp_path / "r", *models, *FAST).exit_code == 0
+    plan = json.loads((tmp_path / "r" / "plan.json").read_text())
+    section = plan["sections"][0]["name"]
+    result = run("repaint", tmp_path / "r", "--section", section, *models)
+    assert result.exit_code == 0, result.output
+    result = run("restyle", tmp_path / "r" / "song.wav", "genre=jazz", "--strength", "0.4", "-o", tmp_path / "st",
+                 *models, *FAST)
+    assert result.exit_code == 0, result.output
+    result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", "--count", "2",
+                 "-o", tmp_path / "mix", *models, *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "mix" / "01" / "song.wav").exists()
+    result = run("loop", "genre=electronic", "--bars", "2", "-o", tmp_path / "loop", *models, *FAST)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args, names", [
+    (["render", "--plan", "missing.json", "-o", "out"], "missing.json"),
+    (["render", "tempo=0", "-o", "out"], "tempo"),
+    (["render", "key=H", "-o", "out"], "key"),
+    (["plan", "genre=pop", "--duration", "0", "-o", "p.json"], "duration"),
+    (["restyle", "nope.wav", "genre=jazz", "-o", "out"], "nope.wav"),
+    (["restyle", "BROKEN", "genre=jazz", "--strength", "0.5", "-o", "out"], "BROKEN"),
+    (["repaint", "not_a_render", "--section", "chorus1"], "not_a_render"),
+    (["loop", "genre=pop", "--bars", "0", "-o", "out"], "bars"),
+    (["render", "genre=pop", "--lyrics", "EMPTY", "-o", "out"], "EMPTY"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, tiny_models, monkeypatch, args, names):
+    codec, model = tiny_models
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "BROKEN").write_bytes(b"RIFF....WAVEfmt garbage")
+    (tmp_path / "EMPTY").write_text("   \n")
+    if args[0] in ("render", "restyle", "loop", "repaint"):
+        args = args + ["--codec", str(codec), "--model", str(model)]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert names in one_error_line(result)
+
+
+def test_malformed_plan_names_the_field(tmp_path, tiny_models):
+    codec, model = tiny_models
+    (tmp_path / "plan.json").write_text(json.dumps({"tempo_bpm": 120, "beats_per_bar": 4, "key": "C major",
+                                                    "sections": [{"name": "a", "kind": "verse", "bars": 0}]}))
+    result = run("render", "--plan", tmp_path / "plan.json", "-o", tmp_path / "o", "--codec", codec, "--model", model)
+    assert result.exit_code == 2
+    assert "sections[0].bars" in one_error_line(result)
+    (tmp_path / "plan.json").write_text("{not json")
+    result = run("guide", "--plan", tmp_path / "plan.json", "-o", tmp_path / "g.wav")
+    assert result.exit_code == 2
+    assert "not valid JSON" in one_error_line(result)
+
+
+def test_strength_outside_range(tmp_path, tiny_models):
+    codec, model = tiny_models
+    assert run("render", "genre=pop", "--duration", "6", "-o", tmp_path / "r", "--codec", codec, "--model", model,
+               *FAST).exit_code == 0
+    result = run("restyle", tmp_path / "r" / "song.wav", "genre=jazz", "--strength", "1.5", "-o", tmp_path / "x",
+                 "--codec", codec, "--model", model)
+    assert result.exit_code == 2
+    assert "strength" in one_error_line(result)
+
+
+def test_unknown_section_for_repaint(tmp_path, tiny_models):
+    codec, model = tiny_models
+    assert run("render", "genre=pop", "--duration", "6", "-o", tmp_path / "r", "--codec", codec, "--model", model,
+               *FAST).exit_code == 0
+    result = run("repaint", tmp_path / "r", "--section", "bridge9", "--codec", codec, "--model", model)
+    assert result.exit_code == 2
+    assert "bridge9" in one_error_line(result)
