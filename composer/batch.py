@@ -109,8 +109,7 @@ def read_rows(path: str | Path, *, seed_base: int = 0) -> tuple[list[Row], list[
         try:
             row = _row(line, record, base_dir=path.parent, seed_base=seed_base)
         except InputError as error:
-            name = record.get("name") if isinstance(record.get("name"), str) else None
-            errors.append(RowError(line, name, str(error)))
+            errors.append(RowError(line, _valid_name_or_none(record.get("name", f"row{line:04d}")), str(error)))
             continue
         key = row.name.casefold()  # case-insensitive file systems would merge them
         if key in seen:
@@ -233,6 +232,13 @@ def _row_name(name: object) -> str:
     return name
 
 
+def _valid_name_or_none(name: object) -> str | None:
+    try:
+        return _row_name(name)
+    except InputError:
+        return None
+
+
 def _metadata_token(key: object, value: object) -> str:
     if not isinstance(key, str) or not _FIELD_NAME.match(key):
         raise InputError(f"field {key!r}: not a valid field name (letters, digits, _ and -)")
@@ -293,7 +299,7 @@ class Manifest:
     entries: list[Entry] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, prompts: str) -> dict[str, Entry]:
+    def load(cls, path: Path) -> dict[str, Entry]:
         """Entries of an earlier run by name (empty when there was none)."""
         if not path.is_file():
             return {}
@@ -657,7 +663,7 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
         shutil.rmtree(partial_root, ignore_errors=True)  # what a killed run left; we hold the lock
 
         manifest = Manifest(out_dir / MANIFEST_NAME, prompts=str(Path(prompts).resolve()))
-        entries, to_check = _reconcile(rows, Manifest.load(manifest.path, manifest.prompts), settings, out_dir)
+        entries, to_check = _reconcile(rows, Manifest.load(manifest.path), settings, out_dir)
         jobs, check_errors = _check_rows(to_check, progress=progress)
         errors += check_errors
         for error in errors:

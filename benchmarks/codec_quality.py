@@ -1,0 +1,85 @@
+"""Codec round-trip quality beside Opus (ffmpeg) on the same clips.
+
+Multi-resolution log-mel distance (lower is better) and SI-SDR (higher is better)
+on validation clips (unseen soundfont) of a corpus, or any folder of audio:
+
+    python benchmarks/codec_quality.py --data data/corpus --clips 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def opus_round_trip(audio, rate: int, kbps: int):
+    import numpy as np
+    import soundfile as sf
+
+    from composer.audio import audio_read
+
+    with tempfile.TemporaryDirectory() as folder:
+        wav, opus = Path(folder) / "in.wav", Path(folder) / "out.opus"
+        sf.write(wav, audio.T, rate)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libopus", "-b:a", f"{kbps}k",
+                        str(opus)], check=True)
+        decoded, _ = audio_read(opus, sample_rate=rate, channels=1)
+    return np.pad(decoded, ((0, 0), (0, max(0, audio.shape[-1] - decoded.shape[-1]))))[:, : audio.shape[-1]]
+
+
+def main() -> None:
+    import json
+
+    import numpy as np
+    import torch
+
+    from autoencoder import load_codec
+    from autoencoder.losses import mel_distance, si_sdr
+    from common import write_result
+    from composer.audio import audio_read
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="data/corpus")
+    parser.add_argument("--codec")
+    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    codec = load_codec(args.codec)
+    root = Path(args.data)
+    files = []
+    if (root / "metadata.jsonl").exists():
+        rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines() if line.strip()]
+        files = [root / r["file_name"] for r in rows if r.get("split") == "validation"] or \
+                [root / r["file_name"] for r in rows]
+    else:
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+    rng = np.random.default_rng(0)
+    scores = {"codec": [], "opus6": [], "opus12": []}
+    for path in files[: args.clips]:
+        audio, rate = audio_read(path, sample_rate=codec.sample_rate, channels=1)
+        length = int(args.seconds * rate)
+        start = int(rng.integers(0, max(1, audio.shape[-1] - length)))
+        clip = audio[:, start: start + length]
+        reference = torch.from_numpy(clip)[None]
+        with torch.no_grad():
+            ours = codec.decode_long(codec.encode_long(reference))[..., : length]
+        for name, output in (("codec", ours), ("opus6", torch.from_numpy(opus_round_trip(clip, rate, 6))[None]),
+                             ("opus12", torch.from_numpy(opus_round_trip(clip, rate, 12))[None])):
+            scores[name].append((float(mel_distance(output, reference, rate)), float(si_sdr(output, reference).mean())))
+    table = {name: {"mel_distance": float(np.mean([s[0] for s in v])), "si_sdr": float(np.mean([s[1] for s in v]))}
+             for name, v in scores.items()}
+    write_result("codec_quality", {"codec": codec.identity(), "clips": len(scores["codec"]),
+                                   "seconds_per_clip": args.seconds, "data": str(root), "results": table,
+                                   "goal": "codec mel_distance below opus12"}, args.out)
+
+
+if __name__ == "__main__":
+    main()

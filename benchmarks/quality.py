@@ -1,0 +1,87 @@
+"""Quality of renders with the bundled models against their plans, beside the guide
+renders of the same plans (the ceiling): `composer evaluate` metrics on 10 plans that
+are not training songs (their seeds are outside the corpus's).
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/quality.py --out-dir out/quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+PROMPTS = [
+    "genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
+    "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm", "genre=country mood=hopeful",
+    "genre=waltz mood=romantic", "genre=blues mood=nostalgic",
+]
+SCALARS = [("tempo", "acc1"), ("tempo", "acc2"), ("key", "weighted_score"), ("chords", "accuracy"),
+           ("boundaries", "f_measure_3s"), ("boundaries", "f_measure_0_5s"), ("repetition", "contrast"),
+           ("repetition", "most_similar_pair_shares_label"), ("seams", "section_flux_max"),
+           ("seams", "window_flux_max"), ("seams", "section_jump_mean"), ("seams", "window_jump_mean"),
+           ("loudness", "lufs"), ("loudness", "clipping_ratio"), ("loudness", "silence_ratio")]
+
+
+def pick(metrics: dict, group: str, name: str):
+    value = metrics.get(group, {}).get(name)
+    return float(value) if isinstance(value, (int, float, bool)) else None
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+
+    from common import write_result
+    from composer.audio import audio_write, write_text_atomic
+    from composer.evaluate import evaluate_dir
+    from composer.renderer import RenderOptions, load_models, render
+    from structure.arrange import arrange
+    from structure.planner import plan
+    from structure.synth import render_midi
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out-dir", default="out/quality")
+    parser.add_argument("--duration", type=float, default=75.0)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    codec, model = load_models(None, None)
+    root = Path(args.out_dir)
+    rows = []
+    for index, prompt in enumerate(PROMPTS[: args.count]):
+        song = plan(prompt, duration=args.duration, seed=10_000 + index, write_lyrics=False)
+        result = render(song, seed=index, codec=codec, model=model, options=RenderOptions(steps=args.steps),
+                        progress=False)
+        result.save(root / f"render_{index:02d}")
+        guide_dir = root / f"guide_{index:02d}"
+        guide_dir.mkdir(parents=True, exist_ok=True)
+        audio, rate = render_midi(arrange(song), sample_rate=codec.sample_rate, duration=song.duration)
+        audio_write(guide_dir / "song.wav", audio, rate)
+        write_text_atomic(guide_dir / "plan.json", song.to_json())
+        write_text_atomic(guide_dir / "report.json", json.dumps({"seams": result.report["seams"]}))
+        rendered = evaluate_dir(root / f"render_{index:02d}")
+        ceiling = evaluate_dir(guide_dir)
+        rows.append({"prompt": prompt, "render": {f"{g}.{n}": pick(rendered, g, n) for g, n in SCALARS},
+                     "guide": {f"{g}.{n}": pick(ceiling, g, n) for g, n in SCALARS},
+                     "render_seconds": sum(result.report["timings"].values())})
+        print(f"{prompt}: done", file=sys.stderr)
+
+    def mean(kind: str, key: str):
+        values = [r[kind][key] for r in rows if r[kind][key] is not None]
+        return float(np.mean(values)) if values else None
+
+    keys = [f"{g}.{n}" for g, n in SCALARS]
+    table = {key: {"render": mean("render", key), "guide": mean("guide", key)} for key in keys}
+    write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps, "table": table,
+                             "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()

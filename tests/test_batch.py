@@ -1,0 +1,248 @@
+"""`composer batch`: row parsing, bad rows by line, crash-safe resume, local and Ray workers agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from composer.batch import MANIFEST_NAME, PARTIAL_DIR, read_rows, run_batch
+from composer.renderer import RenderOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fast_options() -> RenderOptions:
+    return RenderOptions(steps=2, evaluate=False, overlap_seconds=0.05)
+
+
+def write_jsonl(path: Path, rows: list[dict | str]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def manifest(out_dir: Path) -> dict:
+    return json.loads((out_dir / MANIFEST_NAME).read_text())
+
+
+def song_dirs(out_dir: Path) -> list[str]:
+    return sorted(p.name for p in out_dir.iterdir() if p.is_dir())
+
+
+# --- parsing --------------------------------------------------------------------------
+def test_csv_rows_merge_metadata_and_number_lines(tmp_path):
+    (tmp_path / "lyrics").mkdir()
+    (tmp_path / "lyrics" / "trains.txt").write_text("[verse]\nthe night train calls\n")
+    prompts = tmp_path / "songs.csv"
+    prompts.write_text(
+        "prompt,genre,key,tempo,duration,seed,name,lyrics_file\n"
+        'wistful song about trains,folk,D minor,96,60,,trains,lyrics/trains.txt\n'
+        "\n"
+        '"a prompt over\ntwo lines",rock,,,30,7,,\n'
+    )
+    rows, errors = read_rows(prompts, seed_base=100)
+    assert errors == []
+    first, second = rows
+    assert (first.line, first.name, first.seed, first.duration) == (2, "trains", 102, 60.0)
+    assert first.prompt == "wistful song about trains genre=folk key='D minor' tempo=96"
+    assert first.lyrics == "[verse]\nthe night train calls\n"
+    # a quoted cell spanning lines: numbered by the line the row starts on
+    assert (second.line, second.name, second.seed) == (4, "row0004", 7)
+    assert second.prompt == "a prompt over\ntwo lines genre=rock" and second.lyrics is None
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("../escape", "'..'"), ("a/b", "separator"), ("a\\b", "separator"), ("  ", "empty"),
+    (".partial", "starts with '.'"), (7, "expected text"),
+])
+def test_bad_names_are_reported_by_line(tmp_path, name, reason):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"genre": "folk"}, {"genre": "folk", "name": name}])
+    rows, errors = read_rows(prompts)
+    assert [r.name for r in rows] == ["row0001"]
+    assert len(errors) == 1 and errors[0].line == 2 and reason in errors[0].reason
+
+
+def test_duplicate_names_and_unreadable_rows(tmp_path):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"genre": "folk", "name": "Song"}, '{"genre": "folk"', "", {"mood": "sad", "name": "song"},
+        {"genre": "pop", "lyrics_file": "missing.txt"}, ["not", "an", "object"], {"genre": {"nested": 1}},
+        {"name": "empty"},
+    ])
+    rows, errors = read_rows(prompts)
+    assert [r.name for r in rows] == ["Song"]
+    reasons = {e.line: e.reason for e in errors}
+    assert set(reasons) == {2, 4, 5, 6, 7, 8}
+    assert "malformed JSON" in reasons[2]
+    assert "already used by line 1" in reasons[4]
+    assert "missing.txt: no such file" in reasons[5]
+    assert "JSON object" in reasons[6] and "genre" in reasons[7] and "no prompt" in reasons[8]
+
+
+# --- rendering ------------------------------------------------------------------------
+def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_models):
+    codec_dir, model_dir = tiny_models
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"genre": "folk", "mood": "sad", "duration": 6, "name": "first"},
+        {"prompt": "genre=rock tempo=0", "duration": 6},
+        {"genre": "pop", "key": "E minor", "duration": 6, "seed": 11},
+        {"genre": "folk", "duration": 6, "name": "../outside"},
+        {"genre": "rock", "tempo": 120, "duration": 6, "lyrics": "[verse]\nrolling down the line\n"},
+        {"genre": "folk", "meter": "3/4", "duration": 6},
+    ])
+    messages: list[str] = []
+    out = tmp_path / "out"
+    result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False,
+                       report=messages.append)
+    assert result.exit_code == 2
+    assert song_dirs(out) == ["first", "row0003", "row0005", "row0006"]
+    for name in song_dirs(out):
+        assert (out / name / "report.json").is_file() and (out / name / "song.wav").is_file()
+    assert len(messages) == 2
+    assert messages[0].startswith("line 2 (row0002): ") and "tempo 0" in messages[0]
+    assert messages[1].startswith("line 4: ") and "'..'" in messages[1]
+    states = {row["line"]: (row["state"], row["error_kind"]) for row in manifest(out)["rows"]}
+    assert states == {1: ("done", None), 2: ("failed", "input"), 3: ("done", None), 4: ("failed", "input"),
+                      5: ("done", None), 6: ("done", None)}
+    assert "tempo 0" in result.table() and not (out / PARTIAL_DIR).exists()
+
+    # a rerun renders nothing again; an edited row renders again under its name
+    before = (out / "first" / "song.wav").stat().st_mtime_ns
+    again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False,
+                      report=messages.append)
+    assert again.exit_code == 2 and all(e.attempts <= 1 for e in again.entries)
+    assert (out / "first" / "song.wav").stat().st_mtime_ns == before
+    write_jsonl(prompts, [{"genre": "folk", "mood": "sad", "duration": 6, "name": "first", "seed": 3}])
+    edited = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert edited.exit_code == 0 and edited.entries[0].attempts == 1
+    assert (out / "first" / "song.wav").stat().st_mtime_ns != before
+
+
+def test_a_crashed_render_fails_its_row_only_and_a_rerun_redoes_it(tmp_path, tiny_models, monkeypatch):
+    import composer.renderer
+
+    codec_dir, model_dir = tiny_models
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"genre": "folk", "duration": 6, "name": name}
+                                                 for name in ("fine", "crashes")])
+    real_render = composer.renderer.render
+
+    def flaky_render(plan, **kwargs):
+        if kwargs["seed"] == 2:
+            raise RuntimeError("out of memory")
+        return real_render(plan, **kwargs)
+
+    monkeypatch.setattr(composer.renderer, "render", flaky_render)
+    out = tmp_path / "out"
+    result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert result.exit_code == 1 and song_dirs(out) == ["fine"]
+    crashed = result.entries[1]
+    assert (crashed.state, crashed.error_kind, crashed.error) == ("failed", "render", "RuntimeError: out of memory")
+
+    monkeypatch.setattr(composer.renderer, "render", real_render)
+    again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert again.exit_code == 0 and song_dirs(out) == ["crashes", "fine"]
+    assert [e.attempts for e in again.entries] == [1, 2]
+
+
+def _batch_command(prompts: Path, out: Path, tiny_models) -> list[str]:
+    codec_dir, model_dir = tiny_models
+    return [sys.executable, "-m", "composer", "batch", str(prompts), "-o", str(out), "--workers", "1",
+            "--steps", "2", "--no-evaluate", "--codec", str(codec_dir), "--model", str(model_dir)]
+
+
+@pytest.mark.slow
+def test_batch_killed_part_way_resumes_with_every_song_once(tmp_path, tiny_models):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"genre": genre, "mood": mood, "duration": 6}
+        for genre, mood in [("folk", "sad"), ("rock", "dark"), ("pop", "happy"), ("folk", "calm"),
+                            ("rock", "angry"), ("pop", "dreamy")]
+    ])
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    first = subprocess.Popen(_batch_command(prompts, out, tiny_models), cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    done = 0
+    while done == 0:
+        assert first.poll() is None, first.stderr.read().decode()
+        assert time.monotonic() < deadline, "no song finished in time"
+        time.sleep(0.05)
+        if (out / MANIFEST_NAME).is_file():
+            done = sum(row["state"] == "done" for row in manifest(out)["rows"])
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    first.stderr.close()
+    killed_at = manifest(out)["rows"]
+    assert any(row["state"] != "done" for row in killed_at), "the batch finished before it could be killed"
+
+    rerun = subprocess.run(_batch_command(prompts, out, tiny_models), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    names = [f"row{line:04d}" for line in range(1, 7)]
+    assert song_dirs(out) == names and not (out / PARTIAL_DIR).exists()
+    assert sorted(p.name for p in out.iterdir() if not p.is_dir()) == [".lock", MANIFEST_NAME]
+    rows = manifest(out)["rows"]
+    assert [row["state"] for row in rows] == ["done"] * 6
+    for before, after in zip(killed_at, rows):  # finished songs were not rendered again
+        if before["state"] == "done":
+            assert after["attempts"] == before["attempts"] == 1
+    for name in names:
+        assert not [p for p in (out / name).iterdir() if p.name.startswith(".")]  # no temporary files
+        audio, rate = soundfile.read(out / name / "song.wav")
+        assert rate == 8000 and len(audio) > 5 * rate
+        assert soundfile.info(out / name / "song.flac").frames == len(audio)
+        json.loads((out / name / "report.json").read_text())
+        json.loads((out / name / "plan.json").read_text())
+
+
+def test_orphaned_worker_exits_when_its_batch_is_killed(tmp_path):
+    """A worker's watchdog: when the batch process dies (kill -9), the worker stops too."""
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import sys; from composer.batch import _exit_with_parent; '"
+        " '_exit_with_parent(int(sys.argv[1]))', str(os.getpid())])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)
+    assert Path(f"/proc/{child}").exists() or sys.platform != "linux"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{child}/status").is_file() and "zombie" in Path(f"/proc/{child}/status").read_text():
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the worker outlived its batch")
+
+
+@pytest.mark.slow
+def test_worker_processes_and_ray_render_the_same_bytes(tmp_path, tiny_models):
+    codec_dir, model_dir = tiny_models
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"genre": "folk", "duration": 6, "seed": 5, "name": "one"},
+        {"genre": "rock", "key": "A minor", "duration": 6, "seed": 9, "name": "two"},
+    ])
+
+    def render_with(out: str, **runner) -> dict[str, bytes]:
+        result = run_batch(prompts, tmp_path / out, codec=codec_dir, model=model_dir, options=fast_options(),
+                           progress=False, **runner)
+        assert result.exit_code == 0, result.table()
+        assert song_dirs(tmp_path / out) == ["one", "two"]
+        return {name: (tmp_path / out / name / "song.wav").read_bytes() for name in ("one", "two")}
+
+    here = render_with("here")
+    assert render_with("processes", workers=2) == here
+    pytest.importorskip("ray")  # an optional extra: the local paths above are checked without it
+    assert render_with("ray", ray_address="local", workers=2) == here
