@@ -38,10 +38,10 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from common import write_result
 
     from autoencoder import load_codec
     from autoencoder.losses import mel_distance, si_sdr
-    from common import write_result
     from composer.audio import audio_read
 
     parser = argparse.ArgumentParser()

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 def main() -> None:
     from common import write_result
+
     from composer.corpus import build_corpus
 
     parser = argparse.ArgumentParser()

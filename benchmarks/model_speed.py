@@ -24,8 +24,8 @@ def timed(fn, repeat: int = 3) -> float:
 
 def main() -> None:
     import torch
-
     from common import write_result
+
     from composer.renderer import load_models
     from diffusion.sampling import get_sampler, shifted_timesteps
 

@@ -35,8 +35,8 @@ def pick(metrics: dict, group: str, name: str):
 def main() -> None:
     import numpy as np
     import torch
-
     from common import write_result
+
     from composer.audio import audio_write, write_text_atomic
     from composer.evaluate import evaluate_dir
     from composer.renderer import RenderOptions, load_models, render

@@ -26,11 +26,9 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     from tqdm import tqdm
 
     from composer.datasets import read_metadata, write_metadata
-    from composer.errors import bad_input_types
+    from composer.errors import InputError, bad_input_types
     from structure.analysis import analyze, estimate_plan
     from structure.controls import controls
-
-    from composer.errors import InputError
 
     root = Path(folder)
     rows = read_metadata(root)

@@ -323,3 +323,30 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     ema_model.save_pretrained(out, dtype=torch.float16)
     write_model_card(out, "diffusion", ema_model.config.training, extra=ema_model.config.to_dict())
     return metrics
+
+
+class AudioWindowDataset(torch.utils.data.IterableDataset):
+    """Endless random windows `[1, samples]` of mono audio clips (codec training)."""
+
+    def __init__(self, clips: list[np.ndarray], *, samples: int, seed: int = 0):
+        self.clips, self.samples, self.seed = clips, samples, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        generator = np.random.default_rng([self.seed, info.id if info else 0])
+        for batch in random_audio_windows(self.clips, samples=self.samples, batch_size=1, generator=generator):
+            yield batch[0]
+
+
+class LatentWindowDataset(torch.utils.data.IterableDataset):
+    """Endless random windows of cached latents `[D, frames]` with their aligned frame
+    controls and tags (diffusion training); items from `encode_dataset`."""
+
+    def __init__(self, items: list[dict], model, *, frames: int, seed: int = 0):
+        self.items, self.model, self.frames, self.seed = items, model, frames, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        generator = np.random.default_rng([self.seed, info.id if info else 0])
+        for x0, cond in latent_windows(self.items, self.model, frames=self.frames, batch_size=1, generator=generator):
+            yield x0[0], {k: v[0] for k, v in cond.items()}

@@ -236,20 +236,34 @@ def key_scores(chroma: np.ndarray) -> np.ndarray:
 def estimate_key(chroma: np.ndarray, chords: list[str] | None = None) -> tuple[Key, float]:
     """(key, score) for chroma `[frames, 12]` or a mean chroma `[12]` (C major if silent).
 
-    chords: beat chord symbols; when given, each key gains 0.2 x the share of
-    sounding beats on its tonic triad, which settles most relative major/minor
-    ties (the profiles alone cannot tell C major from A minor by much).
+    chords: beat chord symbols; when given, the profiles' best key and its
+    relative gain 0.2 x the share of sounding beats on their tonic triad, which
+    settles most relative major/minor ties (the profiles alone cannot tell C
+    major from A minor by much). When the chroma cannot tell any keys apart,
+    every key takes the bonus.
     """
     scores = key_scores(chroma)
     if chords:
         symbols, _ = chord_templates()
         sounding = [chord for chord in chords if chord != NO_CHORD]
         if sounding:
-            scores = scores + 0.2 * np.array([sounding.count(s) for s in symbols]) / len(sounding)
+            # Only the profiles' best key (and any key tied with it) and its relative take the
+            # bonus: a song plays its dominant chord about as often as its tonic, and a bonus
+            # for every key turned close calls into the dominant key.
+            best = int(np.argmax(scores))
+            candidates = scores >= scores[best] - 1e-9
+            candidates[_relative_key_index(best)] = True
+            share = np.array([sounding.count(s) for s in symbols]) / len(sounding)
+            scores = np.where(candidates, scores + 0.2 * share, -np.inf)
     best = int(np.argmax(scores))
     if best < 12:
         return Key(MAJOR_TONICS[best], "major"), float(scores[best])
     return Key(MINOR_TONICS[best - 12], "minor"), float(scores[best])
+
+
+def _relative_key_index(index: int) -> int:
+    """Index in `key_scores` order of the relative key: C major (0) <-> A minor (21)."""
+    return 12 + (index + 9) % 12 if index < 12 else (index - 12 + 3) % 12
 
 
 def chord_templates() -> tuple[list[str], np.ndarray]:

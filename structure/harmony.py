@@ -129,7 +129,7 @@ def _minorise(numeral: str, family: str) -> str:
     # Style progressions are written for major keys; map them roughly into minor.
     if family == "major":
         return numeral
-    mapping = {"Imaj7": "i7", "I7": "i7", "I": "i", "ii7": "iio7", "ii": "iio", "iii7": "IIImaj7",
+    mapping = {"Imaj7": "i7", "I7": "i7", "I": "i", "ii7": "iiø7", "ii": "iio", "iii7": "IIImaj7",
                "IV7": "iv7", "IV": "iv", "vi7": "VImaj7", "vi": "VI", "V7": "V7", "V": "V"}
     return mapping.get(numeral, numeral)
 
