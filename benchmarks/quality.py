@@ -20,10 +20,11 @@ PROMPTS = [
     "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm", "genre=country mood=hopeful",
     "genre=waltz mood=romantic", "genre=blues mood=nostalgic",
 ]
-SCALARS = [("tempo", "acc1"), ("tempo", "acc2"), ("key", "weighted_score"), ("chords", "accuracy"),
-           ("boundaries", "f_measure_3s"), ("boundaries", "f_measure_0_5s"), ("repetition", "contrast"),
-           ("repetition", "most_similar_pair_shares_label"), ("seams", "section_flux_max"),
-           ("seams", "window_flux_max"), ("seams", "section_jump_mean"), ("seams", "window_jump_mean"),
+SCALARS = [("tempo", "acc1"), ("tempo", "acc2"), ("tempo", "stability_bpm"), ("key", "score"),
+           ("key", "section_score_mean"), ("chords", "accuracy"), ("boundaries", "f_3s"), ("boundaries", "f_0_5s"),
+           ("repetition", "contrast"), ("repetition", "most_similar_pair_shares_label"),
+           ("seams", "section_flux_max"), ("seams", "section_flux_mean"), ("seams", "window_flux_max"),
+           ("seams", "window_flux_mean"), ("seams", "section_jump_mean"), ("seams", "window_jump_mean"),
            ("loudness", "lufs"), ("loudness", "clipping_ratio"), ("loudness", "silence_ratio")]
 
 

@@ -8,9 +8,17 @@ plan (`plans/NAME.json`) and its per-frame controls (`labels/NAME.npy`).
 `fluid-soundfont-gm` renders the training split; the MuseScore soundfont
 renders a validation split with timbres the models never hear in training.
 
+Sources (`sources=`): "generated" (songs planned here, items `song_NNNNN`),
+"folk" (Essen, O'Neill and Ryan's Mammoth melodies harmonised by
+`composer.folk`, items `folk_NNNNN`) and "chorales" (Bach chorales with
+analysed chords, items `chorale_NNNNN`); see `composer.folk`. The minutes
+are shared equally between the sources. Parsed tunes are cached in
+`OUT/.cache/`.
+
 Resumable: every file is written atomically and an item is skipped when its
 audio, plan and labels all exist; `metadata.jsonl` is rebuilt at the end
-from per-item records. Deterministic: item i depends only on (seed, i).
+from per-item records. Deterministic: item i of a source depends only on
+(seed, i) (for folk and chorales also on the seed's order of tunes).
 """
 
 from __future__ import annotations
@@ -43,12 +51,18 @@ PROGRAM_POOLS = {
 }
 
 
+SOURCES = ("generated", "folk", "chorales")
+ITEM_PREFIX = {"generated": "song", "folk": "folk", "chorales": "chorale"}
+
+
 @dataclass(frozen=True)
 class CorpusItem:
     index: int
     name: str
     split: str  # "train" | "validation"
     seed: int
+    source: str = "generated"  # one of SOURCES
+    melody: dict | None = None  # folk and chorales: `composer.folk.Melody.to_dict()`
 
 
 def item_seed(seed: int, index: int) -> int:
@@ -81,6 +95,18 @@ def _song_for_item(item: CorpusItem):
     return song, programs, f"{mood} {style} song, {song.tempo_bpm:g} BPM, in {song.key}"
 
 
+def _music21_song_for_item(item: CorpusItem):
+    from composer.folk import Melody, plan_from_melody
+
+    melody = Melody.from_dict(item.melody)
+    rng = random.Random(item.seed)
+    song = plan_from_melody(melody, rng.randrange(2**31))
+    programs = {track: rng.choice(pool) for track, pool in PROGRAM_POOLS.items()}
+    what = "Bach chorale" if item.source == "chorales" else "folk tune"
+    caption = f"{song.title}: {what} arranged as {song.style}, {song.tempo_bpm:g} BPM, in {song.key}"
+    return song, programs, caption, melody.source
+
+
 def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> dict:
     """Render one item into out_dir (audio, plan, labels, record); skip when done."""
     from structure.arrange import arrange
@@ -91,7 +117,10 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
     audio_path = out_dir / "audio" / f"{item.name}.flac"
     if record_path.exists() and audio_path.exists():
         return json.loads(record_path.read_text())
-    song, programs, caption = _song_for_item(item)
+    if item.source == "generated":
+        song, programs, caption = _song_for_item(item)
+    else:
+        song, programs, caption, source = _music21_song_for_item(item)
     midi = arrange(song, programs=programs)
     audio, rate = render_midi(midi, soundfont=soundfonts[item.split], sample_rate=SAMPLE_RATE, duration=song.duration)
     audio = normalise_loudness(audio, rate)
@@ -125,6 +154,11 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
         "licence": "generated",
         "consent": "opt-in",
     }
+    if item.source != "generated":
+        record["source"] = source
+        record["licence"] = "public-domain"
+        if record["mood"] is None:
+            del record["mood"]
     write_text_atomic(record_path, json.dumps(record))
     return record
 
@@ -139,8 +173,12 @@ def _worker(args) -> dict:
 
 def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, workers: int = 1,
                  soundfont: str | None = None, validation_soundfont: str | None = None,
-                 progress: bool = True) -> list[dict]:
-    """Build (or finish building) a corpus of about `minutes` minutes in `out_dir`."""
+                 progress: bool = True, sources: tuple[str, ...] | list[str] = ("generated",)) -> list[dict]:
+    """Build (or finish building) a corpus of about `minutes` minutes in `out_dir`.
+
+    sources: any of "generated", "folk", "chorales"; the minutes are shared
+    equally between them.
+    """
     from tqdm import tqdm
 
     from composer.errors import InputError
@@ -148,6 +186,10 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
 
     if minutes <= 0:
         raise InputError(f"--minutes: {minutes:g} must be > 0")
+    sources = tuple(dict.fromkeys(sources))
+    unknown = [s for s in sources if s not in SOURCES]
+    if not sources or unknown:
+        raise InputError(f"--source: {', '.join(unknown) or 'none given'} (known: {', '.join(SOURCES)})")
     soundfonts = {"train": soundfont or TRAINING_SOUNDFONT,
                   "validation": validation_soundfont or soundfont or VALIDATION_SOUNDFONT}
     for split, path in soundfonts.items():
@@ -156,7 +198,13 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
     out = Path(out_dir)
     for sub in ("audio", "plans", "labels", "records"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    items = plan_items(minutes, seed=seed)
+    share = minutes / len(sources)
+    items = []
+    for source in sources:
+        if source == "generated":
+            items += plan_items(share, seed=seed)
+        else:
+            items += plan_music21_items(source, share, seed=seed, cache_dir=out / ".cache")
     jobs = [(item, str(out), soundfonts) for item in items]
     bar = tqdm(total=len(items), desc="corpus", unit="song", disable=not progress)
     records: list[dict] = []

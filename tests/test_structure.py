@@ -1,0 +1,504 @@
+"""structure: plans from prompts keep their invariants; parsing, errors, controls, arrangement, exports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from structure.arrange import TRACK_NAMES, arrange
+from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS, controls, group_mask
+from structure.harmony import key_scale_pitch_classes, parse_chord
+from structure.plan import MODES, SECTION_KINDS, TONICS, Key, PlanError, Section, SongPlan
+from structure.planner import plan
+from structure.prompt import parse_prompt
+
+STYLES = ("pop", "rock", "folk", "ballad", "electronic", "hip-hop", "jazz", "country", "waltz", "blues")
+FRAME_RATE = 75.0
+
+
+def property_settings(examples: int) -> settings:
+    return settings(max_examples=examples, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+# --- invariants of every plan ------------------------------------------------------
+def bar_seconds(song: SongPlan) -> float:
+    return song.beats_per_bar * song.seconds_per_beat
+
+
+def check_invariants(song: SongPlan, *, duration: float, tempo: float | None = None) -> None:
+    assert abs(song.duration - duration) <= bar_seconds(song) + 1e-9, (song.duration, duration)
+    if tempo is not None:
+        assert song.tempo_bpm == tempo  # the duration is met with bars, never with the tempo
+    roots = []
+    for section in song.sections:
+        assert len(section.chords) == section.bars, section.name
+        assert all(bar for bar in section.chords), section.name
+        roots += [parse_chord(c).root for bar in section.chords for c in bar]
+        beats = section.bars * song.beats_per_bar
+        for note in section.melody:
+            assert 0 <= note.start and note.start + note.duration <= beats + 1e-6, (section.name, note)
+            assert note.duration > 0
+            assert 40 <= note.pitch <= 90, (section.name, note)
+        if section.repeat_of is not None and section.variation == 0:
+            source = song.section(section.repeat_of)
+            assert section.chords == source.chords, section.name
+            assert section.melody == source.melody, section.name
+            assert section.lyrics == source.lyrics, section.name
+    if song.key.mode in ("major", "minor"):
+        scale = key_scale_pitch_classes(song.key)
+        sounding = [r for r in roots if r is not None]
+        assert sum(r in scale for r in sounding) >= 0.7 * len(sounding), (str(song.key), roots)
+    text = song.to_json()
+    assert SongPlan.from_json(text).to_json() == text
+
+
+tempos = st.one_of(st.none(), st.integers(30, 300).map(float),
+                   st.floats(30, 300, allow_nan=False).map(lambda t: round(t, 1)))
+keys = st.one_of(st.none(), st.builds(lambda t, m: f"{t} {m}", st.sampled_from(TONICS), st.sampled_from(MODES)))
+meters = st.sampled_from([None, "3/4", "4/4", "6/8", "2/4"])
+
+
+def metadata_prompt(style: str, tempo: float | None, key: str | None, meter: str | None) -> str:
+    prompt = f"genre={style}"
+    if tempo is not None:
+        prompt += f" tempo={tempo:g}"
+    if key is not None:
+        prompt += f' key="{key}"'
+    if meter is not None:
+        prompt += f" meter={meter}"
+    return prompt
+
+
+@property_settings(40)
+@given(style=st.sampled_from(STYLES), duration=st.floats(10, 400), seed=st.integers(0, 2**31 - 1),
+       tempo=tempos, key=keys, meter=meters)
+def test_plans_keep_their_invariants(style, duration, seed, tempo, key, meter):
+    song = plan(metadata_prompt(style, tempo, key, meter), duration=duration, seed=seed, write_lyrics=False)
+    check_invariants(song, duration=duration, tempo=tempo)
+    assert song.style == style
+    if key is not None:
+        assert song.key == Key.parse(key)
+    if meter is not None:
+        assert song.beats_per_bar == int(meter.split("/")[0])
+
+
+@property_settings(8)
+@given(style=st.sampled_from(STYLES), duration=st.floats(10, 400), seed=st.integers(0, 2**31 - 1),
+       tempo=tempos)
+def test_plans_with_written_lyrics_keep_their_invariants(style, duration, seed, tempo):
+    song = plan(metadata_prompt(style, tempo, None, None), duration=duration, seed=seed, write_lyrics=True)
+    check_invariants(song, duration=duration, tempo=tempo)
+
+
+@pytest.mark.parametrize("prompt, duration, seed", [
+    # dorian: the phrase-end "stable" third was the major third, outside the mode (crashed with min())
+    ('genre=ballad tempo=120 key="C dorian"', 11, 696),
+    ('genre=blues tempo=67 key="G dorian" meter=3/4', 11, 203),
+    # a bar longer than the song: the fitter could not drop repeated one-bar choruses
+    ("genre=folk tempo=30 meter=6/8", 10, 7),
+    ("genre=pop tempo=48 meter=5/4", 10, 312),
+    # a form without a chorus (blues) was stretched with one huge outro (> 256 bars)
+    ("genre=blues tempo=300", 400, 361),
+    ("genre=blues tempo=264 meter=3/4", 400, 607),
+])
+def test_fixed_planner_regressions(prompt, duration, seed):
+    song = plan(prompt, duration=duration, seed=seed, write_lyrics=False)
+    check_invariants(song, duration=duration, tempo=float(prompt.split("tempo=")[1].split()[0]))
+    assert all(s.bars <= 32 for s in song.sections if s.kind == "outro")
+
+
+def test_same_seed_same_plan_and_seeds_differ():
+    a = plan("genre=pop", duration=90, seed=5, write_lyrics=False)
+    b = plan("genre=pop", duration=90, seed=5, write_lyrics=False)
+    c = plan("genre=pop", duration=90, seed=6, write_lyrics=False)
+    assert a.to_json() == b.to_json()
+    assert a.to_json() != c.to_json()
+
+
+def test_chorus_repeats_are_exact_and_verses_vary():
+    song = plan('genre=pop tempo=110 key="E major"', duration=180, seed=2, write_lyrics=False)
+    choruses = [s for s in song.sections if s.kind == "chorus"]
+    assert len(choruses) >= 2
+    assert all(s.repeat_of == choruses[0].name and s.variation == 0 for s in choruses[1:])
+    verses = [s for s in song.sections if s.kind == "verse"]
+    assert all(s.repeat_of == verses[0].name and 0 < s.variation < 1 for s in verses[1:])
+
+
+# --- prompt parsing ---------------------------------------------------------------
+FORM = ["intro", "verse", "chorus", "verse", "chorus", "bridge", "chorus", "outro"]
+METADATA = ('genre=folk mood=wistful tempo=96 key="D minor" '
+            'form="intro verse chorus verse chorus bridge chorus outro" duration=180')
+
+
+def is_subsequence(needle: list[str], haystack: list[str]) -> bool:
+    items = iter(haystack)
+    return all(any(kind == item for item in items) for kind in needle)
+
+
+def test_metadata_prompt_gives_its_values():
+    request = parse_prompt(METADATA, use_embeddings=False)
+    assert request.style == "folk"
+    assert request.tags["mood"] == "wistful"
+    assert request.tempo_bpm == 96.0
+    assert request.key == Key("D", "minor")
+    assert request.duration == 180.0
+    assert request.form == FORM
+
+    song = plan(METADATA, seed=0, write_lyrics=False)
+    assert song.style == "folk" and song.tags["mood"] == "wistful"
+    assert song.tempo_bpm == 96.0 and song.key == Key("D", "minor")
+    check_invariants(song, duration=180.0, tempo=96.0)
+    kinds = [s.kind for s in song.sections]
+    assert is_subsequence(FORM, kinds), kinds
+    assert kinds[0] == "intro" and kinds[-1] == "outro"
+
+
+def test_free_text_prompt():
+    request = parse_prompt("wistful folk song about trains, 96 bpm, in D minor", use_embeddings=False)
+    assert request.tempo_bpm == 96.0
+    assert request.key == Key("D", "minor")
+    assert request.style == "folk"
+    assert request.tags["mood"] == "wistful"
+    assert "trains" in request.tags["theme"]
+    assert request.duration is None and request.form is None
+
+
+def test_free_text_plan_without_the_sentence_encoder(monkeypatch):
+    import structure.prompt
+
+    def unavailable():
+        raise OSError("no encoder in this test")
+
+    monkeypatch.setattr(structure.prompt, "sentence_embedder", unavailable)
+    song = plan("wistful folk song about trains, 96 bpm, in D minor", duration=60, seed=1, write_lyrics=False)
+    assert song.tempo_bpm == 96.0 and song.key == Key("D", "minor") and song.style == "folk"
+    assert "trains" in song.tags["theme"]
+    check_invariants(song, duration=60, tempo=96.0)
+
+
+def test_unknown_words_stay_theme_tags():
+    request = parse_prompt("a song about zeppelins and marmalade", use_embeddings=False)
+    assert request.theme_words == ["zeppelins", "marmalade"]
+    assert request.tags["theme"] == "zeppelins marmalade"
+    assert request.style is None and request.tempo_bpm is None and request.key is None
+
+
+@pytest.mark.parametrize("text, field, value", [
+    ("bpm=120", "tempo_bpm", 120.0),
+    ("meter=3/4", "beats_per_bar", 3),
+    ("duration=2:30", "duration", 150.0),
+    ("duration=3min", "duration", 180.0),
+    ("key=Bbm", "key", Key("Bb", "minor")),
+    ("style=edm", "style", "edm"),
+    ("jazz tune in F sharp minor, 6/8, 90 seconds", "duration", 90.0),
+    ("jazz tune in F sharp minor, 6/8, 90 seconds", "key", Key("F#", "minor")),
+    ("jazz tune in F sharp minor, 6/8, 90 seconds", "beats_per_bar", 6),
+])
+def test_prompt_fields(text, field, value):
+    assert getattr(parse_prompt(text, use_embeddings=False), field) == value
+
+
+# --- bad input names its field -------------------------------------------------------
+@pytest.fixture(scope="module")
+def plan_dict():
+    return json.loads(plan('genre=pop tempo=100 key="C major"', duration=40, seed=3,
+                           write_lyrics=False).to_json())
+
+
+def _set(path, value):
+    def mutate(data):
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return mutate
+
+
+BAD_PLANS = {
+    "unknown plan field": (_set(["colour"], "blue"), "colour"),
+    "unknown section field": (_set(["sections", 0, "colour"], "blue"), "sections[0].colour"),
+    "unknown mode": (_set(["key", "mode"], "locrianx"), "key"),
+    "key H": (_set(["key"], "H"), "key"),
+    "tempo 0": (_set(["tempo_bpm"], 0), "tempo_bpm"),
+    "tempo 301": (_set(["tempo_bpm"], 301), "tempo_bpm"),
+    "tempo text": (_set(["tempo_bpm"], "fast"), "tempo_bpm"),
+    "bars 0": (_set(["sections", 0, "bars"], 0), "sections[0].bars"),
+    "unknown kind": (_set(["sections", 1, "kind"], "verze"), "sections[1].kind"),
+    "repeat of nothing": (_set(["sections", 1, "repeat_of"], "nowhere"), "sections[1].repeat_of"),
+    "too few chords": (lambda d: d["sections"][0]["chords"].pop(), "sections[0].chords"),
+    "bad chord": (_set(["sections", 0, "chords", 0], ["Xq9"]), "sections[0].chords[0]"),
+    "note pitch": (_set(["sections", 1, "melody", 0, "pitch"], 200), "sections[1].melody[0].pitch"),
+    "no sections": (_set(["sections"], []), "sections"),
+    "missing tempo": (lambda d: d.pop("tempo_bpm"), "tempo_bpm"),
+    "version": (_set(["version"], 99), "version"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLANS))
+def test_bad_plans_raise_plan_error_naming_the_field(plan_dict, case):
+    mutate, field = BAD_PLANS[case]
+    data = copy.deepcopy(plan_dict)
+    mutate(data)
+    with pytest.raises(PlanError) as error:
+        SongPlan.from_json(json.dumps(data))
+    assert error.value.field == field
+    assert str(error.value).startswith(field)
+
+
+@pytest.mark.parametrize("text", ['{"title": ', "[1, 2]", "", "null"])
+def test_malformed_json(text):
+    with pytest.raises(PlanError) as error:
+        SongPlan.from_json(text)
+    assert error.value.field == "plan"
+
+
+@pytest.mark.parametrize("prompt, field", [
+    ("tempo=0", "prompt field tempo"),
+    ("tempo=301", "prompt field tempo"),
+    ("key=H", "prompt field key"),
+    ('key="D locrianx"', "prompt field key"),
+    ("form=\"verse verze\"", "prompt field form"),
+    ("meter=13/4", "prompt field meter"),
+    ("duration=0", "prompt field duration"),
+    ('title="unclosed', "prompt"),
+])
+def test_bad_prompts_raise_plan_error_naming_the_field(prompt, field):
+    with pytest.raises(PlanError) as error:
+        plan(prompt, write_lyrics=False)
+    assert error.value.field == field
+
+
+def test_bad_duration_argument():
+    with pytest.raises(PlanError) as error:
+        plan("genre=pop", duration=0.5)
+    assert error.value.field == "duration"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5)
+
+
+def _paths(value, prefix=()):
+    if prefix:
+        yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:2]):
+            yield from _paths(item, prefix + (index,))
+
+
+@property_settings(150)
+@given(data=st.data(), value=json_values)
+def test_any_corrupted_field_gives_a_plan_error_or_a_valid_plan(plan_dict, data, value):
+    path = data.draw(st.sampled_from(sorted(_paths(plan_dict), key=str)))
+    corrupted = copy.deepcopy(plan_dict)
+    _set(list(path), value)(corrupted)
+    try:
+        song = SongPlan.from_json(json.dumps(corrupted))
+    except PlanError as error:
+        assert error.field and str(error)
+    else:
+        assert SongPlan.from_json(song.to_json()).to_json() == song.to_json()
+
+
+# --- controls -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def folk_plan():
+    return plan('genre=folk tempo=90 key="D minor"', duration=60, seed=4, write_lyrics=False)
+
+
+def test_control_groups_cover_every_channel_without_gaps():
+    spans = sorted(GROUPS.values())
+    assert spans[0][0] == 0 and spans[-1][1] == NUM_CONTROLS == 63
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert tuple(GROUPS) == GROUP_NAMES
+    assert group_mask(None).all()
+    assert group_mask(["rhythm"]).sum() == 5 and group_mask(["rhythm"])[:5].all()
+    assert group_mask(["harmony", "form"]).sum() == 12 + 15
+    assert not group_mask([]).any()
+    with pytest.raises(ValueError, match="unknown control group"):
+        group_mask(["timbre"])
+
+
+@pytest.mark.parametrize("tempo, meter", [(90, 4), (100, 3), (150, 4), (125, 6), (97, 4)])
+def test_controls_shape_and_beat_phase(tempo, meter):
+    song = plan(f"genre=pop tempo={tempo} meter={meter}/4", duration=45, seed=1, write_lyrics=False)
+    c = controls(song, FRAME_RATE)
+    assert c.shape == (math.ceil(song.duration * FRAME_RATE), NUM_CONTROLS)
+    assert c.dtype == np.float32 and np.isfinite(c).all()
+    spb = song.seconds_per_beat
+    frames_per_beat = spb * FRAME_RATE
+    # the beat phase of every frame is the frame's time in beats
+    times = np.arange(len(c)) / FRAME_RATE
+    phase = np.arctan2(c[:, 0], c[:, 1]) / (2 * np.pi) % 1.0
+    error = np.abs((phase - times / spb + 0.5) % 1.0 - 0.5)
+    assert error.max() < 1e-3
+    # the frame that holds a beat time exactly has sin 0, cos 1 (bar phase too, on downbeats)
+    on_beat = [k for k in range(song.total_beats) if abs(k * frames_per_beat - round(k * frames_per_beat)) < 1e-6]
+    assert on_beat
+    for k in on_beat:
+        f = round(k * frames_per_beat)
+        assert c[f, 0] == pytest.approx(0.0, abs=1e-4) and c[f, 1] == pytest.approx(1.0, abs=1e-4)
+        if k % song.beats_per_bar == 0:
+            assert c[f, 2] == pytest.approx(0.0, abs=1e-4) and c[f, 3] == pytest.approx(1.0, abs=1e-4)
+    assert np.allclose(c[:, 4], tempo / 200.0)
+
+
+def test_chord_chroma_bass_and_form_follow_the_plan(folk_plan):
+    song = folk_plan
+    c = controls(song, FRAME_RATE)
+    bar = bar_seconds(song)
+    bars = [(section, chords[0]) for section in song.sections for chords in section.chords]
+    for index, (_, symbol) in enumerate(bars):
+        f = int((index + 0.5) * bar * FRAME_RATE)
+        chord = parse_chord(symbol)
+        assert set(np.flatnonzero(c[f, 5:17])) == set(chord.pitch_classes), (index, symbol)
+        assert np.flatnonzero(c[f, 17:29]).tolist() == [chord.bass]
+    kinds = c[:, 49:61]
+    assert np.allclose(kinds.sum(axis=1), 1.0)
+    for section, (start, end) in zip(song.sections, song.section_times()):
+        inside = slice(math.ceil(start * FRAME_RATE), math.ceil(end * FRAME_RATE))
+        assert (kinds[inside].argmax(axis=1) == SECTION_KINDS.index(section.kind)).all()
+        assert np.allclose(c[inside, 48], section.energy)
+        position = c[inside, 61]
+        assert position[0] == pytest.approx(0.0, abs=0.02) and (np.diff(position) > 0).all() and position[-1] < 1
+    assert (np.diff(c[:, 62]) > 0).all() and 0 <= c[0, 62] and c[-1, 62] < 1
+
+
+def test_melody_channels_follow_the_notes(folk_plan):
+    song = folk_plan
+    c = controls(song, FRAME_RATE)
+    spb = song.seconds_per_beat
+    checked = 0
+    for section, (start_beat, _) in zip(song.sections, song.section_beats()):
+        for note in section.melody:
+            f = int(((start_beat + note.start + note.duration / 2) * spb) * FRAME_RATE)
+            if (start_beat + note.start) * spb * FRAME_RATE > f - 1:
+                continue  # too short to own a whole frame
+            assert np.flatnonzero(c[f, 30:42]).tolist() == [note.pitch % 12]
+            assert c[f, 42] == pytest.approx((note.pitch - 60) / 12)
+            assert c[f, 43] == 0.0
+            checked += 1
+    assert checked > 20
+    rest_frames = c[:, 43] == 1.0
+    assert (c[rest_frames, 30:42].sum(axis=1) == 0).all()
+
+
+def test_two_chords_a_bar_and_frames_override(folk_plan):
+    data = json.loads(folk_plan.to_json())
+    data["sections"] = [dict(name="a", kind="verse", bars=2, chords=[["C", "G"], ["Am", "F"]])]
+    song = SongPlan.from_dict(data)
+    c = controls(song, FRAME_RATE, frames=500)
+    assert c.shape == (500, NUM_CONTROLS)
+    half = song.beats_per_bar / 2 * song.seconds_per_beat
+    for index, symbol in enumerate(["C", "G", "Am", "F"]):
+        f = int((index + 0.5) * half * FRAME_RATE)
+        assert set(np.flatnonzero(c[f, 5:17])) == set(parse_chord(symbol).pitch_classes)
+    after = int(np.ceil(song.duration * FRAME_RATE)) + 1
+    assert not c[after:, 5:17].any() and not c[after:, 49:61].any()  # past the end: no chord, no section
+
+
+# --- arrangement and exports ---------------------------------------------------------
+@pytest.mark.parametrize("style", STYLES)
+def test_arrangement_tracks_and_times(style):
+    song = plan(f"genre={style}", duration=50, seed=11, write_lyrics=False)
+    midi = arrange(song)
+    assert tuple(i.name for i in midi.instruments) == TRACK_NAMES == ("melody", "bass", "chords", "drums")
+    assert [i.is_drum for i in midi.instruments] == [False, False, False, True]
+    for instrument in midi.instruments:
+        assert instrument.notes, instrument.name
+        for note in instrument.notes:
+            assert 0 <= note.start < song.duration and note.end > note.start
+            assert 0 <= note.pitch <= 127 and 1 <= note.velocity <= 127
+            if not instrument.is_drum:
+                assert note.end <= song.duration + 1e-6, (instrument.name, note)
+    melody = midi.instruments[0].notes
+    assert len(melody) == sum(len(s.melody) for s in song.sections)
+    spb = song.seconds_per_beat
+    starts = sorted((start + n.start) * spb for s, (start, _) in zip(song.sections, song.section_beats())
+                    for n in s.melody)
+    assert np.allclose(sorted(n.start for n in melody), starts)
+
+
+def test_arrangement_programs_and_transpose(folk_plan):
+    base = arrange(folk_plan)
+    moved = arrange(folk_plan, programs={"melody": 40}, transpose=2)
+    assert moved.instruments[0].program == 40
+    assert [n.pitch + 2 for n in base.instruments[0].notes] == [n.pitch for n in moved.instruments[0].notes]
+
+
+@pytest.mark.parametrize("style, seed", [("jazz", 2), ("waltz", 1), ("pop", 6), ("blues", 4)])
+def test_lead_sheet_round_trips_through_music21(tmp_path, style, seed):
+    import music21
+
+    from structure.export import write_musicxml
+
+    song = plan(f"genre={style}", duration=60, seed=seed, write_lyrics=True)
+    path = write_musicxml(song, tmp_path / "lead_sheet.musicxml")
+    assert path.is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    score = music21.converter.parse(str(path))
+    notes = [n for n in score.recurse().getElementsByClass(music21.note.Note)
+             if n.tie is None or n.tie.type == "start"]
+    planned = sum(len(s.melody) for s in song.sections)
+    assert 0.9 * planned <= len(notes) <= 1.1 * planned
+    symbols = list(score.recurse().getElementsByClass(music21.harmony.ChordSymbol))
+    assert len(symbols) == sum(len(bar) for s in song.sections for bar in s.chords)
+    # every bar is there, the last ones too (a melody-less last bar used to vanish with its chord)
+    assert len(score.parts[0].getElementsByClass(music21.stream.Measure)) == song.total_bars
+    assert any(n.lyric for n in score.recurse().getElementsByClass(music21.note.Note))
+
+
+def test_timed_lyrics_are_ordered_and_inside_the_song():
+    from structure.export import timed_lyrics
+
+    song = plan("genre=folk tempo=100", duration=120, seed=9, write_lyrics=True)
+    lines = timed_lyrics(song)
+    assert len(lines) == sum(len(s.lyrics) for s in song.sections) > 0
+    starts = [line.start for line in lines]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    for line in lines:
+        assert 0 <= line.start < line.end <= song.duration + 1e-3
+        if line.words:
+            times = [t for t, _ in line.words]
+            assert times == sorted(times) and line.start <= times[0] and times[-1] <= line.end
+
+
+def test_guide_render_has_the_exact_length():
+    from structure.synth import render_midi
+
+    song = plan("genre=rock tempo=123", duration=20, seed=3, write_lyrics=False)
+    audio, rate = render_midi(arrange(song), duration=song.duration)
+    assert rate == 24000
+    assert audio.shape == (1, round(song.duration * 24000))
+    assert audio.dtype == np.float32 and np.isfinite(audio).all()
+    assert np.abs(audio).max() == pytest.approx(0.9, abs=1e-3)
+
+
+def test_guide_render_without_soundfont_names_it(tmp_path):
+    from structure.synth import render_midi
+
+    song = plan("genre=rock", duration=10, seed=3, write_lyrics=False)
+    with pytest.raises(PlanError) as error:
+        render_midi(arrange(song), soundfont=str(tmp_path / "missing.sf2"), duration=song.duration)
+    assert error.value.field == "soundfont"
+
+
+def test_section_accessors(folk_plan):
+    assert folk_plan.section(folk_plan.sections[0].name) is folk_plan.sections[0]
+    with pytest.raises(PlanError):
+        folk_plan.section("nope")
+    assert isinstance(folk_plan.sections[0], Section)
+    times = folk_plan.section_times()
+    assert times[0][0] == 0 and times[-1][1] == pytest.approx(folk_plan.duration)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(times, times[1:]))
