@@ -133,7 +133,7 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
         step += 1
         bar.update()
         if step % config.log_every == 0:
-            row = {"step": step, **{k: round(float(v), 5) for k, v in losses.items()},
+            row = {"step": step, **{k: round(float(v.detach()), 5) for k, v in losses.items()},
                    "lr": optimizer.param_groups[0]["lr"], "minutes": round((time.monotonic() - started) / 60, 2)}
             log_file.write(json.dumps(row) + "\n")
             log_file.flush()

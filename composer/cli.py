@@ -109,12 +109,15 @@ def guide_cmd(plan_file, output, soundfont, midi):
 
 
 # --- rendering -------------------------------------------------------------------
-def _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate):
+def _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
+                    overlap_seconds=0.4):
     from composer.errors import InputError
     from composer.renderer import RenderOptions
 
+    if not 0 < overlap_seconds <= 10:
+        raise InputError(f"--overlap: {overlap_seconds:g} s is outside (0, 10]")
     options = RenderOptions(sampler=sampler, crossfade_beats=crossfade_beats, repaint_seams=repaint_seams,
-                            evaluate=evaluate)
+                            evaluate=evaluate, overlap_seconds=overlap_seconds)
     if steps is not None:
         options.steps = steps
     if guidance is not None:
@@ -147,6 +150,8 @@ def render_options(func):
                                         "(tags, text, controls, rhythm, harmony, bass, melody, drums, form)."),
         click.option("--controls", help="Control groups the plan pins down, e.g. 'form,harmony' (default: all)."),
         click.option("--crossfade-beats", type=float, default=1.0, show_default=True),
+        click.option("--overlap", "overlap_seconds", type=float, default=0.4, show_default=True,
+                     help="Seconds each window shares with the one before it (outpainting context)."),
         click.option("--repaint-seams", is_flag=True, help="Re-render across section seams by inpainting."),
         click.option("--evaluate/--no-evaluate", default=True, show_default=True,
                      help="Measure the render against its plan into report.json."),
@@ -167,14 +172,15 @@ def render_options(func):
 @render_options
 @handle_errors
 def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, steps, sampler, guidance, controls,
-               crossfade_beats, repaint_seams, evaluate, model_dir, codec_dir):
+               crossfade_beats, repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
     """Render a whole song (audio, plan, MIDI, lead sheet, lyrics, report) into OUTPUT."""
     from composer.errors import InputError
     from composer.inputs import read_lyrics_file, read_plan_file
     from composer.renderer import render
     from structure.planner import plan
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
+                              overlap_seconds)
     if plan_file:
         song = read_plan_file(plan_file)
     elif prompt or lyrics_file:
@@ -197,11 +203,12 @@ def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, steps, sa
 @render_options
 @handle_errors
 def restyle_cmd(audio, prompt, strength, seed, output, steps, sampler, guidance, controls, crossfade_beats,
-                repaint_seams, evaluate, model_dir, codec_dir):
+                repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
     """Re-render AUDIO in the style of PROMPT, keeping its tempo, harmony and form."""
     from composer.modes import restyle
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
+                              overlap_seconds)
     result = restyle(audio, prompt, strength=strength, seed=seed, codec=codec_dir, model=model_dir, options=options)
     result.save(output)
     click.echo(f"{output}: restyled {result.duration:.1f} s at strength {strength:g}")
@@ -216,11 +223,12 @@ def restyle_cmd(audio, prompt, strength, seed, output, steps, sampler, guidance,
 @render_options
 @handle_errors
 def interpolate_cmd(audio_a, audio_b, count, seed, output, steps, sampler, guidance, controls, crossfade_beats,
-                    repaint_seams, evaluate, model_dir, codec_dir):
+                    repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
     """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion)."""
     from composer.modes import interpolate
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
+                              overlap_seconds)
     results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)
     for k, result in enumerate(results):
         result.save(Path(output) / f"{k:02d}")
@@ -250,11 +258,12 @@ def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
 @render_options
 @handle_errors
 def loop_cmd(prompt, bars, seed, output, steps, sampler, guidance, controls, crossfade_beats, repaint_seams,
-             evaluate, model_dir, codec_dir):
+             evaluate, overlap_seconds, model_dir, codec_dir):
     """A loop of BARS bars whose end joins its start without a seam."""
     from composer.modes import loop
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
+                              overlap_seconds)
     result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options)
     result.save(output)
     click.echo(f"{output}: {bars}-bar loop, {result.duration:.2f} s (wrap seam ratio "
@@ -274,7 +283,7 @@ def loop_cmd(prompt, bars, seed, output, steps, sampler, guidance, controls, cro
 @render_options
 @handle_errors
 def batch_cmd(prompts, output, workers, ray_address, seed_base, steps, sampler, guidance, controls,
-              crossfade_beats, repaint_seams, evaluate, model_dir, codec_dir):
+              crossfade_beats, repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
     """Render one song a row of PROMPTS (JSONL or CSV) into OUTPUT/NAME; rerun to resume.
 
     Row fields: prompt, lyrics or lyrics_file, duration, seed, name, and any metadata
@@ -283,7 +292,8 @@ def batch_cmd(prompts, output, workers, ray_address, seed_base, steps, sampler, 
     """
     from composer.batch import run_batch
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate)
+    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
+                              overlap_seconds)
     result = run_batch(prompts, output, workers=workers, ray_address=ray_address, seed_base=seed_base,
                        codec=codec_dir, model=model_dir, options=options,
                        report=lambda message: click.echo(message, err=True))
@@ -358,13 +368,18 @@ def corpus_group():
 @click.option("--validation-soundfont", type=click.Path(), help="Validation soundfont (default: MuseScore General).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--source", "sources", multiple=True, type=click.Choice(["generated", "folk", "chorales"]),
+              default=("generated",), show_default=True,
+              help="Material (repeatable; the minutes are shared equally): songs planned here, folk tunes "
+                   "(Essen, O'Neill, Ryan's Mammoth) or Bach chorales from the music21 corpus.")
 @handle_errors
-def corpus_build_cmd(output, minutes, soundfont, validation_soundfont, seed, workers):
-    """Render songs planned here (forms, repeats, styles) with FluidSynth, with exact labels."""
+def corpus_build_cmd(output, minutes, soundfont, validation_soundfont, seed, workers, sources):
+    """Render songs planned here (forms, repeats, styles) or music21 folk tunes and chorales
+    with FluidSynth, with exact labels."""
     from composer.corpus import build_corpus
 
     records = build_corpus(output, minutes=minutes, seed=seed, workers=workers, soundfont=soundfont,
-                           validation_soundfont=validation_soundfont)
+                           validation_soundfont=validation_soundfont, sources=tuple(sources))
     total = sum(r["duration"] for r in records) / 60
     click.echo(f"{output}: {len(records)} songs, {total:.1f} minutes")
 

@@ -82,6 +82,43 @@ def plan_items(minutes: float, *, seed: int, validation_fraction: float = 0.1,
     return items
 
 
+def source_item_seed(seed: int, source: str, index: int) -> int:
+    """The seed of item `index` of a music21 source (generated items keep `item_seed`)."""
+    digest = hashlib.sha256(f"{seed}:{source}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def plan_music21_items(source: str, minutes: float, *, seed: int, cache_dir: str | os.PathLike,
+                       validation_fraction: float = 0.1) -> list[CorpusItem]:
+    """Folk or chorale items, in the seed's order of tunes, until they last `minutes` minutes.
+
+    Item i plays the i-th usable tune of that order; its split follows the
+    rule of `plan_items`. Each item's plan is made here to know its length
+    (cheap) and again by the worker that renders it; tunes are parsed once
+    and cached in `cache_dir`.
+    """
+    from composer.folk import iter_chorales, iter_folk_melodies
+
+    melodies = (iter_folk_melodies if source == "folk" else iter_chorales)(None, seed, cache_dir=cache_dir)
+    every = max(2, round(1 / validation_fraction))
+    items: list[CorpusItem] = []
+    total = 0.0
+    try:
+        for i, melody in enumerate(melodies):
+            item = CorpusItem(i, f"{ITEM_PREFIX[source]}_{i:05d}", "validation" if i % every == 1 else "train",
+                              source_item_seed(seed, source, i), source=source, melody=melody.to_dict())
+            items.append(item)
+            total += _music21_song_for_item(item)[0].duration
+            if total >= minutes * 60:
+                break
+        else:
+            log.warning("corpus: the %s source ran out of tunes at %d items (%.1f minutes)", source,
+                        len(items), total / 60)
+    finally:
+        melodies.close()
+    return items
+
+
 def _song_for_item(item: CorpusItem):
     from structure.planner import plan
 
