@@ -187,11 +187,23 @@ class EncodecCodec(nn.Module):
         return codec.eval()
 
     def identity(self) -> str:
-        """A short hash of the weights and config, for provenance."""
+        """A short hash of all weights and the config, for provenance."""
+        return self._hash(lambda name: True)
+
+    def latent_identity(self) -> str:
+        """A hash of what defines the latent space: the encoder and the latent statistics.
+
+        A decoder fine-tuned with the encoder frozen keeps it, so diffusion models
+        trained on these latents stay compatible.
+        """
+        return self._hash(lambda name: name.startswith("model.encoder.") or name.startswith("latent_"))
+
+    def _hash(self, keep) -> str:
         digest = hashlib.sha256(json.dumps(_plain_config(self.model.config), sort_keys=True).encode())
         for name, tensor in sorted(self._weights().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().to(torch.float16).cpu().numpy().tobytes())
+            if keep(name):
+                digest.update(name.encode())
+                digest.update(tensor.detach().to(torch.float16).cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
     # --- helpers --------------------------------------------------------------

@@ -37,6 +37,7 @@ class CodecTrainConfig:
     save_every: int = 250
     seed: int = 0
     max_minutes: float | None = None  # stop after this wall time (a CPU budget)
+    freeze_encoder: bool = False  # train the decoder only: the latent space stays as it is
 
 
 def _optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -105,7 +106,10 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     loss_fn = ReconstructionLoss(codec.sample_rate)
-    params = list(codec.model.encoder.parameters()) + list(codec.model.decoder.parameters())
+    codec.model.encoder.requires_grad_(not config.freeze_encoder)
+    params = list(codec.model.decoder.parameters())
+    if not config.freeze_encoder:
+        params += list(codec.model.encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, metrics = 0, {}
     if resume and (out / "last" / "state.json").exists():
@@ -121,11 +125,12 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
         audio = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = config.lr * schedule(step)
-        z = codec.raw_encode(audio)
+        with torch.set_grad_enabled(not config.freeze_encoder):
+            z = codec.raw_encode(audio)
         z_noisy = z + config.latent_noise * z.detach().std() * torch.randn_like(z)
         output = codec.raw_decode(z_noisy)[..., : audio.shape[-1]]
         losses = loss_fn(output, audio)
-        loss = losses["loss"] + config.latent_penalty * z.pow(2).mean()
+        loss = losses["loss"] + (0.0 if config.freeze_encoder else config.latent_penalty * z.pow(2).mean())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

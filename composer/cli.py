@@ -403,16 +403,20 @@ def train_group():
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--threads", type=int, help="torch threads (default: torch's choice).")
+@click.option("--init", type=click.Path(), help="Start from this codec checkpoint.")
+@click.option("--freeze-encoder", is_flag=True,
+              help="Train only the decoder (with --init): the latent space, and diffusion models on it, stay valid.")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
-                    resume, max_minutes, threads):
+                    resume, max_minutes, threads, init, freeze_encoder):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.training import train_codec_command
 
     metrics = train_codec_command(list(data), output, steps=steps, num_filters=num_filters,
                                   latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds,
                                   lr=lr, seed=seed, resume=resume, max_minutes=max_minutes, threads=threads,
-                                  command="composer " + " ".join(sys.argv[1:]))
+                                  command="composer " + " ".join(sys.argv[1:]), init=init,
+                                  freeze_encoder=freeze_encoder)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 

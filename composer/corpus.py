@@ -101,15 +101,19 @@ def plan_music21_items(source: str, minutes: float, *, seed: int, cache_dir: str
 
     melodies = (iter_folk_melodies if source == "folk" else iter_chorales)(None, seed, cache_dir=cache_dir)
     every = max(2, round(1 / validation_fraction))
+    target = minutes * 60
     items: list[CorpusItem] = []
     total = 0.0
     try:
         for i, melody in enumerate(melodies):
             item = CorpusItem(i, f"{ITEM_PREFIX[source]}_{i:05d}", "validation" if i % every == 1 else "train",
                               source_item_seed(seed, source, i), source=source, melody=melody.to_dict())
+            duration = _music21_song_for_item(item)[0].duration
+            if items and total + duration - target > target - total:
+                break  # this song would overshoot the target by more than stopping short of it
             items.append(item)
-            total += _music21_song_for_item(item)[0].duration
-            if total >= minutes * 60:
+            total += duration
+            if total >= target:
                 break
         else:
             log.warning("corpus: the %s source ran out of tunes at %d items (%.1f minutes)", source,
@@ -152,7 +156,9 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
 
     record_path = out_dir / "records" / f"{item.name}.json"
     audio_path = out_dir / "audio" / f"{item.name}.flac"
-    if record_path.exists() and audio_path.exists():
+    plan_path = out_dir / "plans" / f"{item.name}.json"
+    label_path = out_dir / "labels" / f"{item.name}.npy"
+    if all(p.exists() for p in (record_path, audio_path, plan_path, label_path)):
         return json.loads(record_path.read_text())
     if item.source == "generated":
         song, programs, caption = _song_for_item(item)
@@ -163,8 +169,7 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
     audio = normalise_loudness(audio, rate)
     labels = controls(song, LABEL_FRAME_RATE)
     audio_write(audio_path, audio, rate, subtype="PCM_16")
-    write_text_atomic(out_dir / "plans" / f"{item.name}.json", song.to_json())
-    label_path = out_dir / "labels" / f"{item.name}.npy"
+    write_text_atomic(plan_path, song.to_json())
     with open(label_path.with_suffix(".tmp.npy"), "wb") as handle:
         np.save(handle, labels.astype(np.float16), allow_pickle=False)
     os.replace(label_path.with_suffix(".tmp.npy"), label_path)

@@ -5,10 +5,10 @@ Sources (counted on music21 10.5):
 - folk melodies in ABC: Essen (`essenFolksong`, 8,462 tunes without its
   test files), O'Neill's 1850 (`oneills1850`, 1,838 tunes once the
   overlapping files are de-duplicated by tune number) and Ryan's Mammoth
-  (`ryansMammoth`, 1,059 tunes). About 70 % of them have a usable meter (see
+  (`ryansMammoth`, 1,059 tunes). About 90 % of them have a usable meter (see
   below). Almost none carry chord symbols, so `harmonise_melody` gives them
   chords.
-- Bach chorales (`bach/bwv*`, 410 files once de-duplicated): the melody is
+- Bach chorales (`bach/bwv*`, 410 files once de-duplicated, 403 usable): the melody is
   the soprano part, the chords come from analysis (the chordified score,
   one chord symbol a beat).
 
@@ -21,7 +21,9 @@ Meters: x/4 (2 to 6 quarter beats a bar) and 2/2 or C| (read as 4/4: the
 same durations in quarter beats); compound 6/8, 9/8 and 12/8 count in
 dotted-quarter beats (2, 3 or 4 beats a bar, so an eighth note lasts 1/3
 beat and the tempo is in dotted quarters). Anything else (3/8, 3/2, 4/2,
-free meter, meter changes) is skipped.
+free meter, real meter changes) is skipped, and so is a tune whose full
+bars drift off the bar grid (a transcription with a bar too long or short);
+a short bar inside a tune (a pickup after a double bar) is kept.
 
 Key: the ABC `K:` field when the last note belongs to its tonic triad; else
 the mode of that key signature that ends on the last note (K:C ending on D
@@ -55,15 +57,16 @@ from structure.styles import get_style
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the extraction changes: older caches are then ignored
+CACHE_FORMAT = 2  # bump when the extraction changes: older caches are then ignored
 FOLK_COLLECTIONS = {"essen": "essenFolksong", "oneill": "oneills1850", "ryan": "ryansMammoth"}
 CHORALE_DIR = "bach"
 MIN_BARS, MAX_BARS, MIN_NOTES = 4, 64, 8
 PLAN_STYLES = ("folk", "ballad", "country", "jazz", "pop")  # plus "waltz" for three beats a bar
 TEMPO_RANGE = (70, 140)
 TRANSPOSE_RANGE = 5
-MIN_SONG_SECONDS = 30.0  # a short tune is played up to four times to reach this
-MAX_PASSES = 4
+MIN_SONG_SECONDS = 40.0  # a short tune is played up to MAX_PASSES times to reach this
+MAX_PASSES = 6
+MAX_PASS_SECONDS = 75.0  # a long tune gets a faster tempo (up to 140 BPM) to stay under this
 SINGABLE_MEDIAN = (55, 81)  # melodies are moved by octaves so their median pitch lies here
 _FLOAT_DIGITS = 6
 
@@ -246,6 +249,7 @@ def choose_key(given, final_pitch_class: int, analyse) -> Key:
     """The tune's key: `given` (a music21 Key or KeySignature, or None) when the last note is
     in its tonic triad; else the mode of its signature that ends on the last note; else
     `analyse()` (music21's key analysis)."""
+    key = None
     if given is not None:
         m21 = given if hasattr(given, "mode") and given.mode else given.asKey("major")
         key = _plan_key_of(m21)
@@ -259,54 +263,105 @@ def choose_key(given, final_pitch_class: int, analyse) -> Key:
     analysed = _plan_key_of(analyse())
     if analysed is not None:
         return analysed
-    if given is not None and key is not None:
+    if key is not None:
         return key
     return Key(_tonic_name(final_pitch_class, "major"), "major")
 
 
-def _pickup_shift(part, bar_quarters: float) -> float:
-    """Quarter notes to shift a tune by so that a short first bar (a pickup) ends at bar 1."""
+@dataclass(frozen=True)
+class BarLayout:
+    """Where a part's bars go: its meter, and the start (in quarter notes) of each measure."""
+
+    meter: str
+    beats_per_bar: int
+    beat_quarters: float
+    starts: tuple[float, ...]  # one per measure of the part, in order
+    gaps: float  # quarter notes of rest inserted to put full bars back on the bar grid
+
+
+def bar_layout(part) -> BarLayout:
+    """Lay a part's measures on the bar grid of its meter, or raise UnsupportedTune.
+
+    The meter is the one that governs most of the tune; music21 gives a
+    short bar of a transcription (a pickup inside the tune, a bar with a
+    note too many) a meter of its own, which is allowed. A pickup first bar
+    goes at the end of a padded bar 0. A full bar that would start off the
+    grid (the strain before it ends short, its pickup written only for the
+    repeat) is moved to the next bar line, leaving a rest; a tune that
+    would need a rest of more than half a bar is refused.
+    """
     measures = list(part.getElementsByClass("Measure"))
     if not measures:
-        return 0.0
-    first = measures[0].duration.quarterLength
-    if 0 < first < bar_quarters - 1e-6:
-        return float(bar_quarters - first)
-    return 0.0
+        raise UnsupportedTune("no bars")
+    governed: list[tuple[object, float]] = []  # (time signature, length) per measure
+    current = None
+    for measure in measures:
+        current = next(iter(measure.getElementsByClass("TimeSignature")), current)
+        governed.append((current, float(measure.duration.quarterLength)))
+    if current is None:
+        raise UnsupportedTune("no meter")
+    weight: dict[str, float] = {}
+    for ts, length in governed:
+        if ts is not None:
+            weight[ts.ratioString] = weight.get(ts.ratioString, 0.0) + length
+    meter = max(weight, key=lambda r: weight[r])
+    beats_per_bar, beat_quarters = _meter(meter)
+    bar = beats_per_bar * beat_quarters
+    for ts, length in governed:
+        if ts is not None and ts.ratioString != meter and length >= bar - 1e-6:
+            raise UnsupportedTune(f"meter changes ({', '.join(sorted(weight))})")
+    first = governed[0][1]
+    position = bar - first if 0 < first < bar - 1e-6 else 0.0
+    starts, gaps = [], 0.0
+    for _, length in governed:
+        phase = position % bar
+        if abs(length - bar) < 1e-6 and min(phase, bar - phase) > 1e-6:
+            gap = bar - phase
+            if gap > bar / 2 + 1e-6:
+                raise UnsupportedTune("bar lines drift off the meter (a bar too long or short)")
+            position += gap
+            gaps += gap
+        starts.append(position)
+        position += length
+    return BarLayout(meter, beats_per_bar, beat_quarters, tuple(starts), gaps)
 
 
-def _melody_notes(part, shift: float, beat_quarters: float) -> list[tuple[float, float, int]]:
-    """(start, duration, pitch) in beats: ties merged, grace notes dropped, the top of any chord,
-    no overlaps (a note is cut where the next one starts)."""
-    stripped = part.stripTies()
+def _melody_notes(part, layout: BarLayout) -> list[tuple[float, float, int]]:
+    """(start, duration, pitch) in beats, measures placed by `layout`: ties merged, grace notes
+    dropped, the top of any chord, no overlaps (a note is cut where the next one starts).
+
+    Ties are merged here only between notes of the same pitch: O'Neill's
+    transcribers write slurs as ties (`a3-b`), which music21's `stripTies`
+    would merge into one note.
+    """
     raw: dict[float, tuple[float, int]] = {}
-    for element in stripped.flatten().notes:
-        length = float(element.duration.quarterLength)
-        if length <= 0 or element.duration.isGrace:
-            continue
-        pitch = max(p.midi for p in element.pitches)
-        start = float(element.offset) + shift
-        if start in raw and raw[start][1] >= pitch:
-            continue
-        raw[start] = (length, pitch)
+    tied_from: float | None = None  # start of the note whose tie is still open
+    for measure, measure_start in zip(part.getElementsByClass("Measure"), layout.starts):
+        for element in measure.flatten().notes:
+            length = float(element.duration.quarterLength)
+            if length <= 0 or element.duration.isGrace:
+                continue
+            pitch = max(p.midi for p in element.pitches)
+            start = measure_start + float(element.offset)
+            tie = element.tie.type if element.tie is not None else None
+            if (tied_from is not None and raw[tied_from][1] == pitch
+                    and abs(tied_from + raw[tied_from][0] - start) < 1e-6):
+                raw[tied_from] = (raw[tied_from][0] + length, pitch)
+                tied_from = tied_from if tie in ("start", "continue") else None
+                continue
+            if start in raw and raw[start][1] >= pitch:
+                continue
+            raw[start] = (length, pitch)
+            tied_from = start if tie in ("start", "continue") else None
     notes = []
     starts = sorted(raw)
+    beat = layout.beat_quarters
     for i, start in enumerate(starts):
         length, pitch = raw[start]
         if i + 1 < len(starts):
             length = min(length, starts[i + 1] - start)
-        notes.append((round(start / beat_quarters, _FLOAT_DIGITS), round(length / beat_quarters, _FLOAT_DIGITS),
-                      int(pitch)))
+        notes.append((round(start / beat, _FLOAT_DIGITS), round(length / beat, _FLOAT_DIGITS), int(pitch)))
     return [n for n in notes if n[1] > 0]
-
-
-def _single_meter(part) -> str:
-    ratios = {ts.ratioString for ts in part.recurse().getElementsByClass("TimeSignature")}
-    if not ratios:
-        raise UnsupportedTune("no meter")
-    if len(ratios) > 1:
-        raise UnsupportedTune(f"meter changes ({', '.join(sorted(ratios))})")
-    return ratios.pop()
 
 
 def _check_length(notes, beats_per_bar: int) -> None:
@@ -333,10 +388,9 @@ def parse_abc_tune(ref: TuneRef) -> Melody:
             raise UnsupportedTune("empty")
         score = scores[0]
     part = score.parts[0] if score.parts else score
-    meter = _single_meter(part)
-    beats_per_bar, beat_quarters = _meter(meter)
-    shift = _pickup_shift(part, beats_per_bar * beat_quarters)
-    notes = _melody_notes(part, shift, beat_quarters)
+    layout = bar_layout(part)
+    meter, beats_per_bar, beat_quarters = layout.meter, layout.beats_per_bar, layout.beat_quarters
+    notes = _melody_notes(part, layout)
     _check_length(notes, beats_per_bar)
     given = next(iter(part.recurse().getElementsByClass(["Key", "KeySignature"])), None)
     key = choose_key(given, notes[-1][2] % 12, lambda: score.analyze("key"))
@@ -389,20 +443,25 @@ def parse_chorale(ref: TuneRef) -> Melody:
     if len(score.parts) < 2:
         raise UnsupportedTune("not a part score")
     soprano = next((p for p in score.parts if (p.partName or "").lower().startswith("soprano")), score.parts[0])
-    meter = _single_meter(soprano)
-    beats_per_bar, beat_quarters = _meter(meter)
-    if beat_quarters != 1.0:
+    layout = bar_layout(soprano)
+    meter, beats_per_bar = layout.meter, layout.beats_per_bar
+    if layout.beat_quarters != 1.0:
         raise UnsupportedTune(f"meter {meter}")
-    shift = _pickup_shift(soprano, float(beats_per_bar))
-    notes = _melody_notes(soprano, shift, 1.0)
+    notes = _melody_notes(soprano, layout)
     _check_length(notes, beats_per_bar)
     given = next(iter(score.recurse().getElementsByClass("Key")), None)
     key = choose_key(given, notes[-1][2] % 12, lambda: score.analyze("key")) if given is not None else None
     if key is None:
         key = _plan_key_of(score.analyze("key")) or Key("C")
-    chordified = [c for c in score.chordify().flatten().notes if c.duration.quarterLength > 0]
-    spans = [(float(c.offset) + shift, float(c.offset) + shift + float(c.duration.quarterLength), c)
-             for c in chordified]
+    measures = list(score.chordify().getElementsByClass("Measure"))
+    if len(measures) != len(layout.starts):
+        raise UnsupportedTune("the parts disagree on the bars")
+    spans = []
+    for measure, measure_start in zip(measures, layout.starts):
+        for c in measure.flatten().notes:
+            if c.duration.quarterLength > 0:
+                start = measure_start + float(c.offset)
+                spans.append((start, start + float(c.duration.quarterLength), c))
     bars = math.ceil(max(s + d for s, d, _ in notes) / beats_per_bar - 1e-6)
     per_beat: list[str | None] = []
     previous = None
@@ -749,9 +808,12 @@ def plan_from_melody(melody: Melody, seed: int, *, style: str | None = None) -> 
     Sections: an optional intro on the tune's first two bars' chords (no
     melody), the tune as `verse1`, then played again as `verse2`
     (`repeat_of` verse1, variation 0), and again (`verse3`, `verse4`) while
-    the song is shorter than 30 s. The tune is transposed by -5..+5
-    semitones (and by octaves into a singable register), melody, key and
-    chords alike; bare melodies are harmonised after transposition.
+    the song is shorter than 40 s (six passes at most). The tempo is drawn
+    in 70..140 BPM within the style's range, and raised for a long tune so
+    that one pass lasts at most 75 s (140 BPM at most). The tune is
+    transposed by -5..+5 semitones (and by octaves into a singable
+    register), melody, key and chords alike; bare melodies are harmonised
+    after transposition.
     """
     rng = random.Random(seed)
     styles = PLAN_STYLES + (("waltz",) if melody.beats_per_bar == 3 else ())
@@ -761,6 +823,8 @@ def plan_from_melody(melody: Melody, seed: int, *, style: str | None = None) -> 
     if low > high:
         low, high = TEMPO_RANGE
     tempo = float(rng.randint(low, high))
+    total = melody.bars * melody.beats_per_bar
+    tempo = min(float(TEMPO_RANGE[1]), max(tempo, math.ceil(total * 60.0 / MAX_PASS_SECONDS)))
     shift = rng.randint(-TRANSPOSE_RANGE, TRANSPOSE_RANGE)
     pitches = sorted(p for _, _, p in melody.notes)
     median = pitches[len(pitches) // 2]
@@ -769,7 +833,6 @@ def plan_from_melody(melody: Melody, seed: int, *, style: str | None = None) -> 
     while median + shift < SINGABLE_MEDIAN[0]:
         shift += 12
     bpb, bars = melody.beats_per_bar, melody.bars
-    total = bars * bpb
     key = transpose_key(melody.plan_key, shift)
     notes = []
     for start, duration, pitch in melody.notes:
@@ -781,10 +844,10 @@ def plan_from_melody(melody: Melody, seed: int, *, style: str | None = None) -> 
     else:
         chords = [[_transpose_chord(c, shift) for c in bar] for bar in melody.chords]
         chords += [list(chords[-1][-1:])] * (bars - len(chords))
-    seconds_per_pass = total * 60.0 / tempo
     intro = bars >= 2 and rng.random() < 0.5
+    beats_before = 2 * bpb if intro else 0
     passes = 2
-    while passes < MAX_PASSES and passes * seconds_per_pass + (2 * bpb * 60.0 / tempo if intro else 0) < MIN_SONG_SECONDS:
+    while passes < MAX_PASSES and (beats_before + passes * total) * 60.0 / tempo < MIN_SONG_SECONDS:
         passes += 1
     sections = []
     if intro:

@@ -110,8 +110,9 @@ def load_models(codec=None, model=None):
 
     codec = codec if codec is not None and not isinstance(codec, (str, Path)) else load_codec(codec)
     model = model if model is not None and not isinstance(model, (str, Path)) else load_model(model)
-    if model.config.codec and model.config.codec != codec.identity():
-        log.warning("diffusion model was trained on codec %s, rendering with %s", model.config.codec, codec.identity())
+    if model.config.codec and model.config.codec != codec.latent_identity():
+        log.warning("diffusion model was trained on the latents of codec %s, rendering with %s",
+                    model.config.codec, codec.latent_identity())
     if model.config.unet.latent_dim != codec.latent_dim:
         from composer.errors import InputError
 

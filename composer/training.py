@@ -81,8 +81,13 @@ def fixed_windows(clips: list[np.ndarray], *, samples: int, count: int, seed: in
 
 def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filters: int, latent_dim: int,
                         batch_size: int, window_seconds: float, lr: float, seed: int, resume: bool,
-                        max_minutes: float | None, threads: int | None, command: str) -> dict:
-    """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`."""
+                        max_minutes: float | None, threads: int | None, command: str,
+                        init: str | None = None, freeze_encoder: bool = False) -> dict:
+    """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
+
+    init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
+    the latent space (and every diffusion model trained on it) stays valid.
+    """
     from autoencoder.codec import CodecConfig, EncodecCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics, train_codec
 
@@ -92,26 +97,37 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     rows = accepted_rows(data)
     train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
     val_rows = [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
-    config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
-    codec = EncodecCodec(config)
+    if freeze_encoder and not init:
+        raise InputError("--freeze-encoder needs --init CODEC_DIR (the codec whose latent space to keep)")
+    if init:
+        codec = EncodecCodec.from_pretrained(init)
+        config = codec.config
+        previous = dict(config.training)
+    else:
+        config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
+        codec = EncodecCodec(config)
+        previous = {}
     samples = int(round(window_seconds * codec.frame_rate)) * codec.hop_length
     train_clips = load_audio_rows(train_rows, codec.sample_rate)
     val_clips = load_audio_rows(val_rows, codec.sample_rate)
     batches = random_audio_windows(train_clips, samples=samples, batch_size=batch_size,
                                    generator=np.random.default_rng(seed))
     validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
-    train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes)
+    train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
+                                    freeze_encoder=freeze_encoder)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume)
-    fit_latent_statistics(codec, fixed_windows(train_clips, samples=samples * 4, count=64, seed=seed + 2))
+    if not freeze_encoder:  # a frozen encoder keeps its statistics: the latents must not move
+        fit_latent_statistics(codec, fixed_windows(train_clips, samples=samples * 4, count=64, seed=seed + 2))
     config.training = {
+        **({"previous": previous} if previous else {}),
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1),
         "data": data, "files": len(train_rows), "validation_files": len(val_rows),
         "licences": licence_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"},
-        "machine": machine_summary(),
+        "machine": machine_summary(), "latent_identity": codec.latent_identity(),
     }
     codec.save_pretrained(out_dir, dtype=torch.float16)
     write_model_card(Path(out_dir), "codec", config.training, extra=asdict(config))
@@ -186,7 +202,7 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
 
     from structure.controls import NUM_CONTROLS, controls
 
-    cache = cache_dir / f"latents-{codec.identity()}"
+    cache = cache_dir / f"latents-{codec.latent_identity()}"
     cache.mkdir(parents=True, exist_ok=True)
     items = []
     for path, fields in tqdm(rows, desc="encoding latents", unit="file", disable=not progress):
@@ -293,14 +309,15 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         item["text_embedding"] = embedding
     if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
         model = DiffusionModel.from_pretrained(init)
-        if model.config.codec and model.config.codec != codec.identity():
-            raise InputError(f"--init {init}: trained on codec {model.config.codec}, not {codec.identity()}")
+        if model.config.codec and model.config.codec != codec.latent_identity():
+            raise InputError(f"--init {init}: trained on the latents of codec {model.config.codec}, "
+                             f"not {codec.latent_identity()}")
         model.grow_tags([it["tags"] for it in items])
     else:
         unet = UNetConfig(latent_dim=codec.latent_dim, num_controls=NUM_CONTROLS,
                           control_groups=tuple(GROUPS[g] for g in GROUP_NAMES), group_names=GROUP_NAMES,
                           channels=tuple(channels), blocks_per_level=blocks)
-        config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, codec=codec.identity())
+        config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, codec=codec.latent_identity())
         config.tags = {}
         model = DiffusionModel(config)
         model.grow_tags([it["tags"] for it in items])
@@ -318,6 +335,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
         "validation_files": len(val_rows), "licences": licence_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
+        "codec_latent_identity": codec.latent_identity(),
         "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
     }
     ema_model.save_pretrained(out, dtype=torch.float16)

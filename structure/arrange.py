@@ -89,8 +89,12 @@ def _comp(track, pcs, beat, beats, spb, velocity, style: Style, transpose: int) 
         hits = [(0, voicing, beats)]
     for offset, pitches, length in hits:
         start = (beat + offset) * spb
+        # off-beat arpeggio notes and strums softer than those on the beat, so the comping
+        # marks the beat instead of competing with it (equal eighths read as double tempo,
+        # a 3+3+2 strum as two-thirds of it)
+        accent = 0 if offset == int(offset) or style.comping not in ("arpeggio", "strum") else -20
         for pitch in pitches:
-            track.notes.append(pretty_midi.Note(velocity=max(30, velocity), pitch=pitch, start=start,
+            track.notes.append(pretty_midi.Note(velocity=max(30, velocity + accent), pitch=pitch, start=start,
                                                 end=start + length * spb * 0.95))
 
 

@@ -34,7 +34,7 @@ def tiny_model(codec, seed: int = 0, *, window_frames: int = 32):
                       control_groups=tuple(GROUPS[g] for g in GROUP_NAMES), group_names=GROUP_NAMES,
                       channels=(16, 16), blocks_per_level=1, cond_dim=16, attention_heads=2, patch=1)
     config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, window_frames=window_frames,
-                         codec=codec.identity())
+                         codec=codec.latent_identity())
     model = DiffusionModel(config)
     model.grow_tags([{"genre": "folk", "mood": "sad"}, {"genre": "rock", "mode": "minor"}])
     # random but non-zero output layers, so sampling does something
@@ -55,6 +55,6 @@ def tiny_models(tmp_path_factory):
     from autoencoder.codec import EncodecCodec
 
     reloaded = EncodecCodec.from_pretrained(root / "codec")  # identity after the fp16 round trip
-    model.config.codec = reloaded.identity()
+    model.config.codec = reloaded.latent_identity()
     model.save_pretrained(root / "model", dtype=torch.float16)
     return root / "codec", root / "model"
