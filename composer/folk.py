@@ -30,8 +30,9 @@ the mode of that key signature that ends on the last note (K:C ending on D
 is D dorian), the usual reading of folk tunes; else music21's
 `analyze('key')`. Chorales use their encoded key, or the analysis.
 
-Parsing costs about 0.05-0.1 s a tune, so tunes are parsed lazily, only as
-many as needed, and the extracted melodies are cached as JSON
+Parsing costs about 0.06 s an ABC tune (only that tune's text is parsed)
+and 0.6 s a chorale (with chordify and chord naming), so tunes are parsed
+lazily, only as many as needed, and the extracted melodies are cached as JSON
 (`folk_melodies.json`, `chorale_melodies.json`) in a cache folder
 (`COMPOSER_CACHE_DIR`, default `~/.cache/song-composer`). The order of
 tunes is drawn by seed: each collection shuffled, then taken in turn
@@ -843,7 +844,7 @@ def plan_from_melody(melody: Melody, seed: int, *, style: str | None = None) -> 
         chords = harmonise_melody(notes, key, bpb, bars=bars)
     else:
         chords = [[_transpose_chord(c, shift) for c in bar] for bar in melody.chords]
-        chords += [list(chords[-1][-1:])] * (bars - len(chords))
+        chords += [list(chords[-1][-1:]) for _ in range(bars - len(chords))]  # pad to the melody's bars
     intro = bars >= 2 and rng.random() < 0.5
     beats_before = 2 * bpb if intro else 0
     passes = 2

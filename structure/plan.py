@@ -311,7 +311,10 @@ def validate(plan: SongPlan) -> None:
             if not bar:
                 raise PlanError(f"{path}.chords[{b}]", "empty bar (give at least one chord, or 'N' for none)")
             for chord in bar:
-                parse_chord(chord, f"{path}.chords[{b}]")
+                try:
+                    parse_chord(chord)  # cached per symbol
+                except PlanError as error:
+                    raise PlanError(f"{path}.chords[{b}]", error.problem) from None
         section_beats = section.bars * plan.beats_per_bar
         for n, note in enumerate(section.melody):
             if not 0 <= note.pitch <= 127:

@@ -1,15 +1,19 @@
 """FluidSynth rendering of arrangements with General MIDI soundfonts from Debian.
 
-One synthesizer per (soundfont, sample rate) is loaded once per process and
-reused: loading the MuseScore sf3 costs ~6.5 s, rendering runs at 40-85x
-real time per core.
+Every render gets a fresh synthesizer, so the audio of a song depends on the
+song alone: a reused FluidSynth keeps its reverb state and its position in
+the 64-sample block across `system_reset`, and then the same MIDI rendered
+after another song came out different (a rebuilt corpus item did not match
+its first render). Samples load on first use (`synth.dynamic-sample-loading`),
+so a fresh synthesizer costs ~0.02 s to start instead of the ~6.5 s that
+loading all of the MuseScore sf3 took; rendering runs at 40-85x real time
+per core.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +32,14 @@ def default_soundfont() -> str:
     return os.environ.get("COMPOSER_SOUNDFONT", TRAINING_SOUNDFONT)
 
 
-@lru_cache(maxsize=4)
 def _synthesizer(soundfont: str, sample_rate: int):
+    """A new synthesizer with `soundfont` loaded (the caller deletes it)."""
     import fluidsynth
 
-    synth = fluidsynth.Synth(samplerate=float(sample_rate))
+    synth = fluidsynth.Synth(samplerate=float(sample_rate), **{"synth.dynamic-sample-loading": 1})
     sfid = synth.sfload(soundfont)
     if sfid < 0:
+        synth.delete()
         raise PlanError("soundfont", f"{soundfont}: FluidSynth cannot load it")
     return synth, sfid
 
@@ -51,10 +56,13 @@ def render_midi(midi: pretty_midi.PrettyMIDI, *, soundfont: str | None = None,
         raise PlanError("soundfont", f"{soundfont}: no such file (install fluid-soundfont-gm or pass --soundfont)")
     synth, sfid = _synthesizer(str(soundfont), int(sample_rate))
     parts = []
-    for instrument in midi.instruments:
-        if instrument.notes:
-            synth.system_reset()
-            parts.append(instrument.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid))
+    try:
+        for instrument in midi.instruments:
+            if instrument.notes:
+                synth.system_reset()
+                parts.append(instrument.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid))
+    finally:
+        synth.delete()
     length = max((len(p) for p in parts), default=0)
     mix = np.zeros(length, dtype=np.float64)
     for part in parts:

@@ -69,6 +69,19 @@ def test_pickup_moves_to_the_end_of_the_first_bar():
     assert melody.notes[2][0] == pytest.approx(2.0)  # the a of bar 1 on the downbeat
 
 
+def test_key_is_the_signature_mode_that_ends_on_the_last_note():
+    from music21 import key as m21key
+
+    def never():
+        raise AssertionError("analysis not needed")
+
+    assert folk.choose_key(m21key.Key("G"), 2, never) == Key("G")  # ends on the fifth: G major
+    assert folk.choose_key(m21key.Key("C"), 2, never) == Key("D", "dorian")  # K:C ending on D
+    assert folk.choose_key(m21key.Key("G"), 4, never) == Key("E", "minor")
+    assert folk.choose_key(m21key.Key("A", "dorian"), 9, never) == Key("A", "dorian")
+    assert folk.choose_key(None, 9, lambda: m21key.Key("a")) == Key("A", "minor")
+
+
 def test_harmonising_a_c_major_scale_uses_diatonic_chords_that_fit():
     scale = [60, 62, 64, 65, 67, 69, 71, 72, 72, 71, 69, 67, 65, 64, 62, 60]
     notes = [(2.0 * i, 2.0, p) for i, p in enumerate(scale)]  # half notes, two a bar of 4/4
