@@ -50,7 +50,9 @@ def test_encode_and_decode_shapes(codec, samples):
 
 
 def test_interface_properties(codec):
-    assert codec.sample_rate == 8000 and codec.channels == 1 and codec.latent_dim == 8
+    settings = codec.config.encodec
+    assert codec.sample_rate == settings["sampling_rate"] and codec.channels == settings["audio_channels"] == 1
+    assert codec.latent_dim == settings["hidden_size"]
     assert codec.hop_length == math.prod(codec.model.config.upsampling_ratios)
     assert codec.config.lstm is False
 

@@ -502,3 +502,44 @@ def test_section_accessors(folk_plan):
     times = folk_plan.section_times()
     assert times[0][0] == 0 and times[-1][1] == pytest.approx(folk_plan.duration)
     assert all(a[1] == pytest.approx(b[0]) for a, b in zip(times, times[1:]))
+
+
+def test_guide_render_does_not_depend_on_earlier_renders():
+    from structure.synth import render_midi
+
+    first = plan("genre=folk tempo=100", duration=12, seed=1, write_lyrics=False)
+    other = plan("genre=jazz tempo=140", duration=9, seed=2, write_lyrics=False)
+    a, _ = render_midi(arrange(first), duration=first.duration)
+    render_midi(arrange(other), duration=other.duration)  # leaves reverb tails in a reused synth
+    b, _ = render_midi(arrange(first), duration=first.duration)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("style", ["folk", "rock"])  # arpeggio and strum comping
+def test_comping_marks_the_beat(style):
+    song = plan(f"genre={style} tempo=100", duration=30, seed=1, write_lyrics=False)
+    spb = song.seconds_per_beat
+    chords = next(i for i in arrange(song).instruments if i.name == "chords").notes
+    on_beat = [n.velocity for n in chords if abs(n.start / spb - round(n.start / spb)) < 1e-6]
+    off_beat = [n.velocity for n in chords if abs(n.start / spb - round(n.start / spb)) >= 1e-6]
+    assert on_beat and off_beat and max(off_beat) < min(on_beat)
+
+
+def test_key_estimate_is_not_pulled_to_the_dominant_by_its_chord():
+    from structure.analysis import NOTE_NAMES, estimate_key
+
+    # the mean chroma of a guide render in Bb major (pop, 87 BPM) that sat on its dominant chord
+    # more than on its tonic; the profiles put Bb major first, F major a close second
+    measured = {"C": .35, "C#": .12, "D": .26, "Eb": .21, "E": .16, "F": .50, "F#": .15, "G": .32,
+                "Ab": .17, "A": .26, "Bb": .43, "B": .16}
+    chroma = np.array([measured[name] for name in NOTE_NAMES])
+    chords = ["F"] * 27 + ["Bb"] * 22 + ["Gm"] * 8 + ["G"] * 4 + ["Eb"] * 4
+    assert estimate_key(chroma)[0] == Key("Bb", "major")
+    assert estimate_key(chroma, chords)[0] == Key("Bb", "major")  # was F major
+    # the chords still settle relative major/minor: one scale, A minor or C major by its chords
+    scale = np.zeros(12)
+    scale[[0, 2, 4, 5, 7, 9, 11]] = 1.0
+    scale[[9, 0, 4]] += [0.5, 0.3, 0.3]  # C major by a little on the profiles alone
+    assert estimate_key(scale)[0] == Key("C", "major")
+    assert estimate_key(scale, ["Am"] * 6 + ["E"] * 2 + ["Dm"] * 2)[0] == Key("A", "minor")
+    assert estimate_key(scale, ["C"] * 6 + ["G"] * 2 + ["F"] * 2)[0] == Key("C", "major")
