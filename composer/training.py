@@ -130,7 +130,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         "machine": machine_summary(), "latent_identity": codec.latent_identity(),
     }
     codec.save_pretrained(out_dir, dtype=torch.float16)
-    write_model_card(Path(out_dir), "codec", config.training, extra=asdict(config))
+    write_model_card(Path(out_dir), "codec", config.training, extra=asdict(config),
+                     log_path=Path(out_dir) / "training" / "log.jsonl")
     return metrics
 
 
@@ -147,8 +148,30 @@ def machine_summary() -> dict:
             "python": sys.version.split()[0]}
 
 
-def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict | None = None) -> None:
-    """MODEL_CARD.md: what the model is, the exact command and seed, data licences, metrics."""
+def loss_curve(log_path: Path, points: int = 12) -> list[str]:
+    """Markdown table rows of the training log: loss at ~`points` steps, and every validation."""
+    if not log_path.is_file():
+        return []
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    validation = {r["step"]: r["validation"] for r in rows if "validation" in r}
+    keep = train[:: max(1, len(train) // points)] + train[-1:] if train else []
+    lines = ["| step | minutes | training loss | validation |", "| --- | --- | --- | --- |"]
+    seen = set()
+    for r in keep:
+        if r["step"] in seen:
+            continue
+        seen.add(r["step"])
+        nearest = max((s for s in validation if s <= r["step"]), default=None)
+        shown = json.dumps({k: round(v, 4) for k, v in validation[nearest].items() if isinstance(v, float)}) \
+            if nearest is not None else ""
+        lines.append(f"| {r['step']} | {r.get('minutes', '')} | {r['loss']:.4f} | {shown} |")
+    return lines
+
+
+def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict | None = None,
+                     log_path: Path | None = None) -> None:
+    """MODEL_CARD.md: what the model is, the exact command and seed, data licences, loss curve, metrics."""
     lines = [f"# Bundled {kind} model", "",
              f"Trained here with `{training['command']}` (seed {training['seed']}).", "",
              "## Training data", "",
@@ -160,6 +183,9 @@ def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict 
              f"- steps: {training.get('steps')}, wall time: {training.get('minutes')} minutes",
              f"- machine: {json.dumps(training.get('machine', {}))}", "",
              "## Validation metrics", "", "```", json.dumps(training.get("validation", {}), indent=2), "```", ""]
+    curve = loss_curve(log_path) if log_path else []
+    if curve:
+        lines += ["## Loss curve", "", *curve, ""]
     if training.get("notes"):
         lines += ["## Notes", "", training["notes"], ""]
     if extra:
@@ -339,7 +365,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
     }
     ema_model.save_pretrained(out, dtype=torch.float16)
-    write_model_card(out, "diffusion", ema_model.config.training, extra=ema_model.config.to_dict())
+    write_model_card(out, "diffusion", ema_model.config.training, extra=ema_model.config.to_dict(),
+                     log_path=out / "training" / "log.jsonl")
     return metrics
 
 
