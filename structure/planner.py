@@ -298,4 +298,7 @@ def _attach_syllables(melody: list[Note], lines: list[str], beats_per_bar: int, 
 
 def _title(request: Prompt) -> str:
     words = [w for w in request.theme_words if len(w) > 3][:3]
-    return " ".join(words).title() if words else "Untitled"
+    if words:
+        return " ".join(words).title()
+    described = " ".join(w for w in (request.tags.get("mood", "").split(",")[0], request.style or "") if w)
+    return f"{described} song".strip().title() if described else "Untitled"
