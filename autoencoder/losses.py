@@ -28,14 +28,15 @@ def _magnitude(audio: torch.Tensor, n_fft: int) -> torch.Tensor:
     return spec.abs().clamp(min=1e-7)
 
 
-def multi_resolution_stft_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Spectral convergence + log-magnitude L1, averaged over STFT sizes."""
+def multi_resolution_stft_loss(prediction: torch.Tensor, target: torch.Tensor,
+                               sizes: tuple[int, ...] = STFT_SIZES) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over STFT sizes (long ones resolve pitch)."""
     total = prediction.new_zeros(())
-    for n_fft in STFT_SIZES:
+    for n_fft in sizes:
         p, t = _magnitude(prediction, n_fft), _magnitude(target, n_fft)
         convergence = torch.linalg.norm(t - p) / torch.linalg.norm(t).clamp(min=1e-7)
         total = total + convergence + (p.log() - t.log()).abs().mean()
-    return total / len(STFT_SIZES)
+    return total / len(sizes)
 
 
 def mel_distance(prediction: torch.Tensor, target: torch.Tensor, sample_rate: int,
@@ -64,13 +65,14 @@ def si_sdr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class ReconstructionLoss(nn.Module):
     """Waveform L1 + multi-resolution STFT + mel, with fixed weights."""
 
-    def __init__(self, sample_rate: int, *, waveform: float = 1.0, stft: float = 1.0, mel: float = 1.0):
+    def __init__(self, sample_rate: int, *, waveform: float = 1.0, stft: float = 1.0, mel: float = 1.0,
+                 stft_sizes: tuple[int, ...] = STFT_SIZES):
         super().__init__()
-        self.sample_rate, self.weights = sample_rate, (waveform, stft, mel)
+        self.sample_rate, self.weights, self.stft_sizes = sample_rate, (waveform, stft, mel), tuple(stft_sizes)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         waveform = (prediction - target).abs().mean()
-        stft = multi_resolution_stft_loss(prediction, target)
+        stft = multi_resolution_stft_loss(prediction, target, self.stft_sizes)
         mel = mel_distance(prediction, target, self.sample_rate)
         w, s, m = self.weights
         return {"loss": w * waveform + s * stft + m * mel, "waveform": waveform, "stft": stft, "mel": mel}

@@ -38,6 +38,7 @@ class CodecTrainConfig:
     seed: int = 0
     max_minutes: float | None = None  # stop after this wall time (a CPU budget)
     freeze_encoder: bool = False  # train the decoder only: the latent space stays as it is
+    stft_sizes: tuple[int, ...] = (512, 1024, 2048)  # add 4096 to resolve pitch in the low mids
 
 
 def _optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -105,7 +106,7 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    loss_fn = ReconstructionLoss(codec.sample_rate)
+    loss_fn = ReconstructionLoss(codec.sample_rate, stft_sizes=config.stft_sizes)
     codec.model.encoder.requires_grad_(not config.freeze_encoder)
     params = list(codec.model.decoder.parameters())
     if not config.freeze_encoder:

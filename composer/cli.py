@@ -129,6 +129,15 @@ def _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint
     return options
 
 
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    from composer.errors import InputError
+
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected comma-separated integers") from None
+
+
 def _parse_guidance(text: str):
     """"2.5" or "tags=3,controls=1.5" (per condition group)."""
     from composer.errors import InputError
@@ -406,9 +415,13 @@ def train_group():
 @click.option("--init", type=click.Path(), help="Start from this codec checkpoint.")
 @click.option("--freeze-encoder", is_flag=True,
               help="Train only the decoder (with --init): the latent space, and diffusion models on it, stay valid.")
+@click.option("--latent-noise", type=float, default=0.1, show_default=True,
+              help="Noise on latents in training (x their std): a decoder robust to sampling errors.")
+@click.option("--stft-sizes", default="512,1024,2048", show_default=True,
+              help="STFT sizes of the spectral loss (4096 resolves pitch in the low mids).")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
-                    resume, max_minutes, threads, init, freeze_encoder):
+                    resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.training import train_codec_command
 
@@ -416,7 +429,8 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds,
                                   lr=lr, seed=seed, resume=resume, max_minutes=max_minutes, threads=threads,
                                   command="composer " + " ".join(sys.argv[1:]), init=init,
-                                  freeze_encoder=freeze_encoder)
+                                  freeze_encoder=freeze_encoder, latent_noise=latent_noise,
+                                  stft_sizes=_int_list(stft_sizes, "--stft-sizes"))
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 

@@ -82,7 +82,8 @@ def fixed_windows(clips: list[np.ndarray], *, samples: int, count: int, seed: in
 def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filters: int, latent_dim: int,
                         batch_size: int, window_seconds: float, lr: float, seed: int, resume: bool,
                         max_minutes: float | None, threads: int | None, command: str,
-                        init: str | None = None, freeze_encoder: bool = False) -> dict:
+                        init: str | None = None, freeze_encoder: bool = False, latent_noise: float = 0.1,
+                        stft_sizes: tuple[int, ...] = (512, 1024, 2048)) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -114,7 +115,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                    generator=np.random.default_rng(seed))
     validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
     train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
-                                    freeze_encoder=freeze_encoder)
+                                    freeze_encoder=freeze_encoder, latent_noise=latent_noise,
+                                    stft_sizes=tuple(stft_sizes))
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume)
