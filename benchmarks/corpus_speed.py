@@ -31,7 +31,8 @@ def main() -> None:
     audio_minutes = sum(r["duration"] for r in records) / 60
     write_result("corpus_speed", {"workers": args.workers, "songs": len(records), "audio_minutes": audio_minutes,
                                   "wall_minutes": wall / 60, "audio_minutes_per_wall_minute": audio_minutes / (wall / 60),
-                                  "note": "includes the one-off MuseScore soundfont load (~6.5 s) per worker"},
+                                  "note": "2 songs is too few for steady state; a fresh synthesizer per render "
+                                          "(dynamic sample loading) costs ~0.02-2 s per song"},
                  args.out)
 
 
