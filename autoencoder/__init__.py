@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["load_codec", "EncodecCodec", "CodecConfig", "bundled_codec_path"]
+__all__ = ["load_codec", "EncodecCodec", "CodecConfig", "CheckpointNotFound", "bundled_codec_path"]
 
 
 def bundled_codec_path() -> Path:
@@ -28,16 +28,27 @@ def load_codec(path: str | Path | None = None):
     return EncodecCodec.from_pretrained(local)
 
 
+class CheckpointNotFound(ValueError):
+    """A codec or model path that is neither a checkpoint directory nor in the local cache."""
+
+
 def _from_hub_cache(name: str) -> Path:
-    from composer.errors import InputError
+    """The newest local snapshot of a Hugging Face repo id, read from the cache folders only.
 
-    try:
-        from huggingface_hub import snapshot_download
+    Nothing here can reach the network: the cache layout
+    (`hub/models--ORG--NAME/refs/main` -> `snapshots/REVISION`) is read directly.
+    """
+    import os
 
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception:
-        raise InputError(f"codec {name}: not a checkpoint directory (config.json + model.safetensors) "
-                         "and not in the local Hugging Face cache") from None
+    hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    repo = hub / ("models--" + name.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if "/" in name and ref.is_file():
+        snapshot = repo / "snapshots" / ref.read_text().strip()
+        if (snapshot / "config.json").is_file():
+            return snapshot
+    raise CheckpointNotFound(f"codec {name}: not a checkpoint directory (config.json + model.safetensors) "
+                             "and not in the local Hugging Face cache")
 
 
 def __getattr__(name):

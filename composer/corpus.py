@@ -207,9 +207,6 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
 
 def _worker(args) -> dict:
     item, out_dir, soundfonts = args
-    import torch  # keep worker threads from oversubscribing the machine
-
-    torch.set_num_threads(1)
     return render_item(item, Path(out_dir), soundfonts)
 
 

@@ -9,8 +9,11 @@ class InputError(ValueError):
 
 def bad_input_types() -> tuple[type[BaseException], ...]:
     """Every exception type that signals bad input, across the packages."""
+    import autoencoder
+    import diffusion
     from composer.audio import AudioError
     from lyrics.errors import LyricsError
     from structure.plan import PlanError
 
-    return (InputError, AudioError, PlanError, LyricsError)
+    return (InputError, AudioError, PlanError, LyricsError, autoencoder.CheckpointNotFound,
+            diffusion.CheckpointNotFound)

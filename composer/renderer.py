@@ -208,9 +208,10 @@ def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, 
         w_start, w_end, position = window.start, window.end, window.new_from
         new_end = min(w_end, end)
         generator = torch.Generator().manual_seed(window_seed(seed, section, index))
-        noise = torch.randn(canvas.shape[0], w_end - w_start, generator=generator)
         if initial_noise is not None:
             noise = initial_noise(index, window)
+        else:
+            noise = torch.randn(canvas.shape[0], w_end - w_start, generator=generator)
         known_mask = filled[w_start:w_end].clone()
         known_mask[position - w_start: new_end - w_start] = False  # what this window makes
         x = noise

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["load_model", "bundled_model_path"]
+__all__ = ["load_model", "bundled_model_path", "CheckpointNotFound"]
+
+
+class CheckpointNotFound(ValueError):
+    """A model path that is not a checkpoint directory."""
 
 
 def bundled_model_path() -> Path:
@@ -18,5 +22,5 @@ def load_model(path: str | Path | None = None):
 
     directory = Path(path) if path is not None else bundled_model_path()
     if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"{directory}: no diffusion checkpoint (config.json + model.safetensors)")
+        raise CheckpointNotFound(f"model {directory}: no diffusion checkpoint (config.json + model.safetensors)")
     return DiffusionModel.from_pretrained(directory)

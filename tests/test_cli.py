@@ -153,3 +153,25 @@ def test_unknown_section_for_repaint(tmp_path, tiny_models):
     result = run("repaint", tmp_path / "r", "--section", "bridge9", "--codec", codec, "--model", model)
     assert result.exit_code == 2
     assert "bridge9" in one_error_line(result)
+
+
+def test_missing_checkpoints_are_bad_input(tmp_path):
+    for flag in ("--model", "--codec"):
+        result = run("render", "genre=pop", "--duration", "6", "-o", tmp_path / "o", flag, tmp_path / "nope", *FAST)
+        assert result.exit_code == 2, result.output
+        assert "nope" in one_error_line(result)
+
+
+def test_codec_from_the_local_hub_cache_only(tmp_path, monkeypatch, tiny_models):
+    """A hub id resolves from the cache folders alone (no network code is involved)."""
+    import shutil
+
+    from autoencoder import load_codec
+
+    codec_dir, _ = tiny_models
+    repo = tmp_path / "hub" / "models--someone--tiny-codec"
+    shutil.copytree(codec_dir, repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert load_codec("someone/tiny-codec").identity() == load_codec(codec_dir).identity()

@@ -166,11 +166,13 @@ def test_transformers_encodec_checkpoint_loads(tmp_path):
         assert torch.allclose(again.encode(audio), z, atol=1e-6)
 
 
-def test_missing_codec_is_an_input_error(tmp_path):
-    from composer.errors import InputError
+def test_missing_codec_is_bad_input(tmp_path):
+    from autoencoder import CheckpointNotFound
+    from composer.errors import bad_input_types
 
-    with pytest.raises(InputError, match="not a checkpoint directory"):
+    with pytest.raises(CheckpointNotFound, match="not a checkpoint directory"):
         load_codec(tmp_path / "nowhere")
+    assert CheckpointNotFound in bad_input_types()  # the CLI answers it in one line, exit 2
 
 
 # --- input checks --------------------------------------------------------------------------

@@ -46,8 +46,6 @@ def test_sampling_loop_pinned_numerically():
     out = sample_euler(model, x, linear_timesteps(4), cond=_cond(model, 1, 24), guidance=2.0)
     again = sample_euler(model, x, linear_timesteps(4), cond=_cond(model, 1, 24), guidance=2.0)
     assert torch.equal(out, again)
-    # pinned: mean and norm of the result of this exact model/seed/loop
-    assert abs(float(out.mean()) - float(x.mean())) < 10  # sanity: finite and on the latent scale
     reference = _reference_value(model, x)
     assert abs(float(out.double().norm()) - reference) < 1e-3
 
