@@ -34,6 +34,7 @@ class CodecConfig:
     codec_type: str = "encodec"
     encodec: dict = field(default_factory=dict)
     lstm: bool = True  # False: conv-only encoder/decoder (finite receptive field, exact chunking)
+    decoder: dict = field(default_factory=dict)  # {} EnCodec's decoder; {"type": "spectral", ...} see spectral.py
     training: dict = field(default_factory=dict)  # command, seed, data licences, metrics
 
     @classmethod
@@ -62,6 +63,9 @@ class EncodecCodec(nn.Module):
                     if isinstance(layer, EncodecLSTM):
                         part.layers[i] = nn.Identity()
         self.model.quantizer = None  # unused: we work on continuous latents
+        self.spectral = None
+        if config.decoder:
+            self.set_spectral_decoder(config.decoder)
         dim = self.model.config.hidden_size
         self.register_buffer("latent_mean", torch.zeros(dim))
         self.register_buffer("latent_std", torch.ones(dim))
@@ -96,19 +100,38 @@ class EncodecCodec(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents `[B, latent_dim, frames]` -> audio `[B, channels, frames * hop]`."""
         z = latents * self.latent_std[:, None] + self.latent_mean[:, None]
-        return self.model.decoder(z)[..., : latents.shape[-1] * self.hop_length]
+        return self.raw_decode(z)
 
     def raw_encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Un-normalised encoder output (for training and statistics)."""
         return self.model.encoder(self._pad_to_hop(audio))
 
     def raw_decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.decoder(z)[..., : z.shape[-1] * self.hop_length]
+        return self.decoder_module(z)[..., : z.shape[-1] * self.hop_length]
+
+    @property
+    def decoder_module(self) -> nn.Module:
+        """The module that turns raw latents into audio (EnCodec's decoder or the spectral one)."""
+        return self.spectral if self.spectral is not None else self.model.decoder
+
+    def set_spectral_decoder(self, settings: dict) -> None:
+        """Replace EnCodec's decoder by a fresh `SpectralDecoder`; the encoder and latents stay as they are."""
+        from autoencoder.spectral import SpectralDecoder
+
+        settings = {"type": "spectral", **settings}
+        if settings["type"] != "spectral":
+            raise ValueError(f"unknown decoder type {settings['type']!r} (known: spectral)")
+        self.spectral = SpectralDecoder(self.latent_dim, self.hop_length,
+                                        **{k: v for k, v in settings.items() if k != "type"})
+        self.model.decoder = None  # its weights are no longer part of the checkpoint
+        self.config.decoder = settings
 
     @property
     def receptive_frames(self) -> int:
         """Frames of context each side that chunked decoding keeps (exact for conv-only models)."""
-        return 16 if not self.config.lstm else 75
+        if self.config.lstm:
+            return 75
+        return max(16, self.spectral.receptive_frames) if self.spectral is not None else 16
 
     @torch.no_grad()
     def encode_long(self, audio: torch.Tensor, *, chunk_seconds: float = 10.0, progress: bool = False) -> torch.Tensor:
@@ -137,6 +160,10 @@ class EncodecCodec(nn.Module):
         frames, hop = latents.shape[-1], self.hop_length
         chunk = max(1, int(chunk_seconds * self.frame_rate))
         context = self.receptive_frames
+        if self.spectral is not None:  # phase carried across chunks: equals one-shot decoding
+            z = latents * self.latent_std[:, None] + self.latent_mean[:, None]
+            return self.spectral.decode_chunked(z, chunk=chunk, context=context,
+                                                chunks=_chunks(frames, chunk, progress, "decode"))
         fade = 0 if not self.config.lstm else min(context // 2, chunk // 2)  # frames each side
         out = torch.zeros(latents.shape[0], self.channels, frames * hop)
         weight = torch.zeros(frames * hop)

@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class LatentBatch:
+    """A training batch whose latents are already known (a frozen encoder): the decoder sees
+    `context` extra latent frames on each side of the audio it must reproduce."""
+
+    latents: torch.Tensor  # [B, latent_dim, frames + 2 * context], raw (un-normalised)
+    audio: torch.Tensor  # [B, channels, frames * hop]
+    context: int
+
+
+@dataclass
 class CodecTrainConfig:
     steps: int = 20000
     lr: float = 1e-3
@@ -39,6 +49,7 @@ class CodecTrainConfig:
     max_minutes: float | None = None  # stop after this wall time (a CPU budget)
     freeze_encoder: bool = False  # train the decoder only: the latent space stays as it is
     stft_sizes: tuple[int, ...] = (512, 1024, 2048)  # add 4096 to resolve pitch in the low mids
+    waveform_weight: float = 1.0  # 0 for a decoder whose absolute phase is free (the spectral one)
 
 
 def _optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -100,15 +111,18 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
                 config: CodecTrainConfig, validation: list[torch.Tensor] | None = None,
                 resume: bool = False, progress: bool = True,
                 on_validate: Callable[[int, dict], None] | None = None) -> dict:
-    """Train `codec` in place; returns the final metrics. Writes OUT/last and OUT/log.jsonl."""
+    """Train `codec` in place; returns the final metrics. Writes OUT/last and OUT/log.jsonl.
+
+    `batches` yields audio `[B, channels, samples]` (encoded on the fly) or `LatentBatch`es.
+    """
     from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    loss_fn = ReconstructionLoss(codec.sample_rate, stft_sizes=config.stft_sizes)
+    loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight, stft_sizes=config.stft_sizes)
     codec.model.encoder.requires_grad_(not config.freeze_encoder)
-    params = list(codec.model.decoder.parameters())
+    params = list(codec.decoder_module.parameters())
     if not config.freeze_encoder:
         params += list(codec.model.encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.8, 0.99), weight_decay=1e-4)
@@ -123,13 +137,17 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
     bar = tqdm(total=config.steps, initial=step, desc="codec", unit="step", disable=not progress)
     codec.train()
     while step < config.steps:
-        audio = next(batches)
+        batch = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = config.lr * schedule(step)
-        with torch.set_grad_enabled(not config.freeze_encoder):
-            z = codec.raw_encode(audio)
+        if isinstance(batch, LatentBatch):  # latents given (a frozen encoder's cache), with context frames
+            audio, z, skip = batch.audio, batch.latents, batch.context * codec.hop_length
+        else:
+            audio, skip = batch, 0
+            with torch.set_grad_enabled(not config.freeze_encoder):
+                z = codec.raw_encode(audio)
         z_noisy = z + config.latent_noise * z.detach().std() * torch.randn_like(z)
-        output = codec.raw_decode(z_noisy)[..., : audio.shape[-1]]
+        output = codec.raw_decode(z_noisy)[..., skip: skip + audio.shape[-1]]
         losses = loss_fn(output, audio)
         loss = losses["loss"] + (0.0 if config.freeze_encoder else config.latent_penalty * z.pow(2).mean())
         optimizer.zero_grad(set_to_none=True)

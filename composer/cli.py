@@ -419,9 +419,15 @@ def train_group():
               help="Noise on latents in training (x their std): a decoder robust to sampling errors.")
 @click.option("--stft-sizes", default="512,1024,2048", show_default=True,
               help="STFT sizes of the spectral loss (4096 resolves pitch in the low mids).")
+@click.option("--decoder", type=click.Choice(["encodec", "spectral"]),
+              help="spectral: a fresh ConvNeXt + inverse-STFT decoder in place of EnCodec's "
+                   "(default: the codec's own; EnCodec's for a new codec).")
+@click.option("--decoder-dim", type=int, default=256, show_default=True, help="Spectral decoder width.")
+@click.option("--decoder-layers", type=int, default=8, show_default=True, help="Spectral decoder ConvNeXt blocks.")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
-                    resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes):
+                    resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
+                    decoder_dim, decoder_layers):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.training import train_codec_command
 
@@ -430,7 +436,8 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   lr=lr, seed=seed, resume=resume, max_minutes=max_minutes, threads=threads,
                                   command="composer " + " ".join(sys.argv[1:]), init=init,
                                   freeze_encoder=freeze_encoder, latent_noise=latent_noise,
-                                  stft_sizes=_int_list(stft_sizes, "--stft-sizes"))
+                                  stft_sizes=_int_list(stft_sizes, "--stft-sizes"), decoder=decoder,
+                                  decoder_dim=decoder_dim, decoder_layers=decoder_layers)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 
@@ -448,9 +455,11 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--threads", type=int, help="torch threads (default: torch's choice).")
+@click.option("--objective", type=click.Choice(["rectified_flow", "v_diffusion"]), default="rectified_flow",
+              show_default=True, help="Training objective of a new model (benchmarks/objective.py compares them).")
 @handle_errors
 def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
-                        max_minutes, threads):
+                        max_minutes, threads, objective):
     """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
     from composer.errors import InputError
     from composer.training import train_diffusion_command
@@ -461,7 +470,7 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
         raise InputError(f"--channels {channels!r}: expected comma-separated integers") from None
     metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
                                       batch_size=batch_size, lr=lr, seed=seed, resume=resume,
-                                      max_minutes=max_minutes, threads=threads, init=init,
+                                      max_minutes=max_minutes, threads=threads, init=init, objective=objective,
                                       command="composer " + " ".join(sys.argv[1:]))
     click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")
 

@@ -72,6 +72,30 @@ def random_audio_windows(clips: list[np.ndarray], *, samples: int, batch_size: i
         yield torch.from_numpy(batch)
 
 
+def cached_latent_windows(latents: list[torch.Tensor], clips: list[np.ndarray], codec, *, frames: int,
+                          batch_size: int, generator: np.random.Generator, context: int | None = None):
+    """Endless `LatentBatch`es: windows of whole-song latents (normalised, `[D, T]` each) with
+    `context` frames each side, and the audio under the centre `frames`."""
+    from autoencoder.train import LatentBatch
+
+    hop = codec.hop_length
+    context = codec.receptive_frames if context is None else context
+    lengths = np.array([max(1, z.shape[-1] - frames) for z in latents], dtype=np.float64)
+    weights = lengths / lengths.sum()
+    mean, std = codec.latent_mean[:, None], codec.latent_std[:, None]
+    while True:
+        z_batch = torch.zeros(batch_size, codec.latent_dim, frames + 2 * context)
+        audio = np.zeros((batch_size, 1, frames * hop), dtype=np.float32)
+        for b, index in enumerate(generator.choice(len(latents), size=batch_size, p=weights)):
+            z, clip = latents[index], clips[index]
+            start = int(generator.integers(0, max(1, z.shape[-1] - frames)))
+            lo, hi = max(0, start - context), min(z.shape[-1], start + frames + context)
+            z_batch[b, :, lo - (start - context): hi - (start - context)] = z[:, lo:hi] * std + mean
+            piece = clip[start * hop: (start + frames) * hop]
+            audio[b, 0, : len(piece)] = piece
+        yield LatentBatch(latents=z_batch, audio=torch.from_numpy(audio), context=context)
+
+
 def fixed_windows(clips: list[np.ndarray], *, samples: int, count: int, seed: int) -> list[torch.Tensor]:
     """A fixed set of windows (validation), batches of 8."""
     generator = np.random.default_rng(seed)
@@ -83,11 +107,15 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         batch_size: int, window_seconds: float, lr: float, seed: int, resume: bool,
                         max_minutes: float | None, threads: int | None, command: str,
                         init: str | None = None, freeze_encoder: bool = False, latent_noise: float = 0.1,
-                        stft_sizes: tuple[int, ...] = (512, 1024, 2048)) -> dict:
+                        stft_sizes: tuple[int, ...] = (512, 1024, 2048), decoder: str | None = None,
+                        decoder_dim: int = 256, decoder_layers: int = 8) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
-    the latent space (and every diffusion model trained on it) stays valid.
+    the latent space (and every diffusion model trained on it) stays valid; its latents
+    are then encoded once per song (cached) and the decoder learns from whole-song latents.
+    decoder: "spectral" puts a fresh `SpectralDecoder` (ConvNeXt + ISTFT) in place of
+    EnCodec's decoder; "encodec" (or None) keeps the one the codec has.
     """
     from autoencoder.codec import CodecConfig, EncodecCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics, train_codec
@@ -108,15 +136,29 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
         codec = EncodecCodec(config)
         previous = {}
-    samples = int(round(window_seconds * codec.frame_rate)) * codec.hop_length
+    if decoder not in (None, "encodec", "spectral"):
+        raise InputError(f"--decoder {decoder}: unknown (known: encodec, spectral)")
+    if decoder == "spectral" and (codec.spectral is None or not init):
+        codec.set_spectral_decoder({"dim": decoder_dim, "layers": decoder_layers})
+    elif decoder == "encodec" and codec.spectral is not None:
+        raise InputError(f"--init {init}: has a spectral decoder; EnCodec's decoder cannot be put back")
+    frames = int(round(window_seconds * codec.frame_rate))
+    samples = frames * codec.hop_length
     train_clips = load_audio_rows(train_rows, codec.sample_rate)
     val_clips = load_audio_rows(val_rows, codec.sample_rate)
-    batches = random_audio_windows(train_clips, samples=samples, batch_size=batch_size,
-                                   generator=np.random.default_rng(seed))
+    if freeze_encoder:
+        folders = {path: Path(folder) for folder in data for path, _ in rows if Path(folder) in path.parents}
+        items = encode_dataset(train_rows, folders, codec, Path(out_dir) / "training" / "cache")
+        batches = cached_latent_windows([it["latents"] for it in items], train_clips, codec, frames=frames,
+                                        batch_size=batch_size, generator=np.random.default_rng(seed))
+    else:
+        batches = random_audio_windows(train_clips, samples=samples, batch_size=batch_size,
+                                       generator=np.random.default_rng(seed))
     validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
     train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
                                     freeze_encoder=freeze_encoder, latent_noise=latent_noise,
-                                    stft_sizes=tuple(stft_sizes))
+                                    stft_sizes=tuple(stft_sizes),
+                                    waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume)
@@ -309,9 +351,10 @@ def latent_windows(items: list[dict], model, *, frames: int, batch_size: int,
 def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str, *, steps: int,
                             channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
-                            init: str | None = None) -> dict:
+                            init: str | None = None, objective: str = "rectified_flow") -> dict:
     """Train (or fine-tune, with `init`) the diffusion model; writes a half-precision checkpoint."""
     from autoencoder import load_codec
+    from diffusion.flow import FlowConfig
     from diffusion.model import DiffusionModel, ModelConfig
     from diffusion.train import DiffusionTrainConfig, train_diffusion
     from diffusion.unet import UNetConfig
@@ -345,7 +388,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         unet = UNetConfig(latent_dim=codec.latent_dim, num_controls=NUM_CONTROLS,
                           control_groups=tuple(GROUPS[g] for g in GROUP_NAMES), group_names=GROUP_NAMES,
                           channels=tuple(channels), blocks_per_level=blocks)
-        config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, codec=codec.latent_identity())
+        config = ModelConfig(unet=unet, flow=FlowConfig(objective=objective), frame_rate=codec.frame_rate,
+                             codec=codec.latent_identity())
         config.tags = {}
         model = DiffusionModel(config)
         model.grow_tags([it["tags"] for it in items])

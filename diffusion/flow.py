@@ -1,8 +1,20 @@
-"""Rectified flow: the one wrapper that owns the noising, the target and the loss.
+"""The objective: the one wrapper that owns the noising, the target and the loss.
 
-x_t = (1 - t) x_0 + t noise, t in [0, 1]; the network predicts the velocity
-v = noise - x_0, so dx/dt = v and sampling integrates from t = 1 to t = 0.
-Training draws t from a logit-normal (more weight mid-way, as in SD3) and
+Rectified flow (the default): x_t = (1 - t) x_0 + t noise, t in [0, 1]; the
+network predicts the velocity v = noise - x_0, so dx/dt = v and sampling
+integrates from t = 1 to t = 0. Training draws t from a logit-normal (more
+weight mid-way, as in SD3).
+
+v-diffusion (`objective="v_diffusion"`, Dance Diffusion's): a variance-preserving
+cosine path x_s = cos(pi s / 2) x_0 + sin(pi s / 2) noise, s uniform, and the
+network predicts v = alpha noise - sigma x_0. Samplers see one interface for
+both: `velocity(x_t, t)` always answers in rectified-flow coordinates; for a
+v-model the state is rescaled to the cosine path at the same signal-to-noise
+ratio, and its x_0 and noise estimates give the flow velocity. So every sampler,
+inversion and mask works unchanged, and the two objectives can be compared on
+equal terms (`benchmarks/objective.py`).
+
+Both train
 trains in/outpainting: a random mask marks known frames, whose clean latents
 are given as conditioning; the loss counts unknown frames fully and known ones
 lightly. Condition dropout (tags, text, each control group) makes
@@ -11,12 +23,14 @@ classifier-free guidance and "pin only what you want" rendering possible.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 MASK_KINDS = ("empty", "prefix", "suffix", "middle", "ends")
+OBJECTIVES = ("rectified_flow", "v_diffusion")
 
 
 @dataclass
@@ -28,6 +42,11 @@ class FlowConfig:
     mask_probabilities: tuple[float, ...] = (0.3, 0.35, 0.1, 0.1, 0.15)  # MASK_KINDS order
     known_loss_weight: float = 0.1
     logit_normal_std: float = 1.0
+    objective: str = "rectified_flow"  # or "v_diffusion"
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r} (known: {', '.join(OBJECTIVES)})")
 
 
 def random_masks(batch: int, frames: int, generator: torch.Generator,
@@ -61,7 +80,19 @@ class RectifiedFlow(nn.Module):
         self.config = config or FlowConfig()
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, *, cond: dict) -> torch.Tensor:
-        return self.network(x_t, t, cond=cond)
+        """The flow velocity (noise - x_0 estimate) at rectified-flow state `x_t`, time `t`."""
+        if self.config.objective == "rectified_flow":
+            return self.network(x_t, t, cond=cond)
+        shape = (-1, *([1] * (x_t.dim() - 1)))
+        t = t.clamp(0.0, 1.0)
+        scale = torch.rsqrt((1 - t) ** 2 + t ** 2).view(shape)  # rectified-flow state -> cosine path, same SNR
+        s = (2 / math.pi) * torch.atan2(t, 1 - t)
+        x = scale * x_t
+        if cond.get("mask") is not None and cond.get("known") is not None:
+            x = torch.where(cond["mask"].bool(), cond["known"], x)  # known frames enter clean, as in training
+        v = self.network(x, s, cond=cond)
+        alpha, sigma = torch.cos(0.5 * math.pi * s).view(shape), torch.sin(0.5 * math.pi * s).view(shape)
+        return (sigma * x + alpha * v) - (alpha * x - sigma * v)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *, cond: dict) -> torch.Tensor:
         return self.velocity(x_t, t, cond=cond)
@@ -98,13 +129,20 @@ class RectifiedFlow(nn.Module):
         """Flow-matching loss on clean latents `x0` `[B, D, frames]` with conditioning."""
         batch, _, frames = x0.shape
         c = self.config
-        t = torch.sigmoid(torch.randn(batch, generator=generator) * c.logit_normal_std)
+        if c.objective == "rectified_flow":
+            t = torch.sigmoid(torch.randn(batch, generator=generator) * c.logit_normal_std)
+        else:
+            t = torch.rand(batch, generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
         mask = random_masks(batch, frames, generator, c.mask_probabilities)
         cond = self.drop_conditions({**cond, "known": x0, "mask": mask}, generator)
-        x_t = self.noised(x0, noise, t)
+        if c.objective == "rectified_flow":
+            x_t, target = self.noised(x0, noise, t), noise - x0
+        else:
+            shape = (-1, *([1] * (x0.dim() - 1)))
+            alpha, sigma = torch.cos(0.5 * math.pi * t).view(shape), torch.sin(0.5 * math.pi * t).view(shape)
+            x_t, target = alpha * x0 + sigma * noise, alpha * noise - sigma * x0
         x_t = torch.where(mask.bool(), x0, x_t)  # known frames enter clean, as at sampling time
-        target = noise - x0
-        error = (self.velocity(x_t, t, cond=cond) - target).pow(2).mean(dim=1, keepdim=True)
+        error = (self.network(x_t, t, cond=cond) - target).pow(2).mean(dim=1, keepdim=True)
         weights = torch.where(mask.bool(), c.known_loss_weight, 1.0)
         return (error * weights).sum() / weights.sum()

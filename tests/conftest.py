@@ -24,7 +24,8 @@ def tiny_codec(seed: int = 0):
     return EncodecCodec(config).eval()
 
 
-def tiny_model(codec, seed: int = 0, *, window_frames: int = 32):
+def tiny_model(codec, seed: int = 0, *, window_frames: int = 32, objective: str = "rectified_flow"):
+    from diffusion.flow import FlowConfig
     from diffusion.model import DiffusionModel, ModelConfig
     from diffusion.unet import UNetConfig
     from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
@@ -33,8 +34,8 @@ def tiny_model(codec, seed: int = 0, *, window_frames: int = 32):
     unet = UNetConfig(latent_dim=codec.latent_dim, num_controls=NUM_CONTROLS,
                       control_groups=tuple(GROUPS[g] for g in GROUP_NAMES), group_names=GROUP_NAMES,
                       channels=(16, 16), blocks_per_level=1, cond_dim=16, attention_heads=2, patch=1)
-    config = ModelConfig(unet=unet, frame_rate=codec.frame_rate, window_frames=window_frames,
-                         codec=codec.latent_identity())
+    config = ModelConfig(unet=unet, flow=FlowConfig(objective=objective), frame_rate=codec.frame_rate,
+                         window_frames=window_frames, codec=codec.latent_identity())
     model = DiffusionModel(config)
     model.grow_tags([{"genre": "folk", "mood": "sad"}, {"genre": "rock", "mode": "minor"}])
     # random but non-zero output layers, so sampling does something
