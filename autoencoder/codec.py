@@ -149,6 +149,43 @@ class EncodecCodec(nn.Module):
         return out
 
     @torch.no_grad()
+    def encode_stream(self, blocks, *, chunk_seconds: float = 10.0) -> torch.Tensor:
+        """Encode audio that arrives in blocks (`[channels, n]` arrays or tensors at `sample_rate`).
+
+        Equals `encode_long` of the blocks joined (same chunks, same context), but holds
+        only one chunk of audio at a time: for files longer than memory would hold.
+        Latents (64 values per 320 samples here) are what is kept.
+        """
+        hop, context = self.hop_length, self.receptive_frames
+        chunk = max(1, int(chunk_seconds * self.frame_rate))
+        pending = torch.zeros(1, self.channels, 0)  # audio from frame `offset` * hop on
+        offset, start, out = 0, 0, []
+
+        def encode_chunk(end: int, final: bool) -> None:
+            nonlocal pending, offset, start
+            lo = max(0, start - context)
+            hi = end + (0 if final else context)
+            piece = pending[..., (lo - offset) * hop: (hi - offset) * hop]
+            z = self.encode(piece)
+            out.append(z[..., start - lo: start - lo + end - start])
+            start = end
+            keep_from = max(0, start - context)
+            pending = pending[..., (keep_from - offset) * hop:]
+            offset = keep_from
+
+        for block in blocks:
+            block = torch.as_tensor(block, dtype=torch.float32)
+            pending = torch.cat([pending, self._check_audio(block[None])], dim=-1)
+            while (offset * hop + pending.shape[-1]) >= (start + chunk + context) * hop:
+                encode_chunk(start + chunk, final=False)
+        pending = self._pad_to_hop(pending)
+        total = offset + pending.shape[-1] // hop
+        while start < total:
+            end = min(total, start + chunk)
+            encode_chunk(end, final=end == total)
+        return torch.cat(out, dim=-1) if out else torch.zeros(1, self.latent_dim, 0)
+
+    @torch.no_grad()
     def decode_long(self, latents: torch.Tensor, *, chunk_seconds: float = 10.0, progress: bool = False) -> torch.Tensor:
         """Decode latents of any length in chunks.
 

@@ -1,6 +1,7 @@
 """Quality of renders with the bundled models against their plans, beside the guide
-renders of the same plans (the ceiling): `composer evaluate` metrics on 10 plans that
-are not training songs (their seeds are outside the corpus's).
+renders of the same plans (the ceiling) and the guide after the codec's round trip
+(the ceiling the codec allows): `composer evaluate` metrics on 10 plans that are not
+training songs (their seeds are outside the corpus's).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/quality.py --out-dir out/quality
 """
@@ -50,16 +51,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=75.0)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
+    parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
+    parser.add_argument("--sampler", default="multistep")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    codec, model = load_models(None, None)
+    codec, model = load_models(args.codec, args.model)
     root = Path(args.out_dir)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
         song = plan(prompt, duration=args.duration, seed=10_000 + index, write_lyrics=False)
-        result = render(song, seed=index, codec=codec, model=model, options=RenderOptions(steps=args.steps),
-                        progress=False)
+        result = render(song, seed=index, codec=codec, model=model,
+                        options=RenderOptions(steps=args.steps, sampler=args.sampler), progress=False)
         result.save(root / f"render_{index:02d}")
         guide_dir = root / f"guide_{index:02d}"
         guide_dir.mkdir(parents=True, exist_ok=True)
@@ -67,10 +71,19 @@ def main() -> None:
         audio_write(guide_dir / "song.wav", audio, rate)
         write_text_atomic(guide_dir / "plan.json", song.to_json())
         write_text_atomic(guide_dir / "report.json", json.dumps({"seams": result.report["seams"]}))
+        round_dir = root / f"codec_{index:02d}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            trip = codec.decode_long(codec.encode_long(torch.from_numpy(audio)[None]))[0].numpy()
+        audio_write(round_dir / "song.wav", trip[:, : audio.shape[-1]], rate)
+        write_text_atomic(round_dir / "plan.json", song.to_json())
+        write_text_atomic(round_dir / "report.json", json.dumps({"seams": result.report["seams"]}))
         rendered = evaluate_dir(root / f"render_{index:02d}")
         ceiling = evaluate_dir(guide_dir)
+        through_codec = evaluate_dir(round_dir)
         rows.append({"prompt": prompt, "render": {f"{g}.{n}": pick(rendered, g, n) for g, n in SCALARS},
                      "guide": {f"{g}.{n}": pick(ceiling, g, n) for g, n in SCALARS},
+                     "guide_through_codec": {f"{g}.{n}": pick(through_codec, g, n) for g, n in SCALARS},
                      "render_seconds": sum(result.report["timings"].values())})
         print(f"{prompt}: done", file=sys.stderr)
 
@@ -79,9 +92,11 @@ def main() -> None:
         return float(np.mean(values)) if values else None
 
     keys = [f"{g}.{n}" for g, n in SCALARS]
-    table = {key: {"render": mean("render", key), "guide": mean("guide", key)} for key in keys}
-    write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps, "table": table,
-                             "rows": rows}, args.out)
+    table = {key: {"render": mean("render", key), "guide_through_codec": mean("guide_through_codec", key),
+                   "guide": mean("guide", key)} for key in keys}
+    write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps,
+                             "sampler": args.sampler, "codec": codec.identity(), "model": model.identity(),
+                             "table": table, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,64 @@ def audio_read(path: str | os.PathLike, *, sample_rate: int | None = None,
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
+def audio_stream(path: str | os.PathLike, *, sample_rate: int | None = None, channels: int | None = None,
+                 block_seconds: float = 30.0):
+    """Read an audio file block by block as float32 `[channels, samples]` (memory: one block).
+
+    For files longer than memory would hold. Resampling streams through soxr, so the
+    blocks join seamlessly. Formats libsndfile cannot read (e.g. MP3 on old libsndfile)
+    are decoded whole by ffmpeg and then cut into blocks. Raises AudioError naming the
+    file, as `audio_read` does (NaN/inf are checked block by block).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        info = sf.info(str(path))
+        rate, source = int(info.samplerate), None
+    except Exception:
+        whole, rate = audio_read(path, channels=channels)
+        source = whole
+    target = sample_rate or rate
+    stream = None
+    any_samples = False
+
+    def convert(block: np.ndarray, last: bool) -> np.ndarray:
+        nonlocal stream
+        if not np.isfinite(block).all():
+            raise AudioError(f"{path}: contains NaN or infinite samples")
+        if channels == 1 and block.shape[0] > 1:
+            block = block.mean(axis=0, keepdims=True)
+        elif channels == 2 and block.shape[0] == 1:
+            block = np.repeat(block, 2, axis=0)
+        if target == rate:
+            return np.ascontiguousarray(block, dtype=np.float32)
+        if stream is None:
+            stream = soxr.ResampleStream(rate, target, block.shape[0], dtype="float32", quality="HQ")
+        return np.ascontiguousarray(stream.resample_chunk(np.ascontiguousarray(block.T), last=last).T)
+
+    size = max(1, int(block_seconds * rate))
+    if source is not None:
+        pieces = (source[:, i: i + size] for i in range(0, source.shape[1], size))
+    else:
+        pieces = (b.T for b in sf.blocks(str(path), blocksize=size, dtype="float32", always_2d=True))
+    previous = None
+    for piece in pieces:
+        if previous is not None:
+            out = convert(previous, last=False)
+            any_samples = any_samples or out.shape[1] > 0
+            if out.shape[1]:
+                yield out
+        previous = piece
+    if previous is None or (previous.shape[1] == 0 and not any_samples):
+        raise AudioError(f"{path}: no audio samples")
+    out = convert(previous, last=True)
+    if out.shape[1]:
+        yield out
+
+
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample `[channels, samples]` with soxr."""
     if from_rate == to_rate:

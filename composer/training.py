@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from composer.audio import audio_read, write_text_atomic
+from composer.audio import audio_read, audio_stream, write_text_atomic
 from composer.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -281,8 +281,8 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
         if file.exists():
             tensors = load_file(str(file))
         else:
-            audio, _ = audio_read(path, sample_rate=codec.sample_rate, channels=codec.channels)
-            latents = codec.encode_long(torch.from_numpy(audio)[None])[0]
+            stream = audio_stream(path, sample_rate=codec.sample_rate, channels=codec.channels)
+            latents = codec.encode_stream(stream)[0]  # block by block: archives may hold very long files
             plan = _row_plan(path, fields, folders[path])
             frames = latents.shape[-1]
             frame_controls = (controls(plan, codec.frame_rate, frames=frames) if plan is not None
