@@ -35,6 +35,7 @@ class CodecConfig:
     encodec: dict = field(default_factory=dict)
     lstm: bool = True  # False: conv-only encoder/decoder (finite receptive field, exact chunking)
     decoder: dict = field(default_factory=dict)  # {} EnCodec's decoder; {"type": "spectral", ...} see spectral.py
+    encoder: dict = field(default_factory=dict)  # {} EnCodec's encoder; {"type": "spectral", ...} see spectral.py
     training: dict = field(default_factory=dict)  # command, seed, data licences, metrics
 
     @classmethod
@@ -64,8 +65,11 @@ class EncodecCodec(nn.Module):
                         part.layers[i] = nn.Identity()
         self.model.quantizer = None  # unused: we work on continuous latents
         self.spectral = None
+        self.spectral_encoder = None
         if config.decoder:
             self.set_spectral_decoder(config.decoder)
+        if config.encoder:
+            self.set_spectral_encoder(config.encoder)
         dim = self.model.config.hidden_size
         self.register_buffer("latent_mean", torch.zeros(dim))
         self.register_buffer("latent_std", torch.ones(dim))
@@ -93,8 +97,7 @@ class EncodecCodec(nn.Module):
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """`[B, channels, samples]` -> normalised latents `[B, latent_dim, ceil(samples / hop)]`."""
-        audio = self._pad_to_hop(self._check_audio(audio))
-        z = self.model.encoder(audio)
+        z = self.raw_encode(self._check_audio(audio))
         return (z - self.latent_mean[:, None]) / self.latent_std[:, None]
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -104,7 +107,7 @@ class EncodecCodec(nn.Module):
 
     def raw_encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Un-normalised encoder output (for training and statistics)."""
-        return self.model.encoder(self._pad_to_hop(audio))
+        return self.encoder_module(self._pad_to_hop(audio))
 
     def raw_decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder_module(z)[..., : z.shape[-1] * self.hop_length]
@@ -113,6 +116,23 @@ class EncodecCodec(nn.Module):
     def decoder_module(self) -> nn.Module:
         """The module that turns raw latents into audio (EnCodec's decoder or the spectral one)."""
         return self.spectral if self.spectral is not None else self.model.decoder
+
+    @property
+    def encoder_module(self) -> nn.Module:
+        """The module that turns audio into raw latents (EnCodec's encoder or the spectral one)."""
+        return self.spectral_encoder if self.spectral_encoder is not None else self.model.encoder
+
+    def set_spectral_encoder(self, settings: dict) -> None:
+        """Replace EnCodec's encoder by a fresh `SpectralEncoder` (a new latent space)."""
+        from autoencoder.spectral import SpectralEncoder
+
+        settings = {"type": "spectral", **settings}
+        if settings["type"] != "spectral":
+            raise ValueError(f"unknown encoder type {settings['type']!r} (known: spectral)")
+        self.spectral_encoder = SpectralEncoder(self.latent_dim, self.hop_length,
+                                                **{k: v for k, v in settings.items() if k != "type"})
+        self.model.encoder = None
+        self.config.encoder = settings
 
     def set_spectral_decoder(self, settings: dict) -> None:
         """Replace EnCodec's decoder by a fresh `SpectralDecoder`; the encoder and latents stay as they are."""
@@ -129,9 +149,11 @@ class EncodecCodec(nn.Module):
     @property
     def receptive_frames(self) -> int:
         """Frames of context each side that chunked decoding keeps (exact for conv-only models)."""
-        if self.config.lstm:
+        if self.config.lstm and (self.spectral is None or self.spectral_encoder is None):
             return 75
-        return max(16, self.spectral.receptive_frames) if self.spectral is not None else 16
+        fields = [16 if self.spectral is None else self.spectral.receptive_frames,
+                  16 if self.spectral_encoder is None else self.spectral_encoder.receptive_frames]
+        return max(fields)
 
     @torch.no_grad()
     def encode_long(self, audio: torch.Tensor, *, chunk_seconds: float = 10.0, progress: bool = False) -> torch.Tensor:
@@ -260,10 +282,12 @@ class EncodecCodec(nn.Module):
         A decoder fine-tuned with the encoder frozen keeps it, so diffusion models
         trained on these latents stay compatible.
         """
-        return self._hash(lambda name: name.startswith("model.encoder.") or name.startswith("latent_"))
+        return self._hash(lambda name: name.startswith(("model.encoder.", "spectral_encoder.", "latent_")))
 
     def _hash(self, keep) -> str:
         digest = hashlib.sha256(json.dumps(_plain_config(self.model.config), sort_keys=True).encode())
+        if self.config.encoder:  # (absent for EnCodec's own encoder, so older identities stay the same)
+            digest.update(json.dumps(self.config.encoder, sort_keys=True).encode())
         for name, tensor in sorted(self._weights().items()):
             if keep(name):
                 digest.update(name.encode())

@@ -155,3 +155,46 @@ def _envelope(window: torch.Tensor, frames: int, n_fft: int, hop_length: int) ->
     size = (frames - 1) * hop_length + n_fft
     fold = dict(output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop_length))
     return nn.functional.fold(window.square()[None, :, None].expand(1, -1, frames), **fold)[0, 0, 0]
+
+
+class SpectralEncoder(nn.Module):
+    """Audio `[B, 1, T * hop_length]` -> latents `[B, latent_dim, T]` from a log-magnitude STFT.
+
+    Frame t is the window centred on hop block t (the decoder's framing). A waveform
+    encoder must first learn frequency-selective filters from scratch, which takes far
+    longer than a CPU allows (measured: the EnCodec-architecture encoder trained here
+    kept so little pitch that a guide render's key did not survive the round trip); this
+    one starts from the spectrum, with a window long enough (85 ms at 24 kHz) to tell
+    semitones apart in the bass, and learns what to keep of it.
+    """
+
+    def __init__(self, latent_dim: int, hop_length: int, *, dim: int = 256, intermediate: int = 768,
+                 layers: int = 4, kernel_size: int = 7, n_fft: int | None = None):
+        super().__init__()
+        self.hop_length, self.kernel_size, self.layers = hop_length, kernel_size, layers
+        self.n_fft = n_fft or 6 * hop_length + (hop_length % 2)
+        if self.n_fft < hop_length or (self.n_fft - hop_length) % 2:
+            raise ValueError(f"n_fft {self.n_fft} must be >= hop {hop_length} with an even difference")
+        self.bins = self.n_fft // 2 + 1
+        self.embed = nn.Conv1d(self.bins, dim, 1)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.ModuleList(ConvNeXtBlock(dim, intermediate, kernel_size, 1.0 / layers) for _ in range(layers))
+        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.out = nn.Linear(dim, latent_dim)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    @property
+    def receptive_frames(self) -> int:
+        """Hop blocks each side that can reach a latent frame (the STFT window + the convolutions)."""
+        return self.layers * (self.kernel_size // 2) + -(-self.n_fft // (2 * self.hop_length)) + 1
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        flat = audio.reshape(-1, audio.shape[-1])
+        pad = (self.n_fft - self.hop_length) // 2
+        spectrum = torch.stft(nn.functional.pad(flat, (pad, pad)), self.n_fft, hop_length=self.hop_length,
+                              window=self.window, center=False, return_complex=True)
+        features = torch.log(spectrum.abs() + 1e-5)  # [B, bins, T]
+        x = self.norm(self.embed(features).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.final_norm(x.transpose(1, 2))).transpose(1, 2)

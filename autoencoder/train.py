@@ -121,10 +121,10 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight, stft_sizes=config.stft_sizes)
-    codec.model.encoder.requires_grad_(not config.freeze_encoder)
+    codec.encoder_module.requires_grad_(not config.freeze_encoder)
     params = list(codec.decoder_module.parameters())
     if not config.freeze_encoder:
-        params += list(codec.model.encoder.parameters())
+        params += list(codec.encoder_module.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, metrics = 0, {}
     if resume and (out / "last" / "state.json").exists():

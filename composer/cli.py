@@ -424,10 +424,14 @@ def train_group():
                    "(default: the codec's own; EnCodec's for a new codec).")
 @click.option("--decoder-dim", type=int, default=256, show_default=True, help="Spectral decoder width.")
 @click.option("--decoder-layers", type=int, default=8, show_default=True, help="Spectral decoder ConvNeXt blocks.")
+@click.option("--encoder", type=click.Choice(["encodec", "spectral"]),
+              help="spectral: a fresh log-STFT + ConvNeXt encoder in place of EnCodec's (a new latent space).")
+@click.option("--encoder-dim", type=int, default=256, show_default=True, help="Spectral encoder width.")
+@click.option("--encoder-layers", type=int, default=4, show_default=True, help="Spectral encoder ConvNeXt blocks.")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
-                    decoder_dim, decoder_layers):
+                    decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.training import train_codec_command
 
@@ -437,7 +441,8 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   command="composer " + " ".join(sys.argv[1:]), init=init,
                                   freeze_encoder=freeze_encoder, latent_noise=latent_noise,
                                   stft_sizes=_int_list(stft_sizes, "--stft-sizes"), decoder=decoder,
-                                  decoder_dim=decoder_dim, decoder_layers=decoder_layers)
+                                  decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
+                                  encoder_dim=encoder_dim, encoder_layers=encoder_layers)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 

@@ -108,14 +108,16 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         max_minutes: float | None, threads: int | None, command: str,
                         init: str | None = None, freeze_encoder: bool = False, latent_noise: float = 0.1,
                         stft_sizes: tuple[int, ...] = (512, 1024, 2048), decoder: str | None = None,
-                        decoder_dim: int = 256, decoder_layers: int = 8) -> dict:
+                        decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
+                        encoder_dim: int = 256, encoder_layers: int = 4) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
     the latent space (and every diffusion model trained on it) stays valid; its latents
     are then encoded once per song (cached) and the decoder learns from whole-song latents.
     decoder: "spectral" puts a fresh `SpectralDecoder` (ConvNeXt + ISTFT) in place of
-    EnCodec's decoder; "encodec" (or None) keeps the one the codec has.
+    EnCodec's decoder; "encodec" (or None) keeps the one the codec has. encoder: "spectral"
+    puts a fresh `SpectralEncoder` (log-magnitude STFT + ConvNeXt) in place of EnCodec's.
     """
     from autoencoder.codec import CodecConfig, EncodecCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics, train_codec
@@ -136,6 +138,10 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
         codec = EncodecCodec(config)
         previous = {}
+    if encoder == "spectral" and codec.spectral_encoder is None:
+        if freeze_encoder:
+            raise InputError("--encoder spectral makes a new latent space: it cannot be combined with --freeze-encoder")
+        codec.set_spectral_encoder({"dim": encoder_dim, "layers": encoder_layers})
     if decoder not in (None, "encodec", "spectral"):
         raise InputError(f"--decoder {decoder}: unknown (known: encodec, spectral)")
     if decoder == "spectral" and (codec.spectral is None or not init):

@@ -110,12 +110,7 @@ def test_decoder_learns_a_tone_from_cached_latents(tmp_path):
     assert error() < 0.9 * before
 
 
-def test_train_codec_command_puts_in_a_spectral_decoder_and_keeps_the_latents(tmp_path):
-    from composer.cli import main
-
-    codec_dir = tmp_path / "codec"
-    tiny_codec().save_pretrained(codec_dir)
-    data = tmp_path / "data"
+def _dataset(data):
     data.mkdir()
     rows = []
     for i, split in enumerate(["train", "train", "validation"]):
@@ -123,6 +118,15 @@ def test_train_codec_command_puts_in_a_spectral_decoder_and_keeps_the_latents(tm
         sf.write(data / f"s{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 8000)
         rows.append({"file_name": f"s{i}.wav", "licence": "CC0-1.0", "consent": "opt-in", "split": split})
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+def test_train_codec_command_puts_in_a_spectral_decoder_and_keeps_the_latents(tmp_path):
+    from composer.cli import main
+
+    codec_dir = tmp_path / "codec"
+    tiny_codec().save_pretrained(codec_dir)
+    data = _dataset(tmp_path / "data")
     out = tmp_path / "spectral"
     result = CliRunner().invoke(main, ["train", "codec", "--data", str(data), "-o", str(out), "--init", str(codec_dir),
                                        "--freeze-encoder", "--decoder", "spectral", "--decoder-dim", "16",
@@ -134,3 +138,63 @@ def test_train_codec_command_puts_in_a_spectral_decoder_and_keeps_the_latents(tm
     assert trained.latent_identity() == load_codec(codec_dir).latent_identity()
     assert list((out / "training" / "cache").glob("latents-*/*.safetensors"))  # encoded once, cached
     assert "spectral" in (out / "MODEL_CARD.md").read_text()
+
+
+def _fully_spectral_codec(seed: int = 0) -> EncodecCodec:
+    codec = _spectral_codec(seed)
+    torch.manual_seed(seed)
+    codec.set_spectral_encoder({"dim": 32, "intermediate": 64, "layers": 2})
+    return codec.eval()
+
+
+def test_spectral_encoder_shapes_chunking_and_identity(tmp_path):
+    plain = _spectral_codec()
+    codec = _fully_spectral_codec()
+    assert codec.latent_identity() != plain.latent_identity()  # a new latent space
+    audio = _tone(8000 * 6 + 99)
+    with torch.no_grad():
+        z = codec.encode(audio)
+    assert z.shape == (1, codec.latent_dim, math.ceil(audio.shape[-1] / codec.hop_length))
+    for chunk_seconds in (0.4, 1.3):
+        assert (codec.encode_long(audio, chunk_seconds=chunk_seconds) - z).abs().max() < 1e-4
+    codec.save_pretrained(tmp_path / "codec")
+    names = load_file(str(tmp_path / "codec" / "model.safetensors")).keys()
+    assert not any(n.startswith("model.") for n in names)  # neither EnCodec part is stored
+    reloaded = load_codec(tmp_path / "codec")
+    assert reloaded.config.encoder["type"] == "spectral" and reloaded.latent_identity() == codec.latent_identity()
+    with torch.no_grad():
+        assert torch.equal(reloaded.encode(audio), z)
+
+
+def test_spectral_encoder_latents_tell_pitches_apart():
+    """Even untrained, the spectral encoder's latents differ between a semitone's neighbours
+    (its input already resolves them); training decides what to keep."""
+    codec = _fully_spectral_codec()
+    with torch.no_grad():
+        a, b, c = (codec.encode(_tone(8000, f))[..., 5:-5].mean(-1) for f in (220.0, 233.08, 220.0))
+    assert torch.equal(a, c) and (a - b).abs().max() > 1e-3
+
+
+def test_new_spectral_codec_trains_from_the_command_line(tmp_path):
+    from composer.cli import main
+
+    result = CliRunner().invoke(main, ["train", "codec", "--data", str(_dataset(tmp_path / "data")), "-o",
+                                       str(tmp_path / "codec"), "--encoder", "spectral", "--decoder", "spectral",
+                                       "--encoder-dim", "16", "--encoder-layers", "1", "--decoder-dim", "16",
+                                       "--decoder-layers", "1", "--steps", "2", "--batch-size", "2", "--window", "0.5",
+                                       "--threads", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    codec = load_codec(tmp_path / "codec")
+    assert codec.spectral_encoder is not None and codec.spectral is not None
+    assert (codec.latent_std != 1).any()  # statistics fitted to the data after training
+
+
+def test_spectral_encoder_and_frozen_encoder_do_not_mix(tmp_path):
+    from composer.cli import main
+
+    codec_dir = tmp_path / "codec"
+    tiny_codec().save_pretrained(codec_dir)
+    result = CliRunner().invoke(main, ["train", "codec", "--data", str(_dataset(tmp_path / "data")), "-o",
+                                       str(tmp_path / "x"), "--init", str(codec_dir), "--freeze-encoder",
+                                       "--encoder", "spectral"])
+    assert result.exit_code == 2 and "cannot be combined with --freeze-encoder" in result.output
