@@ -198,3 +198,24 @@ def test_spectral_encoder_and_frozen_encoder_do_not_mix(tmp_path):
                                        str(tmp_path / "x"), "--init", str(codec_dir), "--freeze-encoder",
                                        "--encoder", "spectral"])
     assert result.exit_code == 2 and "cannot be combined with --freeze-encoder" in result.output
+
+
+def test_a_song_renders_and_restyles_through_the_spectral_codec(tmp_path):
+    from conftest import tiny_model
+
+    from composer import modes
+    from composer.renderer import RenderOptions, render
+    from structure.planner import plan
+
+    codec = _fully_spectral_codec()
+    model = tiny_model(codec, window_frames=32)
+    song = plan("genre=folk mood=calm", duration=8, seed=0, write_lyrics=False)
+    options = RenderOptions(steps=2, evaluate=False, overlap_seconds=0.06)
+    first = render(song, seed=3, codec=codec, model=model, options=options, progress=False)
+    again = render(song, seed=3, codec=codec, model=model, options=options, progress=False)
+    assert np.array_equal(first.audio, again.audio) and np.isfinite(first.audio).all()
+    assert abs(first.audio.shape[-1] / first.sample_rate - song.duration) < 0.05
+    first.save(tmp_path / "song")
+    restyled = modes.restyle(tmp_path / "song" / "song.wav", "genre=rock", strength=0.5, seed=1, codec=codec,
+                             model=model, options=options, progress=False)
+    assert np.isfinite(restyled.audio).all() and restyled.audio.shape[-1] > 0
