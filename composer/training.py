@@ -138,6 +138,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
         codec = EncodecCodec(config)
         previous = {}
+    if encoder == "encodec" and codec.spectral_encoder is not None:
+        raise InputError(f"--init {init}: has a spectral encoder; EnCodec's encoder cannot be put back")
     if encoder == "spectral" and codec.spectral_encoder is None:
         if freeze_encoder:
             raise InputError("--encoder spectral makes a new latent space: it cannot be combined with --freeze-encoder")
