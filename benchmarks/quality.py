@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out-dir", default="out/quality")
     parser.add_argument("--duration", type=float, default=75.0)
-    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
     parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
