@@ -34,10 +34,16 @@ def istft_same(spectrum: torch.Tensor, n_fft: int, hop_length: int, window: torc
     """
     frames = spectrum.shape[-1]
     pad, size = (n_fft - hop_length) // 2, (frames - 1) * hop_length + n_fft
-    pieces = torch.fft.irfft(spectrum, n_fft, dim=1) * window[None, :, None]
-    audio = nn.functional.fold(pieces, output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop_length))
-    envelope = _envelope(window, frames, n_fft, hop_length)
-    return audio[:, 0, 0, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11)
+    audio = overlap_add(torch.fft.irfft(spectrum, n_fft, dim=1) * window[None, :, None], hop_length)
+    envelope = overlap_add(window.square()[None, :, None].expand(1, -1, frames), hop_length)[0]
+    return audio[:, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11)
+
+
+def overlap_add(pieces: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """Frames `[B, n_fft, T]` added at `hop_length` spacing: `[B, (T - 1) * hop + n_fft]`."""
+    n_fft, count = pieces.shape[1], pieces.shape[2]
+    size = (count - 1) * hop_length + n_fft
+    return nn.functional.fold(pieces, output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop_length))[:, 0, 0]
 
 
 class ConvNeXtBlock(nn.Module):
@@ -188,18 +194,10 @@ class SpectralDecoder(nn.Module):
             magnitude, deviation = self.frames(z[..., lo:hi])
             pieces, phase = self.synthesize(magnitude[..., start - lo: end - lo], deviation[..., start - lo: end - lo],
                                             first_frame=start, phase=phase)
-            length = (end - start - 1) * hop + n_fft
-            buffer[:, start * hop: start * hop + length] += nn.functional.fold(
-                pieces, output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop))[:, 0, 0]
-        envelope = _envelope(self.window, total, n_fft, hop)
+            added = overlap_add(pieces, hop)
+            buffer[:, start * hop: start * hop + added.shape[-1]] += added
+        envelope = overlap_add(self.window.square()[None, :, None].expand(1, -1, total), hop)[0]
         return (buffer[:, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11))[:, None]
-
-
-def _envelope(window: torch.Tensor, frames: int, n_fft: int, hop_length: int) -> torch.Tensor:
-    """Sum of squared windows over `frames` overlapping frames (what overlap-add divides by)."""
-    size = (frames - 1) * hop_length + n_fft
-    fold = dict(output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop_length))
-    return nn.functional.fold(window.square()[None, :, None].expand(1, -1, frames), **fold)[0, 0, 0]
 
 
 class SpectralEncoder(nn.Module):

@@ -66,7 +66,7 @@ def main() -> None:
     from common import write_result
 
     from autoencoder import load_codec
-    from composer.training import accepted_rows, encode_dataset, latent_windows, text_embeddings
+    from composer.training import latent_items, latent_windows
     from diffusion.flow import FlowConfig
     from diffusion.model import DiffusionModel, ModelConfig
     from diffusion.train import DiffusionTrainConfig, train_diffusion
@@ -87,14 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     codec = load_codec(args.codec)
-    rows = accepted_rows([args.data])
-    folders = {path: Path(args.data) for path, _ in rows}
-    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
-    val_rows = [r for r in rows if r[1].get("split") == "validation"]
-    items = encode_dataset(train_rows, folders, codec, Path(args.cache))
-    val_items = encode_dataset(val_rows, folders, codec, Path(args.cache))
-    for item, embedding in zip(items + val_items, text_embeddings([it["text"] for it in items + val_items])):
-        item["text_embedding"] = embedding
+    _, _, items, val_items = latent_items([args.data], codec, Path(args.cache))
     results = {}
     for objective in ("rectified_flow", "v_diffusion"):
         torch.manual_seed(0)
@@ -110,7 +103,7 @@ def main() -> None:
         val_stream = latent_windows(val_items, model, frames=frames, batch_size=16, generator=np.random.default_rng(1))
         windows = [next(val_stream) for _ in range(max(1, args.windows // 16))]
         started = time.monotonic()
-        config = DiffusionTrainConfig(steps=args.steps, seed=0, warmup=min(200, args.steps // 5),
+        config = DiffusionTrainConfig(steps=args.steps, seed=0, warmup=max(1, min(200, args.steps // 5)),
                                       validate_every=10 ** 9, save_every=10 ** 9)
         ema, _ = train_diffusion(model, batches, out_dir=Path(args.out_dir) / objective, config=config)
         minutes = (time.monotonic() - started) / 60

@@ -33,11 +33,7 @@ def audio_read(path: str | os.PathLike, *, sample_rate: int | None = None,
     Raises AudioError naming the file when it is missing, empty, undecodable
     or holds NaN/inf samples.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
+    path = _existing_file(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         audio = data.T
@@ -45,12 +41,7 @@ def audio_read(path: str | os.PathLike, *, sample_rate: int | None = None,
         audio, rate = _read_with_ffmpeg(path, str(error))
     if audio.shape[1] == 0:
         raise AudioError(f"{path}: no audio samples")
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
-    if channels == 1 and audio.shape[0] > 1:
-        audio = audio.mean(axis=0, keepdims=True)
-    elif channels == 2 and audio.shape[0] == 1:
-        audio = np.repeat(audio, 2, axis=0)
+    audio = _checked_channels(audio, channels, path)
     if sample_rate is not None and sample_rate != rate:
         audio = resample(audio, rate, sample_rate)
         rate = sample_rate
@@ -66,11 +57,7 @@ def audio_stream(path: str | os.PathLike, *, sample_rate: int | None = None, cha
     are decoded whole by ffmpeg and then cut into blocks. Raises AudioError naming the
     file, as `audio_read` does (NaN/inf are checked block by block).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
+    path = _existing_file(path)
     try:
         info = sf.info(str(path))
         rate, source = int(info.samplerate), None
@@ -83,12 +70,7 @@ def audio_stream(path: str | os.PathLike, *, sample_rate: int | None = None, cha
 
     def convert(block: np.ndarray, last: bool) -> np.ndarray:
         nonlocal stream
-        if not np.isfinite(block).all():
-            raise AudioError(f"{path}: contains NaN or infinite samples")
-        if channels == 1 and block.shape[0] > 1:
-            block = block.mean(axis=0, keepdims=True)
-        elif channels == 2 and block.shape[0] == 1:
-            block = np.repeat(block, 2, axis=0)
+        block = _checked_channels(block, channels, path)
         if target == rate:
             return np.ascontiguousarray(block, dtype=np.float32)
         if stream is None:
@@ -113,6 +95,26 @@ def audio_stream(path: str | os.PathLike, *, sample_rate: int | None = None, cha
     out = convert(previous, last=True)
     if out.shape[1]:
         yield out
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    return path
+
+
+def _checked_channels(audio: np.ndarray, channels: int | None, path: Path) -> np.ndarray:
+    """Refuse NaN/inf; 1 averages to mono, 2 duplicates mono, None keeps the channels."""
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if channels == 1 and audio.shape[0] > 1:
+        return audio.mean(axis=0, keepdims=True)
+    if channels == 2 and audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    return audio
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -126,8 +126,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rows = accepted_rows(data)
-    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
-    val_rows = [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
+    train_rows, val_rows = split_rows(rows)
     if freeze_encoder and not init:
         raise InputError("--freeze-encoder needs --init CODEC_DIR (the codec whose latent space to keep)")
     if init:
@@ -155,8 +154,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     train_clips = load_audio_rows(train_rows, codec.sample_rate)
     val_clips = load_audio_rows(val_rows, codec.sample_rate)
     if freeze_encoder:
-        folders = {path: Path(folder) for folder in data for path, _ in rows if Path(folder) in path.parents}
-        items = encode_dataset(train_rows, folders, codec, Path(out_dir) / "training" / "cache")
+        items = encode_dataset(train_rows, row_folders(data, rows), codec, Path(out_dir) / "training" / "cache")
         batches = cached_latent_windows([it["latents"] for it in items], train_clips, codec, frames=frames,
                                         batch_size=batch_size, generator=np.random.default_rng(seed))
     else:
@@ -307,6 +305,30 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
     return items
 
 
+def split_rows(rows: list[tuple[Path, dict]]) -> tuple[list, list]:
+    """(training rows, validation rows); with no validation split, the first training row validates."""
+    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
+    return train_rows, [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
+
+
+def row_folders(data: list[str], rows: list[tuple[Path, dict]]) -> dict[Path, Path]:
+    """Each row's dataset folder (where its plan and labels live)."""
+    return {path: Path(folder) for folder in data for path, _ in rows if Path(folder) in path.parents}
+
+
+def latent_items(data: list[str], codec, cache_dir: Path):
+    """(train rows, validation rows, train items, validation items): every accepted row's
+    latents, controls, tags and caption embedding, encoded once per codec (cached)."""
+    rows = accepted_rows(data)
+    folders = row_folders(data, rows)
+    train_rows, val_rows = split_rows(rows)
+    items = encode_dataset(train_rows, folders, codec, cache_dir)
+    val_items = encode_dataset(val_rows, folders, codec, cache_dir)
+    for item, embedding in zip(items + val_items, text_embeddings([it["text"] for it in items + val_items])):
+        item["text_embedding"] = embedding
+    return train_rows, val_rows, items, val_items
+
+
 def hashlib_name(path: Path) -> str:
     import hashlib
 
@@ -372,20 +394,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     codec = load_codec(codec_dir)
-    rows = accepted_rows(data)
-    folders = {}
-    for folder in data:
-        for path, _ in rows:
-            if Path(folder) in path.parents:
-                folders[path] = Path(folder)
-    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
-    val_rows = [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
     out = Path(out_dir)
-    items = encode_dataset(train_rows, folders, codec, out / "training" / "cache")
-    val_items = encode_dataset(val_rows, folders, codec, out / "training" / "cache")
-    embeddings = text_embeddings([it["text"] for it in items + val_items])
-    for item, embedding in zip(items + val_items, embeddings):
-        item["text_embedding"] = embedding
+    train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache")
     if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
         model = DiffusionModel.from_pretrained(init)
         if model.config.codec and model.config.codec != codec.latent_identity():
