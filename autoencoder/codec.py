@@ -146,6 +146,13 @@ class EncodecCodec(nn.Module):
         self.model.decoder = None  # its weights are no longer part of the checkpoint
         self.config.decoder = settings
 
+    def resize_spectral_decoder(self, n_fft: int) -> None:
+        """Give the spectral decoder `n_fft`-point frames (`SpectralDecoder.resized`); latents unchanged."""
+        if self.spectral is None:
+            raise ValueError("this codec has no spectral decoder to resize")
+        self.spectral = self.spectral.resized(n_fft)
+        self.config.decoder = {**self.config.decoder, "n_fft": n_fft}
+
     @property
     def receptive_frames(self) -> int:
         """Frames of context each side that chunked decoding keeps (exact for conv-only models)."""

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from autoencoder.codec import EncodecCodec
-from autoencoder.losses import ReconstructionLoss, mel_distance, si_sdr
+from autoencoder.losses import ReconstructionLoss, mel_distance, pitch_distance, si_sdr
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class CodecTrainConfig:
     freeze_encoder: bool = False  # train the decoder only: the latent space stays as it is
     stft_sizes: tuple[int, ...] = (512, 1024, 2048)  # add 4096 to resolve pitch in the low mids
     waveform_weight: float = 1.0  # 0 for a decoder whose absolute phase is free (the spectral one)
+    pitch_weight: float = 0.0  # semitone-band loss (`pitch_distance`): keeps roots and thirds, so keys and chords
 
 
 def _optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -97,14 +98,16 @@ def load_training_state(directory: Path, model: torch.nn.Module, optimizer) -> d
 
 @torch.no_grad()
 def evaluate_codec(codec: EncodecCodec, batches: list[torch.Tensor]) -> dict[str, float]:
-    """Mean mel distance and SI-SDR of the round trip over `batches`."""
+    """Mean mel distance, semitone-band pitch distance and SI-SDR of the round trip over `batches`."""
     codec.eval()
-    mels, sdrs = [], []
+    mels, pitches, sdrs = [], [], []
     for audio in batches:
         output = codec.raw_decode(codec.raw_encode(audio))[..., : audio.shape[-1]]
         mels.append(float(mel_distance(output, audio, codec.sample_rate)))
+        pitches.append(float(pitch_distance(output, audio, codec.sample_rate)))
         sdrs.append(float(si_sdr(output, audio).mean()))
-    return {"mel_distance": sum(mels) / max(1, len(mels)), "si_sdr": sum(sdrs) / max(1, len(sdrs))}
+    count = max(1, len(mels))
+    return {"mel_distance": sum(mels) / count, "pitch_distance": sum(pitches) / count, "si_sdr": sum(sdrs) / count}
 
 
 def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir: str | Path,
@@ -120,7 +123,8 @@ def train_codec(codec: EncodecCodec, batches: Iterator[torch.Tensor], *, out_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight, stft_sizes=config.stft_sizes)
+    loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight, pitch=config.pitch_weight,
+                                 stft_sizes=config.stft_sizes)
     codec.encoder_module.requires_grad_(not config.freeze_encoder)
     params = list(codec.decoder_module.parameters())
     if not config.freeze_encoder:

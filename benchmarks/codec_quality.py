@@ -1,6 +1,7 @@
 """Codec round-trip quality beside Opus (ffmpeg) on the same clips.
 
-Multi-resolution log-mel distance (lower is better) and SI-SDR (higher is better)
+Multi-resolution log-mel distance and semitone-band pitch distance (lower is better) and
+SI-SDR (higher is better)
 on validation clips (unseen soundfont) of a corpus, or any folder of audio:
 
     python benchmarks/codec_quality.py --data data/corpus --clips 16
@@ -65,7 +66,7 @@ def main() -> None:
     from common import write_result
 
     from autoencoder import load_codec
-    from autoencoder.losses import mel_distance, si_sdr
+    from autoencoder.losses import mel_distance, pitch_distance, si_sdr
     from composer.audio import audio_read
 
     parser = argparse.ArgumentParser()
@@ -97,8 +98,10 @@ def main() -> None:
             ours = codec.decode_long(codec.encode_long(reference))[..., : length]
         for name, output in (("codec", ours), ("opus6", torch.from_numpy(opus_round_trip(clip, rate, 6))[None]),
                              ("opus12", torch.from_numpy(opus_round_trip(clip, rate, 12))[None])):
-            scores[name].append((float(mel_distance(output, reference, rate)), float(si_sdr(output, reference).mean())))
-    table = {name: {"mel_distance": float(np.mean([s[0] for s in v])), "si_sdr": float(np.mean([s[1] for s in v]))}
+            scores[name].append((float(mel_distance(output, reference, rate)), float(si_sdr(output, reference).mean()),
+                                 float(pitch_distance(output, reference, rate))))
+    table = {name: {"mel_distance": float(np.mean([s[0] for s in v])), "si_sdr": float(np.mean([s[1] for s in v])),
+                    "pitch_distance": float(np.mean([s[2] for s in v]))}
              for name, v in scores.items()}
     write_result("codec_quality", {"codec": codec.identity(), "tone_fidelity": tone_fidelity(codec),
                                    "clips": len(scores["codec"]),

@@ -25,7 +25,8 @@ SCALARS = [("tempo", "acc1"), ("tempo", "acc2"), ("tempo", "stability_bpm"), ("k
            ("key", "section_score_mean"), ("chords", "accuracy"), ("boundaries", "f_3s"), ("boundaries", "f_0_5s"),
            ("repetition", "contrast"), ("repetition", "most_similar_pair_shares_label"),
            ("seams", "section_flux_max"), ("seams", "section_flux_mean"), ("seams", "window_flux_max"),
-           ("seams", "window_flux_mean"), ("seams", "section_jump_mean"), ("seams", "window_jump_mean"),
+           ("seams", "window_flux_mean"), ("seams", "section_rank_mean"), ("seams", "section_above_p95"),
+           ("seams", "window_rank_mean"), ("seams", "window_above_p95"), ("seams", "section_jump_mean"), ("seams", "window_jump_mean"),
            ("loudness", "lufs"), ("loudness", "clipping_ratio"), ("loudness", "silence_ratio")]
 
 

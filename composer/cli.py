@@ -428,10 +428,15 @@ def train_group():
               help="spectral: a fresh log-STFT + ConvNeXt encoder in place of EnCodec's (a new latent space).")
 @click.option("--encoder-dim", type=int, default=256, show_default=True, help="Spectral encoder width.")
 @click.option("--encoder-layers", type=int, default=4, show_default=True, help="Spectral encoder ConvNeXt blocks.")
+@click.option("--decoder-fft", type=int,
+              help="Spectral decoder frame (default 4 x hop = 1280); with --init, the decoder's head is resampled.")
+@click.option("--pitch-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the semitone-band (C2..B6) loss that keeps the bass, chords and key.")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
-                    decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers):
+                    decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
+                    decoder_fft):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.training import train_codec_command
 
@@ -442,7 +447,8 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   freeze_encoder=freeze_encoder, latent_noise=latent_noise,
                                   stft_sizes=_int_list(stft_sizes, "--stft-sizes"), decoder=decoder,
                                   decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
-                                  encoder_dim=encoder_dim, encoder_layers=encoder_layers)
+                                  encoder_dim=encoder_dim, encoder_layers=encoder_layers,
+                                  pitch_weight=pitch_weight, decoder_fft=decoder_fft)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 

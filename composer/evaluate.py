@@ -326,6 +326,11 @@ def seam_metrics(audio: np.ndarray, sample_rate: int, *, seams: Sequence[float] 
     is divided by its median at 50 random cut points (fixed seed) at least 0.5 s
     from any seam. `flux_z` is the seam's flux as a robust z-score (median, MAD)
     against the same points. 1 (a z near 0) is an ordinary moment; a click is far above.
+    `rank` is the share of those points whose flux is below the seam's: an ordinary moment
+    ranks 0.5 on average and above 0.95 one time in twenty, so `{kind}_above_p95` (the
+    share of seams ranking above 0.95) near 0.05 says the seams are as ordinary as any
+    moment; a per-song maximum, by contrast, grows with the number of seams even in audio
+    that has none.
 
     beat_seconds: the planned beat length. When given, each seam's cut points lie
     at the same position within other beats (a seam on a downbeat is compared with
@@ -350,6 +355,7 @@ def seam_metrics(audio: np.ndarray, sample_rate: int, *, seams: Sequence[float] 
         peak_flux = _peak(flux, time, frame_rate)
         rows.append({"time": time, "kind": kind,
                      "flux": _ratio(peak_flux, flux_median),
+                     "rank": float(np.mean(base_flux < peak_flux)),
                      "flux_z": _ratio(peak_flux - flux_median, flux_mad),
                      "jump": _ratio(_peak(jump, time, frame_rate), np.median(base_jump))})
     result: dict[str, Any] = {"per_seam": rows}
@@ -358,6 +364,9 @@ def seam_metrics(audio: np.ndarray, sample_rate: int, *, seams: Sequence[float] 
             values = [r[measure] for r in rows if r["kind"] == kind and r[measure] is not None]
             result[f"{kind}_{measure}_max"] = max(values) if values else None
             result[f"{kind}_{measure}_mean"] = float(np.mean(values)) if values else None
+        ranks = [r["rank"] for r in rows if r["kind"] == kind]
+        result[f"{kind}_rank_mean"] = float(np.mean(ranks)) if ranks else None
+        result[f"{kind}_above_p95"] = float(np.mean(np.array(ranks) > 0.95)) if ranks else None
     return result
 
 

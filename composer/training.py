@@ -109,7 +109,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         init: str | None = None, freeze_encoder: bool = False, latent_noise: float = 0.1,
                         stft_sizes: tuple[int, ...] = (512, 1024, 2048), decoder: str | None = None,
                         decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
-                        encoder_dim: int = 256, encoder_layers: int = 4) -> dict:
+                        encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
+                        decoder_fft: int | None = None) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -146,9 +147,17 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     if decoder not in (None, "encodec", "spectral"):
         raise InputError(f"--decoder {decoder}: unknown (known: encodec, spectral)")
     if decoder == "spectral" and (codec.spectral is None or not init):
-        codec.set_spectral_decoder({"dim": decoder_dim, "layers": decoder_layers})
+        codec.set_spectral_decoder({"dim": decoder_dim, "layers": decoder_layers,
+                                    **({"n_fft": decoder_fft} if decoder_fft else {})})
     elif decoder == "encodec" and codec.spectral is not None:
         raise InputError(f"--init {init}: has a spectral decoder; EnCodec's decoder cannot be put back")
+    elif decoder_fft and codec.spectral is None:
+        raise InputError("--decoder-fft sets the frame of a spectral decoder: add --decoder spectral")
+    elif decoder_fft and codec.spectral.n_fft != decoder_fft:
+        hop = codec.hop_length
+        if decoder_fft < hop or (decoder_fft - hop) % 2:
+            raise InputError(f"--decoder-fft {decoder_fft}: must be >= the hop ({hop}) with an even difference")
+        codec.resize_spectral_decoder(decoder_fft)
     frames = int(round(window_seconds * codec.frame_rate))
     samples = frames * codec.hop_length
     train_clips = load_audio_rows(train_rows, codec.sample_rate)
@@ -163,7 +172,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
     train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
                                     freeze_encoder=freeze_encoder, latent_noise=latent_noise,
-                                    stft_sizes=tuple(stft_sizes),
+                                    stft_sizes=tuple(stft_sizes), pitch_weight=pitch_weight,
                                     waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,

@@ -245,3 +245,64 @@ def test_phase_locking_turns_a_tone_s_magnitudes_back_into_the_tone(frequency):
     peak = np.fft.rfftfreq(len(middle), 1 / rate)[spectrum.argmax()]
     assert abs(peak - frequency) < max(0.005 * frequency, 1.0)
     assert spectrum.max() ** 2 / (spectrum ** 2).sum() > 0.3  # a clean line, not a smear
+
+
+def test_resized_decoder_reads_the_old_head_at_the_same_frequencies_and_keeps_the_latents(tmp_path):
+    codec = _spectral_codec()
+    old = codec.spectral
+    z = torch.randn(1, codec.latent_dim, 12)
+    with torch.no_grad():
+        old_magnitude, _ = old.frames(z)
+        before = codec.latent_identity()
+        codec.resize_spectral_decoder(2 * old.n_fft)
+        new_magnitude, _ = codec.spectral.frames(z)
+    assert codec.spectral.n_fft == 2 * old.n_fft and codec.config.decoder["n_fft"] == 2 * old.n_fft
+    # New bin 2k is old bin k's frequency: the same log magnitude, plus log 2 for the longer window.
+    torch.testing.assert_close(new_magnitude[:, ::2].log(), old_magnitude.log() + math.log(2), atol=1e-4, rtol=1e-4)
+    between = new_magnitude[:, 1:-1:2].log()
+    assert torch.all(between <= torch.maximum(new_magnitude[:, :-2:2], new_magnitude[:, 2::2]).log() + 1e-4)
+    assert codec.latent_identity() == before
+    codec.save_pretrained(tmp_path / "c")
+    loaded = load_codec(tmp_path / "c")
+    assert loaded.spectral.n_fft == 2 * old.n_fft
+    audio = loaded.decode(torch.randn(1, codec.latent_dim, 10))
+    assert audio.shape[-1] == 10 * codec.hop_length and torch.isfinite(audio).all()
+
+
+def test_pitch_distance_sees_a_semitone_that_the_mel_distance_hardly_does():
+    from autoencoder.losses import _pitch_basis, pitch_distance
+
+    basis = _pitch_basis(24000, 8192)
+    torch.testing.assert_close(basis.sum(dim=1), torch.ones(basis.shape[0]))
+    t = torch.arange(24000) / 24000
+
+    def chord(root: float) -> torch.Tensor:  # a bass note and its triad, with harmonics
+        notes = [root, root * 2 ** (4 / 12) * 2, root * 2 ** (7 / 12) * 2]
+        wave = sum(sum(0.2 / h * torch.sin(2 * math.pi * h * f * t) for h in (1, 2, 3)) for f in notes)
+        return wave[None, None]
+
+    c, c_sharp = chord(65.41), chord(69.30)
+    assert float(pitch_distance(c, c, 24000)) == 0.0
+    shifted = float(pitch_distance(c_sharp, c, 24000))
+    quieter = float(pitch_distance(0.9 * c, c, 24000))
+    assert shifted > 5 * quieter
+    assert shifted / quieter > float(mel_distance(c_sharp, c, 24000)) / float(mel_distance(0.9 * c, c, 24000))
+
+
+def test_train_codec_resizes_a_decoder_frame_from_the_command_line(tmp_path):
+    from composer.cli import main
+
+    codec_dir = tmp_path / "codec"
+    _spectral_codec().save_pretrained(codec_dir)
+    base = ["train", "codec", "--data", str(_dataset(tmp_path / "data")), "--init", str(codec_dir),
+            "--freeze-encoder", "--steps", "2", "--batch-size", "2", "--window", "0.5", "--threads", "1"]
+    out = tmp_path / "wide"
+    result = CliRunner().invoke(main, base + ["-o", str(out), "--decoder", "spectral", "--decoder-fft", "2048"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trained = load_codec(out)
+    assert trained.spectral.n_fft == 2048 and trained.config.decoder["n_fft"] == 2048
+    assert trained.latent_identity() == load_codec(codec_dir).latent_identity()
+    assert "pitch_distance" in json.loads((out / "config.json").read_text())["training"]["validation"]
+    result = CliRunner().invoke(main, base + ["-o", str(tmp_path / "bad"), "--decoder-fft", "1001"])
+    assert result.exit_code == 2 and "--decoder-fft 1001" in result.output

@@ -81,6 +81,8 @@ def test_the_clicked_seam_stands_out(clicked):
     assert clicked_row["jump"] > 1.5 * max(r["jump"] for r in others)
     assert metrics["seams"]["window_flux_max"] == clicked_row["flux"]
     assert metrics["seams"]["section_flux_max"] < clicked_row["flux"] / 2
+    assert clicked_row["rank"] == 1.0  # louder than every ordinary cut point
+    assert metrics["seams"]["window_above_p95"] == pytest.approx(1 / 3)
 
 
 def test_a_click_on_a_section_seam_raises_its_score(song):
