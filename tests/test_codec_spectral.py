@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from autoencoder import load_codec
 from autoencoder.codec import EncodecCodec
 from autoencoder.losses import mel_distance
-from autoencoder.spectral import istft_same, overlap_add
+from autoencoder.spectral import istft_same, overlap_add, window_envelope
 from autoencoder.train import CodecTrainConfig, LatentBatch, train_codec
 
 
@@ -306,3 +306,10 @@ def test_train_codec_resizes_a_decoder_frame_from_the_command_line(tmp_path):
     assert "pitch_distance" in json.loads((out / "config.json").read_text())["training"]["validation"]
     result = CliRunner().invoke(main, base + ["-o", str(tmp_path / "bad"), "--decoder-fft", "1001"])
     assert result.exit_code == 2 and "--decoder-fft 1001" in result.output
+
+
+@pytest.mark.parametrize("n_fft,hop,frames", [(2560, 320, 9), (1280, 320, 1), (48, 16, 5), (50, 16, 7)])
+def test_window_envelope_equals_overlap_adding_every_frame(n_fft, hop, frames):
+    window = torch.hann_window(n_fft)
+    expected = overlap_add(window.square()[None, :, None].expand(1, -1, frames).contiguous(), hop)[0]
+    torch.testing.assert_close(window_envelope(window, hop, frames), expected)
