@@ -55,16 +55,20 @@ def main() -> None:
     parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
     parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
     parser.add_argument("--sampler", default="multistep")
+    parser.add_argument("--guidance-interval", help="LO,HI: guide only at LO < t <= HI (default: the renderer's)")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(2)
     codec, model = load_models(args.codec, args.model)
+    options = RenderOptions(steps=args.steps, sampler=args.sampler)
+    if args.guidance_interval:
+        options.guidance_interval = tuple(float(v) for v in args.guidance_interval.split(","))
     root = Path(args.out_dir)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
         song = plan(prompt, duration=args.duration, seed=10_000 + index, write_lyrics=False)
         result = render(song, seed=index, codec=codec, model=model,
-                        options=RenderOptions(steps=args.steps, sampler=args.sampler), progress=False)
+                        options=options, progress=False)
         result.save(root / f"render_{index:02d}")
         guide_dir = root / f"guide_{index:02d}"
         guide_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +100,7 @@ def main() -> None:
     table = {key: {"render": mean("render", key), "guide_through_codec": mean("guide_through_codec", key),
                    "guide": mean("guide", key)} for key in keys}
     write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps,
-                             "sampler": args.sampler, "codec": codec.identity(), "model": model.identity(),
+                             "sampler": args.sampler, "guidance_interval": options.guidance_interval, "codec": codec.identity(), "model": model.identity(),
                              "table": table, "rows": rows}, args.out)
 
 

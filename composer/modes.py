@@ -209,6 +209,7 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
     seed = (int(report.get("seed", 0)) + 1) if seed is None else seed
     options = RenderOptions(steps=int(report.get("steps", 16)), sampler=report.get("sampler", "multistep"),
                             guidance=report.get("guidance", 2.0),
+                            guidance_interval=tuple(report["guidance_interval"]) if report.get("guidance_interval") else None,
                             control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False)
     spans = section_frames(plan, codec.frame_rate)
     conditioning = prepare_conditioning(plan, model, latents.shape[-1], codec.frame_rate,

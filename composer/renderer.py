@@ -36,6 +36,7 @@ class RenderOptions:
     steps: int = 10  # as good as 16 on the 10 quality plans, 1.5x faster (benchmarks/results/quality_steps10.json)
     sampler: str = "multistep"
     guidance: float | dict[str, float] = 2.0
+    guidance_interval: tuple[float, float] | None = None  # guide only at lo < t <= hi (None: every step)
     overlap_seconds: float = 0.4  # known frames each window shares with its predecessor
     crossfade_beats: float = 1.0  # section joins of reused material
     control_groups: tuple[str, ...] | None = None  # None: every group the plan gives
@@ -224,7 +225,8 @@ def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, 
         cond["known"] = canvas[:, w_start:w_end][None]
         cond["mask"] = known_mask.float()[None, None]
         result = sampler(model, x[None], timesteps, cond=cond, guidance=options.guidance,
-                         generator=generator, group_names=model.group_names)[0]
+                         generator=generator, group_names=model.group_names,
+                         guidance_interval=options.guidance_interval)[0]
         canvas[:, position:new_end] = result[:, position - w_start: new_end - w_start]
         filled[position:new_end] = True
         windows.append(window)
@@ -418,6 +420,7 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         "steps": options.steps,
         "sampler": options.sampler,
         "guidance": options.guidance,
+        "guidance_interval": list(options.guidance_interval) if options.guidance_interval else None,
         "control_groups": list(options.control_groups or model.group_names),
         "duration": round(audio.shape[-1] / codec.sample_rate, 4),
         "sample_rate": codec.sample_rate,
@@ -457,6 +460,9 @@ def _check_options(options: RenderOptions) -> None:
 
     if options.sampler not in SAMPLERS:
         raise InputError(f"--sampler: unknown {options.sampler!r} (known: {', '.join(SAMPLERS)})")
+    interval = options.guidance_interval
+    if interval is not None and not (len(interval) == 2 and 0.0 <= interval[0] < interval[1] <= 1.0):
+        raise InputError(f"guidance interval {interval!r}: expected (lo, hi) with 0 <= lo < hi <= 1")
     if options.control_groups is not None:
         from structure.controls import GROUP_NAMES
 

@@ -10,6 +10,10 @@ Guidance: a float applies classifier-free guidance against the fully
 unconditional prediction (tags, text and controls dropped, the known frames
 kept); a dict {"tags": w, "text": w, "controls": w, "rhythm": w, ...} guides each
 condition group separately: v = v_full + sum_g (w_g - 1) (v_full - v_without_g).
+`guidance_interval=(lo, hi)` applies guidance only at times lo < t <= hi and takes the
+conditional velocity elsewhere (Kynkaanniemi et al., "Applying guidance in a limited
+interval improves sample and distribution quality in diffusion models", 2024): the
+unguided steps cost one network pass instead of two.
 """
 
 from __future__ import annotations
@@ -60,8 +64,11 @@ def _stack_conds(conds: list[dict]) -> dict:
 
 def guided_velocity(denoiser: Denoiser, x: torch.Tensor, t: torch.Tensor, *, cond: dict,
                     guidance: float | dict[str, float] | None,
-                    group_names: tuple[str, ...] = ("rhythm", "harmony", "bass", "melody", "drums", "form")) -> torch.Tensor:
+                    group_names: tuple[str, ...] = ("rhythm", "harmony", "bass", "melody", "drums", "form"),
+                    guidance_interval: tuple[float, float] | None = None) -> torch.Tensor:
     """The (guided) velocity at x, t; all guidance passes run as one batch."""
+    if guidance_interval is not None and not guidance_interval[0] < float(t.reshape(-1)[0]) <= guidance_interval[1]:
+        return denoiser(x, t, cond=cond)
     if guidance is None or (not isinstance(guidance, dict) and guidance == 1.0):
         return denoiser(x, t, cond=cond)
     weights = {"all": float(guidance)} if not isinstance(guidance, dict) else \

@@ -90,6 +90,33 @@ def test_cfg_and_unconditional_paths_differ_and_run():
     assert torch.isfinite(unconditional).all()
 
 
+def test_guidance_interval_guides_only_inside_it():
+    model = _model()
+    cond = _cond(model, 1, 24)
+    batches = []
+
+    def counting(x, t, *, cond):
+        batches.append(x.shape[0])
+        return model(x, t, cond=cond)
+
+    noise = torch.randn(1, 8, 24, generator=torch.Generator().manual_seed(3))
+    times = linear_timesteps(4)  # 1.0, 0.75, 0.5, 0.25 -> 0
+    sampler = get_sampler("multistep")
+    guided = sampler(counting, noise, times, cond=cond, guidance=3.0)
+    assert batches == [2, 2, 2, 2]
+    batches.clear()
+    middle = sampler(counting, noise, times, cond=cond, guidance=3.0, guidance_interval=(0.3, 0.8))
+    assert batches == [1, 2, 2, 1]  # guided at t = 0.75 and 0.5 only
+    batches.clear()
+    nowhere = sampler(counting, noise, times, cond=cond, guidance=3.0, guidance_interval=(0.9, 0.95))
+    plain = sampler(model, noise, times, cond=cond, guidance=None)
+    assert batches == [1, 1, 1, 1]
+    torch.testing.assert_close(nowhere, plain)
+    assert not torch.allclose(middle, guided) and not torch.allclose(middle, plain)
+    everywhere = sampler(model, noise, times, cond=cond, guidance=3.0, guidance_interval=(0.0, 1.0))
+    torch.testing.assert_close(everywhere, guided)
+
+
 def test_inversion_then_sampling_roughly_recovers():
     model = _model()
     x0 = torch.randn(1, 8, 24, generator=torch.Generator().manual_seed(3))
