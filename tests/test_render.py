@@ -122,6 +122,23 @@ def test_control_subset_and_guidance_per_group(models, song):
     assert np.isfinite(result.audio).all()
 
 
+def test_guidance_interval_is_reported_checked_and_kept_by_repaint(models, tmp_path):
+    from composer.errors import InputError
+
+    codec, model = models
+    song = plan("genre=folk", duration=10, seed=4, write_lyrics=False)
+    result = render(song, seed=1, codec=codec, model=model, options=_options(guidance_interval=(0.2, 0.9)),
+                    progress=False)
+    assert result.report["guidance_interval"] == [0.2, 0.9]
+    everywhere = render(song, seed=1, codec=codec, model=model, options=_options(), progress=False)
+    assert everywhere.report["guidance_interval"] is None and not np.array_equal(result.audio, everywhere.audio)
+    result.save(tmp_path / "r")
+    modes.repaint(tmp_path / "r", song.sections[0].name, codec=codec, model=model, progress=False)
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["guidance_interval"] == [0.2, 0.9]
+    with pytest.raises(InputError, match="guidance interval"):
+        render(song, seed=1, codec=codec, model=model, options=_options(guidance_interval=(0.9, 0.2)), progress=False)
+
+
 def test_seam_repaint_option(models, song):
     codec, model = models
     result = render(song, seed=1, codec=codec, model=model, options=_options(repaint_seams=True), progress=False)
