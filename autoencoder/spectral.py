@@ -39,6 +39,16 @@ def istft_same(spectrum: torch.Tensor, n_fft: int, hop_length: int, window: torc
     return audio[:, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11)
 
 
+def stft_same(audio: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
+    """Complex STFT with `istft_same`'s framing: `[B, T * hop]` -> `[B, n_fft // 2 + 1, T]`.
+
+    Frame t is the window centred on hop block t, so T * hop samples give exactly T frames.
+    """
+    pad = (n_fft - hop_length) // 2
+    return torch.stft(nn.functional.pad(audio, (pad, pad)), n_fft, hop_length=hop_length, window=window,
+                      center=False, return_complex=True)
+
+
 def window_envelope(window: torch.Tensor, hop_length: int, frames: int) -> torch.Tensor:
     """The squared window overlap-added over `frames` frames: `[(frames - 1) * hop + n_fft]`.
 
@@ -221,6 +231,15 @@ class SpectralDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode_chunked(z, chunk=z.shape[-1])
 
+    def vocode(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Magnitudes `[B, bins, T]` (e.g. `stft_same(audio).abs()`) -> audio `[B, T * hop]`
+        through the phase vocoder alone, no network: what the decoder can at best give back."""
+        hop, count = self.hop_length, magnitude.shape[-1]
+        pieces, _ = self.synthesize(magnitude, torch.zeros_like(magnitude))
+        pad, size = (self.n_fft - hop) // 2, (count - 1) * hop + self.n_fft
+        envelope = window_envelope(self.window, hop, count)
+        return overlap_add(pieces, hop)[:, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11)
+
     def decode_chunked(self, z: torch.Tensor, *, chunk: int, context: int | None = None,
                        chunks=None) -> torch.Tensor:
         """Decode in chunks of `chunk` frames, each seeing `context` latent frames either side.
@@ -279,10 +298,7 @@ class SpectralEncoder(nn.Module):
         return self.layers * (self.kernel_size // 2) + -(-self.n_fft // (2 * self.hop_length)) + 1
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        flat = audio.reshape(-1, audio.shape[-1])
-        pad = (self.n_fft - self.hop_length) // 2
-        spectrum = torch.stft(nn.functional.pad(flat, (pad, pad)), self.n_fft, hop_length=self.hop_length,
-                              window=self.window, center=False, return_complex=True)
+        spectrum = stft_same(audio.reshape(-1, audio.shape[-1]), self.n_fft, self.hop_length, self.window)
         features = torch.log(spectrum.abs() + 1e-5)  # [B, bins, T]
         x = self.norm(self.embed(features).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:

@@ -24,22 +24,16 @@ def oracle(mono, n_fft: int, hop: int, noise: float, seed: int):
     """The guide's own `n_fft`-point magnitudes (times exp(noise * N(0, 1))) through the vocoder."""
     import torch
 
-    from autoencoder.spectral import SpectralDecoder, overlap_add, window_envelope
+    from autoencoder.spectral import SpectralDecoder, stft_same
 
     vocoder = SpectralDecoder(1, hop, n_fft=n_fft, layers=1, dim=8, intermediate=8)
     frames = len(mono) // hop
-    x = torch.from_numpy(mono[: frames * hop]).float()[None]
-    pad = (n_fft - hop) // 2
-    spectrum = torch.stft(torch.nn.functional.pad(x, (pad, pad)), n_fft, hop_length=hop, window=vocoder.window,
-                          center=False, return_complex=True)[..., :frames]
-    magnitude = spectrum.abs()
+    audio = torch.from_numpy(mono[: frames * hop]).float()[None]
+    magnitude = stft_same(audio, n_fft, hop, vocoder.window).abs()
     if noise:
         magnitude = magnitude * torch.exp(noise * torch.randn(magnitude.shape,
                                                               generator=torch.Generator().manual_seed(seed)))
-    pieces, _ = vocoder.synthesize(magnitude, torch.zeros_like(magnitude))
-    size = (frames - 1) * hop + n_fft
-    audio = overlap_add(pieces, hop)[:, pad: size - pad] / window_envelope(vocoder.window, hop, frames)[pad: size - pad]
-    return audio[0].numpy()
+    return vocoder.vocode(magnitude)[0].numpy()
 
 
 def main() -> None:

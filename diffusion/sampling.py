@@ -67,9 +67,8 @@ def guided_velocity(denoiser: Denoiser, x: torch.Tensor, t: torch.Tensor, *, con
                     group_names: tuple[str, ...] = ("rhythm", "harmony", "bass", "melody", "drums", "form"),
                     guidance_interval: tuple[float, float] | None = None) -> torch.Tensor:
     """The (guided) velocity at x, t; all guidance passes run as one batch."""
-    if guidance_interval is not None and not guidance_interval[0] < float(t.reshape(-1)[0]) <= guidance_interval[1]:
-        return denoiser(x, t, cond=cond)
-    if guidance is None or (not isinstance(guidance, dict) and guidance == 1.0):
+    outside = guidance_interval is not None and not guidance_interval[0] < float(t.reshape(-1)[0]) <= guidance_interval[1]
+    if outside or guidance is None or (not isinstance(guidance, dict) and guidance == 1.0):
         return denoiser(x, t, cond=cond)
     weights = {"all": float(guidance)} if not isinstance(guidance, dict) else \
         {g: float(w) for g, w in guidance.items() if float(w) != 1.0}
