@@ -316,7 +316,8 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
             bar.update(end - start)
             continue
         bar.set_description(f"rendering {section.name}")
-        on_window = lambda w: bar.update(w.end - w.new_from)  # noqa: E731
+        # A window may reach past its section (context); it makes frames only up to the section's end.
+        on_window = lambda w, end=end: bar.update(min(w.end, end) - w.new_from)  # noqa: E731
         source = plan.sections[names[section.repeat_of]] if section.repeat_of else None
         if only is not None:  # repaint: everything after the section stays known
             filled[start:end] = False
