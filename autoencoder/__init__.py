@@ -1,31 +1,26 @@
-"""autoencoder: the Codec interface (EnCodec latents), codec training, long encode/decode."""
+"""autoencoder: the `Codec` protocol and its backend (`LatentCodec`: EnCodec's encoder/decoder from
+transformers, or the spectral encoder/decoder trained here at EnCodec's frame), codec
+training, long encode/decode. Knows nothing of songs or of composer's folders."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["load_codec", "EncodecCodec", "CodecConfig", "CheckpointNotFound", "bundled_codec_path"]
+__all__ = ["load_codec", "Codec", "LatentCodec", "CodecConfig", "CheckpointNotFound"]
 
 
-def bundled_codec_path() -> Path:
-    """Where the default codec ships inside the composer package."""
-    return Path(__file__).resolve().parent.parent / "composer" / "checkpoints" / "codec"
-
-
-def load_codec(path: str | Path | None = None):
-    """Load a codec checkpoint directory (None: the bundled default).
+def load_codec(path: str | Path):
+    """Load a codec checkpoint directory (`composer.load_codec()` gives the bundled one).
 
     `path` may also name a transformers EnCodec in the local hub cache
     (e.g. "facebook/encodec_24khz"); nothing is downloaded.
     """
-    from autoencoder.codec import EncodecCodec
+    from autoencoder.codec import LatentCodec
 
-    if path is None:
-        path = bundled_codec_path()
     local = Path(path)
     if not (local / "config.json").is_file():
         local = _from_hub_cache(str(path))
-    return EncodecCodec.from_pretrained(local)
+    return LatentCodec.from_pretrained(local)
 
 
 class CheckpointNotFound(ValueError):
@@ -52,7 +47,10 @@ def _from_hub_cache(name: str) -> Path:
 
 
 def __getattr__(name):
-    if name in ("EncodecCodec", "CodecConfig"):
+    if name in ("LatentCodec", "CodecConfig"):
         from autoencoder import codec
         return getattr(codec, name)
+    if name == "Codec":
+        from autoencoder.protocol import Codec
+        return Codec
     raise AttributeError(name)

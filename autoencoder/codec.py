@@ -1,8 +1,11 @@
-"""The `Codec` interface and its EnCodec backend (transformers.EncodecModel).
+"""`LatentCodec`: the codec backend behind the `Codec` protocol (`autoencoder.protocol`).
 
-Latents are EnCodec's continuous embedding (the encoder output, before the
-quantiser), normalised per channel with statistics stored in the checkpoint,
-so the diffusion model sees roughly unit-variance channels.
+Its encoder is EnCodec's (`transformers.EncodecModel`; latents are then EnCodec's
+continuous embedding, before the quantiser) or the spectral encoder trained here; its
+decoder likewise. The bundled codec is spectral on both sides (`kind == "spectral"`); a
+pretrained EnCodec from the local Hugging Face cache uses EnCodec's own. Latents are
+normalised per channel with statistics stored in the checkpoint, so the diffusion
+model sees roughly unit-variance channels.
 
 Shapes: audio `[batch, channels, samples]` at `sample_rate`; latents
 `[batch, latent_dim, frames]` at `frame_rate` = sample_rate / hop_length.
@@ -31,7 +34,7 @@ WEIGHTS_NAME = "model.safetensors"
 class CodecConfig:
     """Our codec checkpoint's config.json. `encodec` holds EncodecConfig's fields."""
 
-    codec_type: str = "encodec"
+    codec_type: str = "encodec"  # what encodes and decodes: "encodec", "spectral" or "encodec+spectral-decoder"
     encodec: dict = field(default_factory=dict)
     lstm: bool = True  # False: conv-only encoder/decoder (finite receptive field, exact chunking)
     decoder: dict = field(default_factory=dict)  # {} EnCodec's decoder; {"type": "spectral", ...} see spectral.py
@@ -48,8 +51,11 @@ class CodecConfig:
                    lstm=False)
 
 
-class EncodecCodec(nn.Module):
-    """EnCodec's continuous encoder/decoder with per-channel latent normalisation."""
+class LatentCodec(nn.Module):
+    """A continuous-latent codec at EnCodec's frame: EnCodec's encoder/decoder
+    (`transformers.EncodecModel`, its quantiser removed) or, in their place, the spectral
+    encoder/decoder of `spectral.py` (the bundled codec uses both spectral parts), with
+    per-channel latent normalisation. Implements `autoencoder.protocol.Codec`."""
 
     def __init__(self, config: CodecConfig, model=None):
         super().__init__()
@@ -74,7 +80,16 @@ class EncodecCodec(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(dim))
         self.register_buffer("latent_std", torch.ones(dim))
 
-    # --- the interface --------------------------------------------------
+    # --- the interface (autoencoder.protocol.Codec) ----------------------
+    @property
+    def kind(self) -> str:
+        """What encodes and decodes: "encodec", "spectral" or "encodec+spectral-decoder"."""
+        if self.spectral_encoder is not None and self.spectral is not None:
+            return "spectral"
+        if self.spectral_encoder is None and self.spectral is None:
+            return "encodec"
+        return "spectral-encoder+encodec" if self.spectral_encoder is not None else "encodec+spectral-decoder"
+
     @property
     def sample_rate(self) -> int:
         return int(self.model.config.sampling_rate)
@@ -254,6 +269,7 @@ class EncodecCodec(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.encodec = _plain_config(self.model.config)
+        self.config.codec_type = self.kind
         (directory / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
         state = {k: v.detach().to(dtype).contiguous() for k, v in self._weights().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -263,7 +279,7 @@ class EncodecCodec(nn.Module):
         return {k: v for k, v in self.state_dict().items()}
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> EncodecCodec:
+    def from_pretrained(cls, directory: str | Path) -> LatentCodec:
         """Load our checkpoint, or a transformers EnCodec (e.g. facebook/encodec_24khz) saved locally."""
         directory = Path(directory)
         data = json.loads((directory / CONFIG_NAME).read_text())
@@ -276,6 +292,11 @@ class EncodecCodec(nn.Module):
         config = CodecConfig(**data)
         codec = cls(config)
         state = load_file(str(directory / WEIGHTS_NAME))
+        bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if bad:
+            from autoencoder import CheckpointNotFound
+
+            raise CheckpointNotFound(f"codec {directory}: weights {bad[0]} hold NaN or infinite values (a damaged checkpoint)")
         codec.load_state_dict({k: v.float() for k, v in state.items()})
         return codec.eval()
 

@@ -23,7 +23,7 @@ def opus_round_trip(audio, rate: int, kbps: int):
     import numpy as np
     import soundfile as sf
 
-    from composer.audio import audio_read
+    from composer.data.audio import audio_read
 
     with tempfile.TemporaryDirectory() as folder:
         wav, opus = Path(folder) / "in.wav", Path(folder) / "out.opus"
@@ -67,7 +67,7 @@ def main() -> None:
 
     from autoencoder import load_codec
     from autoencoder.losses import mel_distance, pitch_distance, si_sdr
-    from composer.audio import audio_read
+    from composer.data.audio import audio_read
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/corpus")

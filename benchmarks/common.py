@@ -10,7 +10,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
-    from composer.training import machine_summary
+    from composer.train.cards import machine_summary
 
     return {**machine_summary(), "cores": os.cpu_count(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 def main() -> None:
     from common import write_result
 
-    from composer.corpus import build_corpus
+    from composer.data.corpus import build_corpus
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=3.0)

@@ -26,7 +26,7 @@ def main() -> None:
     import torch
     from common import write_result
 
-    from composer.renderer import load_models
+    from composer.models import load_models
     from diffusion.sampling import get_sampler, shifted_timesteps
 
     parser = argparse.ArgumentParser()

@@ -66,12 +66,13 @@ def main() -> None:
     from common import write_result
 
     from autoencoder import load_codec
-    from composer.training import latent_items, latent_windows
+    from composer.train.data import latent_items, latent_windows
+    from composer.train.diffusion import train_diffusion
     from diffusion.flow import FlowConfig
     from diffusion.model import DiffusionModel, ModelConfig
-    from diffusion.train import DiffusionTrainConfig, train_diffusion
+    from diffusion.train import DiffusionTrainConfig
     from diffusion.unet import UNetConfig
-    from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
+    from structure.frame_controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/corpus")

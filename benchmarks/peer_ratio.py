@@ -22,7 +22,8 @@ def main() -> None:
     import torch
     from common import write_result
 
-    from composer.renderer import RenderOptions, load_models, render
+    from composer.models import load_models
+    from composer.rendering import RenderOptions, render
     from structure.planner import plan
 
     parser = argparse.ArgumentParser()

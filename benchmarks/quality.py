@@ -40,10 +40,11 @@ def main() -> None:
     import torch
     from common import write_result
 
-    from composer.audio import audio_write, write_text_atomic
-    from composer.evaluate import evaluate_dir
-    from composer.renderer import RenderOptions, load_models, render
-    from structure.arrange import arrange
+    from composer.data.audio import audio_write, write_text_atomic
+    from composer.evaluate.folders import evaluate_dir
+    from composer.models import load_models
+    from composer.rendering import RenderOptions, render
+    from structure.arrangement import arrange
     from structure.planner import plan
     from structure.synth import render_midi
 

@@ -25,7 +25,8 @@ CHILD = r"""
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[2]))
 from structure.planner import plan
-from composer.renderer import RenderOptions, render, load_models
+from composer.models import load_models
+from composer.rendering import RenderOptions, render
 codec, model = load_models(None, None)
 song = plan("genre=pop mood=happy", duration=float(sys.argv[1]), seed=0, write_lyrics=False)
 start = time.monotonic()

@@ -43,8 +43,8 @@ def main() -> None:
     from quality import PROMPTS
 
     from autoencoder import load_codec
-    from composer.evaluate import evaluate_audio
-    from structure.arrange import arrange
+    from composer.evaluate.metrics import evaluate_audio
+    from structure.arrangement import arrange
     from structure.planner import plan
     from structure.synth import render_midi
 

@@ -1,12 +1,33 @@
-"""composer: the long-form song composer (CLI, rendering, data, provenance)."""
+"""composer: the long-form song composer (CLI, rendering, data, training, evaluation).
+
+The Python API (each name loads lazily: `import composer` does not import torch):
+
+    composer.plan(prompt, *, lyrics=None, duration=None, seed=0) -> structure.SongPlan
+    composer.render(plan, *, seed=0, steps=None, codec=None, model=None, progress=True) -> Render
+    composer.load_codec(path=None), composer.load_model(path=None)   # None: the bundled models
+"""
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "render", "Render"]
+__all__ = ["__version__", "plan", "render", "Render", "RenderOptions", "load_codec", "load_model"]
 
 
-def __getattr__(name):  # lazy: `import composer` must not import torch
-    if name in ("render", "Render"):
-        from composer import renderer
-        return getattr(renderer, name)
+def plan(prompt: str = "", **options):
+    """`structure.plan` with the bundled sentence encoder, which reads free prompt words
+    ("joyful", "gloomy") as moods and genres. Options as `structure.plan`."""
+    from composer.conditioning import embed_texts
+    from structure.planner import plan as plan_song
+
+    return plan_song(prompt, embed=embed_texts, **options)
+
+
+def __getattr__(name):
+    if name in ("render", "Render", "RenderOptions"):
+        from composer import rendering
+
+        return getattr(rendering, name)
+    if name in ("load_codec", "load_model"):
+        from composer import models
+
+        return getattr(models, name)
     raise AttributeError(name)

@@ -6,7 +6,6 @@ Exit codes: 0 success, 2 bad input (one line naming the input), 1 anything else.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -21,6 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from composer import __version__  # noqa: E402
+from composer.cli_support import handle_errors  # noqa: E402
 
 log = logging.getLogger("composer")
 
@@ -28,33 +28,6 @@ log = logging.getLogger("composer")
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
-def handle_errors(func):
-    """Turn bad-input exceptions into one line on stderr and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from composer.errors import bad_input_types
-
-        try:
-            return func(*args, **kwargs)
-        except bad_input_types() as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except click.exceptions.Exit:
-            raise
-        except Exception as error:  # anything else is our bug or the machine's
-            log.debug("unexpected error", exc_info=True)
-            click.echo(f"error: {type(error).__name__}: {error} (run with -v for details)", err=True)
-            if os.environ.get("COMPOSER_DEBUG"):
-                raise
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,9 +48,9 @@ def main(verbose: int) -> None:
 @handle_errors
 def plan_cmd(prompt, lyrics_file, duration, seed, output):
     """Write the song plan (form, tempo, key, chords, melody, lyrics) for PROMPT."""
-    from composer.audio import write_text_atomic
-    from composer.inputs import read_lyrics_file
-    from structure.planner import plan
+    from composer import plan
+    from composer.data.audio import write_text_atomic
+    from composer.data.inputs import read_lyrics_file
 
     lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
     song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
@@ -94,9 +67,9 @@ def plan_cmd(prompt, lyrics_file, duration, seed, output):
 @handle_errors
 def guide_cmd(plan_file, output, soundfont, midi):
     """Render the plan's arrangement with FluidSynth (a guide track)."""
-    from composer.audio import audio_write
-    from composer.inputs import read_plan_file
-    from structure.arrange import arrange
+    from composer.data.audio import audio_write
+    from composer.data.inputs import read_plan_file
+    from structure.arrangement import arrange
     from structure.synth import render_midi
 
     song = read_plan_file(plan_file)
@@ -109,66 +82,46 @@ def guide_cmd(plan_file, output, soundfont, midi):
 
 
 # --- rendering -------------------------------------------------------------------
-def _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
-                    overlap_seconds=0.4):
-    from composer.errors import InputError
-    from composer.renderer import RenderOptions
-
-    if not 0 < overlap_seconds <= 10:
-        raise InputError(f"--overlap: {overlap_seconds:g} s is outside (0, 10]")
-    options = RenderOptions(sampler=sampler, crossfade_beats=crossfade_beats, repaint_seams=repaint_seams,
-                            evaluate=evaluate, overlap_seconds=overlap_seconds)
-    if steps is not None:
-        options.steps = steps
-    if guidance is not None:
-        options.guidance = _parse_guidance(guidance)
-    if controls:
-        options.control_groups = tuple(g.strip() for g in controls.split(",") if g.strip())
-    if crossfade_beats < 0:
-        raise InputError(f"--crossfade-beats: {crossfade_beats:g} must be >= 0")
-    return options
-
-
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    from composer.errors import InputError
-
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise InputError(f"{option} {text!r}: expected comma-separated integers") from None
+RENDER_OPTIONS = {
+    "steps": click.option("--steps", type=int, help="Sampler steps (default 10; measured as good as 16 with the "
+                                                    "bundled models, see benchmarks/results/quality_steps10.json)."),
+    "sampler": click.option("--sampler", type=click.Choice(["multistep", "euler", "heun"]), default="multistep",
+                            show_default=True),
+    "guidance": click.option("--guidance", help="Classifier-free guidance: a number, or group=weight pairs "
+                                                "(tags, text, controls, rhythm, harmony, bass, melody, drums, form)."),
+    "controls": click.option("--controls", help="Control groups the plan pins down, e.g. 'form,harmony' "
+                                                "(default: all)."),
+    "crossfade_beats": click.option("--crossfade-beats", type=float, default=1.0, show_default=True,
+                                    help="Length of the crossfade that joins a repeated section."),
+    "overlap_seconds": click.option("--overlap", "overlap_seconds", type=float, default=0.4, show_default=True,
+                                    help="Seconds each window shares with the one before it (outpainting context)."),
+    "repaint_seams": click.option("--repaint-seams", is_flag=True, help="Re-render across section seams by inpainting."),
+    "evaluate": click.option("--evaluate/--no-evaluate", default=True, show_default=True,
+                             help="Measure the render against its plan into report.json."),
+}
+SONG_OPTIONS = tuple(RENDER_OPTIONS)
 
 
-def _parse_guidance(text: str):
-    """"2.5" or "tags=3,controls=1.5" (per condition group)."""
-    from composer.errors import InputError
+def render_options(*names: str):
+    """Add the render options NAMES to a command; it receives them as one checked
+    `options` (RenderOptions). A command offers only the options it honours."""
 
-    try:
-        if "=" not in text:
-            return float(text)
-        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
-    except ValueError:
-        raise InputError(f"--guidance {text!r}: expected a number or group=weight pairs") from None
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            from composer.rendering.options import RenderOptions
 
+            kwargs["options"] = RenderOptions.from_cli(**{name: kwargs.pop(name) for name in names})
+            return func(*args, **kwargs)
 
-def render_options(func):
-    for option in reversed([
-        click.option("--steps", type=int, help="Sampler steps (default 10; measured as good as 16 with the bundled models, see benchmarks/results/quality_steps10.json)."),
-        click.option("--sampler", type=click.Choice(["multistep", "euler", "heun"]), default="multistep",
-                     show_default=True),
-        click.option("--guidance", help="Classifier-free guidance: a number, or group=weight pairs "
-                                        "(tags, text, controls, rhythm, harmony, bass, melody, drums, form)."),
-        click.option("--controls", help="Control groups the plan pins down, e.g. 'form,harmony' (default: all)."),
-        click.option("--crossfade-beats", type=float, default=1.0, show_default=True),
-        click.option("--overlap", "overlap_seconds", type=float, default=0.4, show_default=True,
-                     help="Seconds each window shares with the one before it (outpainting context)."),
-        click.option("--repaint-seams", is_flag=True, help="Re-render across section seams by inpainting."),
-        click.option("--evaluate/--no-evaluate", default=True, show_default=True,
-                     help="Measure the render against its plan into report.json."),
-        click.option("--model", "model_dir", type=click.Path(), help="Diffusion checkpoint (default: bundled)."),
-        click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: bundled)."),
-    ]):
-        func = option(func)
-    return func
+        for name in reversed(names):
+            wrapper = RENDER_OPTIONS[name](wrapper)
+        wrapper = click.option("--codec", "codec_dir", type=click.Path(),
+                               help="Codec checkpoint (default: bundled).")(wrapper)
+        return click.option("--model", "model_dir", type=click.Path(),
+                            help="Diffusion checkpoint (default: bundled).")(wrapper)
+
+    return decorate
 
 
 @main.command("render")
@@ -178,18 +131,15 @@ def render_options(func):
 @click.option("--duration", type=float, help="Target length in seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True, help="Output directory.")
-@render_options
 @handle_errors
-def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, steps, sampler, guidance, controls,
-               crossfade_beats, repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
+@render_options(*SONG_OPTIONS)
+def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, options, model_dir, codec_dir):
     """Render a whole song (audio, plan, MIDI, lead sheet, lyrics, report) into OUTPUT."""
+    from composer import plan
+    from composer.data.inputs import read_lyrics_file, read_plan_file
     from composer.errors import InputError
-    from composer.inputs import read_lyrics_file, read_plan_file
-    from composer.renderer import render
-    from structure.planner import plan
+    from composer.rendering.renderer import render
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
-                              overlap_seconds)
     if plan_file:
         song = read_plan_file(plan_file)
     elif prompt or lyrics_file:
@@ -209,15 +159,12 @@ def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, steps, sa
 @click.option("--strength", type=float, default=0.6, show_default=True, help="0 keeps the audio, 1 re-renders fully.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
-@render_options
 @handle_errors
-def restyle_cmd(audio, prompt, strength, seed, output, steps, sampler, guidance, controls, crossfade_beats,
-                repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
+@render_options("steps", "sampler", "guidance", "controls", "overlap_seconds", "evaluate")
+def restyle_cmd(audio, prompt, strength, seed, output, options, model_dir, codec_dir):
     """Re-render AUDIO in the style of PROMPT, keeping its tempo, harmony and form."""
-    from composer.modes import restyle
+    from composer.rendering.modes import restyle
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
-                              overlap_seconds)
     result = restyle(audio, prompt, strength=strength, seed=seed, codec=codec_dir, model=model_dir, options=options)
     result.save(output)
     click.echo(f"{output}: restyled {result.duration:.1f} s at strength {strength:g}")
@@ -229,15 +176,12 @@ def restyle_cmd(audio, prompt, strength, seed, output, steps, sampler, guidance,
 @click.option("--count", type=int, default=5, show_default=True, help="Songs from A (first) to B (last).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
-@render_options
 @handle_errors
-def interpolate_cmd(audio_a, audio_b, count, seed, output, steps, sampler, guidance, controls, crossfade_beats,
-                    repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
+@render_options("steps", "sampler", "overlap_seconds")
+def interpolate_cmd(audio_a, audio_b, count, seed, output, options, model_dir, codec_dir):
     """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion)."""
-    from composer.modes import interpolate
+    from composer.rendering.modes import interpolate
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
-                              overlap_seconds)
     results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)
     for k, result in enumerate(results):
         result.save(Path(output) / f"{k:02d}")
@@ -253,7 +197,7 @@ def interpolate_cmd(audio_a, audio_b, count, seed, output, steps, sampler, guida
 @handle_errors
 def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
     """Re-render one section of a render; every other sample stays bit-identical."""
-    from composer.modes import repaint
+    from composer.rendering.modes import repaint
 
     repaint(render_dir, section, seed=seed, codec=codec_dir, model=model_dir)
     click.echo(f"{render_dir}: repainted {section}")
@@ -264,15 +208,12 @@ def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
 @click.option("--bars", type=int, required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
-@render_options
 @handle_errors
-def loop_cmd(prompt, bars, seed, output, steps, sampler, guidance, controls, crossfade_beats, repaint_seams,
-             evaluate, overlap_seconds, model_dir, codec_dir):
+@render_options("steps", "sampler", "guidance", "controls", "overlap_seconds")
+def loop_cmd(prompt, bars, seed, output, options, model_dir, codec_dir):
     """A loop of BARS bars whose end joins its start without a seam."""
-    from composer.modes import loop
+    from composer.rendering.modes import loop
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
-                              overlap_seconds)
     result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options)
     result.save(output)
     click.echo(f"{output}: {bars}-bar loop, {result.duration:.2f} s (wrap seam ratio "
@@ -289,20 +230,17 @@ def loop_cmd(prompt, bars, seed, output, steps, sampler, guidance, controls, cro
 @click.option("--ray", "ray_address", help="Render on a Ray cluster: an address, 'auto', or 'local' (start one here).")
 @click.option("--seed", "seed_base", type=int, default=0, show_default=True,
               help="Base seed: a row without a seed gets base + its line number.")
-@render_options
 @handle_errors
-def batch_cmd(prompts, output, workers, ray_address, seed_base, steps, sampler, guidance, controls,
-              crossfade_beats, repaint_seams, evaluate, overlap_seconds, model_dir, codec_dir):
+@render_options(*SONG_OPTIONS)
+def batch_cmd(prompts, output, workers, ray_address, seed_base, options, model_dir, codec_dir):
     """Render one song a row of PROMPTS (JSONL or CSV) into OUTPUT/NAME; rerun to resume.
 
     Row fields: prompt, lyrics or lyrics_file, duration, seed, name, and any metadata
     field (genre, mood, tempo, key, ...). Exit code 0 only when every row rendered,
     1 when a render failed (rerun to retry), 2 when rows had bad input.
     """
-    from composer.batch import run_batch
+    from composer.batch.runner import run_batch
 
-    options = _render_options(steps, sampler, guidance, controls, crossfade_beats, repaint_seams, evaluate,
-                              overlap_seconds)
     result = run_batch(prompts, output, workers=workers, ray_address=ray_address, seed_base=seed_base,
                        codec=codec_dir, model=model_dir, options=options,
                        report=lambda message: click.echo(message, err=True))
@@ -331,170 +269,26 @@ def doctor_cmd(soundfont):
     sys.exit(0 if not problems else 1)
 
 
-@main.group("data")
-def data_group():
-    """Check and label datasets (audio folders with metadata.jsonl)."""
-
-
-@data_group.command("check")
-@click.argument("folder", type=click.Path())
-@click.option("--allow-licence", "licences", multiple=True,
-              help="Allowed licence (repeatable); default: public-domain, cc0, cc-by, cc-by-sa, "
-                   "own-work, generated.")
-@handle_errors
-def data_check_cmd(folder, licences):
-    """Validate an archive: metadata, decoding, audio health, duplicates, licence and consent."""
-    from composer.datasets import check_dataset
-
-    report = check_dataset(folder, allowed_licences=licences or None)
-    click.echo(report.format())
-    sys.exit(2 if report.refused else 0)
-
-
-@data_group.command("analyze")
-@click.argument("folder", type=click.Path())
-@click.option("--overwrite", is_flag=True, help="Re-analyse files that already have labels.")
-@handle_errors
-def data_analyze_cmd(folder, overwrite):
-    """Fill missing tempo, key, meter, chords and sections of archive audio by analysis."""
-    from composer.labelling import analyze_dataset
-
-    counts = analyze_dataset(folder, overwrite=overwrite)
-    click.echo(f"{folder}: {counts['labelled']} labelled, {counts['skipped']} already labelled, "
-               f"{counts['failed']} failed")
-    sys.exit(0 if not counts["failed"] else 2)
-
-
-@main.group("corpus")
-def corpus_group():
-    """Build the training corpus from music that ships offline."""
-
-
-@corpus_group.command("build")
-@click.option("-o", "--output", required=True, type=click.Path())
-@click.option("--minutes", type=float, required=True, help="About this many minutes of audio.")
-@click.option("--soundfont", type=click.Path(), help="Training soundfont (default: fluid-soundfont-gm).")
-@click.option("--validation-soundfont", type=click.Path(), help="Validation soundfont (default: MuseScore General).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True)
-@click.option("--source", "sources", multiple=True, type=click.Choice(["generated", "folk", "chorales"]),
-              default=("generated",), show_default=True,
-              help="Material (repeatable; the minutes are shared equally): songs planned here, folk tunes "
-                   "(Essen, O'Neill, Ryan's Mammoth) or Bach chorales from the music21 corpus.")
-@handle_errors
-def corpus_build_cmd(output, minutes, soundfont, validation_soundfont, seed, workers, sources):
-    """Render songs planned here (forms, repeats, styles) or music21 folk tunes and chorales
-    with FluidSynth, with exact labels."""
-    from composer.corpus import build_corpus
-
-    records = build_corpus(output, minutes=minutes, seed=seed, workers=workers, soundfont=soundfont,
-                           validation_soundfont=validation_soundfont, sources=tuple(sources))
-    total = sum(r["duration"] for r in records) / 60
-    click.echo(f"{output}: {len(records)} songs, {total:.1f} minutes")
-
-
-# --- training ----------------------------------------------------------------
-@main.group("train")
-def train_group():
-    """Train the codec or the diffusion model on datasets (audio folders)."""
-
-
-@train_group.command("codec")
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Dataset folder (repeatable).")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint directory to write.")
-@click.option("--steps", type=int, default=20000, show_default=True)
-@click.option("--filters", "num_filters", type=int, default=16, show_default=True, help="EnCodec base width.")
-@click.option("--latent-dim", type=int, default=64, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--window", "window_seconds", type=float, default=1.5, show_default=True, help="Seconds per example.")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
-@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
-@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
-@click.option("--init", type=click.Path(), help="Start from this codec checkpoint.")
-@click.option("--freeze-encoder", is_flag=True,
-              help="Train only the decoder (with --init): the latent space, and diffusion models on it, stay valid.")
-@click.option("--latent-noise", type=float, default=0.1, show_default=True,
-              help="Noise on latents in training (x their std): a decoder robust to sampling errors.")
-@click.option("--stft-sizes", default="512,1024,2048", show_default=True,
-              help="STFT sizes of the spectral loss (4096 resolves pitch in the low mids).")
-@click.option("--decoder", type=click.Choice(["encodec", "spectral"]),
-              help="spectral: a fresh ConvNeXt + inverse-STFT decoder in place of EnCodec's "
-                   "(default: the codec's own; EnCodec's for a new codec).")
-@click.option("--decoder-dim", type=int, default=256, show_default=True, help="Spectral decoder width.")
-@click.option("--decoder-layers", type=int, default=8, show_default=True, help="Spectral decoder ConvNeXt blocks.")
-@click.option("--encoder", type=click.Choice(["encodec", "spectral"]),
-              help="spectral: a fresh log-STFT + ConvNeXt encoder in place of EnCodec's (a new latent space).")
-@click.option("--encoder-dim", type=int, default=256, show_default=True, help="Spectral encoder width.")
-@click.option("--encoder-layers", type=int, default=4, show_default=True, help="Spectral encoder ConvNeXt blocks.")
-@click.option("--decoder-fft", type=int,
-              help="Spectral decoder frame (default 4 x hop = 1280); with --init, the decoder's head is resampled.")
-@click.option("--pitch-weight", type=float, default=1.0, show_default=True,
-              help="Weight of the semitone-band (C2..B6) loss that keeps the bass, chords and key.")
-@handle_errors
-def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
-                    resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
-                    decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
-                    decoder_fft):
-    """Train the EnCodec-style codec (continuous latents) on the datasets."""
-    from composer.training import train_codec_command
-
-    metrics = train_codec_command(list(data), output, steps=steps, num_filters=num_filters,
-                                  latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds,
-                                  lr=lr, seed=seed, resume=resume, max_minutes=max_minutes, threads=threads,
-                                  command="composer " + " ".join(sys.argv[1:]), init=init,
-                                  freeze_encoder=freeze_encoder, latent_noise=latent_noise,
-                                  stft_sizes=_int_list(stft_sizes, "--stft-sizes"), decoder=decoder,
-                                  decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
-                                  encoder_dim=encoder_dim, encoder_layers=encoder_layers,
-                                  pitch_weight=pitch_weight, decoder_fft=decoder_fft)
-    click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
-
-
-@train_group.command("diffusion")
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Dataset folder (repeatable).")
-@click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: the bundled one).")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint directory to write.")
-@click.option("--init", type=click.Path(), help="Fine-tune from this model (e.g. a persona from the bundled one).")
-@click.option("--steps", type=int, default=20000, show_default=True)
-@click.option("--channels", default="160,256,320", show_default=True, help="U-Net widths per level.")
-@click.option("--blocks", type=int, default=1, show_default=True, help="Residual blocks per level.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=4e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
-@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
-@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
-@click.option("--objective", type=click.Choice(["rectified_flow", "v_diffusion"]), default="rectified_flow",
-              show_default=True, help="Training objective of a new model (benchmarks/objective.py compares them).")
-@handle_errors
-def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
-                        max_minutes, threads, objective):
-    """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
-    from composer.errors import InputError
-    from composer.training import train_diffusion_command
-
-    try:
-        widths = tuple(int(c) for c in channels.split(","))
-    except ValueError:
-        raise InputError(f"--channels {channels!r}: expected comma-separated integers") from None
-    metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
-                                      batch_size=batch_size, lr=lr, seed=seed, resume=resume,
-                                      max_minutes=max_minutes, threads=threads, init=init, objective=objective,
-                                      command="composer " + " ".join(sys.argv[1:]))
-    click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")
-
-
 @main.command("evaluate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
 def evaluate_cmd(paths, as_json):
     """Measure renders against their plans (tempo, key, chords, boundaries, repetition, seams)."""
-    from composer.evaluate import evaluate_paths
+    from composer.evaluate.folders import evaluate_paths
 
     click.echo(evaluate_paths(list(paths), as_json))
+
+
+def _add_groups() -> None:
+    from composer.data.commands import corpus_group, data_group
+    from composer.train.cli import train_group
+
+    for group in (data_group, corpus_group, train_group):
+        main.add_command(group)
+
+
+_add_groups()
 
 
 def run() -> None:  # for `python -m composer`

@@ -55,8 +55,7 @@ def _ffmpeg() -> Check:
 
 
 def _checkpoints() -> list[Check]:
-    from autoencoder import bundled_codec_path
-    from diffusion import bundled_model_path
+    from composer.models import bundled_codec_path, bundled_model_path
 
     out = []
     for name, path in (("bundled codec", bundled_codec_path()), ("bundled diffusion model", bundled_model_path())):

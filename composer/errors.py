@@ -11,9 +11,9 @@ def bad_input_types() -> tuple[type[BaseException], ...]:
     """Every exception type that signals bad input, across the packages."""
     import autoencoder
     import diffusion
-    from composer.audio import AudioError
+    from composer.data.audio import AudioError
     from lyrics.errors import LyricsError
-    from structure.plan import PlanError
+    from structure.schema import PlanError
 
     return (InputError, AudioError, PlanError, LyricsError, autoencoder.CheckpointNotFound,
             diffusion.CheckpointNotFound)

@@ -157,6 +157,12 @@ class DiffusionModel(nn.Module):
         config = ModelConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
         model = cls(config)
         state = load_file(str(directory / WEIGHTS_NAME))
+        bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if bad:
+            from diffusion import CheckpointNotFound
+
+            raise CheckpointNotFound(f"model {directory}: weights {bad[0]} hold NaN or infinite values "
+                                     "(a damaged checkpoint)")
         model.load_state_dict({k: v.float() for k, v in state.items()})
         return model.eval()
 

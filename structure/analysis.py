@@ -3,7 +3,7 @@
 `analyze(audio, sample_rate)` measures a recording with librosa; `estimate_plan`
 turns the measurements into a `SongPlan`, so restyled songs and unlabelled
 archives go through the same conditioning path (`structure.controls`) as
-planned ones. `composer.evaluate` uses the same functions to score renders.
+planned ones. `composer.evaluate.metrics` uses the same functions to score renders.
 
 Everything runs at `ANALYSIS_RATE` on the mono mix with a hop of `HOP`
 samples (about 23 ms); a 3-minute song analyses in a few seconds. Times are
@@ -18,7 +18,7 @@ import librosa
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from structure.plan import TEMPO_RANGE, Key, Section, SongPlan, validate
+from structure.schema import TEMPO_RANGE, Key, Section, SongPlan, tonic_name, validate
 
 ANALYSIS_RATE = 22050
 HOP = 512
@@ -28,8 +28,6 @@ N_MFCC = 20
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Key spellings that read naturally for each mode (enharmonics score the same).
-MAJOR_TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MINOR_TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
 NO_CHORD = "N"
 
 # Key profiles (major, minor): Krumhansl-Kessler probe-tone ratings and
@@ -260,8 +258,8 @@ def estimate_key(chroma: np.ndarray, chords: list[str] | None = None) -> tuple[K
             scores = np.where(candidates, scores + 0.2 * share, -np.inf)
     best = int(np.argmax(scores))
     if best < 12:
-        return Key(MAJOR_TONICS[best], "major"), float(scores[best])
-    return Key(MINOR_TONICS[best - 12], "minor"), float(scores[best])
+        return Key(tonic_name(best, "major"), "major"), float(scores[best])
+    return Key(tonic_name(best - 12, "minor"), "minor"), float(scores[best])
 
 
 def _relative_key_index(index: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from structure.plan import SongPlan
+from structure.schema import SongPlan
 
 
 def lead_sheet(plan: SongPlan):
@@ -13,7 +13,7 @@ def lead_sheet(plan: SongPlan):
 
     from structure.harmony import NO_CHORD, _to_music21_figure, music21_key
 
-    part = stream.Part()
+    part = stream.Part(id="melody")  # a fixed id: music21 would draw a random one (same plan, same bytes)
     part.insert(0, meter.TimeSignature(f"{plan.beats_per_bar}/4"))
     part.insert(0, tempo.MetronomeMark(number=plan.tempo_bpm))
     m21_key = music21_key(plan.key)
@@ -44,20 +44,10 @@ def _quantise(beats: float) -> float:
 
 
 def write_musicxml(plan: SongPlan, path: str | Path) -> Path:
-    """Write the lead sheet as MusicXML (atomic: a temporary file, then rename)."""
-    import os
-    import tempfile
-
+    """Write the lead sheet as MusicXML to `path` (the caller makes it atomic)."""
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".musicxml", dir=path.parent)
-    os.close(handle)
-    try:
-        score = lead_sheet(plan).makeNotation()
-        score.write("musicxml", fp=tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    lead_sheet(plan).makeNotation().write("musicxml", fp=str(path))
+    return path
     return path
 
 

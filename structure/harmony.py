@@ -14,7 +14,7 @@ from functools import lru_cache
 from music21 import harmony, roman
 from music21 import key as m21key
 
-from structure.plan import Key, PlanError
+from structure.schema import Key, PlanError, is_minor_like
 
 NO_CHORD = "N"
 
@@ -122,7 +122,7 @@ ROLE_ALIASES = {"post-chorus": "chorus", "hook": "chorus", "drop": "chorus", "br
 
 
 def _mode_family(key: Key) -> str:
-    return "minor" if key.mode in ("minor", "aeolian", "dorian", "phrygian") else "major"
+    return "minor" if is_minor_like(key.mode) else "major"
 
 
 def _minorise(numeral: str, family: str) -> str:

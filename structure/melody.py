@@ -8,10 +8,9 @@ from __future__ import annotations
 import random
 
 from structure.harmony import key_scale_pitch_classes, parse_chord
-from structure.plan import Key, Note
+from structure.schema import Key, Note, is_minor_like
 
 SINGER_RANGE = (55, 76)  # G3..E5: a comfortable range for most voices
-MINOR_MODES = ("minor", "aeolian", "dorian", "phrygian")  # modes with a minor third
 
 
 def tonic_register(key: Key) -> int:
@@ -100,7 +99,7 @@ def sketch_section(chords: list[list[str]], key: Key, beats_per_bar: int, rng: r
             chord_tones = set(chord.pitch_classes) or {key.pitch_class}
             strong = onset == int(onset)
             if n == len(rhythm) - 1:  # phrase end: a stable degree of the key in the chord if possible
-                stable = {key.pitch_class, (key.pitch_class + (3 if key.mode in MINOR_MODES else 4)) % 12,
+                stable = {key.pitch_class, (key.pitch_class + (3 if is_minor_like(key.mode) else 4)) % 12,
                           (key.pitch_class + 7) % 12}
                 targets = ([m for m in scale if m % 12 in (stable & chord_tones or stable)]
                            or [m for m in scale if m % 12 in stable])

@@ -14,8 +14,17 @@ from dataclasses import dataclass
 
 from structure.harmony import NO_CHORD, progression, transpose_symbol
 from structure.melody import sketch_section
-from structure.plan import SECTION_KINDS, TONICS, Key, Note, PlanError, Section, SongPlan, validate
-from structure.prompt import Prompt, parse_prompt
+from structure.prompt import Embed, Prompt, parse_prompt
+from structure.schema import (
+    SECTION_KINDS,
+    TONICS,
+    Key,
+    Note,
+    PlanError,
+    Section,
+    SongPlan,
+    validate,
+)
 from structure.styles import Style, get_style
 
 log = logging.getLogger(__name__)
@@ -45,10 +54,14 @@ class _Slot:
 
 
 def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None = None,
-         seed: int = 0, write_lyrics: bool = True) -> SongPlan:
-    """Plan a song. `duration` in seconds overrides the prompt's; met within one bar."""
+         seed: int = 0, write_lyrics: bool = True, embed: Embed | None = None) -> SongPlan:
+    """Plan a song. `duration` in seconds overrides the prompt's; met within one bar.
+
+    embed: a sentence encoder that maps free prompt words to moods and genres
+    (`structure.prompt.parse_prompt`); `composer.plan` passes the bundled one.
+    """
     rng = random.Random(seed)
-    request = parse_prompt(prompt or "")
+    request = parse_prompt(prompt or "", embed=embed)
     if duration is not None:
         if not 1 <= duration <= 1800:
             raise PlanError("duration", f"{duration:g} s is outside 1..1800 s")

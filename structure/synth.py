@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from structure.plan import PlanError
+from structure.schema import PlanError
 
 log = logging.getLogger(__name__)
 

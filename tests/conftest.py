@@ -17,18 +17,18 @@ torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversub
 
 
 def tiny_codec(seed: int = 0):
-    from autoencoder.codec import CodecConfig, EncodecCodec
+    from autoencoder.codec import CodecConfig, LatentCodec
 
     torch.manual_seed(seed)
     config = CodecConfig.small(num_filters=4, latent_dim=8, sample_rate=8000, ratios=(8, 8, 4))  # 31.25 frames/s
-    return EncodecCodec(config).eval()
+    return LatentCodec(config).eval()
 
 
 def tiny_model(codec, seed: int = 0, *, window_frames: int = 32, objective: str = "rectified_flow"):
     from diffusion.flow import FlowConfig
     from diffusion.model import DiffusionModel, ModelConfig
     from diffusion.unet import UNetConfig
-    from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
+    from structure.frame_controls import GROUP_NAMES, GROUPS, NUM_CONTROLS
 
     torch.manual_seed(seed)
     unet = UNetConfig(latent_dim=codec.latent_dim, num_controls=NUM_CONTROLS,
@@ -53,9 +53,9 @@ def tiny_models(tmp_path_factory):
     codec = tiny_codec()
     model = tiny_model(codec, window_frames=32)
     codec.save_pretrained(root / "codec", dtype=torch.float16)
-    from autoencoder.codec import EncodecCodec
+    from autoencoder.codec import LatentCodec
 
-    reloaded = EncodecCodec.from_pretrained(root / "codec")  # identity after the fp16 round trip
+    reloaded = LatentCodec.from_pretrained(root / "codec")  # identity after the fp16 round trip
     model.config.codec = reloaded.latent_identity()
     model.save_pretrained(root / "model", dtype=torch.float16)
     return root / "codec", root / "model"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from structure.harmony import parse_chord, realise
-from structure.plan import Key, Section, SongPlan
+from structure.schema import Key, Section, SongPlan
 
 RATE = 22050
 

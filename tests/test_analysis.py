@@ -17,7 +17,7 @@ from structure.analysis import (
     estimate_plan,
 )
 from structure.harmony import parse_chord
-from structure.plan import Key, SongPlan
+from structure.schema import Key, SongPlan
 
 
 def _starts(plan: SongPlan) -> np.ndarray:

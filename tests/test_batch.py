@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from composer.batch import MANIFEST_NAME, PARTIAL_DIR, read_rows, run_batch
-from composer.renderer import RenderOptions
+from composer.batch.manifest import MANIFEST_NAME, PARTIAL_DIR
+from composer.batch.rows import read_rows
+from composer.batch.runner import run_batch
+from composer.rendering import RenderOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,26 +127,26 @@ def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_mo
 
 
 def test_a_crashed_render_fails_its_row_only_and_a_rerun_redoes_it(tmp_path, tiny_models, monkeypatch):
-    import composer.renderer
+    import composer.rendering.renderer
 
     codec_dir, model_dir = tiny_models
     prompts = write_jsonl(tmp_path / "p.jsonl", [{"genre": "folk", "duration": 6, "name": name}
                                                  for name in ("fine", "crashes")])
-    real_render = composer.renderer.render
+    real_render = composer.rendering.renderer.render
 
     def flaky_render(plan, **kwargs):
         if kwargs["seed"] == 2:
             raise RuntimeError("out of memory")
         return real_render(plan, **kwargs)
 
-    monkeypatch.setattr(composer.renderer, "render", flaky_render)
+    monkeypatch.setattr(composer.rendering.renderer, "render", flaky_render)
     out = tmp_path / "out"
     result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
     assert result.exit_code == 1 and song_dirs(out) == ["fine"]
     crashed = result.entries[1]
     assert (crashed.state, crashed.error_kind, crashed.error) == ("failed", "render", "RuntimeError: out of memory")
 
-    monkeypatch.setattr(composer.renderer, "render", real_render)
+    monkeypatch.setattr(composer.rendering.renderer, "render", real_render)
     again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
     assert again.exit_code == 0 and song_dirs(out) == ["crashes", "fine"]
     assert [e.attempts for e in again.entries] == [1, 2]
@@ -205,7 +207,7 @@ def test_orphaned_worker_exits_when_its_batch_is_killed(tmp_path):
     """A worker's watchdog: when the batch process dies (kill -9), the worker stops too."""
     parent = subprocess.Popen([sys.executable, "-c", (
         "import os, subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import sys; from composer.batch import _exit_with_parent; '"
+        "child = subprocess.Popen([sys.executable, '-c', 'import sys; from composer.batch.workers import _exit_with_parent; '"
         " '_exit_with_parent(int(sys.argv[1]))', str(os.getpid())])\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(60)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True)

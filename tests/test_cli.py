@@ -93,11 +93,29 @@ def test_modes_from_the_command_line(tmp_path, tiny_models):
                  *models, *FAST)
     assert result.exit_code == 0, result.output
     result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", "--count", "2",
-                 "-o", tmp_path / "mix", *models, *FAST)
+                 "-o", tmp_path / "mix", *models, "--steps", "2")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "mix" / "01" / "song.wav").exists()
-    result = run("loop", "genre=electronic", "--bars", "2", "-o", tmp_path / "loop", *models, *FAST)
+    result = run("loop", "genre=electronic", "--bars", "2", "-o", tmp_path / "loop", *models, "--steps", "2")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command, option", [
+    (["interpolate", "a.wav", "b.wav"], "--controls"),  # interpolation conditions on what analysis can know
+    (["interpolate", "a.wav", "b.wav"], "--guidance"),  # inversion needs the unguided flow
+    (["loop", "genre=pop", "--bars", "2"], "--crossfade-beats"),  # a loop has no section joins
+    (["restyle", "a.wav", "genre=jazz"], "--repaint-seams"),
+])
+def test_a_command_refuses_an_option_it_cannot_honour(tmp_path, command, option):
+    result = run(*command, "-o", tmp_path / "out", option, "2")
+    assert result.exit_code == 2 and f"No such option '{option}'" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "tags=nan", "nosuchgroup=2"])
+def test_guidance_that_is_not_a_finite_weight_is_refused(tmp_path, value):
+    result = run("render", "genre=pop", "--guidance", value, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "--guidance" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("args, names", [

@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_codec
 
 from autoencoder import load_codec
-from autoencoder.codec import CodecConfig, EncodecCodec
+from autoencoder.codec import CodecConfig, LatentCodec
 from autoencoder.losses import ReconstructionLoss, mel_distance, multi_resolution_stft_loss, si_sdr
 
 
@@ -33,7 +33,7 @@ def lstm_codec():
     torch.manual_seed(1)
     config = CodecConfig.small(num_filters=4, latent_dim=8, sample_rate=8000, ratios=(8, 8, 4))
     config.lstm = True
-    return EncodecCodec(config).eval()
+    return LatentCodec(config).eval()
 
 
 # --- shapes ----------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_save_and_load_round_trip_is_exact_in_fp32(codec, tmp_path):
     assert {p.name for p in (tmp_path / "codec").iterdir()} == {"config.json", "model.safetensors"}
     config = json.loads((tmp_path / "codec" / "config.json").read_text())
     assert config["codec_type"] == "encodec" and config["lstm"] is False
-    reloaded = EncodecCodec.from_pretrained(tmp_path / "codec")
+    reloaded = LatentCodec.from_pretrained(tmp_path / "codec")
     assert not reloaded.training
     original, loaded = codec.state_dict(), reloaded.state_dict()
     assert original.keys() == loaded.keys()
@@ -125,7 +125,7 @@ def test_identity_is_stable_and_tells_weights_apart(codec, tmp_path):
     assert len(codec.identity()) == 16
     assert tiny_codec(seed=1).identity() != codec.identity()
     codec.save_pretrained(tmp_path / "half", dtype=torch.float16)  # the bundled precision
-    assert EncodecCodec.from_pretrained(tmp_path / "half").identity() == codec.identity()
+    assert LatentCodec.from_pretrained(tmp_path / "half").identity() == codec.identity()
     shifted = tiny_codec()
     with torch.no_grad():
         shifted.latent_std.mul_(2.0)
@@ -134,7 +134,7 @@ def test_identity_is_stable_and_tells_weights_apart(codec, tmp_path):
 
 def test_lstm_flag_survives_the_round_trip(lstm_codec, tmp_path):
     lstm_codec.save_pretrained(tmp_path / "lstm")
-    reloaded = EncodecCodec.from_pretrained(tmp_path / "lstm")
+    reloaded = LatentCodec.from_pretrained(tmp_path / "lstm")
     assert reloaded.config.lstm is True
     audio = _audio(1, 3000)
     with torch.no_grad():
@@ -205,7 +205,7 @@ def test_mono_input_to_a_stereo_codec_is_duplicated():
     torch.manual_seed(0)
     config = CodecConfig.small(num_filters=4, latent_dim=8, sample_rate=8000, ratios=(8, 8, 4))
     config.encodec["audio_channels"] = 2
-    stereo_codec = EncodecCodec(config).eval()
+    stereo_codec = LatentCodec(config).eval()
     assert stereo_codec.channels == 2
     mono = _audio(1, 2000)
     with torch.no_grad():
@@ -249,7 +249,7 @@ def _fast_config(steps: int):
 
 
 def test_train_codec_writes_last_and_resumes(tmp_path):
-    from autoencoder.train import train_codec
+    from composer.train.codec import train_codec
 
     codec = tiny_codec()
     before = {k: v.clone() for k, v in codec.state_dict().items()}
@@ -280,7 +280,7 @@ def test_train_codec_writes_last_and_resumes(tmp_path):
 
 
 def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
-    from autoencoder.train import train_codec
+    from composer.train.codec import train_codec
 
     straight = tiny_codec()
     train_codec(straight, _batches(), out_dir=tmp_path / "a", config=_fast_config(4), progress=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from conftest import tiny_codec
 
-from autoencoder.train import CodecTrainConfig, train_codec
+from autoencoder.train import CodecTrainConfig
+from composer.train.codec import train_codec
 
 
 def test_frozen_encoder_keeps_latent_identity(tmp_path):

@@ -14,13 +14,14 @@ from conftest import tiny_codec
 from safetensors.torch import load_file
 
 from autoencoder import load_codec
-from autoencoder.codec import EncodecCodec
+from autoencoder.codec import LatentCodec
 from autoencoder.losses import mel_distance
 from autoencoder.spectral import istft_same, overlap_add, stft_same, window_envelope
-from autoencoder.train import CodecTrainConfig, LatentBatch, train_codec
+from autoencoder.train import CodecTrainConfig, LatentBatch
+from composer.train.codec import train_codec
 
 
-def _spectral_codec(seed: int = 0, phase: str = "locked") -> EncodecCodec:
+def _spectral_codec(seed: int = 0, phase: str = "locked") -> LatentCodec:
     codec = tiny_codec(seed)
     torch.manual_seed(seed)
     codec.set_spectral_decoder({"dim": 32, "intermediate": 64, "layers": 2, "phase": phase})
@@ -139,7 +140,7 @@ def test_train_codec_command_puts_in_a_spectral_decoder_and_keeps_the_latents(tm
     assert "spectral" in (out / "MODEL_CARD.md").read_text()
 
 
-def _fully_spectral_codec(seed: int = 0) -> EncodecCodec:
+def _fully_spectral_codec(seed: int = 0) -> LatentCodec:
     codec = _spectral_codec(seed)
     torch.manual_seed(seed)
     codec.set_spectral_encoder({"dim": 32, "intermediate": 64, "layers": 2})
@@ -202,8 +203,7 @@ def test_spectral_encoder_and_frozen_encoder_do_not_mix(tmp_path):
 def test_a_song_renders_and_restyles_through_the_spectral_codec(tmp_path):
     from conftest import tiny_model
 
-    from composer import modes
-    from composer.renderer import RenderOptions, render
+    from composer.rendering import RenderOptions, modes, render
     from structure.planner import plan
 
     codec = _fully_spectral_codec()

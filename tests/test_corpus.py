@@ -1,4 +1,4 @@
-"""composer.corpus: a tiny rendered corpus has exact labels, is resumable and deterministic."""
+"""composer.data.corpus: a tiny rendered corpus has exact labels, is resumable and deterministic."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from composer.corpus import LABEL_FRAME_RATE, SAMPLE_RATE, build_corpus, item_seed, plan_items
-from composer.loudness import TARGET_LUFS, integrated_loudness
-from structure.controls import NUM_CONTROLS, controls
-from structure.plan import Key, SongPlan
+from composer.data.corpus import LABEL_FRAME_RATE, SAMPLE_RATE, build_corpus, item_seed, plan_items
+from composer.rendering.loudness import TARGET_LUFS, integrated_loudness
+from structure.frame_controls import NUM_CONTROLS, controls
+from structure.schema import Key, SongPlan
 
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # for both splits: the MuseScore sf3 takes ~7 s to load
 FIELDS = {"file_name", "text", "tags", "tempo", "key", "beats_per_bar", "sections", "licence", "consent",
@@ -149,7 +149,7 @@ def test_planned_beats_are_where_the_audio_beats_are(corpus):
 
 
 def test_check_dataset_accepts_every_corpus_file(corpus):
-    from composer.datasets import check_dataset, iter_accepted
+    from composer.data.datasets import check_dataset, iter_accepted
 
     folder, records = corpus
     report = check_dataset(folder)

@@ -1,4 +1,4 @@
-"""`composer data check` and composer.datasets: every bad file is reported by name, good ones pass."""
+"""`composer data check` and composer.data.datasets: every bad file is reported by name, good ones pass."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from composer.cli import main
-from composer.datasets import (
+from composer.data.datasets import (
     METADATA_NAME,
     MetadataRow,
     check_audio,
@@ -174,7 +174,7 @@ def test_audio_health(tmp_path: Path):
 
 
 def test_block_reading_matches_a_whole_read(tmp_path: Path, monkeypatch):
-    import composer.datasets as datasets
+    import composer.data.datasets as datasets
 
     sf.write(tmp_path / "a.flac", tone(seconds=2.0, channels=2), RATE)
     whole = datasets.scan_audio(tmp_path / "a.flac").digest

@@ -18,12 +18,13 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     from conftest import tiny_codec, tiny_model
 
-    from diffusion.train import DiffusionTrainConfig, train_diffusion
+    from composer.train.diffusion import train_diffusion
+    from diffusion.train import DiffusionTrainConfig
 
     model = tiny_model(tiny_codec())
     generator = torch.Generator().manual_seed(rank)
 
-    def batches():  # as composer.training.latent_windows yields them: every condition present
+    def batches():  # as composer.train.data.latent_windows yields them: every condition present
         while True:
             yield torch.randn(2, 8, 32, generator=generator), {
                 "controls": torch.randn(2, 32, 63, generator=generator), "control_groups": torch.ones(2, 6),

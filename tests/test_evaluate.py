@@ -1,4 +1,4 @@
-"""composer.evaluate on songs synthesised from plans: each metric finds what was put in."""
+"""composer.evaluate.metrics on songs synthesised from plans: each metric finds what was put in."""
 
 from __future__ import annotations
 
@@ -11,22 +11,19 @@ import pytest
 from click.testing import CliRunner
 from synthetic_song import RATE, click, make_plan, pop_plan, render
 
-from composer.audio import audio_write
 from composer.cli import main
+from composer.data.audio import audio_write
 from composer.errors import InputError
-from composer.evaluate import (
-    aggregate,
+from composer.evaluate.folders import aggregate, evaluate_dir, evaluate_paths, format_table
+from composer.evaluate.metrics import (
     evaluate_audio,
-    evaluate_dir,
-    evaluate_paths,
-    format_table,
     loudness_metrics,
     mir_eval_chord,
     mir_eval_key,
     seam_metrics,
     tempo_metrics,
 )
-from structure.plan import Key
+from structure.schema import Key
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from composer import folk
+from composer.data import folk
+from structure import harmonise
 from structure.harmony import parse_chord
-from structure.plan import Key, SongPlan
+from structure.schema import Key, SongPlan
 
 FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
@@ -75,39 +76,39 @@ def test_key_is_the_signature_mode_that_ends_on_the_last_note():
     def never():
         raise AssertionError("analysis not needed")
 
-    assert folk.choose_key(m21key.Key("G"), 2, never) == Key("G")  # ends on the fifth: G major
-    assert folk.choose_key(m21key.Key("C"), 2, never) == Key("D", "dorian")  # K:C ending on D
-    assert folk.choose_key(m21key.Key("G"), 4, never) == Key("E", "minor")
-    assert folk.choose_key(m21key.Key("A", "dorian"), 9, never) == Key("A", "dorian")
-    assert folk.choose_key(None, 9, lambda: m21key.Key("a")) == Key("A", "minor")
+    assert harmonise.choose_key(m21key.Key("G"), 2, never) == Key("G")  # ends on the fifth: G major
+    assert harmonise.choose_key(m21key.Key("C"), 2, never) == Key("D", "dorian")  # K:C ending on D
+    assert harmonise.choose_key(m21key.Key("G"), 4, never) == Key("E", "minor")
+    assert harmonise.choose_key(m21key.Key("A", "dorian"), 9, never) == Key("A", "dorian")
+    assert harmonise.choose_key(None, 9, lambda: m21key.Key("a")) == Key("A", "minor")
 
 
 def test_harmonising_a_c_major_scale_uses_diatonic_chords_that_fit():
     scale = [60, 62, 64, 65, 67, 69, 71, 72, 72, 71, 69, 67, 65, 64, 62, 60]
     notes = [(2.0 * i, 2.0, p) for i, p in enumerate(scale)]  # half notes, two a bar of 4/4
-    chords = folk.harmonise_melody(notes, Key("C"), 4)
+    chords = harmonise.harmonise_melody(notes, Key("C"), 4)
     assert len(chords) == 8
     symbols = [c for bar in chords for c in bar]
     assert set(symbols) <= {"C", "Dm", "Em", "F", "G", "Am"}
     assert set(symbols) & {"C", "F", "G"} and chords[-1][-1] == "C"
     assert sum(s in ("C", "F", "G") for s in symbols) >= len(symbols) / 2
-    assert folk.chord_fit(notes, chords, 4) >= 0.75
+    assert harmonise.chord_fit(notes, chords, 4) >= 0.75
 
 
 def test_harmonising_a_tune_gives_a_cadence_and_full_fit():
     twinkle = [60, 60, 67, 67, 69, 69, 67, 67, 65, 65, 64, 64, 62, 62, 60, 60]
     notes = [(float(i), 1.0, p) for i, p in enumerate(twinkle)]
-    chords = folk.harmonise_melody(notes, Key("C"), 4)
+    chords = harmonise.harmonise_melody(notes, Key("C"), 4)
     assert chords[0] == ["C"] and chords[-1][-1] == "C" and chords[-1][0] == "G"
-    assert folk.chord_fit(notes, chords, 4) == 1.0
+    assert harmonise.chord_fit(notes, chords, 4) == 1.0
     # a minor tune's leading tone gets the major V of harmonic minor
     minor = [(0.0, 2.0, 69), (2.0, 2.0, 72), (4.0, 2.0, 71), (6.0, 2.0, 68), (8.0, 4.0, 69)]
-    chords = folk.harmonise_melody(minor, Key("A", "minor"), 4)
+    chords = harmonise.harmonise_melody(minor, Key("A", "minor"), 4)
     assert chords[-1] == ["Am"] and "E" in chords[-2]
 
 
 def test_plans_validate_repeat_and_transpose(melodies):
-    from structure.arrange import arrange
+    from structure.arrangement import arrange
 
     for index, melody in enumerate(melodies):
         for seed in (index, index + 10):
@@ -133,7 +134,7 @@ def test_a_chorale_has_soprano_melody_and_analysed_chords(cache_dir):
     for bar in chorale.chords:
         for symbol in bar:
             parse_chord(symbol)
-    assert folk.chord_fit(chorale.notes, [list(b) for b in chorale.chords], chorale.beats_per_bar) > 0.8
+    assert harmonise.chord_fit(chorale.notes, [list(b) for b in chorale.chords], chorale.beats_per_bar) > 0.8
     assert 60 <= np.median([p for _, _, p in chorale.notes]) <= 80  # the soprano, not the bass
     plan = folk.plan_from_melody(chorale, 3)
     assert len(plan.section("verse1").chords) == chorale.bars
@@ -141,7 +142,7 @@ def test_a_chorale_has_soprano_melody_and_analysed_chords(cache_dir):
 
 @pytest.mark.skipif(not Path(FLUID_R3).is_file(), reason="fluid-soundfont-gm is not installed")
 def test_build_a_tiny_folk_corpus(tmp_path):
-    from composer.corpus import build_corpus
+    from composer.data.corpus import build_corpus
 
     kwargs = dict(minutes=0.5, seed=0, soundfont=FLUID_R3, validation_soundfont=FLUID_R3, progress=False,
                   sources=("folk",))
@@ -166,7 +167,7 @@ def test_build_a_tiny_folk_corpus(tmp_path):
 
 
 def test_unknown_source_is_refused(tmp_path):
-    from composer.corpus import build_corpus
+    from composer.data.corpus import build_corpus
     from composer.errors import InputError
 
     with pytest.raises(InputError, match="--source"):
@@ -187,7 +188,7 @@ def test_cli_corpus_build_takes_sources():
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(FLUID_R3).is_file(), reason="fluid-soundfont-gm is not installed")
 def test_mixed_sources_keep_generated_items_identical(tmp_path):
-    from composer.corpus import build_corpus
+    from composer.data.corpus import build_corpus
 
     common = dict(seed=3, soundfont=FLUID_R3, validation_soundfont=FLUID_R3, progress=False)
     generated = build_corpus(tmp_path / "generated", minutes=0.5, **common)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from structure.analysis import analyze
-from structure.arrange import arrange
-from structure.plan import PITCH_CLASS, Key
+from structure.arrangement import arrange
 from structure.planner import plan
+from structure.schema import PITCH_CLASS, Key
 from structure.synth import TRAINING_SOUNDFONT, render_midi
 
 pytestmark = pytest.mark.slow

@@ -69,8 +69,9 @@ def test_known_frames_reach_a_v_model_clean():
 def test_v_diffusion_model_trains_saves_and_samples(tmp_path):
     from conftest import tiny_codec, tiny_model
 
+    from composer.train.diffusion import train_diffusion
     from diffusion.model import DiffusionModel
-    from diffusion.train import DiffusionTrainConfig, train_diffusion
+    from diffusion.train import DiffusionTrainConfig
 
     torch.manual_seed(0)
     model = tiny_model(tiny_codec(), window_frames=24, objective="v_diffusion")

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from conftest import tiny_codec
 
-from composer.audio import AudioError, audio_read, audio_stream
+from composer.data.audio import AudioError, audio_read, audio_stream
 
 
 def _write(path, rate: int, seconds: float, channels: int = 2) -> np.ndarray:

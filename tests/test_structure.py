@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from structure.arrange import TRACK_NAMES, arrange
-from structure.controls import GROUP_NAMES, GROUPS, NUM_CONTROLS, controls, group_mask
+from structure.arrangement import TRACK_NAMES, arrange
+from structure.frame_controls import GROUP_NAMES, GROUPS, NUM_CONTROLS, controls, group_mask
 from structure.harmony import key_scale_pitch_classes, parse_chord
-from structure.plan import MODES, SECTION_KINDS, TONICS, Key, PlanError, Section, SongPlan
 from structure.planner import plan
 from structure.prompt import parse_prompt
+from structure.schema import MODES, SECTION_KINDS, TONICS, Key, PlanError, Section, SongPlan
 
 STYLES = ("pop", "rock", "folk", "ballad", "electronic", "hip-hop", "jazz", "country", "waltz", "blues")
 FRAME_RATE = 75.0
@@ -143,7 +143,7 @@ def is_subsequence(needle: list[str], haystack: list[str]) -> bool:
 
 
 def test_metadata_prompt_gives_its_values():
-    request = parse_prompt(METADATA, use_embeddings=False)
+    request = parse_prompt(METADATA)
     assert request.style == "folk"
     assert request.tags["mood"] == "wistful"
     assert request.tempo_bpm == 96.0
@@ -161,7 +161,7 @@ def test_metadata_prompt_gives_its_values():
 
 
 def test_free_text_prompt():
-    request = parse_prompt("wistful folk song about trains, 96 bpm, in D minor", use_embeddings=False)
+    request = parse_prompt("wistful folk song about trains, 96 bpm, in D minor")
     assert request.tempo_bpm == 96.0
     assert request.key == Key("D", "minor")
     assert request.style == "folk"
@@ -170,21 +170,19 @@ def test_free_text_prompt():
     assert request.duration is None and request.form is None
 
 
-def test_free_text_plan_without_the_sentence_encoder(monkeypatch):
-    import structure.prompt
-
-    def unavailable():
+def test_free_text_plan_without_the_sentence_encoder():
+    def unavailable(texts):
         raise OSError("no encoder in this test")
 
-    monkeypatch.setattr(structure.prompt, "sentence_embedder", unavailable)
-    song = plan("wistful folk song about trains, 96 bpm, in D minor", duration=60, seed=1, write_lyrics=False)
+    song = plan("wistful folk song about trains, 96 bpm, in D minor", duration=60, seed=1, write_lyrics=False,
+                embed=unavailable)
     assert song.tempo_bpm == 96.0 and song.key == Key("D", "minor") and song.style == "folk"
     assert "trains" in song.tags["theme"]
     check_invariants(song, duration=60, tempo=96.0)
 
 
 def test_unknown_words_stay_theme_tags():
-    request = parse_prompt("a song about zeppelins and marmalade", use_embeddings=False)
+    request = parse_prompt("a song about zeppelins and marmalade")
     assert request.theme_words == ["zeppelins", "marmalade"]
     assert request.tags["theme"] == "zeppelins marmalade"
     assert request.style is None and request.tempo_bpm is None and request.key is None
@@ -202,7 +200,7 @@ def test_unknown_words_stay_theme_tags():
     ("jazz tune in F sharp minor, 6/8, 90 seconds", "beats_per_bar", 6),
 ])
 def test_prompt_fields(text, field, value):
-    assert getattr(parse_prompt(text, use_embeddings=False), field) == value
+    assert getattr(parse_prompt(text), field) == value
 
 
 # --- bad input names its field -------------------------------------------------------

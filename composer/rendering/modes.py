@@ -9,7 +9,6 @@ harmony, form); melody, bass and drums are left to the model.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import replace
@@ -19,20 +18,18 @@ import numpy as np
 import torch
 
 from composer.errors import InputError
-from composer.renderer import (
-    Render,
-    RenderOptions,
-    decode,
+from composer.models import load_models
+from composer.rendering.options import RenderOptions
+from composer.rendering.renderer import Render, decode, finish, render_latents, section_frames
+from composer.rendering.windows import (
+    WindowContext,
     fill_span,
-    finish,
-    load_models,
     overlap_frames,
     prepare_conditioning,
-    render_latents,
-    section_frames,
     window_positions,
+    window_seams,
 )
-from structure.plan import SongPlan
+from structure.schema import SongPlan
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ ANALYSIS_GROUPS = ("rhythm", "harmony", "form")  # what analysis of real audio c
 
 
 def _read_audio(path: str | Path, codec) -> np.ndarray:
-    from composer.audio import audio_read
+    from composer.data.audio import audio_read
 
     audio, _ = audio_read(path, sample_rate=codec.sample_rate, channels=codec.channels)
     if audio.shape[-1] < codec.sample_rate:
@@ -50,12 +47,13 @@ def _read_audio(path: str | Path, codec) -> np.ndarray:
 
 def analysed_plan(audio: np.ndarray, sample_rate: int, *, prompt: str = "", title: str = "analysed") -> SongPlan:
     """A plan estimated from audio, with the style and tags of `prompt` (if any)."""
+    from composer.conditioning import embed_texts
     from structure.analysis import analyze, estimate_plan
     from structure.prompt import parse_prompt
 
     plan = estimate_plan(analyze(audio, sample_rate), title=title)
     if prompt:
-        request = parse_prompt(prompt)
+        request = parse_prompt(prompt, embed=embed_texts)
         plan.tags = {**plan.tags, **request.tags}
         if request.style:
             plan.style = request.style
@@ -102,7 +100,7 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
     out = decode(codec, canvas, progress=progress)
     timings["decode"] = time.monotonic() - clock
     spans = _clamped_spans(plan, codec.frame_rate, total)
-    seams = [{"frame": w.new_from, "kind": "window", "section": w.section} for w in windows if w.new_from > 0]
+    seams = window_seams(windows)
     result = finish(plan, out, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
                     seams=seams, timings=timings)
     result.report["mode"] = {"name": "restyle", "source": str(audio_path), "prompt": prompt, "strength": strength}
@@ -149,8 +147,6 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
     def inverted(latents, conditioning) -> list[torch.Tensor]:
         noises = []
         for slot in positions:
-            from composer.renderer import WindowContext
-
             cond = conditioning.window_cond(WindowContext(slot, 0, slice(slot.start, slot.end)))
             noises.append(invert(model, latents[:, slot.start: slot.end][None], ascending, cond=cond,
                                  guidance=None, group_names=model.group_names)[0])
@@ -170,7 +166,7 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
         clock = time.monotonic()
         audio = decode(codec, canvas, progress=False)
         plan = plan_a if alpha < 0.5 else plan_b
-        seams = [{"frame": w.new_from, "kind": "window", "section": w.section} for w in windows if w.new_from > 0]
+        seams = window_seams(windows)
         result = finish(plan, audio, codec, model, canvas, options=replace(options, evaluate=False), seed=seed,
                         spans=_clamped_spans(plan, codec.frame_rate, total), windows=windows, seams=seams,
                         timings={"diffusion": diffusion_seconds, "decode": time.monotonic() - clock})
@@ -192,34 +188,24 @@ def _mix_conditioning(a, b, alpha: float):
 def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec=None, model=None,
             progress: bool = True) -> Render:
     """Re-render one section of a render directory; every other sample stays bit-identical."""
-    import soundfile as sf
+    from composer.rendering import folder
 
-    from composer.inputs import read_plan_file
-    from composer.outputs import load_latents
-
-    out = Path(out_dir)
-    if not (out / "report.json").is_file():
-        raise InputError(f"{out}: not a render directory (no report.json)")
-    plan = read_plan_file(out / "plan.json")
+    done = folder.load_render(out_dir)
+    plan, report = done.plan, done.report
     plan.section(section)  # names the section or raises PlanError listing the known ones
-    report = json.loads((out / "report.json").read_text())
-    latents, gain = load_latents(out)
     codec, model = load_models(codec, model)
     _check_identity(report, codec, model)
     seed = (int(report.get("seed", 0)) + 1) if seed is None else seed
-    options = RenderOptions(steps=int(report.get("steps", 16)), sampler=report.get("sampler", "multistep"),
-                            guidance=report.get("guidance", 2.0),
-                            guidance_interval=tuple(report["guidance_interval"]) if report.get("guidance_interval") else None,
-                            control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False)
+    options = RenderOptions.from_report(report)
     spans = section_frames(plan, codec.frame_rate)
-    conditioning = prepare_conditioning(plan, model, latents.shape[-1], codec.frame_rate,
+    conditioning = prepare_conditioning(plan, model, done.latents.shape[-1], codec.frame_rate,
                                         control_groups=options.control_groups)
     clock = time.monotonic()
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
-                                        progress=progress, canvas=latents, only=section)
+                                        progress=progress, canvas=done.latents, only=section)
     diffusion_seconds = time.monotonic() - clock
-    new_audio = np.clip(decode(codec, canvas) * gain, -1.0, 1.0)
-    old, rate = sf.read(str(out / "song.wav"), dtype="int16", always_2d=True)
+    new_audio = np.clip(decode(codec, canvas) * done.gain, -1.0, 1.0)
+    old, rate = folder.read_song_pcm(done.path)
     index = [s.name for s in plan.sections].index(section)
     start, end = spans[index]
     margin = codec.receptive_frames + 1  # decoded audio changes only this far outside the section
@@ -228,11 +214,11 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
     spliced = old.copy()
     spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
     audio = (spliced.T.astype(np.float32) / 32767)
-    result = Render(audio=audio, sample_rate=rate, plan=plan, report=dict(report), latents=canvas, gain=gain)
+    result = Render(audio=audio, sample_rate=rate, plan=plan, report=dict(report), latents=canvas, gain=done.gain)
     history = list(report.get("repaints", []))
     history.append({"section": section, "seed": seed, "samples": [lo, hi], "diffusion_seconds": round(diffusion_seconds, 3)})
     result.report["repaints"] = history
-    _write_repaint(out, result, spliced, rate)
+    folder.write_repainted(done.path, result, spliced)
     return result
 
 
@@ -244,28 +230,10 @@ def _check_identity(report: dict, codec, model) -> None:
         raise InputError("repaint: the codec differs from the one the render used; pass --codec with that one")
 
 
-def _write_repaint(out: Path, result: Render, pcm: np.ndarray, rate: int) -> None:
-    import soundfile as sf
-    from safetensors.torch import save_file
-
-    from composer.audio import atomic_path, audio_write, write_text_atomic
-    from composer.outputs import LATENTS_NAME, tag_flac
-
-    with atomic_path(out / "song.wav") as tmp:
-        sf.write(str(tmp), pcm, rate, subtype="PCM_16")
-    if (out / "song.flac").exists():
-        with atomic_path(out / "song.flac") as tmp:
-            audio_write(tmp, result.audio, rate)
-            tag_flac(tmp, result.plan, result.report)
-    with atomic_path(out / LATENTS_NAME) as tmp:
-        save_file({"latents": result.latents.contiguous()}, str(tmp), metadata={"gain": repr(result.gain)})
-    write_text_atomic(out / "report.json", json.dumps(result.report, indent=2, default=str))
-
-
 # --- loop -----------------------------------------------------------------------------
 def loop_plan(prompt: str, bars: int, *, seed: int = 0) -> SongPlan:
     """A one-section plan of `bars` bars in the prompt's style (chords from its chorus)."""
-    from structure.planner import plan as make_plan
+    from composer import plan as make_plan
 
     if not 1 <= bars <= 64:
         raise InputError(f"--bars: {bars} is outside 1..64")
@@ -313,7 +281,7 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     context = codec.receptive_frames
     circular = torch.cat([latents[:, total - context:], latents, latents[:, :context]], dim=1)
     audio = decode(codec, circular)[..., context * codec.hop_length: (context + total) * codec.hop_length]
-    seams = [{"frame": w.new_from, "kind": "window", "section": w.section} for w in windows if 0 < w.new_from < total]
+    seams = window_seams(windows, end=total)
     seams.append({"frame": total, "kind": "section", "section": "loop-wrap"})
     result = finish(plan, audio, codec, model, latents, options=replace(options, evaluate=False), seed=seed,
                     spans=[(0, total)], windows=windows, seams=seams,
@@ -324,7 +292,7 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
 
 
 def _circular_controls(plan: SongPlan, frame_rate: float, total: int, ring: int) -> np.ndarray:
-    from structure.controls import controls
+    from structure.frame_controls import controls
 
     base = controls(plan, frame_rate, frames=total)
     return np.concatenate([base, base[: ring - total]], axis=0)

@@ -12,14 +12,14 @@ def read_text_file(path: str | Path, what: str) -> str:
     if not path.is_file():
         raise InputError(f"{what} {path}: no such file")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the text
     except UnicodeDecodeError:
         raise InputError(f"{what} {path}: not UTF-8 text") from None
 
 
 def read_plan_file(path: str | Path):
     """Load and validate a plan.json; PlanError/InputError name the file and the field."""
-    from structure.plan import PlanError, SongPlan
+    from structure.schema import PlanError, SongPlan
 
     text = read_text_file(path, "plan")
     try:

@@ -15,16 +15,30 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lyrics.sections import SECTION_KINDS  # the section kinds a lyric sheet and a plan share
+
 PLAN_VERSION = 1
 
-SECTION_KINDS = (
-    "intro", "verse", "pre-chorus", "chorus", "post-chorus", "bridge",
-    "solo", "breakdown", "drop", "hook", "interlude", "outro",
-)
 MODES = ("major", "minor", "dorian", "mixolydian", "lydian", "phrygian", "aeolian", "ionian")
+MINOR_LIKE_MODES = ("minor", "aeolian", "dorian", "phrygian")  # a minor third above the tonic
+# How a tonic found by pitch class is spelt: flats in major keys (Db, Ab), sharps in minor (C#, G#).
+MAJOR_SPELLING = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_SPELLING = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
 TONICS = ("C", "C#", "Db", "D", "D#", "Eb", "E", "F", "F#", "Gb", "G", "G#", "Ab", "A", "A#", "Bb", "B")
 PITCH_CLASS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6,
                "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+
+
+def is_minor_like(mode: str) -> bool:
+    """Whether a mode has a minor third (minor, aeolian, dorian, phrygian)."""
+    return mode in MINOR_LIKE_MODES
+
+
+def tonic_name(pitch_class: int, mode: str) -> str:
+    """The spelling of a tonic given by pitch class (0 = C) in a mode."""
+    return (MINOR_SPELLING if is_minor_like(mode) else MAJOR_SPELLING)[pitch_class % 12]
+
+
 TEMPO_RANGE = (30.0, 300.0)
 BEATS_PER_BAR_RANGE = (1, 12)
 

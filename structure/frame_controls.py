@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from structure.harmony import parse_chord
-from structure.plan import SECTION_KINDS, SongPlan
+from structure.schema import SECTION_KINDS, SongPlan
 
 GROUPS: dict[str, tuple[int, int]] = {
     "rhythm": (0, 5),
@@ -61,7 +61,7 @@ def controls(plan: SongPlan, frame_rate: float, *, frames: int | None = None) ->
 
     frames: number of rows (default: the plan's duration in frames, rounded up).
     """
-    from structure.arrange import arrange  # drum onsets follow the arrangement
+    from structure.arrangement import arrange  # drum onsets follow the arrangement
 
     if frames is None:
         frames = int(np.ceil(plan.duration * frame_rate))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pretty_midi
 
 from structure.harmony import parse_chord
-from structure.plan import SongPlan
+from structure.schema import SongPlan
 from structure.styles import CRASH, DRUM_PATTERNS, KICK, Style, get_style
 
 TRACK_NAMES = ("melody", "bass", "chords", "drums")

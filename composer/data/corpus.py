@@ -10,8 +10,8 @@ renders a validation split with timbres the models never hear in training.
 
 Sources (`sources=`): "generated" (songs planned here, items `song_NNNNN`),
 "folk" (Essen, O'Neill and Ryan's Mammoth melodies harmonised by
-`composer.folk`, items `folk_NNNNN`) and "chorales" (Bach chorales with
-analysed chords, items `chorale_NNNNN`); see `composer.folk`. The minutes
+`composer.data.folk`, items `folk_NNNNN`) and "chorales" (Bach chorales with
+analysed chords, items `chorale_NNNNN`); see `composer.data.folk`. The minutes
 are shared equally between the sources. Parsed tunes are cached in
 `OUT/.cache/`.
 
@@ -23,7 +23,6 @@ from per-item records. Deterministic: item i of a source depends only on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.audio import audio_write, write_text_atomic
-from composer.loudness import normalise_loudness
+from composer.data.audio import audio_write, write_text_atomic
+from composer.rendering.loudness import normalise_loudness
+from composer.seeds import derived_seed
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,11 @@ class CorpusItem:
     split: str  # "train" | "validation"
     seed: int
     source: str = "generated"  # one of SOURCES
-    melody: dict | None = None  # folk and chorales: `composer.folk.Melody.to_dict()`
+    melody: dict | None = None  # folk and chorales: `composer.data.folk.Melody.to_dict()`
 
 
 def item_seed(seed: int, index: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return derived_seed(seed, index, bits=32)
 
 
 def plan_items(minutes: float, *, seed: int, validation_fraction: float = 0.1,
@@ -84,8 +83,7 @@ def plan_items(minutes: float, *, seed: int, validation_fraction: float = 0.1,
 
 def source_item_seed(seed: int, source: str, index: int) -> int:
     """The seed of item `index` of a music21 source (generated items keep `item_seed`)."""
-    digest = hashlib.sha256(f"{seed}:{source}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return derived_seed(seed, source, index, bits=32)
 
 
 def plan_music21_items(source: str, minutes: float, *, seed: int, cache_dir: str | os.PathLike,
@@ -97,7 +95,7 @@ def plan_music21_items(source: str, minutes: float, *, seed: int, cache_dir: str
     (cheap) and again by the worker that renders it; tunes are parsed once
     and cached in `cache_dir`.
     """
-    from composer.folk import iter_chorales, iter_folk_melodies
+    from composer.data.folk import iter_chorales, iter_folk_melodies
 
     melodies = (iter_folk_melodies if source == "folk" else iter_chorales)(None, seed, cache_dir=cache_dir)
     every = max(2, round(1 / validation_fraction))
@@ -137,7 +135,7 @@ def _song_for_item(item: CorpusItem):
 
 
 def _music21_song_for_item(item: CorpusItem):
-    from composer.folk import Melody, plan_from_melody
+    from composer.data.folk import Melody, plan_from_melody
 
     melody = Melody.from_dict(item.melody)
     rng = random.Random(item.seed)
@@ -150,8 +148,8 @@ def _music21_song_for_item(item: CorpusItem):
 
 def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> dict:
     """Render one item into out_dir (audio, plan, labels, record); skip when done."""
-    from structure.arrange import arrange
-    from structure.controls import controls
+    from structure.arrangement import arrange
+    from structure.frame_controls import controls
     from structure.synth import render_midi
 
     record_path = out_dir / "records" / f"{item.name}.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.audio import audio_read, write_text_atomic
+from composer.data.audio import audio_read, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,10 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     """Analyse every accepted file lacking labels; returns counts (labelled, skipped, failed)."""
     from tqdm import tqdm
 
-    from composer.datasets import read_metadata, write_metadata
+    from composer.data.datasets import read_metadata, write_metadata
     from composer.errors import InputError, bad_input_types
     from structure.analysis import analyze, estimate_plan
-    from structure.controls import controls
+    from structure.frame_controls import controls
 
     root = Path(folder)
     rows = read_metadata(root)

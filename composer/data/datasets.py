@@ -1,9 +1,8 @@
 """Datasets: audio folders with `metadata.jsonl` (the Hugging Face audiofolder convention).
 
 A dataset is a folder of audio files plus `metadata.jsonl`, one JSON object a
-line: `file_name` (a path relative to the folder) and its fields (title, tempo,
-key, meter, mood, genre, lyrics, licence, consent, and any persona field such
-as location or beard; unknown fields are kept).
+line: `file_name` (a path relative to the folder) and its fields; reading,
+writing and checking those labels is in `composer.data.metadata`.
 
 `check_dataset` validates a whole folder and never stops at the first bad
 file: every problem is collected into a `CheckReport`. A file is refused when
@@ -15,35 +14,39 @@ long, holds NaN, or duplicates another file. Training reads only what
 Audio is never loaded whole just to be checked: `soundfile.info` gives rate,
 channels and length from the header, and one pass over blocks finds NaN,
 silence, clipping and the content hash. Formats libsndfile cannot read go
-through ffmpeg (`composer.audio.audio_read`), which decodes the whole file.
+through ffmpeg (`composer.data.audio.audio_read`), which decodes the whole file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from composer.audio import AudioError, audio_read, write_text_atomic
+from composer.data.audio import AudioError, audio_read
+from composer.data.metadata import (
+    ALLOWED_LICENCES,
+    METADATA_NAME,
+    MetadataRow,
+    allowed_licence_set,
+    is_opt_in,
+    normalise_licence,
+    read_metadata,
+    row_problems,
+    unsafe_file_name,
+    write_metadata,
+)
 from composer.errors import InputError
-from structure.plan import BEATS_PER_BAR_RANGE, TEMPO_RANGE, Key, PlanError
 
-METADATA_NAME = "metadata.jsonl"
 AUDIO_SUFFIXES = frozenset({
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".wma",
 })
-# "generated": music rendered by this project from public-domain or generated scores.
-ALLOWED_LICENCES = frozenset({"public-domain", "cc0", "cc-by", "cc-by-sa", "own-work", "generated"})
-OPT_IN_WORDS = frozenset({"opt-in", "optin", "opted-in", "yes", "true"})
 
 SILENCE_DBFS = -60.0  # a file whose peak stays below this is silent
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
@@ -51,17 +54,6 @@ CLIP_WARN_RATIO = 0.01  # warn when more than this fraction of samples is clippe
 MIN_SAMPLE_RATE = 8000  # Hz; below this a file is not music we can learn from
 TRUNCATION_TOLERANCE = 0.05  # seconds decoded short of the header's length (MP3 headers estimate)
 BLOCK_FRAMES = 1 << 16  # frames read at a time in the health pass
-
-_LICENCE_ALIASES = {
-    "pd": "public-domain",
-    "publicdomain": "public-domain",
-    "public-domain-mark": "public-domain",
-    "cc-zero": "cc0",
-    "cc-0": "cc0",
-    "creative-commons-zero": "cc0",
-    "ownwork": "own-work",
-    "own": "own-work",
-}
 
 
 @dataclass(frozen=True)
@@ -81,33 +73,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.location()}: {self.message}"
-
-
-@dataclass
-class MetadataRow:
-    """One line of metadata.jsonl.
-
-    `fields` holds every key except `file_name`, unknown ones included. A line
-    that cannot be used (not JSON, not an object, no string `file_name`) is
-    kept as a row with `problem` set, so a reader can report it and go on.
-    """
-
-    line: int
-    file_name: str | None
-    fields: dict[str, Any] = field(default_factory=dict)
-    problem: str | None = None
-
-    @property
-    def licence(self) -> str | None:
-        """The normalised licence ("cc-by-sa", "public-domain", ...), or None when absent."""
-        value = self.fields.get("licence", self.fields.get("license"))
-        return normalise_licence(value) if isinstance(value, str) else None
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.problem is not None or self.file_name is None:
-            raise InputError(f"{METADATA_NAME} line {self.line}: cannot write a malformed row "
-                             f"({self.problem})")
-        return {"file_name": self.file_name, **self.fields}
 
 
 @dataclass
@@ -132,192 +97,6 @@ class CheckReport:
                      f"{len(self.refused_files)} refused ({len(self.refused)} problems), "
                      f"{len(self.warnings)} warnings")
         return "\n".join(lines)
-
-
-# --- licence and consent ----------------------------------------------------
-def normalise_licence(text: str) -> str:
-    """Canonical licence name: "CC BY-SA 4.0" -> "cc-by-sa", "Public Domain" -> "public-domain"."""
-    name = re.sub(r"[\s_]+", "-", text.strip().lower())
-    name = re.sub(r"-+", "-", name).strip("-")
-    name = re.sub(r"-(international|unported|generic)$", "", name)
-    name = re.sub(r"-v?\d+(\.\d+)*$", "", name)  # version: "cc-by-4.0", "cc0-1.0"
-    return _LICENCE_ALIASES.get(name, name)
-
-
-def allowed_licence_set(licences: Iterable[str] | None = None) -> frozenset[str]:
-    """Normalised allowed licences; None gives `ALLOWED_LICENCES`."""
-    if licences is None:
-        return ALLOWED_LICENCES
-    return frozenset(normalise_licence(licence) for licence in licences)
-
-
-def is_opt_in(consent: Any) -> bool:
-    """True for `true`, "opt-in" or "yes" (any case and spacing); anything else is not consent."""
-    if consent is True:
-        return True
-    if isinstance(consent, str):
-        return re.sub(r"[\s_-]+", "-", consent.strip().lower()) in OPT_IN_WORDS
-    return False
-
-
-# --- reading and writing metadata.jsonl -------------------------------------
-def read_metadata(folder: str | os.PathLike) -> list[MetadataRow]:
-    """Read `folder/metadata.jsonl`, one row per non-blank line.
-
-    Malformed lines come back as rows with `problem` set instead of stopping
-    the read. Raises InputError when the file does not exist.
-    """
-    path = Path(folder) / METADATA_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: not found (a dataset folder needs {METADATA_NAME})")
-    rows = []
-    with path.open("rb") as handle:  # line by line: metadata of a large archive stays small
-        for number, raw in enumerate(handle, start=1):
-            row = _parse_line(number, raw)
-            if row is not None:
-                rows.append(row)
-    return rows
-
-
-def _parse_line(number: int, raw: bytes) -> MetadataRow | None:
-    try:
-        text = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-    except UnicodeDecodeError:
-        return MetadataRow(number, None, problem="not UTF-8 text")
-    if not text:
-        return None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as error:
-        return MetadataRow(number, None, problem=f"not valid JSON ({error.msg}, column {error.colno})")
-    if not isinstance(record, dict):
-        return MetadataRow(number, None, problem=f"expected a JSON object, got {_json_type(record)}")
-    name = record.pop("file_name", None)
-    if name is None:
-        return MetadataRow(number, None, record, problem="no file_name")
-    if not isinstance(name, str) or not name.strip():
-        return MetadataRow(number, None, record,
-                           problem=f"file_name must be a non-empty string, got {name!r}")
-    return MetadataRow(number, name, record)
-
-
-def write_metadata(folder: str | os.PathLike,
-                   rows: Iterable[MetadataRow | Mapping[str, Any]]) -> Path:
-    """Write `folder/metadata.jsonl` atomically; rows are MetadataRow or dicts with file_name."""
-    lines = []
-    for index, row in enumerate(rows, start=1):
-        record = row.to_dict() if isinstance(row, MetadataRow) else dict(row)
-        name = record.pop("file_name", None)
-        if not isinstance(name, str) or not name.strip():
-            raise InputError(f"metadata row {index}: file_name must be a non-empty string, got {name!r}")
-        try:
-            lines.append(json.dumps({"file_name": name, **record}, ensure_ascii=False, allow_nan=False))
-        except (TypeError, ValueError) as error:
-            raise InputError(f"metadata row {index} ({name}): cannot be written as JSON: {error}") from None
-    path = Path(folder) / METADATA_NAME
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
-    return path
-
-
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
-
-
-# --- label checks -------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_tempo(value: Any) -> str | None:
-    low, high = TEMPO_RANGE
-    if not _is_number(value) or not math.isfinite(value):
-        return f"tempo must be a number of beats per minute, got {value!r}"
-    if not low <= value <= high:
-        return f"tempo {value:g} is outside {low:g}..{high:g} BPM"
-    return None
-
-
-def _check_key(value: Any) -> str | None:
-    try:
-        Key.parse(value)
-    except PlanError as error:
-        return str(error)
-    return None
-
-
-def _check_beats(name: str, value: Any) -> str | None:
-    low, high = BEATS_PER_BAR_RANGE
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        return f"{name} must be a whole number of beats per bar in {low}..{high}, got {value!r}"
-    return None
-
-
-def _check_meter(value: Any) -> str | None:
-    """An int (beats per bar) or a time signature such as "3/4" or "6/8"."""
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(1|2|4|8|16|32)\s*", value)
-        if not match:
-            return f"meter must be beats per bar or a time signature such as '3/4', got {value!r}"
-        return _check_beats("meter", int(match.group(1)))
-    return _check_beats("meter", value)
-
-
-def _check_text(name: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if isinstance(value, str) else f"{name} must be a string, got {value!r}"
-    return check
-
-
-def _check_labels(name: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            return None
-        return f"{name} must be a string or a list of strings, got {value!r}"
-    return check
-
-
-# Fields with a known type; any other field is kept unchecked (persona fields and the like).
-FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "tempo": _check_tempo,
-    "key": _check_key,
-    "meter": _check_meter,
-    "beats_per_bar": lambda value: _check_beats("beats_per_bar", value),
-    "lyrics": _check_text("lyrics"),
-    "title": _check_text("title"),
-    "mood": _check_labels("mood"),
-    "genre": _check_labels("genre"),
-}
-
-
-def _unsafe_file_name(file_name: str) -> str | None:
-    """Why `file_name` points outside the dataset folder, or None when it does not."""
-    name = PurePosixPath(file_name)
-    if name.is_absolute() or ".." in name.parts or "\\" in file_name:
-        return f"file_name {file_name!r} must be a relative path inside the dataset folder"
-    return None
-
-
-def _row_problems(row: MetadataRow, allowed: frozenset[str]) -> list[str]:
-    """Everything wrong with a row's labels, licence and consent (no audio is read)."""
-    problems = []
-    for key, check in FIELD_CHECKS.items():
-        if key in row.fields:
-            problem = check(row.fields[key])
-            if problem:
-                problems.append(problem)
-    licence = row.fields.get("licence", row.fields.get("license"))
-    if licence is None:
-        problems.append("no licence field")
-    elif not isinstance(licence, str):
-        problems.append(f"licence must be a string, got {licence!r}")
-    elif normalise_licence(licence) not in allowed:
-        problems.append(f"licence {licence!r} is not allowed (allowed: {', '.join(sorted(allowed))})")
-    if "consent" not in row.fields:
-        problems.append("no consent field (needs opt-in: true, \"opt-in\" or \"yes\")")
-    elif not is_opt_in(row.fields["consent"]):
-        problems.append(f"consent {row.fields['consent']!r} is not opt-in")
-    return problems
 
 
 # --- audio checks -------------------------------------------------------------
@@ -501,7 +280,7 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
         if row.problem is not None or _normalised_name(row.file_name) in seen:
             continue
         seen.add(_normalised_name(row.file_name))
-        if (not _unsafe_file_name(row.file_name) and not _row_problems(row, allowed)
+        if (not unsafe_file_name(row.file_name) and not row_problems(row, allowed)
                 and (root / row.file_name).is_file()):
             rows.append(row)
     return iter(rows)
@@ -532,8 +311,8 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
                                           f"listed again (first at line {first_line[name]})"))
             continue
         first_line[name] = row.line
-        refusals = [Problem(row.file_name, row.line, message) for message in _row_problems(row, allowed)]
-        unsafe = _unsafe_file_name(row.file_name)
+        refusals = [Problem(row.file_name, row.line, message) for message in row_problems(row, allowed)]
+        unsafe = unsafe_file_name(row.file_name)
         if unsafe:
             refusals.insert(0, Problem(row.file_name, row.line, unsafe))
         else:
@@ -579,3 +358,10 @@ def _audio_files(root: Path) -> list[str]:
             if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
                 names.append((Path(directory) / name).relative_to(root).as_posix())
     return names
+
+
+__all__ = [  # the metadata names are re-exported for the modules that import them from here
+    "ALLOWED_LICENCES", "AUDIO_SUFFIXES", "METADATA_NAME", "AudioHealth", "AudioStats", "CheckReport",
+    "MetadataRow", "Problem", "allowed_licence_set", "check_audio", "check_dataset", "is_opt_in",
+    "iter_accepted", "normalise_licence", "read_metadata", "scan_audio", "write_metadata",
+]

@@ -15,9 +15,7 @@ Units: seconds for users, frames inside this module, samples only at decode.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,42 +24,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from structure.plan import SongPlan
+from composer.models import load_models
+from composer.rendering.options import RenderOptions
+from composer.rendering.windows import (
+    SongConditioning,
+    Window,
+    WindowContext,
+    crossfade_join,
+    fill_span,
+    prepare_conditioning,
+    window_seams,
+)
+from structure.schema import SongPlan
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RenderOptions:
-    steps: int = 10  # as good as 16 on the 10 quality plans, 1.5x faster (benchmarks/results/quality_steps10.json)
-    sampler: str = "multistep"
-    guidance: float | dict[str, float] = 2.0
-    guidance_interval: tuple[float, float] | None = None  # guide only at lo < t <= hi (None: every step)
-    overlap_seconds: float = 0.4  # known frames each window shares with its predecessor
-    crossfade_beats: float = 1.0  # section joins of reused material
-    control_groups: tuple[str, ...] | None = None  # None: every group the plan gives
-    repaint_seams: bool = False
-    repaint_strength: float = 0.6
-    evaluate: bool = True
-
-
-@dataclass
-class Window:
-    """One outpainting window: frames [start, end) of the canvas, new from `new_from`."""
-
-    section: str
-    start: int
-    end: int
-    new_from: int
-
-
-@dataclass
-class WindowContext:
-    """What the per-window hook receives to build that window's conditioning."""
-
-    window: Window
-    section_index: int
-    frames: slice
 
 
 @dataclass
@@ -80,173 +56,9 @@ class Render:
         return self.audio.shape[-1] / self.sample_rate
 
     def save(self, out_dir: str | Path, *, formats: tuple[str, ...] = ("wav", "flac")) -> Path:
-        from composer.outputs import save_render
+        from composer.rendering.folder import save_render
 
         return save_render(self, Path(out_dir), formats=formats)
-
-
-@dataclass
-class SongConditioning:
-    """Everything the window hook needs, prepared once per song."""
-
-    controls: torch.Tensor  # [frames, C]
-    control_groups: torch.Tensor  # [G]
-    tags: torch.Tensor  # [fields]
-    text: torch.Tensor  # [text_dim]
-    text_present: float
-    hook: Callable[[WindowContext, dict], dict] | None = None
-
-    def window_cond(self, context: WindowContext) -> dict:
-        frames = context.frames
-        cond = {"controls": self.controls[frames][None], "control_groups": self.control_groups[None],
-                "tags": self.tags[None], "text": self.text[None], "text_present": torch.tensor([self.text_present])}
-        return self.hook(context, cond) if self.hook else cond
-
-
-# --- models -------------------------------------------------------------------
-def load_models(codec=None, model=None):
-    """(codec, model): objects pass through, paths load, None loads the bundled defaults."""
-    from autoencoder import load_codec
-    from diffusion import load_model
-
-    codec = codec if codec is not None and not isinstance(codec, (str, Path)) else load_codec(codec)
-    model = model if model is not None and not isinstance(model, (str, Path)) else load_model(model)
-    if model.config.codec and model.config.codec != codec.latent_identity():
-        log.warning("diffusion model was trained on the latents of codec %s, rendering with %s",
-                    model.config.codec, codec.latent_identity())
-    if model.config.unet.latent_dim != codec.latent_dim:
-        from composer.errors import InputError
-
-        raise InputError(f"model latent width {model.config.unet.latent_dim} does not match the codec's {codec.latent_dim}")
-    return codec.eval(), model.eval()
-
-
-def caption(plan: SongPlan) -> str:
-    """The caption text the model was trained with, from the plan's tags."""
-    mood = plan.tags.get("mood", "").split(",")[0].strip()
-    words = " ".join(w for w in (mood, plan.style) if w)
-    theme = plan.tags.get("theme")
-    about = f" about {theme}" if theme else ""
-    return f"{words} song{about}, {plan.tempo_bpm:g} BPM, in {plan.key}"
-
-
-def prepare_conditioning(plan: SongPlan, model, frames: int, frame_rate: float, *,
-                         control_groups: tuple[str, ...] | None, controls_array: np.ndarray | None = None,
-                         tags: dict | None = None, text: str | None = None,
-                         hook: Callable | None = None) -> SongConditioning:
-    from composer.training import row_tags
-    from structure.controls import controls as plan_controls
-
-    array = controls_array if controls_array is not None else plan_controls(plan, frame_rate, frames=frames)
-    names = model.group_names
-    chosen = names if control_groups is None else control_groups
-    flags = torch.tensor([1.0 if g in chosen else 0.0 for g in names])
-    song_tags = row_tags({**plan.tags, "genre": plan.tags.get("genre", plan.style), "key": str(plan.key)})
-    if tags:
-        song_tags.update(tags)
-    text = caption(plan) if text is None else text
-    embedding = _text_embedding(text)
-    return SongConditioning(controls=torch.from_numpy(np.asarray(array, dtype=np.float32)), control_groups=flags,
-                            tags=model.encode_tags([song_tags])[0], text=embedding,
-                            text_present=1.0 if text else 0.0, hook=hook)
-
-
-def _text_embedding(text: str) -> torch.Tensor:
-    if not text:
-        return torch.zeros(384)
-    from composer.training import text_embeddings
-
-    return text_embeddings([text])[0]
-
-
-# --- the window loop ------------------------------------------------------------
-def window_seed(seed: int, *parts: object) -> int:
-    digest = hashlib.sha256(":".join(str(p) for p in (seed, *parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def window_positions(start: int, end: int, total: int, size: int, overlap: int) -> list[Window]:
-    """Where `fill_span` puts its windows for frames [start, end) of a `total`-frame canvas."""
-    windows, position = [], start
-    while position < end:
-        w_end = min(total, max(0, position - overlap) + size)
-        w_start = max(0, w_end - size)  # the song's last window reaches back instead
-        windows.append(Window("", w_start, w_end, position))
-        position = min(w_end, end)
-    return windows
-
-
-def overlap_frames(options: RenderOptions, model) -> int:
-    """Known frames each window shares with its predecessor (at most 3/4 of a window)."""
-    size = model.config.window_frames
-    return min(max(1, int(round(options.overlap_seconds * model.config.frame_rate))), size * 3 // 4)
-
-
-def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, *, model, conditioning: SongConditioning,
-              options: RenderOptions, seed: int, section: str, section_index: int,
-              init: torch.Tensor | None = None, strength: float = 1.0,
-              initial_noise: Callable[[int, Window], torch.Tensor] | None = None,
-              on_window: Callable[[Window], None] | None = None) -> list[Window]:
-    """Fill canvas frames [start, end) window by window, left to right (outpainting).
-
-    canvas `[D, frames]` and filled `[frames]` (bool) are updated in place. Each window
-    is `window_frames` long; frames already filled inside it (the predecessor's overlap,
-    the previous section's end, or what follows `end` when repainting) are given as
-    known latents with a mask, so a window both continues and leads into its neighbours.
-    `init` `[D, end - start]` + `strength` < 1 re-renders from existing latents
-    (variation, restyle) instead of from noise; `initial_noise(index, window)` replaces
-    the seeded noise (interpolation between inverted songs).
-    """
-    from diffusion.sampling import get_sampler, shifted_timesteps
-
-    sampler = get_sampler(options.sampler)
-    timesteps = shifted_timesteps(options.steps, start=strength)
-    positions = window_positions(start, end, canvas.shape[-1], model.config.window_frames,
-                                 overlap_frames(options, model))
-    windows = []
-    for index, slot in enumerate(positions):
-        window = Window(section, slot.start, slot.end, slot.new_from)
-        w_start, w_end, position = window.start, window.end, window.new_from
-        new_end = min(w_end, end)
-        generator = torch.Generator().manual_seed(window_seed(seed, section, index))
-        if initial_noise is not None:
-            noise = initial_noise(index, window)
-        else:
-            noise = torch.randn(canvas.shape[0], w_end - w_start, generator=generator)
-        known_mask = filled[w_start:w_end].clone()
-        known_mask[position - w_start: new_end - w_start] = False  # what this window makes
-        x = noise
-        if init is not None and strength < 1.0:  # start part-way: existing latents noised to t0
-            base = canvas[:, w_start:w_end].clone()
-            base[:, position - w_start: new_end - w_start] = init[:, position - start: new_end - start]
-            t0 = float(timesteps[0])
-            x = (1 - t0) * base + t0 * noise
-        cond = conditioning.window_cond(WindowContext(window, section_index, slice(w_start, w_end)))
-        cond["known"] = canvas[:, w_start:w_end][None]
-        cond["mask"] = known_mask.float()[None, None]
-        result = sampler(model, x[None], timesteps, cond=cond, guidance=options.guidance,
-                         generator=generator, group_names=model.group_names,
-                         guidance_interval=options.guidance_interval)[0]
-        canvas[:, position:new_end] = result[:, position - w_start: new_end - w_start]
-        filled[position:new_end] = True
-        windows.append(window)
-        if on_window:
-            on_window(window)
-    return windows
-
-
-def crossfade_join(canvas: torch.Tensor, boundary: int, before: torch.Tensor, after: torch.Tensor) -> None:
-    """Equal-power crossfade in place around frame `boundary`.
-
-    before `[D, 2h]`: what the earlier material holds on frames [boundary - h, boundary + h);
-    after `[D, 2h]`: what the later material holds there. cos/sin gains keep the power.
-    """
-    length = before.shape[-1]
-    if length == 0:
-        return
-    theta = torch.linspace(0, math.pi / 2, length + 2)[1:-1]
-    lo = boundary - length // 2
-    canvas[:, lo: lo + length] = before * torch.cos(theta) + after * torch.sin(theta)
 
 
 # --- the song -------------------------------------------------------------------
@@ -261,7 +73,7 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     options = options or RenderOptions()
     if steps is not None:
         options.steps = steps
-    _check_options(options)
+    options.check()
     timings: dict[str, float] = {}
     clock = time.monotonic()
     codec, model = load_models(codec, model)
@@ -345,13 +157,12 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
         if start > 0:
             seams.append({"frame": start, "kind": "section", "section": section.name, "join": "continuation"})
     bar.close()
-    window_seams = [{"frame": w.new_from, "kind": "window", "section": w.section}
-                    for w in windows if w.new_from > 0 and w.new_from not in {s["frame"] for s in seams}]
+    between_windows = window_seams(windows, skip={s["frame"] for s in seams})
     if options.repaint_seams:
         for seam in seams:
             _repaint_seam(canvas, seam["frame"], fade, model=model, conditioning=conditioning, options=options,
                           seed=seed)
-    return canvas, windows, seams + window_seams
+    return canvas, windows, seams + between_windows
 
 
 def _fit_length(latents: torch.Tensor, frames: int) -> torch.Tensor:
@@ -409,8 +220,8 @@ def decode(codec, canvas: torch.Tensor, *, progress: bool = False) -> np.ndarray
 def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor, *, options: RenderOptions,
            seed: int, spans, windows, seams, timings: dict, gain: float | None = None) -> Render:
     """Loudness, report and provenance."""
-    from composer.loudness import integrated_loudness, loudness_gain
-    from composer.provenance import provenance
+    from composer.rendering.loudness import integrated_loudness, loudness_gain
+    from composer.rendering.provenance import provenance
 
     frame_rate = codec.frame_rate
     audio = np.nan_to_num(audio)
@@ -443,33 +254,13 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain)
     if options.evaluate:
         clock = time.monotonic()
-        from composer.evaluate import evaluate_audio
+        from composer.evaluate.metrics import evaluate_audio
 
         report["metrics"] = evaluate_audio(audio, codec.sample_rate, plan,
                                            seams=[s["time"] for s in report["seams"] if s["kind"] == "section"],
                                            window_seams=[s["time"] for s in report["seams"] if s["kind"] == "window"])
         report["timings"]["evaluate"] = round(time.monotonic() - clock, 3)
     return result
-
-
-def _check_options(options: RenderOptions) -> None:
-    from composer.errors import InputError
-
-    if not 1 <= options.steps <= 1000:
-        raise InputError(f"--steps: {options.steps} is outside 1..1000")
-    from diffusion.sampling import SAMPLERS
-
-    if options.sampler not in SAMPLERS:
-        raise InputError(f"--sampler: unknown {options.sampler!r} (known: {', '.join(SAMPLERS)})")
-    interval = options.guidance_interval
-    if interval is not None and not (len(interval) == 2 and 0.0 <= interval[0] < interval[1] <= 1.0):
-        raise InputError(f"guidance interval {interval!r}: expected (lo, hi) with 0 <= lo < hi <= 1")
-    if options.control_groups is not None:
-        from structure.controls import GROUP_NAMES
-
-        unknown = [g for g in options.control_groups if g not in GROUP_NAMES]
-        if unknown:
-            raise InputError(f"--controls: unknown group {unknown[0]!r} (known: {', '.join(GROUP_NAMES)})")
 
 
 __all__ = ["Render", "RenderOptions", "Window", "WindowContext", "render", "fill_span", "crossfade_join"]

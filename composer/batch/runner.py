@@ -1,0 +1,229 @@
+"""Batch rendering: one song a row of a JSONL or CSV file, resumable and crash-safe.
+
+Phases (`run_batch`): read the rows (`read_rows`); take over the manifest of an
+earlier run, so finished songs are skipped (`Manifest`, `_reconcile`); check
+every other row by planning it (`_check_rows`), so bad input is reported by line
+number before anything renders; render the plans with one of three runners
+(in this process, worker processes, or Ray actors), each worker loading the
+models once; move every finished song into place (`_finalize`).
+
+Crash safety: a song renders into `OUT_DIR/.partial/NAME` and is moved to
+`OUT_DIR/NAME` with one `os.replace` once `report.json` (written last) is there,
+so a final name never holds a partial song. The manifest is rewritten
+atomically at every change of state, and a lock on `OUT_DIR/.lock` keeps two
+batches out of one folder, so a `kill -9` at any moment loses at most the
+songs in flight; rerunning the same command redoes them.
+
+The rows and their fields are in `composer.batch.rows`, the manifest, lock and
+progress in `composer.batch.manifest`, the workers in `composer.batch.workers`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+from composer.batch.manifest import (
+    MANIFEST_NAME,
+    PARTIAL_DIR,
+    TRASH_DIR,
+    BatchResult,
+    Entry,
+    Manifest,
+    _locked,
+    _progress,
+    _reporter,
+)
+from composer.batch.rows import Row, RowError, read_rows
+from composer.batch.workers import (
+    Job,
+    OnStart,
+    Outcome,
+    _bad_input_types,
+    _run_in_process,
+    _run_processes,
+    _run_ray,
+    _Worker,
+)
+from composer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+# --- the batch ------------------------------------------------------------------------------
+def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray_address: str | None = None,
+              seed_base: int = 0, codec=None, model=None, options=None, progress: bool = True,
+              report: Callable[[str], None] | None = None) -> BatchResult:
+    """Render every row of `prompts` into `out_dir/NAME`; resumable, see the module docstring.
+
+    workers: songs at once (worker processes; 1 renders here; Ray actors with
+    `ray_address`, where 1 means one actor a cluster CPU). ray_address: "auto", an
+    address, or "local" (start Ray here). codec, model: checkpoint folders or loaded
+    models (None: bundled). options: RenderOptions. report: receives one line for
+    each bad or failed row ("line 3 (name): reason"); default: the log.
+    """
+    from composer.rendering.options import RenderOptions
+
+    options = options or RenderOptions()
+    options.check()
+    if workers < 1:
+        raise InputError(f"--workers: {workers} must be >= 1")
+    say = _reporter(report, progress)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output {out_dir}: not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(out_dir):
+        rows, errors = read_rows(prompts, seed_base=seed_base)
+        codec_loaded, model_loaded = _load_models_checked(codec, model)
+        settings = _settings(options, codec_loaded, model_loaded)
+        partial_root = out_dir / PARTIAL_DIR
+        shutil.rmtree(partial_root, ignore_errors=True)  # what a killed run left; we hold the lock
+
+        manifest = Manifest(out_dir / MANIFEST_NAME, prompts=str(Path(prompts).resolve()))
+        entries, to_check = _reconcile(rows, Manifest.load(manifest.path), settings, out_dir)
+        jobs, check_errors = _check_rows(to_check, progress=progress)
+        errors += check_errors
+        for error in errors:
+            entries[error.line] = Entry(error.line, error.name, state="failed", error=error.reason,
+                                        error_kind=error.kind)
+        for error in sorted(errors, key=lambda e: e.line):
+            say(str(error))
+        manifest.entries = sorted(entries.values(), key=lambda e: e.line)
+        manifest.save()
+
+        by_name = {row.name: entry for row, entry in to_check}
+        with _progress(manifest.entries, total=len(jobs), enabled=progress) as bar:
+            def on_start(job: Job) -> None:
+                entry = by_name[job.name]
+                entry.state, entry.attempts, entry.error, entry.error_kind = "running", entry.attempts + 1, None, None
+                manifest.save()
+
+            runner = _runner(jobs, workers=workers, ray_address=ray_address, codec=codec, model=model,
+                             loaded=(codec_loaded, model_loaded), options=options, partial_root=partial_root,
+                             on_start=on_start)
+            with closing(runner):
+                for outcome in runner:
+                    entry = by_name[outcome.name]
+                    entry.seconds = round(outcome.seconds, 3)
+                    if outcome.ok:
+                        outcome = _finalize(outcome, partial_root, out_dir)
+                    if outcome.ok:
+                        entry.state = "done"
+                    else:
+                        entry.state, entry.error, entry.error_kind = "failed", outcome.error, outcome.error_kind
+                        say(str(RowError(entry.line, entry.name, outcome.error or "failed",
+                                         outcome.error_kind or "render")))
+                    manifest.save()
+                    bar.song_finished(manifest.entries)
+        shutil.rmtree(partial_root, ignore_errors=True)
+    return BatchResult(entries=manifest.entries, out_dir=out_dir)
+
+
+def _runner(jobs: list[Job], *, workers: int, ray_address: str | None, codec, model, loaded, options,
+            partial_root: Path, on_start: OnStart) -> Iterator[Outcome]:
+    option_fields = dataclasses.asdict(options)
+    if ray_address:
+        return _run_ray(jobs, address=ray_address, workers=workers, codec=codec, model=model,
+                        options=option_fields, partial_root=partial_root, on_start=on_start)
+    if workers > 1 and len(jobs) > 1:
+        return _run_processes(jobs, workers=workers, codec=codec, model=model, options=option_fields,
+                              partial_root=partial_root, on_start=on_start)
+    return _run_in_process(jobs, worker=_Worker(*loaded, option_fields), partial_root=partial_root,
+                           on_start=on_start)
+
+
+def _load_models_checked(codec, model):
+    """Load the models once here, so a wrong --model or --codec is one error, not one per row."""
+    from composer.models import load_models
+
+    try:
+        return load_models(codec, model)
+    except (FileNotFoundError, OSError) as error:
+        raise InputError(f"--model/--codec: {error}") from None
+
+
+def _settings(options, codec, model) -> str:
+    """The render settings that decide a song's samples (part of every row's fingerprint)."""
+    return json.dumps({"options": dataclasses.asdict(options), "codec": codec.identity(),
+                       "model": model.identity()}, sort_keys=True, default=str)
+
+
+def _reconcile(rows: list[Row], earlier: dict[str, Entry], settings: str,
+               out_dir: Path) -> tuple[dict[int, Entry], list[tuple[Row, Entry]]]:
+    """Entries by line for this run, and the rows still to render.
+
+    A row is skipped when an earlier run finished it with the same fingerprint
+    and its folder is complete. A row the earlier run was killed in after its
+    folder was moved into place (state still "running") is complete too.
+    """
+    entries: dict[int, Entry] = {}
+    to_check: list[tuple[Row, Entry]] = []
+    for row in rows:
+        fingerprint = row.fingerprint(settings)
+        old = earlier.get(row.name)
+        same = old is not None and old.fingerprint == fingerprint
+        complete = (out_dir / row.name / "report.json").is_file()
+        if same and complete and old.state in ("done", "running"):
+            entries[row.line] = dataclasses.replace(old, line=row.line, state="done", error=None, error_kind=None)
+            continue
+        entry = Entry(row.line, row.name, seed=row.seed, fingerprint=fingerprint,
+                      attempts=old.attempts if same else 0)
+        entries[row.line] = entry
+        to_check.append((row, entry))
+    return entries, to_check
+
+
+def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool) -> tuple[list[Job], list[RowError]]:
+    """Plan every row up front: bad values (tempo 0, an unknown key) fail here, by line."""
+    from tqdm import tqdm
+
+    from composer import plan
+
+    jobs, errors = [], []
+    for row, _ in tqdm(rows, desc="checking rows", unit="row", disable=not progress or not rows, leave=False):
+        try:
+            song = plan(row.prompt, lyrics=row.lyrics, duration=row.duration, seed=row.seed)
+        except _bad_input_types() as error:
+            errors.append(RowError(row.line, row.name, str(error)))
+            continue
+        except Exception as error:  # a planner bug must not stop the other rows
+            log.debug("planning line %d failed", row.line, exc_info=True)
+            errors.append(RowError(row.line, row.name, f"{type(error).__name__}: {error}", kind="render"))
+            continue
+        jobs.append(Job(name=row.name, plan_json=song.to_json(), seed=row.seed))
+    return jobs, errors
+
+
+def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
+    """Move a complete song folder to its final name in one rename (an older one goes first).
+
+    Returns the outcome, failed when the folder is incomplete or cannot be moved.
+    """
+    partial, final = partial_root / outcome.name, out_dir / outcome.name
+    try:
+        if not (partial / "report.json").is_file():
+            raise FileNotFoundError(f"{partial}: rendered but incomplete (no report.json)")
+        if final.exists():
+            log.info("%s: replacing the earlier folder", final)
+            trash = partial_root / TRASH_DIR / final.name
+            shutil.rmtree(trash, ignore_errors=True)
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(final, trash)
+            os.replace(partial, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(partial, final)
+    except OSError as error:
+        return dataclasses.replace(outcome, ok=False, error=f"moving the song into place: {error}",
+                                   error_kind="render")
+    return outcome
+
+
+__all__ = ["BatchResult", "Entry", "Job", "Manifest", "Outcome", "Row", "RowError", "read_rows", "run_batch"]

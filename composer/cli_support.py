@@ -1,0 +1,49 @@
+"""What every command shares: bad input answered in one line (exit 2), other failures in one
+line (exit 1), and option parsing helpers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+
+import click
+
+from composer.errors import InputError
+
+log = logging.getLogger("composer")
+
+
+def handle_errors(func):
+    """Turn bad-input exceptions into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from composer.errors import bad_input_types
+
+        try:
+            return func(*args, **kwargs)
+        except bad_input_types() as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as error:  # anything else is our bug or the machine's
+            log.debug("unexpected error", exc_info=True)
+            click.echo(f"error: {type(error).__name__}: {error} (run with -v for details)", err=True)
+            if os.environ.get("COMPOSER_DEBUG"):
+                raise
+            sys.exit(1)
+
+    return wrapper
+
+
+def int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected comma-separated integers") from None

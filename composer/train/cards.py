@@ -1,0 +1,70 @@
+"""Model cards: what a trained model learnt from (licences, consent), how, and how well."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from composer.data.audio import write_text_atomic
+
+
+def machine_summary() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": sys.version.split()[0]}
+
+
+def loss_curve(log_path: Path, points: int = 12) -> list[str]:
+    """Markdown table rows of the training log: loss at ~`points` steps, and every validation."""
+    if not log_path.is_file():
+        return []
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    validation = {r["step"]: r["validation"] for r in rows if "validation" in r}
+    keep = train[:: max(1, len(train) // points)] + train[-1:] if train else []
+    lines = ["| step | minutes | training loss | validation |", "| --- | --- | --- | --- |"]
+    seen = set()
+    for r in keep:
+        if r["step"] in seen:
+            continue
+        seen.add(r["step"])
+        nearest = max((s for s in validation if s <= r["step"]), default=None)
+        shown = json.dumps({k: round(v, 4) for k, v in validation[nearest].items() if isinstance(v, float)}) \
+            if nearest is not None else ""
+        lines.append(f"| {r['step']} | {r.get('minutes', '')} | {r['loss']:.4f} | {shown} |")
+    return lines
+
+
+def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict | None = None,
+                     log_path: Path | None = None) -> None:
+    """MODEL_CARD.md: what the model is, the exact command and seed, data licences, loss curve, metrics."""
+    lines = [f"# Bundled {kind} model", "",
+             f"Trained here with `{training['command']}` (seed {training['seed']}).", "",
+             "## Training data", "",
+             f"- datasets: {', '.join(map(str, training.get('data', [])))}",
+             f"- files: {training.get('files')} training, {training.get('validation_files')} validation",
+             "- licences: " + ", ".join(f"{k} ({v} files)" for k, v in training.get("licences", {}).items()),
+             "- every file had opt-in consent and an allowed licence (`composer data check`)", "",
+             "## Training", "",
+             f"- steps: {training.get('steps')}, wall time: {training.get('minutes')} minutes",
+             f"- machine: {json.dumps(training.get('machine', {}))}", "",
+             "## Validation metrics", "", "```", json.dumps(training.get("validation", {}), indent=2), "```", ""]
+    curve = loss_curve(log_path) if log_path else []
+    if curve:
+        lines += ["## Loss curve", "", *curve, ""]
+    if training.get("notes"):
+        lines += ["## Notes", "", training["notes"], ""]
+    if extra:
+        lines += ["## Config", "", "```json", json.dumps(extra, indent=2, default=str), "```", ""]
+    write_text_atomic(directory / "MODEL_CARD.md", "\n".join(lines))

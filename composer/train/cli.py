@@ -1,0 +1,103 @@
+"""`composer train codec|diffusion`: the command-line side of training."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from composer.cli_support import handle_errors, int_list
+
+
+# --- training ----------------------------------------------------------------
+@click.group("train")
+def train_group():
+    """Train the codec or the diffusion model on datasets (audio folders)."""
+
+
+@train_group.command("codec")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Dataset folder (repeatable).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--filters", "num_filters", type=int, default=16, show_default=True, help="EnCodec base width.")
+@click.option("--latent-dim", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--window", "window_seconds", type=float, default=1.5, show_default=True, help="Seconds per example.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
+@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
+@click.option("--init", type=click.Path(), help="Start from this codec checkpoint.")
+@click.option("--freeze-encoder", is_flag=True,
+              help="Train only the decoder (with --init): the latent space, and diffusion models on it, stay valid.")
+@click.option("--latent-noise", type=float, default=0.1, show_default=True,
+              help="Noise on latents in training (x their std): a decoder robust to sampling errors.")
+@click.option("--stft-sizes", default="512,1024,2048", show_default=True,
+              help="STFT sizes of the spectral loss (4096 resolves pitch in the low mids).")
+@click.option("--decoder", type=click.Choice(["encodec", "spectral"]),
+              help="spectral: a fresh ConvNeXt + inverse-STFT decoder in place of EnCodec's "
+                   "(default: the codec's own; EnCodec's for a new codec).")
+@click.option("--decoder-dim", type=int, default=256, show_default=True, help="Spectral decoder width.")
+@click.option("--decoder-layers", type=int, default=8, show_default=True, help="Spectral decoder ConvNeXt blocks.")
+@click.option("--encoder", type=click.Choice(["encodec", "spectral"]),
+              help="spectral: a fresh log-STFT + ConvNeXt encoder in place of EnCodec's (a new latent space).")
+@click.option("--encoder-dim", type=int, default=256, show_default=True, help="Spectral encoder width.")
+@click.option("--encoder-layers", type=int, default=4, show_default=True, help="Spectral encoder ConvNeXt blocks.")
+@click.option("--decoder-fft", type=int,
+              help="Spectral decoder frame (default 4 x hop = 1280); with --init, the decoder's head is resampled.")
+@click.option("--pitch-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the semitone-band (C2..B6) loss that keeps the bass, chords and key.")
+@handle_errors
+def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
+                    resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
+                    decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
+                    decoder_fft):
+    """Train the EnCodec-style codec (continuous latents) on the datasets."""
+    from composer.train.codec import train_codec_command
+
+    metrics = train_codec_command(list(data), output, steps=steps, num_filters=num_filters,
+                                  latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds,
+                                  lr=lr, seed=seed, resume=resume, max_minutes=max_minutes, threads=threads,
+                                  command="composer " + " ".join(sys.argv[1:]), init=init,
+                                  freeze_encoder=freeze_encoder, latent_noise=latent_noise,
+                                  stft_sizes=int_list(stft_sizes, "--stft-sizes"), decoder=decoder,
+                                  decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
+                                  encoder_dim=encoder_dim, encoder_layers=encoder_layers,
+                                  pitch_weight=pitch_weight, decoder_fft=decoder_fft)
+    click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
+
+
+@train_group.command("diffusion")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(), help="Dataset folder (repeatable).")
+@click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: the bundled one).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@click.option("--init", type=click.Path(), help="Fine-tune from this model (e.g. a persona from the bundled one).")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--channels", default="160,256,320", show_default=True, help="U-Net widths per level.")
+@click.option("--blocks", type=int, default=1, show_default=True, help="Residual blocks per level.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=4e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
+@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
+@click.option("--objective", type=click.Choice(["rectified_flow", "v_diffusion"]), default="rectified_flow",
+              show_default=True, help="Training objective of a new model (benchmarks/objective.py compares them).")
+@handle_errors
+def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
+                        max_minutes, threads, objective):
+    """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
+    from composer.errors import InputError
+    from composer.train.diffusion import train_diffusion_command
+
+    try:
+        widths = tuple(int(c) for c in channels.split(","))
+    except ValueError:
+        raise InputError(f"--channels {channels!r}: expected comma-separated integers") from None
+    metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
+                                      batch_size=batch_size, lr=lr, seed=seed, resume=resume,
+                                      max_minutes=max_minutes, threads=threads, init=init, objective=objective,
+                                      command="composer " + " ".join(sys.argv[1:]))
+    click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")

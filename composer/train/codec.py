@@ -1,0 +1,134 @@
+"""`composer train codec`: datasets on disk -> a codec checkpoint with its model card."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.errors import InputError
+from composer.train.cards import machine_summary, write_model_card
+from composer.train.data import (
+    accepted_rows,
+    cached_latent_windows,
+    encode_dataset,
+    fixed_windows,
+    licence_summary,
+    load_audio_rows,
+    random_audio_windows,
+    row_folders,
+    split_rows,
+)
+from composer.train.loop import LoopSchedule, run_training
+
+
+def schedule_of(config) -> LoopSchedule:
+    """The loop schedule a trainer config asks for."""
+    return LoopSchedule(steps=config.steps, log_every=config.log_every, validate_every=config.validate_every,
+                        save_every=config.save_every, max_minutes=config.max_minutes)
+
+
+def train_codec(codec, batches, *, out_dir: str | Path, config, validation: list | None = None,
+                resume: bool = False, progress: bool = True, on_validate=None) -> dict:
+    """Train `codec` in place (`autoencoder.train.CodecTrainer` in the shared loop); the final
+    metrics. Writes OUT/last and OUT/log.jsonl."""
+    from autoencoder.train import CodecTrainer
+
+    _, metrics = run_training(CodecTrainer(codec, config), batches, out_dir=out_dir, schedule=schedule_of(config),
+                              validation=validation, resume=resume, progress=progress, desc="codec",
+                              on_validate=on_validate)
+    return metrics
+
+
+def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filters: int, latent_dim: int,
+                        batch_size: int, window_seconds: float, lr: float, seed: int, resume: bool,
+                        max_minutes: float | None, threads: int | None, command: str,
+                        init: str | None = None, freeze_encoder: bool = False, latent_noise: float = 0.1,
+                        stft_sizes: tuple[int, ...] = (512, 1024, 2048), decoder: str | None = None,
+                        decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
+                        encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
+                        decoder_fft: int | None = None) -> dict:
+    """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
+
+    init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
+    the latent space (and every diffusion model trained on it) stays valid; its latents
+    are then encoded once per song (cached) and the decoder learns from whole-song latents.
+    decoder: "spectral" puts a fresh `SpectralDecoder` (ConvNeXt + ISTFT) in place of
+    EnCodec's decoder; "encodec" (or None) keeps the one the codec has. encoder: "spectral"
+    puts a fresh `SpectralEncoder` (log-magnitude STFT + ConvNeXt) in place of EnCodec's.
+    """
+    from autoencoder.codec import CodecConfig, LatentCodec
+    from autoencoder.train import CodecTrainConfig, fit_latent_statistics
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rows = accepted_rows(data)
+    train_rows, val_rows = split_rows(rows)
+    if freeze_encoder and not init:
+        raise InputError("--freeze-encoder needs --init CODEC_DIR (the codec whose latent space to keep)")
+    if init:
+        codec = LatentCodec.from_pretrained(init)
+        config = codec.config
+        previous = dict(config.training)
+    else:
+        config = CodecConfig.small(num_filters=num_filters, latent_dim=latent_dim)
+        codec = LatentCodec(config)
+        previous = {}
+    if encoder == "encodec" and codec.spectral_encoder is not None:
+        raise InputError(f"--init {init}: has a spectral encoder; EnCodec's encoder cannot be put back")
+    if encoder == "spectral" and codec.spectral_encoder is None:
+        if freeze_encoder:
+            raise InputError("--encoder spectral makes a new latent space: it cannot be combined with --freeze-encoder")
+        codec.set_spectral_encoder({"dim": encoder_dim, "layers": encoder_layers})
+    if decoder not in (None, "encodec", "spectral"):
+        raise InputError(f"--decoder {decoder}: unknown (known: encodec, spectral)")
+    if decoder == "spectral" and (codec.spectral is None or not init):
+        codec.set_spectral_decoder({"dim": decoder_dim, "layers": decoder_layers,
+                                    **({"n_fft": decoder_fft} if decoder_fft else {})})
+    elif decoder == "encodec" and codec.spectral is not None:
+        raise InputError(f"--init {init}: has a spectral decoder; EnCodec's decoder cannot be put back")
+    elif decoder_fft and codec.spectral is None:
+        raise InputError("--decoder-fft sets the frame of a spectral decoder: add --decoder spectral")
+    elif decoder_fft and codec.spectral.n_fft != decoder_fft:
+        hop = codec.hop_length
+        if decoder_fft < hop or (decoder_fft - hop) % 2:
+            raise InputError(f"--decoder-fft {decoder_fft}: must be >= the hop ({hop}) with an even difference")
+        codec.resize_spectral_decoder(decoder_fft)
+    frames = int(round(window_seconds * codec.frame_rate))
+    samples = frames * codec.hop_length
+    train_clips = load_audio_rows(train_rows, codec.sample_rate)
+    val_clips = load_audio_rows(val_rows, codec.sample_rate)
+    if freeze_encoder:
+        items = encode_dataset(train_rows, row_folders(data, rows), codec, Path(out_dir) / "training" / "cache")
+        batches = cached_latent_windows([it["latents"] for it in items], train_clips, codec, frames=frames,
+                                        batch_size=batch_size, generator=np.random.default_rng(seed))
+    else:
+        batches = random_audio_windows(train_clips, samples=samples, batch_size=batch_size,
+                                       generator=np.random.default_rng(seed))
+    validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
+    train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
+                                    freeze_encoder=freeze_encoder, latent_noise=latent_noise,
+                                    stft_sizes=tuple(stft_sizes), pitch_weight=pitch_weight,
+                                    waveform_weight=0.0 if codec.spectral is not None else 1.0)
+    started = time.monotonic()
+    metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
+                          validation=validation, resume=resume)
+    if not freeze_encoder:  # a frozen encoder keeps its statistics: the latents must not move
+        fit_latent_statistics(codec, fixed_windows(train_clips, samples=samples * 4, count=64, seed=seed + 2))
+    config.training = {
+        **({"previous": previous} if previous else {}),
+        "command": command, "seed": seed, "steps": metrics["step"],
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "data": data, "files": len(train_rows), "validation_files": len(val_rows),
+        "licences": licence_summary(train_rows + val_rows),
+        "validation": {k: v for k, v in metrics.items() if k != "step"},
+        "machine": machine_summary(), "latent_identity": codec.latent_identity(),
+    }
+    codec.save_pretrained(out_dir, dtype=torch.float16)
+    write_model_card(Path(out_dir), "codec", config.training, extra=asdict(config),
+                     log_path=Path(out_dir) / "training" / "log.jsonl")
+    return metrics

@@ -1,0 +1,200 @@
+"""Training data on disk -> batches: the rows training may learn from (licence and consent
+checked), audio and latent windows drawn by length, latents cached per codec identity."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.conditioning import cond_batch, row_tags, text_embeddings
+from composer.data.audio import audio_read, audio_stream
+from composer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def length_weights(lengths: list[int], window: int) -> np.ndarray:
+    """How often to draw each clip: by how many distinct windows it holds (at least one)."""
+    starts = np.array([max(1, length - window) for length in lengths], dtype=np.float64)
+    return starts / starts.sum()
+
+
+def accepted_rows(folders: list[str]) -> list[tuple[Path, dict]]:
+    """(audio path, metadata fields) for every row training may use, across folders."""
+    from composer.data.datasets import iter_accepted
+
+    rows = []
+    for folder in folders:
+        root = Path(folder)
+        if not (root / "metadata.jsonl").is_file():
+            raise InputError(f"--data {folder}: no metadata.jsonl (build one with `composer corpus build`)")
+        for row in iter_accepted(root, check_audio=False):
+            rows.append((root / row.file_name, dict(row.fields)))
+    if not rows:
+        raise InputError(f"--data {', '.join(folders)}: no file with an allowed licence and opt-in consent")
+    return rows
+
+
+def licence_summary(rows: list[tuple[Path, dict]]) -> dict[str, int]:
+    from composer.data.datasets import normalise_licence
+
+    return dict(Counter(normalise_licence(str(f.get("licence", f.get("license", "")))) for _, f in rows))
+
+
+def load_audio_rows(rows: list[tuple[Path, dict]], sample_rate: int, *, progress: bool = True) -> list[np.ndarray]:
+    """Each row's audio as mono float32 at `sample_rate` (kept in memory for random windows)."""
+    from tqdm import tqdm
+
+    return [audio_read(path, sample_rate=sample_rate, channels=1)[0][0]
+            for path, _ in tqdm(rows, desc="loading audio", unit="file", disable=not progress)]
+
+
+def random_audio_windows(clips: list[np.ndarray], *, samples: int, batch_size: int,
+                         generator: np.random.Generator) -> Iterator[torch.Tensor]:
+    """Endless batches `[batch, 1, samples]` of random windows, clips drawn by length."""
+    weights = length_weights([len(c) for c in clips], samples)
+    while True:
+        batch = np.zeros((batch_size, 1, samples), dtype=np.float32)
+        for b, index in enumerate(generator.choice(len(clips), size=batch_size, p=weights)):
+            clip = clips[index]
+            start = int(generator.integers(0, max(1, len(clip) - samples)))
+            piece = clip[start: start + samples]
+            batch[b, 0, : len(piece)] = piece * generator.uniform(0.5, 1.0)  # gain augmentation
+        yield torch.from_numpy(batch)
+
+
+def cached_latent_windows(latents: list[torch.Tensor], clips: list[np.ndarray], codec, *, frames: int,
+                          batch_size: int, generator: np.random.Generator, context: int | None = None):
+    """Endless `LatentBatch`es: windows of whole-song latents (normalised, `[D, T]` each) with
+    `context` frames each side, and the audio under the centre `frames`."""
+    from autoencoder.train import LatentBatch
+
+    hop = codec.hop_length
+    context = codec.receptive_frames if context is None else context
+    weights = length_weights([z.shape[-1] for z in latents], frames)
+    mean, std = codec.latent_mean[:, None], codec.latent_std[:, None]
+    while True:
+        z_batch = torch.zeros(batch_size, codec.latent_dim, frames + 2 * context)
+        audio = np.zeros((batch_size, 1, frames * hop), dtype=np.float32)
+        for b, index in enumerate(generator.choice(len(latents), size=batch_size, p=weights)):
+            z, clip = latents[index], clips[index]
+            start = int(generator.integers(0, max(1, z.shape[-1] - frames)))
+            lo, hi = max(0, start - context), min(z.shape[-1], start + frames + context)
+            z_batch[b, :, lo - (start - context): hi - (start - context)] = z[:, lo:hi] * std + mean
+            piece = clip[start * hop: (start + frames) * hop]
+            audio[b, 0, : len(piece)] = piece
+        yield LatentBatch(latents=z_batch, audio=torch.from_numpy(audio), context=context)
+
+
+def fixed_windows(clips: list[np.ndarray], *, samples: int, count: int, seed: int) -> list[torch.Tensor]:
+    """A fixed set of windows (validation), batches of 8."""
+    generator = np.random.default_rng(seed)
+    stream = random_audio_windows(clips, samples=samples, batch_size=8, generator=generator)
+    return [next(stream) for _ in range(max(1, count // 8))]
+
+
+def _row_plan(root_audio_path: Path, fields: dict, folder: Path):
+    from structure.schema import SongPlan
+
+    plan_file = fields.get("plan")
+    if not plan_file:
+        return None
+    return SongPlan.from_json((folder / plan_file).read_text())
+
+
+def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], codec, cache_dir: Path,
+                   *, progress: bool = True) -> list[dict]:
+    """Latents and frame controls of every row, cached per codec identity (safetensors)."""
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    from structure.frame_controls import NUM_CONTROLS, controls
+
+    cache = cache_dir / f"latents-{codec.latent_identity()}"
+    cache.mkdir(parents=True, exist_ok=True)
+    items = []
+    for path, fields in tqdm(rows, desc="encoding latents", unit="file", disable=not progress):
+        key = hashlib_name(path)
+        file = cache / f"{key}.safetensors"
+        if file.exists():
+            tensors = load_file(str(file))
+        else:
+            stream = audio_stream(path, sample_rate=codec.sample_rate, channels=codec.channels)
+            latents = codec.encode_stream(stream)[0]  # block by block: archives may hold very long files
+            plan = _row_plan(path, fields, folders[path])
+            frames = latents.shape[-1]
+            frame_controls = (controls(plan, codec.frame_rate, frames=frames) if plan is not None
+                              else np.zeros((frames, NUM_CONTROLS), dtype=np.float32))
+            tensors = {"latents": latents.to(torch.float16).contiguous(),
+                       "controls": torch.from_numpy(frame_controls).to(torch.float16).contiguous(),
+                       "has_controls": torch.tensor([plan is not None])}
+            tmp = file.with_suffix(".tmp")
+            save_file(tensors, str(tmp))
+            tmp.replace(file)
+        items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
+                      "has_controls": bool(tensors["has_controls"][0]), "tags": row_tags(fields),
+                      "text": fields.get("text") or fields.get("caption") or ""})
+    return items
+
+
+def split_rows(rows: list[tuple[Path, dict]]) -> tuple[list, list]:
+    """(training rows, validation rows); with no validation split, the first training row validates."""
+    train_rows = [r for r in rows if r[1].get("split", "train") != "validation"]
+    return train_rows, [r for r in rows if r[1].get("split") == "validation"] or train_rows[:1]
+
+
+def row_folders(data: list[str], rows: list[tuple[Path, dict]]) -> dict[Path, Path]:
+    """Each row's dataset folder (where its plan and labels live)."""
+    return {path: Path(folder) for folder in data for path, _ in rows if Path(folder) in path.parents}
+
+
+def latent_items(data: list[str], codec, cache_dir: Path):
+    """(train rows, validation rows, train items, validation items): every accepted row's
+    latents, controls, tags and caption embedding, encoded once per codec (cached)."""
+    rows = accepted_rows(data)
+    folders = row_folders(data, rows)
+    train_rows, val_rows = split_rows(rows)
+    items = encode_dataset(train_rows, folders, codec, cache_dir)
+    val_items = encode_dataset(val_rows, folders, codec, cache_dir)
+    for item, embedding in zip(items + val_items, text_embeddings([it["text"] for it in items + val_items])):
+        item["text_embedding"] = embedding
+    return train_rows, val_rows, items, val_items
+
+
+def hashlib_name(path: Path) -> str:
+    import hashlib
+
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:20]
+
+
+def latent_windows(items: list[dict], model, *, frames: int, batch_size: int,
+                   generator: np.random.Generator) -> Iterator[tuple[torch.Tensor, dict]]:
+    """Endless batches of random windows: (x0 [B, D, frames], cond)."""
+    weights = length_weights([it["latents"].shape[-1] for it in items], frames)
+    groups = len(model.group_names)
+    while True:
+        chosen = generator.choice(len(items), size=batch_size, p=weights)
+        x0, ctrl, flags, tags, text, present = [], [], [], [], [], []
+        for index in chosen:
+            item = items[index]
+            start = int(generator.integers(0, max(1, item["latents"].shape[-1] - frames)))
+            window = item["latents"][:, start: start + frames]
+            control = item["controls"][start: start + frames]
+            if window.shape[-1] < frames:  # short clip: pad with its own tail (rare)
+                window = torch.nn.functional.pad(window, (0, frames - window.shape[-1]), mode="replicate")
+                control = torch.nn.functional.pad(control.T, (0, frames - control.shape[0]), mode="replicate").T
+            x0.append(window)
+            ctrl.append(control)
+            flags.append(torch.full((groups,), 1.0 if item["has_controls"] else 0.0))
+            tags.append(item["tags"])
+            text.append(item["text_embedding"])
+            present.append(1.0 if item["text"] else 0.0)
+        yield torch.stack(x0), cond_batch(controls=torch.stack(ctrl), control_groups=torch.stack(flags),
+                                          tags=model.encode_tags(tags), text=torch.stack(text),
+                                          text_present=torch.tensor(present))

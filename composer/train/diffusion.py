@@ -1,0 +1,80 @@
+"""`composer train diffusion`: datasets on disk -> a diffusion checkpoint with its model card."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.errors import InputError
+from composer.train.cards import machine_summary, write_model_card
+from composer.train.codec import schedule_of
+from composer.train.data import latent_items, latent_windows, licence_summary
+from composer.train.loop import run_training
+
+
+def train_diffusion(model, batches, *, out_dir: str | Path, config, validation: list | None = None,
+                    resume: bool = False, progress: bool = True) -> tuple[object, dict]:
+    """Train (`diffusion.train.DiffusionTrainer` in the shared loop); returns (EMA model, metrics).
+    Writes OUT/last (with the EMA) and OUT/log.jsonl."""
+    from diffusion.train import DiffusionTrainer
+
+    return run_training(DiffusionTrainer(model, config), batches, out_dir=out_dir, schedule=schedule_of(config),
+                        validation=validation, resume=resume, progress=progress, desc="diffusion")
+
+
+def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str, *, steps: int,
+                            channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
+                            resume: bool, max_minutes: float | None, threads: int | None, command: str,
+                            init: str | None = None, objective: str = "rectified_flow") -> dict:
+    """Train (or fine-tune, with `init`) the diffusion model; writes a half-precision checkpoint."""
+    from composer.conditioning import unet_layout
+    from composer.models import load_codec
+    from diffusion.flow import FlowConfig
+    from diffusion.model import DiffusionModel, ModelConfig
+    from diffusion.train import DiffusionTrainConfig
+    from diffusion.unet import UNetConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    codec = load_codec(codec_dir)
+    out = Path(out_dir)
+    train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache")
+    if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
+        model = DiffusionModel.from_pretrained(init)
+        if model.config.codec and model.config.codec != codec.latent_identity():
+            raise InputError(f"--init {init}: trained on the latents of codec {model.config.codec}, "
+                             f"not {codec.latent_identity()}")
+        model.grow_tags([it["tags"] for it in items])
+    else:
+        unet = UNetConfig(latent_dim=codec.latent_dim, channels=tuple(channels), blocks_per_level=blocks,
+                          **unet_layout())
+        config = ModelConfig(unet=unet, flow=FlowConfig(objective=objective), frame_rate=codec.frame_rate,
+                             codec=codec.latent_identity())
+        config.tags = {}
+        model = DiffusionModel(config)
+        model.grow_tags([it["tags"] for it in items])
+    frames = model.config.window_frames
+    batches = latent_windows(items, model, frames=frames, batch_size=batch_size, generator=np.random.default_rng(seed))
+    val_stream = latent_windows(val_items, model, frames=frames, batch_size=16,
+                                generator=np.random.default_rng(seed + 1))
+    validation = [next(val_stream) for _ in range(4)]
+    started = time.monotonic()
+    train_config = DiffusionTrainConfig(steps=steps, lr=lr, seed=seed, max_minutes=max_minutes)
+    ema_model, metrics = train_diffusion(model, batches, out_dir=out / "training", config=train_config,
+                                         validation=validation, resume=resume)
+    ema_model.config.training = {
+        "command": command, "seed": seed, "steps": metrics["step"],
+        "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
+        "validation_files": len(val_rows), "licences": licence_summary(train_rows + val_rows),
+        "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
+        "codec_latent_identity": codec.latent_identity(),
+        "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
+    }
+    ema_model.save_pretrained(out, dtype=torch.float16)
+    write_model_card(out, "diffusion", ema_model.config.training, extra=ema_model.config.to_dict(),
+                     log_path=out / "training" / "log.jsonl")
+    return metrics

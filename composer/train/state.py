@@ -1,0 +1,71 @@
+"""Resumable training state without pickle: weights, optimiser state and RNG as safetensors,
+the rest as JSON. A kill while saving leaves either the old files or the new ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def _optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten the optimiser's state into tensors + JSON (so resuming never needs pickle)."""
+    tensors, meta = {}, {"param_groups": []}
+    state = optimizer.state_dict()
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.contiguous()
+    meta["param_groups"] = state["param_groups"]
+    return tensors, meta
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.contiguous() for k, v in module.state_dict().items()}
+
+
+def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step: int, extra: dict, *,
+                        modules: dict[str, torch.nn.Module] | None = None,
+                        generators: dict[str, torch.Generator] | None = None) -> None:
+    """model.safetensors, optimizer.safetensors, rng.safetensors, NAME.safetensors for each of
+    `modules` (an EMA, say), the RNG states (torch's and `generators`') and state.json (step, optimiser groups, `extra`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(directory.name + ".tmp")
+    tmp.mkdir(exist_ok=True)
+    save_file(_weights(model), str(tmp / "model.safetensors"))
+    for name, module in (modules or {}).items():
+        save_file(_weights(module), str(tmp / f"{name}.safetensors"))
+    tensors, meta = _optimizer_state_tensors(optimizer)
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    rng = {"torch_rng": torch.get_rng_state(), **{f"generator.{k}": g.get_state() for k, g in (generators or {}).items()}}
+    save_file(rng, str(tmp / "rng.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": meta, **extra}))
+    for child in tmp.iterdir():  # move file by file: a kill leaves either old or new files
+        child.replace(directory / child.name)
+    tmp.rmdir()
+
+
+def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
+                        modules: dict[str, torch.nn.Module] | None = None,
+                        generators: dict[str, torch.Generator] | None = None) -> dict:
+    """Restore what `save_training_state` wrote (RNG included); returns state.json."""
+    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    for name, module in (modules or {}).items():
+        module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
+    meta = json.loads((directory / "state.json").read_text())
+    _load_optimizer_state(optimizer, load_file(str(directory / "optimizer.safetensors")), meta["optimizer"])
+    rng = load_file(str(directory / "rng.safetensors"))
+    torch.set_rng_state(rng["torch_rng"])
+    for name, generator in (generators or {}).items():
+        generator.set_state(rng[f"generator.{name}"])
+    return meta
