@@ -7,6 +7,10 @@ class InputError(ValueError):
     """Bad user input; the message names the input and what is wrong."""
 
 
+class RenderError(RuntimeError):
+    """A render that must not be written (its audio is not finite, or silent): exit code 1."""
+
+
 def bad_input_types() -> tuple[type[BaseException], ...]:
     """Every exception type that signals bad input, across the packages."""
     import autoencoder

@@ -87,6 +87,22 @@ def test_duplicate_names_and_unreadable_rows(tmp_path):
     assert "JSON object" in reasons[6] and "genre" in reasons[7] and "no prompt" in reasons[8]
 
 
+@pytest.mark.parametrize("where", ["../secret.txt", "ABSOLUTE", "sub/../../secret.txt"])
+def test_lyrics_file_outside_the_batch_folder_is_refused_unread(tmp_path, where):
+    batch_dir = tmp_path / "batch"
+    batch_dir.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("[verse]\nthe password is swordfish\n")
+    (batch_dir / "ok.txt").write_text("[verse]\nrolling down the line\n")
+    name = str(secret) if where == "ABSOLUTE" else where
+    prompts = write_jsonl(batch_dir / "p.jsonl", [{"genre": "pop", "lyrics_file": "ok.txt"},
+                                                  {"genre": "pop", "lyrics_file": name}])
+    rows, errors = read_rows(prompts)
+    assert [r.lyrics for r in rows] == ["[verse]\nrolling down the line\n"]
+    assert len(errors) == 1 and errors[0].line == 2 and "outside the batch file's folder" in errors[0].reason
+    assert "swordfish" not in errors[0].reason
+
+
 # --- rendering ------------------------------------------------------------------------
 def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_models):
     codec_dir, model_dir = tiny_models

@@ -246,3 +246,20 @@ def test_iter_accepted(messy: Path):
     assert [row.file_name for row in only_sa] == ["songs/good.flac"]
     with pytest.raises(ValueError, match="not found"):
         iter_accepted(messy / "songs")
+
+
+def test_analyze_never_reads_outside_the_dataset_folder(tmp_path):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from composer.data.labelling import analyze_dataset
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    sf.write(tmp_path / "outside.wav", np.zeros(8000, dtype=np.float32), 8000)
+    (root / "metadata.jsonl").write_text(json.dumps({"file_name": "../outside.wav", "licence": "cc0"}) + "\n")
+    counts = analyze_dataset(root, progress=False)
+    assert counts == {"labelled": 0, "skipped": 0, "failed": 1}
+    assert not list((root / "plans").iterdir())

@@ -249,3 +249,36 @@ def test_same_seed_gives_the_pinned_bytes(rendered):
     result, _ = rendered
     assert hashlib.sha256(result.audio.tobytes()).hexdigest() == PINNED_AUDIO
     assert hashlib.sha256(result.latents.numpy().tobytes()).hexdigest() == PINNED_LATENTS
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0])
+def test_a_song_that_is_not_finite_or_is_silent_is_refused(bad):
+    from composer.errors import RenderError
+    from composer.rendering.renderer import check_audio_sound
+
+    audio = np.full((1, 800), 0.1, dtype=np.float32)
+    check_audio_sound(audio)
+    audio[0, 400] = bad
+    if bad == 0.0:
+        audio[:] = 0.0
+    with pytest.raises(RenderError):
+        check_audio_sound(audio)
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, models):
+    from safetensors.torch import load_file, save_file
+
+    import diffusion
+    from autoencoder.codec import LatentCodec
+
+    codec, model = models
+    model.save_pretrained(tmp_path / "model")
+    codec.save_pretrained(tmp_path / "codec")
+    for name, loader, error in (("model", diffusion.load_model, diffusion.CheckpointNotFound),
+                                ("codec", LatentCodec.from_pretrained, ValueError)):
+        weights = load_file(str(tmp_path / name / "model.safetensors"))
+        first = next(k for k, v in weights.items() if v.is_floating_point() and v.numel() > 1)
+        weights[first].view(-1)[0] = float("nan")
+        save_file(weights, str(tmp_path / name / "model.safetensors"))
+        with pytest.raises(error, match="NaN"):
+            loader(tmp_path / name)

@@ -1,7 +1,7 @@
 """Reading the PROMPTS file of a batch: one `Row` a line of JSONL or CSV, bad rows as `RowError`.
 
-Row fields: `prompt` (text), `lyrics` (text) or `lyrics_file` (relative to the
-PROMPTS file), `duration` (seconds), `seed` (default: --seed base + line number),
+Row fields: `prompt` (text), `lyrics` (text) or `lyrics_file` (a file inside the
+PROMPTS file's folder; nothing outside it is read), `duration` (seconds), `seed` (default: --seed base + line number),
 `name` (output folder; default `row{line:04d}`). Every other field is metadata
 and joins the prompt as `field=value` (genre, mood, tempo, key, persona fields).
 """
@@ -167,13 +167,23 @@ def _row(line: int, record: dict, *, base_dir: Path, seed_base: int) -> Row:
     if "lyrics_file" in record:
         from composer.data.inputs import read_lyrics_file
 
-        lyrics_path = Path(str(record["lyrics_file"]))
-        lyrics_text = read_lyrics_file(lyrics_path if lyrics_path.is_absolute() else base_dir / lyrics_path)
+        lyrics_text = read_lyrics_file(_inside(base_dir, record["lyrics_file"]))
     if not tokens and not lyrics_text:
         raise InputError("no prompt, metadata fields or lyrics")
     seed = _row_seed(record["seed"]) if "seed" in record else seed_base + line
     duration = _row_duration(record["duration"]) if "duration" in record else None
     return Row(line=line, name=name, prompt=" ".join(tokens), lyrics=lyrics_text, duration=duration, seed=seed)
+
+
+def _inside(base_dir: Path, name: object) -> Path:
+    """`name` as a file inside the PROMPTS file's folder; anything that leaves it is refused."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("lyrics_file: expected a file name relative to the batch file")
+    root = base_dir.resolve()
+    path = (root / name).resolve()
+    if Path(name).is_absolute() or not path.is_relative_to(root):
+        raise InputError(f"lyrics_file {name!r}: outside the batch file's folder (give a path inside {root})")
+    return path
 
 
 def _row_name(name: object) -> str:

@@ -26,6 +26,7 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     from tqdm import tqdm
 
     from composer.data.datasets import read_metadata, write_metadata
+    from composer.data.metadata import unsafe_file_name
     from composer.errors import InputError, bad_input_types
     from structure.analysis import analyze, estimate_plan
     from structure.frame_controls import controls
@@ -45,6 +46,11 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     for row in tqdm(rows, desc="analysing", unit="file", disable=not progress):
         if row.fields.get("plan") and not overwrite:
             counts["skipped"] += 1
+            continue
+        unsafe = unsafe_file_name(row.file_name)
+        if unsafe:  # never read outside the dataset folder
+            log.warning("line %d: %s", row.line, unsafe)
+            counts["failed"] += 1
             continue
         try:
             audio, rate = audio_read(root / row.file_name, channels=1)

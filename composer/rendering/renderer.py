@@ -210,6 +210,17 @@ def _repaint_seam(canvas, frame, fade, *, model, conditioning, options, seed) ->
               strength=options.repaint_strength)
 
 
+def check_audio_sound(audio: np.ndarray) -> None:
+    """Refuse audio that would make a broken song file: NaN or infinite samples, or silence."""
+    from composer.errors import RenderError
+
+    if not np.isfinite(audio).all():
+        raise RenderError("the rendered audio holds NaN or infinite samples (damaged weights or a numeric "
+                          "setting out of range); nothing was written")
+    if not np.abs(audio).max(initial=0.0) > 0.0:
+        raise RenderError("the rendered audio is silent; nothing was written")
+
+
 def decode(codec, canvas: torch.Tensor, *, progress: bool = False) -> np.ndarray:
     """Latents `[D, frames]` -> audio `[channels, samples]` through `decode_long`."""
     with torch.no_grad():
@@ -224,7 +235,7 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     from composer.rendering.provenance import provenance
 
     frame_rate = codec.frame_rate
-    audio = np.nan_to_num(audio)
+    check_audio_sound(audio)
     gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
     audio = np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
     report = {
