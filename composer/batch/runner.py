@@ -52,6 +52,7 @@ from composer.batch.workers import (
     _Worker,
 )
 from composer.errors import InputError
+from composer.rendering.folder import REPORT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def _reconcile(rows: list[Row], earlier: dict[str, Entry], settings: str,
         fingerprint = row.fingerprint(settings)
         old = earlier.get(row.name)
         same = old is not None and old.fingerprint == fingerprint
-        complete = (out_dir / row.name / "report.json").is_file()
+        complete = (out_dir / row.name / REPORT_NAME).is_file()
         if same and complete and old.state in ("done", "running"):
             entries[row.line] = dataclasses.replace(old, line=row.line, state="done", error=None, error_kind=None)
             continue
@@ -208,7 +209,7 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
     """
     partial, final = partial_root / outcome.name, out_dir / outcome.name
     try:
-        if not (partial / "report.json").is_file():
+        if not (partial / REPORT_NAME).is_file():
             raise FileNotFoundError(f"{partial}: rendered but incomplete (no report.json)")
         if final.exists():
             log.info("%s: replacing the earlier folder", final)

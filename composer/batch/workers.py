@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from composer.errors import InputError
+from composer.rendering.folder import REPORT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def _write_song_files(out_dir: Path, files: dict[str, bytes]) -> None:
     """The files of a song rendered elsewhere, report.json last (it marks a complete song)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    for name in sorted(files, key=lambda n: n == "report.json"):
+    for name in sorted(files, key=lambda n: n == REPORT_NAME):
         (out_dir / name).write_bytes(files[name])
 
 

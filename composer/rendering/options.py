@@ -7,7 +7,7 @@ both reach `check` before anything is loaded, so a bad value gets one line namin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from composer.errors import InputError
 
@@ -90,4 +90,3 @@ def parse_guidance(text: str) -> float | dict[str, float]:
         raise InputError(f"--guidance {text!r}: expected a number or group=weight pairs") from None
 
 
-OPTION_NAMES = tuple(f.name for f in fields(RenderOptions))
