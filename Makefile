@@ -21,7 +21,7 @@ PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2
 	pyfluidsynth==1.4.0 matplotlib==3.11.2 pillow==12.3.0 tqdm==4.70.1 click==8.5.1 \
 	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6 ray==2.60.0
 
-.PHONY: install system-deps python-deps demo test lint bench clean
+.PHONY: install system-deps python-deps recorded-music demo test lint bench clean
 
 install: system-deps python-deps
 
@@ -30,6 +30,16 @@ system-deps:
 	   || [ ! -f /usr/share/sounds/sf3/MuseScore_General_Full.sf3 ] || ! command -v ffmpeg >/dev/null; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg; \
+	fi
+
+# Free recorded game music (about 15 hours) for `composer corpus import -o data/recorded`.
+RECORDED_MUSIC := ufoai-music nexuiz-music warzone2100-music planetblupi-music-ogg hyperrogue-music \
+	singularity-music asc-music drascula-music fb-music-high
+
+recorded-music:
+	@if ! dpkg -s $(RECORDED_MUSIC) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    $(RECORDED_MUSIC); \
 	fi
 
 $(VENV)/.installed: pyproject.toml Makefile

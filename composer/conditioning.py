@@ -28,7 +28,8 @@ TEXT_DIM = 384  # all-MiniLM-L6-v2
 # Metadata fields that describe a file rather than the music; never used as tags.
 NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent", "split", "plan", "labels",
                   "label_frame_rate", "sections", "programs", "source", "soundfont", "title", "lyrics",
-                  "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent"}
+                  "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent",
+                  "source_package", "licence_source", "source_folder", "attribution", "origin"}
 
 __all__ = ["CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
            "control_flags", "embed_texts", "plan_tags", "row_tags", "text_embeddings", "unet_layout"]

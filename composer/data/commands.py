@@ -1,4 +1,4 @@
-"""`composer data check|analyze` and `composer corpus build`."""
+"""`composer data check|analyze` and `composer corpus build|import`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def data_group():
 @data_group.command("check")
 @click.argument("folder", type=click.Path())
 @click.option("--allow-licence", "licences", multiple=True,
-              help="Allowed licence (repeatable); default: public-domain, cc0, cc-by, cc-by-sa, "
+              help="Allowed licence (repeatable; names or SPDX ids); default: the licences that permit "
+                   "derivative works (public-domain, CC0, CC-BY, CC-BY-SA, GPL, LGPL, MIT, BSD, ...), "
                    "own-work, generated.")
 @handle_errors
 def data_check_cmd(folder, licences):
@@ -69,3 +70,26 @@ def corpus_build_cmd(output, minutes, soundfont, validation_soundfont, seed, wor
                            validation_soundfont=validation_soundfont, sources=tuple(sources))
     total = sum(r["duration"] for r in records) / 60
     click.echo(f"{output}: {len(records)} songs, {total:.1f} minutes")
+
+
+@corpus_group.command("import")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The dataset folder to write (or finish).")
+@click.option("--package", "packages", multiple=True,
+              help="A Debian music package (repeatable); default: all of the free music packages that are "
+                   "installed, unless folders are given.")
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--licence", help="The licence of the folders' files (a name or SPDX id; needed with folders).")
+@click.option("--consent", help="The folders' consent: opt-in, or licence-grant (needed with folders).")
+@click.option("--holdout", help="Packages or folders (comma-separated) held out whole as the validation split; "
+                                "default: nexuiz-music,singularity-music.")
+@handle_errors
+def corpus_import_cmd(output, packages, folders, licence, consent, holdout):
+    """Import recorded music (Debian music packages, or folders) as a dataset with licence and
+    consent per file."""
+    from composer.data.recorded import import_recorded
+
+    summary = import_recorded(output, packages=packages or None, folders=folders, licence=licence,
+                              consent=consent, holdout=[h.strip() for h in holdout.split(",") if h.strip()]
+                              if holdout is not None else None)
+    click.echo(summary.format())
+    sys.exit(2 if summary.failed else 0)

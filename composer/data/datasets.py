@@ -6,8 +6,8 @@ writing and checking those labels is in `composer.data.metadata`.
 
 `check_dataset` validates a whole folder and never stops at the first bad
 file: every problem is collected into a `CheckReport`. A file is refused when
-its licence is not allowed, its consent is not opt-in, a label has the wrong
-type, or its audio is missing, undecodable, truncated, silent, too short or too
+its licence is not allowed, its consent is neither opt-in nor a licence grant
+(a licence that permits derivative works), a label has the wrong type, or its audio is missing, undecodable, truncated, silent, too short or too
 long, holds NaN, or duplicates another file. Training reads only what
 `iter_accepted` yields.
 
@@ -32,9 +32,11 @@ import soundfile as sf
 from composer.data.audio import AudioError, audio_read
 from composer.data.metadata import (
     ALLOWED_LICENCES,
+    LICENCE_GRANT,
     METADATA_NAME,
     MetadataRow,
     allowed_licence_set,
+    consent_kind,
     is_opt_in,
     normalise_licence,
     read_metadata,
@@ -77,12 +79,14 @@ class Problem:
 
 @dataclass
 class CheckReport:
-    """What `check_dataset` found. `accepted` lists file names in metadata order."""
+    """What `check_dataset` found. `accepted` lists file names in metadata order;
+    `consents` counts the accepted files by consent ("opt-in", "licence-grant")."""
 
     folder: str
     accepted: list[str] = field(default_factory=list)
     refused: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    consents: dict[str, int] = field(default_factory=dict)
 
     @property
     def refused_files(self) -> list[str]:
@@ -90,12 +94,17 @@ class CheckReport:
         return list(dict.fromkeys(problem.file for problem in self.refused))
 
     def format(self) -> str:
-        """One line per problem naming the file, then a summary line."""
+        """One line per problem naming the file, then a summary line (which, when any file was
+        accepted on a licence grant, counts opt-in and licence-grant files apart)."""
         lines = [f"refused {problem}" for problem in self.refused]
         lines += [f"warning {problem}" for problem in self.warnings]
-        lines.append(f"{self.folder}: {len(self.accepted)} accepted, "
-                     f"{len(self.refused_files)} refused ({len(self.refused)} problems), "
-                     f"{len(self.warnings)} warnings")
+        summary = (f"{self.folder}: {len(self.accepted)} accepted, "
+                   f"{len(self.refused_files)} refused ({len(self.refused)} problems), "
+                   f"{len(self.warnings)} warnings")
+        if self.consents.get(LICENCE_GRANT):
+            summary += (f"; accepted by consent: {self.consents.get('opt-in', 0)} opt-in, "
+                        f"{self.consents[LICENCE_GRANT]} licence-grant")
+        lines.append(summary)
         return "\n".join(lines)
 
 
@@ -330,6 +339,8 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
         else:
             report.accepted.append(row.file_name)
             accepted_rows.append(row)
+            kind = consent_kind(row.fields.get("consent"))
+            report.consents[kind] = report.consents.get(kind, 0) + 1
     for orphan in _audio_files(root):
         if orphan not in first_line:
             report.warnings.append(Problem(orphan, None, f"no row in {METADATA_NAME} (not used)"))
@@ -361,7 +372,7 @@ def _audio_files(root: Path) -> list[str]:
 
 
 __all__ = [  # the metadata names are re-exported for the modules that import them from here
-    "ALLOWED_LICENCES", "AUDIO_SUFFIXES", "METADATA_NAME", "AudioHealth", "AudioStats", "CheckReport",
+    "ALLOWED_LICENCES", "AUDIO_SUFFIXES", "LICENCE_GRANT", "METADATA_NAME", "AudioHealth", "AudioStats", "CheckReport",
     "MetadataRow", "Problem", "allowed_licence_set", "check_audio", "check_dataset", "is_opt_in",
     "iter_accepted", "normalise_licence", "read_metadata", "scan_audio", "write_metadata",
 ]

@@ -4,6 +4,13 @@ One JSON object a line: `file_name` (a path relative to the folder) and its
 fields (title, tempo, key, meter, mood, genre, lyrics, licence, consent, and
 any persona field such as location or beard; unknown fields are kept).
 
+Licences are names in any spelling or SPDX ids ("CC BY-SA 4.0", "GPL-2.0-or-later",
+"GPL-3+", "MIT"), also simple expressions ("GPL-2.0-or-later OR CC-BY-SA-3.0"). Consent
+is the artist's opt-in, or "licence-grant": the file's licence itself grants the right
+to make derivative works (free music from Debian packages), accepted only with a licence
+in `DERIVATIVE_LICENCES`. A licence that forbids derivatives (-ND) or that is not
+recognised is refused by default, with the reason.
+
 Reading never stops at a bad line: it comes back as a `MetadataRow` with
 `problem` set. `row_problems` lists what is wrong with a row's labels,
 licence and consent (no audio is read); `composer.data.datasets` checks the
@@ -26,9 +33,17 @@ from composer.errors import InputError
 from structure.schema import BEATS_PER_BAR_RANGE, TEMPO_RANGE, Key, PlanError
 
 METADATA_NAME = "metadata.jsonl"
+# Licence families (see `normalise_licence`) that let anyone make and share derivative works.
+DERIVATIVE_LICENCES = frozenset({
+    "public-domain", "cc0", "cc-by", "cc-by-sa", "gpl", "lgpl", "agpl", "mit", "bsd", "isc", "zlib",
+    "apache", "mpl", "artistic", "unlicense",
+})
 # "generated": music rendered by this project from public-domain or generated scores.
-ALLOWED_LICENCES = frozenset({"public-domain", "cc0", "cc-by", "cc-by-sa", "own-work", "generated"})
+ALLOWED_LICENCES = DERIVATIVE_LICENCES | {"own-work", "generated"}
+# Recognised licences that do not permit derivative works for everyone (refused by default).
+RESTRICTED_LICENCES = frozenset({"cc-by-nc", "cc-by-nc-sa", "cc-by-nd", "cc-by-nc-nd", "all-rights-reserved"})
 OPT_IN_WORDS = frozenset({"opt-in", "optin", "opted-in", "yes", "true"})
+LICENCE_GRANT = "licence-grant"  # consent: the licence grants derivative works (not the artist's opt-in)
 
 _LICENCE_ALIASES = {
     "pd": "public-domain",
@@ -39,6 +54,13 @@ _LICENCE_ALIASES = {
     "creative-commons-zero": "cc0",
     "ownwork": "own-work",
     "own": "own-work",
+    "expat": "mit",
+    "x11": "mit",
+    "mit-x11": "mit",
+    "bsd-2-clause": "bsd",
+    "bsd-3-clause": "bsd",
+    "0bsd": "bsd",
+    "the-unlicense": "unlicense",
 }
 
 
@@ -71,12 +93,55 @@ class MetadataRow:
 
 # --- licence and consent ----------------------------------------------------
 def normalise_licence(text: str) -> str:
-    """Canonical licence name: "CC BY-SA 4.0" -> "cc-by-sa", "Public Domain" -> "public-domain"."""
+    """Canonical licence name: "CC BY-SA 4.0" -> "cc-by-sa", "GPL-2.0-or-later" -> "gpl"."""
     name = re.sub(r"[\s_]+", "-", text.strip().lower())
     name = re.sub(r"-+", "-", name).strip("-")
     name = re.sub(r"-(international|unported|generic)$", "", name)
+    name = re.sub(r"(\+|-or-later|-only)$", "", name)  # "GPL-2+", "GPL-2.0-or-later", "GPL-2.0-only"
     name = re.sub(r"-v?\d+(\.\d+)*$", "", name)  # version: "cc-by-4.0", "cc0-1.0"
+    name = re.sub(r"^(a|l)?gpl-?v?\d.*$", r"\1gpl", name)  # "gplv2", "gpl-3+-with-bison-exception"
     return _LICENCE_ALIASES.get(name, name)
+
+
+def licence_terms(text: str) -> tuple[str, list[str]] | None:
+    """("or" | "and", normalised licences) of a licence or a simple SPDX expression.
+
+    "GPL-2.0-or-later OR CC-BY-SA-3.0" -> ("or", ["gpl", "cc-by-sa"]); a single licence is
+    ("or", [name]). None when the expression mixes AND and OR (not judged here).
+    """
+    parts = re.split(r"\s+(and|or)\s+", text.strip().strip("()"), flags=re.IGNORECASE)
+    operators = {word.lower() for word in parts[1::2]}
+    if len(operators) > 1:
+        return None
+    return (operators.pop() if operators else "or"), [normalise_licence(p.strip("() ")) for p in parts[0::2]]
+
+
+def permits_derivatives(text: str) -> bool:
+    """True when the licence (or expression) lets anyone make derivative works (`DERIVATIVE_LICENCES`)."""
+    return licence_allowed(text, DERIVATIVE_LICENCES)
+
+
+def licence_allowed(text: str, allowed: frozenset[str]) -> bool:
+    terms = licence_terms(text)
+    if terms is None:
+        return False
+    operator, names = terms
+    return (any if operator == "or" else all)(name in allowed for name in names)
+
+
+def licence_problem(text: str, allowed: frozenset[str]) -> str | None:
+    """Why a licence is refused (forbids derivatives, not allowed, not recognised), or None."""
+    if licence_allowed(text, allowed):
+        return None
+    listed = ", ".join(sorted(allowed))
+    terms = licence_terms(text)
+    names = terms[1] if terms else []
+    if names and all(re.search(r"(^|-)nd($|-)", name) for name in names):
+        return f"licence {text!r} forbids derivative works (-ND), so it is not allowed (allowed: {listed})"
+    if names and all(name in DERIVATIVE_LICENCES | RESTRICTED_LICENCES | ALLOWED_LICENCES for name in names):
+        return f"licence {text!r} is not allowed (allowed: {listed})"
+    return (f"licence {text!r} is not a recognised licence that permits derivative works, so it is "
+            f"not allowed (allowed: {listed})")
 
 
 def allowed_licence_set(licences: Iterable[str] | None = None) -> frozenset[str]:
@@ -93,6 +158,19 @@ def is_opt_in(consent: Any) -> bool:
     if isinstance(consent, str):
         return re.sub(r"[\s_-]+", "-", consent.strip().lower()) in OPT_IN_WORDS
     return False
+
+
+def is_licence_grant(consent: Any) -> bool:
+    """True for "licence-grant" (or "license-grant", any case and spacing)."""
+    return isinstance(consent, str) and \
+        re.sub(r"[\s_-]+", "-", consent.strip().lower()) in {LICENCE_GRANT, "license-grant"}
+
+
+def consent_kind(consent: Any) -> str | None:
+    """"opt-in", "licence-grant" or None (not consent) for a row's consent value."""
+    if is_opt_in(consent):
+        return "opt-in"
+    return LICENCE_GRANT if is_licence_grant(consent) else None
 
 
 # --- reading and writing metadata.jsonl -------------------------------------
@@ -246,11 +324,17 @@ def row_problems(row: MetadataRow, allowed: frozenset[str]) -> list[str]:
         problems.append("no licence field")
     elif not isinstance(licence, str):
         problems.append(f"licence must be a string, got {licence!r}")
-    elif normalise_licence(licence) not in allowed:
-        problems.append(f"licence {licence!r} is not allowed (allowed: {', '.join(sorted(allowed))})")
+    else:
+        problem = licence_problem(licence, allowed)
+        if problem:
+            problems.append(problem)
     if "consent" not in row.fields:
-        problems.append("no consent field (needs opt-in: true, \"opt-in\" or \"yes\")")
+        problems.append("no consent field (needs opt-in: true, \"opt-in\" or \"yes\"; or \"licence-grant\" "
+                        "with a licence that permits derivative works)")
+    elif is_licence_grant(row.fields["consent"]):
+        if not isinstance(licence, str) or not permits_derivatives(licence):
+            problems.append(f"consent 'licence-grant' needs a licence that permits derivative works; "
+                            f"{licence!r} is not one")
     elif not is_opt_in(row.fields["consent"]):
-        problems.append(f"consent {row.fields['consent']!r} is not opt-in")
+        problems.append(f"consent {row.fields['consent']!r} is not opt-in (nor licence-grant)")
     return problems
-
