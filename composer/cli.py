@@ -98,6 +98,12 @@ RENDER_OPTIONS = {
     "repaint_seams": click.option("--repaint-seams", is_flag=True, help="Re-render across section seams by inpainting."),
     "evaluate": click.option("--evaluate/--no-evaluate", default=True, show_default=True,
                              help="Measure the render against its plan into report.json."),
+    "vocals": click.option("--vocals/--no-vocals", default=True, show_default=True,
+                           help="Sing the lyrics (vocals.wav, accompaniment.wav; song.wav is their mix)."),
+    "voice": click.option("--voice", default="high", show_default=True,
+                          help="The singing voice: high (E3..C5) or low (G2..F#4)."),
+    "lead": click.option("--lead", type=click.Choice(["yield", "duck", "keep"]), default="yield", show_default=True,
+                         help="How the lead instrument makes room for the voice: rests under it, dips, or stays."),
 }
 SONG_OPTIONS = tuple(RENDER_OPTIONS)
 

@@ -28,6 +28,7 @@ def run_checks(*, soundfont: str | None = None) -> list[Check]:
         checks.append(_file("validation soundfont (musescore-general-soundfont)", VALIDATION_SOUNDFONT,
                             f"{APT} musescore-general-soundfont"))
     checks.append(_ffmpeg())
+    checks += _singing()
     checks += _checkpoints()
     checks.append(_torch())
     checks.append(_text_encoder())
@@ -47,6 +48,38 @@ def _file(name: str, path: str, fix: str) -> Check:
     if Path(path).is_file():
         return Check(name, True, path)
     return Check(name, False, f"{path} does not exist", fix)
+
+
+def _singing() -> list[Check]:
+    """The singing voice's parts: the Flite program with its voices, and the WORLD vocoder."""
+    import subprocess
+    import warnings
+
+    from composer.voice.engine import INSTALL_HINT, flite_path
+    from composer.voice.voices import VOICES
+
+    path = flite_path()
+    if path is None:
+        out = [Check("speech engine (flite, for the singing voice)", False, "not on PATH",
+                     f"{INSTALL_HINT}  (or render with --no-vocals)")]
+    else:
+        try:
+            listing = subprocess.run([path, "-lv"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired) as error:
+            listing = str(error)
+        missing = [v.engine_voice for v in VOICES.values() if v.engine_voice not in listing.split()]
+        out = [Check("speech engine (flite, for the singing voice)", not missing,
+                     path if not missing else f"{path} lacks the voice(s) {', '.join(missing)}",
+                     "" if not missing else INSTALL_HINT)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pyworld  # noqa: F401
+        out.append(Check("WORLD vocoder (pyworld, for the singing voice)", True, "imports"))
+    except ImportError as error:
+        out.append(Check("WORLD vocoder (pyworld, for the singing voice)", False, str(error),
+                         'pip install "setuptools<81" pyworld==0.3.5'))
+    return out
 
 
 def _ffmpeg() -> Check:

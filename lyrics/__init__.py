@@ -7,13 +7,20 @@ Knows nothing of audio or torch; `structure` and `composer` call it.
 from lyrics.errors import LyricsError
 from lyrics.fitting import MELISMA, Slot, fit_line, notes_for_line, syllable_counts
 from lyrics.sections import SECTION_KINDS, LyricSection, kind_of_label, parse, to_text
-from lyrics.syllables import count_syllables, stresses, syllables, words
+from lyrics.syllables import (
+    count_syllables,
+    pronunciation,
+    stresses,
+    syllables,
+    words,
+    written_words,
+)
 from lyrics.timed import TimedLine, to_json_timed, to_lrc
 from lyrics.writer import SectionSpec, resolve_mood, theme_words, write
 
 __all__ = [
     "MELISMA", "SECTION_KINDS", "LyricSection", "LyricsError", "SectionSpec", "Slot",
     "TimedLine", "count_syllables", "fit_line", "kind_of_label", "notes_for_line", "parse",
-    "resolve_mood", "stresses", "syllable_counts", "syllables", "theme_words", "to_json_timed",
-    "to_lrc", "to_text", "words", "write",
+    "pronunciation", "resolve_mood", "stresses", "syllable_counts", "syllables", "theme_words", "to_json_timed",
+    "to_lrc", "to_text", "words", "write", "written_words",
 ]

@@ -256,3 +256,42 @@ def _heuristic_stress(word: str, count: int) -> tuple[int, ...]:
         main = 0
     main = min(max(main, 0), count - 1)
     return tuple(1 if abs(i - main) % 2 == 0 else 0 for i in range(count))
+
+
+def pronunciation(token: str) -> list[str] | None:
+    """The CMU dictionary phones (ARPAbet with stress digits) of one sung token, the same
+    pronunciation `syllables` counts; digit tokens give the phones of their spelled words.
+    None when the word (or a word of a number) is not in the dictionary.
+    """
+    token = _clean(token)
+    if token[:1].isdigit():
+        parts = [pronunciation(word) for word in number_words(token)]
+        if not parts or any(part is None for part in parts):
+            return None
+        return [phone for part in parts for phone in part]
+    phones = _pronunciation(token, len(_hyphenate(token)))
+    return phones.split() if phones else None
+
+
+def written_words(line: str) -> list[tuple[str, int]]:
+    """The line's words as written (punctuation and case kept), each with the number of sung
+    tokens it holds: "Home, sweet home!" -> [("Home,", 1), ("sweet", 1), ("home!", 1)].
+
+    A written piece with no sung token (a dash, an emoji) is joined to the word before it
+    (or after it, at the start of a line), so every piece of text has a word to carry it.
+    """
+    out: list[list] = []
+    pending = ""
+    for piece in _clean(line).split():
+        count = len(words(piece))
+        if count == 0:
+            if out:
+                out[-1][0] += " " + piece
+            else:
+                pending = f"{pending} {piece}".strip()
+            continue
+        out.append([f"{pending} {piece}".strip(), count])
+        pending = ""
+    if pending and out:
+        out[-1][0] += " " + pending
+    return [(text, count) for text, count in out]

@@ -48,7 +48,6 @@ def write_musicxml(plan: SongPlan, path: str | Path) -> Path:
     path = Path(path)
     lead_sheet(plan).makeNotation().write("musicxml", fp=str(path))
     return path
-    return path
 
 
 def timed_lyrics(plan: SongPlan):
@@ -74,13 +73,13 @@ def timed_lyrics(plan: SongPlan):
 
 
 def _word_times(text: str, sung, start_beat: float, spb: float) -> list[tuple[float, str]]:
-    """The time of each word's first syllable."""
+    """The time of each written word's first syllable; the words keep their punctuation and case."""
     import lyrics
 
     times, index = [], 0
-    for word in lyrics.words(text):
+    for written, _ in lyrics.written_words(text):
         if index >= len(sung):
             break
-        times.append((round((start_beat + sung[index].start) * spb, 3), word))
-        index += max(1, len(lyrics.syllables(word)))
+        times.append((round((start_beat + sung[index].start) * spb, 3), written))
+        index += max(1, len(lyrics.syllables(written)))
     return times

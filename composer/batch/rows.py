@@ -2,7 +2,8 @@
 
 Row fields: `prompt` (text), `lyrics` (text) or `lyrics_file` (a file inside the
 PROMPTS file's folder; nothing outside it is read), `duration` (seconds), `seed` (default: --seed base + line number),
-`name` (output folder; default `row{line:04d}`). Every other field is metadata
+`name` (output folder; default `row{line:04d}`), `voice` (the singing voice; default
+--voice). Every other field is metadata
 and joins the prompt as `field=value` (genre, mood, tempo, key, persona fields).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from composer.batch.manifest import LOCK_NAME, MANIFEST_NAME
 from composer.errors import InputError
 
-ROW_FIELDS = ("prompt", "lyrics", "lyrics_file", "duration", "seed", "name")
+ROW_FIELDS = ("prompt", "lyrics", "lyrics_file", "duration", "seed", "name", "voice")
 MAX_NAME_LENGTH = 200
 _FIELD_NAME = re.compile(r"^[A-Za-z_][\w\-]*$")
 
@@ -37,10 +38,14 @@ class Row:
     lyrics: str | None
     duration: float | None  # seconds
     seed: int
+    voice: str | None = None  # None: the batch's --voice
 
     def fingerprint(self, settings: str) -> str:
         """Hash of everything that decides the song, so an edited row renders again."""
-        text = json.dumps([self.prompt, self.lyrics, self.duration, self.seed, settings])
+        values = [self.prompt, self.lyrics, self.duration, self.seed, settings]
+        if self.voice is not None:  # rows without a voice keep the fingerprints they had
+            values.append(self.voice)
+        text = json.dumps(values)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -172,7 +177,13 @@ def _row(line: int, record: dict, *, base_dir: Path, seed_base: int) -> Row:
         raise InputError("no prompt, metadata fields or lyrics")
     seed = _row_seed(record["seed"]) if "seed" in record else seed_base + line
     duration = _row_duration(record["duration"]) if "duration" in record else None
-    return Row(line=line, name=name, prompt=" ".join(tokens), lyrics=lyrics_text, duration=duration, seed=seed)
+    voice = None
+    if "voice" in record:
+        from composer.voice.voices import get_voice
+
+        voice = get_voice(record["voice"], what="voice").name
+    return Row(line=line, name=name, prompt=" ".join(tokens), lyrics=lyrics_text, duration=duration, seed=seed,
+               voice=voice)
 
 
 def _inside(base_dir: Path, name: object) -> Path:

@@ -198,7 +198,7 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool) -> tuple[list[
             log.debug("planning line %d failed", row.line, exc_info=True)
             errors.append(RowError(row.line, row.name, f"{type(error).__name__}: {error}", kind="render"))
             continue
-        jobs.append(Job(name=row.name, plan_json=song.to_json(), seed=row.seed))
+        jobs.append(Job(name=row.name, plan_json=song.to_json(), seed=row.seed, voice=row.voice))
     return jobs, errors
 
 

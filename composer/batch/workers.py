@@ -29,6 +29,7 @@ class Job:
     name: str
     plan_json: str
     seed: int
+    voice: str | None = None  # None: the batch's options
 
 
 @dataclass
@@ -69,7 +70,7 @@ class _Worker:
         try:
             song = SongPlan.from_json(job.plan_json)
             result = render(song, seed=job.seed, codec=self.codec, model=self.model, progress=False,
-                            options=dataclasses.replace(self.options))
+                            options=dataclasses.replace(self.options, **({"voice": job.voice} if job.voice else {})))
             shutil.rmtree(out_dir, ignore_errors=True)
             result.save(out_dir)
         except _bad_input_types() as error:

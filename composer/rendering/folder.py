@@ -2,7 +2,8 @@
 
 A render folder holds `song.wav`, `song.flac` (tagged, with a provenance line),
 `plan.json`, `song.mid`, `lead_sheet.musicxml`, `lyrics.lrc` and `lyrics.json` when the
-song has lyrics, `latents.safetensors` (for repaint) and `report.json`. Every file is
+song has lyrics, the stems `vocals.wav`, `vocals_dry.wav` and `accompaniment.wav` when it
+is sung (`song.wav` is their mix), `latents.safetensors` (for repaint) and `report.json`. Every file is
 written atomically (a temporary name in the same folder, then rename), and `report.json`
 is written last: its presence marks a complete render.
 """
@@ -31,6 +32,10 @@ LRC_NAME = "lyrics.lrc"
 LYRICS_JSON_NAME = "lyrics.json"
 LATENTS_NAME = "latents.safetensors"
 REPORT_NAME = "report.json"
+VOCALS_NAME = "vocals.wav"  # the voice with its room (as mixed)
+VOCALS_DRY_NAME = "vocals_dry.wav"
+ACCOMPANIMENT_NAME = "accompaniment.wav"
+STEM_NAMES = (VOCALS_NAME, VOCALS_DRY_NAME, ACCOMPANIMENT_NAME)
 
 
 def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "flac")) -> Path:
@@ -45,6 +50,7 @@ def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "fl
         audio_write(out_dir / SONG_WAV, render.audio, render.sample_rate)
     if "flac" in formats:
         write_flac(out_dir, render.audio, render.sample_rate, plan, render.report)
+    write_stems(out_dir, render)
     write_text_atomic(out_dir / PLAN_NAME, plan.to_json())
     with atomic_path(out_dir / MIDI_NAME) as tmp:
         arrange(plan).write(str(tmp))
@@ -62,6 +68,18 @@ def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "fl
         write_latents(out_dir, render.latents, gain=render.gain, seed=render.report.get("seed"))
     write_report(out_dir, render.report)
     return out_dir
+
+
+def write_stems(out_dir: Path, render) -> None:
+    """The stems of a sung render; a render without them leaves none behind from an earlier song."""
+    stems = render.stems
+    if stems is None:
+        for name in STEM_NAMES:
+            (out_dir / name).unlink(missing_ok=True)
+        return
+    audio_write(out_dir / ACCOMPANIMENT_NAME, stems.accompaniment, render.sample_rate)
+    audio_write(out_dir / VOCALS_NAME, stems.vocals[None], render.sample_rate)
+    audio_write(out_dir / VOCALS_DRY_NAME, stems.vocals_dry[None], render.sample_rate)
 
 
 def write_flac(out_dir: Path, audio: np.ndarray, sample_rate: int, plan, report: dict) -> None:
@@ -164,15 +182,25 @@ def load_latents(out_dir: Path) -> tuple[torch.Tensor, float]:
 
 def read_song_pcm(out_dir: Path) -> tuple[np.ndarray, int]:
     """song.wav as 16-bit PCM `[samples, channels]` and its sample rate."""
+    return read_pcm(out_dir / SONG_WAV)
+
+
+def read_pcm(path: Path) -> tuple[np.ndarray, int]:
+    """A WAV file as 16-bit PCM `[samples, channels]` and its sample rate."""
     import soundfile as sf
 
-    return sf.read(str(out_dir / SONG_WAV), dtype="int16", always_2d=True)
+    if not path.is_file():
+        raise InputError(f"{path}: missing (render the song again)")
+    return sf.read(str(path), dtype="int16", always_2d=True)
 
 
-def write_repainted(out_dir: Path, render, pcm: np.ndarray) -> None:
-    """Replace a render's audio, latents and report after a repaint (report last)."""
+def write_repainted(out_dir: Path, render, pcm: np.ndarray, *, stems: dict[str, np.ndarray] | None = None) -> None:
+    """Replace a render's audio, stems (name -> PCM), latents and report after a repaint (report last)."""
     import soundfile as sf
 
+    for name, stem in (stems or {}).items():
+        with atomic_path(out_dir / name) as tmp:
+            sf.write(str(tmp), stem, render.sample_rate, subtype="PCM_16")
     with atomic_path(out_dir / SONG_WAV) as tmp:
         sf.write(str(tmp), pcm, render.sample_rate, subtype="PCM_16")
     if (out_dir / SONG_FLAC).exists():

@@ -82,6 +82,9 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
     timings = {}
     clock = time.monotonic()
     codec, model = load_models(codec, model)
+    kept = _sung_render(audio_path)
+    if kept is not None:  # a sung render: restyle its accompaniment, keep its voice
+        audio_path = kept[0]
     audio = _read_audio(audio_path, codec)
     plan = analysed_plan(audio, codec.sample_rate, prompt=prompt, title=Path(audio_path).stem)
     latents = _encode(codec, audio)
@@ -101,10 +104,47 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
     timings["decode"] = time.monotonic() - clock
     spans = _clamped_spans(plan, codec.frame_rate, total)
     seams = window_seams(windows)
+    stems = vocals_report = None
+    if kept is not None:
+        out, stems, vocals_report = _with_kept_vocals(out, kept, codec)
     result = finish(plan, out, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
-                    seams=seams, timings=timings)
+                    seams=seams, timings=timings, stems=stems, vocals_report=vocals_report)
     result.report["mode"] = {"name": "restyle", "source": str(audio_path), "prompt": prompt, "strength": strength}
     return result
+
+
+def _sung_render(path: str | Path) -> tuple[Path, Path, Path] | None:
+    """(accompaniment, vocals, dry vocals) when `path` is a sung render folder or its song file."""
+    from composer.rendering import folder
+
+    path = Path(path)
+    where = path if path.is_dir() else path.parent
+    if not (path.is_dir() or path.name in (folder.SONG_WAV, folder.SONG_FLAC)):
+        return None
+    parts = (where / folder.ACCOMPANIMENT_NAME, where / folder.VOCALS_NAME, where / folder.VOCALS_DRY_NAME)
+    return parts if all(p.is_file() for p in parts) else None
+
+
+def _with_kept_vocals(accompaniment: np.ndarray, kept, codec):
+    """The restyled accompaniment with the render's own vocal, levelled as a render levels it."""
+    from composer.rendering.vocals import Stems
+    from composer.voice.mix import lu_difference, mix, vocal_gain
+
+    _, wet_path, dry_path = kept
+    length = accompaniment.shape[-1]
+
+    def mono(path):
+        audio = _read_audio(path, codec).mean(axis=0)
+        return np.pad(audio, (0, max(0, length - audio.shape[0])))[:length].astype(np.float32)
+
+    wet, dry = mono(wet_path), mono(dry_path)
+    whole = [(0.0, length / codec.sample_rate)]
+    level = vocal_gain(wet, accompaniment, whole, codec.sample_rate)
+    wet, dry = wet * level, dry * level
+    report = {"kept_from": str(wet_path.parent), "level_gain": round(level, 6),
+              "lu_above_accompaniment": lu_difference(wet, accompaniment, whole, codec.sample_rate),
+              "measured_over": "the whole song"}
+    return mix(accompaniment, wet), Stems(accompaniment, wet, dry), report
 
 
 def _clamped_spans(plan: SongPlan, frame_rate: float, total: int) -> list[tuple[int, int]]:
@@ -187,39 +227,80 @@ def _mix_conditioning(a, b, alpha: float):
 # --- repaint ------------------------------------------------------------------------
 def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec=None, model=None,
             progress: bool = True) -> Render:
-    """Re-render one section of a render directory; every other sample stays bit-identical."""
+    """Re-render (and re-sing) one section of a render directory; every other sample stays
+    bit-identical (outside the decoder's reach and, for the voice, the room's echo)."""
     from composer.rendering import folder
+    from composer.rendering.vocals import add_vocals, sing_song, yield_controls
+    from composer.voice.mix import REVERB_SECONDS
 
     done = folder.load_render(out_dir)
     plan, report = done.plan, done.report
     plan.section(section)  # names the section or raises PlanError listing the known ones
     codec, model = load_models(codec, model)
     _check_identity(report, codec, model)
-    seed = (int(report.get("seed", 0)) + 1) if seed is None else seed
+    render_seed = int(report.get("seed", 0))
+    seed = (render_seed + 1) if seed is None else seed
     options = RenderOptions.from_report(report)
     spans = section_frames(plan, codec.frame_rate)
-    conditioning = prepare_conditioning(plan, model, done.latents.shape[-1], codec.frame_rate,
-                                        control_groups=options.control_groups)
+    total = done.latents.shape[-1]
+    sung = options.vocals and (done.path / folder.VOCALS_NAME).is_file()
+    vocal = None
+    controls_array = None
+    if sung:
+        options = replace(options, vocal_seeds={**(options.vocal_seeds or {}), section: seed})
+        vocal = sing_song(plan, options, seed=render_seed, sample_rate=codec.sample_rate,
+                          samples=total * codec.hop_length)
+        if vocal is not None and options.lead == "yield":
+            from structure.frame_controls import controls as plan_controls
+
+            controls_array = yield_controls(plan_controls(plan, codec.frame_rate, frames=total), vocal.sung_spans,
+                                            codec.frame_rate)
+    conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups,
+                                        controls_array=controls_array)
     clock = time.monotonic()
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
                                         progress=progress, canvas=done.latents, only=section)
     diffusion_seconds = time.monotonic() - clock
-    new_audio = np.clip(decode(codec, canvas) * done.gain, -1.0, 1.0)
+    decoded = decode(codec, canvas)
     old, rate = folder.read_song_pcm(done.path)
     index = [s.name for s in plan.sections].index(section)
     start, end = spans[index]
     margin = codec.receptive_frames + 1  # decoded audio changes only this far outside the section
     lo = max(0, (start - margin) * codec.hop_length)
     hi = min(old.shape[0], (end + margin) * codec.hop_length)
-    spliced = old.copy()
-    spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
+    new_report = dict(report)
+    stems_pcm = {}
+    if vocal is not None:
+        # the song keeps its balance: the voice at the level the render gave it
+        mixed, stems, _ = add_vocals(decoded, vocal, plan, options, seed=render_seed,
+                                     level=float(report["vocals"]["level_gain"]))
+        new_report["vocals"] = {**report["vocals"], "section_seeds": dict(options.vocal_seeds)}
+        # the voice changes from its first breath to the end of its echo
+        vlo = max(0, int((start / codec.frame_rate - 0.5) * rate))
+        vhi = min(old.shape[0], int((end / codec.frame_rate + 0.5 + REVERB_SECONDS) * rate))
+        lo, hi = min(lo, vlo), max(hi, vhi)
+        scaled = stems.scaled(done.gain)
+        for name, audio in ((folder.ACCOMPANIMENT_NAME, scaled.accompaniment),
+                            (folder.VOCALS_NAME, scaled.vocals[None]), (folder.VOCALS_DRY_NAME, scaled.vocals_dry[None])):
+            stems_pcm[name] = _splice(folder.read_pcm(done.path / name)[0], audio, lo, hi)
+        new_audio = np.clip(mixed * done.gain, -1.0, 1.0)
+    else:
+        new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
+    spliced = _splice(old, new_audio, lo, hi)
     audio = (spliced.T.astype(np.float32) / 32767)
-    result = Render(audio=audio, sample_rate=rate, plan=plan, report=dict(report), latents=canvas, gain=done.gain)
+    result = Render(audio=audio, sample_rate=rate, plan=plan, report=new_report, latents=canvas, gain=done.gain)
     history = list(report.get("repaints", []))
     history.append({"section": section, "seed": seed, "samples": [lo, hi], "diffusion_seconds": round(diffusion_seconds, 3)})
     result.report["repaints"] = history
-    folder.write_repainted(done.path, result, spliced)
+    folder.write_repainted(done.path, result, spliced, stems=stems_pcm)
     return result
+
+
+def _splice(old: np.ndarray, new_audio: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """16-bit `old` `[samples, channels]` with samples lo..hi from float `new_audio` `[channels, samples]`."""
+    spliced = old.copy()
+    spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
+    return spliced
 
 
 def _check_identity(report: dict, codec, model) -> None:

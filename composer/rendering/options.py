@@ -24,6 +24,10 @@ class RenderOptions:
     repaint_seams: bool = False
     repaint_strength: float = 0.6
     evaluate: bool = True
+    vocals: bool = True  # sing the lyrics (composer.voice)
+    voice: str = "high"
+    lead: str = "yield"  # how the lead instrument makes room for the voice (composer.rendering.vocals)
+    vocal_seeds: dict[str, int] | None = None  # per-section singing seeds (set by repaint)
 
     @classmethod
     def from_cli(cls, *, guidance: str | None = None, controls: str | None = None, steps: int | None = None,
@@ -42,9 +46,12 @@ class RenderOptions:
     def from_report(cls, report: dict) -> RenderOptions:
         """The options a render used, from its report.json (repaint renders the same way)."""
         interval = report.get("guidance_interval")
+        vocals = report.get("vocals") or {}
         return cls(steps=int(report.get("steps", 16)), sampler=report.get("sampler", "multistep"),
                    guidance=report.get("guidance", 2.0), guidance_interval=tuple(interval) if interval else None,
-                   control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False)
+                   control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False,
+                   vocals=bool(vocals), voice=vocals.get("voice", "high"), lead=vocals.get("lead", "yield"),
+                   vocal_seeds={str(k): int(v) for k, v in (vocals.get("section_seeds") or {}).items()} or None)
 
     def check(self) -> RenderOptions:
         """Raise InputError naming the first bad option; returns self."""
@@ -73,6 +80,12 @@ class RenderOptions:
             raise InputError(f"--crossfade-beats: {self.crossfade_beats:g} is outside 0..16")
         if not math.isfinite(self.repaint_strength) or not 0 < self.repaint_strength <= 1:
             raise InputError(f"repaint strength {self.repaint_strength:g} is outside (0, 1]")
+        from composer.rendering.vocals import LEADS
+        from composer.voice.voices import get_voice
+
+        self.voice = get_voice(self.voice).name
+        if self.lead not in LEADS:
+            raise InputError(f"--lead: unknown {self.lead!r} (known: {', '.join(LEADS)})")
         if self.control_groups is not None:
             unknown = [g for g in self.control_groups if g not in GROUP_NAMES]
             if unknown:

@@ -26,6 +26,7 @@ import torch
 
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
+from composer.rendering.vocals import Stems, add_vocals, sing_song, yield_controls
 from composer.rendering.windows import (
     SongConditioning,
     Window,
@@ -50,6 +51,7 @@ class Render:
     report: dict
     latents: torch.Tensor | None = None  # [latent_dim, frames], normalised
     gain: float = 1.0  # loudness gain applied to the decoded audio
+    stems: Stems | None = None  # accompaniment and vocals, when the song is sung
 
     @property
     def duration(self) -> float:
@@ -83,8 +85,18 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     frame_rate = codec.frame_rate
     spans = section_frames(plan, frame_rate)
     total = spans[-1][1]
+    vocal = sing_song(plan, options, seed=seed, sample_rate=codec.sample_rate,
+                      samples=total * codec.hop_length)
+    if vocal is not None:
+        timings["voice"] = time.monotonic() - clock
+    clock = time.monotonic()
+    controls_array = None
+    if vocal is not None and options.lead == "yield":
+        from structure.frame_controls import controls as plan_controls
+
+        controls_array = yield_controls(plan_controls(plan, frame_rate, frames=total), vocal.sung_spans, frame_rate)
     conditioning = prepare_conditioning(plan, model, total, frame_rate, control_groups=options.control_groups,
-                                        hook=window_hook)
+                                        controls_array=controls_array, hook=window_hook)
     timings["conditioning"] = time.monotonic() - clock
 
     clock = time.monotonic()
@@ -96,7 +108,7 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     audio = decode(codec, canvas, progress=progress)
     timings["decode"] = time.monotonic() - clock
     return finish(plan, audio, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
-                  seams=seams, timings=timings)
+                  seams=seams, timings=timings, vocal=vocal)
 
 
 def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans: list[tuple[int, int]], *,
@@ -229,15 +241,24 @@ def decode(codec, canvas: torch.Tensor, *, progress: bool = False) -> np.ndarray
 
 
 def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor, *, options: RenderOptions,
-           seed: int, spans, windows, seams, timings: dict, gain: float | None = None) -> Render:
-    """Loudness, report and provenance."""
+           seed: int, spans, windows, seams, timings: dict, gain: float | None = None, vocal=None,
+           stems: Stems | None = None, vocals_report: dict | None = None) -> Render:
+    """Vocals (when sung), loudness, report and provenance.
+
+    vocal: a dry `composer.voice.Vocal` to mix into `audio` (the accompaniment); or give
+    the mix as `audio` with its `stems` and `vocals_report` already made.
+    """
     from composer.rendering.loudness import integrated_loudness, loudness_gain
     from composer.rendering.provenance import provenance
 
     frame_rate = codec.frame_rate
     check_audio_sound(audio)
+    if vocal is not None:
+        audio, stems, vocals_report = add_vocals(audio, vocal, plan, options, seed=seed)
+        timings["mix"] = vocals_report.pop("seconds")
     gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
     audio = np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+    stems = stems.scaled(gain) if stems is not None else None
     report = {
         "seed": seed,
         "steps": options.steps,
@@ -262,7 +283,10 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         "options": {"overlap_seconds": options.overlap_seconds, "crossfade_beats": options.crossfade_beats,
                     "repaint_seams": options.repaint_seams},
     }
-    result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain)
+    if vocals_report is not None:
+        report["vocals"] = vocals_report
+    result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain,
+                    stems=stems)
     if options.evaluate:
         clock = time.monotonic()
         from composer.evaluate.metrics import evaluate_audio

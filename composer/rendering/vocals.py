@@ -1,0 +1,98 @@
+"""The vocal stem in a render: sing the plan, make room for the voice, mix it in.
+
+The lead instrument yields to the voice where it sings (`lead`): "yield" renders the
+accompaniment with the melody resting under the sung lines (the model was trained on
+melody rests), "duck" lowers the whole accompaniment there, "keep" leaves it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from composer.seeds import derived_seed
+
+LEADS = ("yield", "duck", "keep")
+MELODY_COLUMNS = slice(30, 42)  # pitch class one-hot (structure.frame_controls)
+MELODY_OCTAVE, MELODY_REST, MELODY_ONSET = 42, 43, 44
+
+
+@dataclass
+class Stems:
+    """A song's parts, each `[channels, samples]` or `[samples]`, at the song's gain."""
+
+    accompaniment: np.ndarray
+    vocals: np.ndarray  # wet
+    vocals_dry: np.ndarray
+
+    def scaled(self, gain: float) -> Stems:
+        def clip(audio):
+            return np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+
+        return Stems(clip(self.accompaniment), clip(self.vocals), clip(self.vocals_dry))
+
+
+def has_lyrics(plan) -> bool:
+    return any(s.lyrics and any(n.syllable for n in s.melody) for s in plan.sections)
+
+
+def sing_song(plan, options, *, seed: int, sample_rate: int, samples: int | None = None):
+    """The dry `composer.voice.Vocal` of the plan, or None (no lyrics, or vocals off)."""
+    if not options.vocals or not has_lyrics(plan):
+        return None
+    from composer.voice import sing
+
+    return sing(plan, voice=options.voice, sample_rate=sample_rate, seed=seed, samples=samples,
+                section_seeds=options.vocal_seeds)
+
+
+def yield_controls(array: np.ndarray, spans: list[tuple[float, float]], frame_rate: float) -> np.ndarray:
+    """Frame controls with the melody resting under the sung spans (seconds)."""
+    out = array.copy()
+    for a, b in spans:
+        lo, hi = max(0, int(a * frame_rate)), min(out.shape[0], int(np.ceil(b * frame_rate)))
+        out[lo:hi, MELODY_COLUMNS] = 0.0
+        out[lo:hi, MELODY_OCTAVE] = 0.0
+        out[lo:hi, MELODY_REST] = 1.0
+        out[lo:hi, MELODY_ONSET] = 0.0
+    return out
+
+
+def chorus_spans(plan, vocal) -> list[tuple[float, float]]:
+    """The sung lines of the choruses (every sung line when the song has no chorus)."""
+    kinds = {s.name: s.kind for s in plan.sections}
+    spans = [tuple(line) for section in vocal.sections if kinds.get(section["name"]) == "chorus"
+             for line in section["lines"]]
+    return spans or vocal.sung_spans
+
+
+def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
+               level: float | None = None) -> tuple[np.ndarray, Stems, dict]:
+    """The mix, its stems (before the song's loudness gain) and the report's "vocals" block.
+
+    level: the vocal's gain (default: measured so it sits `LU_ABOVE` over the accompaniment)."""
+    from composer.voice.mix import duck, lu_difference, mix, reverb, vocal_gain
+
+    clock = time.monotonic()
+    rate = vocal.sample_rate
+    spans = chorus_spans(plan, vocal)
+    dry = vocal.audio
+    if dry.shape[0] != accompaniment.shape[-1]:
+        dry = np.pad(dry, (0, max(0, accompaniment.shape[-1] - dry.shape[0])))[: accompaniment.shape[-1]]
+    wet = reverb(dry, rate, seed=derived_seed(seed, "room"))
+    backing = duck(accompaniment, vocal.sung_spans, rate) if options.lead == "duck" else accompaniment
+    level = vocal_gain(wet, backing, spans, rate) if level is None else level
+    wet, dry = wet * level, dry * level
+    song = mix(backing, wet)
+    report = {
+        "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
+        "lu_above_accompaniment": lu_difference(wet, backing, spans, rate),
+        "measured_over": "choruses" if spans != vocal.sung_spans else "sung lines",
+        "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"])}
+                     for s in vocal.sections],
+        "section_seeds": dict(options.vocal_seeds or {}),
+        "seconds": round(time.monotonic() - clock, 3),
+    }
+    return song, Stems(backing, wet.astype(np.float32), dry.astype(np.float32)), report

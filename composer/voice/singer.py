@@ -1,0 +1,278 @@
+"""The singer: a plan's lyrics sung on its melody, as a dry vocal track.
+
+The speech engine speaks every sung word once (a bank, in the voice's Flite voice); the
+WORLD vocoder (`pyworld`, MIT licence) analyses that speech into pitch, spectral envelope
+and aperiodicity every 5 ms; each placed phone (`composer.voice.score`) then reads its
+stretch of the bank: consonants at their spoken speed, vowels held with their transitions
+kept, and the pitch replaced by the notes' (with a short portamento between legato notes
+and a delayed vibrato on long ones). Each section is sung on its own, in its own time, so
+a section that sings the same notes and words is the same audio; the song is their sum.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from composer.seeds import derived_seed
+from composer.voice.engine import Spoken, speak
+from composer.voice.phonemes import SONORANTS, word_phones
+from composer.voice.score import SectionScore, place, sung_syllables
+from composer.voice.voices import DEFAULT_VOICE, get_voice, octave_shift
+
+log = logging.getLogger(__name__)
+
+FRAME_PERIOD = 5.0  # ms, WORLD's analysis frame
+VIBRATO_RATE = 5.5  # Hz
+VIBRATO_DEPTH = 0.22  # semitones (peak)
+VIBRATO_AFTER = 0.4  # seconds: notes at least this long get vibrato
+PORTAMENTO = 0.035  # seconds each side of a legato note change
+TRANSITION = 0.05  # seconds of a vowel's start and end kept at spoken speed
+TAIL = 0.08  # seconds of release after the last phone
+
+
+@dataclass
+class Vocal:
+    """A dry vocal track `[samples]` at `sample_rate`, and what was sung where."""
+
+    audio: np.ndarray
+    sample_rate: int
+    voice: str
+    shift: int  # semitones the melody moved to fit the voice
+    sections: list[dict] = field(default_factory=list)  # per sung section: name, start, end, words
+
+    @property
+    def sung_spans(self) -> list[tuple[float, float]]:
+        """(start, end) seconds of every sung line, song time."""
+        return [tuple(span) for section in self.sections for span in section["lines"]]
+
+
+def _pyworld():
+    with warnings.catch_warnings():  # pyworld imports pkg_resources, which warns on import
+        warnings.simplefilter("ignore")
+        import pyworld
+    return pyworld
+
+
+@dataclass
+class Bank:
+    """The spoken words and their WORLD analysis."""
+
+    spoken: Spoken
+    index: dict[str, int]  # token -> word number in the bank
+    f0: np.ndarray
+    sp: np.ndarray
+    ap: np.ndarray
+
+    def phone_times(self, token: str, i: int) -> tuple[float, float]:
+        phones = self.spoken.words[self.index[token]]
+        _, start, end = phones[min(i, len(phones) - 1)]
+        return start, end
+
+
+@functools.lru_cache(maxsize=8)
+def _analyse(voice: str, bank: tuple[tuple[str, ...], ...]):
+    spoken = speak(voice, [list(word) for word in bank])
+    pw = _pyworld()
+    x = spoken.audio.astype(np.float64)
+    f0, t = pw.dio(x, spoken.sample_rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_PERIOD)
+    f0 = pw.stonemask(x, f0, t, spoken.sample_rate)
+    f0 = _voice_sonorants(f0, t, spoken)
+    sp = pw.cheaptrick(x, f0, t, spoken.sample_rate)
+    ap = pw.d4c(x, f0, t, spoken.sample_rate)
+    return spoken, f0, sp, ap
+
+
+def _voice_sonorants(f0: np.ndarray, t: np.ndarray, spoken: Spoken) -> np.ndarray:
+    """f0 where the speech is known to be voiced (vowels, nasals, liquids, glides) but the
+    tracker lost it, interpolated from the voiced frames around: the envelope and the
+    aperiodicity are then measured as voiced there (otherwise the vowel comes out as noise)."""
+    voiced = f0 > 0
+    if not voiced.any():
+        return f0
+    fill = np.interp(t, t[voiced], f0[voiced])
+    out = f0.copy()
+    for word in spoken.words:
+        for phone, start, end in word:
+            if phone in SONORANTS:
+                sel = (t >= start) & (t < end) & ~voiced
+                out[sel] = fill[sel]
+    return out
+
+
+def make_bank(voice: str, phones: dict[str, list[str]]) -> Bank:
+    tokens = sorted(phones)
+    spoken, f0, sp, ap = _analyse(voice, tuple(tuple(phones[t]) for t in tokens))
+    return Bank(spoken=spoken, index={t: i for i, t in enumerate(tokens)}, f0=f0, sp=sp, ap=ap)
+
+
+def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: int = 0,
+         samples: int | None = None, section_seeds: dict[str, int] | None = None) -> Vocal:
+    """The plan's lyrics sung on its melody (dry), `samples` long (default: the song).
+
+    A section is sung from its notes, words and seed alone, so a repeated chorus is the same
+    audio. section_seeds: another seed for the named sections (a repaint re-sings one).
+    """
+    import lyrics
+
+    chosen = get_voice(voice)
+    samples = int(round(plan.duration * sample_rate)) if samples is None else samples
+    out = np.zeros(samples, dtype=np.float32)
+    sung = [s for s in plan.sections if s.lyrics and any(n.syllable for n in s.melody)]
+    pitches = [n.pitch for s in sung for n in s.melody if n.syllable]
+    shift = octave_shift(pitches, chosen)
+    vocal = Vocal(audio=out, sample_rate=sample_rate, voice=chosen.name, shift=shift)
+    if not sung:
+        return vocal
+    tokens = [t for s in sung for line in s.lyrics for t in lyrics.words(line)]
+    phones = {t: (p or ["ax"]) for t, p in word_phones(tokens).items()}
+    bank = make_bank(chosen.engine_voice, phones)
+    starts = dict(zip((s.name for s in plan.sections), (a for a, _ in plan.section_times())))
+    made: dict[str, tuple[np.ndarray, float, SectionScore]] = {}
+    for section in sung:
+        syllables = sung_syllables(section, plan.beats_per_bar, plan.seconds_per_beat, phones.__getitem__, shift)
+        if not syllables:
+            continue
+        section_seed = (section_seeds or {}).get(section.name, seed)
+        key = (_content_key(syllables, chosen.name), section_seed)
+        if key not in made:
+            score = place(syllables, lambda word, i: _length(bank.phone_times(word, i)))
+            audio, offset = _sing_section(score, bank, sample_rate, derived_seed(section_seed, "voice", key[0]))
+            made[key] = (audio, offset, score)
+        audio, offset, score = made[key]
+        start = starts[section.name]
+        lines: dict[int, list[float]] = {}
+        for syllable in score.syllables:
+            span = lines.setdefault(syllable.line, [syllable.start, syllable.end])
+            span[1] = syllable.end
+        vocal.sections.append({
+            "name": section.name, "start": round(start, 4),
+            "words": [(round(start + t, 3), w) for t, w in score.words],
+            "lines": [(round(start + a, 3), round(start + b, 3)) for a, b in lines.values()],
+        })
+        first = int(round((start + offset) * sample_rate))
+        lo, hi = max(0, first), min(samples, first + audio.shape[0])
+        if hi > lo:
+            out[lo:hi] += audio[lo - first: hi - first]
+    return vocal
+
+
+def _length(span: tuple[float, float]) -> float:
+    return max(0.0, span[1] - span[0])
+
+
+def _content_key(syllables, voice: str) -> str:
+    text = repr([(s.text, s.word, round(s.start, 6), round(s.end, 6), s.notes, s.phones) for s in syllables])
+    return hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:16]
+
+
+def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int) -> tuple[np.ndarray, float]:
+    """The section's vocal and the section-local time (seconds) of its first sample."""
+    import soxr
+
+    pw = _pyworld()
+    rate = bank.spoken.sample_rate
+    period = FRAME_PERIOD / 1000.0
+    begin = min([p.start for p in score.phones] + [b[0] for b in score.breaths]) - 0.02
+    finish = max(p.end for p in score.phones) + TAIL
+    frames = int(np.ceil((finish - begin) / period)) + 1
+    times = begin + np.arange(frames) * period
+    n_bins = bank.sp.shape[1]
+    floor = np.full(n_bins, 1e-12)
+    sp = np.tile(floor, (frames, 1))
+    ap = np.ones((frames, n_bins))
+    voiced = np.zeros(frames, dtype=bool)
+    active = np.zeros(frames)
+    last = bank.sp.shape[0] - 1
+    for phone in score.phones:
+        sel = np.nonzero((times >= phone.start) & (times < phone.end))[0]
+        if sel.size == 0:
+            continue
+        src_start, src_end = bank.phone_times(phone.word, phone.index)
+        source = _source_times(times[sel], phone.start, phone.end, src_start, src_end, phone.part == "nucleus")
+        position = np.clip(source / period, 0, last)
+        lo = np.floor(position).astype(int)
+        hi = np.minimum(lo + 1, last)
+        w = (position - lo)[:, None]
+        sp[sel] = (1 - w) * bank.sp[lo] + w * bank.sp[hi]
+        ap[sel] = (1 - w) * bank.ap[lo] + w * bank.ap[hi]
+        src_voiced = bank.f0[np.rint(position).astype(int)] > 0
+        voiced[sel] = src_voiced | (phone.phone in SONORANTS)
+        active[sel] = 1.0
+    gain = np.convolve(active, np.ones(4) / 4, mode="same")  # 20 ms ramps: no clicks at the edges
+    sp *= np.maximum(gain, 1e-6)[:, None] ** 2
+    f0 = np.where(voiced, _pitch_hz(times, score.notes, seed), 0.0)
+    audio = pw.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(sp), np.ascontiguousarray(ap), rate,
+                          FRAME_PERIOD)
+    audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
+    audio += _breaths(score.breaths, begin, audio.shape[0], sample_rate, seed, level=_rms(audio))
+    return audio, begin
+
+
+def _source_times(t: np.ndarray, start: float, end: float, src_start: float, src_end: float,
+                  held: bool) -> np.ndarray:
+    """Bank time for each sung time of a phone: linear, or for a held vowel its first and
+    last TRANSITION seconds at spoken speed and the middle stretched."""
+    length, spoken = end - start, max(src_end - src_start, 1e-4)
+    u = t - start
+    if not held or length <= spoken:
+        return src_start + u * spoken / max(length, 1e-9)
+    edge = min(TRANSITION, 0.3 * spoken)
+    middle = np.clip(u - edge, 0, length - 2 * edge) * (spoken - 2 * edge) / max(length - 2 * edge, 1e-9)
+    out = src_start + np.minimum(u, edge) + middle
+    tail = u > length - edge
+    out[tail] = src_end - (length - u[tail])
+    return out
+
+
+def _pitch_hz(times: np.ndarray, notes: list[tuple[float, float, int]], seed: int) -> np.ndarray:
+    """The sung pitch at each time: the note sounding (or the last one begun), with
+    portamento into legato notes and vibrato on long notes."""
+    notes = sorted(notes)
+    starts = np.array([n[0] for n in notes])
+    index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(notes) - 1)
+    midi = np.array([n[2] for n in notes], dtype=np.float64)[index]
+    rng = np.random.default_rng(seed)
+    rate = VIBRATO_RATE * (1 + 0.06 * (rng.random() - 0.5))
+    for k, (start, end, pitch) in enumerate(notes):
+        if k and notes[k - 1][2] != pitch and start - notes[k - 1][1] <= 0.05:
+            glide = (times > start - PORTAMENTO) & (times < start + PORTAMENTO)
+            u = (times[glide] - (start - PORTAMENTO)) / (2 * PORTAMENTO)
+            midi[glide] = notes[k - 1][2] + (pitch - notes[k - 1][2]) * (u * u * (3 - 2 * u))
+        if end - start >= VIBRATO_AFTER:
+            inside = (times >= start) & (times < end)
+            t = times[inside] - start
+            depth = VIBRATO_DEPTH * np.clip((t - 0.18) / 0.25, 0.0, 1.0)
+            midi[inside] += depth * np.sin(2 * np.pi * rate * t)
+    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+
+
+def _rms(audio: np.ndarray) -> float:
+    loud = np.abs(audio) > 1e-4
+    return float(np.sqrt(np.mean(audio[loud] ** 2))) if loud.any() else 0.0
+
+
+def _breaths(breaths: list[tuple[float, float]], begin: float, samples: int, sample_rate: int, seed: int,
+             level: float) -> np.ndarray:
+    """Soft band-passed noise where the singer breathes in."""
+    from scipy.signal import butter, sosfilt
+
+    out = np.zeros(samples, dtype=np.float32)
+    if not breaths or level <= 0:
+        return out
+    rng = np.random.default_rng(seed + 1)
+    sos = butter(2, [700, min(6000, sample_rate / 2 - 100)], btype="band", fs=sample_rate, output="sos")
+    for a, b in breaths:
+        lo, hi = int(round((a - begin) * sample_rate)), int(round((b - begin) * sample_rate))
+        lo, hi = max(0, lo), min(samples, hi)
+        if hi - lo < 16:
+            continue
+        noise = sosfilt(sos, rng.standard_normal(hi - lo))
+        noise *= np.hanning(hi - lo) * 0.07 * level / max(float(np.std(noise)), 1e-9)
+        out[lo:hi] += noise.astype(np.float32)
+    return out

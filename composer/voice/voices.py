@@ -1,0 +1,52 @@
+"""The voices: which speech engine voice sings, and in what range.
+
+Each voice is a Flite voice (Debian's `flite`, BSD-style licence, called as a program)
+sung through the WORLD vocoder. The range is where the voice sings comfortably; a melody
+is moved by whole octaves into it (`octave_shift`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from composer.errors import InputError
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    engine_voice: str  # the flite voice that speaks the phones
+    low: int  # MIDI note range it sings in
+    high: int
+    description: str
+
+
+VOICES = {
+    # ranges chosen by measurement (benchmarks/voice.py): Whisper understood Flite's slt sung at
+    # E3..C5 about twice as well as at A3..G5
+    "high": Voice("high", "slt", 52, 72, "a high voice (E3..C5), from Flite's US English female voice 'slt'"),
+    "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'"),
+}
+DEFAULT_VOICE = "high"
+
+
+def get_voice(name: str, *, what: str = "--voice") -> Voice:
+    """The voice called `name`; InputError naming `what` and listing the voices otherwise."""
+    if isinstance(name, str) and name.strip().lower() in VOICES:
+        return VOICES[name.strip().lower()]
+    raise InputError(f"{what}: unknown voice {name!r} (known: {', '.join(sorted(VOICES))})")
+
+
+def octave_shift(pitches: list[int], voice: Voice) -> int:
+    """Semitones (a multiple of 12) that put the most notes inside the voice's range,
+    the one nearest the range's middle on a tie."""
+    if not pitches:
+        return 0
+    middle = (voice.low + voice.high) / 2
+    centre = sorted(pitches)[len(pitches) // 2]
+
+    def score(shift: int) -> tuple[int, float]:
+        inside = sum(voice.low <= p + shift <= voice.high for p in pitches)
+        return (-inside, abs(centre + shift - middle))
+
+    return min((12 * k for k in range(-4, 5)), key=score)

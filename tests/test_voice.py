@@ -1,0 +1,261 @@
+"""The singing voice: phones on notes, pitch, repeated choruses, repaint, bad lyrics, doctor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import lyrics
+from composer.voice import sing
+from composer.voice.phonemes import SyllablePhones, syllabify, word_phones
+from composer.voice.score import LEAD, SungSyllable, place
+from composer.voice.voices import VOICES, get_voice, octave_shift
+from structure.schema import Key, Note, Section, SongPlan
+
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+RATE = 16000
+
+
+def _plan(sections: list[Section], tempo: float = 120.0) -> SongPlan:
+    return SongPlan(title="t", tempo_bpm=tempo, beats_per_bar=4, key=Key("C", "major"), sections=sections)
+
+
+def _section(name: str, line: str, pitches: list[int], *, kind: str = "verse", repeat_of: str | None = None,
+             beats: float = 1.0) -> Section:
+    """One bar-aligned lyric line, a syllable a note (melisma for spare notes)."""
+    slots = [lyrics.Slot(i * beats, beats, i % 4 == 0) for i in range(len(pitches))]
+    fitted = lyrics.fit_line(line, slots)
+    notes = [Note(s.start, s.duration, p, f) for s, p, f in zip(slots, pitches, fitted)]
+    bars = max(1, int(np.ceil(len(pitches) * beats / 4)))
+    return Section(name=name, kind=kind, bars=bars, chords=[["C"]] * bars, melody=notes, lyrics=[line],
+                   repeat_of=repeat_of)
+
+
+# --- words to phones to time --------------------------------------------------------
+def test_syllables_split_at_vowels_with_legal_onsets():
+    word = syllabify(["eh", "k", "s", "t", "r", "ax"], 2)  # "extra"
+    assert word == [SyllablePhones((), ("eh",), ("k", "s"), 0), SyllablePhones(("t", "r"), ("ax",), (), 3)]
+    (one,) = syllabify(["s", "t", "r", "ih", "ng", "z"], 1)
+    assert (one.onset, one.nucleus, one.coda) == (("s", "t", "r"), ("ih",), ("ng", "z"))
+    # fewer vowels than sung syllables: the vowel is sung again; more: they merge
+    assert [s.nucleus for s in syllabify(["f", "ay", "r"], 2)] == [("ay",), ("ay",)]
+    assert [s.nucleus for s in syllabify(["f", "ay", "er"], 1)] == [("ay", "er")]
+    assert syllabify([], 2)[0].nucleus == ("ax",)
+
+
+def test_dictionary_words_use_cmudict_and_numbers_are_spelled():
+    phones = word_phones(["river", "42"])
+    assert phones["river"] == ["r", "ih", "v", "er"]
+    assert phones["42"] == ["f", "ao", "r", "t", "iy", "t", "uw"]
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_unknown_words_get_phones_from_letter_to_sound():
+    phones = word_phones(["zorblax"])["zorblax"]
+    assert phones and any(p in ("ao", "aa", "ow") for p in phones)
+
+
+def _syllable(start, end, onset, nucleus, coda, pitch=60, notes=None, line=0, position=0):
+    return SungSyllable(text="x", word="w", position=position, start=start, end=end,
+                        notes=notes or [(start, end, pitch)], phones=SyllablePhones(onset, nucleus, coda, 0), line=line)
+
+
+def test_onsets_lead_the_beat_vowels_hold_codas_close():
+    first = _syllable(1.0, 2.0, ("s", "t"), ("aa",), ("p",))
+    score = place([first], lambda word, i: 0.08)
+    by_part = {p.part: [] for p in score.phones}
+    for phone in score.phones:
+        by_part[phone.part].append(phone)
+    onset_start = by_part["onset"][0].start
+    assert 1.0 - LEAD - 1e-9 <= onset_start < 1.0  # the consonants start at most LEAD before the beat
+    vowel = by_part["nucleus"][0]
+    assert vowel.start == pytest.approx(by_part["onset"][-1].end)
+    assert vowel.end - vowel.start > 0.6  # held for the note
+    assert by_part["coda"][-1].end == pytest.approx(2.0)  # closes with the note
+    # phones never overlap and keep their order
+    for a, b in zip(score.phones, score.phones[1:]):
+        assert b.start >= a.end - 1e-9
+
+
+def test_melisma_holds_one_vowel_over_several_notes():
+    notes = [(0.0, 0.5, 60), (0.5, 1.0, 62), (1.0, 1.5, 64)]
+    syllable = _syllable(0.0, 1.5, ("l",), ("aa",), (), notes=notes)
+    score = place([syllable], lambda word, i: 0.06)
+    (vowel,) = [p for p in score.phones if p.part == "nucleus"]
+    assert vowel.end == pytest.approx(1.5)
+    assert score.notes == notes
+
+
+def test_next_onset_cuts_the_previous_syllable_and_breaths_follow_rests():
+    a = _syllable(0.5, 1.0, ("m",), ("aa",), ("n",), line=0)
+    b = _syllable(1.0, 1.5, ("s",), ("iy",), (), line=0, position=1)
+    c = _syllable(3.0, 3.5, ("d",), ("ow",), (), line=1)
+    score = place([a, b, c], lambda word, i: 0.1)
+    a_end = max(p.end for p in score.phones[:3])
+    b_start = min(p.start for p in score.phones[3:5])
+    assert a_end <= b_start + 1e-9
+    assert len(score.breaths) == 2  # before the first line and after the rest
+    assert score.breaths[-1][1] <= 3.0 - 0.04 + 1e-9
+
+
+def test_octave_shift_puts_the_melody_in_the_voice_range():
+    low = VOICES["low"]
+    assert octave_shift([60, 64, 67, 72], low) == -12
+    assert octave_shift([60, 64, 67], VOICES["high"]) == 0
+    with pytest.raises(Exception, match="unknown voice"):
+        get_voice("tenorissimo")
+
+
+# --- the synthesiser -------------------------------------------------------------------
+@needs_flite
+def test_a_sung_note_has_the_notes_pitch():
+    import librosa
+
+    song = _plan([_section("verse1", "Home", [57, 57, 57, 57], beats=1.0)])
+    vocal = sing(song, voice="high", sample_rate=RATE, seed=0)
+    start, end = 0.3, 1.7  # inside the held vowel
+    f0, voiced, _ = librosa.pyin(vocal.audio[int(start * RATE):int(end * RATE)], fmin=100, fmax=600, sr=RATE,
+                                 frame_length=1024, hop_length=160)
+    cents = 100 * np.abs(librosa.hz_to_midi(f0[voiced]) - (57 + vocal.shift))
+    assert voiced.mean() > 0.8
+    assert np.median(cents) < 30
+    assert (cents < 50).mean() > 0.8
+
+
+@needs_flite
+def test_a_repeated_chorus_is_sung_identically_and_the_same_seed_gives_the_same_bytes():
+    chorus = _section("chorus1", "Carry me home tonight", [60, 62, 64, 65, 67, 67, 67, 67], kind="chorus")
+    again = _section("chorus2", "Carry me home tonight", [60, 62, 64, 65, 67, 67, 67, 67], kind="chorus",
+                     repeat_of="chorus1")
+    song = _plan([chorus, again])
+    vocal = sing(song, voice="low", sample_rate=RATE, seed=3)
+    bar = int(song.section_times()[1][0] * RATE)
+    # the second chorus starts after the first's echo-free tail: compare the sung middle
+    lo, hi = int(0.2 * RATE), bar - int(0.2 * RATE)
+    assert np.abs(vocal.audio[lo:hi]).max() > 0.01
+    assert np.array_equal(vocal.audio[lo:hi], vocal.audio[bar + lo: bar + hi])
+    twice = sing(song, voice="low", sample_rate=RATE, seed=3)
+    assert np.array_equal(vocal.audio, twice.audio)
+    other = sing(song, voice="low", sample_rate=RATE, seed=4)
+    assert not np.array_equal(vocal.audio, other.audio)
+
+
+@needs_flite
+@pytest.mark.parametrize("line", ["", "[chorus]", "zxqv blorptang", "42 times 1999", "🙂🙂 love 🙂", "!!! ...",
+                                  "Ça va, naïve café", "don't stop-believin'"])
+def test_bad_lyrics_never_crash_the_voice(line):
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72]
+    slots = [lyrics.Slot(float(i), 1.0) for i in range(len(pitches))]
+    if lyrics.count_syllables(line) > len(slots):
+        slots = lyrics.notes_for_line(line, slots)
+    fitted = lyrics.fit_line(line, slots)
+    notes = [Note(s.start, s.duration, pitches[min(i, 7)], f) for i, (s, f) in enumerate(zip(slots, fitted))]
+    section = Section("verse1", "verse", 2, [["C"], ["C"]], melody=notes, lyrics=[line] if line else [])
+    vocal = sing(_plan([section]), sample_rate=RATE, seed=0)
+    assert np.isfinite(vocal.audio).all()
+    assert vocal.audio.shape[0] == int(round(4.0 * RATE))
+    if lyrics.count_syllables(line):
+        assert np.abs(vocal.audio).max() > 0.01
+    else:
+        assert not np.any(vocal.audio)
+
+
+def test_a_missing_speech_engine_is_named_with_its_install_command(monkeypatch):
+    from composer import doctor
+    from composer.voice import engine
+
+    monkeypatch.setattr(engine, "flite_path", lambda: None)
+    checks = {c.name: c for c in doctor.run_checks()}
+    check = checks["speech engine (flite, for the singing voice)"]
+    assert not check.ok and "apt-get install flite" in check.fix
+    with pytest.raises(engine.EngineMissing, match="apt-get install flite"):
+        engine.require_flite()
+
+
+# --- in a render --------------------------------------------------------------------------
+def _composer(*args):
+    from click.testing import CliRunner
+
+    from composer.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@needs_flite
+def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_path, tiny_models):
+    codec, model = tiny_models
+    out = tmp_path / "song"
+    lyric_file = tmp_path / "words.txt"
+    lyric_file.write_text("[verse]\nHome, sweet home\nThe river runs\n\n[chorus]\nCarry me, carry me\nHome again\n")
+    result = _composer("render", "folk, 120 bpm", "--lyrics", lyric_file, "--seed", 2, "--steps", 2,
+                       "--no-evaluate", "--voice", "low", "--codec", codec, "--model", model, "-o", out)
+    assert result.exit_code == 0, result.output
+    for name in ("vocals.wav", "vocals_dry.wav", "accompaniment.wav", "song.wav"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["vocals"]["voice"] == "low"
+    assert 0.0 <= report["vocals"]["lu_above_accompaniment"] <= 4.0
+    song, rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
+    backing, _ = sf.read(out / "accompaniment.wav", dtype="float32", always_2d=True)
+    voice, _ = sf.read(out / "vocals.wav", dtype="float32", always_2d=True)
+    assert np.abs(song - np.clip(backing + voice, -1, 1)).max() < 3 / 32767  # the song is the mix of its stems
+    # the words as written, punctuation kept, at the times the voice sings them
+    assert "Home," in (out / "lyrics.lrc").read_text()
+    timed = json.loads((out / "lyrics.json").read_text())
+    assert timed[0]["words"][0]["word"] == "Home,"
+
+    sections = report["sections"]
+    target = sections[-1]
+    before = {n: sf.read(out / n, dtype="int16", always_2d=True)[0] for n in ("song.wav", "vocals.wav")}
+    result = _composer("repaint", out, "--section", target["name"], "--codec", codec, "--model", model)
+    assert result.exit_code == 0, result.output
+    after = {n: sf.read(out / n, dtype="int16", always_2d=True)[0] for n in before}
+    repainted = json.loads((out / "report.json").read_text())
+    lo, hi = repainted["repaints"][-1]["samples"]
+    assert lo >= int((target["start"] - 1.0) * rate)  # the section, its first breath, the decoder's reach
+    for name in before:
+        assert np.array_equal(before[name][:lo], after[name][:lo]), name
+        assert np.array_equal(before[name][hi:], after[name][hi:]), name
+        assert not np.array_equal(before[name], after[name]), name
+    assert repainted["vocals"]["section_seeds"] == {target["name"]: 3}
+
+    restyled = tmp_path / "restyled"
+    result = _composer("restyle", out / "song.wav", "genre=jazz", "--strength", 0.5, "--steps", 2, "--no-evaluate",
+                       "--codec", codec, "--model", model, "-o", restyled)
+    assert result.exit_code == 0, result.output
+    kept, _ = sf.read(restyled / "vocals_dry.wav", dtype="float32")
+    dry, _ = sf.read(out / "vocals_dry.wav", dtype="float32")
+    n = min(len(kept), len(dry))
+    loud = np.abs(dry[:n]) > 0.05
+    ratio = kept[:n][loud] / dry[:n][loud]
+    assert np.std(ratio) < 0.05 * np.abs(np.mean(ratio))  # the same voice, only its level changed
+
+
+def test_no_vocals_leaves_no_stems_and_an_unknown_voice_is_bad_input(tmp_path, tiny_models):
+    codec, model = tiny_models
+    out = tmp_path / "plain"
+    result = _composer("render", "folk, 120 bpm", "--duration", 10, "--steps", 2, "--no-evaluate", "--no-vocals",
+                       "--codec", codec, "--model", model, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert not (out / "vocals.wav").exists() and not (out / "accompaniment.wav").exists()
+    assert "vocals" not in json.loads((out / "report.json").read_text())
+    result = _composer("render", "folk", "--duration", 10, "--voice", "castrato", "--codec", codec, "--model", model,
+                       "-o", tmp_path / "bad")
+    assert result.exit_code == 2
+    assert "--voice: unknown voice 'castrato'" in result.output
+
+
+def test_batch_rows_choose_their_voice(tmp_path):
+    from composer.batch.rows import read_rows
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "folk", "voice": "low"}\n{"prompt": "pop"}\n{"prompt": "x", "voice": "bass"}\n')
+    rows, errors = read_rows(prompts)
+    assert [r.voice for r in rows] == ["low", None]
+    assert len(errors) == 1 and "voice: unknown voice 'bass'" in errors[0].reason
+    assert Path(prompts).is_file()
