@@ -51,7 +51,10 @@ def plan_cmd(prompt, lyrics_file, duration, seed, output):
     from composer import plan
     from composer.data.audio import write_text_atomic
     from composer.data.inputs import read_lyrics_file
+    from composer.errors import InputError
 
+    if Path(output).is_dir():
+        raise InputError(f"-o {output}: is a folder (give the plan's file name, e.g. {Path(output) / 'plan.json'})")
     lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
     song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
     write_text_atomic(output, song.to_json())
@@ -137,10 +140,18 @@ def render_options(*names: str):
 @click.option("--duration", type=float, help="Target length in seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True, help="Output directory.")
+@click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
 @render_options(*SONG_OPTIONS)
-def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, options, model_dir, codec_dir):
+def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, overwrite, options, model_dir, codec_dir):
     """Render a whole song (audio, plan, MIDI, lead sheet, lyrics, report) into OUTPUT."""
+    from composer.rendering.folder import claim_output
+
+    with claim_output(output, overwrite=overwrite):
+        _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options, model_dir, codec_dir)
+
+
+def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options, model_dir, codec_dir):
     from composer import plan
     from composer.data.inputs import read_lyrics_file, read_plan_file
     from composer.errors import InputError
@@ -165,14 +176,19 @@ def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, options, 
 @click.option("--strength", type=float, default=0.6, show_default=True, help="0 keeps the audio, 1 re-renders fully.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
 @render_options("steps", "sampler", "guidance", "controls", "overlap_seconds", "evaluate")
-def restyle_cmd(audio, prompt, strength, seed, output, options, model_dir, codec_dir):
-    """Re-render AUDIO in the style of PROMPT, keeping its tempo, harmony and form."""
+def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model_dir, codec_dir):
+    """Re-render AUDIO in the style of PROMPT, keeping its tempo, harmony and form (and the
+    voice, when AUDIO is a sung render's song.wav or folder)."""
+    from composer.rendering.folder import claim_output
     from composer.rendering.modes import restyle
 
-    result = restyle(audio, prompt, strength=strength, seed=seed, codec=codec_dir, model=model_dir, options=options)
-    result.save(output)
+    with claim_output(output, overwrite=overwrite):
+        result = restyle(audio, prompt, strength=strength, seed=seed, codec=codec_dir, model=model_dir,
+                         options=options)
+        result.save(output)
     click.echo(f"{output}: restyled {result.duration:.1f} s at strength {strength:g}")
 
 
@@ -182,12 +198,18 @@ def restyle_cmd(audio, prompt, strength, seed, output, options, model_dir, codec
 @click.option("--count", type=int, default=5, show_default=True, help="Songs from A (first) to B (last).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
 @render_options("steps", "sampler", "overlap_seconds")
-def interpolate_cmd(audio_a, audio_b, count, seed, output, options, model_dir, codec_dir):
-    """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion)."""
+def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, model_dir, codec_dir):
+    """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion), in OUTPUT/00, 01, ..."""
+    from composer.rendering.folder import check_output
     from composer.rendering.modes import interpolate
 
+    if Path(output).exists() and not Path(output).is_dir():
+        check_output(output)
+    for k in range(max(0, count)):
+        check_output(Path(output) / f"{k:02d}", overwrite=overwrite)
     results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)
     for k, result in enumerate(results):
         result.save(Path(output) / f"{k:02d}")
@@ -214,14 +236,17 @@ def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
 @click.option("--bars", type=int, required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
 @render_options("steps", "sampler", "guidance", "controls", "overlap_seconds")
-def loop_cmd(prompt, bars, seed, output, options, model_dir, codec_dir):
+def loop_cmd(prompt, bars, seed, output, overwrite, options, model_dir, codec_dir):
     """A loop of BARS bars whose end joins its start without a seam."""
+    from composer.rendering.folder import claim_output
     from composer.rendering.modes import loop
 
-    result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options)
-    result.save(output)
+    with claim_output(output, overwrite=overwrite):
+        result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options)
+        result.save(output)
     click.echo(f"{output}: {bars}-bar loop, {result.duration:.2f} s (wrap seam ratio "
                f"{result.report['loop_seam']['ratio']:.2f})")
 

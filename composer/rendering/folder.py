@@ -10,8 +10,11 @@ is written last: its presence marks a complete render.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 
 from composer.data.audio import atomic_path, audio_write, write_text_atomic
-from composer.errors import InputError
+from composer.errors import InputError, RenderError
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,106 @@ ACCOMPANIMENT_NAME = "accompaniment.wav"
 STEM_NAMES = (VOCALS_NAME, VOCALS_DRY_NAME, ACCOMPANIMENT_NAME)
 
 
+RENDER_FILES = frozenset({SONG_WAV, SONG_FLAC, PLAN_NAME, MIDI_NAME, LEAD_SHEET_NAME, LRC_NAME, LYRICS_JSON_NAME,
+                          LATENTS_NAME, REPORT_NAME, *STEM_NAMES})
+
+
+# --- claiming and replacing a render folder ----------------------------------------
+def _partial_name(out_dir: Path, kind: str) -> Path:
+    return out_dir.parent / f".{out_dir.name}.{kind}-{os.getpid()}"
+
+
+def check_output(out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot take a render: a file, a folder of
+    other files, or (without `overwrite`) a folder that already holds a song."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out}: is a file, not a folder (give a new or empty folder)")
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        if names & RENDER_FILES and not overwrite:
+            raise InputError(f"-o {out}: already holds a song (pass --overwrite to replace it, or give a new folder)")
+        if names and not names & RENDER_FILES:
+            raise InputError(f"-o {out}: holds other files, not a song (give a new or empty folder)")
+    return out
+
+
+@contextlib.contextmanager
+def claim_output(out_dir: str | Path, *, overwrite: bool = False):
+    """Check `out_dir` (`check_output`) and hold a lock beside it while rendering, so two
+    renders into one folder are refused; clears what a killed render left beside it."""
+    out = check_output(out_dir, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None
+    with open(lock, "a+") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(f"-o {out}: another render is writing there") from None
+        try:
+            _recover(out)
+            yield out
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def _recover(out: Path) -> None:
+    """Folders a killed render left beside `out`: a half-written one is removed; a replaced
+    one comes back if the new one never arrived."""
+    for stale in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not out.exists():
+            os.replace(stale, out)
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _swap_in(partial: Path, out: Path) -> None:
+    """Put the finished `partial` folder in place of `out`; files of `out` that are not a
+    render's (the user's) move into the new folder."""
+    if not out.exists():
+        os.replace(partial, out)
+        return
+    for item in out.iterdir():
+        if item.name not in RENDER_FILES and not (partial / item.name).exists():
+            os.replace(item, partial / item.name)
+    old = _partial_name(out, "old")
+    os.replace(out, old)
+    os.replace(partial, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "flac")) -> Path:
-    """Write every file of a render (`composer.rendering.Render`) into `out_dir`."""
+    """Write every file of a render (`composer.rendering.Render`) into a temporary folder
+    beside `out_dir`, then put it in place of `out_dir`: a failure (a full disk) leaves
+    the previous song, if any, whole, and never a mix of two songs."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial_name(out_dir, "partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        _write_render(render, partial, formats=formats)
+        _swap_in(partial, out_dir)
+    except OSError as error:
+        raise RenderError(f"{out_dir}: the song could not be written ({error.strerror or error}); "
+                          "nothing was changed there") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out_dir
+
+
+def _write_render(render, out_dir: Path, *, formats: tuple[str, ...]) -> None:
     import lyrics
     from structure.arrangement import arrange
     from structure.export import timed_lyrics, write_musicxml
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan = render.plan
     if "wav" in formats:
         audio_write(out_dir / SONG_WAV, render.audio, render.sample_rate)
@@ -67,15 +163,12 @@ def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "fl
     if render.latents is not None:
         write_latents(out_dir, render.latents, gain=render.gain, seed=render.report.get("seed"))
     write_report(out_dir, render.report)
-    return out_dir
 
 
 def write_stems(out_dir: Path, render) -> None:
-    """The stems of a sung render; a render without them leaves none behind from an earlier song."""
+    """The stems of a sung render (none for an unsung one)."""
     stems = render.stems
     if stems is None:
-        for name in STEM_NAMES:
-            (out_dir / name).unlink(missing_ok=True)
         return
     audio_write(out_dir / ACCOMPANIMENT_NAME, stems.accompaniment, render.sample_rate)
     audio_write(out_dir / VOCALS_NAME, stems.vocals[None], render.sample_rate)

@@ -1,0 +1,127 @@
+"""Render folders: a song is never half replaced, --overwrite, the lock, what a kill leaves."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from composer.cli import main
+from composer.errors import InputError, RenderError
+from composer.rendering import folder
+
+
+def _render(tiny_models, out, *extra):
+    codec, model = tiny_models
+    args = ["render", "folk, 120 bpm", "--duration", "8", "--steps", "2", "--no-evaluate", "--no-vocals",
+            "--codec", str(codec), "--model", str(model), "-o", str(out), *map(str, extra)]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def _snapshot(path):
+    return {p.name: p.read_bytes() for p in path.iterdir()}
+
+
+def test_an_existing_song_needs_overwrite_and_keeps_the_users_files(tmp_path, tiny_models):
+    out = tmp_path / "song"
+    assert _render(tiny_models, out, "--seed", 1).exit_code == 0
+    before = _snapshot(out)
+    result = _render(tiny_models, out, "--seed", 2)
+    assert result.exit_code == 2 and "already holds a song" in result.output and "--overwrite" in result.output
+    assert _snapshot(out) == before
+    (out / "notes.txt").write_text("my notes")
+    (out / "lyrics.lrc").write_text("[00:01.00]stale lyrics of another song\n")
+    assert _render(tiny_models, out, "--seed", 2, "--overwrite").exit_code == 0
+    after = _snapshot(out)
+    assert after["song.wav"] != before["song.wav"]
+    assert after["notes.txt"] == b"my notes"
+    assert b"stale lyrics" not in after.get("lyrics.lrc", b"")  # a render file is the new song's or gone
+    assert [p.name for p in tmp_path.iterdir()] == ["song"]  # no temporary folder or lock left beside it
+
+
+def test_an_output_that_is_a_file_or_a_folder_of_other_files_is_refused_up_front(tmp_path, tiny_models):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    result = _render(tiny_models, target)
+    assert result.exit_code == 2 and "is a file" in result.output
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"\xff\xd8")
+    result = _render(tiny_models, other, "--overwrite")
+    assert result.exit_code == 2 and "holds other files" in result.output
+    assert (other / "cat.jpg").read_bytes() == b"\xff\xd8"
+
+
+def test_a_failed_write_leaves_the_previous_song_whole(tmp_path, tiny_models, monkeypatch):
+    out = tmp_path / "song"
+    assert _render(tiny_models, out, "--seed", 1).exit_code == 0
+    before = _snapshot(out)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(folder, "write_report", full_disk)
+    result = _render(tiny_models, out, "--seed", 2, "--overwrite")
+    assert result.exit_code == 1
+    assert "could not be written (No space left on device)" in result.output
+    assert _snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["song"]
+
+
+def test_two_renders_into_one_folder_are_refused(tmp_path):
+    out = tmp_path / "song"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from composer.rendering.folder import claim_output
+        with claim_output({str(out)!r}):
+            print("held", flush=True)
+            time.sleep(30)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match="another render is writing there"):
+            with folder.claim_output(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder.claim_output(out):  # the kernel dropped the killed render's lock
+        pass
+
+
+def test_what_a_killed_render_left_is_cleared_or_restored(tmp_path):
+    out = tmp_path / "song"
+    partial = tmp_path / ".song.partial-99999"
+    partial.mkdir()
+    (partial / "song.wav").write_bytes(b"half")
+    old = tmp_path / ".song.old-99999"  # killed between moving the old song away and the new one in
+    old.mkdir()
+    (old / "song.wav").write_bytes(b"the previous song")
+    with folder.claim_output(out, overwrite=True):
+        assert not partial.exists()
+        assert (out / "song.wav").read_bytes() == b"the previous song"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song"]
+
+
+def test_the_api_save_replaces_and_reports_a_full_disk(tmp_path, monkeypatch):
+    class Fake:
+        pass
+
+    def boom(render, out_dir, *, formats):
+        (out_dir / "song.wav").write_bytes(b"x")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(folder, "_write_render", boom)
+    with pytest.raises(RenderError, match="nothing was changed there"):
+        folder.save_render(Fake(), tmp_path / "song")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_output_that_is_a_folder_is_bad_input(tmp_path):
+    result = CliRunner().invoke(main, ["plan", "folk", "--duration", "20", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder" in result.output
