@@ -16,6 +16,9 @@ from structure.harmony import NO_CHORD, progression, transpose_symbol
 from structure.melody import sketch_section
 from structure.prompt import Embed, Prompt, parse_prompt
 from structure.schema import (
+    MAX_LYRICS_CHARACTERS,
+    MAX_SECTIONS,
+    MAX_SONG_SECONDS,
     SECTION_KINDS,
     TONICS,
     Key,
@@ -61,19 +64,28 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     (`structure.prompt.parse_prompt`); `composer.plan` passes the bundled one.
     """
     rng = random.Random(seed)
+    if lyrics is not None and len(lyrics) > MAX_LYRICS_CHARACTERS:
+        raise PlanError("lyrics", f"{len(lyrics)} characters, more than the limit of {MAX_LYRICS_CHARACTERS}")
     request = parse_prompt(prompt or "", embed=embed)
     if duration is not None:
-        if not 1 <= duration <= 1800:
-            raise PlanError("duration", f"{duration:g} s is outside 1..1800 s")
+        if not 1 <= duration <= MAX_SONG_SECONDS:
+            raise PlanError("duration", f"{duration:g} s is outside 1..{MAX_SONG_SECONDS:g} s")
         request.duration = float(duration)
+    if request.form and len(request.form) > MAX_SECTIONS:
+        raise PlanError("prompt field form", f"{len(request.form)} sections, more than the limit of {MAX_SECTIONS}")
     style = get_style(request.style or "pop")
     tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
     beats_per_bar = request.beats_per_bar or style.beats_per_bar
     key = request.key or _choose_key(request, style, rng)
     slots = _form(request, style, lyrics, rng)
+    bar_seconds = beats_per_bar * 60.0 / tempo
     if request.duration is not None:
-        bar_seconds = beats_per_bar * 60.0 / tempo
         slots = fit_duration(slots, max(1, round(request.duration / bar_seconds)))
+    planned = sum(slot.bars for slot in slots) * bar_seconds
+    if planned > MAX_SONG_SECONDS + 1e-6 or len(slots) > MAX_SECTIONS:
+        what = "lyrics" if lyrics is not None and request.duration is None else "prompt field form"
+        raise PlanError(what, f"would make a song of {planned:.0f} s in {len(slots)} sections, over the limits "
+                              f"({MAX_SONG_SECONDS:.0f} s, {MAX_SECTIONS} sections); shorten it or give --duration")
     if write_lyrics and lyrics is None:
         _write_lyrics(slots, request, rng)
     sections = _harmonise(slots, style, key, beats_per_bar, rng,

@@ -41,6 +41,12 @@ def tonic_name(pitch_class: int, mode: str) -> str:
 
 TEMPO_RANGE = (30.0, 300.0)
 BEATS_PER_BAR_RANGE = (1, 12)
+# What one song may ask for, the same everywhere (plans, prompts' form=, lyrics, input audio):
+MAX_SONG_SECONDS = 1800.0  # 30 minutes, as --duration
+MAX_SECTIONS = 128
+MAX_BARS_PER_SECTION = 256
+MAX_NOTES = 20_000  # melody notes in a plan
+MAX_LYRICS_CHARACTERS = 50_000
 
 
 class PlanError(ValueError):
@@ -236,6 +242,12 @@ def _parse_plan(data: Any) -> SongPlan:
     sections_data = _require(data, "sections", "")
     if not isinstance(sections_data, list) or not sections_data:
         raise PlanError("sections", "expected a non-empty list")
+    if len(sections_data) > MAX_SECTIONS:
+        raise PlanError("sections", f"{len(sections_data)} sections, more than the limit of {MAX_SECTIONS}")
+    notes = sum(len(s.get("melody") or []) for s in sections_data if isinstance(s, dict)
+                and isinstance(s.get("melody"), list))
+    if notes > MAX_NOTES:
+        raise PlanError("sections", f"{notes} melody notes, more than the limit of {MAX_NOTES}")
     sections = [_parse_section(s, f"sections[{i}]") for i, s in enumerate(sections_data)]
     return SongPlan(
         title=_string(data.get("title", "Untitled"), "title"),
@@ -304,6 +316,8 @@ def validate(plan: SongPlan) -> None:
     lo_b, hi_b = BEATS_PER_BAR_RANGE
     if not lo_b <= plan.beats_per_bar <= hi_b:
         raise PlanError("beats_per_bar", f"{plan.beats_per_bar} is outside {lo_b}..{hi_b}")
+    if len(plan.sections) > MAX_SECTIONS:
+        raise PlanError("sections", f"{len(plan.sections)} sections, more than the limit of {MAX_SECTIONS}")
     names: dict[str, Section] = {}
     for i, section in enumerate(plan.sections):
         path = f"sections[{i}]"
@@ -313,8 +327,8 @@ def validate(plan: SongPlan) -> None:
             raise PlanError(f"{path}.name", f"duplicate section name {section.name!r}")
         if section.kind not in SECTION_KINDS:
             raise PlanError(f"{path}.kind", f"unknown kind {section.kind!r} (known: {', '.join(SECTION_KINDS)})")
-        if section.bars < 1 or section.bars > 256:
-            raise PlanError(f"{path}.bars", f"{section.bars} is outside 1..256")
+        if section.bars < 1 or section.bars > MAX_BARS_PER_SECTION:
+            raise PlanError(f"{path}.bars", f"{section.bars} is outside 1..{MAX_BARS_PER_SECTION}")
         if not 0.0 <= section.energy <= 1.0:
             raise PlanError(f"{path}.energy", f"{section.energy:g} is outside 0..1")
         if not 0.0 <= section.variation <= 1.0:
@@ -344,3 +358,9 @@ def validate(plan: SongPlan) -> None:
             if source.bars != section.bars:
                 raise PlanError(f"{path}.bars", f"a repeat of {source.name!r} must have its {source.bars} bars")
         names[section.name] = section
+    seconds = plan.total_bars * plan.beats_per_bar * 60.0 / plan.tempo_bpm
+    if seconds > MAX_SONG_SECONDS + 1e-6:
+        raise PlanError("sections", f"the song lasts {seconds:.0f} s, over the limit of {MAX_SONG_SECONDS:.0f} s "
+                                    f"({plan.total_bars} bars at {plan.tempo_bpm:g} BPM)")
+    if sum(len(s.melody) for s in plan.sections) > MAX_NOTES:
+        raise PlanError("sections", f"more than {MAX_NOTES} melody notes")

@@ -37,8 +37,15 @@ ANALYSIS_GROUPS = ("rhythm", "harmony", "form")  # what analysis of real audio c
 
 
 def _read_audio(path: str | Path, codec) -> np.ndarray:
+    """An input recording, judged as `composer data check` judges one (length within the song
+    limit, not truncated, finite, not silent) before it is decoded for use."""
     from composer.data.audio import audio_read
+    from composer.data.datasets import check_audio
+    from structure.schema import MAX_SONG_SECONDS
 
+    health = check_audio(path, min_seconds=1.0, max_seconds=MAX_SONG_SECONDS)
+    if health.refusals:
+        raise InputError(f"{path}: {'; '.join(health.refusals)}")
     audio, _ = audio_read(path, sample_rate=codec.sample_rate, channels=codec.channels)
     if audio.shape[-1] < codec.sample_rate:
         raise InputError(f"{path}: shorter than one second")
