@@ -158,6 +158,9 @@ def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options
     from composer.rendering.renderer import render
 
     if plan_file:
+        if duration is not None or lyrics_file:
+            raise InputError("render: --duration and --lyrics apply when planning from a PROMPT; "
+                             "a --plan has its own length and lyrics")
         song = read_plan_file(plan_file)
     elif prompt or lyrics_file:
         lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None

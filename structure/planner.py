@@ -26,6 +26,7 @@ from structure.schema import (
     PlanError,
     Section,
     SongPlan,
+    check_text,
     validate,
 )
 from structure.styles import Style, get_style
@@ -64,6 +65,9 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     (`structure.prompt.parse_prompt`); `composer.plan` passes the bundled one.
     """
     rng = random.Random(seed)
+    check_text(prompt or "", "prompt")
+    if lyrics is not None:
+        check_text(lyrics, "lyrics")
     if lyrics is not None and len(lyrics) > MAX_LYRICS_CHARACTERS:
         raise PlanError("lyrics", f"{len(lyrics)} characters, more than the limit of {MAX_LYRICS_CHARACTERS}")
     request = parse_prompt(prompt or "", embed=embed)

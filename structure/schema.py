@@ -182,6 +182,8 @@ class SongPlan:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise PlanError("plan", f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+        except (ValueError, RecursionError) as error:  # a 5,000-digit number, JSON nested 100,000 deep
+            raise PlanError("plan", f"not a usable JSON document ({_short(error)})") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -204,7 +206,9 @@ def _require(data: dict, name: str, path: str) -> Any:
 
 def _number(value: Any, path: str, *, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PlanError(path, f"expected a number, got {value!r}")
+        raise PlanError(path, f"expected a number, got {value!r:.60}")
+    if isinstance(value, int) and abs(value) > 10 ** 15:
+        raise PlanError(path, f"{str(value)[:20]}... is far too large a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise PlanError(path, f"expected a finite number, got {value!r}")
     if integer and int(value) != value:
@@ -214,7 +218,23 @@ def _number(value: Any, path: str, *, integer: bool = False) -> float:
 
 def _string(value: Any, path: str) -> str:
     if not isinstance(value, str):
-        raise PlanError(path, f"expected text, got {value!r}")
+        raise PlanError(path, f"expected text, got {value!r:.60}")
+    check_text(value, path)
+    return value
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).split(";")[0].split("\n")[0]
+    return text if isinstance(error, ValueError) else "nested too deeply"
+
+
+def check_text(value: str, path: str) -> str:
+    """Text that can be written out (UTF-8): a lone surrogate ("\\ud800") is refused."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PlanError(path, f"holds a character that is not valid Unicode text "
+                              f"({value[error.start]!a} at position {error.start})") from None
     return value
 
 

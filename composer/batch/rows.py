@@ -120,6 +120,12 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
         except json.JSONDecodeError as error:
             yield line, RowError(line, None, f"malformed JSON: {error.msg} at column {error.colno}")
             continue
+        except ValueError:  # a number of thousands of digits
+            yield line, RowError(line, None, "malformed JSON: a number too long to read")
+            continue
+        except RecursionError:
+            yield line, RowError(line, None, "malformed JSON: nested too deeply")
+            continue
         if not isinstance(record, dict):
             yield line, RowError(line, None, f"expected a JSON object, got {type(record).__name__}")
             continue

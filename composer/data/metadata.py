@@ -203,6 +203,10 @@ def _parse_line(number: int, raw: bytes) -> MetadataRow | None:
         record = json.loads(text)
     except json.JSONDecodeError as error:
         return MetadataRow(number, None, problem=f"not valid JSON ({error.msg}, column {error.colno})")
+    except ValueError:  # a number of thousands of digits
+        return MetadataRow(number, None, problem="not valid JSON (a number too long to read)")
+    except RecursionError:
+        return MetadataRow(number, None, problem="not valid JSON (nested too deeply)")
     if not isinstance(record, dict):
         return MetadataRow(number, None, problem=f"expected a JSON object, got {_json_type(record)}")
     name = record.pop("file_name", None)

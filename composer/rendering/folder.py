@@ -125,12 +125,16 @@ def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "fl
     partial = _partial_name(out_dir, "partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
+    import soundfile
+
     try:
         _write_render(render, partial, formats=formats)
         _swap_in(partial, out_dir)
-    except OSError as error:
-        raise RenderError(f"{out_dir}: the song could not be written ({error.strerror or error}); "
-                          "nothing was changed there") from None
+    except (OSError, soundfile.SoundFileRuntimeError) as error:
+        cause = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        if "System error" in cause:  # libsndfile's word for a failed write: the disk is the usual cause
+            cause = "the disk refused the write (full?)"
+        raise RenderError(f"{out_dir}: the song could not be written ({cause}); nothing was changed there") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out_dir
