@@ -23,14 +23,37 @@ def load_codec(path: str | Path | None = None):
     """A codec checkpoint directory, a Hugging Face id in the local cache, or None (the bundled one)."""
     import autoencoder
 
-    return autoencoder.load_codec(bundled_codec_path() if path is None else path)
+    return _checked_load(autoencoder.load_codec, path, bundled_codec_path(), "--codec", "codec")
 
 
 def load_model(path: str | Path | None = None):
     """A diffusion checkpoint directory, or None (the bundled one)."""
     import diffusion
 
-    return diffusion.load_model(bundled_model_path() if path is None else path)
+    return _checked_load(diffusion.load_model, path, bundled_model_path(), "--model", "diffusion model")
+
+
+def _checked_load(load, path, bundled: Path, option: str, what: str):
+    """Load a checkpoint; a broken one (truncated or flipped safetensors, wrong shapes, a bad or
+    swapped config.json, weights that are a folder) is one line naming the option and folder:
+    bad input when the user gave it, a damaged install when it is the bundled one."""
+    from composer.errors import InputError, RenderError, bad_input_types
+
+    where = Path(bundled if path is None else path)
+    if where.is_dir() and (where / "config.json").is_file() and not (where / "model.safetensors").is_file():
+        problem = "no model.safetensors (only safetensors weights are ever loaded)"
+    else:
+        try:
+            return load(where if path is None else path)
+        except bad_input_types() as error:
+            if path is None:
+                raise RenderError(f"the bundled {what} at {where} is damaged ({error}); reinstall") from None
+            raise InputError(f"{option} {path}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - any failure to read a checkpoint is the checkpoint's
+            problem = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160] if str(error).strip() else ''}"
+    if path is None:
+        raise RenderError(f"the bundled {what} at {where} is damaged ({problem}); reinstall the package")
+    raise InputError(f"{option} {path}: not a usable {what} checkpoint ({problem})")
 
 
 def load_models(codec=None, model=None):
