@@ -7,7 +7,6 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_WAIT_POLICY ?= PASSIVE
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
@@ -47,13 +46,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PIP) install -q $(PINS)
 	$(PIP) install -q --no-deps -e .
+	$(PY) -m composer.evaluate.warmup
 	touch $@
 
 python-deps: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/composer doctor
-	$(VENV)/bin/composer render "wistful folk song about trains, 96 bpm, in D minor" --duration 60 --seed 1 -o out/demo
+	$(VENV)/bin/composer render "wistful folk song about trains, 96 bpm, in D minor" --duration 60 --seed 1 -o out/demo --overwrite
 	@echo "Rendered out/demo/song.wav (see out/demo/report.json)"
 
 test: install

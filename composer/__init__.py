@@ -7,7 +7,13 @@ The Python API (each name loads lazily: `import composer` does not import torch)
     composer.load_codec(path=None), composer.load_model(path=None)   # None: the bundled models
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# librosa's first beat tracking compiles numba code for 30-45 s; keep what it compiles in one
+# folder that outlives the process (warmed by `make install`: python -m composer.evaluate.warmup).
+_os.environ.setdefault("NUMBA_CACHE_DIR", _os.path.join(_os.path.expanduser("~"), ".cache", "song-composer", "numba"))
 
 __all__ = ["__version__", "plan", "render", "Render", "RenderOptions", "load_codec", "load_model"]
 
