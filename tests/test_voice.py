@@ -61,7 +61,7 @@ def test_unknown_words_get_phones_from_letter_to_sound():
 
 
 def _syllable(start, end, onset, nucleus, coda, pitch=60, notes=None, line=0, position=0):
-    return SungSyllable(text="x", word="w", position=position, start=start, end=end,
+    return SungSyllable(text="x", word="w", position=position, line_text="w", start=start, end=end,
                         notes=notes or [(start, end, pitch)], phones=SyllablePhones(onset, nucleus, coda, 0), line=line)
 
 

@@ -1,8 +1,8 @@
 """The speech engine: Flite (Debian's `flite`), called as a program.
 
 It does two jobs: letter-to-sound for words the CMU dictionary does not know, and speaking
-a bank of words from given phones (`-p`), with the end time of every phone (`-psdur`),
-which the singer then moves onto the notes. Flite's licence is BSD-style; it is called as
+the song's lines from given phones (`-p`), each line once as connected speech, with the end
+time of every phone (`-psdur`), which the singer then moves onto the notes. Flite's licence is BSD-style; it is called as
 a program, never linked.
 """
 
@@ -93,24 +93,28 @@ def _letter_to_sound_one(word: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=32)
-def _speak_cached(voice: str, bank: tuple[tuple[str, ...], ...]) -> Spoken:
-    return _speak(voice, bank)
+def _speak_cached(voice: str, lines: tuple[tuple[tuple[str, ...], ...], ...]) -> Spoken:
+    return _speak(voice, lines)
 
 
-def speak(voice: str, bank: list[list[str]]) -> Spoken:
-    """Speak each phone list of `bank` as a word, with pauses between, in Flite voice `voice`."""
-    return _speak_cached(voice, tuple(tuple(word) for word in bank))
+def speak(voice: str, lines: list[list[list[str]]]) -> Spoken:
+    """Speak each line (a list of words, each a list of phones) as one connected utterance,
+    with a pause between lines, in Flite voice `voice`. `Spoken.words` lists every word of
+    every line in order, with its phones' times."""
+    return _speak_cached(voice, tuple(tuple(tuple(word) for word in line) for line in lines))
 
 
-def _speak(voice: str, bank: tuple[tuple[str, ...], ...]) -> Spoken:
+def _speak(voice: str, lines: tuple[tuple[tuple[str, ...], ...], ...]) -> Spoken:
     import soundfile as sf
 
     phones = [PAUSE]
-    for word in bank:
-        bad = [p for p in word if p not in PHONES]
-        if bad or not word:
-            raise RenderError(f"voice: cannot speak phones {list(word)!r}")
-        phones += [*word, PAUSE]
+    for line in lines:
+        for word in line:
+            bad = [p for p in word if p not in PHONES]
+            if bad or not word:
+                raise RenderError(f"voice: cannot speak phones {list(word)!r}")
+            phones += list(word)
+        phones.append(PAUSE)
     with tempfile.TemporaryDirectory(prefix="composer-voice-") as folder:
         wav = Path(folder) / "bank.wav"
         listing = _run(["-voice", voice, "-psdur", "-p", " ".join(phones), "-o", str(wav)])
@@ -121,17 +125,18 @@ def _speak(voice: str, bank: tuple[tuple[str, ...], ...]) -> Spoken:
         timed.append((name, float(end)))
     if [name for name, _ in timed] != phones:
         raise RenderError(f"flite voice {voice!r} did not speak the phones it was given")
-    words: list[list[tuple[str, float, float]]] = []
+    segments: list[tuple[str, float, float]] = []
     start = 0.0
-    current: list[tuple[str, float, float]] = []
     for name, end in timed:
-        if name == PAUSE:
-            if current:
-                words.append(current)
-                current = []
-        else:
-            current.append((name, start, end))
+        if name != PAUSE:
+            segments.append((name, start, end))
         start = end
+    words: list[list[tuple[str, float, float]]] = []
+    at = 0
+    for line in lines:
+        for word in line:
+            words.append(segments[at: at + len(word)])
+            at += len(word)
     return Spoken(audio=audio.mean(axis=1), sample_rate=int(rate), words=words)
 
 

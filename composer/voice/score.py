@@ -31,7 +31,7 @@ class PlacedPhone:
     phone: str
     start: float
     end: float
-    word: str
+    word: tuple[str, int]  # the spoken source: (line text, word position) in the bank
     index: int
     part: str
     line: int = 0
@@ -42,11 +42,16 @@ class SungSyllable:
     text: str
     word: str  # the sung token ("42" for "forty two")
     position: int  # the token's place in its line
+    line_text: str  # the line as written (the bank speaks each line once)
     start: float  # the beat it is sung on (seconds)
     end: float  # the end of its last (melisma) note
     notes: list[tuple[float, float, int]]  # (start, end, MIDI pitch) of its notes
     phones: SyllablePhones
     line: int
+
+    @property
+    def source(self) -> tuple[str, int]:
+        return (self.line_text, self.position)
 
 
 @dataclass
@@ -99,7 +104,7 @@ def sung_syllables(section, beats_per_bar: int, seconds_per_beat: float,
         texts = lyrics.syllables(text)
         for run, (position, token, syllable), written in zip(runs, pieces, texts):
             out.append(SungSyllable(
-                text=written, word=token, position=position, start=run[0].start * spb,
+                text=written, word=token, position=position, line_text=text, start=run[0].start * spb,
                 end=(run[-1].start + run[-1].duration) * spb,
                 notes=[(n.start * spb, (n.start + n.duration) * spb, n.pitch + shift) for n in run],
                 phones=syllable, line=line_index))
@@ -110,9 +115,10 @@ def _touches(previous, note, slack: float = 0.26) -> bool:
     return note.start - (previous.start + previous.duration) <= slack
 
 
-def place(syllables: list[SungSyllable], duration_of: Callable[[str, int], float]) -> SectionScore:
-    """Phones in time for a section's syllables. duration_of(word, index): the spoken length
-    of the word's phone `index` (seconds), which consonants keep when there is room."""
+def place(syllables: list[SungSyllable], duration_of: Callable[[tuple[str, int], int], float]) -> SectionScore:
+    """Phones in time for a section's syllables. duration_of((line text, word position), index):
+    the spoken length of that word's phone `index` (seconds), which consonants keep when there
+    is room."""
     score = SectionScore(syllables=syllables,
                          notes=[note for syllable in syllables for note in syllable.notes])
     # first pass: when each syllable's onset starts (the previous syllable ends there)
@@ -120,7 +126,7 @@ def place(syllables: list[SungSyllable], duration_of: Callable[[str, int], float
     for syllable in syllables:
         onset, coda = _part_indices(syllable)
         span = syllable.end - syllable.start
-        onset_length = _capped([duration_of(syllable.word, i) for i in onset], MAX_ONSET, 0.45 * span)
+        onset_length = _capped([duration_of(syllable.source, i) for i in onset], MAX_ONSET, 0.45 * span)
         plans.append((onset, coda, onset_length))
     for k, (syllable, (onset, coda, onset_length)) in enumerate(zip(syllables, plans)):
         onset_start = syllable.start - min(LEAD, sum(onset_length))
@@ -130,11 +136,11 @@ def place(syllables: list[SungSyllable], duration_of: Callable[[str, int], float
             next_start = following.start - min(LEAD, sum(plans[k + 1][2]))
             end = min(end, next_start)
         end = max(end, syllable.start + MIN_NUCLEUS)
-        coda_length = _capped([duration_of(syllable.word, i) for i in coda], MAX_CODA,
+        coda_length = _capped([duration_of(syllable.source, i) for i in coda], MAX_CODA,
                               0.35 * (end - syllable.start))
         time = onset_start
         for i, length in zip(onset, onset_length):
-            score.phones.append(PlacedPhone(_name(syllable, i), time, time + length, syllable.word, i, "onset",
+            score.phones.append(PlacedPhone(_name(syllable, i), time, time + length, syllable.source, i, "onset",
                                             syllable.line))
             time += length
         coda_start = end - sum(coda_length)
@@ -144,12 +150,12 @@ def place(syllables: list[SungSyllable], duration_of: Callable[[str, int], float
         for j, i in enumerate(nucleus):  # a merged nucleus shares the held time evenly
             a = nucleus_start + (coda_start - nucleus_start) * j / len(nucleus)
             b = nucleus_start + (coda_start - nucleus_start) * (j + 1) / len(nucleus)
-            score.phones.append(PlacedPhone(_name(syllable, i), a, b, syllable.word, i, "nucleus",
+            score.phones.append(PlacedPhone(_name(syllable, i), a, b, syllable.source, i, "nucleus",
                                             syllable.line))
         time = coda_start
         scale = (end - coda_start) / max(sum(coda_length), 1e-9)
         for i, length in zip(coda, coda_length):
-            score.phones.append(PlacedPhone(_name(syllable, i), time, time + length * scale, syllable.word, i,
+            score.phones.append(PlacedPhone(_name(syllable, i), time, time + length * scale, syllable.source, i,
                                             "coda", syllable.line))
             time += length * scale
     score.breaths = _breaths(score.phones)

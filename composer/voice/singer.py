@@ -1,6 +1,6 @@
 """The singer: a plan's lyrics sung on its melody, as a dry vocal track.
 
-The speech engine speaks every sung word once (a bank, in the voice's Flite voice); the
+The speech engine speaks every sung line once (a bank, in the voice's Flite voice); the
 WORLD vocoder (`pyworld`, MIT licence) analyses that speech into pitch, spectral envelope
 and aperiodicity every 5 ms; each placed phone (`composer.voice.score`) then reads its
 stretch of the bank: consonants at their spoken speed, vowels held with their transitions
@@ -64,20 +64,20 @@ class Bank:
     """The spoken words and their WORLD analysis."""
 
     spoken: Spoken
-    index: dict[str, int]  # token -> word number in the bank
+    index: dict[tuple[str, int], int]  # (line text, word position) -> word number in the bank
     f0: np.ndarray
     sp: np.ndarray
     ap: np.ndarray
 
-    def phone_times(self, token: str, i: int) -> tuple[float, float]:
-        phones = self.spoken.words[self.index[token]]
+    def phone_times(self, source: tuple[str, int], i: int) -> tuple[float, float]:
+        phones = self.spoken.words[self.index[source]]
         _, start, end = phones[min(i, len(phones) - 1)]
         return start, end
 
 
 @functools.lru_cache(maxsize=8)
-def _analyse(voice: str, bank: tuple[tuple[str, ...], ...]):
-    spoken = speak(voice, [list(word) for word in bank])
+def _analyse(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
+    spoken = speak(voice, [[list(word) for word in line] for line in bank])
     pw = _pyworld()
     x = spoken.audio.astype(np.float64)
     f0, t = pw.dio(x, spoken.sample_rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_PERIOD)
@@ -105,10 +105,19 @@ def _voice_sonorants(f0: np.ndarray, t: np.ndarray, spoken: Spoken) -> np.ndarra
     return out
 
 
-def make_bank(voice: str, phones: dict[str, list[str]]) -> Bank:
-    tokens = sorted(phones)
-    spoken, f0, sp, ap = _analyse(voice, tuple(tuple(phones[t]) for t in tokens))
-    return Bank(spoken=spoken, index={t: i for i, t in enumerate(tokens)}, f0=f0, sp=sp, ap=ap)
+def make_bank(voice: str, lines: list[str], phones: dict[str, list[str]]) -> Bank:
+    """Every distinct line spoken once, connected, from the words' phones, and analysed."""
+    import lyrics
+
+    texts = sorted(set(lines))
+    utterances = tuple(tuple(tuple(phones[t]) for t in lyrics.words(text)) for text in texts)
+    spoken, f0, sp, ap = _analyse(voice, utterances)
+    index, at = {}, 0
+    for text in texts:
+        for position, _ in enumerate(lyrics.words(text)):
+            index[(text, position)] = at
+            at += 1
+    return Bank(spoken=spoken, index=index, f0=f0, sp=sp, ap=ap)
 
 
 def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: int = 0,
@@ -129,9 +138,10 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
     vocal = Vocal(audio=out, sample_rate=sample_rate, voice=chosen.name, shift=shift)
     if not sung:
         return vocal
-    tokens = [t for s in sung for line in s.lyrics for t in lyrics.words(line)]
+    lines = [line for s in sung for line in s.lyrics if lyrics.words(line)]
+    tokens = [t for line in lines for t in lyrics.words(line)]
     phones = {t: (p or ["ax"]) for t, p in word_phones(tokens).items()}
-    bank = make_bank(chosen.engine_voice, phones)
+    bank = make_bank(chosen.engine_voice, lines, phones)
     starts = dict(zip((s.name for s in plan.sections), (a for a, _ in plan.section_times())))
     made: dict[str, tuple[np.ndarray, float, SectionScore]] = {}
     for section in sung:
@@ -141,7 +151,7 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
         section_seed = (section_seeds or {}).get(section.name, seed)
         key = (_content_key(syllables, chosen.name), section_seed)
         if key not in made:
-            score = place(syllables, lambda word, i: _length(bank.phone_times(word, i)))
+            score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)))
             audio, offset = _sing_section(score, bank, sample_rate, derived_seed(section_seed, "voice", key[0]))
             made[key] = (audio, offset, score)
         audio, offset, score = made[key]
@@ -167,7 +177,7 @@ def _length(span: tuple[float, float]) -> float:
 
 
 def _content_key(syllables, voice: str) -> str:
-    text = repr([(s.text, s.word, round(s.start, 6), round(s.end, 6), s.notes, s.phones) for s in syllables])
+    text = repr([(s.text, s.word, s.line_text, round(s.start, 6), round(s.end, 6), s.notes, s.phones) for s in syllables])
     return hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:16]
 
 
