@@ -26,10 +26,11 @@ def lead_sheet(plan: SongPlan):
                     continue
                 part.insert(start_beat + bar * plan.beats_per_bar + c * beats_each,
                             harmony.ChordSymbol(_to_music21_figure(symbol)))
+        shown = _written_syllables(section, plan.beats_per_bar)
         for n in section.melody:
             m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration))
             if n.syllable and n.syllable != "_":
-                m21_note.lyric = n.syllable
+                m21_note.lyric = shown.get(id(n), n.syllable)
             part.insert(start_beat + _quantise(n.start), m21_note)
     # rests up to the song's end: a last bar without melody still holds its chord symbol
     part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats)], fillGaps=True, inPlace=True)
@@ -37,6 +38,39 @@ def lead_sheet(plan: SongPlan):
     score.metadata = metadata.Metadata(title=plan.title)
     score.insert(0, part)
     return score
+
+
+def _written_syllables(section, beats_per_bar: int) -> dict[int, str]:
+    """The syllable each sung note shows, with the punctuation the lyric was written with
+    ("home," rather than "home"), keyed by the note's id."""
+    from structure.melody import phrase_spans
+
+    shown: dict[int, str] = {}
+    if not section.lyrics:
+        return shown
+    for (lo, hi), text in zip(phrase_spans(section.bars, beats_per_bar, len(section.lyrics)), section.lyrics):
+        sung = [n for n in section.melody if lo <= n.start < hi and n.syllable and n.syllable != "_"]
+        for note_, display in zip(sung, _display_syllables(text)):
+            shown[id(note_)] = display
+    return shown
+
+
+def _display_syllables(line: str) -> list[str]:
+    import lyrics
+
+    out: list[str] = []
+    for written, _ in lyrics.written_words(line):
+        pieces = list(lyrics.syllables(written))
+        tokens = lyrics.words(written)
+        if not pieces or not tokens:
+            continue
+        first, last = written.find(tokens[0]), written.rfind(tokens[-1])
+        if first > 0:
+            pieces[0] = written[:first] + pieces[0]
+        if last >= 0:
+            pieces[-1] = pieces[-1] + written[last + len(tokens[-1]):]
+        out += pieces
+    return out
 
 
 def _quantise(beats: float) -> float:

@@ -208,6 +208,7 @@ def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_pa
     assert "Home," in (out / "lyrics.lrc").read_text()
     timed = json.loads((out / "lyrics.json").read_text())
     assert timed[0]["words"][0]["word"] == "Home,"
+    assert "<text>Home,</text>" in (out / "lead_sheet.musicxml").read_text()
 
     sections = report["sections"]
     target = sections[-1]
