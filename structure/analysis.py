@@ -74,12 +74,10 @@ class Analysis:
 
 
 # --- the analysis ----------------------------------------------------------
-def analyze(audio: np.ndarray, sample_rate: int, *, tuning: float | None = None) -> Analysis:
+def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     """Measure tempo, beats, meter, key, chroma, beat chords and section starts.
 
     audio: `[channels, samples]` or `[samples]`, float, any rate.
-    tuning: the reference's deviation from A440 in fractions of a semitone; None estimates it
-    from the audio (archives drift); 0.0 measures against A440 (a plan's reference).
     """
     mono = _mono(audio, sample_rate)
     duration = len(mono) / ANALYSIS_RATE
@@ -98,8 +96,7 @@ def analyze(audio: np.ndarray, sample_rate: int, *, tuning: float | None = None)
                                               center=False)
     rms = librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0]
     # Tuning is estimated from the audio (archives drift off A440), but not from silence.
-    if tuning is None and rms.max() < _db_to_amp(SILENCE_DB):
-        tuning = 0.0
+    tuning = None if rms.max() >= _db_to_amp(SILENCE_DB) else 0.0
     chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_RATE, hop_length=HOP, tuning=tuning).T
     frames = min(len(chroma), log_mel.shape[1], 1 + int(duration * ANALYSIS_RATE / HOP))
     chroma, log_mel, rms = chroma[:frames], log_mel[:, :frames], rms[:frames]

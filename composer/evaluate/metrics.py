@@ -71,7 +71,7 @@ class Measurement:
 def measure(audio: np.ndarray, sample_rate: int, plan: SongPlan, seams: Sequence[float],
              window_seams: Sequence[float]) -> Measurement:
     audio = np.asarray(audio, dtype=np.float32)
-    analysis = analyze(audio, sample_rate, tuning=0.0)  # the plan's reference is A440
+    analysis = analyze(audio, sample_rate)
     grid = np.arange(plan.total_beats) * plan.seconds_per_beat
     grid = grid[grid < analysis.duration - 1e-6]
     beat_chroma = beat_sync(analysis.chroma, analysis.frame_times, grid, analysis.duration)
