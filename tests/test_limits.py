@@ -60,3 +60,16 @@ def test_input_audio_over_the_limit_or_truncated_is_refused_before_decoding(tmp_
     flac.write_bytes(data[: len(data) // 2])
     result = _run("restyle", flac, "genre=jazz", "--codec", codec, "--model", model, "-o", tmp_path / "o")
     assert result.exit_code == 2, result.output
+
+
+def test_a_playlist_named_wav_is_refused_not_followed(tmp_path):
+    import pytest
+
+    from composer.data.audio import AudioError, audio_read
+
+    other = tmp_path / "secret.wav"
+    sf.write(other, np.zeros(8000, dtype=np.float32), 8000)
+    playlist = tmp_path / "song.wav"
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n{other}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(AudioError, match="a playlist, not audio"):
+        audio_read(playlist)

@@ -124,16 +124,28 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(audio.T, from_rate, to_rate, quality="HQ").T.astype(np.float32)
 
 
+def refuse_playlists(path: Path) -> None:
+    """A playlist (HLS, ffconcat, SDP) dressed as audio would make ffmpeg read other files."""
+    with open(path, "rb") as handle:
+        head = handle.read(64).lstrip()
+    if head.startswith((b"#EXTM3U", b"#EXT-X", b"ffconcat", b"v=0")):
+        raise AudioError(f"{path}: a playlist, not audio (it would point the decoder at other files)")
+
+
 def _read_with_ffmpeg(path: Path, sf_error: str) -> tuple[np.ndarray, int]:
     if shutil.which("ffmpeg") is None:
         raise AudioError(f"{path}: cannot decode ({sf_error}); ffmpeg is not installed")
+    refuse_playlists(path)
     probe = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        # only local files: a playlist named .wav must not lead ffmpeg to other files or the network
+        ["ffmpeg", "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-i", str(path), "-f", "f32le",
+         "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=False)
     if probe.returncode != 0 or not probe.stdout:
         raise AudioError(f"{path}: cannot decode audio ({sf_error.splitlines()[0] if sf_error else 'unknown format'})")
     # ffmpeg keeps the source rate and channels; ask for them explicitly.
-    info = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+    info = subprocess.run(["ffprobe", "-v", "error", "-protocol_whitelist", "file", "-select_streams", "a:0",
+                           "-show_entries",
                            "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
                           capture_output=True, text=True, check=False)
     try:
