@@ -193,9 +193,12 @@ class _RayWorker:
         import torch
 
         torch.set_num_threads(threads)
-        self._checkpoints = tempfile.mkdtemp(prefix="composer-batch-")
-        self.worker = _Worker(_unship(codec, Path(self._checkpoints) / "codec"),
-                              _unship(model, Path(self._checkpoints) / "model"), options)
+        checkpoints = tempfile.mkdtemp(prefix="composer-batch-")
+        try:  # the models load into memory here; their shipped files are not needed after
+            self.worker = _Worker(_unship(codec, Path(checkpoints) / "codec"),
+                                  _unship(model, Path(checkpoints) / "model"), options)
+        finally:
+            shutil.rmtree(checkpoints, ignore_errors=True)
 
     def render(self, job: Job) -> tuple[Outcome, dict[str, bytes]]:
         with tempfile.TemporaryDirectory(prefix="composer-song-") as scratch:
