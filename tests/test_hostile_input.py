@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from composer.cli import main
 from structure.planner import plan
 
-SETTINGS = settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomized: CI sees the same cases every run (HOSTILE_EXAMPLES=500 explores more locally)
+SETTINGS = settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "25")), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 GOOD_PLAN = json.loads(plan("folk", duration=20, seed=0, write_lyrics=True).to_json())
 
 nasty_text = st.one_of(
@@ -74,7 +75,8 @@ def test_plans_too_deep_or_with_huge_numbers_are_bad_input(tmp_path):
 @given(prompt=nasty_text)
 def test_any_prompt_plans_or_is_refused_in_one_line(tmp_path_factory, prompt):
     folder = tmp_path_factory.mktemp("prompt")
-    result = CliRunner().invoke(main, ["plan", prompt, "--duration", "20", "-o", str(folder / "p.json")])
+    # after "--": a prompt that starts with "-" is text, not an option
+    result = CliRunner().invoke(main, ["plan", "--duration", "20", "-o", str(folder / "p.json"), "--", prompt])
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
         assert _one_error_line(result), result.output
