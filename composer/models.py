@@ -49,7 +49,9 @@ def _checked_load(load, path, bundled: Path, option: str, what: str):
             if path is None:
                 raise RenderError(f"the bundled {what} at {where} is damaged ({error}); reinstall") from None
             raise InputError(f"{option} {path}: {error}") from None
-        except Exception as error:  # noqa: BLE001 - any failure to read a checkpoint is the checkpoint's
+        except (MemoryError, ImportError):  # the machine's or the install's, not the checkpoint's
+            raise
+        except Exception as error:  # noqa: BLE001 - any other failure to read a checkpoint is the checkpoint's
             problem = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160] if str(error).strip() else ''}"
     if path is None:
         raise RenderError(f"the bundled {what} at {where} is damaged ({problem}); reinstall the package")

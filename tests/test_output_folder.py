@@ -125,3 +125,39 @@ def test_the_api_save_replaces_and_reports_a_full_disk(tmp_path, monkeypatch):
 def test_plan_output_that_is_a_folder_is_bad_input(tmp_path):
     result = CliRunner().invoke(main, ["plan", "folk", "--duration", "20", "-o", str(tmp_path)])
     assert result.exit_code == 2 and "is a folder" in result.output
+
+
+def test_a_failed_swap_puts_the_old_song_and_the_users_files_back(tmp_path, tiny_models, monkeypatch):
+    out = tmp_path / "song"
+    assert _render(tiny_models, out, "--seed", 1).exit_code == 0
+    (out / "notes.txt").write_text("my notes")
+    before = _snapshot(out)
+    real_replace = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append((str(src), str(dst)))
+        if str(dst) == str(out) and ".partial-" in str(src):  # the new song cannot move in
+            raise OSError(errno.EACCES, "Permission denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(folder.os, "replace", flaky)
+    result = _render(tiny_models, out, "--seed", 2, "--overwrite")
+    assert result.exit_code == 1 and "nothing was changed there" in result.output
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song"]
+
+
+def test_recovery_gives_the_users_files_from_a_replaced_folder_to_the_new_one(tmp_path):
+    out = tmp_path / "song"
+    out.mkdir()
+    (out / "song.wav").write_bytes(b"new song")
+    old = tmp_path / ".song.old-4242"
+    old.mkdir()
+    (old / "song.wav").write_bytes(b"old song")
+    (old / "notes.txt").write_text("mine")
+    with folder.claim_output(out, overwrite=True):
+        pass
+    assert (out / "song.wav").read_bytes() == b"new song"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not old.exists()

@@ -235,6 +235,15 @@ def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_pa
     loud = np.abs(dry[:n]) > 0.05
     ratio = kept[:n][loud] / dry[:n][loud]
     assert np.std(ratio) < 0.05 * np.abs(np.mean(ratio))  # the same voice, only its level changed
+    # repainting the restyled song keeps its voice in the mix: song = accompaniment + vocals
+    analysed = json.loads((restyled / "report.json").read_text())["sections"][0]["name"]
+    result = _composer("repaint", restyled, "--section", analysed, "--codec", codec, "--model", model)
+    assert result.exit_code == 0, result.output
+    song, _ = sf.read(restyled / "song.wav", dtype="float32", always_2d=True)
+    backing, _ = sf.read(restyled / "accompaniment.wav", dtype="float32", always_2d=True)
+    voice, _ = sf.read(restyled / "vocals.wav", dtype="float32", always_2d=True)
+    n = min(len(song), len(backing), len(voice))
+    assert np.abs(song[:n] - np.clip(backing[:n] + voice[:n], -1, 1)).max() < 4 / 32767
 
 
 def test_no_vocals_leaves_no_stems_and_an_unknown_voice_is_bad_input(tmp_path, tiny_models):

@@ -11,6 +11,7 @@ is written last: its presence marks a complete render.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -66,10 +67,10 @@ def check_output(out_dir: str | Path, *, overwrite: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def claim_output(out_dir: str | Path, *, overwrite: bool = False):
-    """Check `out_dir` (`check_output`) and hold a lock beside it while rendering, so two
-    renders into one folder are refused; clears what a killed render left beside it."""
-    out = check_output(out_dir, overwrite=overwrite)
+def lock_output(out_dir: str | Path):
+    """Hold a lock beside `out_dir` (the kernel drops it if the process dies); a second
+    holder is refused with InputError."""
+    out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
     try:
@@ -81,38 +82,63 @@ def claim_output(out_dir: str | Path, *, overwrite: bool = False):
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise InputError(f"-o {out}: another render is writing there") from None
+                raise InputError(f"{out}: another render is writing there") from None
         try:
-            _recover(out)
             yield out
         finally:
             lock.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def claim_output(out_dir: str | Path, *, overwrite: bool = False):
+    """Hold the lock beside `out_dir`, put back what a killed render left there, then check
+    it (`check_output`): two renders into one folder are refused."""
+    with lock_output(out_dir) as out:
+        _recover(out)
+        check_output(out, overwrite=overwrite)
+        yield out
+
+
+def _stale(out: Path, kind: str) -> list[Path]:
+    return sorted(out.parent.glob(f"{glob.escape('.' + out.name)}.{kind}-*"))
+
+
 def _recover(out: Path) -> None:
-    """Folders a killed render left beside `out`: a half-written one is removed; a replaced
-    one comes back if the new one never arrived."""
-    for stale in sorted(out.parent.glob(f".{out.name}.old-*")):
+    """Folders a killed render left beside `out`: a half-written one is removed (the user's
+    files it had taken over go back first); a replaced one comes back if the new one never
+    arrived, or gives the user's files to the new one."""
+    for stale in _stale(out, "old"):
         if not out.exists():
             os.replace(stale, out)
-        else:
-            shutil.rmtree(stale, ignore_errors=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
+            continue
+        _move_foreign(stale, out)
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in _stale(out, "partial"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _move_foreign(source: Path, target: Path) -> None:
+    """Move the files of `source` that are not a render's into `target` (never overwriting)."""
+    for item in source.iterdir():
+        if item.name not in RENDER_FILES and not (target / item.name).exists():
+            os.replace(item, target / item.name)
+
+
 def _swap_in(partial: Path, out: Path) -> None:
-    """Put the finished `partial` folder in place of `out`; files of `out` that are not a
-    render's (the user's) move into the new folder."""
+    """Put the finished `partial` folder in place of `out`; the files of the old `out` that
+    are not a render's (the user's) then move into the new one. If the swap fails, the old
+    folder is put back whole."""
     if not out.exists():
         os.replace(partial, out)
         return
-    for item in out.iterdir():
-        if item.name not in RENDER_FILES and not (partial / item.name).exists():
-            os.replace(item, partial / item.name)
     old = _partial_name(out, "old")
     os.replace(out, old)
-    os.replace(partial, out)
+    try:
+        os.replace(partial, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    _move_foreign(old, out)
     shutil.rmtree(old, ignore_errors=True)
 
 

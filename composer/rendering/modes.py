@@ -237,6 +237,13 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
     """Re-render (and re-sing) one section of a render directory; every other sample stays
     bit-identical (outside the decoder's reach and, for the voice, the room's echo)."""
     from composer.rendering import folder
+
+    with folder.lock_output(out_dir):
+        return _repaint(out_dir, section, seed=seed, codec=codec, model=model, progress=progress)
+
+
+def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
+    from composer.rendering import folder
     from composer.rendering.vocals import add_vocals, sing_song, yield_controls
     from composer.voice.mix import REVERB_SECONDS
 
@@ -291,6 +298,14 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
                             (folder.VOCALS_NAME, scaled.vocals[None]), (folder.VOCALS_DRY_NAME, scaled.vocals_dry[None])):
             stems_pcm[name] = _splice(folder.read_pcm(done.path / name)[0], audio, lo, hi)
         new_audio = np.clip(mixed * done.gain, -1.0, 1.0)
+    elif sung:  # a restyled sung render: its voice is kept, not sung from the plan
+        kept = folder.read_pcm(done.path / folder.VOCALS_NAME)[0].T.astype(np.float32) / 32767
+        backing = np.clip(decoded * done.gain, -1.0, 1.0)
+        stems_pcm[folder.ACCOMPANIMENT_NAME] = _splice(folder.read_pcm(done.path / folder.ACCOMPANIMENT_NAME)[0],
+                                                       backing, lo, hi)
+        n = min(decoded.shape[-1], kept.shape[-1])
+        new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
+        new_audio[:, :n] = np.clip(decoded[:, :n] * done.gain + kept[:, :n], -1.0, 1.0)
     else:
         new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
     spliced = _splice(old, new_audio, lo, hi)

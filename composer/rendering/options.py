@@ -47,7 +47,11 @@ class RenderOptions:
         """The options a render used, from its report.json (repaint renders the same way)."""
         interval = report.get("guidance_interval")
         vocals = report.get("vocals") or {}
+        saved = report.get("options") or {}
         return cls(steps=int(report.get("steps", 16)), sampler=report.get("sampler", "multistep"),
+                   overlap_seconds=float(saved.get("overlap_seconds", 0.4)),
+                   crossfade_beats=float(saved.get("crossfade_beats", 1.0)),
+                   repaint_seams=bool(saved.get("repaint_seams", False)),
                    guidance=report.get("guidance", 2.0), guidance_interval=tuple(interval) if interval else None,
                    control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False,
                    vocals=bool(vocals), voice=vocals.get("voice", "high"), lead=vocals.get("lead", "yield"),

@@ -60,12 +60,13 @@ def yield_controls(array: np.ndarray, spans: list[tuple[float, float]], frame_ra
     return out
 
 
-def chorus_spans(plan, vocal) -> list[tuple[float, float]]:
-    """The sung lines of the choruses (every sung line when the song has no chorus)."""
+def chorus_spans(plan, vocal) -> tuple[list[tuple[float, float]], str]:
+    """The sung lines of the choruses, or every sung line when the song has no chorus; and
+    which of the two it is."""
     kinds = {s.name: s.kind for s in plan.sections}
     spans = [tuple(line) for section in vocal.sections if kinds.get(section["name"]) == "chorus"
              for line in section["lines"]]
-    return spans or vocal.sung_spans
+    return (spans, "choruses") if spans else (vocal.sung_spans, "sung lines")
 
 
 def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
@@ -77,7 +78,7 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
 
     clock = time.monotonic()
     rate = vocal.sample_rate
-    spans = chorus_spans(plan, vocal)
+    spans, measured_over = chorus_spans(plan, vocal)
     dry = vocal.audio
     if dry.shape[0] != accompaniment.shape[-1]:
         dry = np.pad(dry, (0, max(0, accompaniment.shape[-1] - dry.shape[0])))[: accompaniment.shape[-1]]
@@ -89,7 +90,7 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
     report = {
         "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
         "lu_above_accompaniment": lu_difference(wet, backing, spans, rate),
-        "measured_over": "choruses" if spans != vocal.sung_spans else "sung lines",
+        "measured_over": measured_over,
         "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"])}
                      for s in vocal.sections],
         "section_seeds": dict(options.vocal_seeds or {}),

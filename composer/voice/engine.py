@@ -92,7 +92,7 @@ def _letter_to_sound_one(word: str) -> list[str]:
     return [p for p in _run(["-ps", "-t", word, "none"]).split() if p in PHONES]
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=2)
 def _speak_cached(voice: str, lines: tuple[tuple[tuple[str, ...], ...], ...]) -> Spoken:
     return _speak(voice, lines)
 

@@ -76,7 +76,8 @@ def duck(accompaniment: np.ndarray, spans: list[tuple[float, float]], sample_rat
     for a, b in spans:
         envelope[int(a * sample_rate): int(b * sample_rate)] = 10 ** (-depth_db / 20)
     width = max(1, int(ramp * sample_rate))
-    smooth = np.convolve(envelope, np.ones(width) / width, mode="same")
+    padded = np.pad(envelope, (width // 2, width - 1 - width // 2), mode="edge")  # no fade at the song's ends
+    smooth = np.convolve(padded, np.ones(width) / width, mode="valid")
     return (accompaniment * smooth[None]).astype(np.float32)
 
 

@@ -34,6 +34,7 @@ VIBRATO_AFTER = 0.4  # seconds: notes at least this long get vibrato
 PORTAMENTO = 0.035  # seconds each side of a legato note change
 TRANSITION = 0.05  # seconds of a vowel's start and end kept at spoken speed
 TAIL = 0.08  # seconds of release after the last phone
+CONSONANT_GAIN = 2.0  # consonants 3 dB louder than spoken: Whisper's WER on 6 sheets 0.27 -> 0.25 (high)
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Bank:
         return start, end
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # a bank's analysis is ~1 MB a spoken second: keep the last songs only
 def _analyse(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
     spoken = speak(voice, [[list(word) for word in line] for line in bank])
     pw = _pyworld()
@@ -214,6 +215,8 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int) 
         src_voiced = bank.f0[np.rint(position).astype(int)] > 0
         voiced[sel] = src_voiced | (phone.phone in SONORANTS)
         active[sel] = 1.0
+        if phone.part != "nucleus" and CONSONANT_GAIN != 1.0:
+            sp[sel] *= CONSONANT_GAIN
     gain = np.convolve(active, np.ones(4) / 4, mode="same")  # 20 ms ramps: no clicks at the edges
     sp *= np.maximum(gain, 1e-6)[:, None] ** 2
     f0 = np.where(voiced, _pitch_hz(times, score.notes, seed), 0.0)
