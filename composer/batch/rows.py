@@ -251,10 +251,10 @@ def _row_seed(value: object) -> int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
         seed = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"seed: expected a whole number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"seed: expected a whole number, got {str(value)[:40]!r}") from None
     if not 0 <= seed < 2**63:
-        raise InputError(f"seed: {seed} is outside 0..2^63-1")
+        raise InputError(f"seed: {str(seed)[:40]} is outside 0..2^63-1")
     return seed
 
 
@@ -263,8 +263,8 @@ def _row_duration(value: object) -> float:
         if isinstance(value, bool):
             raise ValueError
         return float(str(value).strip().removesuffix("s")) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"duration: expected seconds, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"duration: expected seconds, got {str(value)[:40]!r}") from None
 
 
 __all__ = ["Row", "RowError", "read_rows"]
