@@ -53,7 +53,6 @@ def _file(name: str, path: str, fix: str) -> Check:
 def _singing() -> list[Check]:
     """The singing voice's parts: the Flite program with its voices, and the WORLD vocoder."""
     import subprocess
-    import warnings
 
     from composer.voice.engine import INSTALL_HINT, flite_path
     from composer.voice.voices import VOICES
@@ -72,9 +71,9 @@ def _singing() -> list[Check]:
                      path if not missing else f"{path} lacks the voice(s) {', '.join(missing)}",
                      "" if not missing else INSTALL_HINT)]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pyworld  # noqa: F401
+        from composer.voice.singer import load_pyworld
+
+        load_pyworld()
         out.append(Check("WORLD vocoder (pyworld, for the singing voice)", True, "imports"))
     except ImportError as error:
         out.append(Check("WORLD vocoder (pyworld, for the singing voice)", False, str(error),

@@ -244,7 +244,7 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
 
 def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     from composer.rendering import folder
-    from composer.rendering.vocals import add_vocals, sing_song, yield_controls
+    from composer.rendering.vocals import add_vocals, sing_song, song_controls
     from composer.voice.mix import REVERB_SECONDS
 
     done = folder.load_render(out_dir)
@@ -259,18 +259,12 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     total = done.latents.shape[-1]
     sung = options.vocals and (done.path / folder.VOCALS_NAME).is_file()
     vocal = None
-    controls_array = None
     if sung:
         options = replace(options, vocal_seeds={**(options.vocal_seeds or {}), section: seed})
         vocal = sing_song(plan, options, seed=render_seed, sample_rate=codec.sample_rate,
                           samples=total * codec.hop_length)
-        if vocal is not None and options.lead == "yield":
-            from structure.frame_controls import controls as plan_controls
-
-            controls_array = yield_controls(plan_controls(plan, codec.frame_rate, frames=total), vocal.sung_spans,
-                                            codec.frame_rate)
     conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups,
-                                        controls_array=controls_array)
+                                        controls_array=song_controls(plan, vocal, options, codec.frame_rate, total))
     clock = time.monotonic()
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
                                         progress=progress, canvas=done.latents, only=section)

@@ -26,7 +26,7 @@ import torch
 
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
-from composer.rendering.vocals import Stems, add_vocals, sing_song, yield_controls
+from composer.rendering.vocals import Stems, add_vocals, sing_song, song_controls
 from composer.rendering.windows import (
     SongConditioning,
     Window,
@@ -90,13 +90,9 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     if vocal is not None:
         timings["voice"] = time.monotonic() - clock
     clock = time.monotonic()
-    controls_array = None
-    if vocal is not None and options.lead == "yield":
-        from structure.frame_controls import controls as plan_controls
-
-        controls_array = yield_controls(plan_controls(plan, frame_rate, frames=total), vocal.sung_spans, frame_rate)
     conditioning = prepare_conditioning(plan, model, total, frame_rate, control_groups=options.control_groups,
-                                        controls_array=controls_array, hook=window_hook)
+                                        controls_array=song_controls(plan, vocal, options, frame_rate, total),
+                                        hook=window_hook)
     timings["conditioning"] = time.monotonic() - clock
 
     clock = time.monotonic()

@@ -48,6 +48,16 @@ def sing_song(plan, options, *, seed: int, sample_rate: int, samples: int | None
                 section_seeds=options.vocal_seeds)
 
 
+def song_controls(plan, vocal, options, frame_rate: float, frames: int) -> np.ndarray | None:
+    """The frame controls a sung song is rendered with (the melody resting under the voice
+    with lead "yield"), or None for the plan's own."""
+    if vocal is None or options.lead != "yield":
+        return None
+    from structure.frame_controls import controls
+
+    return yield_controls(controls(plan, frame_rate, frames=frames), vocal.sung_spans, frame_rate)
+
+
 def yield_controls(array: np.ndarray, spans: list[tuple[float, float]], frame_rate: float) -> np.ndarray:
     """Frame controls with the melody resting under the sung spans (seconds)."""
     out = array.copy()

@@ -47,11 +47,17 @@ def _spans_audio(audio: np.ndarray, spans: list[tuple[float, float]], sample_rat
     return np.concatenate(pieces, axis=-1) if pieces else audio[..., :0]
 
 
+def _loudnesses(vocal: np.ndarray, accompaniment: np.ndarray, spans: list[tuple[float, float]],
+                sample_rate: int) -> tuple[float, float]:
+    """(vocal LUFS, accompaniment LUFS) over `spans` (seconds); -inf where silent."""
+    return (_loudness(_spans_audio(vocal, spans, sample_rate), sample_rate),
+            _loudness(_spans_audio(accompaniment.mean(axis=0), spans, sample_rate), sample_rate))
+
+
 def vocal_gain(vocal: np.ndarray, accompaniment: np.ndarray, spans: list[tuple[float, float]],
                sample_rate: int, *, lu_above: float = LU_ABOVE) -> float:
     """The gain that puts `vocal` `lu_above` LU above `accompaniment` over `spans` (seconds)."""
-    voice = _loudness(_spans_audio(vocal, spans, sample_rate), sample_rate)
-    backing = _loudness(_spans_audio(accompaniment.mean(axis=0), spans, sample_rate), sample_rate)
+    voice, backing = _loudnesses(vocal, accompaniment, spans, sample_rate)
     if not np.isfinite(voice):
         return 1.0
     if not np.isfinite(backing):  # a silent backing: the voice at the song's loudness target
@@ -64,8 +70,7 @@ def vocal_gain(vocal: np.ndarray, accompaniment: np.ndarray, spans: list[tuple[f
 def lu_difference(vocal: np.ndarray, accompaniment: np.ndarray, spans: list[tuple[float, float]],
                   sample_rate: int) -> float | None:
     """Measured loudness of the vocal minus the accompaniment over `spans` (LU)."""
-    voice = _loudness(_spans_audio(vocal, spans, sample_rate), sample_rate)
-    backing = _loudness(_spans_audio(accompaniment.mean(axis=0), spans, sample_rate), sample_rate)
+    voice, backing = _loudnesses(vocal, accompaniment, spans, sample_rate)
     return round(voice - backing, 2) if np.isfinite(voice) and np.isfinite(backing) else None
 
 

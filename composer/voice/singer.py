@@ -53,7 +53,7 @@ class Vocal:
         return [tuple(span) for section in self.sections for span in section["lines"]]
 
 
-def _pyworld():
+def load_pyworld():
     with warnings.catch_warnings():  # pyworld imports pkg_resources, which warns on import
         warnings.simplefilter("ignore")
         import pyworld
@@ -79,7 +79,7 @@ class Bank:
 @functools.lru_cache(maxsize=2)  # a bank's analysis is ~1 MB a spoken second: keep the last songs only
 def _analyse(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
     spoken = speak(voice, [[list(word) for word in line] for line in bank])
-    pw = _pyworld()
+    pw = load_pyworld()
     x = spoken.audio.astype(np.float64)
     f0, t = pw.dio(x, spoken.sample_rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_PERIOD)
     f0 = pw.stonemask(x, f0, t, spoken.sample_rate)
@@ -186,7 +186,7 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int) 
     """The section's vocal and the section-local time (seconds) of its first sample."""
     import soxr
 
-    pw = _pyworld()
+    pw = load_pyworld()
     rate = bank.spoken.sample_rate
     period = FRAME_PERIOD / 1000.0
     begin = min([p.start for p in score.phones] + [b[0] for b in score.breaths]) - 0.02
