@@ -18,13 +18,31 @@ _os.environ.setdefault("NUMBA_CACHE_DIR", _os.path.join(_os.path.expanduser("~")
 __all__ = ["__version__", "plan", "render", "Render", "RenderOptions", "load_codec", "load_model"]
 
 
-def plan(prompt: str = "", **options):
+def plan(prompt: str = "", *, model=None, **options):
     """`structure.plan` with the bundled sentence encoder, which reads free prompt words
-    ("joyful", "gloomy") as moods and genres. Options as `structure.plan`."""
+    ("joyful", "gloomy") as moods and genres, and the originality index of the model
+    that will render it (`model`: a checkpoint folder or a loaded model; None: the
+    bundled one), so no melody it hands on repeats a learnt melody for more than two
+    bars. Options as `structure.plan`."""
     from composer.conditioning import embed_texts
     from structure.planner import plan as plan_song
 
+    if "melody_check" not in options:
+        options["melody_check"] = _melody_check(model)
     return plan_song(prompt, embed=embed_texts, **options)
+
+
+def _melody_check(model):
+    from pathlib import Path
+
+    from composer.originality import bundled_index, index_for_model, load_index, melody_check
+    from composer.originality.index import index_exists
+
+    if model is None:
+        return melody_check(bundled_index())
+    if isinstance(model, (str, Path)):
+        return melody_check(load_index(model)) if index_exists(model) else None
+    return melody_check(index_for_model(model))
 
 
 def __getattr__(name):

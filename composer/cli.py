@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from composer import __version__  # noqa: E402
-from composer.cli_support import handle_errors  # noqa: E402
+from composer.cli_support import echo_originality, handle_errors  # noqa: E402
 
 log = logging.getLogger("composer")
 
@@ -164,13 +164,14 @@ def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options
         song = read_plan_file(plan_file)
     elif prompt or lyrics_file:
         lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
-        song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
+        song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed, model=model_dir)
     else:
         raise InputError("render: give a PROMPT, --plan plan.json or --lyrics FILE")
     result = render(song, seed=seed, codec=codec_dir, model=model_dir, options=options)
     result.save(output)
     click.echo(f"{output}: {result.duration:.1f} s, {len(song.sections)} sections, "
                f"rendered in {sum(result.report['timings'].values()):.1f} s")
+    echo_originality(output, result.report)
 
 
 @main.command("restyle")
@@ -193,6 +194,7 @@ def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model
                          options=options)
         result.save(output)
     click.echo(f"{output}: restyled {result.duration:.1f} s at strength {strength:g}")
+    echo_originality(output, result.report)
 
 
 @main.command("interpolate")
@@ -252,6 +254,7 @@ def loop_cmd(prompt, bars, seed, output, overwrite, options, model_dir, codec_di
         result.save(output)
     click.echo(f"{output}: {bars}-bar loop, {result.duration:.2f} s (wrap seam ratio "
                f"{result.report['loop_seam']['ratio']:.2f})")
+    echo_originality(output, result.report)
 
 
 # --- batch -----------------------------------------------------------------------
@@ -316,9 +319,10 @@ def evaluate_cmd(paths, as_json):
 
 def _add_groups() -> None:
     from composer.data.commands import corpus_group, data_group
+    from composer.originality.cli import originality_group
     from composer.train.cli import train_group
 
-    for group in (data_group, corpus_group, train_group):
+    for group in (data_group, corpus_group, train_group, originality_group):
         main.add_command(group)
 
 

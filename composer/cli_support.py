@@ -47,3 +47,12 @@ def int_list(text: str, option: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise InputError(f"{option} {text!r}: expected comma-separated integers") from None
+
+
+def echo_originality(output, report: dict) -> None:
+    """One line when a render came close to what its model learnt (it is written all the same)."""
+    block = report.get("originality") or {}
+    if block.get("flags"):
+        click.echo(f"{output}: close to training data: {block['flags'][0]}"
+                   + (f" (+{len(block['flags']) - 1} more in report.json)" if len(block["flags"]) > 1 else ""),
+                   err=True)

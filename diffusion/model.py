@@ -156,6 +156,7 @@ class DiffusionModel(nn.Module):
         directory = Path(directory)
         config = ModelConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
         model = cls(config)
+        model.checkpoint_dir = directory  # where files stored beside the weights (its originality index) live
         state = load_file(str(directory / WEIGHTS_NAME))
         bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
         if bad:

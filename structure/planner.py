@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from structure.harmony import NO_CHORD, progression, transpose_symbol
@@ -32,6 +33,9 @@ from structure.schema import (
 from structure.styles import Style, get_style
 
 log = logging.getLogger(__name__)
+
+# (melody notes, beats per bar) -> why the melody may not be used, or None
+MelodyCheck = Callable[[list[Note], int], "str | None"]
 
 ENERGY = {"intro": 0.3, "verse": 0.5, "pre-chorus": 0.6, "chorus": 0.8, "post-chorus": 0.75,
           "bridge": 0.6, "solo": 0.7, "breakdown": 0.35, "drop": 0.95, "hook": 0.8,
@@ -58,11 +62,14 @@ class _Slot:
 
 
 def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None = None,
-         seed: int = 0, write_lyrics: bool = True, embed: Embed | None = None) -> SongPlan:
+         seed: int = 0, write_lyrics: bool = True, embed: Embed | None = None,
+         melody_check: MelodyCheck | None = None) -> SongPlan:
     """Plan a song. `duration` in seconds overrides the prompt's; met within one bar.
 
     embed: a sentence encoder that maps free prompt words to moods and genres
     (`structure.prompt.parse_prompt`); `composer.plan` passes the bundled one.
+    melody_check: (notes, beats per bar) -> why a melody may not be used (it copies
+    one a model learnt), or None; a refused melody is sketched again.
     """
     rng = random.Random(seed)
     check_text(prompt or "", "prompt")
@@ -93,7 +100,8 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     if write_lyrics and lyrics is None:
         _write_lyrics(slots, request, rng)
     sections = _harmonise(slots, style, key, beats_per_bar, rng,
-                          modulate=request.tags.get("modulate", "").lower() in ("1", "yes", "true"))
+                          modulate=request.tags.get("modulate", "").lower() in ("1", "yes", "true"),
+                          melody_check=melody_check)
     tags = {"genre": style.name, **request.tags}
     tags.pop("modulate", None)
     song = SongPlan(title=request.title or _title(request), tempo_bpm=float(tempo),
@@ -257,8 +265,11 @@ def _write_lyrics(slots: list[_Slot], request: Prompt, rng: random.Random) -> No
         slots[int(spec.name[1:])].lines = list(section.lines)
 
 
+MELODY_ATTEMPTS = 24  # sketches of a section's melody before a melody check gives up
+
+
 def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, rng: random.Random,
-               *, modulate: bool) -> list[Section]:
+               *, modulate: bool, melody_check: MelodyCheck | None = None) -> list[Section]:
     sections: list[Section] = []
     counts: dict[str, int] = {}
     first: dict[tuple[str, int], Section] = {}
@@ -283,10 +294,18 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
                 chords = progression(style.name, slot.kind, key, slot.bars, rng)
             lines = slot.lines or []
             counts_per_line = _syllable_counts(lines) if lines else None
-            melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line,
-                                    energy=ENERGY.get(slot.kind, 0.5))
-            if slot.kind in ("intro", "outro", "solo", "interlude", "breakdown") and not lines:
-                melody = melody if slot.kind == "solo" else [n for n in melody if n.start < beats_per_bar * 2]
+            for attempt in range(MELODY_ATTEMPTS):
+                melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line,
+                                        energy=ENERGY.get(slot.kind, 0.5))
+                if slot.kind in ("intro", "outro", "solo", "interlude", "breakdown") and not lines:
+                    melody = melody if slot.kind == "solo" else [n for n in melody if n.start < beats_per_bar * 2]
+                copied = melody_check(melody, beats_per_bar) if melody_check is not None and melody else None
+                if not copied:
+                    break
+                log.info("%s: melody sketch %d repeats %s; sketching again", name, attempt + 1, copied)
+            else:
+                raise PlanError("melody", f"section {name}: every one of {MELODY_ATTEMPTS} melody sketches "
+                                          f"repeats a learnt melody (last: {copied})")
             _attach_syllables(melody, lines, beats_per_bar, slot.bars)
             section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=chords,
                               energy=ENERGY.get(slot.kind, 0.5), melody=melody, lyrics=lines,

@@ -89,7 +89,7 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
 
         manifest = Manifest(out_dir / MANIFEST_NAME, prompts=str(Path(prompts).resolve()))
         entries, to_check = _reconcile(rows, Manifest.load(manifest.path), settings, out_dir)
-        jobs, check_errors = _check_rows(to_check, progress=progress)
+        jobs, check_errors = _check_rows(to_check, progress=progress, model=model_loaded)
         errors += check_errors
         for error in errors:
             entries[error.line] = Entry(error.line, error.name, state="failed", error=error.reason,
@@ -181,7 +181,7 @@ def _reconcile(rows: list[Row], earlier: dict[str, Entry], settings: str,
     return entries, to_check
 
 
-def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool) -> tuple[list[Job], list[RowError]]:
+def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None) -> tuple[list[Job], list[RowError]]:
     """Plan every row up front: bad values (tempo 0, an unknown key) fail here, by line."""
     from tqdm import tqdm
 
@@ -190,7 +190,7 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool) -> tuple[list[
     jobs, errors = [], []
     for row, _ in tqdm(rows, desc="checking rows", unit="row", disable=not progress or not rows, leave=False):
         try:
-            song = plan(row.prompt, lyrics=row.lyrics, duration=row.duration, seed=row.seed)
+            song = plan(row.prompt, lyrics=row.lyrics, duration=row.duration, seed=row.seed, model=model)
         except _bad_input_types() as error:
             errors.append(RowError(row.line, row.name, str(error)))
             continue

@@ -80,6 +80,9 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     clock = time.monotonic()
     codec, model = load_models(codec, model)
     timings["load"] = time.monotonic() - clock
+    from composer.originality import check_plan_melodies, index_for_model
+
+    check_plan_melodies(plan, index_for_model(model))
 
     clock = time.monotonic()
     frame_rate = codec.frame_rate
@@ -281,6 +284,7 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     }
     if vocals_report is not None:
         report["vocals"] = vocals_report
+    _check_originality(report, audio, codec.sample_rate, plan, model)
     result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain,
                     stems=stems)
     if options.evaluate:
@@ -292,6 +296,20 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
                                            window_seams=[s["time"] for s in report["seams"] if s["kind"] == "window"])
         report["timings"]["evaluate"] = round(time.monotonic() - clock, 3)
     return result
+
+
+def _check_originality(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan, model) -> None:
+    """report["originality"] from the index stored with the model (when it has one)."""
+    from composer.originality import check_render, index_for_model
+
+    index = index_for_model(model)
+    if index is None:
+        report["originality"] = {"verdict": "not checked",
+                                 "reason": "the model's checkpoint has no originality index"}
+        return
+    clock = time.monotonic()
+    report["originality"] = check_render(audio, sample_rate, plan, report["sections"], index)
+    report["timings"]["originality"] = round(time.monotonic() - clock, 3)
 
 
 __all__ = ["Render", "RenderOptions", "Window", "WindowContext", "render", "fill_span", "crossfade_join"]

@@ -50,7 +50,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         stft_sizes: tuple[int, ...] = (512, 1024, 2048), decoder: str | None = None,
                         decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
                         encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
-                        decoder_fft: int | None = None) -> dict:
+                        decoder_fft: int | None = None, balance: bool = False) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -59,6 +59,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     decoder: "spectral" puts a fresh `SpectralDecoder` (ConvNeXt + ISTFT) in place of
     EnCodec's decoder; "encodec" (or None) keeps the one the codec has. encoder: "spectral"
     puts a fresh `SpectralEncoder` (log-magnitude STFT + ConvNeXt) in place of EnCodec's.
+    balance: every --data folder gets the same share of the training windows (by default
+    a folder's share is its hours).
     """
     from autoencoder.codec import CodecConfig, LatentCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics
@@ -102,13 +104,15 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     samples = frames * codec.hop_length
     train_clips = load_audio_rows(train_rows, codec.sample_rate)
     val_clips = load_audio_rows(val_rows, codec.sample_rate)
+    folders = row_folders(data, rows)
+    groups = [str(folders[path]) for path, _ in train_rows] if balance else None
     if freeze_encoder:
-        items = encode_dataset(train_rows, row_folders(data, rows), codec, Path(out_dir) / "training" / "cache")
+        items = encode_dataset(train_rows, folders, codec, Path(out_dir) / "training" / "cache")
         batches = cached_latent_windows([it["latents"] for it in items], train_clips, codec, frames=frames,
-                                        batch_size=batch_size, generator=np.random.default_rng(seed))
+                                        batch_size=batch_size, generator=np.random.default_rng(seed), groups=groups)
     else:
         batches = random_audio_windows(train_clips, samples=samples, batch_size=batch_size,
-                                       generator=np.random.default_rng(seed))
+                                       generator=np.random.default_rng(seed), groups=groups)
     validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
     train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
                                     freeze_encoder=freeze_encoder, latent_noise=latent_noise,
@@ -123,7 +127,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         **({"previous": previous} if previous else {}),
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1),
-        "data": data, "files": len(train_rows), "validation_files": len(val_rows),
+        "data": data, "balanced_sources": balance, "files": len(train_rows), "validation_files": len(val_rows),
         "licences": licence_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"},
         "machine": machine_summary(), "latent_identity": codec.latent_identity(),

@@ -18,10 +18,24 @@ from composer.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def length_weights(lengths: list[int], window: int) -> np.ndarray:
-    """How often to draw each clip: by how many distinct windows it holds (at least one)."""
+def length_weights(lengths: list[int], window: int, groups: list[int] | None = None) -> np.ndarray:
+    """How often to draw each clip: by how many distinct windows it holds (at least one).
+
+    groups: each clip's source (for example its dataset folder); every source then gets
+    the same share of the draws, and within a source clips are drawn by length, so 15
+    hours of recordings do not drown an hour of synthesised songs."""
     starts = np.array([max(1, length - window) for length in lengths], dtype=np.float64)
-    return starts / starts.sum()
+    if groups is None:
+        return starts / starts.sum()
+    labels = np.asarray(groups)
+    if labels.shape != starts.shape:
+        raise ValueError(f"groups: {labels.shape[0]} labels for {starts.shape[0]} clips")
+    weights = np.zeros_like(starts)
+    names = np.unique(labels)
+    for name in names:
+        members = labels == name
+        weights[members] = starts[members] / starts[members].sum() / len(names)
+    return weights
 
 
 def accepted_rows(folders: list[str]) -> list[tuple[Path, dict]]:
@@ -55,9 +69,10 @@ def load_audio_rows(rows: list[tuple[Path, dict]], sample_rate: int, *, progress
 
 
 def random_audio_windows(clips: list[np.ndarray], *, samples: int, batch_size: int,
-                         generator: np.random.Generator) -> Iterator[torch.Tensor]:
-    """Endless batches `[batch, 1, samples]` of random windows, clips drawn by length."""
-    weights = length_weights([len(c) for c in clips], samples)
+                         generator: np.random.Generator, groups: list[int] | None = None) -> Iterator[torch.Tensor]:
+    """Endless batches `[batch, 1, samples]` of random windows, clips drawn by length
+    (each group an equal share, with `groups`)."""
+    weights = length_weights([len(c) for c in clips], samples, groups)
     while True:
         batch = np.zeros((batch_size, 1, samples), dtype=np.float32)
         for b, index in enumerate(generator.choice(len(clips), size=batch_size, p=weights)):
@@ -69,14 +84,15 @@ def random_audio_windows(clips: list[np.ndarray], *, samples: int, batch_size: i
 
 
 def cached_latent_windows(latents: list[torch.Tensor], clips: list[np.ndarray], codec, *, frames: int,
-                          batch_size: int, generator: np.random.Generator, context: int | None = None):
+                          batch_size: int, generator: np.random.Generator, context: int | None = None,
+                          groups: list[int] | None = None):
     """Endless `LatentBatch`es: windows of whole-song latents (normalised, `[D, T]` each) with
     `context` frames each side, and the audio under the centre `frames`."""
     from autoencoder.train import LatentBatch
 
     hop = codec.hop_length
     context = codec.receptive_frames if context is None else context
-    weights = length_weights([z.shape[-1] for z in latents], frames)
+    weights = length_weights([z.shape[-1] for z in latents], frames, groups)
     mean, std = codec.latent_mean[:, None], codec.latent_std[:, None]
     while True:
         z_batch = torch.zeros(batch_size, codec.latent_dim, frames + 2 * context)
