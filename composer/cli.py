@@ -289,13 +289,15 @@ def batch_cmd(prompts, output, workers, ray_address, seed_base, options, model_d
 # --- doctor ----------------------------------------------------------------
 @main.command("doctor")
 @click.option("--soundfont", type=click.Path(), help="Check this soundfont instead of the defaults.")
+@click.option("--model", "models", multiple=True, type=click.Path(),
+              help="Also check the consent of what this checkpoint learnt (repeatable).")
 @handle_errors
-def doctor_cmd(soundfont):
+def doctor_cmd(soundfont, models):
     """Check the machine: FluidSynth, soundfonts, ffmpeg, bundled models, torch threads."""
     from composer.doctor import run_checks
 
     problems = 0
-    for check in run_checks(soundfont=soundfont):
+    for check in run_checks(soundfont=soundfont, models=tuple(models)):
         mark = "ok  " if check.ok else "MISSING"
         click.echo(f"[{mark}] {check.name}: {check.detail}")
         if not check.ok:

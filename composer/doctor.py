@@ -17,7 +17,7 @@ class Check:
     fix: str = ""
 
 
-def run_checks(*, soundfont: str | None = None) -> list[Check]:
+def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = ()) -> list[Check]:
     from structure.synth import TRAINING_SOUNDFONT, VALIDATION_SOUNDFONT
 
     checks = [_fluidsynth()]
@@ -30,6 +30,7 @@ def run_checks(*, soundfont: str | None = None) -> list[Check]:
     checks.append(_ffmpeg())
     checks += _singing()
     checks += _checkpoints()
+    checks += [_consent(None), *(_consent(Path(m)) for m in models)]
     checks.append(_torch())
     checks.append(_text_encoder())
     return checks
@@ -96,6 +97,33 @@ def _checkpoints() -> list[Check]:
         out.append(Check(name, ok, f"{path} ({size:.1f} MB)" if ok else f"{path} is missing",
                          "" if ok else "reinstall the package from a full clone (git lfs is not needed)"))
     return out
+
+
+def _consent(model_dir: Path | None) -> Check:
+    """Whether a model (None: the bundled one) learnt files whose consent was since withdrawn."""
+    from composer.data.revocations import checked_datasets, withdrawn_in_index
+    from composer.models import bundled_model_path
+    from composer.originality import load_index
+    from composer.originality.index import index_exists
+
+    folder = model_dir or bundled_model_path()
+    name = f"consent of what {'the bundled model' if model_dir is None else folder} learnt"
+    if not index_exists(folder):
+        return Check(name, False, f"{folder} has no originality index: what it learnt cannot be checked",
+                     f"composer originality index DATASET... -o {folder}")
+    index = load_index(folder)
+    withdrawn = withdrawn_in_index(index)
+    if withdrawn:
+        files = ", ".join(f"{w['file']} ({w['date']}: {w['reason']})" for w in withdrawn[:3])
+        more = f" and {len(withdrawn) - 3} more" if len(withdrawn) > 3 else ""
+        return Check(name, False, f"trained on {len(withdrawn)} since-withdrawn file(s): {files}{more}",
+                     "retrain without them (training refuses them now) and rebuild the index")
+    here, absent = checked_datasets(index)
+    detail = (f"{len(index.files)} files; no withdrawal in {', '.join(here)}" if here else
+              f"{len(index.files)} files (data identity {index.meta.get('data_identity')})")
+    if absent:
+        detail += f"; not on this machine, so withdrawals there are not seen: {', '.join(absent)}"
+    return Check(name, True, detail)
 
 
 def _torch() -> Check:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -28,6 +29,35 @@ def data_check_cmd(folder, licences):
     report = check_dataset(folder, allowed_licences=licences or None)
     click.echo(report.format())
     sys.exit(2 if report.refused else 0)
+
+
+@data_group.command("revoke")
+@click.argument("dataset", type=click.Path())
+@click.argument("file_or_id")
+@click.option("--reason", required=True, help="Why consent is withdrawn (kept with the record).")
+@click.option("--model", "models", multiple=True, type=click.Path(),
+              help="Also say whether this checkpoint learnt the file (repeatable; the bundled model is always checked).")
+@handle_errors
+def data_revoke_cmd(dataset, file_or_id, reason, models):
+    """Withdraw consent for one file of DATASET: training refuses it from now on, and models
+    that learnt it are named (here, by `composer doctor` and by `composer originality`)."""
+    from composer.data.revocations import revoke, withdrawn_in_index
+    from composer.models import bundled_model_path
+    from composer.originality import load_index
+    from composer.originality.index import index_exists
+
+    record = revoke(dataset, file_or_id, reason=reason)
+    click.echo(f"{dataset}: {record.file_name}: {record.describe()}; training will refuse it")
+    for folder in [bundled_model_path(), *map(Path, models)]:
+        if not index_exists(folder):
+            if folder != bundled_model_path():
+                click.echo(f"{folder}: no originality index; cannot tell whether it learnt {record.file_name}")
+            continue
+        hits = [w for w in withdrawn_in_index(load_index(folder), search_paths=[dataset])
+                if w["file"] == record.file_name or Path(w["file"]).name == Path(record.file_name).name]
+        if hits:
+            click.echo(f"{folder}: was trained on {record.file_name}; retrain it without the file "
+                       f"(`composer doctor` lists it until then)")
 
 
 @data_group.command("analyze")

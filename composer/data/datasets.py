@@ -282,11 +282,17 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
     if check_audio:
         _, rows = _check(root, allowed_licences=allowed_licences)
         return iter(rows)
+    from composer.data.revocations import read_revocations
+
     allowed = allowed_licence_set(allowed_licences)
+    revoked = read_revocations(root)
     seen: set[str] = set()
     rows = []
     for row in read_metadata(root):
         if row.problem is not None or _normalised_name(row.file_name) in seen:
+            continue
+        if _revoked(row.file_name, revoked):
+            seen.add(_normalised_name(row.file_name))
             continue
         seen.add(_normalised_name(row.file_name))
         if (not unsafe_file_name(row.file_name) and not row_problems(row, allowed)
@@ -298,8 +304,11 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
 def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
            min_seconds: float = 1.0, max_seconds: float = 1800,
            sample_rate: int | None = None) -> tuple[CheckReport, list[MetadataRow]]:
+    from composer.data.revocations import read_revocations
+
     root = _dataset_folder(folder)
     allowed = allowed_licence_set(allowed_licences)
+    revoked = read_revocations(root)
     report = CheckReport(folder=str(folder))
     accepted_rows: list[MetadataRow] = []
     if (root / METADATA_NAME).is_file():
@@ -321,6 +330,9 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
             continue
         first_line[name] = row.line
         refusals = [Problem(row.file_name, row.line, message) for message in row_problems(row, allowed)]
+        withdrawn = _revoked(row.file_name, revoked)
+        if withdrawn is not None:
+            refusals.insert(0, Problem(row.file_name, row.line, withdrawn.describe()))
         unsafe = unsafe_file_name(row.file_name)
         if unsafe:
             refusals.insert(0, Problem(row.file_name, row.line, unsafe))
@@ -345,6 +357,12 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
         if orphan not in first_line:
             report.warnings.append(Problem(orphan, None, f"no row in {METADATA_NAME} (not used)"))
     return report, accepted_rows
+
+
+def _revoked(file_name: str, revoked: dict):
+    from composer.data.revocations import _normalised
+
+    return revoked.get(_normalised(file_name)) if revoked else None
 
 
 def _dataset_folder(folder: str | os.PathLike) -> Path:

@@ -336,7 +336,8 @@ def build_index(folders: list[str | Path], *, heldout: list[str | Path] = (), pr
                              melodies=melodies, chords=chords)
     index.vectors = np.concatenate([index.project(r) for r in raw]).astype(np.float16)
     index.thresholds = calibrate(index, list(folders), list(heldout), progress=progress)
-    index.meta = {"built_by": command, "datasets": [str(f) for f in folders], "heldout": [str(f) for f in heldout],
+    index.meta = {"built_by": command, "datasets": [str(f) for f in folders],
+                  "dataset_paths": [str(Path(f).resolve()) for f in folders], "heldout": [str(f) for f in heldout],
                   "windows": int(len(index.vectors)), "hours": round(sum(f["seconds"] for f in files) / 3600, 3),
                   "minutes_to_build": round((time.monotonic() - started) / 60, 2),
                   "data_identity": data_identity(files)}

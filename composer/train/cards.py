@@ -60,6 +60,17 @@ def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict 
              f"- steps: {training.get('steps')}, wall time: {training.get('minutes')} minutes",
              f"- machine: {json.dumps(training.get('machine', {}))}", "",
              "## Validation metrics", "", "```", json.dumps(training.get("validation", {}), indent=2), "```", ""]
+    if training.get("originality"):
+        o = training["originality"]
+        t = o.get("thresholds", {})
+        lines += ["## Originality index", "",
+                  f"- `originality.json` + `originality.safetensors`: {o.get('files')} files, {o.get('windows')} "
+                  f"audio windows, {o.get('melodies')} melodies (data identity {o.get('data_identity')})",
+                  f"- thresholds: audio similarity {t.get('audio')} "
+                  f"({'calibrated on ' + str(t.get('heldout_excerpts')) + ' held-out excerpts' if t.get('calibrated') else 'uncalibrated'}), "
+                  f"melody {t.get('melody_bars')} bars, chords {t.get('chord_bars')} bars",
+                  "- consent withdrawn since training: run `composer doctor --model DIR` (it reads the datasets' "
+                  "revocations.jsonl)", ""]
     curve = loss_curve(log_path) if log_path else []
     if curve:
         lines += ["## Loss curve", "", *curve, ""]

@@ -74,6 +74,15 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         "codec_latent_identity": codec.latent_identity(),
         "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
     }
+    # what it learnt, searchable: every render of this model is checked against it
+    from composer.originality import build_index
+
+    index = build_index(data, command=command)
+    index.save(out)
+    ema_model.config.training["originality"] = {
+        "index": "originality.json", "files": len(index.files), "windows": len(index.vectors),
+        "melodies": len(index.melodies), "data_identity": index.meta["data_identity"],
+        "thresholds": index.thresholds}
     ema_model.save_pretrained(out, dtype=torch.float16)
     write_model_card(out, "diffusion", ema_model.config.training, extra=ema_model.config.to_dict(),
                      log_path=out / "training" / "log.jsonl")

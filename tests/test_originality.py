@@ -1,0 +1,163 @@
+"""Originality and consent: the index finds training excerpts after re-encoding and not
+held-out songs; the planner will not hand on a copied melody; withdrawn consent is
+refused by training and flagged on a model that learnt the file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from synthetic_song import RATE
+from synthetic_song import render as synth
+
+from composer.cli import main
+
+PROMPTS = ["hopeful pop song", "sad folk ballad", "angry rock song", "calm jazz tune", "happy reggae",
+           "dark electronic track", "tender waltz", "bright funk groove"]
+
+
+def _write_dataset(root, songs, *, validation=()):
+    from structure.planner import plan
+
+    (root / "audio").mkdir(parents=True)
+    (root / "plans").mkdir()
+    rows = []
+    for number, (prompt, seed) in enumerate(songs):
+        song = plan(prompt, seed=seed, duration=24, write_lyrics=False)
+        audio = synth(song, seed=seed)
+        sf.write(root / "audio" / f"s{number}.flac", audio.T if audio.ndim == 2 else audio, RATE)
+        (root / "plans" / f"s{number}.json").write_text(song.to_json())
+        rows.append({"file_name": f"audio/s{number}.flac", "plan": f"plans/s{number}.json", "licence": "generated",
+                     "consent": "opt-in", "id": f"song-{number}",
+                     "split": "validation" if number in validation else "train"})
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("originality")
+    train = _write_dataset(root / "train", [(p, 10 + i) for i, p in enumerate(PROMPTS[:6])], validation=(5,))
+    heldout = _write_dataset(root / "heldout", [(p, 50 + i) for i, p in enumerate(PROMPTS[6:])])
+    result = CliRunner().invoke(main, ["originality", "index", str(train), "--heldout", str(heldout),
+                                       "-o", str(root / "index")])
+    assert result.exit_code == 0, result.output
+    return train, heldout, root / "index"
+
+
+def _reencode(source, target, *, start: float, seconds: float = 10.0, gain_db: float = 3.0):
+    """An excerpt as a listener would pass it on: trimmed, MP3 at 64 kbps, resampled, louder."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", str(start), "-t", str(seconds), "-i", str(source),
+                    "-af", f"volume={gain_db}dB", "-ar", "44100", "-b:a", "64k", str(target)], check=True)
+
+
+def test_training_excerpt_is_found_after_reencoding_and_heldout_is_not(archive, tmp_path):
+    train, heldout, index = archive
+    _reencode(train / "audio" / "s2.flac", tmp_path / "excerpt.mp3", start=7.37)
+    result = CliRunner().invoke(main, ["originality", str(tmp_path / "excerpt.mp3"),
+                                       str(heldout / "audio" / "s0.flac"), "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    found, other = answers
+    assert [m["file"] for m in found["matches"]] == ["audio/s2.flac"]
+    match = found["matches"][0]
+    # the excerpt starts 7.37 s into the song: its time and the training time agree within a window hop
+    assert abs((match["start"] - match["query_start"]) - 7.37) < 0.6 or match["similarity"] > 0.95
+    assert other["matches"] == [] and other["nearest"]["similarity"] < found["matches"][0]["similarity"]
+
+
+def test_the_validation_split_is_not_indexed(archive):
+    from composer.originality import load_index
+
+    train, _, index = archive
+    files = [f["file"] for f in load_index(index).files]
+    assert "audio/s5.flac" not in files and len(files) == 5
+
+
+def test_a_copied_melody_is_refused_and_the_planner_plans_again(archive):
+    from composer.errors import InputError
+    from composer.originality import check_plan_melodies, load_index, melody_check
+    from structure.planner import plan
+    from structure.schema import SongPlan
+
+    train, _, index_dir = archive
+    index = load_index(index_dir)
+    learnt = SongPlan.from_json((train / "plans" / "s1.json").read_text())
+    with pytest.raises(InputError, match=r"melody repeats .*audio/s1\.flac"):
+        check_plan_melodies(learnt, index)  # a user's plan holding a training melody
+    # the training songs were planned here: the same prompt and seed would make the same melodies
+    plain = plan(PROMPTS[1], seed=11, duration=24, write_lyrics=False)
+    check = melody_check(index)
+    assert check is not None
+    assert any(check(s.melody, plain.beats_per_bar) for s in plain.sections if s.melody and not s.repeat_of)
+    checked = plan(PROMPTS[1], seed=11, duration=24, write_lyrics=False, melody_check=check)
+    check_plan_melodies(checked, index)  # nothing copied any more
+    assert [s.name for s in checked.sections] == [s.name for s in plain.sections]
+
+
+def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archive, tmp_path):
+    from composer.data.datasets import check_dataset, iter_accepted
+    from composer.doctor import _consent
+
+    train, _, index = archive
+    data = tmp_path / "data"
+    shutil.copytree(train, data)
+    model = tmp_path / "model"
+    result = CliRunner().invoke(main, ["originality", "index", str(data), "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    assert _consent(model).ok
+    result = CliRunner().invoke(main, ["data", "revoke", str(data), "song-3", "--reason", "the artist asked",
+                                       "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "audio/s3.flac" in result.output and "was trained on audio/s3.flac" in result.output
+    assert "audio/s3.flac" not in [r.file_name for r in iter_accepted(data, check_audio=False)]
+    report = check_dataset(data)
+    assert any("s3.flac" in str(p) and "consent withdrawn" in str(p) and "the artist asked" in str(p)
+               for p in report.refused)
+    check = _consent(model)
+    assert not check.ok and "audio/s3.flac" in check.detail and "the artist asked" in check.detail
+    # revoking twice keeps one record; an unknown file is one clear error
+    assert CliRunner().invoke(main, ["data", "revoke", str(data), "audio/s3.flac", "--reason", "x"]).exit_code == 0
+    assert len((data / "revocations.jsonl").read_text().splitlines()) == 1
+    bad = CliRunner().invoke(main, ["data", "revoke", str(data), "nope.flac", "--reason", "x"])
+    assert bad.exit_code == 2 and "nope.flac" in bad.output
+
+
+def test_every_render_reports_its_originality(archive, tiny_models, tmp_path):
+    import composer
+
+    train, _, index = archive
+    codec_dir, model_dir = tiny_models
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    song = composer.plan("hopeful pop song", seed=3, duration=12, model=str(model))  # no index yet: no check
+    bare = composer.render(song, seed=0, steps=2, codec=str(codec_dir), model=str(model), progress=False)
+    assert bare.report["originality"]["verdict"] == "not checked"
+    for name in ("originality.json", "originality.safetensors"):
+        shutil.copy(index / name, model / name)
+    result = composer.render(song, seed=0, steps=2, codec=str(codec_dir), model=str(model), progress=False)
+    block = result.report["originality"]
+    assert [row["section"] for row in block["sections"]] == [s.name for s in song.sections]
+    assert block["verdict"] in ("original", "close to training data")
+    assert block["largest"]["audio"] == max(row["audio"]["similarity"] for row in block["sections"] if "audio" in row)
+    assert block["thresholds"]["audio"] > 0 and block["index"]["files"] == 5
+    assert np.array_equal(result.audio, bare.audio)  # the check reads the render, it never changes it
+
+
+def test_index_round_trips_and_refuses_damage(archive, tmp_path):
+    from composer.errors import InputError
+    from composer.originality.index import OriginalityIndex
+
+    _, _, index_dir = archive
+    index = OriginalityIndex.load(index_dir)
+    index.save(tmp_path / "copy")
+    again = OriginalityIndex.load(tmp_path / "copy")
+    assert np.array_equal(again.vectors, index.vectors) and np.array_equal(again.projection, index.projection)
+    (tmp_path / "copy" / "originality.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="damaged originality index"):
+        OriginalityIndex.load(tmp_path / "copy")
