@@ -115,6 +115,8 @@ def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archi
                                        "--model", str(model)])
     assert result.exit_code == 0, result.output
     assert "audio/s3.flac" in result.output and "was trained on audio/s3.flac" in result.output
+    card = (model / "MODEL_CARD.md").read_text()
+    assert "Consent withdrawn since training" in card and "audio/s3.flac" in card and "the artist asked" in card
     assert "audio/s3.flac" not in [r.file_name for r in iter_accepted(data, check_audio=False)]
     report = check_dataset(data)
     assert any("s3.flac" in str(p) and "consent withdrawn" in str(p) and "the artist asked" in str(p)

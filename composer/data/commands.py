@@ -58,6 +58,24 @@ def data_revoke_cmd(dataset, file_or_id, reason, models):
         if hits:
             click.echo(f"{folder}: was trained on {record.file_name}; retrain it without the file "
                        f"(`composer doctor` lists it until then)")
+            if folder != bundled_model_path():  # the user named this folder: its card says so too
+                mark_model_card(folder, dataset, record)
+
+
+def mark_model_card(folder: Path, dataset: str, record) -> None:
+    """Add the withdrawal to a model card's "Consent withdrawn since training" section."""
+    from composer.data.audio import write_text_atomic
+
+    card = folder / "MODEL_CARD.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else f"# {folder.name}\n"
+    heading = "## Consent withdrawn since training"
+    line = f"- {dataset}: {record.file_name}: {record.describe()}"
+    if line in text:
+        return
+    if heading not in text:
+        text = text.rstrip("\n") + f"\n\n{heading}\n\nThis model learnt files whose consent was withdrawn " \
+                                    f"after it was trained; retrain it without them.\n\n"
+    write_text_atomic(card, text.rstrip("\n") + "\n" + line + "\n")
 
 
 @data_group.command("analyze")
