@@ -123,6 +123,36 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
                     novelty=novelty)
 
 
+# An analysis is confident when the pulse stands out and both halves agree on the key.
+# Pulse: onsets at the beats against onsets halfway between them; every guide render of the
+# held-out corpora (exact labels, all tempos right) scored 1.44 or more, beatless recordings
+# about 1.1.
+PULSE_CONFIDENT = 1.5
+MIN_CONFIDENT_SECONDS = 20.0
+
+
+def confidence(analysis: Analysis) -> dict:
+    """How far to trust an analysis: `pulse` (beat salience), the keys of the two halves,
+    and `confident` (pulse >= PULSE_CONFIDENT, the halves agree on the key, long enough)."""
+    beats = analysis.beats
+    if len(beats) < 8 or analysis.duration < MIN_CONFIDENT_SECONDS:
+        return {"pulse": 0.0, "key_halves": [], "confident": False}
+    times, envelope = analysis.frame_times, analysis.onset_envelope
+
+    def strength(at: np.ndarray) -> float:
+        frames = np.clip(np.searchsorted(times, at), 0, len(times) - 1)
+        near = np.clip(frames[:, None] + np.arange(-1, 2)[None], 0, len(times) - 1)
+        return float(envelope[near].max(axis=1).mean())
+
+    pulse = strength(beats) / max(strength((beats[:-1] + beats[1:]) / 2), 1e-9)
+    loud = analysis.rms > _db_to_amp(SILENCE_DB)
+    first = analysis.frame_times < analysis.duration / 2
+    halves = [str(estimate_key(analysis.chroma[part & loud])[0]) if (part & loud).any() else ""
+              for part in (first, ~first)]
+    return {"pulse": round(pulse, 3), "key_halves": halves,
+            "confident": bool(pulse >= PULSE_CONFIDENT and halves[0] == halves[1] != "")}
+
+
 def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 2:

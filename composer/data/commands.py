@@ -87,8 +87,10 @@ def data_analyze_cmd(folder, overwrite):
     from composer.data.labelling import analyze_dataset
 
     counts = analyze_dataset(folder, overwrite=overwrite)
+    cut = f", {counts['cut']} long tracks cut into {counts['items']} items" if counts["cut"] else ""
     click.echo(f"{folder}: {counts['labelled']} labelled, {counts['skipped']} already labelled, "
-               f"{counts['failed']} failed")
+               f"{counts['failed']} failed{cut}; {counts['confident_share']:.0%} of labelled files analysed "
+               f"with confidence (the others train the codec only)")
     sys.exit(0 if not counts["failed"] else 2)
 
 

@@ -291,8 +291,8 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
     for row in read_metadata(root):
         if row.problem is not None or _normalised_name(row.file_name) in seen:
             continue
-        if _revoked(row.file_name, revoked):
-            seen.add(_normalised_name(row.file_name))
+        if _revoked(row.file_name, revoked) or row.fields.get("cut_into"):
+            seen.add(_normalised_name(row.file_name))  # withdrawn, or trained through its items
             continue
         seen.add(_normalised_name(row.file_name))
         if (not unsafe_file_name(row.file_name) and not row_problems(row, allowed)
@@ -348,6 +348,9 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
                 first_with_audio[health.digest] = row.file_name
         if refusals:
             report.refused += refusals
+        elif row.fields.get("cut_into"):
+            report.warnings.append(Problem(row.file_name, row.line, f"cut into {len(row.fields['cut_into'])} "
+                                                                    "song-length items; training reads those"))
         else:
             report.accepted.append(row.file_name)
             accepted_rows.append(row)

@@ -21,14 +21,27 @@ log = logging.getLogger(__name__)
 LABEL_FRAME_RATE = 75.0
 
 
-def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """Analyse every accepted file lacking labels; returns counts (labelled, skipped, failed)."""
+MAX_ITEM_SECONDS = 300.0  # longer tracks are cut into song-length items at section boundaries
+MIN_ITEM_SECONDS = 90.0
+
+
+def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progress: bool = True,
+                    max_item_seconds: float = MAX_ITEM_SECONDS) -> dict:
+    """Analyse every accepted file lacking labels; returns counts (labelled, skipped, failed,
+    confident, cut, items) and `confident_share` of the labelled files.
+
+    A track longer than `max_item_seconds` is cut at section boundaries into items written
+    beside it (`NAME__partNN.flac`, rows with `parent`, `start`, `end`), each analysed on its
+    own; the parent row keeps its file and gets `cut_into` (training reads the items). An
+    analysis is `labels_confident` when its pulse is clear and both halves agree on the key
+    (`structure.analysis.confidence`); diffusion training leaves the others out (they still
+    train the codec)."""
     from tqdm import tqdm
 
     from composer.data.datasets import read_metadata, write_metadata
     from composer.data.metadata import unsafe_file_name
     from composer.errors import InputError, bad_input_types
-    from structure.analysis import analyze, estimate_plan
+    from structure.analysis import analyze, confidence, estimate_plan
     from structure.frame_controls import controls
 
     root = Path(folder)
@@ -40,12 +53,18 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     backup = root / "metadata.jsonl.bak"
     if not backup.exists():
         write_text_atomic(backup, (root / "metadata.jsonl").read_text(encoding="utf-8"))
-    counts = {"labelled": 0, "skipped": 0, "failed": 0}
+    counts = {"labelled": 0, "skipped": 0, "failed": 0, "confident": 0, "cut": 0, "items": 0}
     (root / "plans").mkdir(exist_ok=True)
     (root / "labels").mkdir(exist_ok=True)
-    for row in tqdm(rows, desc="analysing", unit="file", disable=not progress):
-        if row.fields.get("plan") and not overwrite:
+    queue = list(rows)
+    bar = tqdm(total=len(queue), desc="analysing", unit="file", disable=not progress)
+    while queue:
+        row = queue.pop(0)
+        bar.update(1)
+        if row.fields.get("cut_into") or (row.fields.get("plan") and not overwrite):
             counts["skipped"] += 1
+            counts["confident"] += bool(row.fields.get("labels_confident", row.fields.get("plan")
+                                                         and row.fields.get("labels_source") != "analysis"))
             continue
         unsafe = unsafe_file_name(row.file_name)
         if unsafe:  # never read outside the dataset folder
@@ -55,8 +74,19 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
         try:
             audio, rate = audio_read(root / row.file_name, channels=1)
             analysis = analyze(audio, rate)
+            if analysis.duration > max_item_seconds and not row.fields.get("parent"):
+                items = cut_long_track(root, row, analysis, max_seconds=max_item_seconds)
+                if items:
+                    rows.extend(items)
+                    queue[:0] = items  # analyse the items next, each on its own
+                    bar.total += len(items)
+                    counts["cut"] += 1
+                    counts["items"] += len(items)
+                    write_metadata(root, rows)
+                    continue
             tags = {k: str(v) for k, v in row.fields.items() if k in ("genre", "mood") and isinstance(v, str)}
             plan = estimate_plan(analysis, title=str(row.fields.get("title", Path(row.file_name).stem)), tags=tags)
+            trust = confidence(analysis)
         except bad_input_types() as error:
             log.warning("%s: %s", row.file_name, error)
             counts["failed"] += 1
@@ -76,6 +106,59 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
         row.fields["labels"] = f"labels/{stem}.npy"
         row.fields["label_frame_rate"] = LABEL_FRAME_RATE
         row.fields["labels_source"] = "analysis"
+        row.fields["analysis_confidence"] = {"pulse": trust["pulse"], "key_halves": trust["key_halves"]}
+        row.fields["labels_confident"] = trust["confident"]
         counts["labelled"] += 1
+        counts["confident"] += trust["confident"]
         write_metadata(root, rows)  # after each file: a kill loses one file's labels at most
+    bar.close()
+    labelled = [r for r in rows if r.fields.get("plan") and not r.fields.get("cut_into")]
+    counts["confident_share"] = round(sum(bool(r.fields.get("labels_confident", True)) for r in labelled)
+                                      / max(1, len(labelled)), 4)
     return counts
+
+
+def cut_points(boundaries: np.ndarray, duration: float, *, max_seconds: float,
+               min_seconds: float) -> list[float]:
+    """Where to cut a long track into song-length items: section boundaries, each item between
+    `min_seconds` and `max_seconds` where the boundaries allow (else the nearest boundary past
+    `max_seconds`, or a cut at `max_seconds` when no boundary is near). Returns the inner cuts."""
+    cuts, start = [], 0.0
+    candidates = sorted(float(b) for b in boundaries if 0.0 < b < duration)
+    while duration - start > max_seconds:
+        inside = [b for b in candidates if start + min_seconds <= b <= start + max_seconds]
+        cut = inside[-1] if inside else start + max_seconds
+        if duration - cut < min_seconds:  # the rest would be too short: split what is left in two
+            halves = [b for b in candidates if start + min_seconds <= b <= duration - min_seconds]
+            middle = (start + duration) / 2
+            cut = min(halves, key=lambda b: abs(b - middle)) if halves else middle
+        cuts.append(round(cut, 3))
+        start = cut
+    return cuts
+
+
+def cut_long_track(root: Path, row, analysis, *, max_seconds: float) -> list:
+    """Write a long track's song-length items (`NAME__partNN` + its suffix's format: FLAC) and
+    return their new rows; the parent row gets `cut_into` (kept, no longer trained on)."""
+    from composer.data.audio import audio_write
+    from composer.data.metadata import MetadataRow
+
+    cuts = cut_points(analysis.boundaries, analysis.duration, max_seconds=max_seconds,
+                      min_seconds=MIN_ITEM_SECONDS)
+    if not cuts:
+        return []
+    audio, rate = audio_read(root / row.file_name)  # every channel, the file's own rate
+    edges = [0.0, *cuts, analysis.duration]
+    stem = Path(row.file_name).with_suffix("")
+    items = []
+    inherited = {k: v for k, v in row.fields.items()
+                 if k not in ("plan", "labels", "label_frame_rate", "labels_source", "tempo", "key", "beats_per_bar",
+                              "duration", "sections", "analysis_confidence", "labels_confident", "cut_into")}
+    for number, (a, b) in enumerate(zip(edges, edges[1:]), 1):
+        name = f"{stem.as_posix()}__part{number:02d}.flac"
+        audio_write(root / name, audio[:, int(a * rate): int(b * rate)], rate)
+        items.append(MetadataRow(line=0, file_name=name, fields={
+            **inherited, "parent": row.file_name, "start": round(a, 3), "end": round(b, 3),
+            "duration": round(b - a, 3)}))
+    row.fields["cut_into"] = [item.file_name for item in items]
+    return items

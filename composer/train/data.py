@@ -173,6 +173,14 @@ def latent_items(data: list[str], codec, cache_dir: Path):
     """(train rows, validation rows, train items, validation items): every accepted row's
     latents, controls, tags and caption embedding, encoded once per codec (cached)."""
     rows = accepted_rows(data)
+    unsure = [path for path, fields in rows
+              if fields.get("labels_source") == "analysis" and fields.get("labels_confident") is False]
+    if unsure:  # their tempo, key or chords may be wrong: the codec learns from them, the diffusion model not
+        log.info("%d files with unconfident analysed labels left out (codec training only)", len(unsure))
+        rows = [r for r in rows if r[0] not in set(unsure)]
+        if not rows:
+            raise InputError(f"--data {', '.join(data)}: every file's analysed labels are unconfident "
+                             "(`composer data analyze` marks them); nothing for the diffusion model to learn")
     folders = row_folders(data, rows)
     train_rows, val_rows = split_rows(rows)
     items = encode_dataset(train_rows, folders, codec, cache_dir)

@@ -1,0 +1,86 @@
+"""Labels by analysis for recorded archives: confidence, long tracks cut into song-length
+items at section boundaries, and unconfident labels kept away from the diffusion model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile as sf
+from synthetic_song import RATE, pop_plan, render
+
+from composer.data.labelling import analyze_dataset, cut_points
+from structure.analysis import analyze, confidence
+
+
+def test_a_clear_song_is_confident_and_noise_is_not():
+    plan = pop_plan(112.0, "D major")
+    trust = confidence(analyze(render(plan), RATE))
+    assert trust["confident"] and trust["pulse"] >= 1.5 and trust["key_halves"] == ["D major", "D major"]
+    noise = np.random.default_rng(0).normal(0, 0.1, RATE * 40).astype(np.float32)
+    assert not confidence(analyze(noise, RATE))["confident"]
+
+
+def test_cut_points_fall_on_boundaries_and_keep_items_song_length():
+    boundaries = np.array([0.0, 40.0, 95.0, 150.0, 230.0, 300.0, 380.0, 450.0])
+    cuts = cut_points(boundaries, 500.0, max_seconds=200.0, min_seconds=60.0)
+    edges = [0.0, *cuts, 500.0]
+    assert set(cuts) <= set(boundaries.tolist())
+    assert all(60.0 <= b - a <= 200.0 for a, b in zip(edges, edges[1:]))
+    assert cut_points(boundaries, 150.0, max_seconds=200.0, min_seconds=60.0) == []
+    # no boundary where one is needed: a cut at the limit, and a short rest is split evenly
+    assert cut_points(np.array([0.0]), 230.0, max_seconds=200.0, min_seconds=60.0) == [115.0]
+
+
+def test_long_tracks_are_cut_into_analysed_items(tmp_path):
+    plan = pop_plan(120.0, "G major")  # 40 bars at 120 BPM: 80 s, sections every 8 or 16 s
+    audio = render(plan)
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "long.flac", np.stack([audio, audio]).T, RATE)
+    noise = np.random.default_rng(1).normal(0, 0.05, RATE * 25).astype(np.float32)
+    sf.write(tmp_path / "audio" / "noise.flac", noise, RATE)
+    rows = [{"file_name": "audio/long.flac", "licence": "CC0-1.0", "consent": "licence-grant", "split": "train"},
+            {"file_name": "audio/noise.flac", "licence": "CC0-1.0", "consent": "licence-grant", "split": "train"}]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counts = analyze_dataset(tmp_path, progress=False, max_item_seconds=45.0)
+    assert counts["cut"] == 1 and counts["items"] >= 2 and counts["failed"] == 0
+    written = [json.loads(line) for line in (tmp_path / "metadata.jsonl").read_text().splitlines()]
+    parent = next(r for r in written if r["file_name"] == "audio/long.flac")
+    items = [r for r in written if r.get("parent") == "audio/long.flac"]
+    assert parent["cut_into"] == [r["file_name"] for r in items] and "plan" not in parent
+    assert items[0]["start"] == 0.0 and abs(items[-1]["end"] - 80.0) < 0.1
+    assert all(a["end"] == b["start"] for a, b in zip(items, items[1:]))
+    for item in items:  # each a real file of its span, analysed on its own, with the parent's licence
+        info = sf.info(tmp_path / item["file_name"])
+        assert info.channels == 2 and abs(info.duration - (item["end"] - item["start"])) < 0.01
+        assert item["plan"] and item["labels_source"] == "analysis" and item["consent"] == "licence-grant"
+        assert "labels_confident" in item and "pulse" in item["analysis_confidence"]
+    assert 0.0 <= counts["confident_share"] <= 1.0
+    noise_row = next(r for r in written if r["file_name"] == "audio/noise.flac")
+    assert noise_row["labels_confident"] is False
+    # training reads the items, never the parent; the diffusion model never the unconfident noise
+    from composer.data.datasets import iter_accepted
+    from composer.train.data import accepted_rows
+
+    names = [r.file_name for r in iter_accepted(tmp_path, check_audio=False)]
+    assert "audio/long.flac" not in names and all(r["file_name"] in names for r in items)
+    assert "audio/noise.flac" in [p.name and str(p.relative_to(tmp_path)) for p, _ in accepted_rows([str(tmp_path)])]
+    # rerun: nothing analysed twice
+    again = analyze_dataset(tmp_path, progress=False, max_item_seconds=45.0)
+    assert again["labelled"] == 0 and again["cut"] == 0
+
+
+def test_unconfident_analysed_labels_do_not_train_the_diffusion_model(tmp_path, monkeypatch):
+    import composer.train.data as data
+
+    (tmp_path / "audio").mkdir()
+    rows = []
+    for name, confident in (("sure", True), ("unsure", False)):
+        sf.write(tmp_path / "audio" / f"{name}.flac", np.zeros(RATE, np.float32) + 0.1, RATE)
+        rows.append({"file_name": f"audio/{name}.flac", "licence": "CC0-1.0", "consent": "opt-in",
+                     "labels_source": "analysis", "labels_confident": confident})
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(data, "encode_dataset", lambda rows, *a, **k: [])
+    train_rows, _, _, _ = data.latent_items([str(tmp_path)], codec=None, cache_dir=tmp_path / "cache")
+    assert [p.name for p, _ in train_rows] == ["sure.flac"]
+    assert len(data.accepted_rows([str(tmp_path)])) == 2  # the codec still hears both
