@@ -81,12 +81,14 @@ def mark_model_card(folder: Path, dataset: str, record) -> None:
 @data_group.command("analyze")
 @click.argument("folder", type=click.Path())
 @click.option("--overwrite", is_flag=True, help="Re-analyse files that already have labels.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Analyse in this many local processes.")
+@click.option("--ray", "ray_address", help="Analyse as Ray tasks: an address, 'auto', or 'local'.")
 @handle_errors
-def data_analyze_cmd(folder, overwrite):
+def data_analyze_cmd(folder, overwrite, workers, ray_address):
     """Fill missing tempo, key, meter, chords and sections of archive audio by analysis."""
     from composer.data.labelling import analyze_dataset
 
-    counts = analyze_dataset(folder, overwrite=overwrite)
+    counts = analyze_dataset(folder, overwrite=overwrite, workers=workers, ray_address=ray_address)
     cut = f", {counts['cut']} long tracks cut into {counts['items']} items" if counts["cut"] else ""
     click.echo(f"{folder}: {counts['labelled']} labelled, {counts['skipped']} already labelled, "
                f"{counts['failed']} failed{cut}; {counts['confident_share']:.0%} of labelled files analysed "

@@ -26,7 +26,8 @@ MIN_ITEM_SECONDS = 90.0
 
 
 def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progress: bool = True,
-                    max_item_seconds: float = MAX_ITEM_SECONDS) -> dict:
+                    max_item_seconds: float = MAX_ITEM_SECONDS, workers: int = 1,
+                    ray_address: str | None = None, only: set[str] | None = None) -> dict:
     """Analyse every accepted file lacking labels; returns counts (labelled, skipped, failed,
     confident, cut, items) and `confident_share` of the labelled files.
 
@@ -35,14 +36,15 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     own; the parent row keeps its file and gets `cut_into` (training reads the items). An
     analysis is `labels_confident` when its pulse is clear and both halves agree on the key
     (`structure.analysis.confidence`); diffusion training leaves the others out (they still
-    train the codec)."""
+    train the codec). workers: analyse in that many local processes; ray_address: as Ray
+    tasks (the writing stays in this process, in metadata order). only: analyse just these
+    file names (a persona's accepted songs: a refused file is never read)."""
     from tqdm import tqdm
 
     from composer.data.datasets import read_metadata, write_metadata
     from composer.data.metadata import unsafe_file_name
     from composer.errors import InputError, bad_input_types
-    from structure.analysis import analyze, confidence, estimate_plan
-    from structure.frame_controls import controls
+    from structure.analysis import confidence, estimate_plan
 
     root = Path(folder)
     rows = read_metadata(root)
@@ -56,66 +58,130 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     counts = {"labelled": 0, "skipped": 0, "failed": 0, "confident": 0, "cut": 0, "items": 0}
     (root / "plans").mkdir(exist_ok=True)
     (root / "labels").mkdir(exist_ok=True)
-    queue = list(rows)
-    bar = tqdm(total=len(queue), desc="analysing", unit="file", disable=not progress)
-    while queue:
-        row = queue.pop(0)
-        bar.update(1)
+    pending = []
+    for row in rows:
+        if only is not None and row.file_name not in only:
+            continue
         if row.fields.get("cut_into") or (row.fields.get("plan") and not overwrite):
             counts["skipped"] += 1
             counts["confident"] += bool(row.fields.get("labels_confident", row.fields.get("plan")
                                                          and row.fields.get("labels_source") != "analysis"))
-            continue
-        unsafe = unsafe_file_name(row.file_name)
-        if unsafe:  # never read outside the dataset folder
-            log.warning("line %d: %s", row.line, unsafe)
+        elif unsafe_file_name(row.file_name):  # never read outside the dataset folder
+            log.warning("line %d: %s", row.line, unsafe_file_name(row.file_name))
             counts["failed"] += 1
-            continue
-        try:
-            audio, rate = audio_read(root / row.file_name, channels=1)
-            analysis = analyze(audio, rate)
-            if analysis.duration > max_item_seconds and not row.fields.get("parent"):
-                items = cut_long_track(root, row, analysis, max_seconds=max_item_seconds)
-                if items:
-                    rows.extend(items)
-                    queue[:0] = items  # analyse the items next, each on its own
-                    bar.total += len(items)
-                    counts["cut"] += 1
-                    counts["items"] += len(items)
-                    write_metadata(root, rows)
+        else:
+            pending.append(row)
+    bar = tqdm(total=len(pending), desc="analysing", unit="file", disable=not progress)
+    with _mapper(workers, ray_address) as mapper:
+        while pending:  # rounds: the items of tracks cut in one round are analysed in the next
+            next_round = []
+            for row, analysis in zip(pending, mapper(_analyse_file, [str(root / r.file_name) for r in pending])):
+                bar.update(1)
+                if isinstance(analysis, str):
+                    log.warning("%s: %s", row.file_name, analysis)
+                    counts["failed"] += 1
                     continue
-            tags = {k: str(v) for k, v in row.fields.items() if k in ("genre", "mood") and isinstance(v, str)}
-            plan = estimate_plan(analysis, title=str(row.fields.get("title", Path(row.file_name).stem)), tags=tags)
-            trust = confidence(analysis)
-        except bad_input_types() as error:
-            log.warning("%s: %s", row.file_name, error)
-            counts["failed"] += 1
-            continue
-        stem = Path(row.file_name).with_suffix("").as_posix().replace("/", "__")
-        write_text_atomic(root / "plans" / f"{stem}.json", plan.to_json())
-        frames = int(np.ceil(analysis.duration * LABEL_FRAME_RATE))
-        label_path = root / "labels" / f"{stem}.npy"
-        tmp = label_path.with_suffix(".tmp.npy")
-        with open(tmp, "wb") as handle:
-            np.save(handle, controls(plan, LABEL_FRAME_RATE, frames=frames).astype(np.float16), allow_pickle=False)
-        os.replace(tmp, label_path)
-        row.fields.setdefault("tempo", round(plan.tempo_bpm, 2))
-        row.fields.setdefault("key", str(plan.key))
-        row.fields.setdefault("beats_per_bar", plan.beats_per_bar)
-        row.fields["plan"] = f"plans/{stem}.json"
-        row.fields["labels"] = f"labels/{stem}.npy"
-        row.fields["label_frame_rate"] = LABEL_FRAME_RATE
-        row.fields["labels_source"] = "analysis"
-        row.fields["analysis_confidence"] = {"pulse": trust["pulse"], "key_halves": trust["key_halves"]}
-        row.fields["labels_confident"] = trust["confident"]
-        counts["labelled"] += 1
-        counts["confident"] += trust["confident"]
-        write_metadata(root, rows)  # after each file: a kill loses one file's labels at most
+                if analysis.duration > max_item_seconds and not row.fields.get("parent"):
+                    items = cut_long_track(root, row, analysis, max_seconds=max_item_seconds)
+                    if items:
+                        rows.extend(items)
+                        next_round += items
+                        bar.total += len(items)
+                        counts["cut"] += 1
+                        counts["items"] += len(items)
+                        write_metadata(root, rows)
+                        continue
+                try:
+                    tags = {k: str(v) for k, v in row.fields.items()
+                            if k in ("genre", "mood") and isinstance(v, str)}
+                    plan = estimate_plan(analysis, title=str(row.fields.get("title", Path(row.file_name).stem)),
+                                         tags=tags)
+                    trust = confidence(analysis)
+                except bad_input_types() as error:
+                    log.warning("%s: %s", row.file_name, error)
+                    counts["failed"] += 1
+                    continue
+                _write_labels(root, row, plan, analysis, trust)
+                counts["labelled"] += 1
+                counts["confident"] += trust["confident"]
+                write_metadata(root, rows)  # after each file: a kill loses one file's labels at most
+            pending = next_round
     bar.close()
     labelled = [r for r in rows if r.fields.get("plan") and not r.fields.get("cut_into")]
     counts["confident_share"] = round(sum(bool(r.fields.get("labels_confident", True)) for r in labelled)
                                       / max(1, len(labelled)), 4)
     return counts
+
+
+def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
+    from structure.frame_controls import controls
+
+    stem = Path(row.file_name).with_suffix("").as_posix().replace("/", "__")
+    write_text_atomic(root / "plans" / f"{stem}.json", plan.to_json())
+    frames = int(np.ceil(analysis.duration * LABEL_FRAME_RATE))
+    label_path = root / "labels" / f"{stem}.npy"
+    tmp = label_path.with_suffix(".tmp.npy")
+    with open(tmp, "wb") as handle:
+        np.save(handle, controls(plan, LABEL_FRAME_RATE, frames=frames).astype(np.float16), allow_pickle=False)
+    os.replace(tmp, label_path)
+    row.fields.setdefault("tempo", round(plan.tempo_bpm, 2))
+    row.fields.setdefault("key", str(plan.key))
+    row.fields.setdefault("beats_per_bar", plan.beats_per_bar)
+    row.fields["plan"] = f"plans/{stem}.json"
+    row.fields["labels"] = f"labels/{stem}.npy"
+    row.fields["label_frame_rate"] = LABEL_FRAME_RATE
+    row.fields["labels_source"] = "analysis"
+    row.fields["analysis_confidence"] = {"pulse": trust["pulse"], "key_halves": trust["key_halves"]}
+    row.fields["labels_confident"] = trust["confident"]
+
+
+def _analyse_file(path: str):
+    """One file's `Analysis`, or the reason it could not be analysed (runs in worker processes)."""
+    from composer.errors import bad_input_types
+    from structure.analysis import analyze
+
+    try:
+        audio, rate = audio_read(path, channels=1)
+        return analyze(audio, rate)
+    except bad_input_types() as error:
+        return str(error)
+
+
+class _mapper:
+    """An ordered, lazy `map` over local processes (`workers` > 1), Ray tasks (`ray_address`:
+    an address, "auto" or "local"), or this process."""
+
+    def __init__(self, workers: int = 1, ray_address: str | None = None):
+        self.workers, self.ray_address, self.pool, self.ray = max(1, int(workers)), ray_address, None, None
+
+    def __enter__(self):
+        if self.ray_address:
+            from composer.batch.workers import _ray_init, _ray_module
+
+            self.ray = _ray_module()
+            self.started_ray = not self.ray.is_initialized()
+            if self.started_ray:
+                _ray_init(self.ray, self.ray_address, self.workers)
+        elif self.workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        return self
+
+    def __call__(self, function, items):
+        if self.ray is not None:
+            remote = self.ray.remote(function)
+            return (self.ray.get(ref) for ref in [remote.remote(item) for item in items])
+        if self.pool is not None:
+            return self.pool.map(function, items)
+        return map(function, items)
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        if self.ray is not None and self.started_ray:
+            self.ray.shutdown()
+        return False
 
 
 def cut_points(boundaries: np.ndarray, duration: float, *, max_seconds: float,

@@ -1,0 +1,243 @@
+"""`composer persona build ARCHIVE -o PERSONA_DIR`: learn an artist from their archive.
+
+Steps, each written atomically and recorded in `PERSONA_DIR/state.json`, so a run
+killed at any point resumes where it stopped (the fine-tune resumes from its last
+checkpoint):
+
+1. check: licence and consent of every file (`composer data check`); refused files
+   are named in the card and never read again;
+2. analysis: tempo, key, meter, chords and sections for every accepted song whose
+   labels are missing (`composer data analyze`, in local processes or as Ray tasks;
+   the labels are written into the archive, as that command does);
+3. priors: the distribution of every metadata field, of tempo and key given mood,
+   meter, form and section lengths (`priors.json`);
+4. lyrics: a trigram lyric model of the archive's lyrics (`lyrics.json`), measured
+   on held-out songs against the same model fitted to the base writer's lines;
+5. model: a fine-tune of the diffusion model on the archive's audio (`model/`, with
+   its originality index of the archive);
+6. the card (`PERSONA.md`, `persona.json`).
+
+Memory: the archive is read a row at a time (metadata, lyrics); audio is read by the
+analysis (one file per worker) and by training (its latent cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+from composer.data.audio import write_text_atomic
+from composer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+PERSONA_FORMAT = 1
+STEPS = ("check", "analysis", "priors", "lyrics", "model", "card")
+HELD_OUT_SHARE = 0.2  # songs whose lyrics measure the lyric model (never trained on)
+
+
+def _state(out: Path) -> dict:
+    path = out / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {"format": PERSONA_FORMAT, "done": {}}
+
+
+def _save_state(out: Path, state: dict) -> None:
+    write_text_atomic(out / "state.json", json.dumps(state, indent=1) + "\n")
+
+
+def _claim(out: Path, archive: Path) -> None:
+    """The output folder must be new, empty, or a persona of this archive (to resume)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        state_path = out / "state.json"
+        if not state_path.is_file():
+            raise InputError(f"-o {out}: a folder that is not a persona; give a new or empty folder")
+        state = json.loads(state_path.read_text())
+        if state.get("archive") and state["archive"] != str(archive.resolve()):
+            raise InputError(f"-o {out}: the persona of another archive ({state['archive']})")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _archive_songs(archive: Path, accepted: list[str]) -> list[dict]:
+    """The accepted rows' fields with their labels: tempo, key, meter, form and section bars."""
+    from composer.data.metadata import read_metadata
+    from structure.schema import SongPlan
+
+    wanted = set(accepted)
+    songs = []
+    for row in read_metadata(archive):
+        if row.problem or row.file_name not in wanted:
+            continue
+        fields = dict(row.fields)
+        fields["file_name"] = row.file_name
+        if fields.get("plan") and (archive / fields["plan"]).is_file():
+            plan = SongPlan.from_json((archive / fields["plan"]).read_text())
+            fields.setdefault("tempo", plan.tempo_bpm)
+            fields.setdefault("key", str(plan.key))
+            fields.setdefault("beats_per_bar", plan.beats_per_bar)
+            fields["form"] = [s.kind for s in plan.sections]
+            fields["section_bars"] = [(s.kind, s.bars) for s in plan.sections]
+        songs.append(fields)
+    return songs
+
+
+def _held_out(songs: list[dict], seed: int) -> set[str]:
+    names = sorted(s["file_name"] for s in songs)
+    rng = random.Random(f"persona-holdout-{seed}")
+    count = max(1, int(round(HELD_OUT_SHARE * len(names)))) if len(names) > 1 else 0
+    return set(rng.sample(names, count))
+
+
+def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, init: str | None = None,
+                  codec: str | None = None, workers: int = 1, ray_address: str | None = None, seed: int = 0,
+                  threads: int | None = None, batch_size: int = 16, lr: float = 5e-5,
+                  max_minutes: float | None = None, progress: bool = True, command: str = "",
+                  stop_after: str | None = None) -> dict:
+    """Build (or resume) a persona; returns persona.json's contents. `stop_after`: end after
+    that step (what a kill at that point leaves; the tests use it)."""
+    from composer.data.datasets import check_dataset
+    from composer.persona.lyric_model import LyricModel, base_writer_lines
+    from composer.persona.priors import Priors
+
+    archive, out = Path(archive), Path(out)
+    if not (archive / "metadata.jsonl").is_file():
+        raise InputError(f"{archive}: not an archive (an audio folder with metadata.jsonl)")
+    _claim(out, archive)
+    state = _state(out)
+    state["archive"] = str(archive.resolve())
+    state["codec"] = str(Path(codec).resolve()) if codec else None  # daily renders with the same codec
+    started = time.monotonic()
+
+    def done(step: str, info: dict) -> bool:
+        state["done"][step] = info
+        _save_state(out, state)
+        log.info("persona %s: %s done", out, step)
+        return stop_after == step
+
+    if "check" not in state["done"]:
+        report = check_dataset(archive)
+        info = {"accepted": report.accepted, "refused": [str(p) for p in report.refused],
+                "consents": report.consents}
+        if not report.accepted:
+            raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check`")
+        if done("check", info):
+            return state
+    accepted = state["done"]["check"]["accepted"]
+
+    if "analysis" not in state["done"]:
+        from composer.data.labelling import analyze_dataset
+
+        clock = time.monotonic()
+        counts = analyze_dataset(archive, progress=progress, workers=workers, ray_address=ray_address,
+                                 only=set(accepted), max_item_seconds=1800.0)  # an artist's songs stay whole
+        seconds = time.monotonic() - clock
+        counts["seconds"] = round(seconds, 1)
+        counts["seconds_per_song"] = round(seconds / max(1, counts["labelled"]), 3) if counts["labelled"] else None
+        if done("analysis", counts):
+            return state
+
+    songs = _archive_songs(archive, accepted)
+    held = _held_out(songs, seed)
+    if "priors" not in state["done"]:
+        priors = Priors.from_songs(songs)
+        write_text_atomic(out / "priors.json", json.dumps(priors.to_dict(), indent=1, sort_keys=True) + "\n")
+        if done("priors", {"songs": len(songs), "fields": sorted(priors.fields)}):
+            return state
+
+    if "lyrics" not in state["done"]:
+        from lyrics import parse
+
+        def lyric_songs(names):
+            return [parse(s["lyrics"]) for s in songs
+                    if s["file_name"] in names and isinstance(s.get("lyrics"), str) and s["lyrics"].strip()]
+
+        train_names = {s["file_name"] for s in songs} - held
+        model = LyricModel.train(lyric_songs(train_names))
+        write_text_atomic(out / "lyrics.json", model.to_json() + "\n")
+        held_lines = [line for sections in lyric_songs(held) for sec in sections if not sec.repeat_of
+                      for line in sec.lines]
+        base = LyricModel.train([[_Lines(base_writer_lines(seed=seed))]])
+        info = {"songs": model.songs, "held_out_songs": len(lyric_songs(held)),
+                "perplexity": round(model.perplexity(held_lines), 2) if held_lines else None,
+                "base_writer_perplexity": round(base.perplexity(held_lines), 2) if held_lines else None,
+                "vocabulary": len(model.unigrams), "images": model.images[:12]}
+        if done("lyrics", info):
+            return state
+
+    if "model" not in state["done"]:
+        from composer.models import bundled_model_path
+        from composer.train.diffusion import train_diffusion_command
+
+        clock = time.monotonic()
+        metrics = train_diffusion_command(
+            [str(archive)], codec, str(out / "model"), steps=steps, channels=(), blocks=1, batch_size=batch_size,
+            lr=lr, seed=seed, resume=(out / "model" / "training" / "last").exists(), max_minutes=max_minutes,
+            threads=threads, command=command or f"composer persona build {archive} -o {out}",
+            init=str(init or bundled_model_path()))
+        if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
+                          "validation": {k: v for k, v in metrics.items() if k != "step"},
+                          "init": str(init or "bundled")}):
+            return state
+
+    info = _write_card(out, archive, state, songs, held, minutes=(time.monotonic() - started) / 60)
+    done("card", info)
+    return json.loads((out / "persona.json").read_text())
+
+
+class _Lines:
+    """A stand-in section holding lines (for training the comparison model on the base writer)."""
+
+    def __init__(self, lines):
+        self.kind, self.lines, self.repeat_of, self.name = "verse", lines, None, "verse1"
+
+
+def persona_identity(out: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("priors.json", "lyrics.json", "model/model.safetensors"):
+        path = out / name
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: set[str], *, minutes: float) -> dict:
+    from composer.data.metadata import consent_kind
+
+    check, analysis, lyrics = state["done"]["check"], state["done"]["analysis"], state["done"]["lyrics"]
+    hours = sum(float(s.get("duration") or 0) for s in songs) / 3600
+    licences: dict[str, int] = {}
+    consents: dict[str, int] = {}
+    for song in songs:
+        licence = str(song.get("licence", song.get("license", "?")))
+        licences[licence] = licences.get(licence, 0) + 1
+        kind = consent_kind(song.get("consent"))
+        consents[kind] = consents.get(kind, 0) + 1
+    body = {"format": PERSONA_FORMAT, "identity": persona_identity(out), "archive": str(archive),
+            "songs": len(songs), "hours": round(hours, 3), "held_out_songs": sorted(held),
+            "licences": licences, "consents": consents, "refused": check["refused"],
+            "analysis": analysis, "lyrics": lyrics, "model": state["done"]["model"],
+            "codec": state.get("codec"),
+            "demo": any(bool(s.get("demo_persona")) for s in songs)}
+    write_text_atomic(out / "persona.json", json.dumps(body, indent=1) + "\n")
+    lines = [f"# Persona of {archive.name}" + (" (a DEMO persona: made-up lyrics and metadata)" if body["demo"] else ""),
+             "", f"Learnt from {len(songs)} songs ({hours:.2f} h) of `{archive}`; identity `{body['identity']}`.", "",
+             "## Rights", "",
+             "- licences: " + ", ".join(f"{k} ({v})" for k, v in sorted(licences.items())),
+             "- consent: " + ", ".join(f"{k} ({v})" for k, v in sorted(consents.items())),
+             f"- refused ({len(check['refused'])}, never read): "
+             + ("; ".join(check["refused"][:20]) or "none"), "",
+             "## Analysis", "", f"```\n{json.dumps(analysis, indent=1)}\n```", "",
+             "## Lyrics", "",
+             f"- trigram model of {lyrics['songs']} songs' lyrics ({lyrics['vocabulary']} words); on "
+             f"{lyrics['held_out_songs']} held-out songs perplexity {lyrics['perplexity']} against "
+             f"{lyrics['base_writer_perplexity']} for the same model fitted to the base writer",
+             f"- recurring images: {', '.join(lyrics['images'])}", "",
+             "## Model", "", f"```\n{json.dumps(state['done']['model'], indent=1)}\n```", "",
+             f"Built in {minutes:.1f} minutes (this run)."]
+    write_text_atomic(out / "PERSONA.md", "\n".join(lines) + "\n")
+    return {"identity": body["identity"]}

@@ -1,0 +1,138 @@
+"""`composer daily --persona DIR`: the song of the day, in the persona's manner.
+
+The date seeds everything (with the persona's identity): the same persona and date
+give the same song, byte for byte. Metadata come from the priors (pinned values
+with `--set field=value`), lyrics and title from the persona's lyric model, the
+plan from the project's planner with those, and the render from the persona's
+fine-tuned model (sung, as every song with lyrics is). `--days N` renders a run
+of dated folders; a folder already finished is skipped, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SECTION_TAG = {"verse": "Verse", "chorus": "Chorus", "bridge": "Bridge", "intro": "Intro", "outro": "Outro",
+               "pre-chorus": "Pre-Chorus", "solo": "Solo", "interlude": "Interlude", "breakdown": "Breakdown"}
+SUNG_KINDS = frozenset({"verse", "chorus", "bridge", "pre-chorus", "hook"})
+
+
+@dataclass
+class Persona:
+    folder: Path
+    info: dict
+    priors: object
+    lyrics: object
+
+    @property
+    def model_dir(self) -> Path:
+        return self.folder / "model"
+
+
+def load_persona(folder: str | Path) -> Persona:
+    from composer.persona.lyric_model import LyricModel
+    from composer.persona.priors import Priors
+
+    folder = Path(folder)
+    if not (folder / "persona.json").is_file():
+        state = folder / "state.json"
+        hint = " (its build did not finish: run `composer persona build` again to resume)" if state.is_file() else ""
+        raise InputError(f"--persona {folder}: not a persona{hint}")
+    try:
+        info = json.loads((folder / "persona.json").read_text())
+        priors = Priors.from_dict(json.loads((folder / "priors.json").read_text()))
+        lyrics = LyricModel.from_json((folder / "lyrics.json").read_text())
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(f"--persona {folder}: damaged ({error})") from None
+    return Persona(folder=folder, info=info, priors=priors, lyrics=lyrics)
+
+
+def day_seed(persona: Persona, day: dt.date) -> int:
+    text = f"{persona.info.get('identity')}|{day.isoformat()}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % (2**31)
+
+
+def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = None) -> dict:
+    """What the day's song is: metadata (and which prior each came from), lyrics, title, prompt."""
+    seed = day_seed(persona, day)
+    rng = random.Random(seed)
+    drawn = persona.priors.draw(rng, pinned)
+    values = drawn["values"]
+    form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
+    sections, seen = [], {}
+    for kind in form:
+        if kind not in SUNG_KINDS:
+            sections.append((kind, []))
+        elif kind == "chorus" and kind in seen:  # a chorus repeats its words
+            sections.append((kind, seen[kind]))
+        else:
+            lines = persona.lyrics.write_section(kind, rng)
+            seen.setdefault(kind, lines)
+            sections.append((kind, lines))
+    title = persona.lyrics.title(sections, rng)
+    text = "\n\n".join(f"[{SECTION_TAG.get(kind, kind.title())}]" + ("\n" + "\n".join(lines) if lines else "")
+                       for kind, lines in sections)
+    tokens = [f"{key}={_quote(value)}" for key, value in sorted(values.items())
+              if key not in ("beats_per_bar",)]
+    if "beats_per_bar" in values:
+        tokens.append(f"meter={values['beats_per_bar']}/4")
+    return {"date": day.isoformat(), "seed": seed, "title": title, "metadata": values, "form": form,
+            "priors": drawn["priors"], "lyrics": text, "prompt": " ".join(tokens)}
+
+
+def _quote(value) -> str:
+    import shlex
+
+    return shlex.quote(str(value))
+
+
+def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int = 1,
+          pinned: dict[str, str] | None = None, options=None, codec=None, progress: bool = True,
+          on_done=None) -> list[Path]:
+    """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones)."""
+    import composer
+    from composer.rendering.folder import check_output, claim_output
+
+    persona = load_persona(persona_dir)
+    if days < 1 or days > 3660:
+        raise InputError(f"--days {days}: outside 1..3660")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out}: exists and is not a folder")
+    model = composer.load_model(persona.model_dir) if (persona.model_dir / "config.json").is_file() else None
+    codec = codec or persona.info.get("codec")  # the codec it was built with (None: the bundled one)
+    written = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        folder = out / day.isoformat()
+        if (folder / "report.json").is_file():  # a render folder is swapped in whole: this one is done
+            log.info("%s: already rendered, skipped", folder)
+            written.append(folder)
+            continue
+        check_output(folder)
+        song = draw_song(persona, day, pinned)
+        plan = composer.plan(song["prompt"], lyrics=song["lyrics"], seed=song["seed"],
+                             model=model if model is not None else None)
+        plan.title = song["title"]
+        with claim_output(folder):
+            result = composer.render(plan, seed=song["seed"], codec=codec, model=model, options=options,
+                                     progress=progress)
+            result.report["persona"] = {"persona": str(persona.folder), "identity": persona.info.get("identity"),
+                                        "date": song["date"], "drawn": song["metadata"], "form": song["form"],
+                                        "priors": song["priors"], "title": song["title"],
+                                        "demo": persona.info.get("demo", False)}
+            result.save(folder)
+        written.append(folder)
+        if on_done:
+            on_done(folder, result)
+    return written

@@ -1,0 +1,243 @@
+"""A persona's lyric model: a word trigram model of an archive's lyrics, with its habits.
+
+Trained on the CPU in a second: interpolated absolute-discount trigrams over the
+archive's lines (lowercased words, line start and end marks), plus what the
+archive does with them: syllables per line, lines per section, rhyme schemes per
+section kind (from the CMU dictionary's rhyming parts) and its recurring images
+(content words it uses far more than English does; used for titles).
+
+Generation never copies: a line that exists in the archive is thrown away, and no
+word may complete a 4-gram the archive holds (so the share of archive 4-grams in a
+new song is zero by construction, measured anyway by the benchmark). Rhyme is
+kept by drawing candidate lines and choosing one whose last word rhymes with the
+scheme's earlier line and whose length fits the drawn syllable count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+START, END = "<s>", "</s>"
+DISCOUNT = 0.75
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_COMMON = frozenset("""a an the and or but of to in on at for with from by as is are was were be been i you he she it
+we they me my your our their his her its this that these those there here so if when then than not no all
+just like up down out over under into through my me oh yeah la na""".split())
+
+
+def words(line: str) -> list[str]:
+    return _WORD.findall(line.lower())
+
+
+def rhyme_part(word: str) -> str | None:
+    import pronouncing
+
+    phones = pronouncing.phones_for_word(word)
+    return pronouncing.rhyming_part(phones[0]) if phones else None
+
+
+def rhymes(a: str, b: str) -> bool:
+    if a == b:
+        return False
+    ra, rb = rhyme_part(a), rhyme_part(b)
+    return ra is not None and ra == rb
+
+
+def scheme_of(lines: list[str]) -> str:
+    """'ABAB'-style letters of a section's lines by the rhyme of their last words."""
+    letters, ends = [], []
+    for line in lines:
+        tokens = words(line)
+        last = tokens[-1] if tokens else ""
+        for index, earlier in enumerate(ends):
+            if last and (last == earlier or rhymes(last, earlier)):
+                letters.append(letters[index])
+                break
+        else:
+            letters.append(chr(ord("A") + len(set(letters))) if len(set(letters)) < 26 else "Z")
+        ends.append(last)
+    return "".join(letters)
+
+
+def syllables(line: str) -> int:
+    from lyrics.syllables import count_syllables
+
+    return sum(count_syllables(w) for w in words(line))
+
+
+@dataclass
+class LyricModel:
+    unigrams: dict[str, int] = field(default_factory=dict)
+    bigrams: dict[str, dict[str, int]] = field(default_factory=dict)
+    trigrams: dict[str, dict[str, int]] = field(default_factory=dict)  # "w1 w2" -> next -> count
+    fourgrams: set[str] = field(default_factory=set)  # what generation may not complete
+    archive_lines: set[str] = field(default_factory=set)
+    line_syllables: list[int] = field(default_factory=list)
+    section_lines: dict[str, list[int]] = field(default_factory=dict)  # kind -> line counts seen
+    schemes: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> scheme -> count
+    images: list[str] = field(default_factory=list)
+    songs: int = 0
+
+    # --- training -------------------------------------------------------------
+    @classmethod
+    def train(cls, songs: list[list]) -> LyricModel:
+        """songs: each a list of `lyrics.LyricSection` (name, kind, lines)."""
+        model = cls(songs=len(songs))
+        uni, bi, tri = Counter(), defaultdict(Counter), defaultdict(Counter)
+        for sections in songs:
+            for section in sections:
+                if section.repeat_of or not section.lines:
+                    continue
+                model.section_lines.setdefault(section.kind, []).append(len(section.lines))
+                scheme = scheme_of(section.lines)
+                model.schemes.setdefault(section.kind, {})
+                model.schemes[section.kind][scheme] = model.schemes[section.kind].get(scheme, 0) + 1
+                for line in section.lines:
+                    tokens = words(line)
+                    if not tokens:
+                        continue
+                    model.archive_lines.add(" ".join(tokens))
+                    model.line_syllables.append(syllables(line))
+                    padded = [START, START, *tokens, END]
+                    for i in range(2, len(padded)):
+                        uni[padded[i]] += 1
+                        bi[padded[i - 1]][padded[i]] += 1
+                        tri[f"{padded[i - 2]} {padded[i - 1]}"][padded[i]] += 1
+                    for i in range(len(padded) - 3):
+                        model.fourgrams.add(" ".join(padded[i: i + 4]))
+        model.unigrams = dict(uni)
+        model.bigrams = {k: dict(v) for k, v in bi.items()}
+        model.trigrams = {k: dict(v) for k, v in tri.items()}
+        content = Counter({w: c for w, c in uni.items() if w not in _COMMON and w not in (END,) and len(w) > 2})
+        model.images = [w for w, _ in content.most_common(40)]
+        return model
+
+    # --- probabilities ----------------------------------------------------------
+    def _total(self) -> int:
+        return sum(self.unigrams.values())
+
+    def probability(self, history: tuple[str, str], word: str) -> float:
+        """Interpolated absolute-discount trigram probability; unseen words get add-one mass."""
+        vocabulary = len(self.unigrams) + 1
+        p = (self.unigrams.get(word, 0) + 1) / (self._total() + vocabulary)
+        for counts in (self.bigrams.get(history[1]), self.trigrams.get(f"{history[0]} {history[1]}")):
+            if not counts:
+                continue
+            total = sum(counts.values())
+            seen = counts.get(word, 0)
+            p = max(seen - DISCOUNT, 0) / total + DISCOUNT * len(counts) / total * p
+        return p
+
+    def perplexity(self, lines: list[str]) -> float:
+        log_sum, count = 0.0, 0
+        for line in lines:
+            padded = [START, START, *words(line), END]
+            for i in range(2, len(padded)):
+                log_sum -= math.log(self.probability((padded[i - 2], padded[i - 1]), padded[i]))
+                count += 1
+        return math.exp(log_sum / max(1, count))
+
+    # --- writing ----------------------------------------------------------------
+    def _next_words(self, history: tuple[str, str], rng: random.Random, recent: list[str]) -> str | None:
+        candidates = set(self.bigrams.get(history[1], {})) | set(self.trigrams.get(" ".join(history), {}))
+        if not candidates:
+            candidates = set(self.unigrams)
+        allowed = [w for w in candidates if " ".join([*recent[-3:], w]) not in self.fourgrams]
+        if not allowed:
+            return None
+        weights = [self.probability(history, w) for w in allowed]
+        return rng.choices(sorted(allowed), weights=[weights[allowed.index(w)] for w in sorted(allowed)])[0]
+
+    def _draw_line(self, rng: random.Random, max_words: int = 16) -> str | None:
+        history, out, recent = (START, START), [], [START, START]
+        for _ in range(max_words):
+            word = self._next_words(history, rng, recent)
+            if word is None:
+                return None
+            if word == END:
+                break
+            out.append(word)
+            recent.append(word)
+            history = (history[1], word)
+        line = " ".join(out)
+        if not out or line in self.archive_lines:
+            return None
+        return line
+
+    def write_section(self, kind: str, rng: random.Random, *, tries: int = 40) -> list[str]:
+        """The lines of a new section of `kind`: its line count, scheme and lengths drawn from the archive's."""
+        counts = self.section_lines.get(kind) or [n for v in self.section_lines.values() for n in v] or [4]
+        lines_wanted = rng.choice(counts)
+        schemes = self.schemes.get(kind) or {}
+        fitting = {s: c for s, c in schemes.items() if len(s) == lines_wanted}
+        scheme = (rng.choices(sorted(fitting), weights=[fitting[s] for s in sorted(fitting)])[0] if fitting
+                  else "".join(chr(ord("A") + i // 2) for i in range(lines_wanted)))
+        lines: list[str] = []
+        chosen: dict[int, str] = {}  # scheme position -> its line (a position may stay empty)
+        for index, letter in enumerate(scheme):
+            target = rng.choice(self.line_syllables or [8])
+            partner = next((chosen[j] for j in range(index) if scheme[j] == letter and j in chosen), None)
+            best, best_score = None, None
+            for _ in range(tries):
+                line = self._draw_line(rng)
+                if line is None or line in lines:
+                    continue
+                last = line.split()[-1]
+                rhyme_ok = partner is None or rhymes(last, partner.split()[-1])
+                score = abs(syllables(line) - target) + (0 if rhyme_ok else 6)
+                if best_score is None or score < best_score:
+                    best, best_score = line, score
+                if best_score == 0:
+                    break
+            if best is None:
+                continue
+            chosen[index] = best
+            lines.append(best)
+        return [line[0].upper() + line[1:] for line in lines]
+
+    def title(self, sections: list[tuple[str, list[str]]], rng: random.Random) -> str:
+        """A title: the chorus's first line when short, else its words that are the archive's images."""
+        chorus = next((lines for kind, lines in sections if kind == "chorus" and lines), None)
+        source = chorus or next((lines for _, lines in sections if lines), ["untitled"])
+        first = source[0]
+        if len(words(first)) <= 5:
+            return first.title()
+        picked = [w for w in words(first) if w in self.images][:3] or words(first)[-2:]
+        return " ".join(picked).title()
+
+    # --- storage ------------------------------------------------------------------
+    def to_json(self) -> str:
+        body = {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(self).items()}
+        return json.dumps(body, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> LyricModel:
+        body = json.loads(text)
+        body["fourgrams"] = set(body.get("fourgrams", []))
+        body["archive_lines"] = set(body.get("archive_lines", []))
+        return cls(**body)
+
+
+def base_writer_lines(count: int = 400, seed: int = 0) -> list[str]:
+    """Lines of the project's template writer over its moods and varied themes: what the
+    base writer writes, for comparing perplexities with the persona model's."""
+    from lyrics.banks import MOODS
+    from lyrics.writer import SectionSpec, write
+
+    themes = ["love", "the road", "summer", "the city", "home", "the sea", "night", "friends", "rain", "dreams"]
+    lines, k = [], 0
+    rng = random.Random(seed)
+    while len(lines) < count:
+        mood = sorted(MOODS)[k % len(MOODS)]
+        theme = themes[k % len(themes)]
+        specs = [SectionSpec("verse1", "verse", [rng.randint(6, 10) for _ in range(4)]),
+                 SectionSpec("chorus1", "chorus", [rng.randint(6, 10) for _ in range(4)])]
+        for section in write(theme, mood=mood, sections=specs, seed=seed + k):
+            lines += section.lines
+        k += 1
+    return lines[:count]

@@ -1,0 +1,129 @@
+"""The archive persona: build and daily on a tiny archive in seconds; same date, same bytes;
+a refused file changes nothing learnt; a build killed between steps finishes the same."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from synthetic_song import RATE, pop_plan, render
+
+from composer.cli import main
+
+MOODS = ["sad", "happy", "sad", "calm", "happy", "sad", "calm", "sad"]
+
+
+def _archive(folder, *, refused: bool = False, refused_tone: float = 330.0):
+    from lyrics.writer import SectionSpec, write
+
+    (folder / "audio").mkdir(parents=True)
+    rows = []
+    for i, mood in enumerate(MOODS):
+        tempo = 80.0 + 10 * i if mood == "sad" else 120.0 + 5 * i
+        audio = render(pop_plan(tempo, "A minor" if mood == "sad" else "C major"))[: RATE * 24]
+        sf.write(folder / "audio" / f"s{i}.wav", audio, RATE)
+        specs = [SectionSpec("verse1", "verse", [7, 8, 7, 8]), SectionSpec("chorus1", "chorus", [6, 6, 6, 6])]
+        text = "\n\n".join(f"[{s.kind.title()}]\n" + "\n".join(s.lines)
+                           for s in write("the harbour at night", mood=mood, sections=specs, seed=i))
+        rows.append({"file_name": f"audio/s{i}.wav", "title": f"Song {i}", "mood": mood,
+                     "location": "Oslo" if i % 3 else "Bergen", "beard": "long" if i % 2 else "none",
+                     "lyrics": text, "licence": "own-work", "consent": "opt-in"})
+    if refused:
+        t = np.arange(RATE * 24) / RATE
+        sf.write(folder / "audio" / "refused.wav", (0.3 * np.sin(2 * np.pi * refused_tone * t)).astype(np.float32), RATE)
+        rows.append({"file_name": "audio/refused.wav", "mood": "furious", "location": "Mars", "beard": "blue",
+                     "lyrics": "[Verse]\nNever learn this secret line", "licence": "all rights reserved",
+                     "consent": "opt-in"})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def _build(archive, out, tiny_models, *extra):
+    codec_dir, model_dir = tiny_models
+    result = CliRunner().invoke(main, ["persona", "build", str(archive), "-o", str(out), "--init", str(model_dir),
+                                       "--codec", str(codec_dir), "--steps", "3", "--batch-size", "2",
+                                       "--threads", "1", *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _learnt(persona):
+    return {name: (persona / name).read_bytes() for name in ("priors.json", "lyrics.json", "model/model.safetensors")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_models):
+    root = tmp_path_factory.mktemp("persona")
+    archive = _archive(root / "archive", refused=True)
+    _build(archive, root / "persona", tiny_models)
+    return root, archive, root / "persona"
+
+
+def test_build_learns_the_archive_and_says_so(built):
+    _, _, persona = built
+    info = json.loads((persona / "persona.json").read_text())
+    assert info["songs"] == 8 and any("refused.wav" in r for r in info["refused"])
+    priors = json.loads((persona / "priors.json").read_text())
+    assert priors["fields"]["mood"] == {"sad": 4, "happy": 2, "calm": 2}
+    assert "Mars" not in priors["fields"]["location"] and "blue" not in priors["fields"]["beard"]
+    assert set(priors["tempo"]) >= {"*"}  # tempo given mood where a mood has enough songs
+    card = (persona / "PERSONA.md").read_text()
+    assert "8 songs" in card and "refused.wav" in card and "own-work (8)" in card
+    assert 1.0 < info["lyrics"]["perplexity"] < 1e4 and 1.0 < info["lyrics"]["base_writer_perplexity"]
+    lyrics = json.loads((persona / "lyrics.json").read_text())
+    assert "secret" not in lyrics["unigrams"]
+
+
+def test_daily_is_the_same_song_for_the_same_date(built, tiny_models, tmp_path):
+    _, _, persona = built
+    runs = []
+    for attempt in ("a", "b"):
+        result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-01",
+                                           "-o", str(tmp_path / attempt), "--no-evaluate", "--no-vocals"])
+        assert result.exit_code == 0, result.output
+        runs.append(tmp_path / attempt / "2026-12-01")
+    assert (runs[0] / "song.wav").read_bytes() == (runs[1] / "song.wav").read_bytes()
+    report = json.loads((runs[0] / "report.json").read_text())
+    drawn = report["persona"]["drawn"]
+    assert drawn["mood"] in ("sad", "happy", "calm") and report["persona"]["priors"]["mood"] == "P(mood)"
+    plan = json.loads((runs[0] / "plan.json").read_text())
+    assert plan["title"] == report["persona"]["title"] and any(s["lyrics"] for s in plan["sections"])
+    # pinned fields and a run of days: each day its own song, reruns skip what is done
+    result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-01", "--days", "2",
+                                       "--set", "mood=happy", "-o", str(tmp_path / "run"), "--no-evaluate",
+                                       "--no-vocals"])
+    assert result.exit_code == 0, result.output
+    days = sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert days == ["2026-12-01", "2026-12-02"]
+    pinned = json.loads((tmp_path / "run" / "2026-12-02" / "report.json").read_text())["persona"]
+    assert pinned["drawn"]["mood"] == "happy" and pinned["priors"]["mood"] == "pinned"
+
+
+def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):
+    _, _, persona = built
+    other = _archive(tmp_path / "archive", refused=True, refused_tone=523.0)  # another refused file
+    _build(other, tmp_path / "persona", tiny_models)
+    assert _learnt(tmp_path / "persona") == _learnt(persona)
+
+
+def test_a_killed_build_finishes_the_same(built, tiny_models, tmp_path):
+    _, _, persona = built
+    archive = _archive(tmp_path / "archive", refused=True)
+    for step in ("check", "analysis", "lyrics"):
+        result = _build(archive, tmp_path / "persona", tiny_models, "--stop-after", step)
+        assert "stopped after" in result.output
+    _build(archive, tmp_path / "persona", tiny_models)
+    assert _learnt(tmp_path / "persona") == _learnt(persona)
+
+
+def test_bad_persona_inputs_are_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["daily", "--persona", str(tmp_path), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "not a persona" in result.output
+    (tmp_path / "x").write_text("")
+    result = CliRunner().invoke(main, ["persona", "build", str(tmp_path), "-o", str(tmp_path / "p")])
+    assert result.exit_code == 2 and "not an archive" in result.output
+    shutil.rmtree(tmp_path / "p", ignore_errors=True)
