@@ -87,6 +87,11 @@ def _archive_songs(archive: Path, accepted: list[str]) -> list[dict]:
 
 
 def _held_out(songs: list[dict], seed: int) -> set[str]:
+    """The archive's validation split when it has one (the fine-tune never trains on it either),
+    else a seeded fifth of the songs (held out of the lyric model only)."""
+    validation = {s["file_name"] for s in songs if s.get("split") == "validation"}
+    if validation:
+        return validation
     names = sorted(s["file_name"] for s in songs)
     rng = random.Random(f"persona-holdout-{seed}")
     count = max(1, int(round(HELD_OUT_SHARE * len(names)))) if len(names) > 1 else 0

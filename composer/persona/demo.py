@@ -90,7 +90,7 @@ def make_demo_archive(source: str | Path, out: str | Path, *, songs: int = 60, s
             "licence": row.fields.get("licence"), "consent": row.fields.get("consent"),
             "source_package": row.fields.get("source_package"), "source_file": row.file_name,
             "excerpt": [round(start, 2), round(start + seconds, 2)], "duration": seconds,
-            "demo_persona": True,
+            "demo_persona": True, "split": "validation" if number % 5 == 4 else "train",
             "note": "DEMO: recorded music under its own free licence; lyrics and metadata made up by "
                     "song-composer's template writer"})
     write_text_atomic(out / "metadata.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -1,0 +1,170 @@
+"""The archive persona on the demo archive, part of it held out (its validation split).
+
+    composer persona demo -o data/demo_archive                     # from the recorded corpus
+    composer persona build data/demo_archive -o runs/demo_persona --threads 2
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/persona.py           # writes benchmarks/results/persona.json
+
+- priors: over 200 drawn days, each field's total-variation distance to the archive's
+  distribution (mood, location, beard, genre, key, meter; tempo in 10-BPM bins);
+- lyrics: over 50 days' lyrics, lines copied from the archive, the share of 4-grams found
+  in the archive, syllables per line and rhyme-scheme agreement against the archive's, and
+  the perplexity of the persona's lyric model on the held-out songs' lyrics against the same
+  model fitted to the base writer's lines;
+- audio: the same drawn plans rendered by the persona's model and by the base model, and
+  their FluidSynth guides: Frechet distance of frame statistics (1-s frames of 32-band log-mel
+  and chroma) to the held-out archive songs, and how well each follows its plan (tempo within
+  4 %, key), measured by the built-in evaluation;
+- throughput: analysis seconds per song and fine-tune latent-seconds per second on this
+  machine, and what 5,000 songs (about 250 hours) would take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import write_result  # noqa: E402
+from objective import frechet  # noqa: E402
+
+
+def frame_features(audio: np.ndarray, rate: int) -> np.ndarray:
+    """[frames, 44]: per second, the mean 32-band log-mel (dB) and chroma of the audio."""
+    import librosa
+
+    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    mono = librosa.resample(mono.astype(np.float32), orig_sr=rate, target_sr=16000)
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=mono, sr=16000, n_mels=32, hop_length=1600))
+    chroma = librosa.feature.chroma_stft(y=mono, sr=16000, hop_length=1600)
+    frames = min(mel.shape[1], chroma.shape[1]) // 10 * 10
+    stacked = np.concatenate([mel[:, :frames], chroma[:, :frames] * 10], axis=0)
+    return stacked.reshape(stacked.shape[0], -1, 10).mean(axis=2).T
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archive", default="data/demo_archive")
+    parser.add_argument("--persona", default="runs/demo_persona")
+    parser.add_argument("--days", type=int, default=200)
+    parser.add_argument("--lyric-days", type=int, default=50)
+    parser.add_argument("--renders", type=int, default=6)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    import composer
+    from composer.data.audio import audio_read
+    from composer.data.metadata import read_metadata
+    from composer.persona.daily import draw_song, load_persona
+    from composer.persona.lyric_model import scheme_of, syllables, words
+    from composer.persona.priors import total_variation
+    from composer.rendering.options import RenderOptions
+    from lyrics import parse
+
+    persona = load_persona(args.persona)
+    archive = Path(args.archive)
+    rows = [r for r in read_metadata(archive) if r.problem is None and not r.fields.get("cut_into")]
+    start = dt.date(2027, 1, 1)
+    days = [draw_song(persona, start + dt.timedelta(days=k)) for k in range(args.days)]
+
+    # priors ------------------------------------------------------------------------------
+    def counts(values):
+        return dict(Counter(str(v) for v in values))
+
+    tv = {}
+    for field in sorted(persona.priors.fields):
+        tv[field] = total_variation(counts(d["metadata"].get(field) for d in days),
+                                    counts(r.fields.get(field) for r in rows if field in r.fields))
+    tv["tempo (10 BPM bins)"] = total_variation(
+        counts(int(d["metadata"]["tempo"] // 10) for d in days if "tempo" in d["metadata"]),
+        counts(int(float(r.fields["tempo"]) // 10) for r in rows if r.fields.get("tempo")))
+    tv["key"] = total_variation(counts(d["metadata"].get("key") for d in days if "key" in d["metadata"]),
+                                counts(r.fields.get("key") for r in rows if r.fields.get("key")))
+
+    # lyrics ------------------------------------------------------------------------------
+    archive_lines, archive_grams, archive_syllables, archive_schemes = set(), set(), [], Counter()
+    for row in rows:
+        for section in parse(row.fields.get("lyrics", "")):
+            if section.repeat_of or not section.lines:
+                continue
+            archive_schemes[(section.kind, scheme_of(section.lines))] += 1
+            for line in section.lines:
+                tokens = words(line)
+                archive_lines.add(" ".join(tokens))
+                archive_syllables.append(syllables(line))
+                archive_grams.update(" ".join(tokens[i: i + 4]) for i in range(len(tokens) - 3))
+    copied, grams, in_archive, new_syllables, new_schemes = 0, 0, 0, [], Counter()
+    for day in days[: args.lyric_days]:
+        for section in parse(day["lyrics"]):
+            if section.repeat_of or not section.lines:
+                continue
+            new_schemes[(section.kind, scheme_of(section.lines))] += 1
+            for line in section.lines:
+                tokens = words(line)
+                copied += " ".join(tokens) in archive_lines
+                new_syllables.append(syllables(line))
+                for i in range(len(tokens) - 3):
+                    grams += 1
+                    in_archive += " ".join(tokens[i: i + 4]) in archive_grams
+    scheme_tv = total_variation({str(k): v for k, v in new_schemes.items()},
+                                {str(k): v for k, v in archive_schemes.items()})
+    lyric_info = persona.info["lyrics"]
+
+    # audio ---------------------------------------------------------------------------------
+    held = [r for r in rows if r.fields.get("split") == "validation"]
+    reference = np.concatenate([frame_features(*audio_read(archive / r.file_name, channels=1)) for r in held])
+    options = RenderOptions(vocals=False, evaluate=True)
+    persona_model = composer.load_model(persona.model_dir)
+    base_model = composer.load_model()
+    feats: dict[str, list] = {"persona": [], "base": [], "guide": []}
+    follow: dict[str, list] = {"persona": [], "base": []}
+    import structure
+    from structure.synth import render_midi
+
+    for day in days[: args.renders]:
+        plan = composer.plan(day["prompt"], lyrics=day["lyrics"], seed=day["seed"], model=persona_model)
+        for name, model in (("persona", persona_model), ("base", base_model)):
+            result = composer.render(plan, seed=day["seed"], model=model, options=options, progress=False)
+            feats[name].append(frame_features(result.audio, result.sample_rate))
+            metrics = result.report["metrics"]
+            follow[name].append((bool((metrics.get("tempo") or {}).get("acc1")),
+                                 float((metrics.get("key") or {}).get("score") or 0.0)))
+        guide, rate = render_midi(structure.arrange(plan), duration=plan.duration)
+        feats["guide"].append(frame_features(guide, rate))
+    distances = {name: round(frechet(np.concatenate(f), reference), 2) for name, f in feats.items()}
+    following = {name: {"tempo_within_4pct": float(np.mean([t for t, _ in v])), "key_score": float(np.mean([k for _, k in v]))}
+                 for name, v in follow.items()}
+
+    analysis = persona.info["analysis"]
+    model_info = persona.info["model"]
+    hours = persona.info["hours"]
+    seconds_per_song = analysis.get("seconds_per_song")
+    write_result("persona", {
+        "archive": {"songs": persona.info["songs"], "hours": hours, "held_out": len(held),
+                    "demo": persona.info.get("demo")},
+        "priors": {"days": len(days), "total_variation": {k: round(v, 4) for k, v in tv.items()},
+                   "max": round(max(tv.values()), 4), "goal": "each <= 0.1"},
+        "lyrics": {"days": args.lyric_days, "lines_copied": copied, "archive_4gram_share": round(in_archive / max(1, grams), 4),
+                   "syllables_per_line": {"persona": round(float(np.mean(new_syllables)), 2),
+                                          "archive": round(float(np.mean(archive_syllables)), 2)},
+                   "rhyme_scheme_tv": round(scheme_tv, 4),
+                   "perplexity": {"persona": lyric_info["perplexity"], "base_writer": lyric_info["base_writer_perplexity"]},
+                   "goal": "no copied line, 4-gram share < 0.05, line length and schemes within 10 %, "
+                           "perplexity below the base writer's"},
+        "audio": {"renders": args.renders, "frechet_to_held_out": distances, "follows_plan": following,
+                  "goal": "persona closer than base; persona follows the plan as well as base"},
+        "throughput": {"analysis_seconds_per_song": seconds_per_song,
+                       "fine_tune_minutes": model_info.get("minutes"), "fine_tune_steps": model_info.get("steps"),
+                       "estimate_5000_songs_hours_2_cores": round(5000 * (seconds_per_song or 0) / 3600, 1)
+                       if seconds_per_song else None},
+    }, args.out)
+
+
+if __name__ == "__main__":
+    main()
