@@ -183,7 +183,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             [str(archive)], codec, str(out / "model"), steps=steps, channels=(), blocks=1, batch_size=batch_size,
             lr=lr, seed=seed, resume=(out / "model" / "training" / "last").exists(), max_minutes=max_minutes,
             threads=threads, command=command or f"composer persona build {archive} -o {out}",
-            init=str(init or bundled_model_path()))
+            init=str(init or bundled_model_path()), unconfident="uncontrolled")
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
                           "init": str(init or "bundled")}):

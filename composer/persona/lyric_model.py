@@ -15,6 +15,7 @@ scheme's earlier line and whose length fits the drawn syllable count.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -113,8 +114,7 @@ class LyricModel:
         model.unigrams = dict(uni)
         model.bigrams = {k: dict(v) for k, v in bi.items()}
         model.trigrams = {k: dict(v) for k, v in tri.items()}
-        content = Counter({w: c for w, c in uni.items() if w not in _COMMON and w not in (END,) and len(w) > 2})
-        model.images = [w for w, _ in content.most_common(40)]
+        model.images = distinctive_words(uni)
         return model
 
     # --- probabilities ----------------------------------------------------------
@@ -223,7 +223,19 @@ class LyricModel:
         return cls(**body)
 
 
-def base_writer_lines(count: int = 400, seed: int = 0) -> list[str]:
+def distinctive_words(counts: Counter, top: int = 40) -> list[str]:
+    """The archive's recurring images: content words it uses far more than the base writer
+    does (smoothed log ratio of the two frequencies), most distinctive first."""
+    reference = Counter(w for line in base_writer_lines(800) for w in words(line))
+    total, ref_total = sum(counts.values()) or 1, sum(reference.values()) or 1
+    scored = {w: math.log((c / total) / ((reference.get(w, 0) + 0.5) / ref_total)) * math.log1p(c)
+              for w, c in counts.items()
+              if w not in _COMMON and w != END and "'" not in w and len(w) > 3 and c >= 2}
+    return [w for w, _ in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+
+@functools.lru_cache(maxsize=4)
+def base_writer_lines(count: int = 400, seed: int = 0) -> tuple[str, ...]:
     """Lines of the project's template writer over its moods and varied themes: what the
     base writer writes, for comparing perplexities with the persona model's."""
     from lyrics.banks import MOODS
@@ -240,4 +252,4 @@ def base_writer_lines(count: int = 400, seed: int = 0) -> list[str]:
         for section in write(theme, mood=mood, sections=specs, seed=seed + k):
             lines += section.lines
         k += 1
-    return lines[:count]
+    return tuple(lines[:count])

@@ -153,7 +153,7 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
             save_file(tensors, str(tmp))
             tmp.replace(file)
         items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
-                      "has_controls": bool(tensors["has_controls"][0]), "tags": row_tags(fields),
+                      "has_controls": bool(tensors["has_controls"][0]) and bool(fields.get("plan")), "tags": row_tags(fields),
                       "text": fields.get("text") or fields.get("caption") or ""})
     return items
 
@@ -169,18 +169,27 @@ def row_folders(data: list[str], rows: list[tuple[Path, dict]]) -> dict[Path, Pa
     return {path: Path(folder) for folder in data for path, _ in rows if Path(folder) in path.parents}
 
 
-def latent_items(data: list[str], codec, cache_dir: Path):
+def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = "exclude"):
     """(train rows, validation rows, train items, validation items): every accepted row's
-    latents, controls, tags and caption embedding, encoded once per codec (cached)."""
+    latents, controls, tags and caption embedding, encoded once per codec (cached).
+
+    unconfident: what to do with rows whose analysed labels are not confident
+    (`composer data analyze`): "exclude" them (the corpus: they train the codec only), or
+    learn their sound "uncontrolled" (a persona: the artist's sound matters, the wrong
+    tempo or chords must not; they train with the plan's controls dropped)."""
     rows = accepted_rows(data)
-    unsure = [path for path, fields in rows
-              if fields.get("labels_source") == "analysis" and fields.get("labels_confident") is False]
-    if unsure:  # their tempo, key or chords may be wrong: the codec learns from them, the diffusion model not
+    unsure = {path for path, fields in rows
+              if fields.get("labels_source") == "analysis" and fields.get("labels_confident") is False}
+    if unsure and unconfident == "exclude":
         log.info("%d files with unconfident analysed labels left out (codec training only)", len(unsure))
-        rows = [r for r in rows if r[0] not in set(unsure)]
+        rows = [r for r in rows if r[0] not in unsure]
         if not rows:
             raise InputError(f"--data {', '.join(data)}: every file's analysed labels are unconfident "
                              "(`composer data analyze` marks them); nothing for the diffusion model to learn")
+    elif unsure:
+        log.info("%d files with unconfident analysed labels learnt without their controls", len(unsure))
+        rows = [(path, {k: v for k, v in fields.items() if k not in ("plan", "labels")} if path in unsure else fields)
+                for path, fields in rows]
     folders = row_folders(data, rows)
     train_rows, val_rows = split_rows(rows)
     items = encode_dataset(train_rows, folders, codec, cache_dir)

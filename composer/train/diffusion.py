@@ -28,7 +28,8 @@ def train_diffusion(model, batches, *, out_dir: str | Path, config, validation: 
 def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str, *, steps: int,
                             channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
-                            init: str | None = None, objective: str = "rectified_flow") -> dict:
+                            init: str | None = None, objective: str = "rectified_flow",
+                            unconfident: str = "exclude") -> dict:
     """Train (or fine-tune, with `init`) the diffusion model; writes a half-precision checkpoint."""
     from composer.conditioning import unet_layout
     from composer.models import load_codec
@@ -42,7 +43,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     torch.manual_seed(seed)
     codec = load_codec(codec_dir)
     out = Path(out_dir)
-    train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache")
+    train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache",
+                                                          unconfident=unconfident)
     if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
         model = DiffusionModel.from_pretrained(init)
         if model.config.codec and model.config.codec != codec.latent_identity():
