@@ -141,10 +141,22 @@ def main() -> None:
     following = {name: {"tempo_within_4pct": float(np.mean([t for t, _ in v])), "key_score": float(np.mean([k for _, k in v]))}
                  for name, v in follow.items()}
 
-    analysis = persona.info["analysis"]
+    import time
+
+    from structure.analysis import analyze
+
+    clock, audio_seconds = time.monotonic(), 0.0
+    for row in rows[:5]:  # analysis throughput on this machine, one core
+        audio, rate = audio_read(archive / row.file_name, channels=1)
+        analyze(audio, rate)
+        audio_seconds += audio.shape[-1] / rate
+    analysis_seconds = time.monotonic() - clock
+    seconds_per_song = analysis_seconds / 5
+    seconds_per_audio_minute = analysis_seconds / (audio_seconds / 60)
     model_info = persona.info["model"]
     hours = persona.info["hours"]
-    seconds_per_song = analysis.get("seconds_per_song")
+    train_audio_seconds_per_second = (model_info["steps"] * model_info.get("batch_size", 16) * 1.5
+                                      / max(1e-9, model_info["minutes"] * 60))
     write_result("persona", {
         "archive": {"songs": persona.info["songs"], "hours": hours, "held_out": len(held),
                     "demo": persona.info.get("demo")},
@@ -159,10 +171,15 @@ def main() -> None:
                            "perplexity below the base writer's"},
         "audio": {"renders": args.renders, "frechet_to_held_out": distances, "follows_plan": following,
                   "goal": "persona closer than base; persona follows the plan as well as base"},
-        "throughput": {"analysis_seconds_per_song": seconds_per_song,
+        "throughput": {"analysis_seconds_per_song": round(seconds_per_song, 2),
+                       "analysis_seconds_per_audio_minute_per_core": round(seconds_per_audio_minute, 3),
                        "fine_tune_minutes": model_info.get("minutes"), "fine_tune_steps": model_info.get("steps"),
-                       "estimate_5000_songs_hours_2_cores": round(5000 * (seconds_per_song or 0) / 3600, 1)
-                       if seconds_per_song else None},
+                       "fine_tune_window_seconds_per_second": round(train_audio_seconds_per_second, 1),
+                       "estimate_250_hours_analysis_hours_2_cores": round(250 * 60 * seconds_per_audio_minute
+                                                                          / 3600 / 2, 1),
+                       "estimate_250_hours_one_epoch_fine_tune_hours": round(250 * 3600
+                                                                             / train_audio_seconds_per_second
+                                                                             / 3600, 1)},
     }, args.out)
 
 

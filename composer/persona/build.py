@@ -186,7 +186,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             init=str(init or bundled_model_path()), unconfident="uncontrolled")
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
-                          "init": str(init or "bundled")}):
+                          "init": str(init or "bundled"), "batch_size": batch_size, "lr": lr}):
             return state
 
     info = _write_card(out, archive, state, songs, held, minutes=(time.monotonic() - started) / 60)

@@ -64,9 +64,12 @@ def day_seed(persona: Persona, day: dt.date) -> int:
 
 def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = None) -> dict:
     """What the day's song is: metadata (and which prior each came from), lyrics, title, prompt."""
+    from composer.persona.priors import QuasiRandom
+
     seed = day_seed(persona, day)
     rng = random.Random(seed)
-    drawn = persona.priors.draw(rng, pinned)
+    drawn = persona.priors.draw(QuasiRandom(day.toordinal(), int(persona.info.get("identity", "0") or "0", 16)),
+                                pinned)
     values = drawn["values"]
     form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
     sections, seen = [], {}

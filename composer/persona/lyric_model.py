@@ -143,20 +143,29 @@ class LyricModel:
         return math.exp(log_sum / max(1, count))
 
     # --- writing ----------------------------------------------------------------
-    def _next_words(self, history: tuple[str, str], rng: random.Random, recent: list[str]) -> str | None:
-        candidates = set(self.bigrams.get(history[1], {})) | set(self.trigrams.get(" ".join(history), {}))
-        if not candidates:
-            candidates = set(self.unigrams)
-        allowed = [w for w in candidates if " ".join([*recent[-3:], w]) not in self.fourgrams]
+    def _next_word(self, history: tuple[str, str], rng: random.Random, recent: list[str], *,
+                   allow_end: bool) -> str | None:
+        """A next word by the interpolated model, never completing an archive 4-gram; when the
+        model's own successors are all banned, any vocabulary word may follow (its unigram share)."""
+        successors = set(self.bigrams.get(history[1], {})) | set(self.trigrams.get(" ".join(history), {}))
+        allowed = sorted(w for w in successors if " ".join([*recent[-3:], w]) not in self.fourgrams
+                         and (allow_end or w != END))
+        if len(allowed) < 2:
+            allowed = sorted(w for w in self.unigrams if " ".join([*recent[-3:], w]) not in self.fourgrams
+                             and (allow_end or w != END) and w not in recent[-2:])
         if not allowed:
             return None
-        weights = [self.probability(history, w) for w in allowed]
-        return rng.choices(sorted(allowed), weights=[weights[allowed.index(w)] for w in sorted(allowed)])[0]
+        return rng.choices(allowed, weights=[self.probability(history, w) for w in allowed])[0]
 
-    def _draw_line(self, rng: random.Random, max_words: int = 16) -> str | None:
-        history, out, recent = (START, START), [], [START, START]
+    def _draw_line(self, rng: random.Random, target: int = 8, end_word: str | None = None,
+                   max_words: int = 20) -> str | None:
+        """A line of about `target` syllables; ending on `end_word` when given (for a rhyme)."""
+        history, out, recent, count = (START, START), [], [START, START], 0
+        room = target - (syllables(end_word) if end_word else 0)
         for _ in range(max_words):
-            word = self._next_words(history, rng, recent)
+            if count >= room:
+                break
+            word = self._next_word(history, rng, recent, allow_end=count >= room - 1 and end_word is None)
             if word is None:
                 return None
             if word == END:
@@ -164,12 +173,20 @@ class LyricModel:
             out.append(word)
             recent.append(word)
             history = (history[1], word)
+            count += syllables(word)
+        if end_word is not None:
+            if " ".join([*recent[-3:], end_word]) in self.fourgrams:
+                return None
+            out.append(end_word)
         line = " ".join(out)
         if not out or line in self.archive_lines:
             return None
         return line
 
-    def write_section(self, kind: str, rng: random.Random, *, tries: int = 40) -> list[str]:
+    def _rhymes_for(self, word: str) -> list[str]:
+        return sorted(w for w in self.unigrams if w != END and rhymes(w, word))
+
+    def write_section(self, kind: str, rng: random.Random, *, tries: int = 24) -> list[str]:
         """The lines of a new section of `kind`: its line count, scheme and lengths drawn from the archive's."""
         counts = self.section_lines.get(kind) or [n for v in self.section_lines.values() for n in v] or [4]
         lines_wanted = rng.choice(counts)
@@ -182,14 +199,19 @@ class LyricModel:
         for index, letter in enumerate(scheme):
             target = rng.choice(self.line_syllables or [8])
             partner = next((chosen[j] for j in range(index) if scheme[j] == letter and j in chosen), None)
+            rhyme_words = self._rhymes_for(partner.split()[-1]) if partner else []
+            later = letter in scheme[index + 1:]  # a line others will rhyme with: end on a word that has rhymes
             best, best_score = None, None
             for _ in range(tries):
-                line = self._draw_line(rng)
-                if line is None or line in lines:
+                end_word = rng.choice(rhyme_words) if rhyme_words else None
+                line = self._draw_line(rng, target, end_word)
+                if line is None or line in lines or (end_word and line.split()[-1] in
+                                                      [c.split()[-1] for c in chosen.values()]):
                     continue
                 last = line.split()[-1]
                 rhyme_ok = partner is None or rhymes(last, partner.split()[-1])
-                score = abs(syllables(line) - target) + (0 if rhyme_ok else 6)
+                open_ok = not later or bool(self._rhymes_for(last))
+                score = abs(syllables(line) - target) + (0 if rhyme_ok else 6) + (0 if open_ok else 3)
                 if best_score is None or score < best_score:
                     best, best_score = line, score
                 if best_score == 0:

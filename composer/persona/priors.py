@@ -10,6 +10,7 @@ fields from their own distributions. Drawing is a pure function of the seed.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ NOT_PRIORS = frozenset({
     "labels_source", "analysis_confidence", "labels_confident", "duration", "sections", "source", "source_package",
     "licence_source", "attribution", "origin", "text", "caption", "tags", "id", "parent", "start", "end",
     "cut_into", "programs", "soundfont", "tempo", "key", "beats_per_bar", "persona", "lyrics_file",
+    "source_file", "excerpt", "note", "demo_persona", "path",
 })
 MIN_GROUP = 5  # songs a mood needs before its own tempo/key/form distribution is used
 
@@ -28,9 +30,35 @@ def _categorical(values) -> dict[str, int]:
     return dict(Counter(str(v) for v in values))
 
 
-def _draw(counts: dict[str, int], rng: random.Random) -> str:
+def _draw(counts: dict[str, int], u: float) -> str:
+    """The value at quantile `u` (0..1) of the counts (keys in sorted order)."""
     keys = sorted(counts)
-    return rng.choices(keys, weights=[counts[k] for k in keys])[0]
+    total = sum(counts[k] for k in keys)
+    running = 0.0
+    for key in keys:
+        running += counts[key] / total
+        if u < running:
+            return key
+    return keys[-1]
+
+
+class QuasiRandom:
+    """Quantiles for a day's draws: the k-th draw of day n is frac(n * a_k + offset_k), a Weyl
+    sequence per draw (a_k irrational), so any run of consecutive days covers every
+    distribution evenly (200 days match the archive's shares far closer than 200 independent
+    draws would), while each day stays a pure function of its number and the seed."""
+
+    def __init__(self, day: int, seed: int):
+        self.day, self.rng, self.k = day, random.Random(seed), 0
+
+    def __call__(self) -> float:
+        self.k += 1
+        alpha = (5 ** 0.5 - 1) / 2 if self.k == 1 else math.sqrt(PRIMES[(self.k - 2) % len(PRIMES)]) % 1.0
+        offset = self.rng.random()  # the persona's own offset: days of two personas differ
+        return (self.day * alpha + offset) % 1.0
+
+
+PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
 
 
 @dataclass
@@ -71,9 +99,10 @@ class Priors:
         priors.section_bars = {k: dict(v) for k, v in bars.items()}
         return priors
 
-    def draw(self, rng: random.Random, pinned: dict[str, str] | None = None) -> dict:
+    def draw(self, u, pinned: dict[str, str] | None = None) -> dict:
         """One day's metadata: every field, tempo, key, meter, form and section bars; `pinned`
-        values are kept (and condition what depends on them). Each value says its prior."""
+        values are kept (and condition what depends on them). Each value says its prior.
+        u: a source of quantiles (`QuasiRandom` for a day; any callable returning 0..1)."""
         pinned = dict(pinned or {})
         drawn, sources = {}, {}
         order = (["mood"] if "mood" in self.fields else []) + [f for f in sorted(self.fields) if f != "mood"]
@@ -81,21 +110,23 @@ class Priors:
             if name in pinned:
                 drawn[name], sources[name] = pinned.pop(name), "pinned"
             else:
-                drawn[name], sources[name] = _draw(self.fields[name], rng), f"P({name})"
+                drawn[name], sources[name] = _draw(self.fields[name], u()), f"P({name})"
         group = f"mood={drawn['mood']}" if "mood" in drawn and f"mood={drawn['mood']}" in self.tempo else "*"
         given = f" | mood={drawn['mood']}" if group != "*" else ""
         if "tempo" in pinned:
             drawn["tempo"], sources["tempo"] = float(pinned.pop("tempo")), "pinned"
         elif self.tempo.get(group):
-            drawn["tempo"], sources["tempo"] = round(rng.choice(self.tempo[group]), 1), f"P(tempo{given})"
+            tempos = self.tempo[group]
+            drawn["tempo"], sources["tempo"] = round(tempos[min(len(tempos) - 1, int(u() * len(tempos)))], 1), \
+                f"P(tempo{given})"
         if "key" in pinned:
             drawn["key"], sources["key"] = pinned.pop("key"), "pinned"
         elif self.key.get(group):
-            drawn["key"], sources["key"] = _draw(self.key[group], rng), f"P(key{given})"
+            drawn["key"], sources["key"] = _draw(self.key[group], u()), f"P(key{given})"
         if self.meter:
-            drawn["beats_per_bar"], sources["beats_per_bar"] = int(_draw(self.meter, rng)), "P(meter)"
+            drawn["beats_per_bar"], sources["beats_per_bar"] = int(_draw(self.meter, u())), "P(meter)"
         if self.form.get(group):
-            drawn["form"], sources["form"] = _draw(self.form[group], rng).split(), f"P(form{given})"
+            drawn["form"], sources["form"] = _draw(self.form[group], u()).split(), f"P(form{given})"
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
         return {"values": drawn, "priors": sources}
