@@ -20,7 +20,7 @@ PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2
 	pyfluidsynth==1.4.0 matplotlib==3.11.2 pillow==12.3.0 tqdm==4.70.1 click==8.5.1 \
 	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6 ray==2.60.0 "setuptools<81" pyworld==0.3.5
 
-.PHONY: install system-deps python-deps recorded-music demo test lint bench clean
+.PHONY: install system-deps python-deps recorded-music persona-demo demo test lint bench clean
 
 install: system-deps python-deps
 
@@ -41,6 +41,14 @@ recorded-music:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    $(RECORDED_MUSIC); \
 	fi
+
+# the whole persona path on the DEMO archive (recorded music + made-up lyrics and metadata), about 10 minutes
+persona-demo: install recorded-music
+	@[ -f data/recorded/metadata.jsonl ] || $(VENV)/bin/composer corpus import -o data/recorded
+	$(VENV)/bin/composer data analyze data/recorded
+	@[ -f data/demo_archive/metadata.jsonl ] || $(VENV)/bin/composer persona demo -o data/demo_archive
+	$(VENV)/bin/composer persona build data/demo_archive -o out/demo_persona --steps 600 --lr 1e-4
+	$(VENV)/bin/composer daily --persona out/demo_persona --date 2027-01-01 -o out/daily
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@[ -x $(PY) ] || python3 -m venv $(VENV)

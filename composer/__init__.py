@@ -35,14 +35,15 @@ def plan(prompt: str = "", *, model=None, **options):
 def _melody_check(model):
     from pathlib import Path
 
-    from composer.originality import bundled_index, index_for_model, load_index, melody_check
-    from composer.originality.index import index_exists
+    from composer.originality import bundled_index, lineage_indexes, melody_check
 
     if model is None:
         return melody_check(bundled_index())
     if isinstance(model, (str, Path)):
-        return melody_check(load_index(model)) if index_exists(model) else None
-    return melody_check(index_for_model(model))
+        from composer.models import load_model
+
+        model = load_model(model)
+    return melody_check(lineage_indexes(model))
 
 
 def __getattr__(name):

@@ -163,3 +163,25 @@ def test_index_round_trips_and_refuses_damage(archive, tmp_path):
     (tmp_path / "copy" / "originality.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InputError, match="damaged originality index"):
         OriginalityIndex.load(tmp_path / "copy")
+
+
+def test_a_fine_tune_is_checked_against_what_its_base_learnt(archive, tiny_models, tmp_path):
+    from composer.models import load_model
+    from composer.originality import lineage_indexes, melody_check
+    from structure.schema import SongPlan
+
+    train, _, index = archive
+    _, model_dir = tiny_models
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    shutil.copytree(model_dir, parent)
+    shutil.copytree(model_dir, child)
+    for name in ("originality.json", "originality.safetensors"):
+        shutil.copy(index / name, parent / name)
+    config = json.loads((child / "config.json").read_text())
+    config["training"] = {"init": str(parent)}
+    (child / "config.json").write_text(json.dumps(config))
+    indexes = lineage_indexes(load_model(child))
+    assert len(indexes) == 1 and indexes[0].meta["data_identity"]  # the child has none of its own: the parent's
+    learnt = SongPlan.from_json((train / "plans" / "s1.json").read_text())
+    check = melody_check(indexes)
+    assert any(check(s.melody, learnt.beats_per_bar) for s in learnt.sections if s.melody)

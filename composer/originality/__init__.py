@@ -57,6 +57,37 @@ def index_for_model(model) -> OriginalityIndex | None:
     return load_index(directory)
 
 
+def lineage_indexes(model) -> list[OriginalityIndex]:
+    """The indexes of everything a model learnt: its own, and those of the models it was
+    fine-tuned from (`training.init` in its config: "bundled" or a checkpoint folder)."""
+    found, seen = [], set()
+    directory = getattr(model, "checkpoint_dir", None)
+    training = getattr(getattr(model, "config", None), "training", None) or {}
+    for _ in range(8):  # a chain of fine-tunes, at most this deep
+        if directory is None:
+            break
+        key = str(Path(directory).resolve())
+        if key in seen:
+            break
+        seen.add(key)
+        if index_exists(directory):
+            found.append(load_index(directory))
+        init = training.get("init")
+        if not init:
+            break
+        from composer.models import bundled_model_path
+
+        directory = bundled_model_path() if init == "bundled" else Path(init)
+        config = Path(directory) / "config.json"
+        try:
+            import json
+
+            training = json.loads(config.read_text()).get("training", {}) if config.is_file() else {}
+        except (OSError, ValueError):
+            training = {}
+    return found
+
+
 def bundled_index() -> OriginalityIndex | None:
     from composer.models import bundled_model_path
 
@@ -64,24 +95,28 @@ def bundled_index() -> OriginalityIndex | None:
 
 
 # --- the planner's question -------------------------------------------------------------
-def melody_check(index: OriginalityIndex | None):
+def melody_check(index):
     """A callable for `structure.plan(melody_check=...)`: (notes, beats per bar) -> a
-    description of the training melody copied for more than two bars, or None."""
-    if index is None or not index.melodies:
+    description of the training melody copied for more than two bars, or None.
+    index: an OriginalityIndex, a list of them (a model's lineage), or None."""
+    indexes = [i for i in (index if isinstance(index, (list, tuple)) else [index]) if i is not None and i.melodies]
+    if not indexes:
         return None
 
     def check(notes, beats_per_bar: int) -> str | None:
         array = np.asarray([(n.pitch, n.start, n.duration) for n in sorted(notes, key=lambda n: n.start)],
                            dtype=np.float32).reshape(-1, 3)
-        match = index.copied_melody(array, beats_per_bar)
-        if match is None:
-            return None
-        return f"{match['bars']:g} bars of the training melody of {match['file']} (from bar {match['start_bar']:g})"
+        for one in indexes:
+            match = one.copied_melody(array, beats_per_bar)
+            if match is not None:
+                return (f"{match['bars']:g} bars of the training melody of {match['file']} "
+                        f"(from bar {match['start_bar']:g})")
+        return None
 
     return check
 
 
-def check_plan_melodies(plan, index: OriginalityIndex | None) -> None:
+def check_plan_melodies(plan, index) -> None:
     """Refuse a plan (the user's own) whose melody copies a training melody for more than two bars."""
     check = melody_check(index)
     if check is None:
@@ -92,7 +127,7 @@ def check_plan_melodies(plan, index: OriginalityIndex | None) -> None:
         copied = check(section.melody, plan.beats_per_bar)
         if copied:
             raise InputError(f"plan: section {section.name}'s melody repeats {copied}, which the model learnt; "
-                             f"change the melody (the limit is {index.thresholds.get('melody_bars', 2):g} bars)")
+                             "change the melody (the limit is 2 bars)")
 
 
 # --- a render's report ----------------------------------------------------------------------

@@ -80,9 +80,9 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     clock = time.monotonic()
     codec, model = load_models(codec, model)
     timings["load"] = time.monotonic() - clock
-    from composer.originality import check_plan_melodies, index_for_model
+    from composer.originality import check_plan_melodies, lineage_indexes
 
-    check_plan_melodies(plan, index_for_model(model))
+    check_plan_melodies(plan, lineage_indexes(model))
 
     clock = time.monotonic()
     frame_rate = codec.frame_rate

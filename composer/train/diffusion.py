@@ -25,6 +25,13 @@ def train_diffusion(model, batches, *, out_dir: str | Path, config, validation: 
                         validation=validation, resume=resume, progress=progress, desc="diffusion")
 
 
+def _init_name(init: str) -> str:
+    """How a model names the model it was fine-tuned from: "bundled", or the folder."""
+    from composer.models import bundled_model_path
+
+    return "bundled" if Path(init).resolve() == bundled_model_path().resolve() else str(Path(init).resolve())
+
+
 def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str, *, steps: int,
                             channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
@@ -75,6 +82,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
         "codec_latent_identity": codec.latent_identity(),
         "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
+        **({"init": _init_name(init)} if init else {}),
     }
     # what it learnt, searchable: every render of this model is checked against it
     from composer.originality import build_index
