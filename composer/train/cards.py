@@ -55,7 +55,10 @@ def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict 
              f"- datasets: {', '.join(map(str, training.get('data', [])))}",
              f"- files: {training.get('files')} training, {training.get('validation_files')} validation",
              "- licences: " + ", ".join(f"{k} ({v} files)" for k, v in training.get("licences", {}).items()),
-             "- every file had opt-in consent and an allowed licence (`composer data check`)", "",
+             *(["- consent: " + ", ".join(f"{k} ({v} files)" for k, v in sorted(training["consents"].items()))
+                + " (a licence grant is the licence's permission, not the artist's opt-in)"]
+               if training.get("consents") else []),
+             "- every file had an allowed licence and opt-in consent or a licence grant (`composer data check`)", "",
              "## Training", "",
              f"- steps: {training.get('steps')}, wall time: {training.get('minutes')} minutes",
              f"- machine: {json.dumps(training.get('machine', {}))}", "",

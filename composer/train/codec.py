@@ -14,6 +14,7 @@ from composer.train.cards import machine_summary, write_model_card
 from composer.train.data import (
     accepted_rows,
     cached_latent_windows,
+    consent_summary,
     encode_dataset,
     fixed_windows,
     licence_summary,
@@ -129,6 +130,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         "minutes": round((time.monotonic() - started) / 60, 1),
         "data": data, "balanced_sources": balance, "files": len(train_rows), "validation_files": len(val_rows),
         "licences": licence_summary(train_rows + val_rows),
+        "consents": consent_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"},
         "machine": machine_summary(), "latent_identity": codec.latent_identity(),
     }

@@ -60,6 +60,13 @@ def licence_summary(rows: list[tuple[Path, dict]]) -> dict[str, int]:
     return dict(Counter(normalise_licence(str(f.get("licence", f.get("license", "")))) for _, f in rows))
 
 
+def consent_summary(rows: list[tuple[Path, dict]]) -> dict[str, int]:
+    """How many files each kind of consent covers (artist opt-in, licence grant, ...)."""
+    from composer.data.metadata import consent_kind
+
+    return dict(Counter(consent_kind(f.get("consent")) for _, f in rows))
+
+
 def load_audio_rows(rows: list[tuple[Path, dict]], sample_rate: int, *, progress: bool = True) -> list[np.ndarray]:
     """Each row's audio as mono float32 at `sample_rate` (kept in memory for random windows)."""
     from tqdm import tqdm

@@ -11,7 +11,7 @@ import torch
 from composer.errors import InputError
 from composer.train.cards import machine_summary, write_model_card
 from composer.train.codec import schedule_of
-from composer.train.data import latent_items, latent_windows, licence_summary
+from composer.train.data import consent_summary, latent_items, latent_windows, licence_summary
 from composer.train.loop import run_training
 
 
@@ -79,6 +79,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
         "validation_files": len(val_rows), "licences": licence_summary(train_rows + val_rows),
+        "consents": consent_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
         "codec_latent_identity": codec.latent_identity(),
         "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
