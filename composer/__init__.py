@@ -33,17 +33,11 @@ def plan(prompt: str = "", *, model=None, **options):
 
 
 def _melody_check(model):
-    from pathlib import Path
-
     from composer.originality import bundled_index, lineage_indexes, melody_check
 
     if model is None:
         return melody_check(bundled_index())
-    if isinstance(model, (str, Path)):
-        from composer.models import load_model
-
-        model = load_model(model)
-    return melody_check(lineage_indexes(model))
+    return melody_check(lineage_indexes(model))  # a folder is read without loading its weights
 
 
 def __getattr__(name):

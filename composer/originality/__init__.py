@@ -59,32 +59,26 @@ def index_for_model(model) -> OriginalityIndex | None:
 
 def lineage_indexes(model) -> list[OriginalityIndex]:
     """The indexes of everything a model learnt: its own, and those of the models it was
-    fine-tuned from (`training.init` in its config: "bundled" or a checkpoint folder)."""
+    fine-tuned from (`training.init` in each config: "bundled" or a checkpoint folder).
+    model: a loaded model or a checkpoint folder (read without loading its weights)."""
+    import json
+
+    from composer.models import bundled_model_path
+
+    directory = Path(model) if isinstance(model, (str, Path)) else getattr(model, "checkpoint_dir", None)
     found, seen = [], set()
-    directory = getattr(model, "checkpoint_dir", None)
-    training = getattr(getattr(model, "config", None), "training", None) or {}
     for _ in range(8):  # a chain of fine-tunes, at most this deep
-        if directory is None:
+        if directory is None or str(Path(directory).resolve()) in seen:
             break
-        key = str(Path(directory).resolve())
-        if key in seen:
-            break
-        seen.add(key)
+        seen.add(str(Path(directory).resolve()))
         if index_exists(directory):
             found.append(load_index(directory))
-        init = training.get("init")
-        if not init:
-            break
-        from composer.models import bundled_model_path
-
-        directory = bundled_model_path() if init == "bundled" else Path(init)
-        config = Path(directory) / "config.json"
         try:
-            import json
-
-            training = json.loads(config.read_text()).get("training", {}) if config.is_file() else {}
-        except (OSError, ValueError):
-            training = {}
+            training = json.loads((Path(directory) / "config.json").read_text()).get("training") or {}
+        except (OSError, ValueError, AttributeError):
+            break
+        init = training.get("init")
+        directory = None if not init else bundled_model_path() if init == "bundled" else Path(init)
     return found
 
 

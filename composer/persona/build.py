@@ -156,6 +156,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
 
     if "lyrics" not in state["done"]:
         from lyrics import parse
+        from lyrics.sections import LyricSection
 
         def lyric_songs(names):
             return [parse(s["lyrics"]) for s in songs
@@ -166,7 +167,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         write_text_atomic(out / "lyrics.json", model.to_json() + "\n")
         held_lines = [line for sections in lyric_songs(held) for sec in sections if not sec.repeat_of
                       for line in sec.lines]
-        base = LyricModel.train([[_Lines(base_writer_lines(seed=seed))]])
+        base = LyricModel.train([[LyricSection("verse1", "verse", list(base_writer_lines(seed=seed)))]])
         info = {"songs": model.songs, "held_out_songs": len(lyric_songs(held)),
                 "perplexity": round(model.perplexity(held_lines), 2) if held_lines else None,
                 "base_writer_perplexity": round(base.perplexity(held_lines), 2) if held_lines else None,
@@ -192,13 +193,6 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     info = _write_card(out, archive, state, songs, held, minutes=(time.monotonic() - started) / 60)
     done("card", info)
     return json.loads((out / "persona.json").read_text())
-
-
-class _Lines:
-    """A stand-in section holding lines (for training the comparison model on the base writer)."""
-
-    def __init__(self, lines):
-        self.kind, self.lines, self.repeat_of, self.name = "verse", lines, None, "verse1"
 
 
 def persona_identity(out: Path) -> str:

@@ -125,7 +125,7 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
         check_output(folder)
         song = draw_song(persona, day, pinned)
         plan = composer.plan(song["prompt"], lyrics=song["lyrics"], seed=song["seed"],
-                             model=model if model is not None else None)
+                             model=model)
         plan.title = song["title"]
         with claim_output(folder):
             result = composer.render(plan, seed=song["seed"], codec=codec, model=model, options=options,
