@@ -323,9 +323,10 @@ def _add_groups() -> None:
     from composer.data.commands import corpus_group, data_group
     from composer.originality.cli import originality_group
     from composer.persona.cli import daily_cmd, persona_group
+    from composer.studio.cli import studio_cmd
     from composer.train.cli import train_group
 
-    for group in (data_group, corpus_group, train_group, originality_group, persona_group, daily_cmd):
+    for group in (data_group, corpus_group, train_group, originality_group, persona_group, daily_cmd, studio_cmd):
         main.add_command(group)
 
 

@@ -63,6 +63,21 @@ class Render:
         return save_render(self, Path(out_dir), formats=formats)
 
 
+@dataclass
+class SectionDone:
+    """What `render`'s `on_section` receives when a section's latents are made (in song
+    order): the canvas so far `[D, frames]`, the section's frames [start, end) and the
+    dry vocal of the whole song (None when it is not sung). A later section's join may
+    still change the last beat before `end`; the song's audio comes from `render`."""
+
+    index: int
+    name: str
+    canvas: torch.Tensor
+    start: int
+    end: int
+    vocal: object | None = None
+
+
 # --- the song -------------------------------------------------------------------
 def section_frames(plan: SongPlan, frame_rate: float) -> list[tuple[int, int]]:
     return [(int(round(a * frame_rate)), int(round(b * frame_rate))) for a, b in plan.section_times()]
@@ -70,8 +85,14 @@ def section_frames(plan: SongPlan, frame_rate: float) -> list[tuple[int, int]]:
 
 def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=None, model=None,
            progress: bool = True, options: RenderOptions | None = None,
-           window_hook: Callable[[WindowContext, dict], dict] | None = None) -> Render:
-    """Render the whole song. Same plan, seed and models give the same samples."""
+           window_hook: Callable[[WindowContext, dict], dict] | None = None,
+           on_progress: Callable[[str, int, int], None] | None = None,
+           on_section: Callable[[SectionDone], None] | None = None) -> Render:
+    """Render the whole song. Same plan, seed and models give the same samples.
+
+    on_progress(section name, frames made, frames in the song) after every window;
+    on_section(SectionDone) when a section's latents are made (the studio decodes it to
+    play while the rest renders). Neither changes what is rendered."""
     options = options or RenderOptions()
     if steps is not None:
         options.steps = steps
@@ -99,8 +120,10 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     timings["conditioning"] = time.monotonic() - clock
 
     clock = time.monotonic()
-    canvas, windows, seams = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
-                                            progress=progress)
+    canvas, windows, seams = render_latents(
+        plan, model, conditioning, spans, options=options, seed=seed, progress=progress, on_progress=on_progress,
+        on_section=None if on_section is None else lambda index, canvas: on_section(SectionDone(
+            index, plan.sections[index].name, canvas, *spans[index], vocal=vocal)))
     timings["diffusion"] = time.monotonic() - clock
 
     clock = time.monotonic()
@@ -112,11 +135,15 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
 
 def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans: list[tuple[int, int]], *,
                    options: RenderOptions, seed: int, progress: bool,
-                   canvas: torch.Tensor | None = None, only: str | None = None) -> tuple[torch.Tensor, list, list]:
+                   canvas: torch.Tensor | None = None, only: str | None = None,
+                   on_progress: Callable[[str, int, int], None] | None = None,
+                   on_section: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list, list]:
     """The latent canvas `[D, frames]` of the song, its windows and seams (frames).
 
     only: re-render just this section of an existing `canvas` (repaint); its
     neighbours are kept and known on both sides.
+    on_progress(section, frames made, total) after each window; on_section(index,
+    canvas) when a section is made.
     """
     from tqdm import tqdm
 
@@ -134,13 +161,21 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
     seams: list[dict] = []
     names = {s.name: i for i, s in enumerate(plan.sections)}
     bar = tqdm(total=total, desc="rendering", unit="frame", disable=not progress, leave=False)
+    made = [0]
+
+    def advance(frames: int, name: str) -> None:
+        bar.update(frames)
+        made[0] += frames
+        if on_progress is not None:
+            on_progress(name, made[0], total)
+
     for index, (section, (start, end)) in enumerate(zip(plan.sections, spans)):
         if only is not None and section.name != only:
-            bar.update(end - start)
+            advance(end - start, section.name)
             continue
         bar.set_description(f"rendering {section.name}")
         # A window may reach past its section (context); it makes frames only up to the section's end.
-        on_window = lambda w, end=end: bar.update(min(w.end, end) - w.new_from)  # noqa: E731
+        on_window = lambda w, end=end, name=section.name: advance(min(w.end, end) - w.new_from, name)  # noqa: E731
         source = plan.sections[names[section.repeat_of]] if section.repeat_of else None
         if only is not None:  # repaint: everything after the section stays known
             filled[start:end] = False
@@ -150,7 +185,7 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
             if section.variation <= 0.0:
                 canvas[:, start:end] = copied
                 filled[start:end] = True
-                bar.update(end - start)
+                advance(end - start, section.name)
                 windows.append(Window(section.name, start, end, start))
             else:
                 windows += fill_span(canvas, filled, start, end, model=model, conditioning=conditioning,
@@ -161,12 +196,16 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
                 seams.append(_join_repeat(canvas, filled, start, src_start, fade, model=model,
                                           conditioning=conditioning, options=options, seed=seed,
                                           section=section.name, index=index, spans=spans, names=names, plan=plan))
+            if on_section is not None:
+                on_section(index, canvas)
             continue
         windows += fill_span(canvas, filled, start, end, model=model, conditioning=conditioning, options=options,
                              seed=seed + section.seed, section=section.name, section_index=index,
                              on_window=on_window)
         if start > 0:
             seams.append({"frame": start, "kind": "section", "section": section.name, "join": "continuation"})
+        if on_section is not None:
+            on_section(index, canvas)
     bar.close()
     between_windows = window_seams(windows, skip={s["frame"] for s in seams})
     if options.repaint_seams:
@@ -312,4 +351,4 @@ def _check_originality(report: dict, audio: np.ndarray, sample_rate: int, plan: 
     report["timings"]["originality"] = round(time.monotonic() - clock, 3)
 
 
-__all__ = ["Render", "RenderOptions", "Window", "WindowContext", "render", "fill_span", "crossfade_join"]
+__all__ = ["Render", "RenderOptions", "SectionDone", "Window", "WindowContext", "render", "fill_span", "crossfade_join"]

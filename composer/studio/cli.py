@@ -1,0 +1,40 @@
+"""`composer studio`: serve the web page."""
+
+from __future__ import annotations
+
+import click
+
+from composer.cli_support import handle_errors
+
+
+@click.command("studio")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network).")
+@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(), default="studio", show_default=True,
+              help="Output folder: every render, the history, uploads; nothing is written elsewhere.")
+@click.option("--model", "model_dir", type=click.Path(), help="Diffusion checkpoint (default: bundled).")
+@click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: bundled).")
+@click.option("--steps", type=int, help="Sampler steps (default: the render default, 10).")
+@handle_errors
+def studio_cmd(host, port, out_dir, model_dir, codec_dir, steps):
+    """A web page for writing, rendering and editing songs (needs `pip install .[ui]`)."""
+    from composer.errors import InputError
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise InputError("studio: Gradio is not installed; `pip install .[ui]` (or `make studio`)") from None
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port: {port} is outside 1..65535")
+    if steps is not None and not 1 <= steps <= 1000:
+        raise InputError(f"--steps: {steps} is outside 1..1000")
+    from composer.studio.app import launch
+    from composer.studio.session import Studio
+
+    studio = Studio(out_dir, codec=codec_dir, model=model_dir)
+    studio.models  # load (and check) the models before the page opens  # noqa: B018
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"studio: listening on {host}: anyone who can reach this machine can use it", err=True)
+    click.echo(f"studio: http://{host}:{port}/ (writing into {studio.out}); Ctrl+C stops it", err=True)
+    launch(studio, host=host, port=port, steps=steps)

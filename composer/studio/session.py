@@ -1,0 +1,334 @@
+"""The studio's work, without the web page: plan, edit, render with a preview per section,
+repaint, restyle, interpolate, loop, guide, daily song, and a history kept in the output
+folder (`history.json`), so a restarted studio reopens every render.
+
+Everything is written inside the output folder: each result in its own render folder
+(written whole, as `composer render` writes one), the previews of the render under way in
+`.studio/preview/`, uploads and Gradio's files in `.studio/uploads/`. One job runs at a
+time (`Studio.busy`); the page queues the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from composer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+HISTORY = "history.json"
+STUDIO_DIR = ".studio"
+UPLOAD_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # 1,800 s of 24-bit stereo FLAC fits; the audio checks do the rest
+# what a render folder offers for download, in this order
+DOWNLOADS = ("song.wav", "song.flac", "vocals.wav", "vocals_dry.wav", "accompaniment.wav", "song.mid",
+             "lead_sheet.musicxml", "lyrics.lrc", "lyrics.json", "plan.json", "report.json", "guide.wav")
+
+
+@dataclass
+class Entry:
+    """One result in the history."""
+
+    folder: str  # relative to the output folder
+    kind: str  # render, repaint, restyle, interpolate, loop, daily
+    title: str
+    created: str
+    seed: int | None = None
+    duration: float | None = None
+    note: str = ""
+    originality: str = ""
+
+
+@dataclass
+class Preview:
+    """The sections of the render under way, decoded as they are made (`clips`: wav paths)."""
+
+    folder: Path
+    clips: list[Path] = field(default_factory=list)
+    gain: float | None = None
+
+
+def slug(text: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return words[:40].strip("-") or "song"
+
+
+class Studio:
+    """The studio's state: the output folder, the loaded models and the history."""
+
+    def __init__(self, out: str | Path, *, codec=None, model=None):
+        self.out = Path(out).resolve()
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work = self.out / STUDIO_DIR
+        shutil.rmtree(self.work / "preview", ignore_errors=True)  # previews of a studio that stopped
+        (self.work / "uploads").mkdir(parents=True, exist_ok=True)
+        self.codec_path, self.model_path = codec, model
+        self._models = None
+        self.busy = threading.Lock()  # one job at a time
+        self._history_lock = threading.Lock()
+
+    # --- models -----------------------------------------------------------
+    @property
+    def models(self):
+        """(codec, model), loaded once."""
+        if self._models is None:
+            from composer.models import load_models
+
+            self._models = load_models(self.codec_path, self.model_path)
+        return self._models
+
+    # --- paths ------------------------------------------------------------
+    def inside(self, path: str | Path) -> Path:
+        """`path` resolved, refused unless it lies inside the output folder."""
+        resolved = (self.out / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
+        if resolved != self.out and self.out not in resolved.parents:
+            raise InputError(f"{path}: outside the studio's folder {self.out}")
+        return resolved
+
+    def new_folder(self, title: str, kind: str) -> Path:
+        base = f"{dt.date.today().isoformat()}-{slug(title)}" if kind != "daily" else "daily"
+        for n in range(1, 100000):
+            folder = self.out / f"{base}-{kind}-{n:03d}"
+            if not folder.exists():
+                return folder
+        raise InputError(f"{self.out}: no free folder name for {base}")
+
+    # --- history ----------------------------------------------------------
+    def history(self) -> list[Entry]:
+        """Newest first; entries whose folder is gone are left out."""
+        path = self.out / HISTORY
+        if not path.is_file():
+            return []
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            log.warning("%s: unreadable (%s); starting a new history", path, error)
+            return []
+        entries = []
+        for row in rows if isinstance(rows, list) else []:
+            try:
+                entry = Entry(**{k: row[k] for k in row if k in Entry.__dataclass_fields__})
+            except TypeError:
+                continue
+            if (self.out / entry.folder / "report.json").is_file():
+                entries.append(entry)
+        return entries[::-1]
+
+    def _remember(self, folder: Path, kind: str, *, note: str = "") -> Entry:
+        from composer.data.audio import atomic_path
+
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        plan = json.loads((folder / "plan.json").read_text(encoding="utf-8")) if (folder / "plan.json").is_file() else {}
+        entry = Entry(folder=str(folder.relative_to(self.out)), kind=kind, title=str(plan.get("title") or folder.name),
+                      created=dt.datetime.now().isoformat(timespec="seconds"), seed=report.get("seed"),
+                      duration=report.get("duration"), note=note,
+                      originality=str((report.get("originality") or {}).get("verdict", "")))
+        with self._history_lock:
+            rows = [vars(e) for e in self.history()[::-1]] + [vars(entry)]
+            with atomic_path(self.out / HISTORY) as tmp:
+                Path(tmp).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        return entry
+
+    def downloads(self, folder: str | Path) -> list[Path]:
+        folder = self.inside(folder)
+        return [folder / name for name in DOWNLOADS if (folder / name).is_file()]
+
+    # --- planning ---------------------------------------------------------
+    def plan(self, prompt: str, *, lyrics: str | None = None, duration: float | None = None, seed: int = 0):
+        import composer
+
+        if not (prompt or "").strip() and not (lyrics or "").strip():
+            raise InputError("prompt: give a prompt or lyrics")
+        return composer.plan(prompt or "", lyrics=lyrics or None, duration=duration, seed=seed,
+                             model=self.models[1])
+
+    def edit(self, plan, rows, *, tempo_bpm=None, key=None, beats_per_bar=None, title=None, seed: int = 0):
+        from composer.originality import lineage_indexes, melody_check
+        from structure.editing import apply_rows
+
+        return apply_rows(plan, rows, tempo_bpm=tempo_bpm, key=key, beats_per_bar=beats_per_bar, title=title,
+                          seed=seed, melody_check=melody_check(lineage_indexes(self.models[1])))
+
+    # --- rendering --------------------------------------------------------
+    def render(self, plan, *, seed: int = 0, options=None, on_progress=None, on_clip=None) -> Entry:
+        """Render `plan` into a new folder. on_progress(section, frames made, total);
+        on_clip(Preview) each time a section's audio can be played."""
+        from composer.rendering.folder import claim_output
+        from composer.rendering.options import RenderOptions
+        from composer.rendering.renderer import render
+
+        options = (options or RenderOptions()).check()
+        codec, model = self.models
+        folder = self.new_folder(plan.title, "render")
+        with self.busy:
+            preview = self._start_preview()
+            with claim_output(folder):
+                result = render(plan, seed=seed, codec=codec, model=model, options=options, progress=False,
+                                on_progress=on_progress,
+                                on_section=lambda done: self._preview_section(preview, done, on_clip))
+                result.save(folder)
+        return self._remember(folder, "render")
+
+    def _start_preview(self) -> Preview:
+        root = self.work / "preview"
+        shutil.rmtree(root, ignore_errors=True)
+        folder = root / f"{time.time_ns()}"
+        folder.mkdir(parents=True)
+        return Preview(folder)
+
+    def _preview_section(self, preview: Preview, done, on_clip) -> None:
+        """Decode the section just made (with a second of context before it) and write it
+        as the next clip; the vocal of the section is mixed in dry."""
+        import torch
+
+        from composer.data.audio import audio_write
+        from composer.rendering.loudness import loudness_gain
+
+        codec = self.models[0]
+        hop = codec.hop_length
+        context = min(done.start, int(round(codec.frame_rate)))
+        with torch.no_grad():
+            audio = codec.decode_long(done.canvas[None, :, done.start - context: done.end])[0].numpy()
+        audio = audio[..., context * hop:].astype(np.float32)
+        if done.vocal is not None:
+            dry = np.asarray(done.vocal.audio)[done.start * hop: done.start * hop + audio.shape[-1]]
+            audio = audio + np.pad(dry, (0, audio.shape[-1] - dry.shape[0]))[None] * 0.8
+        if preview.gain is None:
+            preview.gain = float(loudness_gain(audio, codec.sample_rate)) if np.abs(audio).max() > 0 else 1.0
+        path = preview.folder / f"{done.index:03d}-{done.name}.wav"
+        audio_write(path, np.clip(audio * preview.gain, -1.0, 1.0), codec.sample_rate)
+        preview.clips.append(path)
+        if on_clip is not None:
+            on_clip(preview)
+
+    def repaint(self, folder: str | Path, section: str, *, seed: int | None = None) -> Entry:
+        """Repaint one section of a render into a copy of its folder (the original stays in
+        the history)."""
+        from composer.rendering.folder import is_render_dir
+        from composer.rendering.modes import repaint
+
+        source = self.inside(folder)
+        if not is_render_dir(source):
+            raise InputError(f"{folder}: not a render folder")
+        plan = json.loads((source / "plan.json").read_text(encoding="utf-8"))
+        target = self.new_folder(str(plan.get("title") or source.name), "repaint")
+        codec, model = self.models
+        with self.busy:
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".*", "guide.wav"))
+            try:
+                repaint(partial, section, seed=seed, codec=codec, model=model, progress=False)
+                partial.rename(target)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+        return self._remember(target, "repaint", note=f"{section} of {source.name}")
+
+    def check_upload(self, path: str | Path | None, what: str = "audio") -> Path:
+        """An uploaded file's path, refused (as the CLI refuses input audio) when it is missing,
+        of another type or too large; its content is judged when it is read."""
+        if path is None or not str(path).strip():
+            raise InputError(f"{what}: no file uploaded")
+        path = Path(path)
+        if path.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise InputError(f"{path.name}: not an audio file this studio takes ({', '.join(UPLOAD_SUFFIXES)})")
+        if not path.is_file():
+            raise InputError(f"{path.name}: the upload is gone; upload it again")
+        if path.stat().st_size > MAX_UPLOAD_BYTES:
+            raise InputError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB, more than the limit of "
+                             f"{MAX_UPLOAD_BYTES // 2**20} MB")
+        return path
+
+    def _named(self, path: Path, error: InputError) -> InputError:
+        """The CLI's message about an upload, with the file's own name instead of its upload path."""
+        return InputError(str(error).replace(str(path), path.name))
+
+    def restyle(self, audio: str | Path, prompt: str, *, strength: float = 0.6, seed: int = 0, options=None) -> Entry:
+        from composer.rendering.folder import claim_output
+        from composer.rendering.modes import restyle
+
+        path = self.check_upload(audio)
+        if not 0.0 <= strength <= 1.0:
+            raise InputError(f"strength: {strength:g} is outside 0..1")
+        codec, model = self.models
+        folder = self.new_folder(f"{path.stem} {prompt}", "restyle")
+        with self.busy, claim_output(folder):
+            try:
+                result = restyle(path, prompt, strength=strength, seed=seed, codec=codec, model=model,
+                                 options=options, progress=False)
+            except InputError as error:
+                raise self._named(path, error) from None
+            result.save(folder)
+        return self._remember(folder, "restyle", note=f"{path.name} at strength {strength:g}")
+
+    def interpolate(self, audio_a: str | Path, audio_b: str | Path, *, count: int = 3, seed: int = 0,
+                    options=None) -> list[Entry]:
+        from composer.rendering.modes import interpolate
+
+        a, b = self.check_upload(audio_a, "first recording"), self.check_upload(audio_b, "second recording")
+        if not 2 <= count <= 16:
+            raise InputError(f"count: {count} is outside 2..16")
+        codec, model = self.models
+        folder = self.new_folder(f"{a.stem} to {b.stem}", "interpolate")
+        with self.busy:
+            try:
+                results = interpolate(a, b, count=count, seed=seed, codec=codec, model=model, options=options,
+                                      progress=False)
+            except InputError as error:
+                raise self._named(a, self._named(b, error)) from None
+            entries = []
+            for k, result in enumerate(results):
+                result.plan.title = f"{a.stem} to {b.stem} {k + 1}/{len(results)}"
+                result.save(folder / f"{k:02d}")
+                entries.append(self._remember(folder / f"{k:02d}", "interpolate", note=f"{k + 1} of {len(results)}"))
+        return entries
+
+    def loop(self, prompt: str, bars: int, *, seed: int = 0, options=None) -> Entry:
+        from composer.rendering.folder import claim_output
+        from composer.rendering.modes import loop
+
+        if not 1 <= bars <= 64:
+            raise InputError(f"bars: {bars} is outside 1..64")
+        codec, model = self.models
+        folder = self.new_folder(f"{prompt} loop", "loop")
+        with self.busy, claim_output(folder):
+            result = loop(prompt, bars, seed=seed, codec=codec, model=model, options=options, progress=False)
+            result.save(folder)
+        return self._remember(folder, "loop", note=f"{bars} bars")
+
+    def daily(self, persona: str | Path, date: str, *, options=None) -> Entry:
+        from composer.persona.daily import daily
+
+        try:
+            day = dt.date.fromisoformat(str(date).strip())
+        except ValueError:
+            raise InputError(f"date: {str(date)[:40]!r} is not YYYY-MM-DD") from None
+        with self.busy:
+            folders = daily(persona, self.out / "daily", start=day, days=1, options=options, progress=False)
+        return self._remember(folders[0], "daily", note=f"persona {Path(persona).name}")
+
+    def guide(self, folder: str | Path) -> Path:
+        """guide.wav (the plan's FluidSynth arrangement) in a render folder, made once."""
+        from composer.data.audio import audio_write
+        from composer.rendering.folder import read_plan
+        from structure.arrangement import arrange
+        from structure.synth import render_midi
+
+        folder = self.inside(folder)
+        path = folder / "guide.wav"
+        if not path.is_file():
+            audio, rate = render_midi(arrange(read_plan(folder)))
+            audio_write(path, audio, rate)
+        return path

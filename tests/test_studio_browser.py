@@ -1,0 +1,163 @@
+"""The studio in a real browser: Debian's Chromium driven by Playwright (pytest-playwright),
+against `composer studio` started on a free port with tiny random models."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("gradio", reason="the studio needs the ui extra (pip install .[ui]); make test installs it")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """The system Chromium (no browser download); autoplay, as after a click on Render."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_models, tmp_path_factory):
+    """(url, out folder) of a running `composer studio` with the tiny models."""
+    codec_dir, model_dir = tiny_models
+    out = tmp_path_factory.mktemp("studio") / "out"
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    log = open(out.parent / "studio.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "composer", "studio", "--port", str(port), "--out", str(out),
+                                "--model", str(model_dir), "--codec", str(codec_dir), "--steps", "2"],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("the studio did not start:\n" + (out.parent / "studio.log").read_text()) from None
+            time.sleep(0.5)
+    yield url, out
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+def _edit_cell(page, row: int, col: int, value: str) -> None:
+    cell = page.locator(f"#plan-table [data-testid='cell-{row}-{col}']")
+    cell.dblclick()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(value)
+    page.keyboard.press("Enter")
+
+
+def _song_audio(page, url: str) -> tuple[np.ndarray, int]:
+    """The song the player plays, fetched as the browser fetches it."""
+    src = page.locator("#player audio.song").get_attribute("src")
+    data = urllib.request.urlopen(url.rstrip("/") + src).read()
+    audio, rate = sf.read(io.BytesIO(data), dtype="int16")
+    return audio, rate
+
+
+def _duration(page) -> float:
+    return page.evaluate("""async () => {
+        const a = document.querySelector('#player audio.song');
+        if (!(a.duration > 0)) await new Promise(r => a.addEventListener('loadedmetadata', r, {once: true}));
+        return a.duration; }""")
+
+
+def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
+    url, out = studio
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.fill("#prompt textarea", "folk song about rivers, 120 bpm, in A minor")
+    page.fill("#duration input", "14")
+    page.click("#plan")
+    page.wait_for_selector("#timeline .plan-summary")
+    planned = float(page.locator("#timeline .plan-summary").get_attribute("data-duration"))
+    bars = int(page.locator("#plan-table [data-testid='cell-0-2']").inner_text())
+
+    # one section two bars longer: the plan (and its timeline) follow, checked as any plan is
+    _edit_cell(page, 0, 2, str(bars + 2))
+    page.wait_for_function(f"document.querySelector('#timeline .plan-summary').dataset.duration != '{planned:.4f}'")
+    edited = float(page.locator("#timeline .plan-summary").get_attribute("data-duration"))
+    assert edited == pytest.approx(planned + 2 * 4 * 0.5, abs=1e-3)  # 2 bars of 4 beats at 120 BPM
+    assert "valid" in page.inner_text("#plan-message")
+    # the table shows the edited plan: the section's chords cycled to its new length
+    page.wait_for_function(f"document.querySelector(\"#plan-table [data-testid='cell-0-3']\").innerText"
+                           f".split('|').length == {bars + 2}")
+    _edit_cell(page, 0, 2, "0")
+    page.wait_for_selector("#plan-message .studio-error")
+    assert "row 1" in page.inner_text("#plan-message") and "bars" in page.inner_text("#plan-message")
+    assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
+
+    # render: each section reaches the page while the rest renders, then the song plays in full
+    page.click("#render")
+    page.wait_for_selector("#player audio.song")
+    assert int(page.evaluate("(document.querySelector('#player [data-delivered]') || {dataset: {}}).dataset.delivered || '0'")) >= 1
+    assert _duration(page) == pytest.approx(edited, abs=0.05)
+    assert page.locator("#player .markers button").count() == page.locator("#timeline .timeline div").count()
+    line = page.evaluate("""() => {
+        const li = document.querySelector('#player .lines li');
+        if (!li) return null;
+        const a = document.querySelector('#player audio.song');
+        a.currentTime = parseFloat(li.dataset.start) + 0.01;
+        a.dispatchEvent(new Event('timeupdate'));
+        return li.textContent; }""")
+    assert line and page.inner_text("#player .lyric-now") == line
+    for name in ("song.wav", "song.flac", "song.mid", "lead_sheet.musicxml", "plan.json", "report.json"):
+        assert page.locator(f"#downloads a[download='{name}']").count() == 1
+    before, rate = _song_audio(page, url)
+    first = json.loads((out / "history.json").read_text())[-1]["folder"]
+    report = json.loads((out / first / "report.json").read_text())
+
+    # repaint one section: a new folder in the history, every other section's samples unchanged
+    page.get_by_role("tab", name="Edit").click()
+    target = report["sections"][1]
+    page.locator("#repaint-section input").click()
+    page.get_by_role("option", name=target["name"], exact=True).click()
+    page.click("#repaint")
+    page.wait_for_function(f"document.querySelector('#player audio.song').dataset.folder != '{first}'")
+    after, _ = _song_audio(page, url)
+    assert after.shape == before.shape
+    history = json.loads((out / "history.json").read_text())
+    lo, hi = json.loads((out / history[-1]["folder"] / "report.json").read_text())["repaints"][-1]["samples"]
+    # the section, the decoder's reach, the voice's breath before it and its echo (1.2 s) after it
+    assert target["start"] - 0.6 <= lo / rate and hi / rate <= target["end"] + 0.6 + 1.2
+    changed = np.nonzero(np.any(before != after, axis=-1) if before.ndim > 1 else before != after)[0]
+    assert len(changed) > 0 and changed.min() >= lo and changed.max() < hi
+    assert [h["kind"] for h in history] == ["render", "repaint"]
+
+    # a broken upload gets the CLI's one-line error, naming the file
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt not really audio")
+    page.locator("#restyle-file input[type=file]").set_input_files(str(broken))
+    page.fill("#restyle-prompt textarea", "genre=jazz")
+    page.click("#restyle")
+    page.wait_for_selector("#status .studio-error")
+    message = page.inner_text("#status")
+    assert "broken.wav" in message and "Traceback" not in message
+    assert len(json.loads((out / "history.json").read_text())) == 2
+
+    # nothing outside the output folder: the uploads are inside it too
+    assert list(out.parent.iterdir()) and all(p.name in ("out", "studio.log") for p in out.parent.iterdir())
+    assert any((out / ".studio" / "uploads").rglob("broken.wav"))
