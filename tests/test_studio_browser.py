@@ -128,7 +128,10 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
         assert page.locator(f"#downloads a[download='{name}']").count() == 1
     before, rate = _song_audio(page, url)
     first = json.loads((out / "history.json").read_text())[-1]["folder"]
+    # measured against its plan after it is playable (as `composer render` measures it)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('tempo')")
     report = json.loads((out / first / "report.json").read_text())
+    assert report["metrics"]["tempo"]["planned_bpm"] == 120
 
     # repaint one section: a new folder in the history, every other section's samples unchanged
     page.get_by_role("tab", name="Edit").click()

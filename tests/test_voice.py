@@ -269,3 +269,13 @@ def test_batch_rows_choose_their_voice(tmp_path):
     assert [r.voice for r in rows] == ["low", None]
     assert len(errors) == 1 and "voice: unknown voice 'bass'" in errors[0].reason
     assert Path(prompts).is_file()
+
+
+def test_planned_spans_are_the_lines_the_voice_sings():
+    """The accompaniment rests under lines timed from the plan alone, while the voice is
+    made alongside: the two must agree exactly."""
+    import composer
+    from composer.voice.singer import planned_spans, sing
+
+    song = composer.plan("pop song about rivers", duration=40, seed=4)
+    assert planned_spans(song) == sing(song, sample_rate=8000, seed=0).sung_spans != []

@@ -264,7 +264,7 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         vocal = sing_song(plan, options, seed=render_seed, sample_rate=codec.sample_rate,
                           samples=total * codec.hop_length)
     conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups,
-                                        controls_array=song_controls(plan, vocal, options, codec.frame_rate, total))
+                                        controls_array=song_controls(plan, options, codec.frame_rate, total))
     clock = time.monotonic()
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
                                         progress=progress, canvas=done.latents, only=section)

@@ -26,7 +26,7 @@ import torch
 
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
-from composer.rendering.vocals import Stems, add_vocals, sing_song, song_controls
+from composer.rendering.vocals import Stems, add_vocals, song_controls, start_singing
 from composer.rendering.windows import (
     SongConditioning,
     Window,
@@ -92,7 +92,8 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
 
     on_progress(section name, frames made, frames in the song) after every window;
     on_section(SectionDone) when a section's latents are made (the studio decodes it to
-    play while the rest renders). Neither changes what is rendered."""
+    play while the rest renders; its `vocal` is there once the voice, sung alongside,
+    is done). Neither changes what is rendered."""
     options = options or RenderOptions()
     if steps is not None:
         options.steps = steps
@@ -109,22 +110,28 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     frame_rate = codec.frame_rate
     spans = section_frames(plan, frame_rate)
     total = spans[-1][1]
-    vocal = sing_song(plan, options, seed=seed, sample_rate=codec.sample_rate,
-                      samples=total * codec.hop_length)
-    if vocal is not None:
-        timings["voice"] = time.monotonic() - clock
-    clock = time.monotonic()
+    # the voice is sung in a thread while the accompaniment renders (its lines' times come from the plan)
+    singing = start_singing(plan, options, seed=seed, sample_rate=codec.sample_rate,
+                            samples=total * codec.hop_length)
     conditioning = prepare_conditioning(plan, model, total, frame_rate, control_groups=options.control_groups,
-                                        controls_array=song_controls(plan, vocal, options, frame_rate, total),
+                                        controls_array=song_controls(plan, options, frame_rate, total),
                                         hook=window_hook)
     timings["conditioning"] = time.monotonic() - clock
+
+    def sung_so_far():
+        return singing.result()[0] if singing is not None and singing.done() else None
 
     clock = time.monotonic()
     canvas, windows, seams = render_latents(
         plan, model, conditioning, spans, options=options, seed=seed, progress=progress, on_progress=on_progress,
         on_section=None if on_section is None else lambda index, canvas: on_section(SectionDone(
-            index, plan.sections[index].name, canvas, *spans[index], vocal=vocal)))
+            index, plan.sections[index].name, canvas, *spans[index], vocal=sung_so_far())))
     timings["diffusion"] = time.monotonic() - clock
+    vocal = None
+    if singing is not None:
+        clock = time.monotonic()
+        vocal, timings["voice"] = singing.result()
+        timings["voice_wait"] = time.monotonic() - clock  # what the voice added after the diffusion
 
     clock = time.monotonic()
     audio = decode(codec, canvas, progress=progress)

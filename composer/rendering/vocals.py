@@ -48,14 +48,42 @@ def sing_song(plan, options, *, seed: int, sample_rate: int, samples: int | None
                 section_seeds=options.vocal_seeds)
 
 
-def song_controls(plan, vocal, options, frame_rate: float, frames: int) -> np.ndarray | None:
-    """The frame controls a sung song is rendered with (the melody resting under the voice
-    with lead "yield"), or None for the plan's own."""
-    if vocal is None or options.lead != "yield":
+def will_sing(plan, options) -> bool:
+    return bool(options.vocals) and has_lyrics(plan)
+
+
+def start_singing(plan, options, *, seed: int, sample_rate: int, samples: int | None = None):
+    """`sing_song` in a background thread (the voice is made while the accompaniment renders):
+    a future of (Vocal, seconds), or None when nothing is sung."""
+    if not will_sing(plan, options):
         return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    from composer.voice.engine import require_flite
+
+    require_flite()  # a missing speech engine fails before the diffusion, not after it
+
+    def sing():
+        clock = time.monotonic()
+        vocal = sing_song(plan, options, seed=seed, sample_rate=sample_rate, samples=samples)
+        return vocal, time.monotonic() - clock
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="voice")
+    future = pool.submit(sing)
+    pool.shutdown(wait=False)
+    return future
+
+
+def song_controls(plan, options, frame_rate: float, frames: int) -> np.ndarray | None:
+    """The frame controls a sung song is rendered with (the melody resting under every line
+    the voice sings, with lead "yield"), or None for the plan's own. The lines' times come
+    from the plan (`composer.voice.singer.planned_spans`), so the voice need not be made yet."""
+    if not will_sing(plan, options) or options.lead != "yield":
+        return None
+    from composer.voice.singer import planned_spans
     from structure.frame_controls import controls
 
-    return yield_controls(controls(plan, frame_rate, frames=frames), vocal.sung_spans, frame_rate)
+    return yield_controls(controls(plan, frame_rate, frames=frames), planned_spans(plan), frame_rate)
 
 
 def yield_controls(array: np.ndarray, spans: list[tuple[float, float]], frame_rate: float) -> np.ndarray:

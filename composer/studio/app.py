@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 
 from composer.errors import InputError
 from composer.studio import views
@@ -132,7 +133,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
 
         def work():
             try:
-                entry = studio.render(plan, seed=int(seed or 0), options=_options(voice, steps),
+                entry = studio.render(plan, seed=int(seed or 0), options=_options(voice, steps), evaluate_later=True,
                                       on_progress=lambda name, made, total: events.put(("progress", name, made, total)),
                                       on_clip=lambda preview: events.put(("clip", preview.folder.name,
                                                                           list(preview.clips))))
@@ -144,6 +145,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
 
         threading.Thread(target=work, daemon=True).start()
         progress = ("", 0, 0)
+        shown = 0.0  # when progress was last sent (at most a few times a second: the page redraws it)
         while True:
             event = events.get()
             pending = [event]
@@ -152,6 +154,9 @@ def build_app(studio: Studio, *, steps: int | None = None):
             event = pending[-1]
             if event[0] == "progress":
                 progress = event[1:]
+                if time.monotonic() - shown < 0.5:
+                    continue
+                shown = time.monotonic()
                 yield (views.progress_html(plan, progress[1], progress[2], progress[0]), gr.update(), gr.update(),
                        gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
             elif event[0] == "clip":
@@ -166,8 +171,18 @@ def build_app(studio: Studio, *, steps: int | None = None):
                 entry = event[1]
                 player, downloads, sections = render_view(entry.folder)
                 table, choices = history_update()
-                yield (views.progress_html(plan, 1, 1), player, downloads, views.message_html(verdict(entry.folder)),
+                line = verdict(entry.folder)
+                yield (views.progress_html(plan, 1, 1), player, downloads,
+                       views.message_html(f"{line}; measuring it against its plan..."),
                        entry.folder, sections, table, choices)
+                try:  # the song plays while it is measured (as `composer render` measures it)
+                    metrics = studio.evaluate(entry.folder)
+                    line += "; " + views.metrics_line(metrics)
+                except Exception as error:  # noqa: BLE001
+                    log.warning("evaluation of %s failed: %s", entry.folder, error)
+                    line += f"; evaluation failed: {_message(error)}"
+                yield (gr.update(), gr.update(), gr.update(), views.message_html(line), gr.update(), gr.update(),
+                       gr.update(), gr.update())
                 return
 
     def finished(entries_or_entry):

@@ -162,14 +162,21 @@ class Studio:
                           seed=seed, melody_check=melody_check(lineage_indexes(self.models[1])))
 
     # --- rendering --------------------------------------------------------
-    def render(self, plan, *, seed: int = 0, options=None, on_progress=None, on_clip=None) -> Entry:
+    def render(self, plan, *, seed: int = 0, options=None, on_progress=None, on_clip=None,
+               evaluate_later: bool = False) -> Entry:
         """Render `plan` into a new folder. on_progress(section, frames made, total);
-        on_clip(Preview) each time a section's audio can be played."""
+        on_clip(Preview) each time a section's audio can be played. evaluate_later: the
+        song is written without its evaluation, which `evaluate(entry.folder)` adds (the
+        page plays the song meanwhile)."""
+        from dataclasses import replace
+
         from composer.rendering.folder import claim_output
         from composer.rendering.options import RenderOptions
         from composer.rendering.renderer import render
 
         options = (options or RenderOptions()).check()
+        if evaluate_later:
+            options = replace(options, evaluate=False)
         codec, model = self.models
         folder = self.new_folder(plan.title, "render")
         with self.busy:
@@ -180,6 +187,25 @@ class Studio:
                                 on_section=lambda done: self._preview_section(preview, done, on_clip))
                 result.save(folder)
         return self._remember(folder, "render")
+
+    def evaluate(self, folder: str | Path) -> dict:
+        """The render's metrics (as `composer render` measures them) into its report.json."""
+        from composer.evaluate.metrics import evaluate_audio
+        from composer.rendering.folder import read_plan, read_report, read_song_pcm, write_report
+
+        folder = self.inside(folder)
+        with self.busy:
+            report = read_report(folder)
+            pcm, rate = read_song_pcm(folder)
+            audio = (pcm.T.astype(np.float32) / 32767.0)
+            clock = time.monotonic()
+            report["metrics"] = evaluate_audio(
+                audio, rate, read_plan(folder),
+                seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "section"],
+                window_seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "window"])
+            report.setdefault("timings", {})["evaluate"] = round(time.monotonic() - clock, 3)
+            write_report(folder, report)
+        return report["metrics"]
 
     def _start_preview(self) -> Preview:
         root = self.work / "preview"

@@ -181,3 +181,16 @@ def downloads_html(files: list[Path]) -> str:
 
 def message_html(text: str, *, error: bool = False) -> str:
     return f"<div class='{'studio-error' if error else 'studio-ok'}'>{html.escape(text)}</div>" if text else ""
+
+
+def metrics_line(metrics: dict) -> str:
+    """The evaluation in a few words: tempo, key, chords and repeats against the plan."""
+    parts = []
+    tempo, key, chords = metrics.get("tempo") or {}, metrics.get("key") or {}, metrics.get("chords") or {}
+    if "estimated_bpm" in tempo:
+        parts.append(f"tempo {tempo['estimated_bpm']:.0f} BPM")
+    if "estimated" in key:
+        parts.append(f"key heard {key['estimated']}")
+    if "accuracy" in chords:
+        parts.append(f"chords {100 * chords['accuracy']:.0f}% as planned")
+    return ", ".join(parts) if parts else "measured (report.json)"

@@ -173,6 +173,27 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
     return vocal
 
 
+def planned_spans(plan) -> list[tuple[float, float]]:
+    """(start, end) seconds of every line `sing(plan)` sings, from the plan alone (no speech,
+    no synthesis): equal to `sing(plan, ...).sung_spans`, so the accompaniment can be
+    rendered while the voice is still being made."""
+    import lyrics
+
+    sung = [s for s in plan.sections if s.lyrics and any(n.syllable for n in s.melody)]
+    tokens = [t for s in sung for line in s.lyrics for t in lyrics.words(line)]
+    phones = {t: (p or ["ax"]) for t, p in word_phones(tokens).items()}
+    starts = dict(zip((s.name for s in plan.sections), (a for a, _ in plan.section_times())))
+    spans = []
+    for section in sung:
+        lines: dict[int, list[float]] = {}
+        for syllable in sung_syllables(section, plan.beats_per_bar, plan.seconds_per_beat, phones.__getitem__):
+            span = lines.setdefault(syllable.line, [syllable.start, syllable.end])
+            span[1] = syllable.end
+        start = starts[section.name]
+        spans += [(round(start + a, 3), round(start + b, 3)) for a, b in lines.values()]
+    return spans
+
+
 def _length(span: tuple[float, float]) -> float:
     return max(0.0, span[1] - span[0])
 

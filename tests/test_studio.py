@@ -1,0 +1,148 @@
+"""The studio without a browser: the plan table (structure.editing) and the Studio session."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from structure.editing import apply_rows, describe_error, plan_rows
+from structure.planner import plan
+from structure.schema import PlanError
+
+
+@pytest.fixture(scope="module")
+def song():
+    return plan("pop song about rivers, 100 bpm", seed=3)
+
+
+def _rows(song):
+    return [list(r) for r in plan_rows(song)]
+
+
+def test_unchanged_rows_give_the_same_plan(song):
+    assert apply_rows(song, _rows(song)).to_dict() == song.to_dict()
+    # numbers typed as text (what a browser table sends) are the same numbers
+    typed = [[str(c) for c in row] for row in _rows(song)]
+    assert apply_rows(song, typed).to_dict() == song.to_dict()
+
+
+def test_new_bars_cycle_the_chords_and_repeats_follow(song):
+    rows = _rows(song)
+    first = next(i for i, s in enumerate(song.sections) if s.kind == "chorus")
+    source = song.sections[first]
+    rows[first][2] = source.bars + 4
+    edited = apply_rows(song, rows)
+    chorus = edited.sections[first]
+    assert chorus.bars == source.bars + 4
+    assert chorus.chords == [source.chords[b % source.bars] for b in range(source.bars + 4)]
+    assert chorus.melody and max(n.start + n.duration for n in chorus.melody) <= chorus.bars * edited.beats_per_bar
+    repeats = [s for s in edited.sections if s.repeat_of == source.name]
+    assert repeats and all(r.bars == chorus.bars and r.melody == chorus.melody for r in repeats)
+    others = [i for i, s in enumerate(song.sections) if s.kind not in ("chorus",) and not s.repeat_of]
+    assert all(edited.sections[i] == song.sections[i] for i in others)  # the rest untouched
+    assert edited.duration == pytest.approx(song.duration + 4 * len([chorus, *repeats]) * 4 * 60 / song.tempo_bpm)
+
+
+@pytest.mark.parametrize(("row", "column", "value", "message"), [
+    (0, 2, "x", "row 1 ({name}), bars: 'x' is not a whole number"),
+    (0, 2, 0, "row 1 ({name}), bars: 0 is outside 1..256"),
+    (1, 3, "Am | H7", "row 2 ({name}), chords: unknown chord symbol 'H7'"),
+    (1, 3, "Am | F", "row 2 ({name}), chords: 2 bars of chords for"),
+    (0, 1, "polka", "row 1 ({name}), kind: unknown kind 'polka'"),
+    (0, 4, 2, "row 1 ({name}), energy: 2 is outside 0..1"),
+    (2, 5, "nope", "row 3 ({name}), repeat_of: 'nope' is not an earlier section"),
+    (1, 0, "intro1", "row 2 (intro1), section: duplicate section name 'intro1'"),
+])
+def test_a_bad_cell_is_named_by_row_and_column(song, row, column, value, message):
+    rows = _rows(song)
+    name = rows[row][0]
+    rows[row][column] = value
+    with pytest.raises(PlanError) as caught:
+        apply_rows(song, rows)
+    assert describe_error(caught.value, rows).startswith(message.format(name=name))
+
+
+def test_song_fields_key_tempo_and_meter(song):
+    rows = _rows(song)
+    faster = apply_rows(song, rows, tempo_bpm=song.tempo_bpm * 2)
+    assert faster.sections == song.sections and faster.duration == pytest.approx(song.duration / 2)
+    up = apply_rows(song, rows, key=f"{'D' if song.key.tonic != 'D' else 'E'} {song.key.mode}")
+    shift = (up.key.pitch_class - song.key.pitch_class) % 12
+    shift = shift - 12 if shift > 6 else shift
+    assert [n.pitch for n in up.sections[1].melody] == [n.pitch + shift for n in song.sections[1].melody]
+    with pytest.raises(PlanError, match="key"):
+        apply_rows(song, rows, key="H major")
+    waltz = apply_rows(song, rows, beats_per_bar=3)
+    assert waltz.beats_per_bar == 3 and all(n.start + n.duration <= s.bars * 3 + 1e-6
+                                           for s in waltz.sections for n in s.melody)
+
+
+def test_a_new_row_gets_chords_and_a_melody(song):
+    rows = _rows(song) + [["solo1", "solo", 8, "", 0.7, "", ""]]
+    edited = apply_rows(song, rows)
+    solo = edited.sections[-1]
+    assert solo.name == "solo1" and len(solo.chords) == 8 and solo.melody
+
+
+# --- the session ----------------------------------------------------------------------
+def test_studio_renders_with_previews_keeps_a_history_and_stays_in_its_folder(tiny_models, tmp_path):
+    from composer.errors import InputError
+    from composer.rendering.options import RenderOptions
+    from composer.studio import Studio
+
+    codec_dir, model_dir = tiny_models
+    studio = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    song = studio.plan("folk song about rivers, 120 bpm", duration=12, seed=1)
+    clips, progress = [], []
+    entry = studio.render(song, seed=2, options=RenderOptions(steps=2, evaluate=False),
+                          on_progress=lambda name, made, total: progress.append((made, total)),
+                          on_clip=lambda preview: clips.append(list(preview.clips)))
+    assert len(clips) == len(song.sections) and len(clips[-1]) == len(song.sections)
+    assert progress[-1][0] == progress[-1][1] and all(a[0] <= b[0] for a, b in zip(progress, progress[1:]))
+    assert all(studio.out in p.parents for p in clips[-1])
+    folder = studio.out / entry.folder
+    assert (folder / "song.wav").is_file() and entry.kind == "render"
+    assert entry.duration == pytest.approx(song.duration, abs=0.05)
+    names = [p.name for p in studio.downloads(entry.folder)]
+    assert names[:2] == ["song.wav", "song.flac"] and "plan.json" in names and "report.json" in names
+
+    # a new section of the same song as a new folder; the history keeps both, across a restart
+    report = json.loads((folder / "report.json").read_text())
+    repainted = studio.repaint(entry.folder, report["sections"][0]["name"])
+    reopened = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    assert [e.folder for e in reopened.history()] == [repainted.folder, entry.folder]
+    assert not list((studio.out / ".studio" / "preview").glob("*"))  # a new studio clears old previews
+    guide = studio.guide(entry.folder)
+    assert guide.parent == folder and guide.stat().st_size > 0
+
+    # nothing outside the folder; uploads are checked as the CLI checks input audio
+    with pytest.raises(InputError, match="outside the studio's folder"):
+        studio.inside("../elsewhere")
+    with pytest.raises(InputError, match="not an audio file"):
+        studio.check_upload(tmp_path / "notes.txt")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt nothing")
+    with pytest.raises(InputError) as caught:
+        studio.restyle(broken, "genre=jazz", options=RenderOptions(steps=2))
+    assert str(caught.value).startswith("broken.wav") and str(tmp_path) not in str(caught.value)
+    assert len(studio.history()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.wav", "out"]
+
+
+def test_previews_do_not_change_the_render(tiny_models):
+    """on_section and on_progress only watch: the song is the same samples without them."""
+    from composer.rendering.options import RenderOptions
+    from composer.rendering.renderer import render
+
+    codec_dir, model_dir = tiny_models
+    song = plan("genre=rock", duration=8, seed=5, write_lyrics=False)
+    options = RenderOptions(steps=2, evaluate=False)
+    plain = render(song, seed=1, codec=codec_dir, model=model_dir, options=options, progress=False)
+    seen = []
+    watched = render(song, seed=1, codec=codec_dir, model=model_dir, options=options, progress=False,
+                     on_section=lambda done: seen.append((done.name, done.start, done.end)),
+                     on_progress=lambda *args: None)
+    assert np.array_equal(plain.audio, watched.audio)
+    assert [s[0] for s in seen] == [s.name for s in song.sections]
