@@ -34,6 +34,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _one_song(page, k: int, args) -> dict:
+    """Plan and render one song; seconds from the click on Render."""
+    prompt = PROMPTS[k % len(PROMPTS)]
+    before = page.inner_text("#timeline")
+    page.fill("#prompt textarea", prompt)
+    page.fill("#duration input", f"{args.seconds:g}")
+    page.fill("#seed input", str(k))
+    clock = time.monotonic()
+    page.click("#plan")
+    page.wait_for_function("(t) => document.querySelector('#timeline .plan-summary') && "
+                           "document.querySelector('#timeline').innerText != t", arg=before)
+    plan_seconds = time.monotonic() - clock
+    planned = float(page.locator("#timeline .plan-summary").get_attribute("data-duration"))
+    previous = page.evaluate("(document.querySelector('#player audio.song') || {dataset: {}}).dataset.folder || ''")
+    page.wait_for_function("!document.querySelector('#status').innerText.includes('measuring')")  # the last job is over
+    clock = time.monotonic()
+    page.click("#render")
+    page.wait_for_function("parseInt((document.querySelector('#player [data-delivered]') || "
+                           "{dataset: {}}).dataset.delivered || '0') >= 1", polling=50)
+    first = time.monotonic() - clock
+    page.wait_for_function("(previous) => { const a = document.querySelector('#player audio.song'); "
+                           "return a && a.dataset.folder && a.dataset.folder != previous; }", arg=previous, polling=100)
+    done = time.monotonic() - clock
+    delivered = int(page.evaluate("document.querySelector('#player [data-delivered]').dataset.delivered"))
+    page.evaluate("document.querySelector('#player [data-delivered]').dataset.delivered = '0'")
+    return {"prompt": prompt, "planned_seconds": planned, "plan_s": round(plan_seconds, 2),
+            "first_section_playable_s": round(first, 2), "song_complete_s": round(done, 2),
+            "sections_streamed": delivered, "real_time_factor": round(planned / done, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--songs", type=int, default=2)
@@ -66,36 +96,16 @@ def main() -> None:
                                         args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required",
                                               "--mute-audio"])
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
-            page.set_default_timeout(600_000)
+            page.set_default_timeout(240_000)
             page.goto(url)
             for k in range(args.songs):
-                prompt = PROMPTS[k % len(PROMPTS)]
-                page.fill("#prompt textarea", prompt)
-                page.fill("#duration input", f"{args.seconds:g}")
-                page.fill("#seed input", str(k))
-                before = page.inner_text("#timeline")
-                clock = time.monotonic()
-                page.click("#plan")
-                page.wait_for_function("(t) => document.querySelector('#timeline .plan-summary') && "
-                                       "document.querySelector('#timeline').innerText != t", arg=before)
-                plan_seconds = time.monotonic() - clock
-                planned = float(page.locator("#timeline .plan-summary").get_attribute("data-duration"))
-                previous = page.evaluate("(document.querySelector('#player audio.song') || {dataset: {}}).dataset.folder || ''")
-                clock = time.monotonic()
-                page.click("#render")
-                page.wait_for_function("parseInt((document.querySelector('#player [data-delivered]') || "
-                                       "{dataset: {}}).dataset.delivered || '0') >= 1", polling=50)
-                first = time.monotonic() - clock
-                page.wait_for_function(f"(document.querySelector('#player audio.song') || {{dataset: {{}}}})"
-                                       f".dataset.folder && document.querySelector('#player audio.song')"
-                                       f".dataset.folder != '{previous}'", polling=100)
-                done = time.monotonic() - clock
-                delivered = int(page.evaluate("document.querySelector('#player [data-delivered]').dataset.delivered"))
-                page.evaluate("document.querySelector('#player [data-delivered]').dataset.delivered = '0'")
-                rows.append({"prompt": prompt, "planned_seconds": planned, "plan_s": round(plan_seconds, 2),
-                             "first_section_playable_s": round(first, 2), "song_complete_s": round(done, 2),
-                             "sections_streamed": delivered,
-                             "real_time_factor": round(planned / done, 2)})
+                try:
+                    rows.append(_one_song(page, k, args))
+                except Exception:
+                    page.screenshot(path=str(work.parent / "studio-bench-failed.png"), full_page=True)
+                    print("failed; status:", page.inner_text("#status"), "; plan:", page.inner_text("#plan-message"),
+                          (work / "studio.log").read_text()[-2000:], flush=True)
+                    raise
                 print(rows[-1], flush=True)
                 if args.screenshot and k == 0:
                     page.screenshot(path=args.screenshot, full_page=True)

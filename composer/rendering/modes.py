@@ -23,6 +23,7 @@ from composer.rendering.options import RenderOptions
 from composer.rendering.renderer import Render, decode, finish, render_latents, section_frames
 from composer.rendering.windows import (
     WindowContext,
+    conv_backend,
     fill_span,
     overlap_frames,
     prepare_conditioning,
@@ -195,8 +196,9 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
         noises = []
         for slot in positions:
             cond = conditioning.window_cond(WindowContext(slot, 0, slice(slot.start, slot.end)))
-            noises.append(invert(model, latents[:, slot.start: slot.end][None], ascending, cond=cond,
-                                 guidance=None, group_names=model.group_names)[0])
+            with conv_backend.scope():
+                noises.append(invert(model, latents[:, slot.start: slot.end][None], ascending, cond=cond,
+                                     guidance=None, group_names=model.group_names)[0])
         return noises
 
     noise_a, noise_b = inverted(z_a, cond_a), inverted(z_b, cond_b)

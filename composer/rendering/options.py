@@ -24,6 +24,7 @@ class RenderOptions:
     repaint_seams: bool = False
     repaint_strength: float = 0.6
     evaluate: bool = True
+    originality: bool = True  # check the render against what the model learnt (False: the caller does, later)
     vocals: bool = True  # sing the lyrics (composer.voice)
     voice: str = "high"
     lead: str = "yield"  # how the lead instrument makes room for the voice (composer.rendering.vocals)

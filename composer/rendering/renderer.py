@@ -330,7 +330,10 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     }
     if vocals_report is not None:
         report["vocals"] = vocals_report
-    _check_originality(report, audio, codec.sample_rate, plan, model)
+    if options.originality:
+        _check_originality(report, audio, codec.sample_rate, plan, model)
+    else:
+        report["originality"] = {"verdict": "pending", "reason": "checked after the song was written"}
     result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain,
                     stems=stems)
     if options.evaluate:

@@ -127,7 +127,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
         plan = to_plan(data)
         if plan is None:
             yield ("", gr.update(), gr.update(), views.message_html("Plan a song first.", error=True),
-                   gr.update(), gr.update(), gr.update(), gr.update())
+                   gr.update(), gr.update(), gr.update(), gr.update(), None)
             return
         events: queue.Queue = queue.Queue()
 
@@ -136,7 +136,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
                 entry = studio.render(plan, seed=int(seed or 0), options=_options(voice, steps), evaluate_later=True,
                                       on_progress=lambda name, made, total: events.put(("progress", name, made, total)),
                                       on_clip=lambda preview: events.put(("clip", preview.folder.name,
-                                                                          list(preview.clips))))
+                                                                          list(preview.clips), list(preview.starts))))
                 events.put(("done", entry))
             except Exception as error:  # noqa: BLE001 - shown on the page, logged with its traceback
                 if not isinstance(error, (InputError, ValueError)):
@@ -158,32 +158,37 @@ def build_app(studio: Studio, *, steps: int | None = None):
                     continue
                 shown = time.monotonic()
                 yield (views.progress_html(plan, progress[1], progress[2], progress[0]), gr.update(), gr.update(),
-                       gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
+                       gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
             elif event[0] == "clip":
                 yield (views.progress_html(plan, progress[1], progress[2], progress[0]),
-                       views.preview_html(event[1], event[2], plan), "", gr.update(), gr.update(), gr.update(),
-                       gr.update(), gr.update())
+                       views.preview_html(event[1], event[2], event[3], plan), "", gr.update(), gr.update(), gr.update(),
+                       gr.update(), gr.update(), gr.update())
             elif event[0] == "error":
                 yield (gr.update(), views.player_html(None), "", views.message_html(event[1], error=True),
-                       gr.update(), gr.update(), gr.update(), gr.update())
+                       gr.update(), gr.update(), gr.update(), gr.update(), None)
                 return
             else:
                 entry = event[1]
                 player, downloads, sections = render_view(entry.folder)
                 table, choices = history_update()
-                line = verdict(entry.folder)
                 yield (views.progress_html(plan, 1, 1), player, downloads,
-                       views.message_html(f"{line}; measuring it against its plan..."),
-                       entry.folder, sections, table, choices)
-                try:  # the song plays while it is measured (as `composer render` measures it)
-                    metrics = studio.evaluate(entry.folder)
-                    line += "; " + views.metrics_line(metrics)
-                except Exception as error:  # noqa: BLE001
-                    log.warning("evaluation of %s failed: %s", entry.folder, error)
-                    line += f"; evaluation failed: {_message(error)}"
-                yield (gr.update(), gr.update(), gr.update(), views.message_html(line), gr.update(), gr.update(),
-                       gr.update(), gr.update())
+                       views.message_html(f"{verdict(entry.folder)}; checking its originality and measuring it "
+                                          f"against its plan..."),
+                       entry.folder, sections, table, choices, entry.folder)
                 return
+
+    def do_measure(folder):
+        """After a render is in the player: measure it against its plan (as `composer render`
+        does) into its report.json. A separate job, so Render can be pressed meanwhile."""
+        if not folder:
+            return gr.update(), None
+        try:
+            report = studio.evaluate(folder)
+            line = verdict(folder) + "; " + views.metrics_line(report.get("metrics") or {})
+        except Exception as error:  # noqa: BLE001
+            log.warning("evaluation of %s failed: %s", folder, error)
+            line = f"{verdict(folder)}; evaluation failed: {_message(error)}"
+        return views.message_html(line), None
 
     def finished(entries_or_entry):
         entry = entries_or_entry[-1] if isinstance(entries_or_entry, list) else entries_or_entry
@@ -267,6 +272,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
         base_state = gr.State(None)  # the plan as planned or opened
         plan_state = gr.State(None)  # with the table's edits: what Render renders
         folder_state = gr.State(None)
+        measure_state = gr.State(None)  # a render to measure once it is in the player
         gr.Markdown("## song-composer studio")
         with gr.Tab("Write"):
             with gr.Row():
@@ -338,7 +344,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
             component.input(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
         result_outputs = [player, downloads, status, folder_state, section, history, choose]
         render_button.click(do_render, [plan_state, voice, seed],
-                            [progress, player, downloads, status, folder_state, section, history, choose], **work)
+                            [progress, player, downloads, status, folder_state, section, history, choose, measure_state],
+                            **work).then(do_measure, [measure_state], [status, measure_state], **work)
         guide_button.click(do_guide, [folder_state], [player, downloads, status], **work)
         repaint_button.click(do_repaint, [folder_state, section], result_outputs, **work)
         restyle_button.click(do_restyle, [restyle_file, restyle_prompt, strength, seed], result_outputs, **work)

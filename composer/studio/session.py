@@ -49,13 +49,22 @@ class Entry:
     originality: str = ""
 
 
+PREVIEW_AHEAD = 60.0  # seconds of song past the render's elapsed time worth decoding early
+
+
 @dataclass
 class Preview:
-    """The sections of the render under way, decoded as they are made (`clips`: wav paths)."""
+    """The sections of the render under way, decoded as they are made (`clips`: wav paths,
+    `starts`: their times in the song). A section is decoded early only while a listener who
+    pressed play at the start could reach it before the song is done (it starts less than
+    `PREVIEW_AHEAD` s past the time rendering has taken so far); the player then carries on
+    in the finished song from where the preview was."""
 
     folder: Path
     clips: list[Path] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
     gain: float | None = None
+    began: float = field(default_factory=time.monotonic)
 
 
 def slug(text: str) -> str:
@@ -141,6 +150,18 @@ class Studio:
                 Path(tmp).write_text(json.dumps(rows, indent=1), encoding="utf-8")
         return entry
 
+    def _update_history(self, folder: Path, **fields) -> None:
+        from composer.data.audio import atomic_path
+
+        name = str(folder.relative_to(self.out))
+        with self._history_lock:
+            rows = [vars(e) for e in self.history()[::-1]]
+            for row in rows:
+                if row["folder"] == name:
+                    row.update(fields)
+            with atomic_path(self.out / HISTORY) as tmp:
+                Path(tmp).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+
     def downloads(self, folder: str | Path) -> list[Path]:
         folder = self.inside(folder)
         return [folder / name for name in DOWNLOADS if (folder / name).is_file()]
@@ -176,7 +197,7 @@ class Studio:
 
         options = (options or RenderOptions()).check()
         if evaluate_later:
-            options = replace(options, evaluate=False)
+            options = replace(options, evaluate=False, originality=False)
         codec, model = self.models
         folder = self.new_folder(plan.title, "render")
         with self.busy:
@@ -189,23 +210,30 @@ class Studio:
         return self._remember(folder, "render")
 
     def evaluate(self, folder: str | Path) -> dict:
-        """The render's metrics (as `composer render` measures them) into its report.json."""
+        """What `composer render` adds to a report after the song, for a render made with
+        `evaluate_later`: the originality check against what the model learnt, and the
+        metrics against the plan. Returns the report."""
         from composer.evaluate.metrics import evaluate_audio
         from composer.rendering.folder import read_plan, read_report, read_song_pcm, write_report
+        from composer.rendering.renderer import _check_originality
 
         folder = self.inside(folder)
         with self.busy:
             report = read_report(folder)
             pcm, rate = read_song_pcm(folder)
             audio = (pcm.T.astype(np.float32) / 32767.0)
+            plan = read_plan(folder)
+            if (report.get("originality") or {}).get("verdict") == "pending":
+                _check_originality(report, audio, rate, plan, self.models[1])
             clock = time.monotonic()
             report["metrics"] = evaluate_audio(
-                audio, rate, read_plan(folder),
+                audio, rate, plan,
                 seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "section"],
                 window_seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "window"])
             report.setdefault("timings", {})["evaluate"] = round(time.monotonic() - clock, 3)
             write_report(folder, report)
-        return report["metrics"]
+        self._update_history(folder, originality=str(report["originality"].get("verdict", "")))
+        return report
 
     def _start_preview(self) -> Preview:
         root = self.work / "preview"
@@ -224,6 +252,9 @@ class Studio:
 
         codec = self.models[0]
         hop = codec.hop_length
+        start_seconds = done.start / codec.frame_rate
+        if preview.clips and start_seconds > time.monotonic() - preview.began + PREVIEW_AHEAD:
+            return  # nobody can be listening this far ahead: the finished song will be there first
         context = min(done.start, int(round(codec.frame_rate)))
         with torch.no_grad():
             audio = codec.decode_long(done.canvas[None, :, done.start - context: done.end])[0].numpy()
@@ -236,6 +267,7 @@ class Studio:
         path = preview.folder / f"{done.index:03d}-{done.name}.wav"
         audio_write(path, np.clip(audio * preview.gain, -1.0, 1.0), codec.sample_rate)
         preview.clips.append(path)
+        preview.starts.append(round(start_seconds, 4))
         if on_clip is not None:
             on_clip(preview)
 

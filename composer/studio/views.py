@@ -16,12 +16,14 @@ KIND_COLOURS = {"intro": "#9db4c0", "verse": "#5c6b73", "pre-chorus": "#c2dfe3",
 # its HTML, so the clip queue and the listeners live on it.
 PLAYER_JS = r"""
 const stream = new Audio();
-element._queue = []; element._seen = new Set(); element._job = null;
+element._queue = []; element._seen = new Set(); element._job = null; element._starts = {};
+element._clipStart = null;  // the song time of the clip playing
 function playNext() {
   if (!stream.paused && !stream.ended) return;
   const next = element._queue.shift();
   if (!next) return;
   stream.src = next;
+  element._clipStart = element._starts[next];
   stream.play().then(() => { element.dataset.streamed = (parseInt(element.dataset.streamed || '0') + 1); })
         .catch(() => { element.dataset.blocked = '1'; });
 }
@@ -29,10 +31,23 @@ stream.addEventListener('ended', playNext);
 function scan() {
   const song = element.querySelector('audio.song');
   const clips = element.querySelector('[data-clips]');
-  if (song || !clips) { if (!stream.paused) stream.pause(); element._queue = []; return; }
+  if (song || !clips) {
+    if (song && !stream.paused && element._clipStart != null && !song.dataset.resumedAt) {
+      // the finished song carries on from where the preview was
+      const at = element._clipStart + stream.currentTime;
+      song.dataset.resumedAt = at;
+      const resume = () => { song.currentTime = at; song.play().catch(() => {}); };
+      if (song.readyState >= 1) resume(); else song.addEventListener('loadedmetadata', resume, {once: true});
+    }
+    if (!stream.paused) stream.pause();
+    element._queue = []; element._clipStart = null;
+    return;
+  }
   if (clips.dataset.job !== element._job) {
     element._job = clips.dataset.job; element._seen = new Set(); element._queue = []; stream.pause();
   }
+  const starts = JSON.parse(clips.dataset.starts || '[]');
+  JSON.parse(clips.dataset.clips).forEach((url, i) => { element._starts[url] = starts[i]; });
   for (const url of JSON.parse(clips.dataset.clips)) {
     if (!element._seen.has(url)) {
       element._seen.add(url); element._queue.push(url);
@@ -140,14 +155,15 @@ def progress_html(plan, made: int | None = None, total: int | None = None, curre
     return "".join(rows)
 
 
-def preview_html(job: str, clips: list[Path], plan) -> str:
-    """While rendering: the sections made so far, played one after another as they come."""
+def preview_html(job: str, clips: list[Path], starts: list[float], plan) -> str:
+    """While rendering: the sections made so far, played one after another as they come
+    (`starts`: each clip's time in the song, so the finished song carries on from there)."""
     urls = [file_url(p) for p in clips]
     names = [p.stem.split("-", 1)[-1] for p in clips]
-    remaining = len(plan.sections) - len(clips) if plan is not None else 0
-    status = (f"Playing the finished sections while {remaining} more render: {', '.join(names)}" if clips
+    status = (f"Playing the sections made so far while the song renders: {', '.join(names)}" if clips
               else "The first section plays as soon as it is made.")
-    return (f"<div class='preview' data-clips='{html.escape(json.dumps(urls))}' data-job='{html.escape(job)}'>"
+    return (f"<div class='preview' data-clips='{html.escape(json.dumps(urls))}' "
+            f"data-starts='{html.escape(json.dumps(starts))}' data-job='{html.escape(job)}'>"
             f"{html.escape(status)}</div>")
 
 
