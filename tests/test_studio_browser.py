@@ -105,6 +105,7 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     # the table shows the edited plan: the section's chords cycled to its new length
     page.wait_for_function(f"document.querySelector(\"#plan-table [data-testid='cell-0-3']\").innerText"
                            f".split('|').length == {bars + 2}")
+    page.wait_for_timeout(300)  # the page settles (a second, late answer to the edit changes nothing)
     _edit_cell(page, 0, 2, "0")
     page.wait_for_selector("#plan-message .studio-error")
     assert "row 1" in page.inner_text("#plan-message") and "bars" in page.inner_text("#plan-message")

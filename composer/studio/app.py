@@ -103,25 +103,29 @@ def build_app(studio: Studio, *, steps: int | None = None):
                                seed=int(seed or 0))
         except Exception as error:  # noqa: BLE001 - shown on the page
             log.warning("plan: %s", error)
-            return (gr.update(),) * 8 + (views.message_html(_message(error), error=True),)
+            return (gr.update(),) * 8 + (views.message_html(_message(error), error=True), gr.update())
         return (plan.to_dict(), plan.to_dict(), plan_rows(plan), views.timeline_html(plan), plan.tempo_bpm,
                 str(plan.key), plan.beats_per_bar, plan.title,
-                views.message_html("The plan is valid. Edit any cell, then Render."))
+                views.message_html("The plan is valid. Edit any cell, then Render."), plan_rows(plan))
 
-    def do_edit(data, rows, tempo, key, meter, title, seed):
+    def do_edit(data, rows, tempo, key, meter, title, seed, shown):
         plan = to_plan(data)  # the plan as planned (or opened): the table's edits apply to it, so a
         # repeated or late event with the same table gives the same plan
+        keep = (gr.update(),) * 4
         if plan is None:
-            return gr.update(), gr.update(), gr.update(), views.message_html("Plan a song first.", error=True)
+            return keep[:3] + (views.message_html("Plan a song first.", error=True), gr.update())
         try:
             edited = studio.edit(plan, rows, tempo_bpm=tempo, key=key, beats_per_bar=meter, title=title,
                                  seed=int(seed or 0))
         except PlanError as error:
-            return gr.update(), gr.update(), gr.update(), views.message_html(describe_error(error, rows), error=True)
+            return keep[:3] + (views.message_html(describe_error(error, rows), error=True), gr.update())
         except Exception as error:  # noqa: BLE001
-            return gr.update(), gr.update(), gr.update(), views.message_html(_message(error), error=True)
-        return (edited.to_dict(), plan_rows(edited), views.timeline_html(edited),
-                views.message_html(f"The plan is valid: {edited.duration:.1f} s."))
+            return keep[:3] + (views.message_html(_message(error), error=True), gr.update())
+        table_rows = plan_rows(edited)
+        # the table is written back only when it shows something new (cycled chords, a repeat
+        # that followed its source): redrawing it unasked would drop an edit in progress
+        return (edited.to_dict(), table_rows if table_rows != shown else gr.update(), views.timeline_html(edited),
+                views.message_html(f"The plan is valid: {edited.duration:.1f} s."), table_rows)
 
     def do_render(data, voice, seed):
         plan = to_plan(data)
@@ -260,10 +264,10 @@ def build_app(studio: Studio, *, steps: int | None = None):
             plan = SongPlan.from_json((path / "plan.json").read_text(encoding="utf-8"))
             player, downloads, sections = render_view(folder)
             return (player, downloads, views.message_html(verdict(folder)), folder, sections, plan.to_dict(),
-                    plan.to_dict(), plan_rows(plan), views.timeline_html(plan), plan.tempo_bpm, str(plan.key), plan.beats_per_bar,
-                    plan.title)
+                    plan.to_dict(), plan_rows(plan), views.timeline_html(plan), plan.tempo_bpm, str(plan.key),
+                    plan.beats_per_bar, plan.title, plan_rows(plan))
         except Exception as error:  # noqa: BLE001
-            return (gr.update(),) * 2 + (views.message_html(_message(error), error=True),) + (gr.update(),) * 10
+            return (gr.update(),) * 2 + (views.message_html(_message(error), error=True),) + (gr.update(),) * 11
 
     # --- the page -----------------------------------------------------------
     work = {"concurrency_limit": 1, "concurrency_id": "studio-job"}  # one job at a time; others queue
@@ -271,6 +275,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
     with gr.Blocks(analytics_enabled=False, title="song-composer studio") as app:
         base_state = gr.State(None)  # the plan as planned or opened
         plan_state = gr.State(None)  # with the table's edits: what Render renders
+        shown_state = gr.State(None)  # the rows the table shows
         folder_state = gr.State(None)
         measure_state = gr.State(None)  # a render to measure once it is in the player
         gr.Markdown("## song-composer studio")
@@ -336,10 +341,10 @@ def build_app(studio: Studio, *, steps: int | None = None):
         player = gr.HTML(views.player_html(None), js_on_load=views.PLAYER_JS, elem_id="player")
         downloads = gr.HTML("", elem_id="downloads")
 
-        plan_outputs = [base_state, plan_state, table, timeline, tempo, key, meter, title, plan_message]
+        plan_outputs = [base_state, plan_state, table, timeline, tempo, key, meter, title, plan_message, shown_state]
         plan_button.click(do_plan, [prompt, genre, mood, theme, lyrics, duration, seed], plan_outputs)
-        edit_inputs = [base_state, table, tempo, key, meter, title, seed]
-        edit_outputs = [plan_state, table, timeline, plan_message]
+        edit_inputs = [base_state, table, tempo, key, meter, title, seed, shown_state]
+        edit_outputs = [plan_state, table, timeline, plan_message, shown_state]
         for component in (table, tempo, key, meter, title):
             component.input(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
         result_outputs = [player, downloads, status, folder_state, section, history, choose]
@@ -352,8 +357,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
         interpolate_button.click(do_interpolate, [file_a, file_b, count, seed], result_outputs, **work)
         loop_button.click(do_loop, [loop_prompt, loop_bars, seed], result_outputs, **work)
         daily_button.click(do_daily, [persona, day, voice], result_outputs, **work)
-        open_button.click(do_open, [choose], result_outputs[:5] + [base_state, plan_state, table, timeline, tempo, key, meter,
-                                                                   title])
+        open_button.click(do_open, [choose], result_outputs[:5] + [base_state, plan_state, table, timeline, tempo, key,
+                                                                   meter, title, shown_state])
     return app
 
 
