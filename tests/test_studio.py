@@ -155,3 +155,25 @@ def test_previews_do_not_change_the_render(tiny_models):
                      on_progress=lambda *args: None)
     assert np.array_equal(plain.audio, watched.audio)
     assert [s[0] for s in seen] == [s.name for s in song.sections]
+
+
+def test_studio_restyle_interpolate_and_loop_land_in_the_history(tiny_models, tmp_path):
+    from composer.rendering.options import RenderOptions
+    from composer.studio import Studio
+
+    codec_dir, model_dir = tiny_models
+    studio = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    options = RenderOptions(steps=2, evaluate=False, vocals=False)
+    song = studio.plan("rock song about engines, 130 bpm", duration=8, seed=3)
+    source = studio.out / studio.render(song, seed=1, options=options).folder / "song.wav"
+    upload = tmp_path / "demo.wav"  # what a user uploads: a recording of their own
+    upload.write_bytes(source.read_bytes())
+    styled = studio.restyle(upload, "genre=jazz", strength=0.5, options=options)
+    mixes = studio.interpolate(upload, source, count=3, options=options)
+    loop = studio.loop("genre=electronic", 2, options=options)
+    kinds = [e.kind for e in studio.history()]
+    assert kinds == ["loop", "interpolate", "interpolate", "interpolate", "restyle", "render"]
+    assert styled.note == "demo.wav at strength 0.5" and len(mixes) == 3
+    assert all((studio.out / e.folder / "song.wav").is_file() for e in studio.history())
+    assert loop.duration == pytest.approx(2 * 4 * 60 / json.loads(
+        (studio.out / loop.folder / "plan.json").read_text())["tempo_bpm"], abs=0.1)

@@ -40,7 +40,9 @@ def studio(tiny_models, tmp_path_factory):
     codec_dir, model_dir = tiny_models
     out = tmp_path_factory.mktemp("studio") / "out"
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    system_tmp = out.parent / "tmp"  # the studio's TMPDIR as it starts: it must stay empty
+    system_tmp.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TMPDIR": str(system_tmp)}
     log = open(out.parent / "studio.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "composer", "studio", "--port", str(port), "--out", str(out),
                                 "--model", str(model_dir), "--codec", str(codec_dir), "--steps", "2"],
@@ -162,6 +164,7 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     assert "broken.wav" in message and "Traceback" not in message
     assert len(json.loads((out / "history.json").read_text())) == 2
 
-    # nothing outside the output folder: the uploads are inside it too
-    assert list(out.parent.iterdir()) and all(p.name in ("out", "studio.log") for p in out.parent.iterdir())
+    # nothing outside the output folder: the uploads and every temporary file are inside it too
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out", "studio.log", "tmp"]
+    assert not list((out.parent / "tmp").iterdir())
     assert any((out / ".studio" / "uploads").rglob("broken.wav"))

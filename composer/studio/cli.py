@@ -19,20 +19,22 @@ from composer.cli_support import handle_errors
 @handle_errors
 def studio_cmd(host, port, out_dir, model_dir, codec_dir, steps):
     """A web page for writing, rendering and editing songs (needs `pip install .[ui]`)."""
+    import importlib.util
+
     from composer.errors import InputError
 
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise InputError("studio: Gradio is not installed; `pip install .[ui]` (or `make studio`)") from None
+    if importlib.util.find_spec("gradio") is None:
+        raise InputError("studio: Gradio is not installed; `pip install .[ui]` (or `make studio`)")
     if not 1 <= port <= 65535:
         raise InputError(f"--port: {port} is outside 1..65535")
     if steps is not None and not 1 <= steps <= 1000:
         raise InputError(f"--steps: {steps} is outside 1..1000")
-    from composer.studio.app import launch
-    from composer.studio.session import Studio
+    from composer.studio.session import Studio, keep_files_inside
 
     studio = Studio(out_dir, codec=codec_dir, model=model_dir)
+    keep_files_inside(studio)  # before Gradio is imported: it picks its folders at import
+    from composer.studio.app import launch
+
     studio.models  # load (and check) the models before the page opens  # noqa: B018
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"studio: listening on {host}: anyone who can reach this machine can use it", err=True)

@@ -67,6 +67,21 @@ class Preview:
     began: float = field(default_factory=time.monotonic)
 
 
+def keep_files_inside(studio: Studio) -> None:
+    """Point this process's temporary files (Python's `tempfile`, Gradio's uploads and cache,
+    music21's scratch files, the programs it runs) into the studio's folder."""
+    import os
+    import tempfile
+
+    scratch = studio.work / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
+    os.environ["GRADIO_TEMP_DIR"] = str(studio.work / "uploads")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
 def slug(text: str) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return words[:40].strip("-") or "song"
