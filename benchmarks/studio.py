@@ -114,8 +114,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     write_result("studio", {
-        "what": "composer studio, bundled models, default settings (10 steps, voice high, evaluation on); "
-                "times from the click on Render, seen in Chromium",
+        "what": "composer studio, bundled models, default settings (10 steps, voice high); times from the click "
+                "on Render, seen in Chromium; the originality check and the evaluation run after the song is in "
+                "the player (not inside song_complete_s)",
         "startup_s": round(startup, 2), "rows": rows,
         "goals": {"first_section_playable_s": 5.0, "song_complete_s_3min": 30.0},
         "first_section_playable_s_max": max(r["first_section_playable_s"] for r in rows),
