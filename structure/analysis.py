@@ -74,6 +74,47 @@ class Analysis:
 
 
 # --- the analysis ----------------------------------------------------------
+BLOCK_FRAMES = 2048  # about 47 s: a long song's spectrum and constant-Q transform are made a block at a time
+CQT_CONTEXT_FRAMES = 430  # about 10 s of audio each side of a block, longer than the lowest constant-Q filter
+TUNING_EXCERPTS, TUNING_EXCERPT_SECONDS = 4, 30.0  # a long song's tuning is estimated from excerpts
+
+
+def _mel_power(mono: np.ndarray) -> np.ndarray:
+    """The mel power spectrogram `[N_MELS, frames]` of librosa's centred STFT, made a block of
+    frames at a time, so memory does not grow with the song (the frames are the same ones)."""
+    padded = np.pad(mono, N_FFT // 2)  # librosa's centring (pad_mode "constant")
+    frames = 1 + len(mono) // HOP
+    basis = librosa.filters.mel(sr=ANALYSIS_RATE, n_fft=N_FFT, n_mels=N_MELS)
+    out = np.empty((N_MELS, frames), dtype=np.float32)
+    for a in range(0, frames, BLOCK_FRAMES):
+        b = min(frames, a + BLOCK_FRAMES)
+        power = np.abs(librosa.stft(padded[a * HOP: (b - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
+                                    center=False)) ** 2
+        out[:, a:b] = basis @ power
+    return out
+
+
+def _chroma(mono: np.ndarray, tuning: float | None) -> np.ndarray:
+    """Constant-Q chroma `[12, frames]`, in blocks with context for long songs."""
+    frames = 1 + len(mono) // HOP
+    if frames <= BLOCK_FRAMES + 2 * CQT_CONTEXT_FRAMES:
+        return librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_RATE, hop_length=HOP, tuning=tuning)
+    if tuning is None:  # once for the whole song, from excerpts spread over it
+        length = int(TUNING_EXCERPT_SECONDS * ANALYSIS_RATE)
+        starts = np.linspace(0, len(mono) - length, TUNING_EXCERPTS).astype(int)
+        tuning = float(librosa.estimate_tuning(y=np.concatenate([mono[s: s + length] for s in starts]),
+                                               sr=ANALYSIS_RATE, bins_per_octave=36))
+    out = np.empty((12, frames), dtype=np.float32)
+    for a in range(0, frames, BLOCK_FRAMES):
+        b = min(frames, a + BLOCK_FRAMES)
+        lo = max(0, a - CQT_CONTEXT_FRAMES)
+        hi = min(frames, b + CQT_CONTEXT_FRAMES)
+        block = librosa.feature.chroma_cqt(y=mono[lo * HOP: hi * HOP], sr=ANALYSIS_RATE, hop_length=HOP,
+                                           tuning=tuning)
+        out[:, a:b] = block[:, a - lo: b - lo]
+    return out
+
+
 def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     """Measure tempo, beats, meter, key, chroma, beat chords and section starts.
 
@@ -84,8 +125,7 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     # Short clips: pad to 3 s so the lowest constant-Q filters fit, then
     # keep only the frames of the clip itself.
     mono = np.pad(mono, (0, max(0, 3 * ANALYSIS_RATE - len(mono))))
-    spectrum = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
-    mel = librosa.feature.melspectrogram(S=spectrum, sr=ANALYSIS_RATE, n_mels=N_MELS)
+    mel = _mel_power(mono)
     log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
     log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
     # center=False: the spectrogram's frames are already centred; librosa's extra shift of
@@ -97,7 +137,7 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     rms = librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0]
     # Tuning is estimated from the audio (archives drift off A440), but not from silence.
     tuning = None if rms.max() >= _db_to_amp(SILENCE_DB) else 0.0
-    chroma = librosa.feature.chroma_cqt(y=mono, sr=ANALYSIS_RATE, hop_length=HOP, tuning=tuning).T
+    chroma = _chroma(mono, tuning).T
     frames = min(len(chroma), log_mel.shape[1], 1 + int(duration * ANALYSIS_RATE / HOP))
     chroma, log_mel, rms = chroma[:frames], log_mel[:, :frames], rms[:frames]
     onset_envelope, low_onsets = onset_envelope[:frames], low_onsets[:frames]

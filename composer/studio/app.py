@@ -22,7 +22,6 @@ from composer.studio.session import UPLOAD_SUFFIXES, Studio
 
 log = logging.getLogger(__name__)
 
-META_FIELDS = ("genre", "mood", "theme")
 VOICES = ("high", "low", "none")
 
 
