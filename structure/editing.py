@@ -25,9 +25,11 @@ from dataclasses import replace
 from structure.harmony import NO_CHORD, progression, transpose_symbol
 from structure.melody import sketch_section
 from structure.schema import (
+    BEATS_PER_BAR_RANGE,
     MAX_BARS_PER_SECTION,
     MAX_SECTIONS,
     SECTION_KINDS,
+    TEMPO_RANGE,
     Key,
     Note,
     PlanError,
@@ -78,6 +80,18 @@ def _fraction(row: list, column: int, path: str) -> float:
         raise PlanError(path, f"{str(value)[:40]!r} is not a number") from None
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
         raise PlanError(path, f"{str(value)[:40]} is outside 0..1")
+    return number
+
+
+def _song_number(value, path: str, bounds: tuple, *, integer: bool = False) -> float:
+    """A song field (tempo, meter) checked before anything is sketched with it."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise PlanError(path, f"{str(value)[:40]!r} is not a number") from None
+    lo, hi = bounds
+    if not math.isfinite(number) or not lo <= number <= hi or integer and number != int(number):
+        raise PlanError(path, f"{str(value)[:40]} is outside {lo:g}..{hi:g}" + (" (a whole number)" if integer else ""))
     return number
 
 
@@ -145,9 +159,10 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
         raise PlanError("sections", "the plan needs at least one section")
     if len(rows) > MAX_SECTIONS:
         raise PlanError("sections", f"{len(rows)} sections, more than the limit of {MAX_SECTIONS}")
-    new_key = Key.parse(key) if key is not None and str(key).strip() else plan.key
-    meter = plan.beats_per_bar if beats_per_bar is None else int(beats_per_bar)
-    tempo = plan.tempo_bpm if tempo_bpm is None else float(tempo_bpm)
+    new_key = Key.parse(str(key).strip()) if key is not None and str(key).strip() else plan.key
+    tempo = plan.tempo_bpm if tempo_bpm is None else _song_number(tempo_bpm, "tempo_bpm", TEMPO_RANGE)
+    meter = plan.beats_per_bar if beats_per_bar is None else int(_song_number(beats_per_bar, "beats_per_bar",
+                                                                               BEATS_PER_BAR_RANGE, integer=True))
     style = get_style(plan.style)
     old = {s.name: s for s in plan.sections}
     old_rows = {s.name: row for s, row in zip(plan.sections, plan_rows(plan))}
@@ -232,7 +247,8 @@ def describe_error(error: PlanError, rows: list[list] | None = None) -> str:
 
     match = re.match(r"sections\[(\d+)\]\.?(\w+)?", error.field)
     if not match:
-        return f"{error.field}: {error.problem}"
+        names = {"tempo_bpm": "tempo (BPM)", "beats_per_bar": "beats per bar"}
+        return f"{names.get(error.field, error.field)}: {error.problem}"
     index = int(match.group(1))
     name = ""
     if rows is not None and index < len(rows) and str(_cell(list(rows[index]), 0)).strip():

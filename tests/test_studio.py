@@ -79,6 +79,19 @@ def test_song_fields_key_tempo_and_meter(song):
                                            for s in waltz.sections for n in s.melody)
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"tempo_bpm": 0}, "tempo (BPM): 0 is outside 30..300"),
+    ({"tempo_bpm": "fast"}, "tempo (BPM): 'fast' is not a number"),
+    ({"beats_per_bar": 0}, "beats per bar: 0 is outside 1..12"),
+    ({"beats_per_bar": 2.5}, "beats per bar: 2.5 is outside 1..12 (a whole number)"),
+    ({"key": "H major"}, "key: "),
+])
+def test_a_bad_song_field_is_named(song, fields, message):
+    with pytest.raises(PlanError) as caught:
+        apply_rows(song, _rows(song), **fields)
+    assert describe_error(caught.value).startswith(message)
+
+
 def test_a_new_row_gets_chords_and_a_melody(song):
     rows = _rows(song) + [["solo1", "solo", 8, "", 0.7, "", ""]]
     edited = apply_rows(song, rows)

@@ -107,6 +107,16 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     # the table shows the edited plan: the section's chords cycled to its new length
     page.wait_for_function(f"document.querySelector(\"#plan-table [data-testid='cell-0-3']\").innerText"
                            f".split('|').length == {bars + 2}")
+    # a bad song field is named next to the fields, and the plan stays as it was
+    key = page.input_value("#key textarea")
+    page.fill("#key textarea", "H major")
+    page.locator("#key textarea").press("Enter")
+    page.wait_for_selector("#fields-message .studio-error")
+    assert page.inner_text("#fields-message").startswith("key:")
+    assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
+    page.fill("#key textarea", key)
+    page.locator("#key textarea").press("Enter")
+    page.wait_for_function("!document.querySelector('#fields-message .studio-error')")
     page.wait_for_timeout(300)  # the page settles (a second, late answer to the edit changes nothing)
     _edit_cell(page, 0, 2, "0")
     page.wait_for_selector("#plan-message .studio-error")

@@ -23,6 +23,7 @@ from composer.studio.session import UPLOAD_SUFFIXES, Studio
 log = logging.getLogger(__name__)
 
 VOICES = ("high", "low", "none")
+SONG_FIELDS = ("title", "tempo_bpm", "key", "beats_per_bar")  # a plan's fields outside the table
 
 
 def _prompt(prompt: str, fields: dict[str, str]) -> str:
@@ -108,23 +109,30 @@ def build_app(studio: Studio, *, steps: int | None = None):
                 views.message_html("The plan is valid. Edit any cell, then Render."), plan_rows(plan))
 
     def do_edit(data, rows, tempo, key, meter, title, seed, shown):
+        """The edited plan; a bad cell's message goes under the table, a bad song field's
+        (title, tempo, key, meter) next to those fields."""
         plan = to_plan(data)  # the plan as planned (or opened): the table's edits apply to it, so a
         # repeated or late event with the same table gives the same plan
-        keep = (gr.update(),) * 4
+        keep = (gr.update(),) * 3
+
+        def refused(text: str, *, field: bool = False):
+            message = views.message_html(text, error=True)
+            return keep + ("" if field else message, gr.update(), message if field else "")
+
         if plan is None:
-            return keep[:3] + (views.message_html("Plan a song first.", error=True), gr.update())
+            return refused("Plan a song first.")
         try:
             edited = studio.edit(plan, rows, tempo_bpm=tempo, key=key, beats_per_bar=meter, title=title,
                                  seed=int(seed or 0))
         except PlanError as error:
-            return keep[:3] + (views.message_html(describe_error(error, rows), error=True), gr.update())
+            return refused(describe_error(error, rows), field=error.field.split(".")[0].split("[")[0] in SONG_FIELDS)
         except Exception as error:  # noqa: BLE001
-            return keep[:3] + (views.message_html(_message(error), error=True), gr.update())
+            return refused(_message(error))
         table_rows = plan_rows(edited)
         # the table is written back only when it shows something new (cycled chords, a repeat
         # that followed its source): redrawing it unasked would drop an edit in progress
         return (edited.to_dict(), table_rows if table_rows != shown else gr.update(), views.timeline_html(edited),
-                views.message_html(f"The plan is valid: {edited.duration:.1f} s."), table_rows)
+                views.message_html(f"The plan is valid: {edited.duration:.1f} s."), table_rows, "")
 
     def do_render(data, voice, seed):
         plan = to_plan(data)
@@ -298,6 +306,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
                 tempo = gr.Number(label="Tempo (BPM)", elem_id="tempo")
                 key = gr.Textbox(label="Key", elem_id="key")
                 meter = gr.Number(label="Beats per bar", precision=0, elem_id="meter")
+            fields_message = gr.HTML("", elem_id="fields-message")  # a bad title, tempo, key or meter, here
             table = gr.Dataframe(headers=list(COLUMNS), datatype=["str", "str", "number", "str", "number", "str", "str"],
                                  type="array", interactive=True, wrap=True, elem_id="plan-table",
                                  label="Plan (chords: bars separated by |; lyrics: lines separated by /)")
@@ -343,9 +352,11 @@ def build_app(studio: Studio, *, steps: int | None = None):
         plan_outputs = [base_state, plan_state, table, timeline, tempo, key, meter, title, plan_message, shown_state]
         plan_button.click(do_plan, [prompt, genre, mood, theme, lyrics, duration, seed], plan_outputs)
         edit_inputs = [base_state, table, tempo, key, meter, title, seed, shown_state]
-        edit_outputs = [plan_state, table, timeline, plan_message, shown_state]
+        edit_outputs = [plan_state, table, timeline, plan_message, shown_state, fields_message]
         for component in (table, tempo, key, meter, title):
             component.input(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
+        for component in (tempo, key, meter, title):  # typed, then Enter
+            component.submit(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
         result_outputs = [player, downloads, status, folder_state, section, history, choose]
         render_button.click(do_render, [plan_state, voice, seed],
                             [progress, player, downloads, status, folder_state, section, history, choose, measure_state],
