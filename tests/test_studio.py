@@ -190,3 +190,20 @@ def test_studio_restyle_interpolate_and_loop_land_in_the_history(tiny_models, tm
     assert all((studio.out / e.folder / "song.wav").is_file() for e in studio.history())
     assert loop.duration == pytest.approx(2 * 4 * 60 / json.loads(
         (studio.out / loop.folder / "plan.json").read_text())["tempo_bpm"], abs=0.1)
+
+
+def test_studio_command_refuses_a_busy_port_and_a_bad_host():
+    import socket
+
+    from click.testing import CliRunner
+
+    from composer.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["studio", "--port", str(port), "--out", "unused"])
+    assert result.exit_code == 2 and f"--port {port}: cannot listen on 127.0.0.1" in result.output
+    result = CliRunner().invoke(main, ["studio", "--host", "no.such.host.invalid", "--out", "unused"])
+    assert result.exit_code == 2 and "--host no.such.host.invalid" in result.output

@@ -29,6 +29,7 @@ def studio_cmd(host, port, out_dir, model_dir, codec_dir, steps):
         raise InputError(f"--port: {port} is outside 1..65535")
     if steps is not None and not 1 <= steps <= 1000:
         raise InputError(f"--steps: {steps} is outside 1..1000")
+    _check_port(host, port)
     from composer.studio.session import Studio, keep_files_inside
 
     studio = Studio(out_dir, codec=codec_dir, model=model_dir)
@@ -40,3 +41,23 @@ def studio_cmd(host, port, out_dir, model_dir, codec_dir, steps):
         click.echo(f"studio: listening on {host}: anyone who can reach this machine can use it", err=True)
     click.echo(f"studio: http://{host}:{port}/ (writing into {studio.out}); Ctrl+C stops it", err=True)
     launch(studio, host=host, port=port, steps=steps)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before the models are loaded."""
+    import socket
+
+    from composer.errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise InputError(f"--host {host}: {error.strerror}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a closed one's
+        try:  # lingering connections do not count, a listener does
+            probe.bind(address)
+        except OSError as error:
+            raise InputError(f"--port {port}: cannot listen on {host} ({error.strerror}; another studio? "
+                             f"choose another with --port)") from None
