@@ -112,7 +112,7 @@ def test_the_api_save_replaces_and_reports_a_full_disk(tmp_path, monkeypatch):
     class Fake:
         pass
 
-    def boom(render, out_dir, *, formats):
+    def boom(render, out_dir, *, formats, lead_sheet=True):
         (out_dir / "song.wav").write_bytes(b"x")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -115,12 +115,14 @@ def test_studio_renders_with_previews_keeps_a_history_and_stays_in_its_folder(ti
     assert entry.originality == "pending"
     early = json.loads((studio.out / entry.folder / "report.json").read_text())
     assert "metrics" not in early and early["originality"]["verdict"] == "pending"
+    assert not (studio.out / entry.folder / "lead_sheet.musicxml").exists()
     # checked and measured after the song is in the player, as `composer render` does before
     report = studio.evaluate(entry.folder)
     assert report["metrics"]["tempo"]["planned_bpm"] == 120
     assert report["originality"]["verdict"] == "not checked"  # the tiny model has no index
     assert json.loads((studio.out / entry.folder / "report.json").read_text())["metrics"] == report["metrics"]
     assert studio.history()[0].originality == "not checked"
+    assert (studio.out / entry.folder / "lead_sheet.musicxml").stat().st_size > 0
     assert len(clips) == len(song.sections) and len(clips[-1]) == len(song.sections)
     assert progress[-1][0] == progress[-1][1] and all(a[0] <= b[0] for a, b in zip(progress, progress[1:]))
     assert all(studio.out in p.parents for p in clips[-1])

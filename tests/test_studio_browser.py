@@ -137,12 +137,13 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
         a.dispatchEvent(new Event('timeupdate'));
         return li.textContent; }""")
     assert line and page.inner_text("#player .lyric-now") == line
-    for name in ("song.wav", "song.flac", "song.mid", "lead_sheet.musicxml", "plan.json", "report.json"):
+    for name in ("song.wav", "song.flac", "song.mid", "plan.json", "report.json"):
         assert page.locator(f"#downloads a[download='{name}']").count() == 1
     before, rate = _song_audio(page, url)
     first = json.loads((out / "history.json").read_text())[-1]["folder"]
-    # measured against its plan after it is playable (as `composer render` measures it)
+    # measured against its plan after it is playable (as `composer render` measures it), and its lead sheet
     page.wait_for_function("document.querySelector('#status').innerText.includes('tempo')")
+    page.wait_for_selector("#downloads a[download='lead_sheet.musicxml']")
     report = json.loads((out / first / "report.json").read_text())
     assert report["metrics"]["tempo"]["planned_bpm"] == 120
 

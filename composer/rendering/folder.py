@@ -142,10 +142,12 @@ def _swap_in(partial: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "flac")) -> Path:
+def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "flac"),
+                lead_sheet: bool = True) -> Path:
     """Write every file of a render (`composer.rendering.Render`) into a temporary folder
     beside `out_dir`, then put it in place of `out_dir`: a failure (a full disk) leaves
-    the previous song, if any, whole, and never a mix of two songs."""
+    the previous song, if any, whole, and never a mix of two songs. lead_sheet=False leaves
+    the MusicXML lead sheet (about 3 s for a 3-minute song) to `write_lead_sheet` later."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial_name(out_dir, "partial")
@@ -154,7 +156,7 @@ def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "fl
     import soundfile
 
     try:
-        _write_render(render, partial, formats=formats)
+        _write_render(render, partial, formats=formats, lead_sheet=lead_sheet)
         _swap_in(partial, out_dir)
     except (OSError, soundfile.SoundFileRuntimeError) as error:
         cause = getattr(error, "strerror", None) or str(error) or type(error).__name__
@@ -166,10 +168,22 @@ def save_render(render, out_dir: Path, *, formats: tuple[str, ...] = ("wav", "fl
     return out_dir
 
 
-def _write_render(render, out_dir: Path, *, formats: tuple[str, ...]) -> None:
+def write_lead_sheet(out_dir: Path, plan) -> None:
+    """lead_sheet.musicxml of `plan` into a render folder (a failure is logged: a lead sheet
+    must never cost the user the song)."""
+    from structure.export import write_musicxml
+
+    try:
+        with atomic_path(out_dir / LEAD_SHEET_NAME) as tmp:
+            write_musicxml(plan, tmp)
+    except Exception as error:
+        log.warning("lead sheet not written: %s", error)
+
+
+def _write_render(render, out_dir: Path, *, formats: tuple[str, ...], lead_sheet: bool = True) -> None:
     import lyrics
     from structure.arrangement import arrange
-    from structure.export import timed_lyrics, write_musicxml
+    from structure.export import timed_lyrics
 
     plan = render.plan
     if "wav" in formats:
@@ -180,11 +194,8 @@ def _write_render(render, out_dir: Path, *, formats: tuple[str, ...]) -> None:
     write_text_atomic(out_dir / PLAN_NAME, plan.to_json())
     with atomic_path(out_dir / MIDI_NAME) as tmp:
         arrange(plan).write(str(tmp))
-    try:
-        with atomic_path(out_dir / LEAD_SHEET_NAME) as tmp:
-            write_musicxml(plan, tmp)
-    except Exception as error:  # a lead sheet must never cost the user the song
-        log.warning("lead sheet not written: %s", error)
+    if lead_sheet:
+        write_lead_sheet(out_dir, plan)
     lines = timed_lyrics(plan)
     if lines:
         write_text_atomic(out_dir / LRC_NAME, lyrics.to_lrc(lines, title=plan.title, duration=plan.duration,

@@ -57,10 +57,10 @@ class Render:
     def duration(self) -> float:
         return self.audio.shape[-1] / self.sample_rate
 
-    def save(self, out_dir: str | Path, *, formats: tuple[str, ...] = ("wav", "flac")) -> Path:
+    def save(self, out_dir: str | Path, *, formats: tuple[str, ...] = ("wav", "flac"), lead_sheet: bool = True) -> Path:
         from composer.rendering.folder import save_render
 
-        return save_render(self, Path(out_dir), formats=formats)
+        return save_render(self, Path(out_dir), formats=formats, lead_sheet=lead_sheet)
 
 
 @dataclass

@@ -183,8 +183,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
                 player, downloads, sections = render_view(entry.folder)
                 table, choices = history_update()
                 yield (views.progress_html(plan, 1, 1), player, downloads,
-                       views.message_html(f"{verdict(entry.folder)}; checking its originality and measuring it "
-                                          f"against its plan..."),
+                       views.message_html(f"{verdict(entry.folder)}; checking its originality, measuring it "
+                                          f"against its plan, writing its lead sheet..."),
                        entry.folder, sections, table, choices, entry.folder)
                 return
 
@@ -192,14 +192,14 @@ def build_app(studio: Studio, *, steps: int | None = None):
         """After a render is in the player: measure it against its plan (as `composer render`
         does) into its report.json. A separate job, so Render can be pressed meanwhile."""
         if not folder:
-            return gr.update(), None
+            return gr.update(), None, gr.update()
         try:
             report = studio.evaluate(folder)
             line = verdict(folder) + "; " + views.metrics_line(report.get("metrics") or {})
         except Exception as error:  # noqa: BLE001
             log.warning("evaluation of %s failed: %s", folder, error)
             line = f"{verdict(folder)}; evaluation failed: {_message(error)}"
-        return views.message_html(line), None
+        return views.message_html(line), None, views.downloads_html(studio.downloads(folder))
 
     def finished(entries_or_entry):
         entry = entries_or_entry[-1] if isinstance(entries_or_entry, list) else entries_or_entry
@@ -360,7 +360,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
         result_outputs = [player, downloads, status, folder_state, section, history, choose]
         render_button.click(do_render, [plan_state, voice, seed],
                             [progress, player, downloads, status, folder_state, section, history, choose, measure_state],
-                            **work).then(do_measure, [measure_state], [status, measure_state], **work)
+                            **work).then(do_measure, [measure_state], [status, measure_state, downloads], **work)
         guide_button.click(do_guide, [folder_state], [player, downloads, status], **work)
         repaint_button.click(do_repaint, [folder_state, section], result_outputs, **work)
         restyle_button.click(do_restyle, [restyle_file, restyle_prompt, strength, seed], result_outputs, **work)

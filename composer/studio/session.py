@@ -221,15 +221,22 @@ class Studio:
                 result = render(plan, seed=seed, codec=codec, model=model, options=options, progress=False,
                                 on_progress=on_progress,
                                 on_section=lambda done: self._preview_section(preview, done, on_clip))
-                result.save(folder)
+                result.save(folder, lead_sheet=not evaluate_later)
         return self._remember(folder, "render")
 
     def evaluate(self, folder: str | Path) -> dict:
-        """What `composer render` adds to a report after the song, for a render made with
-        `evaluate_later`: the originality check against what the model learnt, and the
-        metrics against the plan. Returns the report."""
+        """What `composer render` writes with the song, for a render made with
+        `evaluate_later`: the originality check against what the model learnt, the metrics
+        against the plan, and the lead sheet. Returns the report."""
         from composer.evaluate.metrics import evaluate_audio
-        from composer.rendering.folder import read_plan, read_report, read_song_pcm, write_report
+        from composer.rendering.folder import (
+            LEAD_SHEET_NAME,
+            read_plan,
+            read_report,
+            read_song_pcm,
+            write_lead_sheet,
+            write_report,
+        )
         from composer.rendering.renderer import _check_originality
 
         folder = self.inside(folder)
@@ -247,6 +254,8 @@ class Studio:
                 window_seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "window"])
             report.setdefault("timings", {})["evaluate"] = round(time.monotonic() - clock, 3)
             write_report(folder, report)
+            if not (folder / LEAD_SHEET_NAME).is_file():
+                write_lead_sheet(folder, plan)
         self._update_history(folder, originality=str(report["originality"].get("verdict", "")))
         return report
 
