@@ -22,8 +22,8 @@ import math
 import random
 from dataclasses import replace
 
-from structure.harmony import NO_CHORD, progression, transpose_symbol
-from structure.melody import sketch_section
+from structure.harmony import progression
+from structure.planner import sketch_melody, transpose_chords, transposed
 from structure.schema import (
     BEATS_PER_BAR_RANGE,
     MAX_BARS_PER_SECTION,
@@ -61,38 +61,20 @@ def _text(row: list, column: int, path: str) -> str:
     return check_text(str(_cell(row, column)).strip(), path)
 
 
-def _integer(row: list, column: int, path: str) -> int:
-    value = _cell(row, column)
+def _number(value, path: str, *, integer: bool = False, bounds: tuple | None = None) -> float:
+    """A number typed in a cell or field ("4", 4, 4.0), whole when `integer`, within `bounds`."""
+    text = str(value).strip()[:40]
+    kind = "a whole number" if integer else "a number"
     try:
-        number = float(str(value).strip())
+        number = float(text)
     except ValueError:
-        raise PlanError(path, f"{str(value)[:40]!r} is not a whole number") from None
-    if not math.isfinite(number) or number != int(number):
-        raise PlanError(path, f"{str(value)[:40]!r} is not a whole number")
-    return int(number)
-
-
-def _fraction(row: list, column: int, path: str) -> float:
-    value = _cell(row, column)
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise PlanError(path, f"{str(value)[:40]!r} is not a number") from None
-    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
-        raise PlanError(path, f"{str(value)[:40]} is outside 0..1")
-    return number
-
-
-def _song_number(value, path: str, bounds: tuple, *, integer: bool = False) -> float:
-    """A song field (tempo, meter) checked before anything is sketched with it."""
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise PlanError(path, f"{str(value)[:40]!r} is not a number") from None
-    lo, hi = bounds
-    if not math.isfinite(number) or not lo <= number <= hi or integer and number != int(number):
-        raise PlanError(path, f"{str(value)[:40]} is outside {lo:g}..{hi:g}" + (" (a whole number)" if integer else ""))
-    return number
+        raise PlanError(path, f"{text!r} is not {kind}") from None
+    whole = math.isfinite(number) and (not integer or number == int(number))
+    if bounds is not None and not (whole and bounds[0] <= number <= bounds[1]):
+        raise PlanError(path, f"{text} is outside {bounds[0]:g}..{bounds[1]:g}" + (" (a whole number)" if integer else ""))
+    if not whole:
+        raise PlanError(path, f"{text!r} is not {kind}")
+    return int(number) if integer else number
 
 
 def parse_chords(text: str, path: str) -> list[list[str]]:
@@ -121,30 +103,12 @@ def _cycled(chords: list[list[str]], bars: int) -> list[list[str]]:
     return [list(chords[b % len(chords)]) for b in range(bars)] if chords else []
 
 
-def _transposed(section: Section, semitones: int) -> Section:
-    chords = [[transpose_symbol(c, semitones) if c != NO_CHORD else c for c in bar] for bar in section.chords]
-    melody = [Note(n.start, n.duration, n.pitch + semitones, n.syllable) for n in section.melody]
-    return replace(section, chords=chords, melody=melody)
-
-
 def _sketch(name: str, kind: str, bars: int, chords: list[list[str]], lines: list[str], key: Key,
             beats_per_bar: int, energy: float, seed: int, melody_check) -> list[Note]:
-    """A melody for the section (the planner's sketch, seeded by the plan and the name)."""
-    from structure.planner import MELODY_ATTEMPTS, _attach_syllables, _syllable_counts
-
+    """The planner's melody for the section, seeded by the plan, the name and what it sets."""
     rng = random.Random(f"{seed}:{name}:{bars}:{'|'.join(' '.join(b) for b in chords)}:{'/'.join(lines)}")
-    counts = _syllable_counts(lines) if lines else None
-    copied = None
-    for _ in range(MELODY_ATTEMPTS):
-        melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts, energy=energy)
-        if kind in ("intro", "outro", "interlude", "breakdown") and not lines:
-            melody = [n for n in melody if n.start < beats_per_bar * 2]
-        copied = melody_check(melody, beats_per_bar) if melody_check is not None and melody else None
-        if not copied:
-            _attach_syllables(melody, lines, beats_per_bar, bars)
-            return melody
-    raise PlanError("melody", f"section {name}: every one of {MELODY_ATTEMPTS} melody sketches repeats a learnt "
-                              f"melody (last: {copied})")
+    return sketch_melody(name, kind, chords, lines, key, beats_per_bar, rng, energy=energy,
+                         melody_check=melody_check)
 
 
 def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = None, key: str | None = None,
@@ -160,9 +124,9 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
     if len(rows) > MAX_SECTIONS:
         raise PlanError("sections", f"{len(rows)} sections, more than the limit of {MAX_SECTIONS}")
     new_key = Key.parse(str(key).strip()) if key is not None and str(key).strip() else plan.key
-    tempo = plan.tempo_bpm if tempo_bpm is None else _song_number(tempo_bpm, "tempo_bpm", TEMPO_RANGE)
-    meter = plan.beats_per_bar if beats_per_bar is None else int(_song_number(beats_per_bar, "beats_per_bar",
-                                                                               BEATS_PER_BAR_RANGE, integer=True))
+    tempo = plan.tempo_bpm if tempo_bpm is None else _number(tempo_bpm, "tempo_bpm", bounds=TEMPO_RANGE)
+    meter = plan.beats_per_bar if beats_per_bar is None else _number(beats_per_bar, "beats_per_bar", integer=True,
+                                                                      bounds=BEATS_PER_BAR_RANGE)
     style = get_style(plan.style)
     old = {s.name: s for s in plan.sections}
     old_rows = {s.name: row for s, row in zip(plan.sections, plan_rows(plan))}
@@ -179,9 +143,9 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
         kind = _text(row, 1, f"{path}.kind").lower()
         if kind not in SECTION_KINDS:
             raise PlanError(f"{path}.kind", f"unknown kind {kind!r} (known: {', '.join(SECTION_KINDS)})")
-        bars = _integer(row, 2, f"{path}.bars")
+        bars = _number(_cell(row, 2), f"{path}.bars", integer=True)
         chords_text = _text(row, 3, f"{path}.chords")
-        energy = _fraction(row, 4, f"{path}.energy")
+        energy = _number(_cell(row, 4), f"{path}.energy", bounds=(0.0, 1.0))
         repeat_of = _text(row, 5, f"{path}.repeat_of") or None
         lyrics_text = _text(row, 6, f"{path}.lyrics")
         before, before_row = old.get(name), old_rows.get(name)
@@ -216,7 +180,7 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
                 section = replace(before, energy=energy, chords=[list(b) for b in before.chords],
                                   melody=[Note(**vars(n)) for n in before.melody], lyrics=list(before.lyrics))
                 if shift:
-                    section = _transposed(section, shift)
+                    section = transposed(section, shift)
             else:
                 if not chords or (chords_kept and not same_mode):  # none given, or written for the old mode
                     chords = progression(style.name, kind, new_key, bars, random.Random(f"{seed}:{name}:chords"))
@@ -227,7 +191,7 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
                         raise PlanError(f"{path}.chords", f"{len(chords)} bars of chords for {bars} bars "
                                                           f"(separate bars with '|', or clear the cell)")
                     if chords_kept and shift:
-                        chords = [[transpose_symbol(c, shift) if c != NO_CHORD else c for c in bar] for bar in chords]
+                        chords = transpose_chords(chords, shift)
                 melody = _sketch(name, kind, bars, chords, lines, new_key, meter, energy, seed, melody_check)
                 section = Section(name=name, kind=kind, bars=bars, chords=chords, energy=energy, melody=melody,
                                   lyrics=lines, seed=before.seed if before is not None

@@ -293,20 +293,8 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
             else:
                 chords = progression(style.name, slot.kind, key, slot.bars, rng)
             lines = slot.lines or []
-            counts_per_line = _syllable_counts(lines) if lines else None
-            for attempt in range(MELODY_ATTEMPTS):
-                melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line,
-                                        energy=ENERGY.get(slot.kind, 0.5))
-                if slot.kind in ("intro", "outro", "solo", "interlude", "breakdown") and not lines:
-                    melody = melody if slot.kind == "solo" else [n for n in melody if n.start < beats_per_bar * 2]
-                copied = melody_check(melody, beats_per_bar) if melody_check is not None and melody else None
-                if not copied:
-                    break
-                log.info("%s: melody sketch %d repeats %s; sketching again", name, attempt + 1, copied)
-            else:
-                raise PlanError("melody", f"section {name}: every one of {MELODY_ATTEMPTS} melody sketches "
-                                          f"repeats a learnt melody (last: {copied})")
-            _attach_syllables(melody, lines, beats_per_bar, slot.bars)
+            melody = sketch_melody(name, slot.kind, chords, lines, key, beats_per_bar, rng,
+                                   energy=ENERGY.get(slot.kind, 0.5), melody_check=melody_check)
             section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=chords,
                               energy=ENERGY.get(slot.kind, 0.5), melody=melody, lyrics=lines,
                               seed=rng.randrange(2**31))
@@ -315,11 +303,44 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
     return sections
 
 
+def sketch_melody(name: str, kind: str, chords: list[list[str]], lines: list[str], key: Key, beats_per_bar: int,
+                  rng: random.Random, *, energy: float, melody_check: MelodyCheck | None = None) -> list[Note]:
+    """A section's melody on its chords (one note a syllable of `lines`, their syllables
+    attached), sketched again while `melody_check` finds it copies a learnt melody."""
+    counts_per_line = _syllable_counts(lines) if lines else None
+    copied = None
+    for attempt in range(MELODY_ATTEMPTS):
+        melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line, energy=energy)
+        if kind in ("intro", "outro", "interlude", "breakdown") and not lines:
+            melody = [n for n in melody if n.start < beats_per_bar * 2]  # a motif, not a tune
+        copied = melody_check(melody, beats_per_bar) if melody_check is not None and melody else None
+        if not copied:
+            break
+        log.info("%s: melody sketch %d repeats %s; sketching again", name, attempt + 1, copied)
+    else:
+        raise PlanError("melody", f"section {name}: every one of {MELODY_ATTEMPTS} melody sketches "
+                                  f"repeats a learnt melody (last: {copied})")
+    _attach_syllables(melody, lines, beats_per_bar, len(chords))
+    return melody
+
+
+def transpose_chords(chords: list[list[str]], semitones: int) -> list[list[str]]:
+    return [[transpose_symbol(c, semitones) if c != NO_CHORD else c for c in bar] for bar in chords]
+
+
+def transposed(section: Section, semitones: int) -> Section:
+    """The section's chords and melody `semitones` up (everything else kept)."""
+    from dataclasses import replace
+
+    return replace(section, chords=transpose_chords(section.chords, semitones),
+                   melody=[Note(n.start, n.duration, n.pitch + semitones, n.syllable) for n in section.melody])
+
+
 def _modulated(source: Section, name: str, semitones: int) -> Section:
-    chords = [[transpose_symbol(c, semitones) if c != NO_CHORD else c for c in bar] for bar in source.chords]
-    melody = [Note(n.start, n.duration, n.pitch + semitones, n.syllable) for n in source.melody]
-    return Section(name=name, kind=source.kind, bars=source.bars, chords=chords, energy=min(1.0, source.energy + 0.1),
-                   melody=melody, lyrics=list(source.lyrics), seed=source.seed + 1)
+    moved = transposed(source, semitones)
+    return Section(name=name, kind=source.kind, bars=source.bars, chords=moved.chords,
+                   energy=min(1.0, source.energy + 0.1), melody=moved.melody, lyrics=list(source.lyrics),
+                   seed=source.seed + 1)
 
 
 def _syllable_counts(lines: list[str]) -> list[int]:

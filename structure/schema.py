@@ -213,6 +213,8 @@ def _number(value: Any, path: str, *, integer: bool = False) -> float:
         raise PlanError(path, f"expected a finite number, got {value!r}")
     if integer and int(value) != value:
         raise PlanError(path, f"expected a whole number, got {value!r}")
+    if integer and abs(value) > 10 ** 15:  # a whole number given as a float: the same limit as an int
+        raise PlanError(path, f"{value:.6g} is far too large a number")
     return int(value) if integer else float(value)
 
 

@@ -337,14 +337,20 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain,
                     stems=stems)
     if options.evaluate:
-        clock = time.monotonic()
-        from composer.evaluate.metrics import evaluate_audio
-
-        report["metrics"] = evaluate_audio(audio, codec.sample_rate, plan,
-                                           seams=[s["time"] for s in report["seams"] if s["kind"] == "section"],
-                                           window_seams=[s["time"] for s in report["seams"] if s["kind"] == "window"])
-        report["timings"]["evaluate"] = round(time.monotonic() - clock, 3)
+        evaluate_into(report, audio, codec.sample_rate, plan)
     return result
+
+
+def evaluate_into(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan) -> None:
+    """report["metrics"]: the render measured against its plan, at its section and window seams."""
+    from composer.evaluate.metrics import evaluate_audio
+
+    clock = time.monotonic()
+    seams = report.get("seams", [])
+    report["metrics"] = evaluate_audio(audio, sample_rate, plan,
+                                       seams=[s["time"] for s in seams if s.get("kind") == "section"],
+                                       window_seams=[s["time"] for s in seams if s.get("kind") == "window"])
+    report.setdefault("timings", {})["evaluate"] = round(time.monotonic() - clock, 3)
 
 
 def _check_originality(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan, model) -> None:

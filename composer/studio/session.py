@@ -151,31 +151,26 @@ class Studio:
         return entries[::-1]
 
     def _remember(self, folder: Path, kind: str, *, note: str = "") -> Entry:
-        from composer.data.audio import atomic_path
-
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         plan = json.loads((folder / "plan.json").read_text(encoding="utf-8")) if (folder / "plan.json").is_file() else {}
         entry = Entry(folder=str(folder.relative_to(self.out)), kind=kind, title=str(plan.get("title") or folder.name),
                       created=dt.datetime.now().isoformat(timespec="seconds"), seed=report.get("seed"),
                       duration=report.get("duration"), note=note,
                       originality=str((report.get("originality") or {}).get("verdict", "")))
-        with self._history_lock:
-            rows = [vars(e) for e in self.history()[::-1]] + [vars(entry)]
-            with atomic_path(self.out / HISTORY) as tmp:
-                Path(tmp).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        self._rewrite_history(lambda rows: rows + [vars(entry)])
         return entry
 
-    def _update_history(self, folder: Path, **fields) -> None:
-        from composer.data.audio import atomic_path
+    def _rewrite_history(self, change) -> None:
+        """history.json (oldest first) through `change(rows) -> rows`, written atomically."""
+        from composer.data.audio import write_text_atomic
 
-        name = str(folder.relative_to(self.out))
         with self._history_lock:
-            rows = [vars(e) for e in self.history()[::-1]]
-            for row in rows:
-                if row["folder"] == name:
-                    row.update(fields)
-            with atomic_path(self.out / HISTORY) as tmp:
-                Path(tmp).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+            rows = change([vars(e) for e in self.history()[::-1]])
+            write_text_atomic(self.out / HISTORY, json.dumps(rows, indent=1))
+
+    def _update_history(self, folder: Path, **fields) -> None:
+        name = str(folder.relative_to(self.out))
+        self._rewrite_history(lambda rows: [{**row, **fields} if row["folder"] == name else row for row in rows])
 
     def downloads(self, folder: str | Path) -> list[Path]:
         folder = self.inside(folder)
@@ -228,7 +223,6 @@ class Studio:
         """What `composer render` writes with the song, for a render made with
         `evaluate_later`: the originality check against what the model learnt, the metrics
         against the plan, and the lead sheet. Returns the report."""
-        from composer.evaluate.metrics import evaluate_audio
         from composer.rendering.folder import (
             LEAD_SHEET_NAME,
             read_plan,
@@ -237,7 +231,7 @@ class Studio:
             write_lead_sheet,
             write_report,
         )
-        from composer.rendering.renderer import _check_originality
+        from composer.rendering.renderer import _check_originality, evaluate_into
 
         folder = self.inside(folder)
         with self.busy:
@@ -247,12 +241,7 @@ class Studio:
             plan = read_plan(folder)
             if (report.get("originality") or {}).get("verdict") == "pending":
                 _check_originality(report, audio, rate, plan, self.models[1])
-            clock = time.monotonic()
-            report["metrics"] = evaluate_audio(
-                audio, rate, plan,
-                seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "section"],
-                window_seams=[s["time"] for s in report.get("seams", []) if s.get("kind") == "window"])
-            report.setdefault("timings", {})["evaluate"] = round(time.monotonic() - clock, 3)
+            evaluate_into(report, audio, rate, plan)
             write_report(folder, report)
             if not (folder / LEAD_SHEET_NAME).is_file():
                 write_lead_sheet(folder, plan)
@@ -269,10 +258,9 @@ class Studio:
     def _preview_section(self, preview: Preview, done, on_clip) -> None:
         """Decode the section just made (with a second of context before it) and write it
         as the next clip; the vocal of the section is mixed in dry."""
-        import torch
-
         from composer.data.audio import audio_write
         from composer.rendering.loudness import loudness_gain
+        from composer.rendering.renderer import decode
 
         codec = self.models[0]
         hop = codec.hop_length
@@ -280,9 +268,7 @@ class Studio:
         if preview.clips and start_seconds > time.monotonic() - preview.began + PREVIEW_AHEAD:
             return  # nobody can be listening this far ahead: the finished song will be there first
         context = min(done.start, int(round(codec.frame_rate)))
-        with torch.no_grad():
-            audio = codec.decode_long(done.canvas[None, :, done.start - context: done.end])[0].numpy()
-        audio = audio[..., context * hop:].astype(np.float32)
+        audio = decode(codec, done.canvas[:, done.start - context: done.end])[..., context * hop:]
         if done.vocal is not None:
             dry = np.asarray(done.vocal.audio)[done.start * hop: done.start * hop + audio.shape[-1]]
             audio = audio + np.pad(dry, (0, audio.shape[-1] - dry.shape[0]))[None] * 0.8
