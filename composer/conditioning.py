@@ -32,17 +32,37 @@ NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent
                   "source_package", "licence_source", "source_folder", "attribution", "origin"}
 
 __all__ = ["CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
-           "control_flags", "embed_texts", "plan_tags", "row_tags", "text_embeddings", "unet_layout"]
+           "control_flags", "embed_texts", "plan_tags", "row_tags", "source_tag", "text_embeddings", "unet_layout"]
+
+
+SOURCE_TAGS = ("recorded", "synthesised")
+
+
+def source_tag(fields: dict) -> str | None:
+    """What made a row's sound, as a tag: "recorded" (played and recorded: `composer corpus
+    import`, an artist's archive that says so), "synthesised" (a guide rendered through a
+    soundfont: `composer corpus build`), or None when the row does not say. A plan asks
+    for one with `source=recorded` in its prompt or tags."""
+    value = str(fields.get("source") or "").strip().lower()
+    if value in ("recorded", "recording"):
+        return "recorded"
+    if value in ("synthesised", "synthesized", "synthetic") or value.startswith("generated") or fields.get("soundfont"):
+        return "synthesised"
+    return None
 
 
 def row_tags(fields: dict) -> dict[str, str]:
-    """The conditioning tags of a metadata row: its scalar descriptive fields (persona fields too)."""
-    tags = {k: str(v) for k, v in (fields.get("tags") or {}).items() if k != "theme"}
+    """The conditioning tags of a metadata row: its scalar descriptive fields (persona fields
+    too) and its `source_tag`."""
+    tags = {k: str(v) for k, v in (fields.get("tags") or {}).items() if k not in ("theme", "source")}
     for name, value in fields.items():
         if name not in NON_TAG_FIELDS and isinstance(value, (str, int, float, bool)) and value != "":
             tags[name] = str(value)
     if "key" in tags:  # the mode is a tag; the tonic lives in the controls
         tags["mode"] = tags.pop("key").split()[-1].lower()
+    source = source_tag({**(fields.get("tags") or {}), **fields})
+    if source is not None:
+        tags["source"] = source
     return tags
 
 

@@ -87,9 +87,11 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
 @click.option("--threads", type=int, help="torch threads (default: torch's choice).")
 @click.option("--objective", type=click.Choice(["rectified_flow", "v_diffusion"]), default="rectified_flow",
               show_default=True, help="Training objective of a new model (benchmarks/objective.py compares them).")
+@click.option("--balance", is_flag=True,
+              help="Give every --data folder the same share of training windows (default: by hours).")
 @handle_errors
 def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
-                        max_minutes, threads, objective):
+                        max_minutes, threads, objective, balance):
     """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
     from composer.errors import InputError
     from composer.train.diffusion import train_diffusion_command
@@ -101,5 +103,5 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
     metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
                                       batch_size=batch_size, lr=lr, seed=seed, resume=resume,
                                       max_minutes=max_minutes, threads=threads, init=init, objective=objective,
-                                      command="composer " + " ".join(sys.argv[1:]))
+                                      balance=balance, command="composer " + " ".join(sys.argv[1:]))
     click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")

@@ -159,10 +159,28 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
             tmp = file.with_suffix(".tmp")
             save_file(tensors, str(tmp))
             tmp.replace(file)
+        has_controls = bool(tensors["has_controls"][0]) and bool(fields.get("plan"))
         items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
-                      "has_controls": bool(tensors["has_controls"][0]) and bool(fields.get("plan")), "tags": row_tags(fields),
-                      "text": fields.get("text") or fields.get("caption") or ""})
+                      "has_controls": has_controls, "groups": trusted_groups(fields) if has_controls else (),
+                      "tags": row_tags(fields), "text": fields.get("text") or fields.get("caption") or "",
+                      "folder": str(folders[path])})
     return items
+
+
+# What an analysis of a recording measures (`composer data analyze`): the beat and metre,
+# the chords and the sections. Its plan has no melody, and the bass and drum onsets the
+# controls would draw from it are the arranger's, not the recording's: those groups are
+# left out for such rows (their flags are 0, as when a group is dropped), so the model
+# never learns that "melody on" can mean "no melody".
+ANALYSED_GROUPS = ("rhythm", "harmony", "form")
+
+
+def trusted_groups(fields: dict) -> tuple[str, ...]:
+    """The control groups a row's plan really describes: all of them for a plan the song was
+    made from, `ANALYSED_GROUPS` for labels found by analysis."""
+    from composer.conditioning import CONTROL_GROUPS
+
+    return ANALYSED_GROUPS if fields.get("labels_source") == "analysis" else tuple(CONTROL_GROUPS)
 
 
 def split_rows(rows: list[tuple[Path, dict]]) -> tuple[list, list]:
@@ -214,10 +232,13 @@ def hashlib_name(path: Path) -> str:
 
 
 def latent_windows(items: list[dict], model, *, frames: int, batch_size: int,
-                   generator: np.random.Generator) -> Iterator[tuple[torch.Tensor, dict]]:
-    """Endless batches of random windows: (x0 [B, D, frames], cond)."""
-    weights = length_weights([it["latents"].shape[-1] for it in items], frames)
-    groups = len(model.group_names)
+                   generator: np.random.Generator, balance: bool = False) -> Iterator[tuple[torch.Tensor, dict]]:
+    """Endless batches of random windows: (x0 [B, D, frames], cond). Each item's control
+    groups are on where its plan describes them (`trusted_groups`). balance: every dataset
+    folder gets the same share of the windows (by default each clip by its length)."""
+    weights = length_weights([it["latents"].shape[-1] for it in items], frames,
+                             [it.get("folder", "") for it in items] if balance else None)
+    names = model.group_names
     while True:
         chosen = generator.choice(len(items), size=batch_size, p=weights)
         x0, ctrl, flags, tags, text, present = [], [], [], [], [], []
@@ -231,7 +252,8 @@ def latent_windows(items: list[dict], model, *, frames: int, batch_size: int,
                 control = torch.nn.functional.pad(control.T, (0, frames - control.shape[0]), mode="replicate").T
             x0.append(window)
             ctrl.append(control)
-            flags.append(torch.full((groups,), 1.0 if item["has_controls"] else 0.0))
+            trusted = item.get("groups", names if item["has_controls"] else ())
+            flags.append(torch.tensor([1.0 if name in trusted else 0.0 for name in names]))
             tags.append(item["tags"])
             text.append(item["text_embedding"])
             present.append(1.0 if item["text"] else 0.0)

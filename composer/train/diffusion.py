@@ -36,7 +36,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
                             channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
                             init: str | None = None, objective: str = "rectified_flow",
-                            unconfident: str = "exclude") -> dict:
+                            unconfident: str = "exclude", balance: bool = False) -> dict:
     """Train (or fine-tune, with `init`) the diffusion model; writes a half-precision checkpoint."""
     from composer.conditioning import unet_layout
     from composer.models import load_codec
@@ -67,7 +67,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         model = DiffusionModel(config)
         model.grow_tags([it["tags"] for it in items])
     frames = model.config.window_frames
-    batches = latent_windows(items, model, frames=frames, batch_size=batch_size, generator=np.random.default_rng(seed))
+    batches = latent_windows(items, model, frames=frames, batch_size=batch_size, generator=np.random.default_rng(seed),
+                             balance=balance)
     val_stream = latent_windows(val_items, model, frames=frames, batch_size=16,
                                 generator=np.random.default_rng(seed + 1))
     validation = [next(val_stream) for _ in range(4)]
@@ -78,7 +79,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     ema_model.config.training = {
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
-        "validation_files": len(val_rows), "licences": licence_summary(train_rows + val_rows),
+        "validation_files": len(val_rows), "balanced_sources": balance, "licences": licence_summary(train_rows + val_rows),
         "consents": consent_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
         "codec_latent_identity": codec.latent_identity(),

@@ -1,0 +1,152 @@
+"""Do the notes survive? An automatic transcriber against each song's own MIDI, on held-out
+plans: the guide render (the ceiling), the guide after the codec's round trip, and renders.
+
+The transcriber is Spotify's Basic Pitch (Apache-2.0; its ONNX model ships inside the
+`basic-pitch` wheel and runs with onnxruntime, installed by `make bench-deps`;
+it is used here only, never at run time). Reference notes: the pitched parts of the plan's
+arrangement (melody, bass, chords; not the drums). A note is found when the transcriber
+has a note of the same pitch (within 50 cents) whose onset is within 70 ms
+(`mir_eval.transcription`, offsets ignored). Reported: precision, recall and F1 per row,
+and each row's F1 as a share of the guide's (the issue's goals: the round trip at least
+0.85 of the guide's, renders at least 0.7).
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/note_survival.py [--model DIR] [--codec DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import write_result  # noqa: E402
+
+PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
+           "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
+           "genre=country mood=hopeful", "genre=waltz mood=romantic", "genre=blues mood=nostalgic"]
+ONSET_TOLERANCE = 0.07
+PITCH_TOLERANCE_CENTS = 50.0
+
+
+def transcriber():
+    """Basic Pitch's ONNX model (from its wheel)."""
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # it warns about every backend it does not find
+    try:
+        from basic_pitch import ICASSP_2022_MODEL_PATH
+        from basic_pitch.inference import Model
+    except ImportError:
+        raise SystemExit("the transcriber is missing: make bench-deps") from None
+    path = Path(ICASSP_2022_MODEL_PATH)
+    return Model(path if path.suffix == ".onnx" else path.with_suffix(".onnx"))
+
+
+def transcribe(model, audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(onset/offset intervals [n, 2] in seconds, pitches in Hz) that Basic Pitch hears."""
+    from basic_pitch.inference import predict
+
+    from composer.data.audio import audio_write
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.wav"
+        audio_write(path, np.asarray(audio, dtype=np.float32), rate)
+        _, _, events = predict(str(path), model)
+    if not events:
+        return np.zeros((0, 2)), np.zeros(0)
+    intervals = np.array([[e[0], max(e[1], e[0] + 1e-3)] for e in events], dtype=np.float64)
+    pitches = 440.0 * 2.0 ** ((np.array([e[2] for e in events], dtype=np.float64) - 69) / 12)
+    return intervals, pitches
+
+
+PARTS = ("melody", "bass", "chords")
+
+
+def reference_notes(midi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(intervals, pitches in Hz, part names) of the arrangement's pitched notes."""
+    notes = [(inst.name, n) for inst in midi.instruments if not inst.is_drum for n in inst.notes]
+    intervals = np.array([[n.start, max(n.end, n.start + 1e-3)] for _, n in notes], dtype=np.float64).reshape(-1, 2)
+    pitches = 440.0 * 2.0 ** ((np.array([n.pitch for _, n in notes], dtype=np.float64) - 69) / 12)
+    return intervals, pitches, np.array([name for name, _ in notes])
+
+
+def note_scores(reference: tuple[np.ndarray, np.ndarray, np.ndarray], estimate: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Precision, recall and F1 of the transcription, and the recall of each part."""
+    from mir_eval.transcription import match_notes
+
+    intervals, pitches, parts = reference
+    if len(estimate[1]) == 0 or len(pitches) == 0:
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, **{f"recall_{p}": 0.0 for p in PARTS}}
+    matched = match_notes(intervals, pitches, estimate[0], estimate[1], onset_tolerance=ONSET_TOLERANCE,
+                          pitch_tolerance=PITCH_TOLERANCE_CENTS, offset_ratio=None)
+    found = np.zeros(len(pitches), dtype=bool)
+    found[[r for r, _ in matched]] = True
+    precision, recall = len(matched) / len(estimate[1]), len(matched) / len(pitches)
+    f1 = 2 * precision * recall / (precision + recall) if matched else 0.0
+    out = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+    for part in PARTS:
+        mine = parts == part
+        out[f"recall_{part}"] = round(float(found[mine].mean()), 4) if mine.any() else None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
+    parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    import torch
+
+    from composer import plan
+    from composer.models import load_models
+    from composer.rendering import RenderOptions, render
+    from structure.arrangement import arrange
+    from structure.synth import render_midi
+
+    torch.set_num_threads(2)
+    codec, model = load_models(args.codec, args.model)
+    listener = transcriber()
+    options = RenderOptions(steps=args.steps, vocals=False, evaluate=False, originality=False)
+    rows = []
+    for index, prompt in enumerate(PROMPTS[: args.count]):
+        song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + index, write_lyrics=False)
+        midi = arrange(song)
+        reference = reference_notes(midi)
+        guide, rate = render_midi(midi, sample_rate=codec.sample_rate, duration=song.duration)
+        with torch.no_grad():
+            trip = codec.decode_long(codec.encode_long(torch.from_numpy(guide)[None]))[0].numpy()[:, : guide.shape[-1]]
+        rendered = render(song, seed=index, codec=codec, model=model, options=options, progress=False)
+        row = {"prompt": prompt, "reference_notes": int(len(reference[1]))}
+        for name, audio in (("guide", guide), ("guide_through_codec", trip), ("render", rendered.audio)):
+            row[name] = note_scores(reference, transcribe(listener, audio, rate))
+        rows.append(row)
+        print(f"{prompt}: guide {row['guide']['f1']:.2f}, codec {row['guide_through_codec']['f1']:.2f}, "
+              f"render {row['render']['f1']:.2f}", file=sys.stderr)
+    table = {}
+    for name in ("guide", "guide_through_codec", "render"):
+        table[name] = {k: round(float(np.mean([r[name][k] for r in rows if r[name][k] is not None])), 4)
+                       for k in ("precision", "recall", "f1", *(f"recall_{p}" for p in PARTS))}
+    guide_f1 = max(table["guide"]["f1"], 1e-9)
+    shares = {name: round(table[name]["f1"] / guide_f1, 3) for name in ("guide_through_codec", "render")}
+    write_result("note_survival", {
+        "transcriber": "basic-pitch 0.4.0 (ICASSP 2022 model, ONNX)", "onset_tolerance_s": ONSET_TOLERANCE,
+        "pitch_tolerance_cents": PITCH_TOLERANCE_CENTS, "plans": len(rows), "duration": args.duration,
+        "steps": args.steps, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
+        "table": table, "f1_share_of_guide": shares,
+        "goals": {"guide_through_codec": ">= 0.85 of the guide's F1", "render": ">= 0.7 of the guide's F1 (aim 0.8)"},
+        "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()
