@@ -1,5 +1,5 @@
 """Reconstruction losses and metrics: multi-resolution STFT, log-mel distance, semitone-band
-(pitch) distance, SI-SDR."""
+(pitch) distance, onset (spectral flux) distance, SI-SDR."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ MEL_SIZES = (512, 1024, 2048)
 PITCH_WINDOW = 0.34  # seconds: 8192 points at 24 kHz, 2.9 Hz bins, two or more bins per semitone from C2 up
 PITCH_LOWEST = 65.406  # C2, in Hz
 PITCH_BANDS = 60  # C2 .. B6: the bass, the chords and the melody
+ONSET_FFT = 1024  # 43 ms at 24 kHz, hop 128 (5 ms): when each note starts, to within a few ms
+ONSET_MELS = 64
 
 
 @functools.lru_cache(maxsize=16)
@@ -88,6 +90,37 @@ def pitch_distance(prediction: torch.Tensor, target: torch.Tensor, sample_rate: 
     return (torch.maximum(p, floor).log10() - torch.maximum(t, floor).log10()).abs().mean()
 
 
+@functools.lru_cache(maxsize=8)
+def _onset_basis(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
+    import librosa
+
+    return torch.from_numpy(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=30.0,
+                                                fmax=min(8000.0, sample_rate / 2)).astype(np.float32))
+
+
+def onset_distance(prediction: torch.Tensor, target: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """L1 between the onset strengths (rectified spectral flux: how much each of 64 mel bands,
+    30 Hz..8 kHz, rises from one 5-ms hop to the next, in log10) of two signals.
+
+    The codec's long frames (2560 points) and its long-window losses keep a note's pitch but
+    let its start smear: measured with a transcriber (`benchmarks/note_survival.py`), bass
+    notes came back through the codec 70..300 ms late. Flux that rises at the wrong hop costs
+    here. Levels are floored 60 dB below each target clip's loudest band, as in
+    `pitch_distance`, so the rises of noise are not matched. Relative to the target's flux:
+    0 when every rise is matched, about 2 when every rise is at the wrong hop.
+    """
+    basis = _onset_basis(sample_rate, ONSET_FFT, ONSET_MELS).to(prediction.device)
+    p = basis @ _magnitude(prediction, ONSET_FFT, ONSET_FFT // 8).pow(2)
+    t = basis @ _magnitude(target, ONSET_FFT, ONSET_FFT // 8).pow(2)
+    floor = t.detach().amax(dim=(1, 2), keepdim=True).clamp(min=1e-8) * 1e-6
+    p, t = torch.maximum(p, floor).log10(), torch.maximum(t, floor).log10()
+    flux_p = torch.relu(p[..., 1:] - p[..., :-1])
+    flux_t = torch.relu(t[..., 1:] - t[..., :-1])
+    # relative to the target's own flux: 0 when every rise is matched, about 2 when every rise
+    # is at the wrong hop, whatever the loudness or the share of the clip that has notes
+    return (flux_p - flux_t).abs().mean() / flux_t.mean().clamp(min=1e-4)
+
+
 def si_sdr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Scale-invariant SDR in dB per item of `[B, channels, samples]` (higher is better)."""
     p = prediction.reshape(prediction.shape[0], -1)
@@ -100,13 +133,14 @@ def si_sdr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class ReconstructionLoss(nn.Module):
-    """Waveform L1 + multi-resolution STFT + mel (+ semitone-band pitch), with fixed weights."""
+    """Waveform L1 + multi-resolution STFT + mel (+ semitone-band pitch, + onsets), with fixed weights."""
 
     def __init__(self, sample_rate: int, *, waveform: float = 1.0, stft: float = 1.0, mel: float = 1.0,
-                 pitch: float = 0.0, stft_sizes: tuple[int, ...] = STFT_SIZES):
+                 pitch: float = 0.0, onset: float = 0.0, stft_sizes: tuple[int, ...] = STFT_SIZES):
         super().__init__()
         self.sample_rate, self.stft_sizes = sample_rate, tuple(stft_sizes)
         self.weights = (waveform, stft, mel, pitch)
+        self.onset = onset
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         waveform = (prediction - target).abs().mean()
@@ -118,4 +152,7 @@ class ReconstructionLoss(nn.Module):
         if p:
             out["pitch"] = pitch_distance(prediction, target, self.sample_rate)
             total = total + p * out["pitch"]
+        if self.onset:
+            out["onset"] = onset_distance(prediction, target, self.sample_rate)
+            total = total + self.onset * out["onset"]
         return {"loss": total, **out}

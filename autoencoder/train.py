@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from autoencoder.codec import LatentCodec
-from autoencoder.losses import ReconstructionLoss, mel_distance, pitch_distance, si_sdr
+from autoencoder.losses import ReconstructionLoss, mel_distance, onset_distance, pitch_distance, si_sdr
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,23 @@ class CodecTrainConfig:
     stft_sizes: tuple[int, ...] = (512, 1024, 2048)  # add 4096 to resolve pitch in the low mids
     waveform_weight: float = 1.0  # 0 for a decoder whose absolute phase is free (the spectral one)
     pitch_weight: float = 0.0  # semitone-band loss (`pitch_distance`): keeps roots and thirds, so keys and chords
+    onset_weight: float = 0.0  # spectral-flux loss (`onset_distance`): notes start when they should
 
 
 @torch.no_grad()
 def evaluate_codec(codec: LatentCodec, batches: list[torch.Tensor]) -> dict[str, float]:
     """Mean mel distance, semitone-band pitch distance and SI-SDR of the round trip over `batches`."""
     codec.eval()
-    mels, pitches, sdrs = [], [], []
+    mels, pitches, onsets, sdrs = [], [], [], []
     for audio in batches:
         output = codec.raw_decode(codec.raw_encode(audio))[..., : audio.shape[-1]]
         mels.append(float(mel_distance(output, audio, codec.sample_rate)))
         pitches.append(float(pitch_distance(output, audio, codec.sample_rate)))
+        onsets.append(float(onset_distance(output, audio, codec.sample_rate)))
         sdrs.append(float(si_sdr(output, audio).mean()))
     count = max(1, len(mels))
-    return {"mel_distance": sum(mels) / count, "pitch_distance": sum(pitches) / count, "si_sdr": sum(sdrs) / count}
+    return {"mel_distance": sum(mels) / count, "pitch_distance": sum(pitches) / count,
+            "onset_distance": sum(onsets) / count, "si_sdr": sum(sdrs) / count}
 
 
 class CodecTrainer:
@@ -73,7 +76,8 @@ class CodecTrainer:
         self.codec, self.config = codec, config
         self.is_main = True
         self.loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight,
-                                          pitch=config.pitch_weight, stft_sizes=config.stft_sizes)
+                                          pitch=config.pitch_weight, onset=config.onset_weight,
+                                          stft_sizes=config.stft_sizes)
         codec.encoder_module.requires_grad_(not config.freeze_encoder)
         self.params = list(codec.decoder_module.parameters())
         if not config.freeze_encoder:

@@ -307,3 +307,21 @@ def test_window_envelope_equals_overlap_adding_every_frame(n_fft, hop, frames):
     window = torch.hann_window(n_fft)
     expected = overlap_add(window.square()[None, :, None].expand(1, -1, frames).contiguous(), hop)[0]
     torch.testing.assert_close(window_envelope(window, hop, frames), expected)
+
+
+def test_onset_distance_sees_a_late_note_that_the_long_window_losses_hardly_do():
+    from autoencoder.losses import ReconstructionLoss, onset_distance, pitch_distance
+
+    t = torch.arange(24000) / 24000
+
+    def bass(start: float) -> torch.Tensor:  # a plucked A2 starting at `start` seconds
+        u = (t - start).clamp(min=0)
+        return (0.5 * torch.sin(2 * math.pi * 110 * u) * torch.exp(-3 * u) * (t >= start))[None, None]
+
+    on_time, late = bass(0.30), bass(0.38)
+    assert float(onset_distance(on_time, on_time, 24000)) == 0.0
+    assert float(onset_distance(late, on_time, 24000)) > 5 * float(onset_distance(0.8 * on_time, on_time, 24000))
+    # the semitone-band loss (0.34-s window) barely tells 80 ms apart
+    assert float(pitch_distance(late, on_time, 24000)) < float(onset_distance(late, on_time, 24000)) / 3
+    with_onsets = ReconstructionLoss(24000, onset=0.5)(late, on_time)
+    assert "onset" in with_onsets and float(with_onsets["loss"]) > float(ReconstructionLoss(24000)(late, on_time)["loss"])

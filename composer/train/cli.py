@@ -49,13 +49,15 @@ def train_group():
               help="Spectral decoder frame (default 4 x hop = 1280); with --init, the decoder's head is resampled.")
 @click.option("--pitch-weight", type=float, default=1.0, show_default=True,
               help="Weight of the semitone-band (C2..B6) loss that keeps the bass, chords and key.")
+@click.option("--onset-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the spectral-flux loss that keeps notes starting on time (0: off).")
 @click.option("--balance", is_flag=True,
               help="Give every --data folder the same share of training windows (default: by hours).")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
                     decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
-                    decoder_fft, balance):
+                    decoder_fft, balance, onset_weight):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.train.codec import train_codec_command
 
@@ -67,7 +69,8 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   stft_sizes=int_list(stft_sizes, "--stft-sizes"), decoder=decoder,
                                   decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
                                   encoder_dim=encoder_dim, encoder_layers=encoder_layers,
-                                  pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance)
+                                  pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance,
+                                  onset_weight=onset_weight)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 
