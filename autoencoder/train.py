@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from autoencoder.codec import LatentCodec
-from autoencoder.losses import ReconstructionLoss, mel_distance, onset_distance, pitch_distance, si_sdr
+from autoencoder.losses import (
+    ReconstructionLoss,
+    mel_distance,
+    onset_distance,
+    pitch_distance,
+    si_sdr,
+)
 
 log = logging.getLogger(__name__)
 

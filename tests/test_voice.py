@@ -128,6 +128,34 @@ def test_a_sung_note_has_the_notes_pitch():
 
 
 @needs_flite
+def test_the_bank_analysed_in_chunks_matches_one_analysis(monkeypatch):
+    """Long banks are analysed a few lines at a time (memory): the frames line up with one
+    whole analysis, and the envelopes agree away from the cuts, which fall in pauses."""
+    import composer.voice.singer as singer
+    import lyrics
+    from composer.voice.phonemes import word_phones
+
+    lines = [f"{text} {n}" for n, text in enumerate(["the river runs beneath the bridge tonight",
+                                                      "carry me home where the lights are low",
+                                                      "I remember every word you said"] * 2)]
+    phones = {t: (p or ["ax"]) for t, p in word_phones([t for line in lines for t in lyrics.words(line)]).items()}
+    bank = tuple(tuple(tuple(phones[t]) for t in lyrics.words(line)) for line in sorted(lines))
+    monkeypatch.setattr(singer, "ANALYSIS_CHUNK", 1e9)
+    singer._analyse.cache_clear()
+    spoken, f0, sp, ap = singer._analyse("slt", bank)
+    monkeypatch.setattr(singer, "ANALYSIS_CHUNK", 3.0)
+    singer._analyse.cache_clear()
+    cuts = singer._pause_cuts(spoken, [len(line) for line in bank], 80 * spoken.sample_rate // 16000)
+    assert len(cuts) > 3  # several chunks
+    _, f0_c, sp_c, ap_c = singer._analyse("slt", bank)
+    singer._analyse.cache_clear()
+    assert f0_c.shape == f0.shape and sp_c.shape == sp.shape and sp_c.dtype == np.float32
+    assert np.isclose(f0_c, f0, rtol=1e-3).mean() > 0.97
+    voiced = f0 > 0
+    assert np.median(np.abs(np.log(sp_c[voiced] + 1e-12) - np.log(sp[voiced] + 1e-12))) < 1e-3
+
+
+@needs_flite
 def test_a_repeated_chorus_is_sung_identically_and_the_same_seed_gives_the_same_bytes():
     chorus = _section("chorus1", "Carry me home tonight", [60, 62, 64, 65, 67, 67, 67, 67], kind="chorus")
     again = _section("chorus2", "Carry me home tonight", [60, 62, 64, 65, 67, 67, 67, 67], kind="chorus",

@@ -76,17 +76,53 @@ class Bank:
         return start, end
 
 
-@functools.lru_cache(maxsize=2)  # a bank's analysis is ~1 MB a spoken second: keep the last songs only
+ANALYSIS_CHUNK = 20.0  # seconds of speech analysed at a time (cut in the pauses between lines)
+
+
+@functools.lru_cache(maxsize=2)  # a bank's analysis is ~0.8 MB a spoken second: keep the last songs only
 def _analyse(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
+    """The bank spoken and analysed: (spoken, f0, sp, ap) every FRAME_PERIOD ms.
+
+    The speech is analysed a chunk of lines at a time, cut in the middle of the pauses
+    between lines on the frame grid, and the envelopes are kept in float32: a 10-minute
+    song's bank held about 650 MB as one float64 analysis, a quarter of that now."""
     spoken = speak(voice, [[list(word) for word in line] for line in bank])
     pw = load_pyworld()
-    x = spoken.audio.astype(np.float64)
-    f0, t = pw.dio(x, spoken.sample_rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_PERIOD)
-    f0 = pw.stonemask(x, f0, t, spoken.sample_rate)
-    f0 = _voice_sonorants(f0, t, spoken)
-    sp = pw.cheaptrick(x, f0, t, spoken.sample_rate)
-    ap = pw.d4c(x, f0, t, spoken.sample_rate)
-    return spoken, f0, sp, ap
+    rate = spoken.sample_rate
+    hop = int(round(rate * FRAME_PERIOD / 1000.0))
+    f0s, sps, aps = [], [], []
+    cuts = _pause_cuts(spoken, [len(line) for line in bank], hop)
+    for first, last in zip(cuts[:-1], cuts[1:]):
+        x = spoken.audio[first:last].astype(np.float64)
+        if len(x) < 2 * hop:
+            x = np.pad(x, (0, 2 * hop - len(x)))
+        f0, t = pw.dio(x, rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_PERIOD)
+        f0 = pw.stonemask(x, f0, t, rate)
+        f0 = _voice_sonorants(f0, t + first / rate, spoken)
+        sp = pw.cheaptrick(x, f0, t, rate)
+        ap = pw.d4c(x, f0, t, rate)
+        keep = len(t) if last == len(spoken.audio) else (last - first) // hop  # the next chunk starts there
+        f0s.append(f0[:keep])
+        sps.append(sp[:keep].astype(np.float32))
+        aps.append(ap[:keep].astype(np.float32))
+    return spoken, np.concatenate(f0s), np.concatenate(sps), np.concatenate(aps)
+
+
+def _pause_cuts(spoken: Spoken, line_words: list[int], hop: int) -> list[int]:
+    """Sample positions [0, ..., len] where the analysis chunks meet: in the middle of the
+    pause after a line, on the frame grid, about every ANALYSIS_CHUNK seconds."""
+    rate, total = spoken.sample_rate, len(spoken.audio)
+    cuts, at, chunk_start = [0], 0, 0.0
+    for count in line_words[:-1]:
+        at += count
+        end_of_line, next_line = spoken.words[at - 1][-1][2], spoken.words[at][0][1]
+        middle = 0.5 * (end_of_line + next_line)
+        if middle - chunk_start >= ANALYSIS_CHUNK:
+            sample = int(round(middle * rate / hop)) * hop
+            if cuts[-1] < sample < total:
+                cuts.append(sample)
+                chunk_start = middle
+    return cuts + [total]
 
 
 def _voice_sonorants(f0: np.ndarray, t: np.ndarray, spoken: Spoken) -> np.ndarray:
