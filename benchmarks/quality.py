@@ -57,9 +57,12 @@ def main() -> None:
     parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
     parser.add_argument("--sampler", default="multistep")
     parser.add_argument("--guidance-interval", help="LO,HI: guide only at LO < t <= HI (default: the renderer's)")
+    parser.add_argument("--tag", action="append", default=[],
+                        help="NAME=VALUE added to every plan's tags (e.g. source=synthesised); repeatable")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    extra_tags = dict(tag.split("=", 1) for tag in args.tag)
     codec, model = load_models(args.codec, args.model)
     options = RenderOptions(steps=args.steps, sampler=args.sampler)
     if args.guidance_interval:
@@ -68,6 +71,8 @@ def main() -> None:
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
         song = plan(prompt, duration=args.duration, seed=10_000 + index, write_lyrics=False)
+        if extra_tags:
+            song.tags.update(extra_tags)
         result = render(song, seed=index, codec=codec, model=model,
                         options=options, progress=False)
         result.save(root / f"render_{index:02d}")
@@ -101,7 +106,7 @@ def main() -> None:
     table = {key: {"render": mean("render", key), "guide_through_codec": mean("guide_through_codec", key),
                    "guide": mean("guide", key)} for key in keys}
     write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps,
-                             "sampler": args.sampler, "guidance_interval": options.guidance_interval, "codec": codec.identity(), "model": model.identity(),
+                             "sampler": args.sampler, "guidance_interval": options.guidance_interval, "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
                              "table": table, "rows": rows}, args.out)
 
 

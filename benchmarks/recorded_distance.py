@@ -5,7 +5,8 @@ Rows (the same plans for every rendered row; the plans' seeds are outside the co
 - `guide`: the plans' General MIDI guide renders (what the diffusion model first learnt);
 - `bundled`: renders by the bundled model;
 - `model`: renders by `--model` (for example one that has heard recordings), untagged;
-- `model, source=recorded`: the same model and plans, the plans tagged `source=recorded`;
+- `model, source=recorded` and `model, source=synthesised`: the same model and plans, the
+  plans tagged with the source;
 - `held-out recordings (floor)`: windows of the other half of the held-out files, as many as a
   rendered row has: what a row that sounds like those recordings scores at this sample size.
 
@@ -137,17 +138,18 @@ def main() -> None:
     for song in plans:
         audio, rate = render_midi(arrange(song), sample_rate=RATE, duration=song.duration)
         windows["guide"].append(window_features(audio, rate))
-    models = [("bundled", None, False)]
+    models = [("bundled", None, None)]
     if args.model:
-        models += [("model", args.model, False), ("model, source=recorded", args.model, True)]
+        models += [("model", args.model, None), ("model, source=recorded", args.model, "recorded"),
+                   ("model, source=synthesised", args.model, "synthesised")]
     identities = {}
-    for name, path, recorded in models:
+    for name, path, source in models:
         codec, model = load_models(args.codec, path)
         identities[name] = model.identity()
         windows[name] = []
         for k, song in enumerate(plans):
-            if recorded:
-                song = _tagged(song)
+            if source:
+                song = _tagged(song, source)
             result = render(song, seed=k, codec=codec, model=model, options=options, progress=False)
             windows[name].append(window_features(result.audio, result.sample_rate))
             print(f"{name}: plan {k} done", file=sys.stderr)
@@ -168,11 +170,11 @@ def main() -> None:
         "models": identities, "model_path": args.model, "distance": table}, args.out)
 
 
-def _tagged(song):
+def _tagged(song, source: str):
     from structure.schema import SongPlan
 
     data = json.loads(song.to_json())
-    data["tags"] = {**data.get("tags", {}), "source": "recorded"}
+    data["tags"] = {**data.get("tags", {}), "source": source}
     return SongPlan.from_json(json.dumps(data))
 
 

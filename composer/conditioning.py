@@ -31,9 +31,15 @@ NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent
                   "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent",
                   "source_package", "licence_source", "source_folder", "attribution", "origin"}
 
-__all__ = ["CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
+__all__ = ["ANALYSIS_GROUPS", "CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
            "control_flags", "embed_texts", "plan_tags", "row_tags", "source_tag", "text_embeddings", "unet_layout"]
 
+
+# The control groups an analysis of real audio pins down: the beat and metre, the chords and the
+# sections. Its plan has no melody, and the bass and drum onsets the controls would draw from it
+# are the arranger's, not the recording's. Training on analysed rows and rendering from analysed
+# plans (restyle, interpolate) both use only these.
+ANALYSIS_GROUPS = ("rhythm", "harmony", "form")
 
 SOURCE_TAGS = ("recorded", "synthesised")
 

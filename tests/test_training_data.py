@@ -53,7 +53,8 @@ def test_source_tag_says_what_made_the_sound():
 
 
 def test_analysed_rows_train_only_the_control_groups_the_analysis_measures():
-    from composer.train.data import ANALYSED_GROUPS, trusted_groups
+    from composer.conditioning import ANALYSIS_GROUPS
+    from composer.train.data import trusted_groups
 
     model = tiny_model(tiny_codec())
     frames = torch.arange(40, dtype=torch.float32)
@@ -66,8 +67,8 @@ def test_analysed_rows_train_only_the_control_groups_the_analysis_measures():
     analysed = item({"labels_source": "analysis", "source": "recorded"}, "rec")
     made = item({"soundfont": "FluidR3_GM.sf2"}, "synth")
     _, cond = next(latent_windows([analysed], model, frames=16, batch_size=1, generator=np.random.default_rng(0)))
-    assert cond["control_groups"][0].tolist() == [1.0 if g in ANALYSED_GROUPS else 0.0 for g in model.group_names]
-    assert "melody" not in ANALYSED_GROUPS and 0.0 in cond["control_groups"][0].tolist()
+    assert cond["control_groups"][0].tolist() == [1.0 if g in ANALYSIS_GROUPS else 0.0 for g in model.group_names]
+    assert "melody" not in ANALYSIS_GROUPS and 0.0 in cond["control_groups"][0].tolist()
     _, cond = next(latent_windows([made], model, frames=16, batch_size=1, generator=np.random.default_rng(0)))
     assert cond["control_groups"][0].tolist() == [1.0] * len(model.group_names)
     # balance: one short synthesised clip against many long recordings still gets half the windows

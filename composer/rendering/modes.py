@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from composer.conditioning import ANALYSIS_GROUPS  # what analysis of real audio can pin down
 from composer.errors import InputError
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
@@ -33,8 +34,6 @@ from composer.rendering.windows import (
 from structure.schema import SongPlan
 
 log = logging.getLogger(__name__)
-
-ANALYSIS_GROUPS = ("rhythm", "harmony", "form")  # what analysis of real audio can pin down
 
 
 def _read_audio(path: str | Path, codec) -> np.ndarray:

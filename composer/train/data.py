@@ -167,20 +167,14 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
     return items
 
 
-# What an analysis of a recording measures (`composer data analyze`): the beat and metre,
-# the chords and the sections. Its plan has no melody, and the bass and drum onsets the
-# controls would draw from it are the arranger's, not the recording's: those groups are
-# left out for such rows (their flags are 0, as when a group is dropped), so the model
-# never learns that "melody on" can mean "no melody".
-ANALYSED_GROUPS = ("rhythm", "harmony", "form")
-
-
 def trusted_groups(fields: dict) -> tuple[str, ...]:
     """The control groups a row's plan really describes: all of them for a plan the song was
-    made from, `ANALYSED_GROUPS` for labels found by analysis."""
-    from composer.conditioning import CONTROL_GROUPS
+    made from, `ANALYSIS_GROUPS` (no melody, bass or drums) for labels found by analysis; the
+    others get flag 0, as when a group is dropped, so the model never learns that "melody
+    on" can mean "no melody"."""
+    from composer.conditioning import ANALYSIS_GROUPS, CONTROL_GROUPS
 
-    return ANALYSED_GROUPS if fields.get("labels_source") == "analysis" else tuple(CONTROL_GROUPS)
+    return ANALYSIS_GROUPS if fields.get("labels_source") == "analysis" else tuple(CONTROL_GROUPS)
 
 
 def split_rows(rows: list[tuple[Path, dict]]) -> tuple[list, list]:
