@@ -25,18 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from distance import frechet  # noqa: E402
+
 PREFIX = 40
-
-
-def frechet(a, b) -> float:
-    """Frechet distance between Gaussians fitted to rows of `a` and `b`."""
-    import numpy as np
-    from scipy import linalg
-
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
 
 
 def evaluate(model, windows, steps: int) -> dict:

@@ -11,9 +11,10 @@
   the perplexity of the persona's lyric model on the held-out songs' lyrics against the same
   model fitted to the base writer's lines;
 - audio: the same drawn plans rendered by the persona's model and by the base model, and
-  their FluidSynth guides: Frechet distance of frame statistics (1-s frames of 32-band log-mel
-  and chroma) to the held-out archive songs, and how well each follows its plan (tempo within
-  4 %, key), measured by the built-in evaluation;
+  their FluidSynth guides: the distance of `benchmarks/distance.py` (the one the recorded-corpus
+  benchmark uses: 1-s windows of log-mel statistics and sorted chroma, standardised, Frechet) to
+  the held-out archive songs, every row on the same number of windows, and how well each
+  follows its plan (tempo within 4 %, key), measured by the built-in evaluation;
 - throughput: analysis seconds per song and fine-tune latent-seconds per second on this
   machine, and what 5,000 songs (about 250 hours) would take.
 """
@@ -32,20 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 from common import write_result  # noqa: E402
-from objective import frechet  # noqa: E402
-
-
-def frame_features(audio: np.ndarray, rate: int) -> np.ndarray:
-    """[frames, 44]: per second, the mean 32-band log-mel (dB) and chroma of the audio."""
-    import librosa
-
-    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-    mono = librosa.resample(mono.astype(np.float32), orig_sr=rate, target_sr=16000)
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=mono, sr=16000, n_mels=32, hop_length=1600))
-    chroma = librosa.feature.chroma_stft(y=mono, sr=16000, hop_length=1600)
-    frames = min(mel.shape[1], chroma.shape[1]) // 10 * 10
-    stacked = np.concatenate([mel[:, :frames], chroma[:, :frames] * 10], axis=0)
-    return stacked.reshape(stacked.shape[0], -1, 10).mean(axis=2).T
+from distance import Distance, window_features  # noqa: E402
 
 
 def main() -> None:
@@ -118,7 +106,7 @@ def main() -> None:
 
     # audio ---------------------------------------------------------------------------------
     held = [r for r in rows if r.fields.get("split") == "validation"]
-    reference = np.concatenate([frame_features(*audio_read(archive / r.file_name, channels=1)) for r in held])
+    reference = np.concatenate([window_features(*audio_read(archive / r.file_name, channels=1)) for r in held])
     options = RenderOptions(vocals=False, evaluate=True)
     persona_model = composer.load_model(persona.model_dir)
     base_model = composer.load_model()
@@ -131,13 +119,15 @@ def main() -> None:
         plan = composer.plan(day["prompt"], lyrics=day["lyrics"], seed=day["seed"], model=persona_model)
         for name, model in (("persona", persona_model), ("base", base_model)):
             result = composer.render(plan, seed=day["seed"], model=model, options=options, progress=False)
-            feats[name].append(frame_features(result.audio, result.sample_rate))
+            feats[name].append(window_features(result.audio, result.sample_rate))
             metrics = result.report["metrics"]
             follow[name].append((bool((metrics.get("tempo") or {}).get("acc1")),
                                  float((metrics.get("key") or {}).get("score") or 0.0)))
         guide, rate = render_midi(structure.arrange(plan), duration=plan.duration)
-        feats["guide"].append(frame_features(guide, rate))
-    distances = {name: round(frechet(np.concatenate(f), reference), 2) for name, f in feats.items()}
+        feats["guide"].append(window_features(guide, rate))
+    distance = Distance(reference)
+    size = min(sum(len(part) for part in f) for f in feats.values())
+    distances = {name: distance(np.concatenate(f)[:size]) for name, f in feats.items()}
     following = {name: {"tempo_within_4pct": float(np.mean([t for t, _ in v])), "key_score": float(np.mean([k for _, k in v]))}
                  for name, v in follow.items()}
 
@@ -169,7 +159,8 @@ def main() -> None:
                    "perplexity": {"persona": lyric_info["perplexity"], "base_writer": lyric_info["base_writer_perplexity"]},
                    "goal": "no copied line, 4-gram share < 0.05, line length and schemes within 10 %, "
                            "perplexity below the base writer's"},
-        "audio": {"renders": args.renders, "frechet_to_held_out": distances, "follows_plan": following,
+        "audio": {"renders": args.renders, "frechet_to_held_out": distances, "windows_per_row": int(size),
+                  "distance": "benchmarks/distance.py", "follows_plan": following,
                   "goal": "persona closer than base; persona follows the plan as well as base"},
         "throughput": {"analysis_seconds_per_song": round(seconds_per_song, 2),
                        "analysis_seconds_per_audio_minute_per_core": round(seconds_per_audio_minute, 3),

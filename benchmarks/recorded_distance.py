@@ -10,14 +10,10 @@ Rows (the same plans for every rendered row; the plans' seeds are outside the co
 - `held-out recordings (floor)`: windows of the other half of the held-out files, as many as a
   rendered row has: what a row that sounds like those recordings scores at this sample size.
 
-Features, per one-second window of mono 24-kHz audio: the mean and standard deviation of a
-40-band log-mel spectrogram (timbre, loudness shape, how notes move) and the window's chroma
-sorted from strongest to weakest (how clean or dense the harmony is, whatever the key): 92
-numbers. Each is standardised by the reference windows' spread, so no group of numbers
-outweighs the others by its units; then the Fréchet distance between Gaussians fitted to the
-reference windows and a row's windows (the FAD formula over a hand-made embedding, since no
-pretrained audio embedding can be downloaded here). Lower is closer. Each row is computed the
-same way, on the same number of windows.
+The distance is `benchmarks/distance.py`'s (the persona benchmark uses it too): per
+one-second window, log-mel mean and spread and sorted chroma, standardised by the reference,
+then a Fréchet distance. Lower is closer. Every row is computed the same way, on the same
+number of windows.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/recorded_distance.py --model runs/diffusion_rec
 """
@@ -35,53 +31,12 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 from common import write_result  # noqa: E402
+from distance import RATE, Distance, window_features  # noqa: E402
 
 HELD_OUT = ("nexuiz-music", "singularity-music")
 PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
            "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
            "genre=country mood=hopeful"]
-RATE = 24000
-N_MELS = 40
-
-
-def window_features(audio: np.ndarray, rate: int) -> np.ndarray:
-    """`[windows, 92]`: per one-second window, log-mel mean and std (40 bands each) and the
-    chroma sorted strongest first (12)."""
-    import librosa
-
-    mono = np.asarray(audio, dtype=np.float32)
-    mono = mono.mean(axis=0) if mono.ndim == 2 else mono
-    if rate != RATE:
-        mono = librosa.resample(mono, orig_sr=rate, target_sr=RATE)
-    hop = 480  # 50 frames a second
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=mono, sr=RATE, n_fft=2048, hop_length=hop,
-                                                             n_mels=N_MELS), ref=1.0, top_db=None)
-    mel = np.maximum(mel, -100.0)
-    chroma = librosa.feature.chroma_stft(y=mono, sr=RATE, n_fft=4096, hop_length=hop)
-    per = 50
-    count = min(mel.shape[1], chroma.shape[1]) // per
-    rows = []
-    for k in range(count):
-        block = slice(k * per, (k + 1) * per)
-        if mel[:, block].max() < -60.0:  # silence says nothing about the sound
-            continue
-        sorted_chroma = np.sort(chroma[:, block].mean(axis=1))[::-1]
-        rows.append(np.concatenate([mel[:, block].mean(axis=1), mel[:, block].std(axis=1),
-                                    sorted_chroma / max(sorted_chroma[0], 1e-9)]))
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 2 * N_MELS + 12)
-
-
-def frechet(reference: np.ndarray, other: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two sets of (standardised) vectors."""
-    from scipy import linalg
-
-    mu1, mu2 = reference.mean(axis=0), other.mean(axis=0)
-    s1, s2 = np.cov(reference, rowvar=False), np.cov(other, rowvar=False)
-    root, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    root = root.real
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2.0 * root))
-
-
 def held_out_windows(root: Path, seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(reference windows, floor windows, files): the held-out packages' validation files,
     alternately assigned to the two halves; up to `seconds` from each file's middle."""
@@ -126,10 +81,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     reference, floor_pool, files = held_out_windows(Path(args.data), args.seconds_per_file)
-    centre, spread = reference.mean(axis=0), reference.std(axis=0) + 1e-6
-
-    def distance(windows: np.ndarray) -> float:
-        return round(frechet((reference - centre) / spread, (windows - centre) / spread), 3)
+    distance = Distance(reference)
 
     plans = [plan(prompt, model=args.model, duration=args.duration, seed=20_000 + k, write_lyrics=False)
              for k, prompt in enumerate(PROMPTS[: args.count])]
@@ -165,9 +117,9 @@ def main() -> None:
         "reference": {"packages": list(HELD_OUT), "files": len(files), "windows": int(len(reference)),
                       "seconds_per_file": args.seconds_per_file},
         "plans": len(plans), "duration": args.duration, "steps": args.steps, "windows_per_row": int(size),
-        "features": "per 1-s window: 40-band log-mel mean and std, chroma sorted strongest first; "
-                    "standardised by the reference; Frechet distance",
-        "models": identities, "model_path": args.model, "distance": table}, args.out)
+        "distance": "benchmarks/distance.py: per 1-s window, 40-band log-mel mean and std, chroma sorted "
+                    "strongest first; standardised by the reference; Frechet distance",
+        "models": identities, "model_path": args.model, "table": table}, args.out)
 
 
 def _tagged(song, source: str):
