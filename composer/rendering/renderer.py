@@ -330,14 +330,29 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     }
     if vocals_report is not None:
         report["vocals"] = vocals_report
-    if options.originality:
-        _check_originality(report, audio, codec.sample_rate, plan, model)
-    else:
+    if not options.originality:
         report["originality"] = {"verdict": "pending", "reason": "checked after the song was written"}
     result = Render(audio=audio, sample_rate=codec.sample_rate, plan=plan, report=report, latents=canvas, gain=gain,
                     stems=stems)
-    if options.evaluate:
-        evaluate_into(report, audio, codec.sample_rate, plan)
+    # The originality check and the measurement read the finished audio and write their own keys of
+    # the report: the check runs in a thread beside the measurement (both are mostly one-core work).
+    checking = None
+    if options.originality:
+        if options.evaluate:
+            from concurrent.futures import ThreadPoolExecutor
+
+            report["originality"] = {}  # its place in report.json, whichever finishes first
+            pool = ThreadPoolExecutor(1, thread_name_prefix="originality")
+            checking = pool.submit(_check_originality, report, audio, codec.sample_rate, plan, model)
+            pool.shutdown(wait=False)
+        else:
+            _check_originality(report, audio, codec.sample_rate, plan, model)
+    try:
+        if options.evaluate:
+            evaluate_into(report, audio, codec.sample_rate, plan)
+    finally:
+        if checking is not None:
+            checking.result()
     return result
 
 
