@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--excerpts", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
+    parser.add_argument("--tag", action="append", default=[],
+                        help="NAME=VALUE added to every restyle prompt (e.g. source=recorded); repeatable")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -68,8 +71,9 @@ def main() -> None:
             excerpts.append((row["file_name"], path, analyze(clip, rate)))
         for name, path, before in excerpts:
             for strength in (0.3, 0.6):
-                result = restyle(path, PROMPTS[len(restyled) % len(PROMPTS)], strength=strength, seed=1,
-                                 options=options, progress=False)
+                prompt = " ".join([PROMPTS[len(restyled) % len(PROMPTS)], *args.tag])
+                result = restyle(path, prompt, strength=strength, seed=1, model=args.model, options=options,
+                                 progress=False)
                 after = analyze(result.audio, result.sample_rate)
                 tempo_ok = bool(before.tempo_bpm and abs(after.tempo_bpm - before.tempo_bpm) / before.tempo_bpm <= 0.04)
                 restyled.append({"file": name, "strength": strength, "tempo_in": round(before.tempo_bpm, 1),
@@ -78,7 +82,7 @@ def main() -> None:
                                  "key_kept": str(before.key) == str(after.key)})
         for k in range(min(args.pairs, len(excerpts) // 2)):
             a, b = excerpts[2 * k][1], excerpts[2 * k + 1][1]
-            for result in interpolate(a, b, count=3, seed=k, options=options, progress=False):
+            for result in interpolate(a, b, count=3, seed=k, model=args.model, options=options, progress=False):
                 windows = [s["time"] for s in result.report["seams"] if s["kind"] == "window"]
                 metrics = seam_metrics(result.audio, result.sample_rate, window_seams=windows)
                 joins += [r["rank"] for r in metrics["per_seam"] if r["kind"] == "window"]
@@ -88,7 +92,7 @@ def main() -> None:
         summary[str(strength)] = {"tempo_within_4pct": float(np.mean([r["tempo_within_4pct"] for r in rows_at])),
                                   "key_kept": float(np.mean([r["key_kept"] for r in rows_at]))}
     write_result("recorded_modes", {
-        "excerpts": len(chosen), "seconds": args.seconds, "restyle": summary, "restyle_rows": restyled,
+        "model_path": args.model, "tags": args.tag, "excerpts": len(chosen), "seconds": args.seconds, "restyle": summary, "restyle_rows": restyled,
         "interpolate": {"pairs": args.pairs, "window_joins": len(joins),
                         "joins_above_p95": float(np.mean(np.array(joins) > 0.95)) if joins else None,
                         "goal": "about 0.05 (ordinary moments)"},
