@@ -114,7 +114,7 @@ def main() -> None:
     from structure.arrangement import arrange
     from structure.synth import render_midi
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     codec, model = load_models(args.codec, args.model)
     listener = transcriber()
     options = RenderOptions(steps=args.steps, vocals=False, evaluate=False, originality=False)

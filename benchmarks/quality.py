@@ -45,7 +45,7 @@ def main() -> None:
     from composer.models import load_models
     from composer.rendering import RenderOptions, render
     from structure.arrangement import arrange
-    from structure.planner import plan
+    from composer import plan  # the planner with the model's melody check, as `composer render` plans
     from structure.synth import render_midi
 
     parser = argparse.ArgumentParser()
@@ -61,7 +61,7 @@ def main() -> None:
                         help="NAME=VALUE added to every plan's tags (e.g. source=synthesised); repeatable")
     parser.add_argument("--out")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     extra_tags = dict(tag.split("=", 1) for tag in args.tag)
     codec, model = load_models(args.codec, args.model)
     options = RenderOptions(steps=args.steps, sampler=args.sampler)
@@ -70,7 +70,7 @@ def main() -> None:
     root = Path(args.out_dir)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
-        song = plan(prompt, duration=args.duration, seed=10_000 + index, write_lyrics=False)
+        song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + index, write_lyrics=False)
         if extra_tags:
             song.tags.update(extra_tags)
         result = render(song, seed=index, codec=codec, model=model,

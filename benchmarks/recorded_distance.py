@@ -79,7 +79,7 @@ def main() -> None:
     from structure.arrangement import arrange
     from structure.synth import render_midi
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     reference, floor_pool, files = held_out_windows(Path(args.data), args.seconds_per_file)
     distance = Distance(reference)
 
