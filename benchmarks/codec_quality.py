@@ -65,9 +65,9 @@ def main() -> None:
     import torch
     from common import write_result
 
-    from autoencoder import load_codec
     from autoencoder.losses import mel_distance, pitch_distance, si_sdr
     from composer.data.audio import audio_read
+    from composer.models import load_codec  # the bundled codec unless --codec names one
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/corpus")

@@ -40,12 +40,14 @@ def main() -> None:
     import torch
     from common import write_result
 
+    from composer import (
+        plan,  # the planner with the model's melody check, as `composer render` plans
+    )
     from composer.data.audio import audio_write, write_text_atomic
     from composer.evaluate.folders import evaluate_dir
     from composer.models import load_models
     from composer.rendering import RenderOptions, render
     from structure.arrangement import arrange
-    from composer import plan  # the planner with the model's melody check, as `composer render` plans
     from structure.synth import render_midi
 
     parser = argparse.ArgumentParser()

@@ -29,7 +29,11 @@ TEXT_DIM = 384  # all-MiniLM-L6-v2
 NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent", "split", "plan", "labels",
                   "label_frame_rate", "sections", "programs", "source", "soundfont", "title", "lyrics",
                   "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent",
-                  "source_package", "licence_source", "source_folder", "attribution", "origin"}
+                  "source_package", "licence_source", "source_folder", "attribution", "origin",
+                  # bookkeeping of `composer data analyze` and the demo archive: how a row was
+                  # labelled or cut says nothing about its music (as tags they would name files)
+                  "labels_source", "labels_confident", "analysis_confidence", "parent", "start", "end",
+                  "cut_into", "demo_persona"}
 
 __all__ = ["ANALYSIS_GROUPS", "CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
            "control_flags", "embed_texts", "plan_tags", "row_tags", "source_tag", "text_embeddings", "unet_layout"]

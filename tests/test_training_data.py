@@ -48,6 +48,10 @@ def test_source_tag_says_what_made_the_sound():
                   "soundfont": "FluidR3_GM.sf2", "genre": "pop"}
     assert row_tags(corpus_row) == {"genre": "pop", "source": "synthesised"}
     assert "source" not in row_tags({"source": "my basement", "genre": "pop"})  # says nothing we know
+    analysed_item = {"file_name": "audio/a__part02.flac", "source": "recorded", "labels_source": "analysis",
+                     "labels_confident": True, "parent": "audio/a.flac", "start": 290.5, "end": 580.2,
+                     "key": "C# minor", "demo_persona": True, "location": "Oslo"}
+    assert row_tags(analysed_item) == {"source": "recorded", "mode": "minor", "location": "Oslo"}
     assert plan_tags(plan("genre=pop source=recorded", seed=1, duration=20))["source"] == "recorded"
     assert "source" not in plan_tags(plan("genre=pop", seed=1, duration=20))
 
