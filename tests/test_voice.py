@@ -307,3 +307,17 @@ def test_planned_spans_are_the_lines_the_voice_sings():
 
     song = composer.plan("pop song about rivers", duration=40, seed=4)
     assert planned_spans(song) == sing(song, sample_rate=8000, seed=0).sung_spans != []
+
+
+def test_the_room_added_in_blocks_is_the_whole_convolution(monkeypatch):
+    import composer.voice.mix as mix
+
+    rate = 8000
+    dry = np.random.default_rng(0).standard_normal(7 * rate).astype(np.float32) * 0.1
+    monkeypatch.setattr(mix, "REVERB_BLOCK", 2)  # 4 blocks, each room tail crossing into the next
+    wet = mix.reverb(dry, rate, seed=3)
+    monkeypatch.setattr(mix, "REVERB_BLOCK", 100)  # one block
+    whole = mix.reverb(dry, rate, seed=3)
+    assert wet.dtype == np.float32 and wet.shape == dry.shape
+    np.testing.assert_allclose(wet, whole, atol=1e-6)
+    assert not np.allclose(wet, dry)  # a room was added

@@ -282,7 +282,7 @@ def decode(codec, canvas: torch.Tensor, *, progress: bool = False) -> np.ndarray
     """Latents `[D, frames]` -> audio `[channels, samples]` through `decode_long`."""
     with torch.no_grad():
         audio = codec.decode_long(canvas[None], progress=progress)[0]
-    return audio.numpy().astype(np.float32)
+    return np.asarray(audio.numpy(), dtype=np.float32)  # no copy: the codec decodes in float32
 
 
 def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor, *, options: RenderOptions,
@@ -302,7 +302,8 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         audio, stems, vocals_report = add_vocals(audio, vocal, plan, options, seed=seed)
         timings["mix"] = vocals_report.pop("seconds")
     gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
-    audio = np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+    audio = np.asarray(audio * gain, dtype=np.float32)  # one new array, clipped in place
+    np.clip(audio, -1.0, 1.0, out=audio)
     stems = stems.scaled(gain) if stems is not None else None
     report = {
         "seed": seed,
