@@ -17,6 +17,7 @@ PITCH_LOWEST = 65.406  # C2, in Hz
 PITCH_BANDS = 60  # C2 .. B6: the bass, the chords and the melody
 ONSET_FFT = 1024  # 43 ms at 24 kHz, hop 128 (5 ms): when each note starts, to within a few ms
 ONSET_MELS = 64
+ONSET_SILENCE = 1e-10  # band power floor of the onset loss (-100 dB)
 
 
 @functools.lru_cache(maxsize=16)
@@ -106,19 +107,31 @@ def onset_distance(prediction: torch.Tensor, target: torch.Tensor, sample_rate: 
     let its start smear: measured with a transcriber (`benchmarks/note_survival.py`), bass
     notes came back through the codec 70..300 ms late. Flux that rises at the wrong hop costs
     here. Levels are floored 60 dB below each target clip's loudest band, as in
-    `pitch_distance`, so the rises of noise are not matched. Relative to the target's flux:
-    0 when every rise is matched, about 2 when every rise is at the wrong hop.
+    `pitch_distance` (and never below -100 dB), so the rises of noise are not matched. Per
+    clip, relative to the clip's own flux: 0 when every rise is matched, about 2 when every
+    rise is at the wrong hop; clips without onsets are left out. (The bundled codec was
+    trained with an earlier form that divided by the whole batch's flux and had no absolute
+    floor, so silent clips could dominate it; a review found that after the training.)
     """
     basis = _onset_basis(sample_rate, ONSET_FFT, ONSET_MELS).to(prediction.device)
+    short = max(0, 2 * ONSET_FFT - prediction.shape[-1])  # at least a few frames, as pitch_distance pads
+    prediction, target = (nn.functional.pad(x, (0, short)) for x in (prediction, target))
     p = basis @ _magnitude(prediction, ONSET_FFT, ONSET_FFT // 8).pow(2)
     t = basis @ _magnitude(target, ONSET_FFT, ONSET_FFT // 8).pow(2)
-    floor = t.detach().amax(dim=(1, 2), keepdim=True).clamp(min=1e-8) * 1e-6
+    # 60 dB below each clip's loudest band, and never below -100 dB of full scale: a silent
+    # target's floor would otherwise fall to nothing and its codec noise count as onsets
+    floor = t.detach().amax(dim=(1, 2), keepdim=True).mul(1e-6).clamp(min=ONSET_SILENCE)
     p, t = torch.maximum(p, floor).log10(), torch.maximum(t, floor).log10()
     flux_p = torch.relu(p[..., 1:] - p[..., :-1])
     flux_t = torch.relu(t[..., 1:] - t[..., :-1])
-    # relative to the target's own flux: 0 when every rise is matched, about 2 when every rise
-    # is at the wrong hop, whatever the loudness or the share of the clip that has notes
-    return (flux_p - flux_t).abs().mean() / flux_t.mean().clamp(min=1e-4)
+    # per clip, relative to the clip's own flux: 0 when every rise is matched, about 2 when every
+    # rise is at the wrong hop; clips without onsets (silence, a held chord) are left out
+    scale = flux_t.mean(dim=(1, 2))
+    sounding = scale > 1e-3
+    if not bool(sounding.any()):
+        return (flux_p - flux_t).abs().mean() * 0.0
+    per_clip = (flux_p - flux_t).abs().mean(dim=(1, 2)) / scale.clamp(min=1e-3)
+    return per_clip[sounding].mean()
 
 
 def si_sdr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

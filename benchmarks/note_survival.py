@@ -82,7 +82,8 @@ def note_scores(reference: tuple[np.ndarray, np.ndarray, np.ndarray], estimate: 
 
     intervals, pitches, parts = reference
     if len(estimate[1]) == 0 or len(pitches) == 0:
-        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, **{f"recall_{p}": 0.0 for p in PARTS}}
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                **{f"recall_{p}": 0.0 if (parts == p).any() else None for p in PARTS}}
     matched = match_notes(intervals, pitches, estimate[0], estimate[1], onset_tolerance=ONSET_TOLERANCE,
                           pitch_tolerance=PITCH_TOLERANCE_CENTS, offset_ratio=None)
     found = np.zeros(len(pitches), dtype=bool)

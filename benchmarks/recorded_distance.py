@@ -38,23 +38,27 @@ PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood
            "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
            "genre=country mood=hopeful"]
 def held_out_windows(root: Path, seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(reference windows, floor windows, files): the held-out packages' validation files,
-    alternately assigned to the two halves; up to `seconds` from each file's middle."""
+    """(reference windows, floor windows, files): the held-out packages' files (every one of
+    them is in the validation split), whole recordings alternately assigned to the two halves
+    (the cut parts of one recording stay together); up to `seconds` from each file's middle."""
     from composer.data.audio import audio_read
 
     rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    chosen = sorted(r["file_name"] for r in rows if r.get("source_package") in HELD_OUT and not r.get("cut_into"))
+    held = [r for r in rows if r.get("source_package") in HELD_OUT and not r.get("cut_into")]
+    chosen = sorted(r["file_name"] for r in held)
+    recordings = sorted({r.get("parent") or r["file_name"] for r in held})
+    half_of = {r["file_name"]: recordings.index(r.get("parent") or r["file_name"]) % 2 for r in held}
     if len(chosen) < 4:
         raise SystemExit(f"{root}: fewer than 4 files of the held-out packages ({', '.join(HELD_OUT)}); "
                          "run `composer corpus import` first")
     halves: list[list[np.ndarray]] = [[], []]
-    for k, name in enumerate(chosen):
+    for name in chosen:
         audio, rate = audio_read(root / name, sample_rate=RATE, channels=1)
         middle, span = audio.shape[-1] // 2, int(seconds * RATE)
         clip = audio[0, max(0, middle - span // 2): middle + span // 2]
         features = window_features(clip, RATE)
         if len(features):
-            halves[k % 2].append(features)
+            halves[half_of[name]].append(features)
     return np.concatenate(halves[0]), np.concatenate(halves[1]), chosen
 
 
@@ -107,11 +111,11 @@ def main() -> None:
             print(f"{name}: plan {k} done", file=sys.stderr)
     table = {}
     sizes = {name: sum(len(w) for w in parts) for name, parts in windows.items()}
-    size = min(sizes.values())
+    size = min(min(sizes.values()), len(floor_pool))  # every row, the floor too, on as many windows
     for name, parts in windows.items():
         table[name] = distance(np.concatenate(parts)[:size])
     rng = np.random.default_rng(args.seed)
-    floor = floor_pool[rng.choice(len(floor_pool), size=min(size, len(floor_pool)), replace=False)]
+    floor = floor_pool[rng.choice(len(floor_pool), size=size, replace=False)]
     table["held-out recordings (floor)"] = distance(floor)
     write_result("recorded_distance", {
         "reference": {"packages": list(HELD_OUT), "files": len(files), "windows": int(len(reference)),

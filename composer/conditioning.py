@@ -30,10 +30,12 @@ NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent
                   "label_frame_rate", "sections", "programs", "source", "soundfont", "title", "lyrics",
                   "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent",
                   "source_package", "licence_source", "source_folder", "attribution", "origin",
-                  # bookkeeping of `composer data analyze` and the demo archive: how a row was
-                  # labelled or cut says nothing about its music (as tags they would name files)
+                  # bookkeeping of `composer data analyze`, archives and the demo archive: how a row
+                  # was labelled, cut or filed says nothing about its music (as tags they would name
+                  # files); every field a persona does not draw (`NOT_PRIORS`) but the key is here
                   "labels_source", "labels_confident", "analysis_confidence", "parent", "start", "end",
-                  "cut_into", "demo_persona"}
+                  "cut_into", "demo_persona", "id", "source_file", "excerpt", "note", "path", "persona",
+                  "lyrics_file"}
 
 __all__ = ["ANALYSIS_GROUPS", "CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
            "control_flags", "embed_texts", "plan_tags", "row_tags", "source_tag", "text_embeddings", "unet_layout"]

@@ -323,5 +323,10 @@ def test_onset_distance_sees_a_late_note_that_the_long_window_losses_hardly_do()
     assert float(onset_distance(late, on_time, 24000)) > 5 * float(onset_distance(0.8 * on_time, on_time, 24000))
     # the semitone-band loss (0.34-s window) barely tells 80 ms apart
     assert float(pitch_distance(late, on_time, 24000)) < float(onset_distance(late, on_time, 24000)) / 3
+    # a silent clip's codec noise is no onset, and does not swamp the clips that have notes
+    silence, hiss = torch.zeros_like(on_time), 1e-4 * torch.randn(on_time.shape, generator=torch.Generator().manual_seed(0))
+    assert float(onset_distance(hiss, silence, 24000)) == 0.0
+    batch = float(onset_distance(torch.cat([late, hiss]), torch.cat([on_time, silence]), 24000))
+    assert abs(batch - float(onset_distance(late, on_time, 24000))) < 1e-6
     with_onsets = ReconstructionLoss(24000, onset=0.5)(late, on_time)
     assert "onset" in with_onsets and float(with_onsets["loss"]) > float(ReconstructionLoss(24000)(late, on_time)["loss"])

@@ -52,6 +52,11 @@ def test_source_tag_says_what_made_the_sound():
                      "labels_confident": True, "parent": "audio/a.flac", "start": 290.5, "end": 580.2,
                      "key": "C# minor", "demo_persona": True, "location": "Oslo"}
     assert row_tags(analysed_item) == {"source": "recorded", "mode": "minor", "location": "Oslo"}
+    # whatever a persona does not draw as a field is no tag either (the key is: as the mode)
+    from composer.conditioning import NON_TAG_FIELDS
+    from composer.persona.priors import NOT_PRIORS
+
+    assert NOT_PRIORS - {"key"} <= NON_TAG_FIELDS
     assert plan_tags(plan("genre=pop source=recorded", seed=1, duration=20))["source"] == "recorded"
     assert "source" not in plan_tags(plan("genre=pop", seed=1, duration=20))
 

@@ -351,9 +351,16 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     try:
         if options.evaluate:
             evaluate_into(report, audio, codec.sample_rate, plan)
-    finally:
+    except BaseException:
         if checking is not None:
-            checking.result()
+            checking.exception()  # wait for the check; the measurement's error is the one to report
+        raise
+    if checking is not None:
+        checking.result()
+        timings = report["timings"]
+        for name in ("originality", "evaluate"):  # the same order in report.json whichever ended first
+            if name in timings:
+                timings[name] = timings.pop(name)
     return result
 
 
