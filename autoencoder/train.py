@@ -56,7 +56,7 @@ class CodecTrainConfig:
 
 @torch.no_grad()
 def evaluate_codec(codec: LatentCodec, batches: list[torch.Tensor]) -> dict[str, float]:
-    """Mean mel distance, semitone-band pitch distance and SI-SDR of the round trip over `batches`."""
+    """Mean mel, semitone-band pitch and onset distances and SI-SDR of the round trip over `batches`."""
     codec.eval()
     mels, pitches, onsets, sdrs = [], [], [], []
     for audio in batches:

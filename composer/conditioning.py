@@ -47,8 +47,6 @@ __all__ = ["ANALYSIS_GROUPS", "CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS",
 # plans (restyle, interpolate) both use only these.
 ANALYSIS_GROUPS = ("rhythm", "harmony", "form")
 
-SOURCE_TAGS = ("recorded", "synthesised")
-
 
 def source_tag(fields: dict) -> str | None:
     """What made a row's sound, as a tag: "recorded" (played and recorded: `composer corpus
