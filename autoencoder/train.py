@@ -6,6 +6,7 @@ and runs the loop (`composer.train.loop`); this module knows nothing of files or
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class CodecTrainConfig:
     seed: int = 0
     max_minutes: float | None = None  # stop after this wall time (a CPU budget)
     freeze_encoder: bool = False  # train the decoder only: the latent space stays as it is
+    freeze_decoder: bool = False  # train the encoder only: what the decoder makes of any latents stays as it is
+    anchor_weight: float = 0.0  # keeps the encoder's latents near the initial encoder's (in latent std units)
     stft_sizes: tuple[int, ...] = (512, 1024, 2048)  # add 4096 to resolve pitch in the low mids
     waveform_weight: float = 1.0  # 0 for a decoder whose absolute phase is free (the spectral one)
     pitch_weight: float = 0.0  # semitone-band loss (`pitch_distance`): keeps roots and thirds, so keys and chords
@@ -84,10 +87,18 @@ class CodecTrainer:
         self.loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight,
                                           pitch=config.pitch_weight, onset=config.onset_weight,
                                           stft_sizes=config.stft_sizes)
+        if config.freeze_encoder and config.freeze_decoder:
+            raise ValueError("freeze_encoder and freeze_decoder together leave nothing to train")
         codec.encoder_module.requires_grad_(not config.freeze_encoder)
-        self.params = list(codec.decoder_module.parameters())
+        codec.decoder_module.requires_grad_(not config.freeze_decoder)
+        self.params = [] if config.freeze_decoder else list(codec.decoder_module.parameters())
         if not config.freeze_encoder:
             self.params += list(codec.encoder_module.parameters())
+        # The encoder as it started, frozen: its latents are the anchor that keeps a fine-tuned
+        # encoder in the latent space that diffusion models were trained on.
+        self.anchor = None
+        if config.anchor_weight > 0 and not config.freeze_encoder:
+            self.anchor = copy.deepcopy(codec.encoder_module).requires_grad_(False).eval()
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=(0.8, 0.99), weight_decay=1e-4)
 
     @property
@@ -120,6 +131,11 @@ class CodecTrainer:
         output = codec.raw_decode(z_noisy)[..., skip: skip + audio.shape[-1]]
         losses = self.loss_fn(output, audio)
         loss = losses["loss"] + (0.0 if config.freeze_encoder else config.latent_penalty * z.pow(2).mean())
+        if self.anchor is not None:
+            with torch.no_grad():
+                reference = self.anchor(codec._pad_to_hop(audio))
+            losses["anchor"] = ((z - reference) / codec.latent_std[None, :, None]).pow(2).mean()
+            loss = loss + config.anchor_weight * losses["anchor"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
@@ -129,11 +145,25 @@ class CodecTrainer:
 
     def validate(self, batches: list[torch.Tensor], step: int) -> dict[str, float]:
         metrics = evaluate_codec(self.codec, batches)
+        if self.anchor is not None:
+            metrics["anchor_drift"] = anchor_drift(self.codec, self.anchor, batches)
         self.codec.train()
         return metrics
 
     def finish(self) -> LatentCodec:
         return self.codec.eval()
+
+
+@torch.no_grad()
+def anchor_drift(codec: LatentCodec, anchor: nn.Module, batches: list[torch.Tensor]) -> float:
+    """RMS distance of the codec's latents from `anchor`'s (another encoder), in latent std units."""
+    codec.eval()
+    total, count = 0.0, 0
+    for audio in batches:
+        padded = codec._pad_to_hop(audio)
+        difference = (codec.encoder_module(padded) - anchor(padded)) / codec.latent_std[None, :, None]
+        total, count = total + float(difference.pow(2).sum()), count + difference.numel()
+    return math.sqrt(total / max(1, count))
 
 
 @torch.no_grad()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 from conftest import tiny_codec
 
@@ -37,3 +40,38 @@ def test_unfrozen_training_moves_the_latent_space(tmp_path):
     config = CodecTrainConfig(steps=2, lr=1e-3, log_every=1, save_every=10, validate_every=10)
     train_codec(codec, batches(), out_dir=tmp_path, config=config, progress=False)
     assert codec.latent_identity() != before
+
+
+def _encoder_finetune(anchor_weight):
+    from autoencoder.train import CodecTrainer, anchor_drift
+
+    codec = tiny_codec()
+    decoder_before = {k: v.clone() for k, v in codec.decoder_module.state_dict().items()}
+    generator = torch.Generator().manual_seed(0)
+    trainer = CodecTrainer(codec, CodecTrainConfig(steps=20, lr=1e-2, freeze_decoder=True, anchor_weight=anchor_weight))
+    anchor = trainer.anchor if trainer.anchor is not None else copy.deepcopy(codec.encoder_module)
+    losses = [trainer.step(torch.randn(2, 1, 2048, generator=generator) * 0.1, step) for step in range(20)]
+    assert all(torch.equal(v, codec.decoder_module.state_dict()[k]) for k, v in decoder_before.items())
+    probe = [torch.randn(2, 1, 2048, generator=torch.Generator().manual_seed(5)) * 0.1]
+    return codec, losses, anchor_drift(codec, anchor, probe)
+
+
+def test_frozen_decoder_trains_the_encoder_and_the_anchor_holds_it():
+    free, free_losses, free_drift = _encoder_finetune(0.0)
+    held, held_losses, held_drift = _encoder_finetune(100.0)
+    assert "anchor" in held_losses[-1] and "anchor" not in free_losses[-1]
+    assert free_drift > 0  # the encoder learnt
+    assert held_drift < 0.5 * free_drift  # the anchor kept it near where it started
+    assert free.latent_identity() != tiny_codec().latent_identity()
+
+
+def test_encoder_finetune_options_are_checked(tmp_path):
+    from composer.errors import InputError
+    from composer.train.codec import train_codec_command
+
+    common = dict(steps=1, num_filters=8, latent_dim=8, batch_size=1, window_seconds=0.5, lr=1e-3, seed=0,
+                  resume=False, max_minutes=None, threads=None, command="test")
+    with pytest.raises(InputError, match="--freeze-decoder needs --init"):
+        train_codec_command([str(tmp_path)], str(tmp_path / "out"), freeze_decoder=True, **common)
+    with pytest.raises(InputError, match="--anchor-weight"):
+        train_codec_command([str(tmp_path)], str(tmp_path / "out"), anchor_weight=1.0, **common)

@@ -71,6 +71,7 @@ def test_build_learns_the_archive_and_says_so(built):
     assert priors["fields"]["mood"] == {"sad": 4, "happy": 2, "calm": 2}
     assert "Mars" not in priors["fields"]["location"] and "blue" not in priors["fields"]["beard"]
     assert set(priors["tempo"]) >= {"*"}  # tempo given mood where a mood has enough songs
+    assert priors["form"]["*"] == {"verse chorus": 8}  # the form the lyrics' tags name, not the analysis's guess
     card = (persona / "PERSONA.md").read_text()
     assert "8 songs" in card and "refused.wav" in card and "own-work (8)" in card
     assert 1.0 < info["lyrics"]["perplexity"] < 1e4 and 1.0 < info["lyrics"]["base_writer_perplexity"]
@@ -127,3 +128,35 @@ def test_bad_persona_inputs_are_one_line(tmp_path):
     result = CliRunner().invoke(main, ["persona", "build", str(tmp_path), "-o", str(tmp_path / "p")])
     assert result.exit_code == 2 and "not an archive" in result.output
     shutil.rmtree(tmp_path / "p", ignore_errors=True)
+
+
+def test_a_run_of_days_writes_the_archives_rhyme_schemes():
+    """Schemes drawn at a run of days' quasi-random quantiles match the archive's shares, and a
+    line that opens a new rhyme letter does not rhyme with the lines before it."""
+    from collections import Counter
+
+    from composer.persona.lyric_model import LyricModel, scheme_of
+    from composer.persona.priors import QuasiRandom, total_variation
+    from lyrics import LyricSection
+
+    verses = [["I walk along the river", "The night is cold and long", "I feel the morning shiver",
+               "And carry on my song"],
+              ["We light a little fire", "And wait beside the door", "The flame is climbing higher",
+               "We dance upon the floor"],
+              ["The rain is on the water", "The wind is in the trees", "I sing it to my daughter",
+               "I wander where I please"]]
+    songs = []
+    for i in range(12):  # ABAB as written, and the same lines paired (AABB), one song in two
+        lines = verses[i % 3]
+        lines = lines if i % 2 else [lines[0], lines[2], lines[1], lines[3]]
+        songs.append([LyricSection(f"verse{i}", "verse", lines)])
+    model = LyricModel.train(songs)
+    assert model.schemes["verse"] == {"ABAB": 6, "AABB": 6}
+    import random
+
+    written = Counter()
+    for day in range(40):
+        quantiles = QuasiRandom(day, 7)
+        lines = model.write_section("verse", random.Random(day), quantile=quantiles)
+        written[scheme_of(lines)] += 1
+    assert total_variation(written, model.schemes["verse"]) <= 0.05, written

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from pathlib import Path
 
@@ -82,8 +83,27 @@ def _archive_songs(archive: Path, accepted: list[str]) -> list[dict]:
             fields.setdefault("beats_per_bar", plan.beats_per_bar)
             fields["form"] = [s.kind for s in plan.sections]
             fields["section_bars"] = [(s.kind, s.bars) for s in plan.sections]
+        written = _lyric_form(fields.get("lyrics"))
+        if written:  # the artist's own section tags name the form better than the audio analysis guesses it
+            fields["form"] = written
         songs.append(fields)
     return songs
+
+
+def _lyric_form(text) -> list[str] | None:
+    """The section kinds of tagged lyrics, in order (a repeated chorus counted each time); None
+    when the lyrics are missing, unreadable or carry no section tags."""
+    from lyrics import LyricsError, parse
+
+    if not isinstance(text, str) or not text.strip():
+        return None
+    first = next(line.strip() for line in text.splitlines() if line.strip())
+    if not re.fullmatch(r"\[[^\[\]]*\]", first):  # untagged (at least at first): the kinds would be guesses
+        return None
+    try:
+        return [s.kind for s in parse(text)]
+    except LyricsError:
+        return None
 
 
 def _held_out(songs: list[dict], seed: int) -> set[str]:

@@ -68,8 +68,8 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
 
     seed = day_seed(persona, day)
     rng = random.Random(seed)
-    drawn = persona.priors.draw(QuasiRandom(day.toordinal(), int(persona.info.get("identity", "0") or "0", 16)),
-                                pinned)
+    quantiles = QuasiRandom(day.toordinal(), int(persona.info.get("identity", "0") or "0", 16))
+    drawn = persona.priors.draw(quantiles, pinned)
     values = drawn["values"]
     form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
     sections, seen = [], {}
@@ -79,7 +79,7 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
         elif kind == "chorus" and kind in seen:  # a chorus repeats its words
             sections.append((kind, seen[kind]))
         else:
-            lines = persona.lyrics.write_section(kind, rng)
+            lines = persona.lyrics.write_section(kind, rng, quantile=quantiles)
             seen.setdefault(kind, lines)
             sections.append((kind, lines))
     title = persona.lyrics.title(sections, rng)

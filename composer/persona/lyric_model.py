@@ -21,7 +21,10 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from composer.persona.priors import draw_at
 
 START, END = "<s>", "</s>"
 DISCOUNT = 0.75
@@ -186,13 +189,18 @@ class LyricModel:
     def _rhymes_for(self, word: str) -> list[str]:
         return sorted(w for w in self.unigrams if w != END and rhymes(w, word))
 
-    def write_section(self, kind: str, rng: random.Random, *, tries: int = 24) -> list[str]:
-        """The lines of a new section of `kind`: its line count, scheme and lengths drawn from the archive's."""
+    def write_section(self, kind: str, rng: random.Random, *, tries: int = 24,
+                      quantile: Callable[[], float] | None = None) -> list[str]:
+        """The lines of a new section of `kind`: its line count, scheme and lengths drawn from the archive's.
+
+        quantile: where the line count and the scheme are drawn from (0..1 each call; default
+        `rng.random`); a day's quasi-random quantiles make a run of days match the archive's shares."""
+        quantile = quantile or rng.random
         counts = self.section_lines.get(kind) or [n for v in self.section_lines.values() for n in v] or [4]
-        lines_wanted = rng.choice(counts)
+        lines_wanted = int(draw_at(Counter(str(n) for n in counts), quantile()))
         schemes = self.schemes.get(kind) or {}
         fitting = {s: c for s, c in schemes.items() if len(s) == lines_wanted}
-        scheme = (rng.choices(sorted(fitting), weights=[fitting[s] for s in sorted(fitting)])[0] if fitting
+        scheme = (draw_at(fitting, quantile()) if fitting
                   else "".join(chr(ord("A") + i // 2) for i in range(lines_wanted)))
         lines: list[str] = []
         chosen: dict[int, str] = {}  # scheme position -> its line (a position may stay empty)
@@ -209,7 +217,9 @@ class LyricModel:
                                                       [c.split()[-1] for c in chosen.values()]):
                     continue
                 last = line.split()[-1]
-                rhyme_ok = partner is None or rhymes(last, partner.split()[-1])
+                others = [chosen[j].split()[-1] for j in chosen if scheme[j] != letter]
+                rhyme_ok = (rhymes(last, partner.split()[-1]) if partner is not None
+                            else not any(last == o or rhymes(last, o) for o in others))  # a new letter: no rhyme yet
                 open_ok = not later or bool(self._rhymes_for(last))
                 score = abs(syllables(line) - target) + (0 if rhyme_ok else 6) + (0 if open_ok else 3)
                 if best_score is None or score < best_score:

@@ -2,7 +2,8 @@
 
 Every metadata field the artist wrote (mood, genre, location, beard, ...) gets its
 empirical distribution; tempo, key, meter, form (the sequence of section kinds) and
-section lengths come from the labels (exact or analysed). The dependencies that
+section lengths come from the labels (exact or analysed), except that a song whose
+lyrics carry section tags gives the form those tags name (the artist's own labels). The dependencies that
 matter are kept by drawing in order: mood first, then tempo, key and form from the
 songs of that mood (falling back to all songs when a mood has too few), the other
 fields from their own distributions. Drawing is a pure function of the seed.
@@ -30,7 +31,7 @@ def _categorical(values) -> dict[str, int]:
     return dict(Counter(str(v) for v in values))
 
 
-def _draw(counts: dict[str, int], u: float) -> str:
+def draw_at(counts: dict[str, int], u: float) -> str:
     """The value at quantile `u` (0..1) of the counts (keys in sorted order)."""
     keys = sorted(counts)
     total = sum(counts[k] for k in keys)
@@ -110,7 +111,7 @@ class Priors:
             if name in pinned:
                 drawn[name], sources[name] = pinned.pop(name), "pinned"
             else:
-                drawn[name], sources[name] = _draw(self.fields[name], u()), f"P({name})"
+                drawn[name], sources[name] = draw_at(self.fields[name], u()), f"P({name})"
         group = f"mood={drawn['mood']}" if "mood" in drawn and f"mood={drawn['mood']}" in self.tempo else "*"
         given = f" | mood={drawn['mood']}" if group != "*" else ""
         if "tempo" in pinned:
@@ -122,11 +123,11 @@ class Priors:
         if "key" in pinned:
             drawn["key"], sources["key"] = pinned.pop("key"), "pinned"
         elif self.key.get(group):
-            drawn["key"], sources["key"] = _draw(self.key[group], u()), f"P(key{given})"
+            drawn["key"], sources["key"] = draw_at(self.key[group], u()), f"P(key{given})"
         if self.meter:
-            drawn["beats_per_bar"], sources["beats_per_bar"] = int(_draw(self.meter, u())), "P(meter)"
+            drawn["beats_per_bar"], sources["beats_per_bar"] = int(draw_at(self.meter, u())), "P(meter)"
         if self.form.get(group):
-            drawn["form"], sources["form"] = _draw(self.form[group], u()).split(), f"P(form{given})"
+            drawn["form"], sources["form"] = draw_at(self.form[group], u()).split(), f"P(form{given})"
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
         return {"values": drawn, "priors": sources}

@@ -32,6 +32,12 @@ def train_group():
 @click.option("--init", type=click.Path(), help="Start from this codec checkpoint.")
 @click.option("--freeze-encoder", is_flag=True,
               help="Train only the decoder (with --init): the latent space, and diffusion models on it, stay valid.")
+@click.option("--freeze-decoder", is_flag=True,
+              help="Train only the encoder (with --init): what the decoder makes of latents, so every render, "
+                   "stays as it is; pair with --anchor-weight to keep the latent space.")
+@click.option("--anchor-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the distance (in latent std units) from the --init encoder's latents: a fine-tuned "
+                   "encoder stays in the latent space that diffusion models learnt (0: off).")
 @click.option("--latent-noise", type=float, default=0.1, show_default=True,
               help="Noise on latents in training (x their std): a decoder robust to sampling errors.")
 @click.option("--stft-sizes", default="512,1024,2048", show_default=True,
@@ -57,7 +63,7 @@ def train_group():
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
                     decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
-                    decoder_fft, balance, onset_weight):
+                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.train.codec import train_codec_command
 
@@ -70,7 +76,8 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
                                   encoder_dim=encoder_dim, encoder_layers=encoder_layers,
                                   pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance,
-                                  onset_weight=onset_weight)
+                                  onset_weight=onset_weight, freeze_decoder=freeze_decoder,
+                                  anchor_weight=anchor_weight)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 

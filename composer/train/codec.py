@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -51,7 +52,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         stft_sizes: tuple[int, ...] = (512, 1024, 2048), decoder: str | None = None,
                         decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
                         encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
-                        decoder_fft: int | None = None, balance: bool = False, onset_weight: float = 0.0) -> dict:
+                        decoder_fft: int | None = None, balance: bool = False, onset_weight: float = 0.0,
+                        freeze_decoder: bool = False, anchor_weight: float = 0.0) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -61,7 +63,10 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     EnCodec's decoder; "encodec" (or None) keeps the one the codec has. encoder: "spectral"
     puts a fresh `SpectralEncoder` (log-magnitude STFT + ConvNeXt) in place of EnCodec's.
     balance: every --data folder gets the same share of the training windows (by default
-    a folder's share is its hours).
+    a folder's share is its hours). freeze_decoder: train only the encoder, so the decoder
+    turns any latents (every render's) into the same audio as before; anchor_weight keeps
+    the encoder's latents near the --init encoder's, so diffusion models trained on those
+    stay at home (the drift is validated as `anchor_drift`, in latent std units).
     """
     from autoencoder.codec import CodecConfig, LatentCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics
@@ -69,10 +74,18 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    rows = accepted_rows(data)
-    train_rows, val_rows = split_rows(rows)
     if freeze_encoder and not init:
         raise InputError("--freeze-encoder needs --init CODEC_DIR (the codec whose latent space to keep)")
+    if freeze_decoder and not init:
+        raise InputError("--freeze-decoder needs --init CODEC_DIR (the codec whose decoder to keep)")
+    if freeze_encoder and freeze_decoder:
+        raise InputError("--freeze-encoder with --freeze-decoder leaves nothing to train")
+    if not math.isfinite(anchor_weight) or anchor_weight < 0:
+        raise InputError(f"--anchor-weight {anchor_weight:g}: must be a finite number >= 0")
+    if anchor_weight and (not init or freeze_encoder):
+        raise InputError("--anchor-weight needs --init CODEC_DIR (the encoder to stay near) and a trained encoder")
+    rows = accepted_rows(data)
+    train_rows, val_rows = split_rows(rows)
     if init:
         codec = LatentCodec.from_pretrained(init)
         config = codec.config
@@ -107,6 +120,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     val_clips = load_audio_rows(val_rows, codec.sample_rate)
     folders = row_folders(data, rows)
     groups = [str(folders[path]) for path, _ in train_rows] if balance else None
+    if freeze_decoder and (decoder or decoder_fft):
+        raise InputError("--freeze-decoder keeps the --init decoder: it cannot be combined with --decoder/--decoder-fft")
     if freeze_encoder:
         items = encode_dataset(train_rows, folders, codec, Path(out_dir) / "training" / "cache")
         batches = cached_latent_windows([it["latents"] for it in items], train_clips, codec, frames=frames,
@@ -116,13 +131,16 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                        generator=np.random.default_rng(seed), groups=groups)
     validation = fixed_windows(val_clips, samples=samples * 2, count=32, seed=seed + 1)
     train_config = CodecTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed, max_minutes=max_minutes,
-                                    freeze_encoder=freeze_encoder, latent_noise=latent_noise,
+                                    freeze_encoder=freeze_encoder, freeze_decoder=freeze_decoder,
+                                    anchor_weight=anchor_weight, latent_noise=latent_noise,
                                     stft_sizes=tuple(stft_sizes), pitch_weight=pitch_weight,
                                     onset_weight=onset_weight, waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume)
-    if not freeze_encoder:  # a frozen encoder keeps its statistics: the latents must not move
+    if not (freeze_encoder or freeze_decoder or anchor_weight):
+        # A frozen encoder keeps its statistics (the latents must not move); so does a frozen
+        # decoder (it reads raw latents: renders would change) and an anchored encoder.
         fit_latent_statistics(codec, fixed_windows(train_clips, samples=samples * 4, count=64, seed=seed + 2))
     config.training = {
         **({"previous": previous} if previous else {}),
