@@ -12,6 +12,7 @@ in seconds throughout; feature arrays are `[frames, features]`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import librosa
@@ -80,18 +81,45 @@ TUNING_EXCERPTS, TUNING_EXCERPT_SECONDS = 4, 30.0  # a long song's tuning is est
 
 
 def _mel_power(mono: np.ndarray) -> np.ndarray:
-    """The mel power spectrogram `[N_MELS, frames]` of librosa's centred STFT, made a block of
-    frames at a time, so memory does not grow with the song (the frames are the same ones)."""
-    padded = np.pad(mono, N_FFT // 2)  # librosa's centring (pad_mode "constant")
-    frames = 1 + len(mono) // HOP
-    basis = librosa.filters.mel(sr=ANALYSIS_RATE, n_fft=N_FFT, n_mels=N_MELS)
-    out = np.empty((N_MELS, frames), dtype=np.float32)
-    for a in range(0, frames, BLOCK_FRAMES):
-        b = min(frames, a + BLOCK_FRAMES)
-        power = np.abs(librosa.stft(padded[a * HOP: (b - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
+    """The mel power spectrogram `[N_MELS, frames]` of librosa's centred STFT at the analysis rate."""
+    return mel_power(mono, ANALYSIS_RATE, n_fft=N_FFT, hop=HOP, n_mels=N_MELS)
+
+
+def mel_power(mono: np.ndarray, sample_rate: int, *, n_fft: int, hop: int, n_mels: int,
+              block_frames: int = BLOCK_FRAMES) -> np.ndarray:
+    """`librosa.feature.melspectrogram` (centred, zero padding, power 2) `[n_mels, frames]` in
+    float32, made a block of frames at a time, so memory does not grow with the song beyond
+    the result (the frames are the same ones)."""
+    padded = np.pad(mono, n_fft // 2)  # librosa's centring (pad_mode "constant")
+    frames = 1 + len(mono) // hop
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    out = np.empty((n_mels, frames), dtype=np.float32)
+    for a in range(0, frames, block_frames):
+        b = min(frames, a + block_frames)
+        power = np.abs(librosa.stft(padded[a * hop: (b - 1) * hop + n_fft], n_fft=n_fft, hop_length=hop,
                                     center=False)) ** 2
         out[:, a:b] = basis @ power
     return out
+
+
+def frame_rms(mono: np.ndarray, *, frame_length: int = N_FFT, hop: int = HOP) -> np.ndarray:
+    """`librosa.feature.rms(y=mono, frame_length, hop_length=hop)[0]` (centred, zero padding)
+    from sums of squares per hop, without librosa's framed copy of the song (4 x its size):
+    a centred frame is exactly `frame_length / hop` whole hops."""
+    if frame_length % hop or (frame_length // 2) % hop:
+        return librosa.feature.rms(y=mono, frame_length=frame_length, hop_length=hop)[0]
+    taps, lead = frame_length // hop, frame_length // 2 // hop
+    frames = 1 + len(mono) // hop
+    whole = len(mono) // hop
+    sums = np.zeros(lead + frames + taps, dtype=np.float64)
+    body = mono[: whole * hop].reshape(whole, hop)
+    for a in range(0, whole, BLOCK_FRAMES):  # float32 products summed per hop, like librosa's mean
+        block = body[a: a + BLOCK_FRAMES]
+        sums[lead + a: lead + a + len(block)] = np.einsum("ij,ij->i", block, block)
+    tail = mono[whole * hop:]
+    sums[lead + whole] = float(np.dot(tail, tail))
+    windows = np.lib.stride_tricks.sliding_window_view(sums, taps)[:frames]
+    return np.sqrt(windows.sum(axis=1) / frame_length).astype(np.float32)
 
 
 def _chroma(mono: np.ndarray, tuning: float | None) -> np.ndarray:
@@ -134,7 +162,7 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     low_bands = librosa.mel_frequencies(N_MELS + 2, fmax=ANALYSIS_RATE / 2)[1:-1] < 200.0
     low_onsets = librosa.onset.onset_strength(S=log_mel[low_bands], sr=ANALYSIS_RATE, hop_length=HOP,
                                               center=False)
-    rms = librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0]
+    rms = frame_rms(mono)
     # Tuning is estimated from the audio (archives drift off A440), but not from silence.
     tuning = None if rms.max() >= _db_to_amp(SILENCE_DB) else 0.0
     chroma = _chroma(mono, tuning).T
@@ -200,8 +228,25 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     if audio.ndim != 1:
         raise ValueError(f"audio: expected [channels, samples] or [samples], got shape {audio.shape}")
     if sample_rate != ANALYSIS_RATE:
-        audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=ANALYSIS_RATE)
-    return audio.astype(np.float32)
+        audio = resample(audio, sample_rate, ANALYSIS_RATE)
+    return audio.astype(np.float32, copy=False)
+
+
+def resample(mono: np.ndarray, rate: int, target: int, *, chunk_seconds: float = 10.0) -> np.ndarray:
+    """`librosa.resample(mono, orig_sr=rate, target_sr=target)` (soxr HQ; the same samples),
+    streamed a chunk at a time into the result: no whole-song working copies."""
+    import soxr
+
+    mono = np.asarray(mono, dtype=np.float32)
+    out = np.zeros(int(math.ceil(len(mono) * target / rate)), dtype=np.float32)  # librosa's length
+    stream = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
+    chunk, filled = max(1, int(chunk_seconds * rate)), 0
+    for start in range(0, max(1, len(mono)), chunk):
+        piece = stream.resample_chunk(mono[start: start + chunk], last=start + chunk >= len(mono))
+        take = min(len(piece), len(out) - filled)
+        out[filled: filled + take] = piece[:take]
+        filled += take
+    return out
 
 
 def _db_to_amp(db: float) -> float:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import librosa
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -201,3 +204,45 @@ def test_estimated_plan_lasts_the_audio_within_one_bar(duration, tempo, beats_pe
     assert abs(plan.duration - duration) <= bar_seconds + 1e-9
     assert all(section.bars >= 1 and len(section.chords) == section.bars for section in plan.sections)
     SongPlan.from_dict(plan.to_dict())
+
+
+@pytest.mark.parametrize("length", [100, 512, 2047, 2048, 5000, 66167])
+def test_streamed_parts_of_the_analysis_equal_librosa(length):
+    """The frame RMS from per-hop sums, the blocked mel spectrogram and the chunked resampling
+    give librosa's values without its whole-song working copies."""
+    from structure.analysis import frame_rms, mel_power, resample
+
+    y = (np.random.default_rng(length).standard_normal(length) * 0.3).astype(np.float32)
+    np.testing.assert_allclose(frame_rms(y), librosa.feature.rms(y=y, frame_length=2048, hop_length=512)[0],
+                               rtol=1e-5, atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa: n_fft too large for the shortest input
+        whole = librosa.feature.melspectrogram(y=y, sr=24000, n_fft=256, hop_length=64, n_mels=32)
+    np.testing.assert_allclose(mel_power(y, 24000, n_fft=256, hop=64, n_mels=32, block_frames=7), whole,
+                               rtol=1e-5, atol=1e-12)  # the same frames; the matrix product's rounding differs
+    np.testing.assert_array_equal(resample(y, 24000, 22050, chunk_seconds=0.01),
+                                  librosa.resample(y, orig_sr=24000, target_sr=22050))
+
+
+def test_seam_curves_and_levels_in_blocks_equal_the_whole(monkeypatch):
+    from composer.evaluate import metrics, seams
+
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal((2, 24000 * 4 + 77)) * 0.2).astype(np.float32)
+    audio[:, :24000] *= 1e-4
+    audio[0, :5] = 1.0
+    flux, jump, rate = seams._seam_curves(audio, 24000)
+    levels = metrics.loudness_metrics(audio, 24000)
+    monkeypatch.setattr(seams, "SEAM_BLOCK_FRAMES", 50)
+    monkeypatch.setattr(metrics, "LEVEL_BLOCK_SAMPLES", 3000)
+    blocked = seams._seam_curves(audio, 24000)
+    np.testing.assert_allclose(blocked[0], flux, rtol=1e-6)  # (a one-frame block sums in another order)
+    np.testing.assert_allclose(blocked[1], jump, rtol=1e-6)
+    assert metrics.loudness_metrics(audio, 24000) == levels
+    # the reference: librosa's log-mel differenced in one piece
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio.mean(axis=0), sr=24000, n_fft=256, hop_length=64,
+                                                             n_mels=seams.SEAM_MELS), ref=1.0, top_db=None)
+    mel = np.maximum(mel, mel.max() - 80.0)
+    step = np.diff(mel, axis=1)
+    np.testing.assert_allclose(flux[1:], np.maximum(step, 0.0).mean(axis=0), rtol=1e-6)
+    assert levels["clipping_ratio"] == 5 / audio.size and levels["silence_ratio"] > 0.2

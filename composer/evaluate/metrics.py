@@ -21,7 +21,6 @@ from typing import Any
 
 import mir_eval
 import numpy as np
-import pyloudnorm
 
 from composer.evaluate.seams import seam_metrics  # noqa: E402
 from structure.analysis import (
@@ -46,6 +45,7 @@ TEMPO_OCTAVES = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 BOUNDARY_WINDOWS = (3.0, 0.5)  # seconds either side (MIREX segment detection)
 CLIP_LEVEL = 0.999
 SILENCE_FRAME = 0.05  # seconds
+LEVEL_BLOCK_SAMPLES = 1 << 20  # samples a channel of the level measures reads at a time
 
 
 # --- one song ----------------------------------------------------------------
@@ -307,24 +307,35 @@ def _repeat_root(plan: SongPlan, section) -> str:
 def loudness_metrics(audio: np.ndarray, sample_rate: int) -> dict:
     """Integrated loudness (LUFS, ITU-R BS.1770 via pyloudnorm), the share of samples
     at |x| >= 0.999, and the share of 50 ms frames below -60 dBFS."""
+    from composer.rendering.loudness import integrated_loudness
+
     audio = audio[None] if audio.ndim == 1 else audio
     lufs = None
     if audio.shape[1] >= int(0.4 * sample_rate):  # one gating block
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyloudnorm warns about possible clipping
-            value = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
+            value = integrated_loudness(audio, sample_rate)  # its float32 working copy
         lufs = float(value) if np.isfinite(value) else None
     frame = max(1, int(SILENCE_FRAME * sample_rate))
     frames = audio.shape[1] // frame
+    # Frame powers and clipped samples a block at a time: no whole-song float64 or |x| copies.
+    power, clipped = np.zeros(frames), 0
+    step = max(1, LEVEL_BLOCK_SAMPLES // frame) * frame
+    for start in range(0, audio.shape[1], step):
+        block = audio[:, start: start + step]
+        clipped += int(np.count_nonzero(block >= CLIP_LEVEL)) + int(np.count_nonzero(block <= -CLIP_LEVEL))
+        whole = block.shape[1] // frame
+        if whole and start // frame < frames:
+            shaped = block[:, : whole * frame].reshape(audio.shape[0], whole, frame).astype(np.float64)
+            power[start // frame: start // frame + whole] = np.einsum("cfi,cfi->f", shaped, shaped)
     if frames:
-        blocks = audio[:, :frames * frame].reshape(audio.shape[0], frames, frame)
-        rms = np.sqrt(np.mean(blocks.astype(np.float64) ** 2, axis=(0, 2)))
+        rms = np.sqrt(power / (audio.shape[0] * frame))
         silence = float(np.mean(rms < 10 ** (SILENCE_DB / 20)))
     else:
         silence = None
     return {
         "lufs": lufs,
-        "clipping_ratio": float(np.mean(np.abs(audio) >= CLIP_LEVEL)) if audio.size else None,
+        "clipping_ratio": clipped / audio.size if audio.size else None,
         "silence_ratio": silence,
     }
 

@@ -11,13 +11,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import librosa
 import numpy as np
+
+from structure.analysis import mel_power
 
 SEAM_BASELINE_POINTS = 50
 SEAM_SEED = 0  # the random cut points are the same on every run
 SEAM_SEARCH = 0.05  # seconds either side of a seam where its peak may lie
 SEAM_MELS = 64
+SEAM_BLOCK_FRAMES = 8192  # frames of the fine log-mel differenced at a time
 SEAM_CLEARANCE = 0.5  # random cut points keep this far (seconds) from seams and the ends
 
 
@@ -83,13 +85,21 @@ def _seam_curves(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.nd
     hop = n_fft // 4
     if len(mono) < n_fft:
         return np.zeros(1), np.zeros(1), sample_rate / hop
-    mel = librosa.feature.melspectrogram(y=mono.astype(np.float32), sr=sample_rate, n_fft=n_fft,
-                                         hop_length=hop, n_mels=SEAM_MELS)
-    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
-    log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
-    step = np.diff(log_mel, axis=1)
-    flux = np.concatenate([[0.0], np.maximum(step, 0.0).mean(axis=0)])
-    jump = np.concatenate([[0.0], np.sqrt(np.mean(step**2, axis=0))])
+    # The song's fine log-mel (float32, kept once); the frame-to-frame steps a block at a time,
+    # so a long song costs one spectrogram, not five (the values are librosa's).
+    log_mel = mel_power(np.asarray(mono, dtype=np.float32), sample_rate, n_fft=n_fft, hop=hop, n_mels=SEAM_MELS)
+    np.maximum(log_mel, np.float32(1e-10), out=log_mel)  # librosa.power_to_db(ref=1.0, top_db=None)
+    np.log10(log_mel, out=log_mel)
+    log_mel *= np.float32(10.0)
+    np.maximum(log_mel, log_mel.max() - np.float32(80.0), out=log_mel)
+    frames = log_mel.shape[1]
+    flux, jump = np.zeros(frames), np.zeros(frames)
+    for a in range(0, frames - 1, SEAM_BLOCK_FRAMES):
+        b = min(frames - 1, a + SEAM_BLOCK_FRAMES)
+        step = log_mel[:, a + 1: b + 1] - log_mel[:, a:b]
+        jump[a + 1: b + 1] = np.sqrt(np.mean(step ** 2, axis=0))
+        np.maximum(step, 0.0, out=step)
+        flux[a + 1: b + 1] = step.mean(axis=0)
     return flux, jump, sample_rate / hop
 
 
