@@ -28,8 +28,10 @@ class Stems:
     vocals_dry: np.ndarray
 
     def scaled(self, gain: float) -> Stems:
-        def clip(audio):
-            return np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+        def clip(audio):  # one new array per stem, clipped in place
+            out = audio * gain
+            np.clip(out, -1.0, 1.0, out=out)
+            return out if out.dtype == np.float32 else out.astype(np.float32)
 
         return Stems(clip(self.accompaniment), clip(self.vocals), clip(self.vocals_dry))
 
@@ -123,7 +125,8 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
     wet = reverb(dry, rate, seed=derived_seed(seed, "room"))
     backing = duck(accompaniment, vocal.sung_spans, rate) if options.lead == "duck" else accompaniment
     level = vocal_gain(wet, backing, spans, rate) if level is None else level
-    wet, dry = wet * level, dry * level
+    wet *= level  # the room's own new array
+    dry = dry * level
     song = mix(backing, wet)
     report = {
         "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
@@ -134,4 +137,4 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
         "section_seeds": dict(options.vocal_seeds or {}),
         "seconds": round(time.monotonic() - clock, 3),
     }
-    return song, Stems(backing, wet.astype(np.float32), dry.astype(np.float32)), report
+    return song, Stems(backing, np.asarray(wet, dtype=np.float32), np.asarray(dry, dtype=np.float32)), report
