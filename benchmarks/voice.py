@@ -183,7 +183,7 @@ def cost_benchmark(seconds: float = 180.0) -> dict:
     sing(plan, seed=0)  # the first call pays Flite and the WORLD analysis of the word bank: time both
     from composer.voice import singer
 
-    singer._analyse.cache_clear()
+    singer.clear_bank_cache()
     from composer.voice import engine
 
     engine._speak_cached.cache_clear()

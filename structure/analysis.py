@@ -258,7 +258,7 @@ def _track_beats(onset_envelope: np.ndarray, rms: np.ndarray) -> tuple[float, np
     if rms.size == 0 or rms.max() < _db_to_amp(SILENCE_DB) or onset_envelope.max() <= 0:
         return 0.0, np.zeros(0)
     _, beat_frames = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=ANALYSIS_RATE,
-                                             hop_length=HOP, trim=False)
+                                             hop_length=HOP, trim=False, bpm=_global_tempo(onset_envelope))
     # librosa's own trimming drops the beats of a quiet intro; drop only those in silence.
     sounding = rms[np.clip(beat_frames, 0, len(rms) - 1)] >= max(_db_to_amp(SILENCE_DB), rms.max() * 1e-3)
     if not sounding.any():
@@ -272,6 +272,28 @@ def _track_beats(onset_envelope: np.ndarray, rms: np.ndarray) -> tuple[float, np
     # Averaging the steady intervals beats the frame quantisation (~23 ms) of one interval.
     steady = intervals[np.abs(intervals - median) < 0.15 * median]
     return float(60.0 / steady.mean()), beats
+
+
+def _global_tempo(onset_envelope: np.ndarray, *, ac_seconds: float = 8.0) -> float:
+    """`librosa.feature.tempo(onset_envelope=...)` (the mean autocorrelation tempogram under
+    librosa's log-normal prior around 120 BPM), the tempogram made a block of frames at a time:
+    librosa's whole one is a complex128 [2 x 8 s of frames, song frames] array, about 320 MB
+    for a 10-minute song. The mean is linear in the frames, so the blocks add up to it."""
+    from librosa import util
+    from librosa.core.audio import autocorrelate
+    from scipy.signal import get_window
+
+    win = librosa.time_to_frames(ac_seconds, sr=ANALYSIS_RATE, hop_length=HOP).item()
+    count = onset_envelope.shape[-1]
+    padded = np.pad(onset_envelope, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
+    window = get_window("hann", win, fftbins=True)[:, None]
+    total = np.zeros(win)
+    for a in range(0, count, BLOCK_FRAMES):
+        b = min(count, a + BLOCK_FRAMES)
+        frames = util.frame(padded[a: b + win - 1], frame_length=win, hop_length=1)
+        total += util.normalize(autocorrelate(frames * window, axis=-2), norm=np.inf, axis=-2).sum(axis=-1)
+    mean = (total / max(1, count))[:, None]
+    return float(librosa.feature.tempo(tg=mean, sr=ANALYSIS_RATE, hop_length=HOP, aggregate=None)[0])
 
 
 # The beat tracker's prior (about 120 BPM) reads slow songs at double tempo: its "beats" then

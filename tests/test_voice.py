@@ -141,14 +141,14 @@ def test_the_bank_analysed_in_chunks_matches_one_analysis(monkeypatch):
     phones = {t: (p or ["ax"]) for t, p in word_phones([t for line in lines for t in lyrics.words(line)]).items()}
     bank = tuple(tuple(tuple(phones[t]) for t in lyrics.words(line)) for line in sorted(lines))
     monkeypatch.setattr(singer, "ANALYSIS_CHUNK", 1e9)
-    singer._analyse.cache_clear()
+    singer.clear_bank_cache()
     spoken, f0, sp, ap = singer._analyse("slt", bank)
     monkeypatch.setattr(singer, "ANALYSIS_CHUNK", 3.0)
-    singer._analyse.cache_clear()
+    singer.clear_bank_cache()
     cuts = singer._pause_cuts(spoken, [len(line) for line in bank], 80 * spoken.sample_rate // 16000)
     assert len(cuts) > 3  # several chunks
     _, f0_c, sp_c, ap_c = singer._analyse("slt", bank)
-    singer._analyse.cache_clear()
+    singer.clear_bank_cache()
     assert f0_c.shape == f0.shape and sp_c.shape == sp.shape and sp_c.dtype == np.float32
     assert np.isclose(f0_c, f0, rtol=1e-3).mean() > 0.97
     voiced = f0 > 0
@@ -321,3 +321,21 @@ def test_the_room_added_in_blocks_is_the_whole_convolution(monkeypatch):
     assert wet.dtype == np.float32 and wet.shape == dry.shape
     np.testing.assert_allclose(wet, whole, atol=1e-6)
     assert not np.allclose(wet, dry)  # a room was added
+
+
+def test_only_small_bank_analyses_are_kept(monkeypatch):
+    """A long song's WORLD analysis is let go once sung (not held through the render); small
+    ones are remembered for a repaint."""
+    from composer.voice import singer
+
+    calls = []
+    monkeypatch.setattr(singer, "_analyse_now", lambda voice, bank: calls.append(bank) or (
+        type("S", (), {"audio": np.zeros(len(bank) * 1000, np.float32)})(), np.zeros(10), np.zeros(10), np.zeros(10)))
+    singer.clear_bank_cache()
+    monkeypatch.setattr(singer, "BANK_CACHE_BYTES", 8000)
+    small, large = ((("ax",),),), ((("ax",),),) * 3
+    assert singer._analyse("slt", small) is singer._analyse("slt", small) and len(calls) == 1
+    singer._analyse("slt", large)
+    singer._analyse("slt", large)
+    assert len(calls) == 3  # 12 kB of analysis: not kept
+    singer.clear_bank_cache()

@@ -11,9 +11,9 @@ a section that sings the same notes and words is the same audio; the song is the
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -79,8 +79,34 @@ class Bank:
 ANALYSIS_CHUNK = 20.0  # seconds of speech analysed at a time (cut in the pauses between lines)
 
 
-@functools.lru_cache(maxsize=2)  # a bank's analysis is ~0.8 MB a spoken second: keep the last songs only
+BANK_CACHE_BYTES = 64 << 20  # a bank's analysis is ~0.8 MB a spoken second: keep only small ones
+_BANKS: dict[tuple, tuple] = {}  # the last two small analyses (a repaint or a studio edit re-sings them)
+_BANKS_LOCK = threading.Lock()
+
+
 def _analyse(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
+    """`_analyse_now`, remembered for the last two songs whose analysis is under
+    BANK_CACHE_BYTES; a long song's is let go once it is sung, not held through the render."""
+    key = (voice, bank)
+    with _BANKS_LOCK:
+        if key in _BANKS:
+            _BANKS[key] = _BANKS.pop(key)  # most recent last
+            return _BANKS[key]
+    result = _analyse_now(voice, bank)
+    if sum(a.nbytes for a in result[1:]) + result[0].audio.nbytes <= BANK_CACHE_BYTES:
+        with _BANKS_LOCK:
+            _BANKS[key] = result
+            while len(_BANKS) > 2:
+                _BANKS.pop(next(iter(_BANKS)))
+    return result
+
+
+def clear_bank_cache() -> None:
+    with _BANKS_LOCK:
+        _BANKS.clear()
+
+
+def _analyse_now(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
     """The bank spoken and analysed: (spoken, f0, sp, ap) every FRAME_PERIOD ms.
 
     The speech is analysed a chunk of lines at a time, cut in the middle of the pauses
