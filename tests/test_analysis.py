@@ -246,3 +246,20 @@ def test_seam_curves_and_levels_in_blocks_equal_the_whole(monkeypatch):
     step = np.diff(mel, axis=1)
     np.testing.assert_allclose(flux[1:], np.maximum(step, 0.0).mean(axis=0), rtol=1e-6)
     assert levels["clipping_ratio"] == 5 / audio.size and levels["silence_ratio"] > 0.2
+
+
+@pytest.mark.parametrize(("channels", "seconds", "rate"), [(1, 2.0, 24000), (2, 7.01, 24000), (1, 5.2, 44100)])
+def test_streamed_loudness_is_pyloudnorms(channels, seconds, rate):
+    """The chunked BS.1770 measure gives pyloudnorm's value exactly, at any chunk size."""
+    import pyloudnorm
+
+    from composer.rendering.loudness import _streamed_loudness, integrated_loudness
+
+    rng = np.random.default_rng(channels)
+    audio = (rng.standard_normal((channels, int(seconds * rate))) * 0.1).astype(np.float32)
+    audio[:, : audio.shape[1] // 3] *= 1e-3  # a quiet third: the gates matter
+    reference = pyloudnorm.Meter(rate).integrated_loudness(audio.T.copy())
+    for chunk in (1000, 9601, 1 << 20):
+        assert _streamed_loudness(audio, rate, chunk) == reference
+    assert integrated_loudness(audio, rate) == reference
+    assert integrated_loudness(np.zeros((1, rate)), rate) == float("-inf")
