@@ -312,6 +312,12 @@ class LatentCodec(nn.Module):
         """
         return self._hash(lambda name: name.startswith(("model.encoder.", "spectral_encoder.", "latent_")))
 
+    def decoder_identity(self) -> str:
+        """A hash of what turns latents into audio: the decoder and the latent statistics. An
+        encoder fine-tuned with the decoder frozen keeps it, so a render's stored latents decode
+        (and repaint) the same as before."""
+        return self._hash(lambda name: name.startswith(("model.decoder.", "spectral.", "latent_")))
+
     def _hash(self, keep) -> str:
         digest = hashlib.sha256(json.dumps(_plain_config(self.model.config), sort_keys=True).encode())
         if self.config.encoder:  # (absent for EnCodec's own encoder, so older identities stay the same)

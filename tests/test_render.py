@@ -287,3 +287,25 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, models):
         with pytest.raises(error, match="NaN"):
             loader(tmp_path / name)
 
+
+
+def test_repaint_needs_the_renders_decoder_not_its_encoder(models, tmp_path):
+    """A codec whose encoder alone was fine-tuned decodes the stored latents the same, so it may
+    repaint; one with another decoder is refused."""
+    import copy
+
+    from composer.errors import InputError
+
+    codec, model = models
+    song = plan("genre=rock", duration=8, seed=3, write_lyrics=False)
+    render(song, seed=1, codec=codec, model=model, options=_options(), progress=False).save(tmp_path / "r")
+    new_encoder = copy.deepcopy(codec)
+    with torch.no_grad():
+        next(new_encoder.encoder_module.parameters()).add_(0.01)
+    assert new_encoder.identity() != codec.identity() and new_encoder.decoder_identity() == codec.decoder_identity()
+    modes.repaint(tmp_path / "r", song.sections[0].name, codec=new_encoder, model=model, progress=False)
+    new_decoder = copy.deepcopy(codec)
+    with torch.no_grad():
+        next(new_decoder.decoder_module.parameters()).add_(0.01)
+    with pytest.raises(InputError, match="codec differs"):
+        modes.repaint(tmp_path / "r", song.sections[0].name, codec=new_decoder, model=model, progress=False)

@@ -324,7 +324,12 @@ def _check_identity(report: dict, codec, model) -> None:
     made_with = report.get("provenance", {})
     if made_with.get("model", {}).get("identity") not in (None, model.identity()):
         log.warning("repainting with a different diffusion model than the render used")
-    if made_with.get("codec", {}).get("identity") not in (None, codec.identity()):
+    made = made_with.get("codec", {})
+    # The stored latents only need the same decoder (a codec whose encoder alone changed decodes
+    # them the same); a report from before decoder identities names the whole codec.
+    same = (made.get("decoder_identity") in (None, codec.decoder_identity()) if "decoder_identity" in made
+            else made.get("identity") in (None, codec.identity()))
+    if not same:
         raise InputError("repaint: the codec differs from the one the render used; pass --codec with that one")
 
 

@@ -14,7 +14,8 @@ def provenance(codec, model) -> dict:
     return {
         "software": f"song-composer {__version__}",
         "python": platform.python_version(),
-        "codec": {"identity": codec.identity(), "latent_identity": codec.latent_identity(), "sample_rate": codec.sample_rate, "latent_dim": codec.latent_dim,
+        "codec": {"identity": codec.identity(), "latent_identity": codec.latent_identity(),
+                  "decoder_identity": codec.decoder_identity(), "sample_rate": codec.sample_rate, "latent_dim": codec.latent_dim,
                   "frame_rate": codec.frame_rate, "training_command": codec_training.get("command"),
                   "training_licences": codec_training.get("licences", {}),
                   "pretrained": not codec_training},
