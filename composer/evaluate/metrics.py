@@ -310,12 +310,8 @@ def loudness_metrics(audio: np.ndarray, sample_rate: int) -> dict:
     from composer.rendering.loudness import integrated_loudness
 
     audio = audio[None] if audio.ndim == 1 else audio
-    lufs = None
-    if audio.shape[1] >= int(0.4 * sample_rate):  # one gating block
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyloudnorm warns about possible clipping
-            value = integrated_loudness(audio, sample_rate)  # its float32 working copy
-        lufs = float(value) if np.isfinite(value) else None
+    value = integrated_loudness(audio, sample_rate)  # -inf under one gating block (0.4 s) or silent
+    lufs = float(value) if np.isfinite(value) else None
     frame = max(1, int(SILENCE_FRAME * sample_rate))
     frames = audio.shape[1] // frame
     # Frame powers and clipped samples a block at a time: no whole-song float64 or |x| copies.
@@ -325,7 +321,7 @@ def loudness_metrics(audio: np.ndarray, sample_rate: int) -> dict:
         block = audio[:, start: start + step]
         clipped += int(np.count_nonzero(block >= CLIP_LEVEL)) + int(np.count_nonzero(block <= -CLIP_LEVEL))
         whole = block.shape[1] // frame
-        if whole and start // frame < frames:
+        if whole:
             shaped = block[:, : whole * frame].reshape(audio.shape[0], whole, frame).astype(np.float64)
             power[start // frame: start // frame + whole] = np.einsum("cfi,cfi->f", shaped, shaped)
     if frames:
