@@ -21,6 +21,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from composer import __version__  # noqa: E402
 from composer.cli_support import echo_originality, handle_errors  # noqa: E402
+from composer.voice.voices import DEFAULT_VOICE  # noqa: E402
 
 log = logging.getLogger("composer")
 
@@ -103,8 +104,8 @@ RENDER_OPTIONS = {
                              help="Measure the render against its plan into report.json."),
     "vocals": click.option("--vocals/--no-vocals", default=True, show_default=True,
                            help="Sing the lyrics (vocals.wav, accompaniment.wav; song.wav is their mix)."),
-    "voice": click.option("--voice", default="high", show_default=True,
-                          help="The singing voice: high (E3..C5) or low (G2..F#4)."),
+    "voice": click.option("--voice", default=DEFAULT_VOICE, show_default=True,
+                          help="The singing voice: low (G2..F#4) or high (E3..C5)."),
     "lead": click.option("--lead", type=click.Choice(["yield", "duck", "keep"]), default="yield", show_default=True,
                          help="How the lead instrument makes room for the voice: rests under it, dips, or stays."),
 }

@@ -127,6 +127,43 @@ def test_a_sung_note_has_the_notes_pitch():
     assert (cents < 50).mean() > 0.8
 
 
+def test_flites_reading_is_aligned_to_the_given_phones():
+    from composer.voice.engine import _align, _words_from_alignment
+
+    # "the cat" read with a full vowel, "next" read without its t
+    assert _align(["dh", "ax", "k", "ae", "t"], ["dh", "iy", "k", "ae", "t"]) == [0, 1, 2, 3, 4]
+    assert _align(["n", "eh", "k", "s", "t"], ["n", "eh", "k", "s"]) == [0, 1, 2, 3, None]
+    assert _align(["s", "ow"], ["s", "t", "ow"]) == [0, 2]  # an added phone is nobody's
+    found = [("n", 0.0, 0.1), ("eh", 0.1, 0.3), ("k", 0.3, 0.35), ("s", 0.35, 0.5)]
+    (word,) = _words_from_alignment([("n", "eh", "k", "s", "t")], [0, 1, 2, 3, None], found)
+    assert word == [("n", 0.0, 0.1), ("eh", 0.1, 0.3), ("k", 0.3, 0.35), ("s", 0.35, 0.5), ("t", 0.5, 0.5)]
+    (word,) = _words_from_alignment([("s", "ow")], [0, 2], [("s", 0.0, 0.1), ("t", 0.1, 0.15), ("ow", 0.15, 0.4)])
+    assert word == [("s", 0.0, 0.15), ("ow", 0.15, 0.4)]  # the added t goes to the phone before it
+    (word,) = _words_from_alignment([("b", "ay")], [0, None], [("b", 0.0, 0.1)])
+    assert word == [("b", 0.0, 0.1), ("ay", 0.0, 0.1)]  # a vowel left out shares its neighbour's time
+    assert _words_from_alignment([("ah",), ("b",)], [0, None], [("ah", 0.0, 0.2)]) is None  # "b" never said
+
+
+@needs_flite
+def test_flite_reads_the_line_and_speaks_bare_phones_only_when_its_reading_differs(monkeypatch):
+    from composer.voice import engine
+
+    calls = []
+    real = engine._flite
+    monkeypatch.setattr(engine, "_flite", lambda voice, source, wav: calls.append(source[0]) or real(voice, source, wav))
+    phones = word_phones(["carry", "me", "home"])
+    line = [phones["carry"], phones["me"], phones["home"]]
+    spoken = engine._speak("slt", (("Carry me home!", tuple(map(tuple, line))),))
+    assert calls == ["-t"]  # read as text, aligned
+    assert [[p for p, _, _ in word] for word in spoken.words] == line
+    times = [t for word in spoken.words for _, a, b in word for t in (a, b)]
+    assert times == sorted(times) and times[-1] <= spoken.audio.shape[0] / spoken.sample_rate
+    calls.clear()
+    spoken = engine._speak("slt", (("something else entirely", tuple(map(tuple, line))),))
+    assert calls == ["-t", "-p"]  # the reading does not say these phones: spoken from the phones
+    assert [[p for p, _, _ in word] for word in spoken.words] == line
+
+
 @needs_flite
 def test_the_bank_analysed_in_chunks_matches_one_analysis(monkeypatch):
     """Long banks are analysed a few lines at a time (memory): the frames line up with one
@@ -139,13 +176,13 @@ def test_the_bank_analysed_in_chunks_matches_one_analysis(monkeypatch):
                                                       "carry me home where the lights are low",
                                                       "I remember every word you said"] * 2)]
     phones = {t: (p or ["ax"]) for t, p in word_phones([t for line in lines for t in lyrics.words(line)]).items()}
-    bank = tuple(tuple(tuple(phones[t]) for t in lyrics.words(line)) for line in sorted(lines))
+    bank = tuple((line, tuple(tuple(phones[t]) for t in lyrics.words(line))) for line in sorted(lines))
     monkeypatch.setattr(singer, "ANALYSIS_CHUNK", 1e9)
     singer.clear_bank_cache()
     spoken, f0, sp, ap = singer._analyse("slt", bank)
     monkeypatch.setattr(singer, "ANALYSIS_CHUNK", 3.0)
     singer.clear_bank_cache()
-    cuts = singer._pause_cuts(spoken, [len(line) for line in bank], 80 * spoken.sample_rate // 16000)
+    cuts = singer._pause_cuts(spoken, [len(line) for _, line in bank], 80 * spoken.sample_rate // 16000)
     assert len(cuts) > 3  # several chunks
     _, f0_c, sp_c, ap_c = singer._analyse("slt", bank)
     singer.clear_bank_cache()

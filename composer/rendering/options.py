@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from composer.errors import InputError
+from composer.voice.voices import DEFAULT_VOICE
 
 
 @dataclass
@@ -26,7 +27,7 @@ class RenderOptions:
     evaluate: bool = True
     originality: bool = True  # check the render against what the model learnt (False: the caller does, later)
     vocals: bool = True  # sing the lyrics (composer.voice)
-    voice: str = "high"
+    voice: str = DEFAULT_VOICE
     lead: str = "yield"  # how the lead instrument makes room for the voice (composer.rendering.vocals)
     vocal_seeds: dict[str, int] | None = None  # per-section singing seeds (set by repaint)
 
@@ -55,7 +56,8 @@ class RenderOptions:
                    repaint_seams=bool(saved.get("repaint_seams", False)),
                    guidance=report.get("guidance", 2.0), guidance_interval=tuple(interval) if interval else None,
                    control_groups=tuple(report.get("control_groups") or ()) or None, evaluate=False,
-                   vocals=bool(vocals), voice=vocals.get("voice", "high"), lead=vocals.get("lead", "yield"),
+                   vocals=bool(vocals), lead=vocals.get("lead", "yield"),
+                   voice=vocals.get("voice", "high"),  # a report without it was sung by "high", the old default
                    vocal_seeds={str(k): int(v) for k, v in (vocals.get("section_seeds") or {}).items()} or None)
 
     def check(self) -> RenderOptions:

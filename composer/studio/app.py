@@ -19,10 +19,11 @@ import time
 from composer.errors import InputError
 from composer.studio import views
 from composer.studio.session import UPLOAD_SUFFIXES, Studio
+from composer.voice.voices import DEFAULT_VOICE
 
 log = logging.getLogger(__name__)
 
-VOICES = ("high", "low", "none")
+VOICES = ("low", "high", "none")
 SONG_FIELDS = ("title", "tempo_bpm", "key", "beats_per_bar")  # a plan's fields outside the table
 
 
@@ -51,7 +52,7 @@ def _message(error: BaseException) -> str:
 def _options(voice: str, steps: int | None = None):
     from composer.rendering.options import RenderOptions
 
-    options = RenderOptions(vocals=voice != "none", voice=voice if voice != "none" else "high")
+    options = RenderOptions(vocals=voice != "none", voice=voice if voice != "none" else DEFAULT_VOICE)
     if steps:
         options.steps = int(steps)
     return options.check()
@@ -226,14 +227,14 @@ def build_app(studio: Studio, *, steps: int | None = None):
     def do_restyle(upload, prompt, strength, seed):
         try:
             return finished(studio.restyle(upload, prompt or "", strength=float(strength), seed=int(seed or 0),
-                                           options=_options("high", steps)))
+                                           options=_options(DEFAULT_VOICE, steps)))
         except Exception as error:  # noqa: BLE001
             return failed(error)
 
     def do_interpolate(a, b, count, seed):
         try:
             return finished(studio.interpolate(a, b, count=int(count), seed=int(seed or 0),
-                                               options=_options("high", steps)))
+                                               options=_options(DEFAULT_VOICE, steps)))
         except Exception as error:  # noqa: BLE001
             return failed(error)
 
@@ -312,7 +313,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
                                  label="Plan (chords: bars separated by |; lyrics: lines separated by /)")
             plan_message = gr.HTML("", elem_id="plan-message")
             with gr.Row():
-                voice = gr.Dropdown(list(VOICES), value="high", label="Voice", elem_id="voice")
+                voice = gr.Dropdown(list(VOICES), value=DEFAULT_VOICE, label="Voice", elem_id="voice")
                 render_button = gr.Button("Render", variant="primary", elem_id="render")
                 guide_button = gr.Button("Guide (FluidSynth)", elem_id="guide")
         with gr.Tab("Edit"):

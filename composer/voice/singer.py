@@ -84,7 +84,7 @@ _BANKS: dict[tuple, tuple] = {}  # the last two small analyses (a repaint or a s
 _BANKS_LOCK = threading.Lock()
 
 
-def _analyse(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
+def _analyse(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]):
     """`_analyse_now`, remembered for the last two songs whose analysis is under
     BANK_CACHE_BYTES; a long song's is let go once it is sung, not held through the render."""
     key = (voice, bank)
@@ -106,18 +106,18 @@ def clear_bank_cache() -> None:
         _BANKS.clear()
 
 
-def _analyse_now(voice: str, bank: tuple[tuple[tuple[str, ...], ...], ...]):
+def _analyse_now(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]):
     """The bank spoken and analysed: (spoken, f0, sp, ap) every FRAME_PERIOD ms.
 
     The speech is analysed a chunk of lines at a time, cut in the middle of the pauses
     between lines on the frame grid, and the envelopes are kept in float32: a 10-minute
     song's bank held about 650 MB as one float64 analysis, a quarter of that now."""
-    spoken = speak(voice, [[list(word) for word in line] for line in bank])
+    spoken = speak(voice, [[list(word) for word in line] for _, line in bank], [text for text, _ in bank])
     pw = load_pyworld()
     rate = spoken.sample_rate
     hop = int(round(rate * FRAME_PERIOD / 1000.0))
     f0s, sps, aps = [], [], []
-    cuts = _pause_cuts(spoken, [len(line) for line in bank], hop)
+    cuts = _pause_cuts(spoken, [len(line) for _, line in bank], hop)
     for first, last in zip(cuts[:-1], cuts[1:]):
         x = spoken.audio[first:last].astype(np.float64)
         if len(x) < 2 * hop:
@@ -169,11 +169,12 @@ def _voice_sonorants(f0: np.ndarray, t: np.ndarray, spoken: Spoken) -> np.ndarra
 
 
 def make_bank(voice: str, lines: list[str], phones: dict[str, list[str]]) -> Bank:
-    """Every distinct line spoken once, connected, from the words' phones, and analysed."""
+    """Every distinct line spoken once, connected (Flite reads the line, aligned to the
+    words' phones), and analysed."""
     import lyrics
 
     texts = sorted(set(lines))
-    utterances = tuple(tuple(tuple(phones[t]) for t in lyrics.words(text)) for text in texts)
+    utterances = tuple((text, tuple(tuple(phones[t]) for t in lyrics.words(text))) for text in texts)
     spoken, f0, sp, ap = _analyse(voice, utterances)
     index, at = {}, 0
     for text in texts:
