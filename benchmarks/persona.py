@@ -10,7 +10,8 @@
   in the archive, syllables per line and rhyme-scheme agreement against the archive's, and
   the perplexity of the persona's lyric model on the held-out songs' lyrics against the same
   model fitted to the base writer's lines;
-- audio: the same drawn plans rendered by the persona's model and by the base model, and
+- audio: the same drawn plans rendered by the persona's model (at its strength and at 1, the
+  fine-tune alone, or at `--strengths`) and by the base model, and
   their FluidSynth guides: the distance of `benchmarks/distance.py` (the one the recorded-corpus
   benchmark uses: 1-s windows of log-mel statistics and sorted chroma, standardised, Frechet) to
   the held-out archive songs, every row on the same number of windows, and how well each
@@ -43,13 +44,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=200)
     parser.add_argument("--lyric-days", type=int, default=50)
     parser.add_argument("--renders", type=int, default=6)
+    parser.add_argument("--strengths", default=None,
+                        help="comma-separated strengths to render the persona at (default: its own and 1)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
     import composer
     from composer.data.audio import audio_read
     from composer.data.metadata import read_metadata
-    from composer.persona.daily import draw_song, load_persona
+    from composer.persona.daily import DEFAULT_STRENGTH, draw_song, load_persona, persona_model
     from composer.persona.lyric_model import scheme_of, syllables, words
     from composer.persona.priors import total_variation
     from composer.rendering.options import RenderOptions
@@ -108,16 +111,19 @@ def main() -> None:
     held = [r for r in rows if r.fields.get("split") == "validation"]
     reference = np.concatenate([window_features(*audio_read(archive / r.file_name, channels=1)) for r in held])
     options = RenderOptions(vocals=False, evaluate=True)
-    persona_model = composer.load_model(persona.model_dir)
-    base_model = composer.load_model()
-    feats: dict[str, list] = {"persona": [], "base": [], "guide": []}
-    follow: dict[str, list] = {"persona": [], "base": []}
+    own = float(persona.info.get("strength", DEFAULT_STRENGTH))
+    strengths = sorted({float(x) for x in args.strengths.split(",")} if args.strengths else {own, 1.0})
+    models = {f"persona@{s:g}": persona_model(persona, s) for s in strengths}
+    models["base"] = composer.load_model()
+    plan_model = composer.load_model(persona.model_dir)  # the plan is the same at every strength
+    feats: dict[str, list] = {name: [] for name in [*models, "guide"]}
+    follow: dict[str, list] = {name: [] for name in models}
     import structure
     from structure.synth import render_midi
 
     for day in days[: args.renders]:
-        plan = composer.plan(day["prompt"], lyrics=day["lyrics"], seed=day["seed"], model=persona_model)
-        for name, model in (("persona", persona_model), ("base", base_model)):
+        plan = composer.plan(day["prompt"], lyrics=day["lyrics"], seed=day["seed"], model=plan_model)
+        for name, model in models.items():
             result = composer.render(plan, seed=day["seed"], model=model, options=options, progress=False)
             feats[name].append(window_features(result.audio, result.sample_rate))
             metrics = result.report["metrics"]
@@ -159,9 +165,11 @@ def main() -> None:
                    "perplexity": {"persona": lyric_info["perplexity"], "base_writer": lyric_info["base_writer_perplexity"]},
                    "goal": "no copied line, 4-gram share < 0.05, line length and schemes within 10 %, "
                            "perplexity below the base writer's"},
-        "audio": {"renders": args.renders, "frechet_to_held_out": distances, "windows_per_row": int(size),
-                  "distance": "benchmarks/distance.py", "follows_plan": following,
-                  "goal": "persona closer than base; persona follows the plan as well as base"},
+        "audio": {"renders": args.renders, "strength": own, "frechet_to_held_out": distances,
+                  "windows_per_row": int(size), "distance": "benchmarks/distance.py", "follows_plan": following,
+                  "goal": "persona closer than base; persona follows the plan as well as base",
+                  "strengths": "persona@S: the persona's model at strength S (composer.persona.daily.persona_model; "
+                               "1 is its fine-tune alone)"},
         "throughput": {"analysis_seconds_per_song": round(seconds_per_song, 2),
                        "analysis_seconds_per_audio_minute_per_core": round(seconds_per_audio_minute, 3),
                        "fine_tune_minutes": model_info.get("minutes"), "fine_tune_steps": model_info.get("steps"),

@@ -105,7 +105,7 @@ RENDER_OPTIONS = {
     "vocals": click.option("--vocals/--no-vocals", default=True, show_default=True,
                            help="Sing the lyrics (vocals.wav, accompaniment.wav; song.wav is their mix)."),
     "voice": click.option("--voice", default=DEFAULT_VOICE, show_default=True,
-                          help="The singing voice: low (G2..F#4) or high (E3..C5)."),
+                          help="The singing voice: low (G2..F#4) or high (D3..A#4)."),
     "lead": click.option("--lead", type=click.Choice(["yield", "duck", "keep"]), default="yield", show_default=True,
                          help="How the lead instrument makes room for the voice: rests under it, dips, or stays."),
 }

@@ -173,3 +173,40 @@ class DiffusionModel(nn.Module):
             digest.update(name.encode())
             digest.update(tensor.detach().to(torch.float16).numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def blend(base: DiffusionModel, tuned: DiffusionModel, strength: float) -> DiffusionModel:
+    """`tuned` (fine-tuned from `base`) pulled back toward `base`: every weight becomes
+    base + strength * (tuned - base), weight-space ensembling as in WiSE-FT (Wortsman et al.,
+    "Robust fine-tuning of zero-shot models", 2022). 1 is `tuned`, 0 is `base`'s network.
+    Tag rows `base` never had (fields and values the fine-tune added) keep `tuned`'s values.
+    The result keeps `tuned`'s config, vocabulary and checkpoint folder."""
+    import copy
+
+    if not 0.0 <= float(strength) <= 1.0:
+        raise ValueError(f"strength {strength} is outside 0..1")
+    for name, values in base.vocab.ids.items():
+        if any(tuned.vocab.ids.get(name, {}).get(value) != row for value, row in values.items()):
+            raise ValueError(f"the models' tag vocabularies differ at field {name!r}: not a fine-tune of this base")
+    base_state, tuned_state = base.state_dict(), tuned.state_dict()
+    if set(base_state) != set(tuned_state):
+        raise ValueError("the models have different layers: not a fine-tune of this base")
+    known = sorted({0} | {row for values in base.vocab.ids.values() for row in values.values()})
+    embedding = "flow.network.tag_embedding.weight"
+    state = {}
+    for name, weight in tuned_state.items():
+        start = base_state[name]
+        if not weight.is_floating_point():
+            state[name] = weight
+        elif name == embedding:
+            rows = weight.clone()
+            rows[known] = start[known] + strength * (weight[known] - start[known])
+            state[name] = rows
+        elif weight.shape != start.shape:
+            raise ValueError(f"the models differ in {name} {tuple(start.shape)} -> {tuple(weight.shape)}: "
+                             "not a fine-tune of this base")
+        else:
+            state[name] = start + strength * (weight - start)
+    out = copy.deepcopy(tuned)
+    out.load_state_dict(state)
+    return out.eval()

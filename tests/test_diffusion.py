@@ -174,6 +174,39 @@ def test_grow_tags_keeps_old_embeddings():
     assert torch.isfinite(out).all()
 
 
+def test_blend_moves_every_weight_part_of_the_way_to_the_fine_tune():
+    import copy
+
+    from diffusion.model import blend
+
+    base = _model()
+    base.grow_tags([{"genre": "jazz"}])
+    tuned = copy.deepcopy(base)
+    tuned.grow_tags([{"location": f"town{i}"} for i in range(100)])  # a persona's own fields
+    with torch.no_grad():
+        for weight in tuned.parameters():
+            weight.add_(torch.randn_like(weight))
+    known = sorted({0} | {row for values in base.vocab.ids.values() for row in values.values()})
+    for strength in (0.0, 0.3, 1.0):
+        mixed = blend(base, tuned, strength)
+        for name, weight in mixed.state_dict().items():
+            b, t = base.state_dict()[name], tuned.state_dict()[name]
+            if name.endswith("tag_embedding.weight"):
+                assert torch.allclose(weight[known], b[known] + strength * (t[known] - b[known]), atol=1e-6)
+                added = [r for r in range(weight.shape[0]) if r not in known]
+                assert torch.equal(weight[added], t[added])  # rows the base never had: the fine-tune's
+            elif weight.is_floating_point():
+                assert torch.allclose(weight, b + strength * (t - b), atol=1e-6), name
+        assert mixed.vocab.ids == tuned.vocab.ids
+    assert torch.equal(blend(base, tuned, 1.0).network.tag_embedding.weight, tuned.network.tag_embedding.weight)
+    stranger = _model()
+    stranger.grow_tags([{"genre": "polka"}])  # "polka" where the base has "jazz": not this base's fine-tune
+    with pytest.raises(ValueError, match="vocabularies differ"):
+        blend(base, stranger, 0.5)
+    with pytest.raises(ValueError, match="outside"):
+        blend(base, tuned, 1.5)
+
+
 def test_one_batch_overfit_loss_falls(tmp_path):
     torch.manual_seed(0)
     model = _model()

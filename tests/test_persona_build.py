@@ -104,6 +104,36 @@ def test_daily_is_the_same_song_for_the_same_date(built, tiny_models, tmp_path):
     assert pinned["drawn"]["mood"] == "happy" and pinned["priors"]["mood"] == "pinned"
 
 
+def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_models, tmp_path):
+    _, _, persona = built
+    info = json.loads((persona / "persona.json").read_text())
+    assert info["strength"] == 0.5 and info["model"]["init_identity"]  # the default, and what it blends with
+    songs = {}
+    for strength in ("0", "0.5", "1"):
+        result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-01", "--strength",
+                                           strength, "-o", str(tmp_path / strength), "--no-evaluate", "--no-vocals"])
+        assert result.exit_code == 0, result.output
+        folder = tmp_path / strength / "2026-12-01"
+        songs[strength] = (folder / "song.wav").read_bytes()
+        assert json.loads((folder / "report.json").read_text())["persona"]["strength"] == float(strength)
+    assert len(set(songs.values())) == 3  # the same drawn song, three models
+    result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--strength", "1.5", "-o", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--strength 1.5: outside 0..1" in result.output
+    # a persona whose base model is no longer the one installed renders only as its fine-tune
+    moved = tmp_path / "moved"
+    shutil.copytree(persona, moved)
+    info["model"]["init_identity"] = "0123456789abcdef"
+    (moved / "persona.json").write_text(json.dumps(info))
+    result = CliRunner().invoke(main, ["daily", "--persona", str(moved), "-o", str(tmp_path / "y"), "--no-vocals"])
+    assert result.exit_code == 2 and "--strength 1" in result.output and "Traceback" not in result.output
+    # building again with another strength rewrites the card, and nothing learnt
+    before = _learnt(persona)
+    _build(built[1], persona, tiny_models, "--strength", "0.8")
+    assert json.loads((persona / "persona.json").read_text())["strength"] == 0.8
+    assert "strength 0.8" in (persona / "PERSONA.md").read_text() and _learnt(persona) == before
+    _build(built[1], persona, tiny_models)  # back to the default for the other tests
+
+
 def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):
     _, _, persona = built
     other = _archive(tmp_path / "archive", refused=True, refused_tone=523.0)  # another refused file

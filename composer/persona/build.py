@@ -122,13 +122,19 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
                   codec: str | None = None, workers: int = 1, ray_address: str | None = None, seed: int = 0,
                   threads: int | None = None, batch_size: int = 16, lr: float = 5e-5,
                   max_minutes: float | None = None, progress: bool = True, command: str = "",
-                  stop_after: str | None = None) -> dict:
+                  stop_after: str | None = None, strength: float | None = None) -> dict:
     """Build (or resume) a persona; returns persona.json's contents. `stop_after`: end after
-    that step (what a kill at that point leaves; the tests use it)."""
+    that step (what a kill at that point leaves; the tests use it). strength: how far its
+    renders go from the base model toward the fine-tune (`composer.persona.daily.persona_model`;
+    default DEFAULT_STRENGTH); a finished persona is given a new one by building it again."""
     from composer.data.datasets import check_dataset
+    from composer.persona.daily import DEFAULT_STRENGTH
     from composer.persona.lyric_model import LyricModel, base_writer_lines
     from composer.persona.priors import Priors
 
+    strength = DEFAULT_STRENGTH if strength is None else float(strength)
+    if not 0.0 <= strength <= 1.0:
+        raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
     archive, out = Path(archive), Path(out)
     if not (archive / "metadata.jsonl").is_file():
         raise InputError(f"{archive}: not an archive (an audio folder with metadata.jsonl)")
@@ -196,6 +202,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             return state
 
     if "model" not in state["done"]:
+        import composer
         from composer.models import bundled_model_path
         from composer.train.diffusion import train_diffusion_command
 
@@ -207,11 +214,15 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             init=str(init or bundled_model_path()), unconfident="uncontrolled")
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
-                          "init": str(init or "bundled"), "batch_size": batch_size, "lr": lr}):
+                          "init": str(init or "bundled"), "batch_size": batch_size, "lr": lr,
+                          # what `persona_model` blends with: it must still be that model
+                          "init_identity": composer.load_model(init).identity()}):
             return state
 
-    info = _write_card(out, archive, state, songs, held, minutes=(time.monotonic() - started) / 60)
-    done("card", info)
+    if state["done"].get("card", {}).get("strength") != strength:
+        info = _write_card(out, archive, state, songs, held, minutes=(time.monotonic() - started) / 60,
+                           strength=strength)
+        done("card", info)
     return json.loads((out / "persona.json").read_text())
 
 
@@ -224,7 +235,8 @@ def persona_identity(out: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: set[str], *, minutes: float) -> dict:
+def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: set[str], *, minutes: float,
+                strength: float) -> dict:
     from composer.data.metadata import consent_kind
 
     check, analysis, lyrics = state["done"]["check"], state["done"]["analysis"], state["done"]["lyrics"]
@@ -240,7 +252,7 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
             "songs": len(songs), "hours": round(hours, 3), "held_out_songs": sorted(held),
             "licences": licences, "consents": consents, "refused": check["refused"],
             "analysis": analysis, "lyrics": lyrics, "model": state["done"]["model"],
-            "codec": state.get("codec"),
+            "codec": state.get("codec"), "strength": strength,
             "demo": any(bool(s.get("demo_persona")) for s in songs)}
     write_text_atomic(out / "persona.json", json.dumps(body, indent=1) + "\n")
     lines = [f"# Persona of {archive.name}" + (" (a DEMO persona: made-up lyrics and metadata)" if body["demo"] else ""),
@@ -257,6 +269,9 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
              f"{lyrics['base_writer_perplexity']} for the same model fitted to the base writer",
              f"- recurring images: {', '.join(lyrics['images'])}", "",
              "## Model", "", f"```\n{json.dumps(state['done']['model'], indent=1)}\n```", "",
+             f"Daily songs render at strength {strength}: every weight of the base model moved that share "
+             "of the way to the fine-tune's (1: the fine-tune, 0: the base model; `composer daily --strength`).",
+             "",
              f"Built in {minutes:.1f} minutes (this run)."]
     write_text_atomic(out / "PERSONA.md", "\n".join(lines) + "\n")
-    return {"identity": body["identity"]}
+    return {"identity": body["identity"], "strength": strength}

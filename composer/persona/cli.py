@@ -28,17 +28,19 @@ def persona_group():
 @click.option("--threads", type=int, help="torch threads for the fine-tune.")
 @click.option("--max-minutes", type=float, help="Stop the fine-tune after this much wall time.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--strength", type=float, help="How far daily renders go from the base model toward the fine-tune "
+              "(0..1; default 0.5, chosen by measurement: see README). Rerun on a built persona to change it.")
 @click.option("--stop-after", type=click.Choice(["check", "analysis", "priors", "lyrics", "model"]), hidden=True)
 @handle_errors
 def persona_build_cmd(archive, output, steps, batch_size, lr, init, codec, workers, ray_address, threads,
-                      max_minutes, seed, stop_after):
+                      max_minutes, seed, strength, stop_after):
     """Build the persona of ARCHIVE: check, analysis, priors, lyric model, fine-tune, PERSONA.md."""
     from composer.persona.build import build_persona
 
     info = build_persona(archive, output, steps=steps, init=init, codec=codec, workers=workers,
                          ray_address=ray_address, seed=seed, threads=threads, batch_size=batch_size, lr=lr,
                          max_minutes=max_minutes, command="composer " + " ".join(sys.argv[1:]),
-                         stop_after=stop_after)
+                         stop_after=stop_after, strength=strength)
     if stop_after:
         click.echo(f"{output}: stopped after {stop_after} (rerun to finish)")
         return
@@ -92,11 +94,13 @@ def _pins(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--days", type=int, default=1, show_default=True, help="Render this many days from --date.")
 @click.option("--set", "pins", multiple=True, help="Pin a field: --set mood=hopeful (repeatable).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Folder of dated song folders.")
-@click.option("--voice", help="Voice for the lyrics (high, low).")
+@click.option("--voice", help="Voice for the lyrics (low, high).")
 @click.option("--no-vocals", is_flag=True, help="Render without the sung vocal.")
 @click.option("--no-evaluate", is_flag=True, help="Skip the built-in evaluation.")
+@click.option("--strength", type=float, help="How far to go from the base model toward the persona's fine-tune "
+              "(0..1; default: the persona's, see its PERSONA.md).")
 @handle_errors
-def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evaluate):
+def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evaluate, strength):
     """The persona's song of the day in OUTPUT/YYYY-MM-DD (a run of days with --days; reruns resume)."""
     from composer.persona.daily import daily
     from composer.rendering.options import RenderOptions
@@ -108,4 +112,5 @@ def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evalua
         click.echo(f"{folder}: \"{persona['title']}\" ({', '.join(f'{k}={v}' for k, v in persona['drawn'].items())})")
         echo_originality(folder, result.report)
 
-    daily(persona_dir, output, start=_date(date), days=days, pinned=_pins(pins), options=options, on_done=done)
+    daily(persona_dir, output, start=_date(date), days=days, pinned=_pins(pins), options=options, on_done=done,
+          strength=strength)

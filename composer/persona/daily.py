@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 SECTION_TAG = {"verse": "Verse", "chorus": "Chorus", "bridge": "Bridge", "intro": "Intro", "outro": "Outro",
                "pre-chorus": "Pre-Chorus", "solo": "Solo", "interlude": "Interlude", "breakdown": "Breakdown"}
 SUNG_KINDS = frozenset({"verse", "chorus", "bridge", "pre-chorus", "hook"})
+# How far the persona's model goes from the base model toward its fine-tune (diffusion.model.blend):
+# chosen by measurement (16 demo-persona days): at 0.5 the renders keep the drawn key as the base
+# model does (key score 0.875 against 0.894) and come halfway to the fine-tune's sound (Frechet
+# distance to held-out archive songs 44 against 69 for the base model and ~20 for the fine-tune);
+# at 0.75 the key score falls to 0.6 (benchmarks/persona.py --strengths)
+DEFAULT_STRENGTH = 0.5
 
 
 @dataclass
@@ -55,6 +61,40 @@ def load_persona(folder: str | Path) -> Persona:
     except (OSError, ValueError, TypeError) as error:
         raise InputError(f"--persona {folder}: damaged ({error})") from None
     return Persona(folder=folder, info=info, priors=priors, lyrics=lyrics)
+
+
+def persona_model(persona: Persona, strength: float | None = None):
+    """The persona's diffusion model at `strength` (default: the persona's own, else
+    DEFAULT_STRENGTH): its fine-tune pulled back toward the model it was fine-tuned from.
+    The fine-tune alone (1) sounds most like the archive but keeps the drawn key less well;
+    the base model (0) keeps it, sounding like the archive least. None: no fine-tune."""
+    import composer
+    from diffusion.model import blend
+
+    if not (persona.model_dir / "config.json").is_file():
+        return None
+    if strength is None:
+        strength = persona.info.get("strength", DEFAULT_STRENGTH)
+    try:
+        strength = float(strength)
+    except (TypeError, ValueError):
+        raise InputError(f"--strength {strength!r}: not a number") from None
+    if not 0.0 <= strength <= 1.0:
+        raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the persona's fine-tune)")
+    tuned = composer.load_model(persona.model_dir)
+    if strength == 1.0:
+        return tuned
+    info = persona.info.get("model") or {}
+    init = info.get("init")
+    base = composer.load_model(None if init in (None, "bundled") else init)
+    expected = info.get("init_identity")
+    if expected and base.identity() != expected:
+        raise InputError(f"--persona {persona.folder}: it was fine-tuned from diffusion model {expected}, and "
+                         f"{init or 'bundled'} is now {base.identity()}; render it with --strength 1")
+    try:
+        return blend(base, tuned, strength)
+    except ValueError as error:
+        raise InputError(f"--persona {persona.folder}: {error}; render it with --strength 1") from None
 
 
 def day_seed(persona: Persona, day: dt.date) -> int:
@@ -101,8 +141,9 @@ def _quote(value) -> str:
 
 def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int = 1,
           pinned: dict[str, str] | None = None, options=None, codec=None, progress: bool = True,
-          on_done=None) -> list[Path]:
-    """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones)."""
+          on_done=None, strength: float | None = None) -> list[Path]:
+    """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones).
+    strength: how far the model goes toward the persona's fine-tune (`persona_model`)."""
     import composer
     from composer.rendering.folder import check_output, claim_output
 
@@ -112,7 +153,9 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: exists and is not a folder")
-    model = composer.load_model(persona.model_dir) if (persona.model_dir / "config.json").is_file() else None
+    model = persona_model(persona, strength)
+    strength = None if model is None else float(persona.info.get("strength", DEFAULT_STRENGTH)
+                                                 if strength is None else strength)
     codec = codec or persona.info.get("codec")  # the codec it was built with (None: the bundled one)
     written = []
     for offset in range(days):
@@ -132,7 +175,7 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
                                      progress=progress)
             result.report["persona"] = {"persona": str(persona.folder), "identity": persona.info.get("identity"),
                                         "date": song["date"], "drawn": song["metadata"], "form": song["form"],
-                                        "priors": song["priors"], "title": song["title"],
+                                        "priors": song["priors"], "title": song["title"], "strength": strength,
                                         "demo": persona.info.get("demo", False)}
             result.save(folder)
         written.append(folder)

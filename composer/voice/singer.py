@@ -216,7 +216,8 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
         key = (_content_key(syllables, chosen.name), section_seed)
         if key not in made:
             score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)))
-            audio, offset = _sing_section(score, bank, sample_rate, derived_seed(section_seed, "voice", key[0]))
+            audio, offset = _sing_section(score, bank, sample_rate, derived_seed(section_seed, "voice", key[0]),
+                                          breathiness=chosen.breathiness)
             made[key] = (audio, offset, score)
         audio, offset, score = made[key]
         start = starts[section.name]
@@ -266,8 +267,11 @@ def _content_key(syllables, voice: str) -> str:
     return hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:16]
 
 
-def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int) -> tuple[np.ndarray, float]:
-    """The section's vocal and the section-local time (seconds) of its first sample."""
+def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
+                  breathiness: float = 0.0) -> tuple[np.ndarray, float]:
+    """The section's vocal and the section-local time (seconds) of its first sample.
+    breathiness: the least aperiodicity of every voiced frame (breath noise under the
+    harmonics, which shows the formants between them on high notes)."""
     import soxr
 
     pw = load_pyworld()
@@ -301,6 +305,8 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int) 
         active[sel] = 1.0
         if phone.part != "nucleus" and CONSONANT_GAIN != 1.0:
             sp[sel] *= CONSONANT_GAIN
+    if breathiness > 0:
+        ap[voiced] = np.maximum(ap[voiced], breathiness)
     gain = np.convolve(active, np.ones(4) / 4, mode="same")  # 20 ms ramps: no clicks at the edges
     sp *= np.maximum(gain, 1e-6)[:, None] ** 2
     f0 = np.where(voiced, _pitch_hz(times, score.notes, seed), 0.0)

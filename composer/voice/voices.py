@@ -19,12 +19,16 @@ class Voice:
     low: int  # MIDI note range it sings in
     high: int
     description: str
+    breathiness: float = 0.0  # least aperiodicity of voiced frames (composer.voice.singer)
 
 
 VOICES = {
-    # ranges chosen by measurement (benchmarks/voice.py): Whisper understood Flite's slt sung at
-    # E3..C5 about twice as well as at A3..G5
-    "high": Voice("high", "slt", 52, 72, "a high voice (E3..C5), from Flite's US English female voice 'slt'"),
+    # ranges chosen by measurement (benchmarks/voice.py, Whisper tiny's WER sung on 10 sheets):
+    # Flite's slt sung at E3..C5 about twice as well understood as at A3..G5; at D3..A#4 with
+    # some breath under the harmonics, 0.13 against 0.22 at E3..C5 without (the breath helps
+    # slt's high notes, not rms: 0.10 with it against 0.085)
+    "high": Voice("high", "slt", 50, 70, "a high voice (D3..A#4), from Flite's US English female voice 'slt'",
+                  breathiness=0.15),
     "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'"),
 }
 DEFAULT_VOICE = "low"  # Whisper understood it sung 0.085 WER against 0.23 for "high" (benchmarks/voice.py)
