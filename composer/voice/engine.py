@@ -128,20 +128,27 @@ def _speak(voice: str, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...
             spoken = list(pool.map(lambda job: _speak_line(voice, job[1][0], job[1][1], Path(folder) / f"{job[0]}.wav"),
                                    enumerate(lines)))
     rates = {rate for _, rate, _ in spoken}
+    if not spoken:
+        return Spoken(audio=np.zeros(0, np.float32), sample_rate=16000, words=[])
     if len(rates) != 1:
         raise RenderError(f"flite voice {voice!r} spoke at several sample rates {sorted(rates)}")
     rate = rates.pop()
     audio, words, at = [], [], 0
     for line_audio, _, line_words in spoken:
-        offset = at / rate
+        # each line keeps LINE_PAUSE of its silence either side (a long song's bank is analysed whole)
+        said = [t for word in line_words for _, a, b in word for t in (a, b)]
+        first = max(0, int((min(said) - LINE_PAUSE) * rate)) if said else 0
+        last = min(line_audio.shape[0], int(np.ceil((max(said) + LINE_PAUSE) * rate))) if said else 0
+        offset = (at - first) / rate
         words += [[(p, offset + a, offset + b) for p, a, b in word] for word in line_words]
-        audio.append(line_audio)
-        at += line_audio.shape[0]
+        audio.append(line_audio[first:last])
+        at += last - first
     return Spoken(audio=np.concatenate(audio) if audio else np.zeros(0, np.float32), sample_rate=int(rate),
                   words=words)
 
 
 SPEAK_WORKERS = 2
+LINE_PAUSE = 0.12  # seconds of a line's silence kept before and after it in the bank
 MIN_ALIGNED = 0.6  # share of a line's phones Flite's reading must say as given, or the phones are spoken
 
 
