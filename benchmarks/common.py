@@ -23,3 +23,10 @@ def write_result(name: str, data: dict, out: str | None = None) -> Path:
     tmp.replace(path)
     print(json.dumps(data, indent=2))
     return path
+
+
+def default_steps() -> int:
+    """The sampler steps `composer render` uses by default (what the benchmarks measure)."""
+    from composer.rendering.options import RenderOptions
+
+    return RenderOptions().steps

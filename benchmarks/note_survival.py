@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import default_steps, write_result  # noqa: E402
 
 PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
            "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=default_steps())
     parser.add_argument("--out")
     args = parser.parse_args()
 

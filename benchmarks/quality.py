@@ -38,7 +38,7 @@ def pick(metrics: dict, group: str, name: str):
 def main() -> None:
     import numpy as np
     import torch
-    from common import write_result
+    from common import default_steps, write_result
 
     from composer import (
         plan,  # the planner with the model's melody check, as `composer render` plans
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out-dir", default="out/quality")
     parser.add_argument("--duration", type=float, default=75.0)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=default_steps())
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
     parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import default_steps, write_result  # noqa: E402
 from distance import RATE, Distance, window_features  # noqa: E402
 
 HELD_OUT = ("nexuiz-music", "singularity-music")
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
     parser.add_argument("--count", type=int, default=8, help="Plans (at most 8).")
     parser.add_argument("--duration", type=float, default=40.0)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=default_steps())
     parser.add_argument("--seconds-per-file", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0, help="Subsampling seed of the floor row.")
     parser.add_argument("--out")

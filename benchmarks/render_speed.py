@@ -47,12 +47,12 @@ print(json.dumps({"seconds": result.duration, "wall": wall, "timings": result.re
 
 
 def main() -> None:
-    from common import write_result
+    from common import default_steps, write_result
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--lengths", type=float, nargs="+", default=[30, 60, 120, 180, 300])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=default_steps())
     parser.add_argument("--evaluate", action="store_true", help="Include the render's evaluation pass.")
     parser.add_argument("--sung", action="store_true",
                         help="The default render: the writer's lyrics, sung (otherwise instrumental).")

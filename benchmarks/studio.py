@@ -64,6 +64,13 @@ def _one_song(page, k: int, args) -> dict:
             "sections_streamed": delivered, "real_time_factor": round(planned / done, 2)}
 
 
+def _defaults() -> str:
+    from composer.rendering.options import RenderOptions
+
+    options = RenderOptions()
+    return f"{options.steps} steps, voice {options.voice}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--songs", type=int, default=2)
@@ -114,7 +121,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     write_result("studio", {
-        "what": "composer studio, bundled models, default settings (10 steps, voice high); times from the click "
+        "what": f"composer studio, bundled models, default settings ({_defaults()}); times from the click "
                 "on Render, seen in Chromium; the originality check and the evaluation run after the song is in "
                 "the player (not inside song_complete_s)",
         "startup_s": round(startup, 2), "rows": rows,

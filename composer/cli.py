@@ -87,8 +87,8 @@ def guide_cmd(plan_file, output, soundfont, midi):
 
 # --- rendering -------------------------------------------------------------------
 RENDER_OPTIONS = {
-    "steps": click.option("--steps", type=int, help="Sampler steps (default 10; measured as good as 16 with the "
-                                                    "bundled models, see benchmarks/results/quality_steps10.json)."),
+    "steps": click.option("--steps", type=int, help="Sampler steps (default 8; measured as good as 10 and 16 with "
+                                                    "the bundled models, see benchmarks/results/quality.json)."),
     "sampler": click.option("--sampler", type=click.Choice(["multistep", "euler", "heun"]), default="multistep",
                             show_default=True),
     "guidance": click.option("--guidance", help="Classifier-free guidance: a number, or group=weight pairs "
