@@ -117,6 +117,14 @@ def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_mo
         songs[strength] = (folder / "song.wav").read_bytes()
         assert json.loads((folder / "report.json").read_text())["persona"]["strength"] == float(strength)
     assert len(set(songs.values())) == 3  # the same drawn song, three models
+    # a daily song repaints with the model it was rendered with (the persona's, at its strength)
+    from composer.rendering.modes import repaint
+
+    folder = tmp_path / "0.5" / "2026-12-01"
+    before = json.loads((folder / "report.json").read_text())["provenance"]["model"]["identity"]
+    section = json.loads((folder / "plan.json").read_text())["sections"][0]["name"]
+    again = repaint(folder, section, progress=False)
+    assert again.report["provenance"]["model"]["identity"] == before
     result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--strength", "1.5", "-o", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--strength 1.5: outside 0..1" in result.output
     # a persona whose base model is no longer the one installed renders only as its fine-tune

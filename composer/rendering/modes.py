@@ -251,6 +251,8 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     done = folder.load_render(out_dir)
     plan, report = done.plan, done.report
     plan.section(section)  # names the section or raises PlanError listing the known ones
+    if model is None and (report.get("persona") or {}).get("persona"):
+        codec, model = _persona_models(report["persona"], codec)
     codec, model = load_models(codec, model)
     _check_identity(report, codec, model)
     render_seed = int(report.get("seed", 0))
@@ -318,6 +320,20 @@ def _splice(old: np.ndarray, new_audio: np.ndarray, lo: int, hi: int) -> np.ndar
     spliced = old.copy()
     spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
     return spliced
+
+
+def _persona_models(made_by: dict, codec):
+    """(codec, model) a persona's daily song was rendered with: its model at the report's
+    strength, its codec; (codec, None) with a warning when the persona folder is gone."""
+    from composer.persona.daily import load_persona, persona_model
+
+    try:
+        persona = load_persona(made_by["persona"])
+        model = persona_model(persona, made_by.get("strength", 1.0))  # songs from before strengths: the fine-tune
+    except InputError as error:
+        log.warning("repaint: the song's persona cannot be loaded (%s); using the bundled model", error)
+        return codec, None
+    return codec or persona.info.get("codec"), model
 
 
 def _check_identity(report: dict, codec, model) -> None:

@@ -293,6 +293,9 @@ class Studio:
         plan = json.loads((source / "plan.json").read_text(encoding="utf-8"))
         target = self.new_folder(str(plan.get("title") or source.name), "repaint")
         codec, model = self.models
+        report = json.loads((source / "report.json").read_text(encoding="utf-8"))
+        if (report.get("persona") or {}).get("persona"):  # a daily song: its persona's models (repaint finds them)
+            codec, model = None, None
         with self.busy:
             partial = target.with_name(f".{target.name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
