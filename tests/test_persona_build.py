@@ -139,7 +139,9 @@ def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_mo
     _build(built[1], persona, tiny_models, "--strength", "0.8")
     assert json.loads((persona / "persona.json").read_text())["strength"] == 0.8
     assert "strength 0.8" in (persona / "PERSONA.md").read_text() and _learnt(persona) == before
-    _build(built[1], persona, tiny_models)  # back to the default for the other tests
+    _build(built[1], persona, tiny_models)  # a rerun (a resume) keeps it
+    assert json.loads((persona / "persona.json").read_text())["strength"] == 0.8
+    _build(built[1], persona, tiny_models, "--strength", "0.5")  # back to the default for the other tests
 
 
 def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):

@@ -126,20 +126,23 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     """Build (or resume) a persona; returns persona.json's contents. `stop_after`: end after
     that step (what a kill at that point leaves; the tests use it). strength: how far its
     renders go from the base model toward the fine-tune (`composer.persona.daily.persona_model`;
-    default DEFAULT_STRENGTH); a finished persona is given a new one by building it again."""
+    default: the one it was given before, else DEFAULT_STRENGTH); a finished persona is given
+    a new one by building it again with it."""
     from composer.data.datasets import check_dataset
     from composer.persona.daily import DEFAULT_STRENGTH
     from composer.persona.lyric_model import LyricModel, base_writer_lines
     from composer.persona.priors import Priors
 
-    strength = DEFAULT_STRENGTH if strength is None else float(strength)
-    if not 0.0 <= strength <= 1.0:
+    if strength is not None and not 0.0 <= float(strength) <= 1.0:
         raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
     archive, out = Path(archive), Path(out)
     if not (archive / "metadata.jsonl").is_file():
         raise InputError(f"{archive}: not an archive (an audio folder with metadata.jsonl)")
     _claim(out, archive)
     state = _state(out)
+    if strength is None:  # a rerun keeps the strength the persona was given
+        strength = state["done"].get("card", {}).get("strength", DEFAULT_STRENGTH)
+    strength = float(strength)
     state["archive"] = str(archive.resolve())
     state["codec"] = str(Path(codec).resolve()) if codec else None  # daily renders with the same codec
     started = time.monotonic()
