@@ -52,7 +52,7 @@ def main() -> None:
     import composer
     from composer.data.audio import audio_read
     from composer.data.metadata import read_metadata
-    from composer.persona.daily import DEFAULT_STRENGTH, draw_song, load_persona, persona_model
+    from composer.persona.daily import draw_song, load_persona, persona_model, persona_strength
     from composer.persona.lyric_model import scheme_of, syllables, words
     from composer.persona.priors import total_variation
     from composer.rendering.options import RenderOptions
@@ -111,7 +111,7 @@ def main() -> None:
     held = [r for r in rows if r.fields.get("split") == "validation"]
     reference = np.concatenate([window_features(*audio_read(archive / r.file_name, channels=1)) for r in held])
     options = RenderOptions(vocals=False, evaluate=True)
-    own = float(persona.info.get("strength", DEFAULT_STRENGTH))
+    own = persona_strength(persona)
     strengths = sorted({float(x) for x in args.strengths.split(",")} if args.strengths else {own, 1.0})
     models = {f"persona@{s:g}": persona_model(persona, s) for s in strengths}
     models["base"] = composer.load_model()

@@ -63,6 +63,19 @@ def load_persona(folder: str | Path) -> Persona:
     return Persona(folder=folder, info=info, priors=priors, lyrics=lyrics)
 
 
+def persona_strength(persona: Persona, strength: float | None = None) -> float:
+    """`strength` checked, or the persona's own (DEFAULT_STRENGTH for one made before strengths)."""
+    if strength is None:
+        strength = persona.info.get("strength", DEFAULT_STRENGTH)
+    try:
+        strength = float(strength)
+    except (TypeError, ValueError):
+        raise InputError(f"--strength {strength!r}: not a number") from None
+    if not 0.0 <= strength <= 1.0:
+        raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the persona's fine-tune)")
+    return strength
+
+
 def persona_model(persona: Persona, strength: float | None = None):
     """The persona's diffusion model at `strength` (default: the persona's own, else
     DEFAULT_STRENGTH): its fine-tune pulled back toward the model it was fine-tuned from.
@@ -73,14 +86,7 @@ def persona_model(persona: Persona, strength: float | None = None):
 
     if not (persona.model_dir / "config.json").is_file():
         return None
-    if strength is None:
-        strength = persona.info.get("strength", DEFAULT_STRENGTH)
-    try:
-        strength = float(strength)
-    except (TypeError, ValueError):
-        raise InputError(f"--strength {strength!r}: not a number") from None
-    if not 0.0 <= strength <= 1.0:
-        raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the persona's fine-tune)")
+    strength = persona_strength(persona, strength)
     tuned = composer.load_model(persona.model_dir)
     if strength == 1.0:
         return tuned
@@ -154,8 +160,7 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: exists and is not a folder")
     model = persona_model(persona, strength)
-    strength = None if model is None else float(persona.info.get("strength", DEFAULT_STRENGTH)
-                                                 if strength is None else strength)
+    strength = None if model is None else persona_strength(persona, strength)
     codec = codec or persona.info.get("codec")  # the codec it was built with (None: the bundled one)
     written = []
     for offset in range(days):
