@@ -262,7 +262,7 @@ class LatentCodec(nn.Module):
                     w[-2 * fade * hop:] = torch.minimum(w[-2 * fade * hop:], ramp.flip(0))
             out[..., keep_lo * hop: keep_hi * hop] += audio * w
             weight[keep_lo * hop: keep_hi * hop] += w
-        return out / weight.clamp(min=1e-8)
+        return out.div_(weight.clamp_(min=1e-8))  # in place: no second whole-song array
 
     # --- checkpoints ------------------------------------------------------
     def save_pretrained(self, directory: str | Path, *, dtype: torch.dtype = torch.float32) -> Path:

@@ -66,6 +66,23 @@ def window_envelope(window: torch.Tensor, hop_length: int, frames: int) -> torch
     return envelope[: (frames - 1) * hop_length + n_fft]
 
 
+def window_envelope_blocks(window: torch.Tensor, hop_length: int, frames: int, first: int, last: int) -> torch.Tensor:
+    """Hop blocks [first, last) of the zero-extended `window_envelope`: `[(last - first) * hop]`,
+    the same sums in the same order, without the whole song's envelope."""
+    n_fft = window.shape[0]
+    pieces = -(-n_fft // hop_length)
+    padded = nn.functional.pad(window.square(), (0, pieces * hop_length - n_fft)).view(pieces, hop_length)
+    envelope = window.new_zeros((last - first) * hop_length)
+    for k in range(pieces):  # piece k of frame f lies in hop block f + k
+        lo, hi = max(first, k), min(last, k + frames)
+        if hi > lo:
+            envelope[(lo - first) * hop_length: (hi - first) * hop_length].view(hi - lo, hop_length).add_(padded[k])
+    return envelope
+
+
+ENVELOPE_BLOCKS = 1 << 14  # hop blocks of the output normalised at a time
+
+
 def overlap_add(pieces: torch.Tensor, hop_length: int) -> torch.Tensor:
     """Frames `[B, n_fft, T]` added at `hop_length` spacing: `[B, (T - 1) * hop + n_fft]`."""
     n_fft, count = pieces.shape[1], pieces.shape[2]
@@ -262,8 +279,15 @@ class SpectralDecoder(nn.Module):
                                             first_frame=start, phase=phase)
             added = overlap_add(pieces, hop)
             buffer[:, start * hop: start * hop + added.shape[-1]] += added
-        envelope = window_envelope(self.window, hop, total)
-        return (buffer[:, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11))[:, None]
+        # divided by the window's overlap a block at a time, in place: no whole-song envelope or quotient
+        blocks = -(-size // hop)
+        for first in range(0, blocks, ENVELOPE_BLOCKS):
+            last = min(blocks, first + ENVELOPE_BLOCKS)
+            lo, hi = max(pad, first * hop), min(size - pad, last * hop)
+            if hi > lo:
+                envelope = window_envelope_blocks(self.window, hop, total, first, last)
+                buffer[:, lo:hi] /= envelope[lo - first * hop: hi - first * hop].clamp(min=1e-11)
+        return buffer[:, None, pad: size - pad]
 
 
 class SpectralEncoder(nn.Module):

@@ -231,7 +231,7 @@ def lead_benchmark(model_asr, seconds: float = 60.0) -> dict:
         for lead in ("yield", "duck", "keep"):
             result = render(plan, seed=index, codec=codec, model=model,
                             options=RenderOptions(evaluate=False, lead=lead), progress=False)
-            stems = result.stems
+            stems = result.stems.as_float()  # 16-bit PCM as the stem files hold it
             masked = masked_share(stems.vocals, stems.accompaniment.mean(axis=0), result.sample_rate)
             mixed = to16k(result.audio.mean(axis=0), result.sample_rate)
             errors = words = 0

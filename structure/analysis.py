@@ -90,16 +90,30 @@ def mel_power(mono: np.ndarray, sample_rate: int, *, n_fft: int, hop: int, n_mel
     """`librosa.feature.melspectrogram` (centred, zero padding, power 2) `[n_mels, frames]` in
     float32, made a block of frames at a time, so memory does not grow with the song beyond
     the result (the frames are the same ones)."""
-    padded = np.pad(mono, n_fft // 2)  # librosa's centring (pad_mode "constant")
     frames = 1 + len(mono) // hop
     basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
     out = np.empty((n_mels, frames), dtype=np.float32)
     for a in range(0, frames, block_frames):
         b = min(frames, a + block_frames)
-        power = np.abs(librosa.stft(padded[a * hop: (b - 1) * hop + n_fft], n_fft=n_fft, hop_length=hop,
-                                    center=False)) ** 2
-        out[:, a:b] = basis @ power
+        out[:, a:b] = mel_frames(mono, a, b, n_fft=n_fft, hop=hop, basis=basis)
     return out
+
+
+def mel_frames(mono: np.ndarray, a: int, b: int, *, n_fft: int, hop: int, basis: np.ndarray) -> np.ndarray:
+    """Frames [a, b) of `mel_power` (`basis`: librosa's mel filters) `[n_mels, b - a]`."""
+    segment = centred_samples(mono, a * hop - n_fft // 2, (b - 1) * hop + n_fft - n_fft // 2)
+    power = np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop, center=False)) ** 2
+    return basis @ power
+
+
+def centred_samples(mono: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Samples [start, end) of `mono` zero-padded on both sides as far as asked (librosa's
+    centring, pad_mode "constant"), without padding a copy of the whole song."""
+    inside = mono[max(0, start): max(0, min(len(mono), end))]
+    before, after = max(0, -start), max(0, end - max(start, len(mono)))
+    if not before and not after:
+        return inside
+    return np.concatenate([np.zeros(before, mono.dtype), inside, np.zeros(after, mono.dtype)])
 
 
 def frame_rms(mono: np.ndarray, *, frame_length: int = N_FFT, hop: int = HOP) -> np.ndarray:
@@ -152,7 +166,8 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     duration = len(mono) / ANALYSIS_RATE
     # Short clips: pad to 3 s so the lowest constant-Q filters fit, then
     # keep only the frames of the clip itself.
-    mono = np.pad(mono, (0, max(0, 3 * ANALYSIS_RATE - len(mono))))
+    if len(mono) < 3 * ANALYSIS_RATE:
+        mono = np.pad(mono, (0, 3 * ANALYSIS_RATE - len(mono)))
     mel = _mel_power(mono)
     log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
     log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
@@ -181,8 +196,8 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     chords = estimate_chords(beat_chroma, beat_rms)
     key, key_strength = estimate_key(chroma[rms > _db_to_amp(SILENCE_DB)], chords)
     beat_mfcc = beat_sync(mfcc, frame_times, beats, duration)
-    similarity = section_similarity(beat_chroma, beat_mfcc, beats_per_bar=beats_per_bar)
-    novelty = boundary_novelty(similarity, half_width=4 * beats_per_bar)
+    features = similarity_features(beat_chroma, beat_mfcc, beats_per_bar=beats_per_bar)
+    novelty = boundary_novelty(features, half_width=4 * beats_per_bar)
     boundaries = pick_boundaries(novelty, beats, downbeats, min_gap=2 * beats_per_bar)
     return Analysis(duration=duration, tempo_bpm=tempo_bpm, beats=beats, downbeats=downbeats,
                     beats_per_bar=beats_per_bar, key=key, key_strength=key_strength,
@@ -224,7 +239,7 @@ def confidence(analysis: Analysis) -> dict:
 def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 2:
-        audio = audio.mean(axis=0)
+        audio = audio[0] if audio.shape[0] == 1 else audio.mean(axis=0)  # one channel: no copy
     if audio.ndim != 1:
         raise ValueError(f"audio: expected [channels, samples] or [samples], got shape {audio.shape}")
     if sample_rate != ANALYSIS_RATE:
@@ -474,14 +489,50 @@ def estimate_chords(beat_chroma: np.ndarray, beat_rms: np.ndarray, *,
 
 
 # --- sections ----------------------------------------------------------------
+def _unit_rows(features: np.ndarray) -> np.ndarray:
+    """Beat features `[n, D]`, each dimension standardised, each row scaled to unit length."""
+    spread = features.std(axis=0)
+    standard = (features - features.mean(axis=0)) / np.where(spread > 1e-9, spread, 1.0)
+    return standard / np.maximum(np.linalg.norm(standard, axis=1, keepdims=True), 1e-9)
+
+
 def self_similarity(features: np.ndarray) -> np.ndarray:
     """Cosine self-similarity `[n, n]` of beat features `[n, D]`, each dimension standardised."""
     if len(features) == 0:
         return np.zeros((0, 0))
-    spread = features.std(axis=0)
-    standard = (features - features.mean(axis=0)) / np.where(spread > 1e-9, spread, 1.0)
-    unit = standard / np.maximum(np.linalg.norm(standard, axis=1, keepdims=True), 1e-9)
+    unit = _unit_rows(features)
     return unit @ unit.T
+
+
+@dataclass
+class SimilarityFeatures:
+    """What `section_similarity` is made of, per beat: unit harmony and timbre rows and the
+    standardised, bar-smoothed loudness. Any block of the matrix comes from them (`block`),
+    so a long song's novelty never needs the whole `[beats, beats]` matrix."""
+
+    harmony: np.ndarray  # [beats, 12]
+    timbre: np.ndarray  # [beats, 12]
+    level: np.ndarray  # [beats]
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+    def block(self, rows: slice, cols: slice) -> np.ndarray:
+        h, t, lv = self.harmony, self.timbre, self.level
+        loudness = 1.0 - np.abs(lv[rows, None] - lv[None, cols]) / 2.0
+        return (0.5 * (h[rows] @ h[cols].T) + 0.5 * (t[rows] @ t[cols].T) + loudness) / 2.0
+
+
+def similarity_features(beat_chroma: np.ndarray, beat_mfcc: np.ndarray, *,
+                        beats_per_bar: int) -> SimilarityFeatures:
+    """Harmony is chroma and timbre MFCC 1..12 (cosine of standardised features); loudness is
+    MFCC 0 smoothed over a bar (1 - half the distance in standard deviations)."""
+    if len(beat_chroma) == 0:
+        return SimilarityFeatures(np.zeros((0, 12)), np.zeros((0, 12)), np.zeros(0))
+    level = np.pad(beat_mfcc[:, 0], beats_per_bar, mode="edge")
+    level = np.convolve(level, np.ones(beats_per_bar) / beats_per_bar, mode="same")
+    level = _standardise(level[beats_per_bar:-beats_per_bar])
+    return SimilarityFeatures(_unit_rows(beat_chroma), _unit_rows(beat_mfcc[:, 1:13]), level)
 
 
 def section_similarity(beat_chroma: np.ndarray, beat_mfcc: np.ndarray, *,
@@ -495,31 +546,43 @@ def section_similarity(beat_chroma: np.ndarray, beat_mfcc: np.ndarray, *,
     """
     if len(beat_chroma) == 0:
         return np.zeros((0, 0))
-    level = np.pad(beat_mfcc[:, 0], beats_per_bar, mode="edge")
-    level = np.convolve(level, np.ones(beats_per_bar) / beats_per_bar, mode="same")
-    level = _standardise(level[beats_per_bar:-beats_per_bar])
-    loudness = 1.0 - np.abs(level[:, None] - level[None, :]) / 2.0
-    harmony, timbre = self_similarity(beat_chroma), self_similarity(beat_mfcc[:, 1:13])
-    return (0.5 * harmony + 0.5 * timbre + loudness) / 2.0
+    features = similarity_features(beat_chroma, beat_mfcc, beats_per_bar=beats_per_bar)
+    return features.block(slice(None), slice(None))
 
 
-def boundary_novelty(similarity: np.ndarray, *, half_width: int) -> np.ndarray:
-    """Foote novelty `[beats]` of a self-similarity matrix `[beats, beats]`: a
-    Gaussian-tapered checkerboard kernel slid along its diagonal, high where a
-    new section starts."""
+NOVELTY_BLOCK = 512  # beats of the similarity matrix's diagonal band made at a time
+
+
+def boundary_novelty(similarity: np.ndarray | SimilarityFeatures, *, half_width: int) -> np.ndarray:
+    """Foote novelty `[beats]` of a self-similarity matrix `[beats, beats]` (or of the
+    features it is made of, `SimilarityFeatures`: then only the band along its diagonal is
+    made, a block of beats at a time): a Gaussian-tapered checkerboard kernel slid along the
+    diagonal, high where a new section starts."""
     count = len(similarity)
     if count < 2 * half_width:
         return np.zeros(count)
-    ssm = similarity
+    if isinstance(similarity, np.ndarray):
+        matrix = similarity
+
+        def band(lo: int, hi: int) -> np.ndarray:
+            return matrix[lo:hi, lo:hi]
+    else:
+        band = lambda lo, hi: similarity.block(slice(lo, hi), slice(lo, hi))  # noqa: E731
     offsets = np.arange(-half_width, half_width) + 0.5
     taper = np.exp(-0.5 * (offsets / (0.5 * half_width)) ** 2)
     kernel = np.outer(taper, taper) * np.sign(offsets)[:, None] * np.sign(offsets)[None, :]
-    padded = np.pad(ssm, half_width)
     novelty = np.zeros(count)
-    for i in range(count):
-        # Beat i starts a section: the kernel's centre sits just before it.
-        window = padded[i:i + 2 * half_width, i:i + 2 * half_width]
-        novelty[i] = max(0.0, float(np.sum(kernel * window)))
+    for a in range(0, count, NOVELTY_BLOCK):
+        b = min(count, a + NOVELTY_BLOCK)
+        # the zero-padded matrix's rows and columns [a, b + 2 half_width) are beats [a - hw, b + hw)
+        lo, hi = max(0, a - half_width), min(count, b + half_width)
+        padded = np.zeros((b - a + 2 * half_width,) * 2)
+        at = lo - (a - half_width)
+        padded[at: at + hi - lo, at: at + hi - lo] = band(lo, hi)
+        for i in range(a, b):
+            # Beat i starts a section: the kernel's centre sits just before it.
+            window = padded[i - a: i - a + 2 * half_width, i - a: i - a + 2 * half_width]
+            novelty[i] = max(0.0, float(np.sum(kernel * window)))
     # Near the ends the kernel half-covers padding; fade those rows out.
     edge = np.minimum(np.arange(count), np.arange(count)[::-1]) / half_width
     return novelty * np.clip(edge, 0.0, 1.0)

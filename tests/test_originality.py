@@ -130,7 +130,7 @@ def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archi
     assert bad.exit_code == 2 and "nope.flac" in bad.output
 
 
-def test_every_render_reports_its_originality(archive, tiny_models, tmp_path):
+def test_every_render_reports_its_originality(archive, tiny_models, tmp_path, monkeypatch):
     import composer
 
     train, _, index = archive
@@ -149,6 +149,13 @@ def test_every_render_reports_its_originality(archive, tiny_models, tmp_path):
     assert block["largest"]["audio"] == max(row["audio"]["similarity"] for row in block["sections"] if "audio" in row)
     assert block["thresholds"]["audio"] > 0 and block["index"]["files"] == 5
     assert np.array_equal(result.audio, bare.audio)  # the check reads the render, it never changes it
+    # a long song's check runs after its measurement instead of beside it: the same report
+    import composer.rendering.renderer as renderer
+
+    monkeypatch.setattr(renderer, "CONCURRENT_CHECK_SECONDS", 0.0)
+    after = composer.render(song, seed=0, steps=2, codec=str(codec_dir), model=str(model), progress=False)
+    assert after.report["originality"] == block and after.report["metrics"] == result.report["metrics"]
+    assert list(after.report) == list(result.report) and list(after.report["timings"]) == list(result.report["timings"])
 
 
 def test_index_round_trips_and_refuses_damage(archive, tmp_path):

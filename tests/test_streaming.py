@@ -52,3 +52,87 @@ def test_audio_stream_names_the_broken_file(tmp_path):
     sf.write(tmp_path / "nan.wav", audio, 8000, subtype="FLOAT")
     with pytest.raises(AudioError, match="nan.wav: contains NaN"):
         list(audio_stream(tmp_path / "nan.wav", block_seconds=0.25))
+
+
+# --- a long song's render and measurement a block at a time equal the whole-array path ------------
+def _music(seconds: float, rate: int = 24000) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    t = np.arange(int(rate * seconds)) / rate
+    audio = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0) + 0.02 * rng.standard_normal(len(t))
+    audio[: rate] = 0.0  # a silent second: the -80 dB floor of the seam log-mel binds
+    return audio.astype(np.float32)[None]
+
+
+def test_seam_curves_made_twice_a_block_at_a_time_equal_the_kept_spectrogram(monkeypatch):
+    from composer.evaluate import seams
+
+    audio = _music(12.0)
+    whole = seams._seam_curves(audio, 24000)
+    monkeypatch.setattr(seams, "SEAM_KEEP_FRAMES", 500)
+    monkeypatch.setattr(seams, "SEAM_BLOCK_FRAMES", 700)
+    blocked = seams._seam_curves(audio, 24000)
+    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
+    assert whole[0].max() > 0
+
+
+def test_mel_power_without_a_padded_copy_equals_librosa():
+    import librosa
+
+    from structure.analysis import mel_power
+
+    mono = _music(3.0, 22050)[0]
+    expected = librosa.feature.melspectrogram(y=mono, sr=22050, n_fft=2048, hop_length=512, n_mels=64,
+                                              pad_mode="constant")
+    got = mel_power(mono, 22050, n_fft=2048, hop=512, n_mels=64, block_frames=37)
+    assert got.shape == expected.shape
+    assert np.allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_banded_novelty_equals_the_whole_matrix(monkeypatch):
+    from structure import analysis
+
+    rng = np.random.default_rng(0)
+    features = analysis.similarity_features(rng.standard_normal((700, 12)), rng.standard_normal((700, 20)),
+                                            beats_per_bar=4)
+    matrix = analysis.section_similarity(*(rng.standard_normal((0, n)) for n in (12, 20)), beats_per_bar=4)
+    assert matrix.shape == (0, 0)
+    full = features.block(slice(None), slice(None))
+    monkeypatch.setattr(analysis, "NOVELTY_BLOCK", 64)
+    banded = analysis.boundary_novelty(features, half_width=16)
+    monkeypatch.setattr(analysis, "NOVELTY_BLOCK", 10_000)
+    whole = analysis.boundary_novelty(full, half_width=16)
+    assert np.allclose(banded, whole, atol=1e-12) and whole.max() > 0
+
+
+def test_spectral_decode_envelope_by_blocks_equals_the_whole_envelope():
+    from autoencoder.spectral import window_envelope, window_envelope_blocks
+
+    window = torch.hann_window(40)
+    whole = window_envelope(window, 12, 50)
+    blocks = torch.cat([window_envelope_blocks(window, 12, 50, a, min(54, a + 7)) for a in range(0, 54, 7)])
+    assert torch.equal(blocks[: whole.shape[0]], whole)
+    assert not blocks[whole.shape[0]:].any()
+
+
+def test_stems_as_pcm_are_the_samples_soundfile_writes(tmp_path):
+    from composer.rendering.vocals import from_pcm, to_pcm
+
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal((1, 50_000)) * 0.6).astype(np.float32)
+    sf.write(tmp_path / "float.wav", np.clip(audio * 1.3, -1, 1).T, 24000, subtype="PCM_16")
+    written, _ = sf.read(tmp_path / "float.wav", dtype="int16", always_2d=True)
+    pcm = to_pcm(audio, 1.3)
+    assert pcm.dtype == np.int16 and np.array_equal(pcm, written.T)
+    assert np.abs(from_pcm(pcm) - np.clip(audio * 1.3, -1, 1)).max() <= 1 / 32768
+
+
+def test_loudness_of_a_mix_never_made_equals_the_mix():
+    from composer.rendering.loudness import integrated_loudness, loudness_gain
+    from composer.voice.mix import add_into, mix, summed
+
+    backing = _music(6.0)
+    vocal = (np.random.default_rng(2).standard_normal(6 * 24000 - 500) * 0.1).astype(np.float32)
+    made = mix(backing, vocal)
+    assert integrated_loudness(summed(backing, vocal), 24000) == integrated_loudness(made, 24000)
+    assert loudness_gain(summed(backing, vocal), 24000) == loudness_gain(made, 24000)
+    assert np.array_equal(add_into(backing.copy(), vocal), made)

@@ -192,8 +192,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                 subtype: str | None = None) -> Path:
-    """Write `[channels, samples]` (or `[samples]`) atomically; format from the suffix."""
-    audio = np.asarray(audio, dtype=np.float32)
+    """Write `[channels, samples]` (or `[samples]`) atomically; format from the suffix.
+    16-bit PCM (int16) is written as it is; anything else as float, clipped to -1..1."""
+    if not (isinstance(audio, np.ndarray) and audio.dtype == np.int16):
+        audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
     path = Path(path)
@@ -203,5 +205,6 @@ def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
     if subtype is None:
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(audio.T, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
+        sf.write(str(tmp), audio.T if audio.dtype == np.int16 else np.clip(audio.T, -1.0, 1.0), sample_rate,
+                 format=fmt, subtype=subtype)
     return path

@@ -28,12 +28,13 @@ from structure.analysis import (
     NOTE_NAMES,
     SILENCE_DB,
     Analysis,
+    SimilarityFeatures,
     analyze,
     beat_sync,
     chord_scores,
     chord_templates,
     estimate_key,
-    section_similarity,
+    similarity_features,
 )
 from structure.harmony import parse_chord
 from structure.schema import Key, SongPlan, is_minor_like
@@ -64,8 +65,14 @@ def evaluate_audio(audio: np.ndarray, sample_rate: int, plan: SongPlan, *,
 class Measurement:
     metrics: dict
     beat_grid: np.ndarray  # [beats] the plan's beat times inside the audio, seconds
-    similarity: np.ndarray  # [beats, beats] on that grid
+    features: SimilarityFeatures  # what the self-similarity on that grid is made of
     seam_rows: list[dict]
+
+    @property
+    def similarity(self) -> np.ndarray:
+        """The self-similarity `[beats, beats]` on the beat grid (made when asked: it grows
+        with the square of the song's length)."""
+        return self.features.block(slice(None), slice(None)) if len(self.features) else np.zeros((0, 0))
 
 
 def measure(audio: np.ndarray, sample_rate: int, plan: SongPlan, seams: Sequence[float],
@@ -88,9 +95,8 @@ def measure(audio: np.ndarray, sample_rate: int, plan: SongPlan, seams: Sequence
         "seams": seam_group,
         "loudness": loudness_metrics(audio, sample_rate),
     }
-    similarity = (section_similarity(beat_chroma, beat_mfcc, beats_per_bar=plan.beats_per_bar)
-                  if len(grid) else np.zeros((0, 0)))
-    return Measurement(metrics=_json_ready(metrics), beat_grid=grid, similarity=similarity,
+    features = similarity_features(beat_chroma, beat_mfcc, beats_per_bar=plan.beats_per_bar)
+    return Measurement(metrics=_json_ready(metrics), beat_grid=grid, features=features,
                         seam_rows=seam_group["per_seam"])
 
 

@@ -11,9 +11,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import librosa
 import numpy as np
 
-from structure.analysis import mel_power
+from structure.analysis import mel_frames, mel_power
 
 SEAM_BASELINE_POINTS = 50
 SEAM_SEED = 0  # the random cut points are the same on every run
@@ -78,25 +79,45 @@ def seam_metrics(audio: np.ndarray, sample_rate: int, *, seams: Sequence[float] 
     return result
 
 
+SEAM_KEEP_FRAMES = 1 << 17  # a fine log-mel up to this many frames (about 6 minutes) is kept whole
+
+
 def _seam_curves(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(flux [frames], jump [frames], frames per second) of the mono mix's fine log-mel."""
-    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    """(flux [frames], jump [frames], frames per second) of the mono mix's fine log-mel.
+
+    The log-mel is floored at its maximum - 80 dB (librosa's `power_to_db(top_db=80)`), which
+    needs the whole song's maximum before the first step: a song's fine log-mel (float32) is
+    kept whole up to SEAM_KEEP_FRAMES; a longer one is made twice, a block at a time, once for
+    its maximum and once for the steps (the same values; memory stays one block)."""
+    mono = (audio[0] if audio.shape[0] == 1 else audio.mean(axis=0)) if audio.ndim == 2 else audio
+    mono = np.asarray(mono, dtype=np.float32)
     n_fft = int(2 ** round(math.log2(max(64.0, 0.0116 * sample_rate))))
     hop = n_fft // 4
     if len(mono) < n_fft:
         return np.zeros(1), np.zeros(1), sample_rate / hop
-    # The song's fine log-mel (float32, kept once); the frame-to-frame steps a block at a time,
-    # so a long song costs one spectrogram, not five (the values are librosa's).
-    log_mel = mel_power(np.asarray(mono, dtype=np.float32), sample_rate, n_fft=n_fft, hop=hop, n_mels=SEAM_MELS)
-    np.maximum(log_mel, np.float32(1e-10), out=log_mel)  # librosa.power_to_db(ref=1.0, top_db=None)
-    np.log10(log_mel, out=log_mel)
-    log_mel *= np.float32(10.0)
-    np.maximum(log_mel, log_mel.max() - np.float32(80.0), out=log_mel)
-    frames = log_mel.shape[1]
+    frames = 1 + len(mono) // hop
+    whole = frames <= SEAM_KEEP_FRAMES
+
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=SEAM_MELS)
+
+    def log_mel(a: int, b: int) -> np.ndarray:  # frames [a, b) in dB (before the floor)
+        block = (mel_power(mono, sample_rate, n_fft=n_fft, hop=hop, n_mels=SEAM_MELS) if (a, b) == (0, frames)
+                 else mel_frames(mono, a, b, n_fft=n_fft, hop=hop, basis=basis).astype(np.float32, copy=False))
+        np.maximum(block, np.float32(1e-10), out=block)  # librosa.power_to_db(ref=1.0, top_db=None)
+        np.log10(block, out=block)
+        block *= np.float32(10.0)
+        return block
+
+    kept = log_mel(0, frames) if whole else None
+    top = kept.max() if whole else max(log_mel(a, min(frames, a + SEAM_BLOCK_FRAMES)).max()
+                                       for a in range(0, frames, SEAM_BLOCK_FRAMES))
+    floor = top - np.float32(80.0)
     flux, jump = np.zeros(frames), np.zeros(frames)
     for a in range(0, frames - 1, SEAM_BLOCK_FRAMES):
         b = min(frames - 1, a + SEAM_BLOCK_FRAMES)
-        step = log_mel[:, a + 1: b + 1] - log_mel[:, a:b]
+        block = kept[:, a: b + 1] if whole else log_mel(a, b + 1)
+        block = np.maximum(block, floor)
+        step = block[:, 1:] - block[:, :-1]
         jump[a + 1: b + 1] = np.sqrt(np.mean(step ** 2, axis=0))
         np.maximum(step, 0.0, out=step)
         flux[a + 1: b + 1] = step.mean(axis=0)

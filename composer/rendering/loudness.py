@@ -17,8 +17,8 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     song in float64 (about 270 MB for a 10-minute song); here the filters carry their state
     from chunk to chunk and each block's mean square is taken as pyloudnorm takes it, from the
     same float32 samples, so the result is pyloudnorm's."""
-    audio = np.atleast_2d(audio)
-    if audio.shape[-1] < int(0.4 * sample_rate) or not np.any(audio):
+    audio = audio if hasattr(audio, "accompaniment") else np.atleast_2d(audio)  # a voice.mix.Summed as it is
+    if audio.shape[-1] < int(0.4 * sample_rate) or not audio.any():
         return float("-inf")
     return _streamed_loudness(audio, sample_rate)
 
@@ -77,7 +77,7 @@ def loudness_gain(audio: np.ndarray, sample_rate: int, *, target_lufs: float = T
     """The linear gain `normalise_loudness` applies (1.0 for silence)."""
     loudness = integrated_loudness(audio, sample_rate)
     gain = 1.0 if not np.isfinite(loudness) else 10 ** ((target_lufs - loudness) / 20)
-    top = float(np.abs(audio).max()) if audio.size else 0.0
+    top = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0  # no |audio| copy
     if top * gain > peak:
         gain = peak / top
     return float(gain)

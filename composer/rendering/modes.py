@@ -283,18 +283,17 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     stems_pcm = {}
     if vocal is not None:
         # the song keeps its balance: the voice at the level the render gave it
-        mixed, stems, _ = add_vocals(decoded, vocal, plan, options, seed=render_seed,
-                                     level=float(report["vocals"]["level_gain"]))
+        mixed, stems, _, _ = add_vocals(decoded, vocal, plan, options, seed=render_seed,
+                                        level=float(report["vocals"]["level_gain"]), gain=done.gain)
         new_report["vocals"] = {**report["vocals"], "section_seeds": dict(options.vocal_seeds)}
         # the voice changes from its first breath to the end of its echo
         vlo = max(0, int((start / codec.frame_rate - 0.5) * rate))
         vhi = min(old.shape[0], int((end / codec.frame_rate + 0.5 + REVERB_SECONDS) * rate))
         lo, hi = min(lo, vlo), max(hi, vhi)
-        scaled = stems.scaled(done.gain)
-        for name, audio in ((folder.ACCOMPANIMENT_NAME, scaled.accompaniment),
-                            (folder.VOCALS_NAME, scaled.vocals[None]), (folder.VOCALS_DRY_NAME, scaled.vocals_dry[None])):
-            stems_pcm[name] = _splice(folder.read_pcm(done.path / name)[0], audio, lo, hi)
-        new_audio = np.clip(mixed * done.gain, -1.0, 1.0)
+        for name, pcm in ((folder.ACCOMPANIMENT_NAME, stems.accompaniment),
+                          (folder.VOCALS_NAME, stems.vocals[None]), (folder.VOCALS_DRY_NAME, stems.vocals_dry[None])):
+            stems_pcm[name] = _splice_pcm(folder.read_pcm(done.path / name)[0], pcm, lo, hi)
+        new_audio = mixed  # at the song's gain, clipped
     elif sung:  # a restyled sung render: its voice is kept, not sung from the plan
         kept = folder.read_pcm(done.path / folder.VOCALS_NAME)[0].T.astype(np.float32) / 32767
         backing = np.clip(decoded * done.gain, -1.0, 1.0)
@@ -319,6 +318,13 @@ def _splice(old: np.ndarray, new_audio: np.ndarray, lo: int, hi: int) -> np.ndar
     """16-bit `old` `[samples, channels]` with samples lo..hi from float `new_audio` `[channels, samples]`."""
     spliced = old.copy()
     spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
+    return spliced
+
+
+def _splice_pcm(old: np.ndarray, new_pcm: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """16-bit `old` `[samples, channels]` with samples lo..hi from 16-bit `new_pcm` `[channels, samples]`."""
+    spliced = old.copy()
+    spliced[lo:hi] = new_pcm.T[lo:hi]
     return spliced
 
 

@@ -127,17 +127,26 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
         on_section=None if on_section is None else lambda index, canvas: on_section(SectionDone(
             index, plan.sections[index].name, canvas, *spans[index], vocal=sung_so_far())))
     timings["diffusion"] = time.monotonic() - clock
+    del conditioning  # the song's frame controls
     vocal = None
     if singing is not None:
         clock = time.monotonic()
         vocal, timings["voice"] = singing.result()
         timings["voice_wait"] = time.monotonic() - clock  # what the voice added after the diffusion
+        singing = None
 
     clock = time.monotonic()
     audio = decode(codec, canvas, progress=progress)
     timings["decode"] = time.monotonic() - clock
+    stems = vocals_report = gain = None
+    if vocal is not None:  # mixed here, so the dry vocal is let go before the song is measured
+        check_audio_sound(audio)
+        audio, stems, vocals_report, gain = add_vocals(audio, vocal, plan, options, seed=seed)
+        timings["mix"] = vocals_report.pop("seconds")
+        vocal = None
     return finish(plan, audio, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
-                  seams=seams, timings=timings, vocal=vocal)
+                  seams=seams, timings=timings, gain=gain, stems=stems, vocals_report=vocals_report,
+                  scaled=gain is not None)
 
 
 def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans: list[tuple[int, int]], *,
@@ -271,10 +280,11 @@ def check_audio_sound(audio: np.ndarray) -> None:
     """Refuse audio that would make a broken song file: NaN or infinite samples, or silence."""
     from composer.errors import RenderError
 
-    if not np.isfinite(audio).all():
+    lo, hi = (float(audio.min()), float(audio.max())) if audio.size else (0.0, 0.0)  # NaN carries through both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise RenderError("the rendered audio holds NaN or infinite samples (damaged weights or a numeric "
                           "setting out of range); nothing was written")
-    if not np.abs(audio).max(initial=0.0) > 0.0:
+    if not max(hi, -lo) > 0.0:
         raise RenderError("the rendered audio is silent; nothing was written")
 
 
@@ -287,24 +297,26 @@ def decode(codec, canvas: torch.Tensor, *, progress: bool = False) -> np.ndarray
 
 def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor, *, options: RenderOptions,
            seed: int, spans, windows, seams, timings: dict, gain: float | None = None, vocal=None,
-           stems: Stems | None = None, vocals_report: dict | None = None) -> Render:
+           stems: Stems | None = None, vocals_report: dict | None = None, scaled: bool = False) -> Render:
     """Vocals (when sung), loudness, report and provenance.
 
-    vocal: a dry `composer.voice.Vocal` to mix into `audio` (the accompaniment); or give
-    the mix as `audio` with its `stems` and `vocals_report` already made.
-    """
+    vocal: a dry `composer.voice.Vocal` to mix into `audio` (the accompaniment, whose array
+    the mix is made in); or give the mix as `audio` with its float `stems` and
+    `vocals_report` already made; scaled: `audio` and `stems` (16-bit) are already at `gain`
+    (what `add_vocals` gives)."""
     from composer.rendering.loudness import integrated_loudness, loudness_gain
     from composer.rendering.provenance import provenance
 
     frame_rate = codec.frame_rate
     check_audio_sound(audio)
-    if vocal is not None:
-        audio, stems, vocals_report = add_vocals(audio, vocal, plan, options, seed=seed)
+    if vocal is not None:  # the mix is made in the accompaniment's array, at the song's gain
+        audio, stems, vocals_report, gain = add_vocals(audio, vocal, plan, options, seed=seed, gain=gain)
         timings["mix"] = vocals_report.pop("seconds")
-    gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
-    audio = np.asarray(audio * gain, dtype=np.float32)  # one new array, clipped in place
-    np.clip(audio, -1.0, 1.0, out=audio)
-    stems = stems.scaled(gain) if stems is not None else None
+    elif not scaled:
+        gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
+        stems = stems.to_pcm(gain) if stems is not None else None
+        audio = np.asarray(audio * gain, dtype=np.float32)  # one new array, clipped in place
+        np.clip(audio, -1.0, 1.0, out=audio)
     report = {
         "seed": seed,
         "steps": options.steps,
@@ -339,14 +351,17 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     # the report: the check runs in a thread beside the measurement (both are mostly one-core work).
     checking = None
     if options.originality:
+        # side by side for songs up to CONCURRENT_CHECK_SECONDS; a longer one's check waits for the
+        # measurement, so their working memory is not held at once (a 30-minute song: ~250 MB)
         if options.evaluate:
+            report["originality"] = {}  # its place in report.json, whichever finishes first
+        if options.evaluate and audio.shape[-1] <= CONCURRENT_CHECK_SECONDS * codec.sample_rate:
             from concurrent.futures import ThreadPoolExecutor
 
-            report["originality"] = {}  # its place in report.json, whichever finishes first
             pool = ThreadPoolExecutor(1, thread_name_prefix="originality")
             checking = pool.submit(_check_originality, report, audio, codec.sample_rate, plan, model)
             pool.shutdown(wait=False)
-        else:
+        elif not options.evaluate:
             _check_originality(report, audio, codec.sample_rate, plan, model)
     try:
         if options.evaluate:
@@ -355,13 +370,19 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         if checking is not None:
             checking.exception()  # wait for the check; the measurement's error is the one to report
         raise
+    if options.originality and options.evaluate and checking is None:
+        _check_originality(report, audio, codec.sample_rate, plan, model)
     if checking is not None:
         checking.result()
+    if options.originality and options.evaluate:
         timings = report["timings"]
         for name in ("originality", "evaluate"):  # the same order in report.json whichever ended first
             if name in timings:
                 timings[name] = timings.pop(name)
     return result
+
+
+CONCURRENT_CHECK_SECONDS = 600.0
 
 
 def evaluate_into(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan) -> None:

@@ -19,21 +19,46 @@ MELODY_COLUMNS = slice(30, 42)  # pitch class one-hot (structure.frame_controls)
 MELODY_OCTAVE, MELODY_REST, MELODY_ONSET = 42, 43, 44
 
 
+PCM_BLOCK = 1 << 20  # samples converted at a time
+
+
+def to_pcm(audio: np.ndarray, *gains: float) -> np.ndarray:
+    """16-bit PCM of `audio` times each of `gains` in turn (float32 products), clipped: the
+    samples libsndfile writes for the float audio (floor(x * 32768), clipped), made a block at a
+    time, so a stem costs half its float size and no whole-song working copy."""
+    out = np.empty(audio.shape, dtype=np.int16)
+    for start in range(0, audio.shape[-1], PCM_BLOCK):
+        x = np.array(audio[..., start: start + PCM_BLOCK], dtype=np.float32)
+        for gain in gains:
+            x *= gain
+        np.clip(x, -1.0, 1.0, out=x)
+        x *= np.float32(32768.0)
+        np.floor(x, out=x)
+        np.clip(x, -32768.0, 32767.0, out=x)
+        out[..., start: start + PCM_BLOCK] = x
+    return out
+
+
+def from_pcm(pcm: np.ndarray) -> np.ndarray:
+    """Float32 samples of 16-bit PCM (as soundfile reads them: x / 32768)."""
+    return pcm.astype(np.float32) / np.float32(32768.0)
+
+
 @dataclass
 class Stems:
-    """A song's parts, each `[channels, samples]` or `[samples]`, at the song's gain."""
+    """A song's parts, each `[channels, samples]` or `[samples]`: float before the song's
+    gain, or 16-bit PCM (int16, what the stem files hold) once it is applied (`to_pcm`)."""
 
     accompaniment: np.ndarray
     vocals: np.ndarray  # wet
     vocals_dry: np.ndarray
 
-    def scaled(self, gain: float) -> Stems:
-        def clip(audio):  # one new array per stem, clipped in place
-            out = audio * gain
-            np.clip(out, -1.0, 1.0, out=out)
-            return out if out.dtype == np.float32 else out.astype(np.float32)
+    def to_pcm(self, gain: float) -> Stems:
+        return Stems(to_pcm(self.accompaniment, gain), to_pcm(self.vocals, gain), to_pcm(self.vocals_dry, gain))
 
-        return Stems(clip(self.accompaniment), clip(self.vocals), clip(self.vocals_dry))
+    def as_float(self) -> Stems:
+        return Stems(*(from_pcm(a) if a.dtype == np.int16 else a
+                       for a in (self.accompaniment, self.vocals, self.vocals_dry)))
 
 
 def has_lyrics(plan) -> bool:
@@ -109,12 +134,16 @@ def chorus_spans(plan, vocal) -> tuple[list[tuple[float, float]], str]:
     return (spans, "choruses") if spans else (vocal.sung_spans, "sung lines")
 
 
-def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
-               level: float | None = None) -> tuple[np.ndarray, Stems, dict]:
-    """The mix, its stems (before the song's loudness gain) and the report's "vocals" block.
+def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, level: float | None = None,
+               gain: float | None = None) -> tuple[np.ndarray, Stems, dict, float]:
+    """The song at its gain, its stems as 16-bit PCM, the report's "vocals" block and the gain.
 
-    level: the vocal's gain (default: measured so it sits `LU_ABOVE` over the accompaniment)."""
-    from composer.voice.mix import duck, lu_difference, mix, reverb, vocal_gain
+    The mix is made in `accompaniment`'s own array (it is taken over: a 30-minute song holds
+    no second copy of it). level: the vocal's gain (default: measured so it sits `LU_ABOVE`
+    over the accompaniment); gain: the song's (default: `loudness_gain` of the mix, measured
+    before the mix is made)."""
+    from composer.rendering.loudness import loudness_gain
+    from composer.voice.mix import add_into, duck, lu_difference, reverb, summed, vocal_gain
 
     clock = time.monotonic()
     rate = vocal.sample_rate
@@ -126,15 +155,22 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int,
     backing = duck(accompaniment, vocal.sung_spans, rate) if options.lead == "duck" else accompaniment
     level = vocal_gain(wet, backing, spans, rate) if level is None else level
     wet *= level  # the room's own new array
-    dry = dry * level
-    song = mix(backing, wet)
+    above = lu_difference(wet, backing, spans, rate)
+    gain = loudness_gain(summed(backing, wet), rate) if gain is None else gain
+    stems = Stems(to_pcm(backing, gain), None, None)
+    song = add_into(backing, wet)  # backing + wet, in backing's array
+    song *= gain
+    np.clip(song, -1.0, 1.0, out=song)
+    stems.vocals = to_pcm(wet, gain)
+    del wet
+    stems.vocals_dry = to_pcm(dry, level, gain)
     report = {
         "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
-        "lu_above_accompaniment": lu_difference(wet, backing, spans, rate),
+        "lu_above_accompaniment": above,
         "measured_over": measured_over,
         "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"])}
                      for s in vocal.sections],
         "section_seeds": dict(options.vocal_seeds or {}),
         "seconds": round(time.monotonic() - clock, 3),
     }
-    return song, Stems(backing, np.asarray(wet, dtype=np.float32), np.asarray(dry, dtype=np.float32)), report
+    return song, stems, report, gain

@@ -96,6 +96,52 @@ def duck(accompaniment: np.ndarray, spans: list[tuple[float, float]], sample_rat
     return (accompaniment * smooth[None]).astype(np.float32)
 
 
+class Summed:
+    """`[channels, samples]` accompaniment plus a mono vocal in every channel, never made
+    whole: what `composer.rendering.loudness` reads of it (a channel's samples, the extremes)
+    is summed a block at a time, with the same float32 additions as `mix`."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, accompaniment: np.ndarray, vocal: np.ndarray):
+        self.accompaniment, self.vocal = accompaniment, vocal
+        self.shape, self.ndim = accompaniment.shape, accompaniment.ndim
+        self.size = accompaniment.size
+
+    def __getitem__(self, key: tuple[int, slice]) -> np.ndarray:
+        channel, span = key
+        out = np.array(self.accompaniment[channel, span], dtype=np.float32)
+        start, stop, _ = span.indices(self.shape[-1])
+        n = max(0, min(stop, self.vocal.shape[-1]) - start)
+        out[:n] += self.vocal[start: start + n]
+        return out
+
+    def _blocks(self):
+        for channel in range(self.shape[0]):
+            for start in range(0, self.shape[-1], self.BLOCK):
+                yield self[channel, slice(start, start + self.BLOCK)]
+
+    def max(self) -> float:
+        return max((float(b.max()) for b in self._blocks() if b.size), default=0.0)
+
+    def min(self) -> float:
+        return min((float(b.min()) for b in self._blocks() if b.size), default=0.0)
+
+    def any(self) -> bool:
+        return any(bool(np.any(b)) for b in self._blocks())
+
+
+def summed(accompaniment: np.ndarray, vocal: np.ndarray) -> Summed:
+    return Summed(accompaniment, vocal)
+
+
+def add_into(accompaniment: np.ndarray, vocal: np.ndarray) -> np.ndarray:
+    """`mix` made in `accompaniment`'s own array (returned)."""
+    n = min(accompaniment.shape[-1], vocal.shape[-1])
+    accompaniment[:, :n] += vocal[None, :n]
+    return accompaniment
+
+
 def mix(accompaniment: np.ndarray, vocal: np.ndarray) -> np.ndarray:
     """`[channels, samples]` accompaniment plus the mono vocal in every channel."""
     n = min(accompaniment.shape[-1], vocal.shape[-1])

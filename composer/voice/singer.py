@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,8 +117,12 @@ def _analyse_now(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]]
     pw = load_pyworld()
     rate = spoken.sample_rate
     hop = int(round(rate * FRAME_PERIOD / 1000.0))
-    f0s, sps, aps = [], [], []
     cuts = _pause_cuts(spoken, [len(line) for _, line in bank], hop)
+    # the chunks' frames go straight into the bank's arrays (lists of chunks joined at the end
+    # held the analysis twice): every chunk but the last keeps (last - first) / hop frames
+    room = len(spoken.audio) // hop + 4 * hop
+    f0_all, filled = np.zeros(room), 0
+    sp_all = ap_all = None
     for first, last in zip(cuts[:-1], cuts[1:]):
         x = spoken.audio[first:last].astype(np.float64)
         if len(x) < 2 * hop:
@@ -128,10 +133,14 @@ def _analyse_now(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]]
         sp = pw.cheaptrick(x, f0, t, rate)
         ap = pw.d4c(x, f0, t, rate)
         keep = len(t) if last == len(spoken.audio) else (last - first) // hop  # the next chunk starts there
-        f0s.append(f0[:keep])
-        sps.append(sp[:keep].astype(np.float32))
-        aps.append(ap[:keep].astype(np.float32))
-    return spoken, np.concatenate(f0s), np.concatenate(sps), np.concatenate(aps)
+        if sp_all is None:
+            sp_all = np.zeros((room, sp.shape[1]), dtype=np.float32)
+            ap_all = np.zeros((room, ap.shape[1]), dtype=np.float32)
+        f0_all[filled: filled + keep] = f0[:keep]
+        sp_all[filled: filled + keep] = sp[:keep]
+        ap_all[filled: filled + keep] = ap[:keep]
+        filled += keep
+    return spoken, f0_all[:filled], sp_all[:filled], ap_all[:filled]
 
 
 def _pause_cuts(spoken: Spoken, line_words: list[int], hop: int) -> list[int]:
@@ -208,18 +217,23 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
     bank = make_bank(chosen.engine_voice, lines, phones)
     starts = dict(zip((s.name for s in plan.sections), (a for a, _ in plan.section_times())))
     made: dict[str, tuple[np.ndarray, float, SectionScore]] = {}
+    todo = []
     for section in sung:
         syllables = sung_syllables(section, plan.beats_per_bar, plan.seconds_per_beat, phones.__getitem__, shift)
-        if not syllables:
-            continue
-        section_seed = (section_seeds or {}).get(section.name, seed)
-        key = (_content_key(syllables, chosen.name), section_seed)
+        if syllables:
+            section_seed = (section_seeds or {}).get(section.name, seed)
+            todo.append((section, syllables, (_content_key(syllables, chosen.name), section_seed)))
+    uses = Counter(key for _, _, key in todo)  # a section's audio is kept only until its last repeat
+    for section, syllables, key in todo:
         if key not in made:
             score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)))
-            audio, offset = _sing_section(score, bank, sample_rate, derived_seed(section_seed, "voice", key[0]),
+            audio, offset = _sing_section(score, bank, sample_rate, derived_seed(key[1], "voice", key[0]),
                                           breathiness=chosen.breathiness)
             made[key] = (audio, offset, score)
         audio, offset, score = made[key]
+        uses[key] -= 1
+        if not uses[key]:
+            del made[key]
         start = starts[section.name]
         lines: dict[int, list[float]] = {}
         for syllable in score.syllables:
