@@ -190,6 +190,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+WRITE_BLOCK = 1 << 20  # samples of each channel written at a time
+
+
 def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                 subtype: str | None = None) -> Path:
     """Write `[channels, samples]` (or `[samples]`) atomically; format from the suffix.
@@ -205,6 +208,12 @@ def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
     if subtype is None:
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio.T if audio.dtype == np.int16 else np.clip(audio.T, -1.0, 1.0), sample_rate,
-                 format=fmt, subtype=subtype)
+        if fmt == "OGG":
+            sf.write(str(tmp), audio.T if audio.dtype == np.int16 else np.clip(audio.T, -1.0, 1.0), sample_rate,
+                     format=fmt, subtype=subtype)
+        else:  # a block at a time (the same samples): no clipped copy of a whole song
+            with sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0], subtype=subtype, format=fmt) as out:
+                for start in range(0, audio.shape[-1], WRITE_BLOCK):
+                    block = audio[:, start: start + WRITE_BLOCK].T
+                    out.write(block if audio.dtype == np.int16 else np.clip(block, -1.0, 1.0))
     return path

@@ -138,10 +138,10 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
                gain: float | None = None) -> tuple[np.ndarray, Stems, dict, float]:
     """The song at its gain, its stems as 16-bit PCM, the report's "vocals" block and the gain.
 
-    The mix is made in `accompaniment`'s own array (it is taken over: a 30-minute song holds
-    no second copy of it). level: the vocal's gain (default: measured so it sits `LU_ABOVE`
-    over the accompaniment); gain: the song's (default: `loudness_gain` of the mix, measured
-    before the mix is made)."""
+    The mix is made in `accompaniment`'s own array and `vocal.audio` is let go once its stem
+    is made (both are taken over: a 30-minute song holds no second copy of either). level:
+    the vocal's gain (default: measured so it sits `LU_ABOVE` over the accompaniment); gain:
+    the song's (default: `loudness_gain` of the mix, measured before the mix is made)."""
     from composer.rendering.loudness import loudness_gain
     from composer.voice.mix import add_into, duck, lu_difference, reverb, summed, vocal_gain
 
@@ -157,13 +157,14 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     wet *= level  # the room's own new array
     above = lu_difference(wet, backing, spans, rate)
     gain = loudness_gain(summed(backing, wet), rate) if gain is None else gain
-    stems = Stems(to_pcm(backing, gain), None, None)
+    dry_pcm = to_pcm(dry, level, gain)
+    vocal.audio = dry = None  # taken over: its stem holds it now
+    stems = Stems(to_pcm(backing, gain), None, dry_pcm)
     song = add_into(backing, wet)  # backing + wet, in backing's array
     song *= gain
     np.clip(song, -1.0, 1.0, out=song)
     stems.vocals = to_pcm(wet, gain)
     del wet
-    stems.vocals_dry = to_pcm(dry, level, gain)
     report = {
         "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
         "lu_above_accompaniment": above,

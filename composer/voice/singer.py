@@ -40,9 +40,10 @@ CONSONANT_GAIN = 2.0  # consonants 3 dB louder than spoken: Whisper's WER on 6 s
 
 @dataclass
 class Vocal:
-    """A dry vocal track `[samples]` at `sample_rate`, and what was sung where."""
+    """A dry vocal track `[samples]` at `sample_rate`, and what was sung where. A render's
+    mix takes the audio over (`composer.rendering.vocals.add_vocals` leaves None here)."""
 
-    audio: np.ndarray
+    audio: np.ndarray | None
     sample_rate: int
     voice: str
     shift: int  # semitones the melody moved to fit the voice
