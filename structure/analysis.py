@@ -144,8 +144,7 @@ def _chroma(mono: np.ndarray, tuning: float | None) -> np.ndarray:
     if tuning is None:  # once for the whole song, from excerpts spread over it
         length = int(TUNING_EXCERPT_SECONDS * ANALYSIS_RATE)
         starts = np.linspace(0, len(mono) - length, TUNING_EXCERPTS).astype(int)
-        tuning = float(librosa.estimate_tuning(y=np.concatenate([mono[s: s + length] for s in starts]),
-                                               sr=ANALYSIS_RATE, bins_per_octave=36))
+        tuning = estimate_tuning(np.concatenate([mono[s: s + length] for s in starts]), bins_per_octave=36)
     out = np.empty((12, frames), dtype=np.float32)
     for a in range(0, frames, BLOCK_FRAMES):
         b = min(frames, a + BLOCK_FRAMES)
@@ -155,6 +154,29 @@ def _chroma(mono: np.ndarray, tuning: float | None) -> np.ndarray:
                                            tuning=tuning)
         out[:, a:b] = block[:, a - lo: b - lo]
     return out
+
+
+def estimate_tuning(mono: np.ndarray, *, bins_per_octave: int, n_fft: int = 2048,
+                    block_frames: int = BLOCK_FRAMES) -> float:
+    """`librosa.estimate_tuning(y=mono, sr=ANALYSIS_RATE, bins_per_octave=...)` with its
+    spectrogram and peak picking (`piptrack`, frame by frame) made a block of frames at a time,
+    keeping only the peaks: the same pitches, magnitudes and result, without the whole
+    excerpt's spectrogram and its five working copies (about 150 MB for 2 minutes)."""
+    hop = n_fft // 4
+    frames = 1 + len(mono) // hop
+    pitches, magnitudes = [], []
+    for a in range(0, frames, block_frames):
+        b = min(frames, a + block_frames)
+        segment = centred_samples(mono, a * hop - n_fft // 2, (b - 1) * hop + n_fft - n_fft // 2)
+        spectrum = np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop, center=False))
+        pitch, magnitude = librosa.piptrack(S=spectrum, sr=ANALYSIS_RATE, n_fft=n_fft, hop_length=hop)
+        found = pitch > 0
+        pitches.append(pitch[found])
+        magnitudes.append(magnitude[found])
+    pitch, magnitude = np.concatenate(pitches), np.concatenate(magnitudes)
+    threshold = np.median(magnitude) if len(magnitude) else 0.0
+    return float(librosa.pitch_tuning(pitch[magnitude >= threshold], resolution=0.01,
+                                      bins_per_octave=bins_per_octave))
 
 
 def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
@@ -168,9 +190,8 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     # keep only the frames of the clip itself.
     if len(mono) < 3 * ANALYSIS_RATE:
         mono = np.pad(mono, (0, 3 * ANALYSIS_RATE - len(mono)))
-    mel = _mel_power(mono)
-    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
-    log_mel = np.maximum(log_mel, log_mel.max() - 80.0)
+    log_mel = librosa.power_to_db(_mel_power(mono), ref=1.0, top_db=None)  # the power let go at once
+    np.maximum(log_mel, log_mel.max() - 80.0, out=log_mel)
     # center=False: the spectrogram's frames are already centred; librosa's extra shift of
     # n_fft / (2 hop) frames put every onset and beat about 40 ms late on rendered songs.
     onset_envelope = librosa.onset.onset_strength(S=log_mel, sr=ANALYSIS_RATE, hop_length=HOP, center=False)

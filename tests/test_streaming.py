@@ -136,3 +136,25 @@ def test_loudness_of_a_mix_never_made_equals_the_mix():
     assert integrated_loudness(summed(backing, vocal), 24000) == integrated_loudness(made, 24000)
     assert loudness_gain(summed(backing, vocal), 24000) == loudness_gain(made, 24000)
     assert np.array_equal(add_into(backing.copy(), vocal), made)
+
+
+def test_freed_memory_goes_back_to_the_system():
+    import sys
+
+    from composer.memory import return_freed_memory
+
+    assert return_freed_memory() is sys.platform.startswith("linux")
+    assert return_freed_memory() is sys.platform.startswith("linux")  # once per process, then a no-op
+
+
+def test_tuning_estimated_a_block_at_a_time_equals_librosa():
+    import librosa
+
+    from structure.analysis import estimate_tuning
+
+    rate = 22050
+    t = np.arange(rate * 20) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 443.0 * t) + 0.2 * np.sin(2 * np.pi * 331.0 * t) * (t % 2 < 1)
+    mono = (tone + 0.01 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+    expected = librosa.estimate_tuning(y=mono, sr=rate, bins_per_octave=36)
+    assert estimate_tuning(mono, bins_per_octave=36, block_frames=97) == expected != 0.0

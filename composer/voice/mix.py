@@ -60,8 +60,9 @@ def _spans_audio(audio: np.ndarray, spans: list[tuple[float, float]], sample_rat
 def _loudnesses(vocal: np.ndarray, accompaniment: np.ndarray, spans: list[tuple[float, float]],
                 sample_rate: int) -> tuple[float, float]:
     """(vocal LUFS, accompaniment LUFS) over `spans` (seconds); -inf where silent."""
+    backing = _spans_audio(accompaniment, spans, sample_rate)  # the spans first: no whole-song mean
     return (_loudness(_spans_audio(vocal, spans, sample_rate), sample_rate),
-            _loudness(_spans_audio(accompaniment.mean(axis=0), spans, sample_rate), sample_rate))
+            _loudness(backing[0] if backing.shape[0] == 1 else backing.mean(axis=0), sample_rate))
 
 
 def vocal_gain(vocal: np.ndarray, accompaniment: np.ndarray, spans: list[tuple[float, float]],
