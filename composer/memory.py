@@ -22,6 +22,17 @@ MMAP_THRESHOLD = 1 << 20  # bytes
 TRIM_THRESHOLD = 1 << 20  # bytes of free heap top kept before it is given back
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 _done = False
+_libc = None
+
+
+def _glibc():
+    global _libc
+    if _libc is None and sys.platform.startswith("linux"):
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            _libc = False
+    return _libc or None
 
 
 def return_freed_memory() -> bool:
@@ -32,11 +43,22 @@ def return_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        libc = _glibc()
+        ok = libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
     _done = ok
     if not ok:
         log.debug("mallopt refused the thresholds")
     return ok
+
+
+def trim() -> bool:
+    """Give the free pages of every malloc arena back to the system (glibc's `malloc_trim`):
+    called between a render's phases, when a thread's arena (the voice's, the check's) holds
+    the small blocks of a finished phase. False where there is no glibc."""
+    libc = _glibc()
+    try:
+        return bool(libc.malloc_trim(0)) if libc is not None else False
+    except AttributeError:
+        return False

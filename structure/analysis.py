@@ -78,6 +78,7 @@ class Analysis:
 BLOCK_FRAMES = 2048  # about 47 s: a long song's spectrum and constant-Q transform are made a block at a time
 CQT_CONTEXT_FRAMES = 430  # about 10 s of audio each side of a block, longer than the lowest constant-Q filter
 TUNING_EXCERPTS, TUNING_EXCERPT_SECONDS = 4, 30.0  # a long song's tuning is estimated from excerpts
+TUNING_BLOCK_FRAMES = 512  # their spectrogram's frames at a time (about 12 s: ~15 MB of working copies)
 
 
 def _mel_power(mono: np.ndarray) -> np.ndarray:
@@ -144,7 +145,8 @@ def _chroma(mono: np.ndarray, tuning: float | None) -> np.ndarray:
     if tuning is None:  # once for the whole song, from excerpts spread over it
         length = int(TUNING_EXCERPT_SECONDS * ANALYSIS_RATE)
         starts = np.linspace(0, len(mono) - length, TUNING_EXCERPTS).astype(int)
-        tuning = estimate_tuning(np.concatenate([mono[s: s + length] for s in starts]), bins_per_octave=36)
+        tuning = estimate_tuning(np.concatenate([mono[s: s + length] for s in starts]), bins_per_octave=36,
+                                 block_frames=TUNING_BLOCK_FRAMES)
     out = np.empty((12, frames), dtype=np.float32)
     for a in range(0, frames, BLOCK_FRAMES):
         b = min(frames, a + BLOCK_FRAMES)
@@ -205,7 +207,7 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
     frames = min(len(chroma), log_mel.shape[1], 1 + int(duration * ANALYSIS_RATE / HOP))
     chroma, log_mel, rms = chroma[:frames], log_mel[:, :frames], rms[:frames]
     onset_envelope, low_onsets = onset_envelope[:frames], low_onsets[:frames]
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).T
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).copy().T  # not a view holding all 128 DCT rows
     frame_times = librosa.frames_to_time(np.arange(frames), sr=ANALYSIS_RATE, hop_length=HOP)
 
     tempo_bpm, beats = _track_beats(onset_envelope, rms)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from composer.memory import trim
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
 from composer.rendering.vocals import Stems, add_vocals, song_controls, start_singing
@@ -144,6 +145,7 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
         audio, stems, vocals_report, gain = add_vocals(audio, vocal, plan, options, seed=seed)
         timings["mix"] = vocals_report.pop("seconds")
         vocal = None
+    trim()  # the voice's and the decode's freed blocks back to the system before the measurement
     return finish(plan, audio, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
                   seams=seams, timings=timings, gain=gain, stems=stems, vocals_report=vocals_report,
                   scaled=gain is not None)
