@@ -5,8 +5,10 @@ rises, by default, to the size of the largest mapped block freed so far (up to 3
 the first whole-song arrays are freed, every block array of a long song (a few MB each) is
 served from the heap, and the heap keeps what it once held: a 30-minute render measured
 240 MB more resident memory after its decode than the arrays it held. Fixing the threshold at
-`MMAP_THRESHOLD` gives every larger array its own mapping, returned to the system when freed.
-Elsewhere than glibc this does nothing.
+`MMAP_THRESHOLD` gives every larger array its own mapping, returned to the system when freed,
+at the price of fresh pages for each (the codec's decode runs 1.6x slower): the renderer asks
+for it for long songs only (`composer.rendering.renderer.LONG_SONG_SECONDS`). `trim` gives an
+arena's free pages back between phases. Elsewhere than glibc both do nothing.
 """
 
 from __future__ import annotations

@@ -59,13 +59,8 @@ def _checked_load(load, path, bundled: Path, option: str, what: str):
 
 
 def load_models(codec=None, model=None):
-    """(codec, model) in eval mode: objects pass through, paths load, None loads the bundled ones.
-    Every rendering path starts here, so this is where freed memory is set to go back to the
-    system (`composer.memory`)."""
+    """(codec, model) in eval mode: objects pass through, paths load, None loads the bundled ones."""
     from composer.errors import InputError
-    from composer.memory import return_freed_memory
-
-    return_freed_memory()
 
     codec = codec if codec is not None and not isinstance(codec, (str, Path)) else load_codec(codec)
     model = model if model is not None and not isinstance(model, (str, Path)) else load_model(model)
