@@ -9,6 +9,7 @@ renders what `composer render` renders by default (the writer's lyrics, sung).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/render_speed.py --lengths 30 60 120 180 300 --threads 2
     python benchmarks/render_speed.py --evaluate --sung --lengths 60 180 600 --out benchmarks/results/render_speed_default.json
+    python benchmarks/render_speed.py --evaluate --sung --lengths 180 600 1800 --out benchmarks/results/render_speed_long.json
 """
 
 from __future__ import annotations
