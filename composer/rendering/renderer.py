@@ -127,6 +127,10 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     conditioning = prepare_conditioning(plan, model, total, frame_rate, control_groups=options.control_groups,
                                         controls_array=song_controls(plan, options, frame_rate, total),
                                         hook=window_hook)
+    if plan.duration > LONG_SONG_SECONDS:
+        from composer.conditioning import release_text_encoder
+
+        release_text_encoder()  # its caption is embedded: ~90 MB back before the long song's peak
     timings["conditioning"] = time.monotonic() - clock
 
     def sung_so_far():
