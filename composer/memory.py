@@ -40,19 +40,17 @@ def _glibc():
 def return_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds once per process; False where there is no glibc."""
     global _done
-    if _done:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
+    libc = _glibc()
+    if _done or libc is None:
+        return _done
     try:
-        libc = _glibc()
-        ok = libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    except (OSError, AttributeError):  # musl and others: no mallopt
+        _done = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+            bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    except AttributeError:  # a C library without mallopt
         return False
-    _done = ok
-    if not ok:
+    if not _done:
         log.debug("mallopt refused the thresholds")
-    return ok
+    return _done
 
 
 def trim() -> bool:

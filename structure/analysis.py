@@ -576,21 +576,13 @@ def section_similarity(beat_chroma: np.ndarray, beat_mfcc: np.ndarray, *,
 NOVELTY_BLOCK = 512  # beats of the similarity matrix's diagonal band made at a time
 
 
-def boundary_novelty(similarity: np.ndarray | SimilarityFeatures, *, half_width: int) -> np.ndarray:
-    """Foote novelty `[beats]` of a self-similarity matrix `[beats, beats]` (or of the
-    features it is made of, `SimilarityFeatures`: then only the band along its diagonal is
-    made, a block of beats at a time): a Gaussian-tapered checkerboard kernel slid along the
-    diagonal, high where a new section starts."""
-    count = len(similarity)
+def boundary_novelty(features: SimilarityFeatures, *, half_width: int) -> np.ndarray:
+    """Foote novelty `[beats]` of the self-similarity (`section_similarity`) that `features`
+    make: a Gaussian-tapered checkerboard kernel slid along its diagonal, high where a new
+    section starts. Only the band along the diagonal is made, a block of beats at a time."""
+    count = len(features)
     if count < 2 * half_width:
         return np.zeros(count)
-    if isinstance(similarity, np.ndarray):
-        matrix = similarity
-
-        def band(lo: int, hi: int) -> np.ndarray:
-            return matrix[lo:hi, lo:hi]
-    else:
-        band = lambda lo, hi: similarity.block(slice(lo, hi), slice(lo, hi))  # noqa: E731
     offsets = np.arange(-half_width, half_width) + 0.5
     taper = np.exp(-0.5 * (offsets / (0.5 * half_width)) ** 2)
     kernel = np.outer(taper, taper) * np.sign(offsets)[:, None] * np.sign(offsets)[None, :]
@@ -601,7 +593,7 @@ def boundary_novelty(similarity: np.ndarray | SimilarityFeatures, *, half_width:
         lo, hi = max(0, a - half_width), min(count, b + half_width)
         padded = np.zeros((b - a + 2 * half_width,) * 2)
         at = lo - (a - half_width)
-        padded[at: at + hi - lo, at: at + hi - lo] = band(lo, hi)
+        padded[at: at + hi - lo, at: at + hi - lo] = features.block(slice(lo, hi), slice(lo, hi))
         for i in range(a, b):
             # Beat i starts a section: the kernel's centre sits just before it.
             window = padded[i - a: i - a + 2 * half_width, i - a: i - a + 2 * half_width]

@@ -152,7 +152,7 @@ def test_every_render_reports_its_originality(archive, tiny_models, tmp_path, mo
     # a long song's check runs after its measurement instead of beside it: the same report
     import composer.rendering.renderer as renderer
 
-    monkeypatch.setattr(renderer, "CONCURRENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(renderer, "LONG_SONG_SECONDS", 0.0)
     after = composer.render(song, seed=0, steps=2, codec=str(codec_dir), model=str(model), progress=False)
     assert after.report["originality"] == block and after.report["metrics"] == result.report["metrics"]
     assert list(after.report) == list(result.report) and list(after.report["timings"]) == list(result.report["timings"])

@@ -322,7 +322,6 @@ def test_a_long_song_renders_lean_with_the_same_bytes(models, song, monkeypatch)
     options = dict(seed=1, codec=codec, model=model, progress=False)
     usual = render(song, options=RenderOptions(steps=3, overlap_seconds=0.06), **options)
     monkeypatch.setattr(renderer, "LONG_SONG_SECONDS", 1.0)
-    monkeypatch.setattr(renderer, "CONCURRENT_CHECK_SECONDS", 1.0)
     lean = render(song, options=RenderOptions(steps=3, overlap_seconds=0.06), **options)
     assert conditioning._sentence_model.cache_info().currsize == 0
     assert np.array_equal(lean.audio, usual.audio) and lean.report["metrics"] == usual.report["metrics"]

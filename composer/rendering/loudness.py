@@ -17,7 +17,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     song in float64 (about 270 MB for a 10-minute song); here the filters carry their state
     from chunk to chunk and each block's mean square is taken as pyloudnorm takes it, from the
     same float32 samples, so the result is pyloudnorm's."""
-    audio = audio if hasattr(audio, "accompaniment") else np.atleast_2d(audio)  # a voice.mix.Summed as it is
+    audio = np.atleast_2d(audio) if isinstance(audio, np.ndarray) else audio  # or a voice.mix.Summed
     if audio.shape[-1] < int(0.4 * sample_rate) or not audio.any():
         return float("-inf")
     return _streamed_loudness(audio, sample_rate)

@@ -22,6 +22,7 @@ from composer.errors import InputError
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
 from composer.rendering.renderer import Render, decode, finish, render_latents, section_frames
+from composer.rendering.vocals import to_pcm
 from composer.rendering.windows import (
     WindowContext,
     conv_backend,
@@ -245,7 +246,7 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
 
 def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     from composer.rendering import folder
-    from composer.rendering.vocals import add_vocals, sing_song, song_controls
+    from composer.rendering.vocals import add_vocals, from_pcm, sing_song, song_controls
     from composer.voice.mix import REVERB_SECONDS
 
     done = folder.load_render(out_dir)
@@ -292,10 +293,10 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         lo, hi = min(lo, vlo), max(hi, vhi)
         for name, pcm in ((folder.ACCOMPANIMENT_NAME, stems.accompaniment),
                           (folder.VOCALS_NAME, stems.vocals[None]), (folder.VOCALS_DRY_NAME, stems.vocals_dry[None])):
-            stems_pcm[name] = _splice_pcm(folder.read_pcm(done.path / name)[0], pcm, lo, hi)
+            stems_pcm[name] = _splice(folder.read_pcm(done.path / name)[0], pcm, lo, hi)
         new_audio = mixed  # at the song's gain, clipped
     elif sung:  # a restyled sung render: its voice is kept, not sung from the plan
-        kept = folder.read_pcm(done.path / folder.VOCALS_NAME)[0].T.astype(np.float32) / 32767
+        kept = from_pcm(folder.read_pcm(done.path / folder.VOCALS_NAME)[0].T)
         backing = np.clip(decoded * done.gain, -1.0, 1.0)
         stems_pcm[folder.ACCOMPANIMENT_NAME] = _splice(folder.read_pcm(done.path / folder.ACCOMPANIMENT_NAME)[0],
                                                        backing, lo, hi)
@@ -305,7 +306,7 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     else:
         new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
     spliced = _splice(old, new_audio, lo, hi)
-    audio = (spliced.T.astype(np.float32) / 32767)
+    audio = from_pcm(spliced.T)
     result = Render(audio=audio, sample_rate=rate, plan=plan, report=new_report, latents=canvas, gain=done.gain)
     history = list(report.get("repaints", []))
     history.append({"section": section, "seed": seed, "samples": [lo, hi], "diffusion_seconds": round(diffusion_seconds, 3)})
@@ -314,17 +315,12 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     return result
 
 
-def _splice(old: np.ndarray, new_audio: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """16-bit `old` `[samples, channels]` with samples lo..hi from float `new_audio` `[channels, samples]`."""
+def _splice(old: np.ndarray, new: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """16-bit `old` `[samples, channels]` with samples lo..hi from `new` `[channels, samples]`
+    (16-bit, or float converted as the render's own files were: `to_pcm`)."""
+    part = new[..., lo:hi]
     spliced = old.copy()
-    spliced[lo:hi] = np.round(new_audio.T[lo:hi] * 32767).clip(-32768, 32767).astype(np.int16)
-    return spliced
-
-
-def _splice_pcm(old: np.ndarray, new_pcm: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """16-bit `old` `[samples, channels]` with samples lo..hi from 16-bit `new_pcm` `[channels, samples]`."""
-    spliced = old.copy()
-    spliced[lo:hi] = new_pcm.T[lo:hi]
+    spliced[lo:hi] = (part if part.dtype == np.int16 else to_pcm(part)).T
     return spliced
 
 

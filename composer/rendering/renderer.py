@@ -42,11 +42,13 @@ from structure.schema import SongPlan
 log = logging.getLogger(__name__)
 
 
-# Longer songs render with every array of 1 MB or more in its own mapping, returned to the system
-# when freed (`composer.memory.return_freed_memory`, for the rest of the process): a 30-minute
-# song peaked at 1,517 MB against 1,600 MB without it. The codec's decode, which makes and frees
-# such blocks all the time, runs 1.6x slower that way (2.8 -> 4.4 s for 3 minutes), so shorter
-# songs keep glibc's own behaviour.
+# Longer songs render lean (benchmarks/results/render_speed_long.json): the sentence model is let
+# go once the caption is embedded, the originality check waits for the measurement instead of
+# running beside it, and every array of 1 MB or more gets its own mapping, returned to the system
+# when freed (`composer.memory.return_freed_memory`, for the rest of the process: a 30-minute song
+# peaked at 1,517 MB against 1,600 MB without it). The codec's decode, which makes and frees such
+# blocks all the time, runs 1.6x slower that way (2.8 -> 4.4 s for 3 minutes), so shorter songs
+# keep glibc's own behaviour.
 LONG_SONG_SECONDS = 600.0
 
 
@@ -162,8 +164,7 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
         vocal = None
     trim()  # the voice's and the decode's freed blocks back to the system before the measurement
     return finish(plan, audio, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
-                  seams=seams, timings=timings, gain=gain, stems=stems, vocals_report=vocals_report,
-                  scaled=gain is not None)
+                  seams=seams, timings=timings, gain=gain, stems=stems, vocals_report=vocals_report)
 
 
 def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans: list[tuple[int, int]], *,
@@ -313,23 +314,17 @@ def decode(codec, canvas: torch.Tensor, *, progress: bool = False) -> np.ndarray
 
 
 def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor, *, options: RenderOptions,
-           seed: int, spans, windows, seams, timings: dict, gain: float | None = None, vocal=None,
-           stems: Stems | None = None, vocals_report: dict | None = None, scaled: bool = False) -> Render:
-    """Vocals (when sung), loudness, report and provenance.
-
-    vocal: a dry `composer.voice.Vocal` to mix into `audio` (the accompaniment, whose array
-    the mix is made in); or give the mix as `audio` with its float `stems` and
-    `vocals_report` already made; scaled: `audio` and `stems` (16-bit) are already at `gain`
-    (what `add_vocals` gives)."""
+           seed: int, spans, windows, seams, timings: dict, gain: float | None = None,
+           stems: Stems | None = None, vocals_report: dict | None = None) -> Render:
+    """Loudness, report and provenance of `audio` (a sung song's mix, with its `stems` and
+    `vocals_report`). Stems in 16-bit PCM (what `add_vocals` gives) mean `audio` and they are
+    already at `gain`; float ones (or none) are scaled here."""
     from composer.rendering.loudness import integrated_loudness, loudness_gain
     from composer.rendering.provenance import provenance
 
     frame_rate = codec.frame_rate
-    check_audio_sound(audio)
-    if vocal is not None:  # the mix is made in the accompaniment's array, at the song's gain
-        audio, stems, vocals_report, gain = add_vocals(audio, vocal, plan, options, seed=seed, gain=gain)
-        timings["mix"] = vocals_report.pop("seconds")
-    elif not scaled:
+    if stems is None or stems.accompaniment.dtype != np.int16:  # add_vocals checked its accompaniment
+        check_audio_sound(audio)
         gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
         stems = stems.to_pcm(gain) if stems is not None else None
         audio = np.asarray(audio * gain, dtype=np.float32)  # one new array, clipped in place
@@ -368,11 +363,11 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     # the report: the check runs in a thread beside the measurement (both are mostly one-core work).
     checking = None
     if options.originality:
-        # side by side for songs up to CONCURRENT_CHECK_SECONDS; a longer one's check waits for the
-        # measurement, so their working memory is not held at once (a 30-minute song: ~250 MB)
+        # side by side for songs up to LONG_SONG_SECONDS; a longer one's check waits for the
+        # measurement, so their working memory is not held at once
         if options.evaluate:
             report["originality"] = {}  # its place in report.json, whichever finishes first
-        if options.evaluate and audio.shape[-1] <= CONCURRENT_CHECK_SECONDS * codec.sample_rate:
+        if options.evaluate and audio.shape[-1] <= LONG_SONG_SECONDS * codec.sample_rate:
             from concurrent.futures import ThreadPoolExecutor
 
             pool = ThreadPoolExecutor(1, thread_name_prefix="originality")
@@ -397,9 +392,6 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
             if name in timings:
                 timings[name] = timings.pop(name)
     return result
-
-
-CONCURRENT_CHECK_SECONDS = 600.0
 
 
 def evaluate_into(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan) -> None:

@@ -143,7 +143,7 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     the vocal's gain (default: measured so it sits `LU_ABOVE` over the accompaniment); gain:
     the song's (default: `loudness_gain` of the mix, measured before the mix is made)."""
     from composer.rendering.loudness import loudness_gain
-    from composer.voice.mix import add_into, duck, lu_difference, reverb, summed, vocal_gain
+    from composer.voice.mix import Summed, add_into, duck, lu_difference, reverb, vocal_gain
 
     clock = time.monotonic()
     rate = vocal.sample_rate
@@ -156,7 +156,7 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     level = vocal_gain(wet, backing, spans, rate) if level is None else level
     wet *= level  # the room's own new array
     above = lu_difference(wet, backing, spans, rate)
-    gain = loudness_gain(summed(backing, wet), rate) if gain is None else gain
+    gain = loudness_gain(Summed(backing, wet), rate) if gain is None else gain
     dry_pcm = to_pcm(dry, level, gain)
     vocal.audio = dry = None  # taken over: its stem holds it now
     stems = Stems(to_pcm(backing, gain), None, dry_pcm)

@@ -232,12 +232,13 @@ class Studio:
             write_report,
         )
         from composer.rendering.renderer import _check_originality, evaluate_into
+        from composer.rendering.vocals import from_pcm
 
         folder = self.inside(folder)
         with self.busy:
             report = read_report(folder)
             pcm, rate = read_song_pcm(folder)
-            audio = (pcm.T.astype(np.float32) / 32767.0)
+            audio = from_pcm(pcm.T)
             plan = read_plan(folder)
             if (report.get("originality") or {}).get("verdict") == "pending":
                 _check_originality(report, audio, rate, plan, self.models[1])

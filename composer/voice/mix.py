@@ -132,10 +132,6 @@ class Summed:
         return any(bool(np.any(b)) for b in self._blocks())
 
 
-def summed(accompaniment: np.ndarray, vocal: np.ndarray) -> Summed:
-    return Summed(accompaniment, vocal)
-
-
 def add_into(accompaniment: np.ndarray, vocal: np.ndarray) -> np.ndarray:
     """`mix` made in `accompaniment`'s own array (returned)."""
     n = min(accompaniment.shape[-1], vocal.shape[-1])
@@ -145,7 +141,4 @@ def add_into(accompaniment: np.ndarray, vocal: np.ndarray) -> np.ndarray:
 
 def mix(accompaniment: np.ndarray, vocal: np.ndarray) -> np.ndarray:
     """`[channels, samples]` accompaniment plus the mono vocal in every channel."""
-    n = min(accompaniment.shape[-1], vocal.shape[-1])
-    out = accompaniment.copy()
-    out[:, :n] += vocal[None, :n]
-    return out
+    return add_into(accompaniment.copy(), vocal)

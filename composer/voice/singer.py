@@ -121,7 +121,7 @@ def _analyse_now(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]]
     cuts = _pause_cuts(spoken, [len(line) for _, line in bank], hop)
     # the chunks' frames go straight into the bank's arrays (lists of chunks joined at the end
     # held the analysis twice): every chunk but the last keeps (last - first) / hop frames
-    room = len(spoken.audio) // hop + 4 * hop
+    room = len(spoken.audio) // hop + 8  # frames: the last chunk keeps one more, and a short one is padded
     f0_all, filled = np.zeros(room), 0
     sp_all = ap_all = None
     for first, last in zip(cuts[:-1], cuts[1:]):
