@@ -155,6 +155,28 @@ def test_window_positions_cover_span_and_advance():
         assert all(w.end - w.start <= size for w in windows)
 
 
+def test_sampling_runs_on_its_own_kernels_and_threads_and_restores_them(monkeypatch):
+    from composer.rendering.windows import ConvBackend
+
+    monkeypatch.delenv("COMPOSER_ONEDNN", raising=False)
+    monkeypatch.delenv("COMPOSER_SAMPLER_THREADS", raising=False)
+    backend = ConvBackend()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with backend.scope():
+            assert torch.get_num_threads() == 1
+            assert not torch._C._get_mkldnn_enabled()
+        assert torch.get_num_threads() == 2 and torch._C._get_mkldnn_enabled()
+        monkeypatch.setenv("COMPOSER_SAMPLER_THREADS", "3")
+        with ConvBackend().scope():
+            assert torch.get_num_threads() == 3
+        monkeypatch.setenv("COMPOSER_SAMPLER_THREADS", "many")  # not a count: the default
+        assert ConvBackend().threads == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_crossfade_is_equal_power():
     canvas = torch.zeros(1, 40)
     before, after = torch.ones(1, 20), torch.ones(1, 20)

@@ -88,24 +88,38 @@ def prepare_conditioning(plan: SongPlan, model, frames: int, frame_rate: float, 
 
 # --- the window loop ------------------------------------------------------------
 class ConvBackend:
-    """Which kernels the denoiser's convolutions use while sampling. On this project's 2-core
-    CPUs PyTorch's own kernels run the small 1-D convolutions of the bundled denoiser 1.6x
-    faster than oneDNN (the codec's larger ones are faster with oneDNN, which it keeps):
-    `benchmarks/results/conv_backend.json`. COMPOSER_ONEDNN=1 keeps oneDNN for sampling."""
+    """Which kernels, and how many threads, the denoiser uses while sampling.
+
+    - Kernels: on this project's 2-core CPUs PyTorch's own kernels run the small 1-D
+      convolutions of the bundled denoiser 1.6x faster than oneDNN (the codec's larger ones
+      are faster with oneDNN, which it keeps). COMPOSER_ONEDNN=1 keeps oneDNN for sampling.
+    - Threads: one. A window's denoiser call is about 0.56 GFLOP in some 300 small kernels,
+      so a second thread costs more in hand-offs than it gains (with the passive OpenMP wait
+      policy the CLI sets, the 3-minute song's diffusion takes 1.5x as long on two threads as
+      on one), and the other core is free for the voice, sung alongside.
+      COMPOSER_SAMPLER_THREADS=N overrides it (a larger denoiser, a bigger machine).
+    Both measured by `benchmarks/conv_backend.py` (`benchmarks/results/conv_backend.json`)."""
 
     def __init__(self):
         import os
 
         self.onednn = os.environ.get("COMPOSER_ONEDNN", "") == "1"
+        threads = os.environ.get("COMPOSER_SAMPLER_THREADS", "").strip()
+        self.threads = int(threads) if threads.isdigit() and int(threads) > 0 else 1
 
     @contextmanager
     def scope(self):
         before = torch._C._get_mkldnn_enabled()
+        threads = torch.get_num_threads()
         torch._C._set_mkldnn_enabled(self.onednn)
+        if self.threads != threads:
+            torch.set_num_threads(self.threads)
         try:
             yield
         finally:
             torch._C._set_mkldnn_enabled(before)
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
 
 
 conv_backend = ConvBackend()
