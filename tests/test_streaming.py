@@ -130,6 +130,27 @@ def test_stems_as_pcm_are_the_samples_soundfile_writes(tmp_path):
     assert np.abs(from_pcm(pcm) - np.clip(audio * 1.3, -1, 1)).max() <= 1 / 32768
 
 
+@pytest.mark.parametrize("shape", [(4000,), (1, 4000), (2, 4000), (0,), (1, 0)])
+def test_packed_pcm_gives_back_the_same_samples_in_less_memory(shape):
+    from composer.rendering.vocals import PackedPCM, Stems
+
+    rng = np.random.default_rng(0)
+    t = np.arange(shape[-1]) / 24000
+    pcm = (np.broadcast_to(8000 * np.sin(2 * np.pi * 220 * t), shape) + rng.normal(0, 30, shape)).astype(np.int16)
+    packed = PackedPCM(pcm)
+    back = packed.unpack()
+    assert back.shape == pcm.shape and back.dtype == np.int16 and np.array_equal(back, pcm)
+    if pcm.size:
+        assert packed.nbytes < 0.8 * pcm.nbytes
+    stems = Stems(pcm, pcm.reshape(-1)[: shape[-1]], pcm.reshape(-1)[: shape[-1]])
+    assert stems.is_pcm
+    stems.pack()
+    assert all(isinstance(stems._parts[name], PackedPCM) for name in Stems.NAMES)
+    assert np.array_equal(stems.accompaniment, pcm) and stems.is_pcm
+    with pytest.raises(TypeError):
+        PackedPCM(pcm.astype(np.float32))
+
+
 def test_loudness_of_a_mix_never_made_equals_the_mix():
     from composer.rendering.loudness import integrated_loudness, loudness_gain
     from composer.voice.mix import Summed, add_into, mix

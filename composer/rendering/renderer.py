@@ -323,7 +323,7 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     from composer.rendering.provenance import provenance
 
     frame_rate = codec.frame_rate
-    if stems is None or stems.accompaniment.dtype != np.int16:  # add_vocals checked its accompaniment
+    if stems is None or not stems.is_pcm:  # add_vocals checked its accompaniment
         check_audio_sound(audio)
         gain = loudness_gain(audio, codec.sample_rate) if gain is None else gain
         stems = stems.to_pcm(gain) if stems is not None else None

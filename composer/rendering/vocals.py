@@ -8,7 +8,6 @@ melody rests), "duck" lowers the whole accompaniment there, "keep" leaves it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,21 +43,91 @@ def from_pcm(pcm: np.ndarray) -> np.ndarray:
     return pcm.astype(np.float32) / np.float32(32768.0)
 
 
-@dataclass
+class PackedPCM:
+    """16-bit PCM held as FLAC in memory: `unpack()` gives the same samples (lossless) and it
+    takes 40 to 60 % of the array's size. A sung render holds its stems this way between the
+    mix and their files (a 30-minute song's three stems: about 100 MB instead of 250 MB)."""
+
+    RATE = 48000  # FLAC wants a sample rate; the samples do not depend on it
+
+    def __init__(self, pcm: np.ndarray):
+        import io
+
+        import soundfile as sf
+
+        pcm = np.asarray(pcm)
+        if pcm.dtype != np.int16:
+            raise TypeError(f"PackedPCM holds 16-bit PCM, not {pcm.dtype}")
+        self.shape = pcm.shape
+        self.data = b""
+        if pcm.size:
+            buffer = io.BytesIO()
+            sf.write(buffer, pcm.reshape(-1, pcm.shape[-1]).T, self.RATE, format="FLAC", subtype="PCM_16")
+            self.data = buffer.getvalue()
+
+    dtype = np.dtype(np.int16)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def unpack(self) -> np.ndarray:
+        import io
+
+        import soundfile as sf
+
+        if not self.data:
+            return np.zeros(self.shape, dtype=np.int16)
+        frames, _ = sf.read(io.BytesIO(self.data), dtype="int16", always_2d=True)
+        return np.ascontiguousarray(frames.T).reshape(self.shape)
+
+
+def _part(name: str) -> property:
+    def get(self) -> np.ndarray | None:
+        part = self._parts[name]
+        return part.unpack() if isinstance(part, PackedPCM) else part
+
+    def put(self, value) -> None:
+        self._parts[name] = value
+
+    return property(get, put, doc=f"the {name.replace('_', ' ')} stem (an array; a packed one is unpacked)")
+
+
 class Stems:
     """A song's parts, each `[channels, samples]` or `[samples]`: float before the song's
-    gain, or 16-bit PCM (int16, what the stem files hold) once it is applied (`to_pcm`)."""
+    gain, or 16-bit PCM (int16, what the stem files hold) once it is applied (`to_pcm`),
+    which `pack` holds as FLAC in memory. Reading a part gives its array."""
 
-    accompaniment: np.ndarray
-    vocals: np.ndarray  # wet
-    vocals_dry: np.ndarray
+    NAMES = ("accompaniment", "vocals", "vocals_dry")
+    accompaniment = _part("accompaniment")
+    vocals = _part("vocals")  # wet
+    vocals_dry = _part("vocals_dry")
+
+    def __init__(self, accompaniment, vocals, vocals_dry):
+        self._parts = dict(zip(self.NAMES, (accompaniment, vocals, vocals_dry)))
+
+    @property
+    def is_pcm(self) -> bool:
+        """Every part 16-bit PCM (packed or not), that is, at the song's gain."""
+        return all(part is not None and part.dtype == np.int16 for part in self._parts.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(part.nbytes for part in self._parts.values() if part is not None)
 
     def to_pcm(self, gain: float) -> Stems:
-        return Stems(to_pcm(self.accompaniment, gain), to_pcm(self.vocals, gain), to_pcm(self.vocals_dry, gain))
+        return Stems(*(to_pcm(getattr(self, name), gain) for name in self.NAMES))
 
     def as_float(self) -> Stems:
-        return Stems(*(from_pcm(a) if a.dtype == np.int16 else a
-                       for a in (self.accompaniment, self.vocals, self.vocals_dry)))
+        return Stems(*(from_pcm(a) if a.dtype == np.int16 else a for a in (getattr(self, n) for n in self.NAMES)))
+
+    def pack(self, name: str | None = None) -> Stems:
+        """Every 16-bit part (or just `name`) held as FLAC in memory, in place; returns self."""
+        for key in self.NAMES if name is None else (name,):
+            part = self._parts[key]
+            if isinstance(part, np.ndarray) and part.dtype == np.int16:
+                self._parts[key] = PackedPCM(part)
+        return self
 
 
 def has_lyrics(plan) -> bool:
@@ -136,7 +205,8 @@ def chorus_spans(plan, vocal) -> tuple[list[tuple[float, float]], str]:
 
 def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, level: float | None = None,
                gain: float | None = None) -> tuple[np.ndarray, Stems, dict, float]:
-    """The song at its gain, its stems as 16-bit PCM, the report's "vocals" block and the gain.
+    """The song at its gain, its stems as 16-bit PCM (held packed, `Stems.pack`), the report's
+    "vocals" block and the gain.
 
     The mix is made in `accompaniment`'s own array and `vocal.audio` is let go once its stem
     is made (both are taken over: a 30-minute song holds no second copy of either). level:
@@ -157,13 +227,15 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     wet *= level  # the room's own new array
     above = lu_difference(wet, backing, spans, rate)
     gain = loudness_gain(Summed(backing, wet), rate) if gain is None else gain
-    dry_pcm = to_pcm(dry, level, gain)
+    stems = Stems(None, None, to_pcm(dry, level, gain)).pack("vocals_dry")  # each stem held as FLAC once made
     vocal.audio = dry = None  # taken over: its stem holds it now
-    stems = Stems(to_pcm(backing, gain), None, dry_pcm)
+    stems.accompaniment = to_pcm(backing, gain)
+    stems.pack("accompaniment")
     song = add_into(backing, wet)  # backing + wet, in backing's array
     song *= gain
     np.clip(song, -1.0, 1.0, out=song)
     stems.vocals = to_pcm(wet, gain)
+    stems.pack("vocals")
     del wet
     report = {
         "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
