@@ -91,12 +91,13 @@ class ConvBackend:
     """Which kernels, and how many threads, the denoiser uses while sampling.
 
     - Kernels: on this project's 2-core CPUs PyTorch's own kernels run the small 1-D
-      convolutions of the bundled denoiser 1.6x faster than oneDNN (the codec's larger ones
-      are faster with oneDNN, which it keeps). COMPOSER_ONEDNN=1 keeps oneDNN for sampling.
+      convolutions of the bundled denoiser faster than oneDNN (1.25x to 1.64x, by the day;
+      the codec's larger ones are faster with oneDNN, which it keeps). COMPOSER_ONEDNN=1
+      keeps oneDNN for sampling.
     - Threads: one. A window's denoiser call is about 0.56 GFLOP in some 300 small kernels,
       so a second thread costs more in hand-offs than it gains (with the passive OpenMP wait
-      policy the CLI sets, the 3-minute song's diffusion takes 1.5x as long on two threads as
-      on one), and the other core is free for the voice, sung alongside.
+      policy the CLI sets, a 30-s song's diffusion takes 1.5x as long on two threads as on
+      one), and the other core is free for the voice, sung alongside.
       COMPOSER_SAMPLER_THREADS=N overrides it (a larger denoiser, a bigger machine).
     Both measured by `benchmarks/conv_backend.py` (`benchmarks/results/conv_backend.json`)."""
 
