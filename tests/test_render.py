@@ -343,8 +343,13 @@ def test_a_long_song_renders_lean_with_the_same_bytes(models, song, monkeypatch)
     codec, model = models
     options = dict(seed=1, codec=codec, model=model, progress=False)
     usual = render(song, options=RenderOptions(steps=3, overlap_seconds=0.06), **options)
+    from composer import memory
+
     monkeypatch.setattr(renderer, "LONG_SONG_SECONDS", 1.0)
+    thresholds = []
+    monkeypatch.setattr(memory, "_set_thresholds", lambda mmap, trim: thresholds.append(mmap) or True)
     lean = render(song, options=RenderOptions(steps=3, overlap_seconds=0.06), **options)
+    assert thresholds == [memory.MMAP_THRESHOLD, memory.SETTLED_MMAP_THRESHOLD]  # while it rendered
     assert conditioning._sentence_model.cache_info().currsize == 0
     assert np.array_equal(lean.audio, usual.audio) and lean.report["metrics"] == usual.report["metrics"]
     if usual.stems is not None:

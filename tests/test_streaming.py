@@ -163,13 +163,23 @@ def test_loudness_of_a_mix_never_made_equals_the_mix():
     assert np.array_equal(add_into(backing.copy(), vocal), made)
 
 
-def test_freed_memory_goes_back_to_the_system():
+def test_freed_memory_goes_back_to_the_system_while_asked_then_the_thresholds_settle(monkeypatch):
     import sys
 
-    from composer.memory import return_freed_memory
+    from composer import memory
 
-    assert return_freed_memory() is sys.platform.startswith("linux")
-    assert return_freed_memory() is sys.platform.startswith("linux")  # once per process, then a no-op
+    linux = sys.platform.startswith("linux")
+    assert memory.return_freed_memory() is linux and memory.settle_thresholds() is linux
+    calls = []
+    monkeypatch.setattr(memory, "_set_thresholds", lambda mmap, trim: calls.append((mmap, trim)) or True)
+    with memory.returning_freed_memory(False):
+        pass
+    assert calls == []
+    with pytest.raises(RuntimeError), memory.returning_freed_memory():
+        assert calls == [(memory.MMAP_THRESHOLD, memory.TRIM_THRESHOLD)]
+        raise RuntimeError("a failed render settles them too")
+    assert calls == [(memory.MMAP_THRESHOLD, memory.TRIM_THRESHOLD),
+                     (memory.SETTLED_MMAP_THRESHOLD, memory.SETTLED_TRIM_THRESHOLD)]
 
 
 def test_tuning_estimated_a_block_at_a_time_equals_librosa():

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from composer.memory import return_freed_memory, trim
+from composer.memory import returning_freed_memory, trim
 from composer.models import load_models
 from composer.rendering.options import RenderOptions
 from composer.rendering.vocals import Stems, add_vocals, song_controls, start_singing
@@ -45,10 +45,10 @@ log = logging.getLogger(__name__)
 # Longer songs render lean (benchmarks/results/render_speed_long.json): the sentence model is let
 # go once the caption is embedded, the originality check waits for the measurement instead of
 # running beside it, and every array of 1 MB or more gets its own mapping, returned to the system
-# when freed (`composer.memory.return_freed_memory`, for the rest of the process: a 30-minute song
+# when freed (`composer.memory.returning_freed_memory`, while the song renders: a 30-minute song
 # peaked at 1,517 MB against 1,600 MB without it). The codec's decode, which makes and frees such
-# blocks all the time, runs 1.6x slower that way (2.8 -> 4.4 s for 3 minutes), so shorter songs
-# keep glibc's own behaviour.
+# blocks all the time, runs 1.4x to 1.6x slower that way, so shorter songs keep glibc's own
+# behaviour, and after a long song the thresholds settle where glibc's own do.
 LONG_SONG_SECONDS = 600.0
 
 
@@ -109,8 +109,14 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     if steps is not None:
         options.steps = steps
     options.check()
-    if plan.duration > LONG_SONG_SECONDS:
-        return_freed_memory()  # composer.memory: a long song's freed arrays go back to the system
+    # composer.memory: a long song's freed arrays go back to the system while it renders
+    with returning_freed_memory(plan.duration > LONG_SONG_SECONDS):
+        return _render(plan, seed=seed, codec=codec, model=model, progress=progress, options=options,
+                       window_hook=window_hook, on_progress=on_progress, on_section=on_section)
+
+
+def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options: RenderOptions,
+            window_hook, on_progress, on_section) -> Render:
     timings: dict[str, float] = {}
     clock = time.monotonic()
     codec, model = load_models(codec, model)
