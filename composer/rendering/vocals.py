@@ -49,6 +49,7 @@ class PackedPCM:
     mix and their files (a 30-minute song's three stems: about 100 MB instead of 250 MB)."""
 
     RATE = 48000  # FLAC wants a sample rate; the samples do not depend on it
+    dtype = np.dtype(np.int16)
 
     def __init__(self, pcm: np.ndarray):
         import io
@@ -64,8 +65,6 @@ class PackedPCM:
             buffer = io.BytesIO()
             sf.write(buffer, pcm.reshape(-1, pcm.shape[-1]).T, self.RATE, format="FLAC", subtype="PCM_16")
             self.data = buffer.getvalue()
-
-    dtype = np.dtype(np.int16)
 
     @property
     def nbytes(self) -> int:
@@ -110,10 +109,6 @@ class Stems:
     def is_pcm(self) -> bool:
         """Every part 16-bit PCM (packed or not), that is, at the song's gain."""
         return all(part is not None and part.dtype == np.int16 for part in self._parts.values())
-
-    @property
-    def nbytes(self) -> int:
-        return sum(part.nbytes for part in self._parts.values() if part is not None)
 
     def to_pcm(self, gain: float) -> Stems:
         return Stems(*(to_pcm(getattr(self, name), gain) for name in self.NAMES))

@@ -169,35 +169,35 @@ def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, 
     positions = window_positions(start, end, canvas.shape[-1], model.config.window_frames,
                                  overlap_frames(options, model))
     windows = []
-    for index, slot in enumerate(positions):
-        window = Window(section, slot.start, slot.end, slot.new_from)
-        w_start, w_end, position = window.start, window.end, window.new_from
-        new_end = min(w_end, end)
-        generator = torch.Generator().manual_seed(window_seed(seed, section, index))
-        if initial_noise is not None:
-            noise = initial_noise(index, window)
-        else:
-            noise = torch.randn(canvas.shape[0], w_end - w_start, generator=generator)
-        known_mask = filled[w_start:w_end].clone()
-        known_mask[position - w_start: new_end - w_start] = False  # what this window makes
-        x = noise
-        if init is not None and strength < 1.0:  # start part-way: existing latents noised to t0
-            base = canvas[:, w_start:w_end].clone()
-            base[:, position - w_start: new_end - w_start] = init[:, position - start: new_end - start]
-            t0 = float(timesteps[0])
-            x = (1 - t0) * base + t0 * noise
-        cond = conditioning.window_cond(WindowContext(window, section_index, slice(w_start, w_end)))
-        cond["known"] = canvas[:, w_start:w_end][None]
-        cond["mask"] = known_mask.float()[None, None]
-        with conv_backend.scope():
+    with conv_backend.scope():  # the sampler's kernels and threads, once for the span
+        for index, slot in enumerate(positions):
+            window = Window(section, slot.start, slot.end, slot.new_from)
+            w_start, w_end, position = window.start, window.end, window.new_from
+            new_end = min(w_end, end)
+            generator = torch.Generator().manual_seed(window_seed(seed, section, index))
+            if initial_noise is not None:
+                noise = initial_noise(index, window)
+            else:
+                noise = torch.randn(canvas.shape[0], w_end - w_start, generator=generator)
+            known_mask = filled[w_start:w_end].clone()
+            known_mask[position - w_start: new_end - w_start] = False  # what this window makes
+            x = noise
+            if init is not None and strength < 1.0:  # start part-way: existing latents noised to t0
+                base = canvas[:, w_start:w_end].clone()
+                base[:, position - w_start: new_end - w_start] = init[:, position - start: new_end - start]
+                t0 = float(timesteps[0])
+                x = (1 - t0) * base + t0 * noise
+            cond = conditioning.window_cond(WindowContext(window, section_index, slice(w_start, w_end)))
+            cond["known"] = canvas[:, w_start:w_end][None]
+            cond["mask"] = known_mask.float()[None, None]
             result = sampler(model, x[None], timesteps, cond=cond, guidance=options.guidance,
                              generator=generator, group_names=model.group_names,
                              guidance_interval=options.guidance_interval)[0]
-        canvas[:, position:new_end] = result[:, position - w_start: new_end - w_start]
-        filled[position:new_end] = True
-        windows.append(window)
-        if on_window:
-            on_window(window)
+            canvas[:, position:new_end] = result[:, position - w_start: new_end - w_start]
+            filled[position:new_end] = True
+            windows.append(window)
+            if on_window:
+                on_window(window)
     return windows
 
 
