@@ -28,9 +28,11 @@ install: system-deps python-deps
 system-deps:
 	@if ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] \
 	   || [ ! -f /usr/share/sounds/sf3/MuseScore_General_Full.sf3 ] || ! command -v ffmpeg >/dev/null \
-	   || ! command -v flite >/dev/null || ! command -v chromium >/dev/null; then \
+	   || ! command -v flite >/dev/null || ! command -v chromium >/dev/null \
+	   || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg flite chromium; \
+	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg flite festival festvox-us-slt-hts \
+	    chromium; \
 	fi
 
 # Free recorded game music (about 15 hours) for `composer corpus import -o data/recorded`.

@@ -52,10 +52,15 @@ def _file(name: str, path: str, fix: str) -> Check:
 
 
 def _singing() -> list[Check]:
-    """The singing voice's parts: the Flite program with its voices, and the WORLD vocoder."""
+    """The singing voice's parts: the Flite and Festival programs with their voices, and the WORLD vocoder."""
     import subprocess
 
-    from composer.voice.engine import INSTALL_HINT, flite_path
+    from composer.voice.engine import (
+        FESTIVAL_INSTALL_HINT,
+        INSTALL_HINT,
+        festival_voice_missing,
+        flite_path,
+    )
     from composer.voice.voices import VOICES
 
     path = flite_path()
@@ -67,10 +72,17 @@ def _singing() -> list[Check]:
             listing = subprocess.run([path, "-lv"], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired) as error:
             listing = str(error)
-        missing = [v.engine_voice for v in VOICES.values() if v.engine_voice not in listing.split()]
+        needed = {v.speaker.fallback for v in VOICES.values()}
+        missing = sorted(name for name in needed if name not in listing.split())
         out = [Check("speech engine (flite, for the singing voice)", not missing,
                      path if not missing else f"{path} lacks the voice(s) {', '.join(missing)}",
                      "" if not missing else INSTALL_HINT)]
+    for voice in VOICES.values():
+        if voice.engine == "festival":
+            why = festival_voice_missing(voice.engine_voice)
+            out.append(Check(f"speech engine (festival, for the {voice.name} voice)", why is None,
+                             why or voice.engine_voice, "" if why is None else f"{FESTIVAL_INSTALL_HINT}  "
+                             f"(or render with another --voice, or --no-vocals)"))
     try:
         from composer.voice.singer import load_pyworld
 

@@ -18,6 +18,10 @@ from composer.voice.voices import VOICES, get_voice, octave_shift
 from structure.schema import Key, Note, Section, SongPlan
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+needs_festival = pytest.mark.skipif(
+    shutil.which("flite") is None or shutil.which("festival") is None
+    or not Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts").is_dir(),
+    reason="festival with its voice cmu_us_slt_arctic_hts is not installed")
 RATE = 16000
 
 
@@ -112,12 +116,12 @@ def test_octave_shift_puts_the_melody_in_the_voice_range():
 
 
 # --- the synthesiser -------------------------------------------------------------------
-@needs_flite
-def test_a_sung_note_has_the_notes_pitch():
+@pytest.mark.parametrize("voice", [pytest.param("low", marks=needs_flite), pytest.param("high", marks=needs_festival)])
+def test_a_sung_note_has_the_notes_pitch(voice):
     import librosa
 
     song = _plan([_section("verse1", "Home", [57, 57, 57, 57], beats=1.0)])
-    vocal = sing(song, voice="high", sample_rate=RATE, seed=0)
+    vocal = sing(song, voice=voice, sample_rate=RATE, seed=0)
     start, end = 0.3, 1.7  # inside the held vowel
     f0, voiced, _ = librosa.pyin(vocal.audio[int(start * RATE):int(end * RATE)], fmin=100, fmax=600, sr=RATE,
                                  frame_length=1024, hop_length=160)
@@ -162,6 +166,49 @@ def test_flite_reads_the_line_and_speaks_bare_phones_only_when_its_reading_diffe
     spoken = engine._speak("slt", (("something else entirely", tuple(map(tuple, line))),))
     assert calls == ["-t", "-p"]  # the reading does not say these phones: spoken from the phones
     assert [[p for p, _, _ in word] for word in spoken.words] == line
+
+
+@needs_festival
+def test_festival_reads_the_lines_and_flite_speaks_a_line_festival_does_not_say(monkeypatch):
+    """The high voice: Festival's HTS voice reads every line in one process, aligned to the
+    given phones; a line its reading does not say is spoken from the phones by Flite's voice
+    of the same speaker, brought to Festival's rate."""
+    from composer.voice import engine
+
+    flite_calls = []
+    real = engine._flite
+    monkeypatch.setattr(engine, "_flite", lambda voice, source, wav: flite_calls.append((voice, source[0]))
+                        or real(voice, source, wav))
+    speaker = VOICES["high"].speaker
+    assert speaker.engine == "festival" and speaker.fallback == "slt"
+    phones = word_phones(["carry", "me", "home", "river"])
+    first = [phones["carry"], phones["me"], phones["home"]]
+    second = [phones["river"]]
+    spoken = engine._speak(speaker, (("Carry me home!", tuple(map(tuple, first))),
+                                     ("something else entirely", tuple(map(tuple, second)))))
+    assert flite_calls == [("slt", "-p")]  # only the line Festival read as other phones
+    assert spoken.sample_rate == engine.MAX_RATE  # HTS speaks at 32 kHz; a render's rate is enough
+    assert [[p for p, _, _ in word] for word in spoken.words] == first + second
+    times = [t for word in spoken.words for _, a, b in word for t in (a, b)]
+    assert times == sorted(times) and times[-1] <= spoken.audio.shape[0] / spoken.sample_rate
+    again = engine._speak(speaker, (("Carry me home!", tuple(map(tuple, first))),
+                                    ("something else entirely", tuple(map(tuple, second)))))
+    assert np.array_equal(again.audio, spoken.audio)  # Festival's HTS voice is deterministic
+
+
+def test_a_missing_festival_voice_is_named_with_its_install_command(monkeypatch):
+    from composer import doctor
+    from composer.voice import engine
+
+    monkeypatch.setattr(engine, "festival_path", lambda: None)
+    monkeypatch.setattr(engine, "_FOUND", set())
+    checks = {c.name: c for c in doctor.run_checks()}
+    check = checks["speech engine (festival, for the high voice)"]
+    assert not check.ok and "apt-get install festival festvox-us-slt-hts" in check.fix
+    if shutil.which("flite"):
+        with pytest.raises(engine.EngineMissing, match="apt-get install festival festvox-us-slt-hts"):
+            engine.require_speaker(VOICES["high"].speaker)
+        assert engine.require_speaker(VOICES["low"].speaker).engine == "flite"
 
 
 @needs_flite

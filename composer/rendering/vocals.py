@@ -150,9 +150,10 @@ def start_singing(plan, options, *, seed: int, sample_rate: int, samples: int | 
         return None
     from concurrent.futures import ThreadPoolExecutor
 
-    from composer.voice.engine import require_flite
+    from composer.voice.engine import require_speaker
+    from composer.voice.voices import get_voice
 
-    require_flite()  # a missing speech engine fails before the diffusion, not after it
+    require_speaker(get_voice(options.voice).speaker)  # a missing speech engine fails before the diffusion
 
     def sing():
         clock = time.monotonic()

@@ -2,7 +2,7 @@
 
 `sing(plan, voice=..., seed=...)` gives the dry vocal (`Vocal`); `composer.rendering`
 mixes it with the accompaniment. Parts: `phonemes` (words to sung phones), `score`
-(phones placed on notes), `engine` (Flite, called as a program), `singer` (the WORLD
+(phones placed on notes), `engine` (Flite and Festival, called as programs), `singer` (the WORLD
 vocoder puts the spoken phones on the notes), `mix` (reverb, level, ducking), `voices`.
 """
 

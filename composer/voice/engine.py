@@ -1,11 +1,13 @@
-"""The speech engine: Flite (Debian's `flite`), called as a program.
+"""The speech engines: Flite (Debian's `flite`) and Festival (Debian's `festival`), called
+as programs.
 
-It does two jobs: letter-to-sound for words the CMU dictionary does not know, and speaking
-the song's lines, each line once as connected speech, with the end time of every phone
-(`-psdur`), which the singer then moves onto the notes. Flite reads each line as text (its
+They do two jobs: letter-to-sound for words the CMU dictionary does not know (Flite), and
+speaking the song's lines, each line once as connected speech, with the end time of every
+phone, which the singer then moves onto the notes. The engine reads each line as text (its
 lexicon's stress, phrasing and durations), and its phones are aligned to the sung ones; a
-line whose reading does not match them is spoken from the bare phones (`-p`). Flite's
-licence is BSD-style; it is called as a program, never linked.
+line whose reading does not match them is spoken from the bare phones by Flite (`-p`), in
+the speaker's Flite voice. Flite's licence is BSD-style; Festival's and its HTS voice's are
+BSD-style too (Edinburgh, CMU, Nagoya); both are called as programs, never linked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from composer.errors import RenderError
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "apt-get install flite"
+FESTIVAL_INSTALL_HINT = "apt-get install festival festvox-us-slt-hts"
 PAUSE = "pau"
 # Flite's US English phone set: CMU ARPAbet in lower case without stress, "ax" for AH0.
 PHONES = frozenset("aa ae ah ao aw ax axr ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th "
@@ -34,6 +37,26 @@ VOWELS = frozenset("aa ae ah ao aw ax axr ay eh er ey ih iy ow oy uh uw".split()
 
 class EngineMissing(RenderError):
     """The speech engine is not installed."""
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Who speaks the lines: `engine` ("flite" or "festival"), the engine's `name` for the
+    voice, and `fallback`, the Flite voice (the same recorded speaker where there is one)
+    that speaks a line from bare phones when the engine's reading does not say them."""
+
+    engine: str
+    name: str
+    fallback: str
+
+    @property
+    def install(self) -> str:
+        return FESTIVAL_INSTALL_HINT if self.engine == "festival" else INSTALL_HINT
+
+
+def as_speaker(voice: str | Speaker) -> Speaker:
+    """A Speaker; a plain string is a Flite voice."""
+    return voice if isinstance(voice, Speaker) else Speaker("flite", voice, voice)
 
 
 @dataclass
@@ -56,6 +79,43 @@ def require_flite() -> str:
         raise EngineMissing(f"the singing voice needs the speech engine Flite, which is not installed "
                             f"(install it with: {INSTALL_HINT}; or render with --no-vocals)")
     return path
+
+
+def festival_path() -> str | None:
+    return shutil.which("festival")
+
+
+def festival_voice_missing(name: str) -> str | None:
+    """None when Festival has the voice `name`; otherwise why not."""
+    path = festival_path()
+    if path is None:
+        return "festival is not on PATH"
+    try:
+        done = subprocess.run([path, "--batch", f"(voice_{name})"], capture_output=True, text=True, timeout=60,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"festival failed: {error}"
+    return None if done.returncode == 0 else f"festival lacks the voice {name}"
+
+
+_FOUND: set[tuple[str | None, str]] = set()  # Festival voices found (asking Festival takes 0.2 s)
+
+
+def require_speaker(voice: str | Speaker) -> Speaker:
+    """The speaker, when every program it needs is installed; EngineMissing with the command
+    that installs them otherwise."""
+    speaker = as_speaker(voice)
+    require_flite()  # letter-to-sound and the bare-phones fallback
+    if speaker.engine == "festival" and (festival_path(), speaker.name) not in _FOUND:
+        why = festival_voice_missing(speaker.name)
+        if why is None:
+            _FOUND.add((festival_path(), speaker.name))
+        else:
+            raise EngineMissing(f"the voice needs the speech engine Festival with its voice {speaker.name} ({why}; "
+                                f"install it with: {FESTIVAL_INSTALL_HINT}; or render with --no-vocals)")
+    elif speaker.engine != "flite":
+        raise RenderError(f"voice: unknown speech engine {speaker.engine!r}")
+    return speaker
 
 
 def _run(args: list[str]) -> str:
@@ -95,44 +155,62 @@ def _letter_to_sound_one(word: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=2)
-def _speak_cached(voice: str, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]) -> Spoken:
+def _speak_cached(voice: Speaker, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]) -> Spoken:
     return _speak(voice, lines)
 
 
-def speak(voice: str, lines: list[list[list[str]]], texts: list[str] | None = None) -> Spoken:
+def speak(voice: str | Speaker, lines: list[list[list[str]]], texts: list[str] | None = None) -> Spoken:
     """Speak each line (a list of words, each a list of phones) as one connected utterance,
-    with a pause between lines, in Flite voice `voice`. `Spoken.words` lists every word of
-    every line in order, with its phones' times.
+    with a pause between lines, by `voice` (a Speaker, or the name of a Flite voice).
+    `Spoken.words` lists every word of every line in order, with its phones' times.
 
-    texts: each line as written. Flite then reads the line itself (its lexicon's stress, its
-    phrasing and durations), and its phones are aligned to the given ones; read from bare
+    texts: each line as written. The engine then reads the line itself (its lexicon's stress,
+    its phrasing and durations), and its phones are aligned to the given ones; read from bare
     phones, Flite has no stress or phrasing, and that speech, slowed and sung on one pitch,
     was much harder to understand (Whisper's WER on 8 sheets 0.43 against 0.07 read as text).
-    A line whose reading does not align with its phones is spoken from the phones."""
+    A line whose reading does not align with its phones is spoken from the phones by Flite."""
     texts = list(texts) if texts is not None else [""] * len(lines)
     if len(texts) != len(lines):
         raise ValueError("speak: one text per line")
-    return _speak_cached(voice, tuple((text, tuple(tuple(word) for word in line)) for text, line in zip(texts, lines)))
+    return _speak_cached(as_speaker(voice),
+                         tuple((text, tuple(tuple(word) for word in line)) for text, line in zip(texts, lines)))
 
 
-def _speak(voice: str, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]) -> Spoken:
+def _speak(voice: str | Speaker, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]) -> Spoken:
     from concurrent.futures import ThreadPoolExecutor
 
+    speaker = as_speaker(voice)
     for _, line in lines:
         for word in line:
             bad = [p for p in word if p not in PHONES]
             if bad or not word:
                 raise RenderError(f"voice: cannot speak phones {list(word)!r}")
     with tempfile.TemporaryDirectory(prefix="composer-voice-") as folder:
+        texts = [_readable(text) for text, _ in lines]
+        readings: list = [None] * len(lines)
+        if speaker.engine == "festival":  # one Festival process reads a share of the lines
+            wanted = [i for i, text in enumerate(texts) if text]
+            shares = [wanted[k::SPEAK_WORKERS] for k in range(SPEAK_WORKERS)]
+            with ThreadPoolExecutor(max_workers=SPEAK_WORKERS) as pool:
+                for share, said in zip(shares, pool.map(
+                        lambda share: _festival(speaker.name, [texts[i] for i in share],
+                                                [Path(folder) / f"f{i}.wav" for i in share]), shares)):
+                    for i, reading in zip(share, said):
+                        readings[i] = reading
         with ThreadPoolExecutor(max_workers=SPEAK_WORKERS) as pool:  # one Flite process a line
-            spoken = list(pool.map(lambda job: _speak_line(voice, job[1][0], job[1][1], Path(folder) / f"{job[0]}.wav"),
-                                   enumerate(lines)))
-    rates = {rate for _, rate, _ in spoken}
+            spoken = list(pool.map(
+                lambda i: _speak_line(speaker, texts[i], lines[i][1], Path(folder) / f"{i}.wav", readings[i]),
+                range(len(lines))))
     if not spoken:
         return Spoken(audio=np.zeros(0, np.float32), sample_rate=16000, words=[])
-    if len(rates) != 1:
-        raise RenderError(f"flite voice {voice!r} spoke at several sample rates {sorted(rates)}")
-    rate = rates.pop()
+    # a line Flite spoke for a Festival voice is brought to Festival's rate; speech above
+    # MAX_RATE is brought down to it (the WORLD analysis costs in proportion to the rate)
+    rate = min(MAX_RATE, max(rate for _, rate, _ in spoken))
+    if any(line_rate != rate for _, line_rate, _ in spoken):
+        import soxr
+
+        spoken = [(audio if line_rate == rate else soxr.resample(audio, line_rate, rate).astype(np.float32), rate, words)
+                  for audio, line_rate, words in spoken]
     audio, words, at = [], [], 0
     for line_audio, _, line_words in spoken:
         # each line keeps LINE_PAUSE of its silence either side (a long song's bank is analysed whole)
@@ -148,27 +226,30 @@ def _speak(voice: str, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...
 
 
 SPEAK_WORKERS = 2
+MAX_RATE = 24000  # Hz: a render's rate; Festival's HTS voice speaks at 32 kHz
 LINE_PAUSE = 0.12  # seconds of a line's silence kept before and after it in the bank
 MIN_ALIGNED = 0.6  # share of a line's phones Flite's reading must say as given, or the phones are spoken
 
 
-def _speak_line(voice: str, text: str, line: tuple[tuple[str, ...], ...], wav: Path):
-    """(audio, rate, words) of one line; each word's phones with their (start, end) seconds."""
+def _speak_line(speaker: Speaker, text: str, line: tuple[tuple[str, ...], ...], wav: Path, reading=None):
+    """(audio, rate, words) of one line; each word's phones with their (start, end) seconds.
+    text: the line as the engine reads it (`_readable`); reading: the engine's (audio, rate,
+    segments) of it where already made (Festival); Flite reads it here."""
     expected = [p for word in line for p in word]
-    text = _readable(text)
     if text:
-        audio, rate, segments = _flite(voice, ["-t", text], wav)
-        found = [s for s in segments if s[0] != PAUSE]
+        audio, rate, segments = reading if reading is not None else _flite(speaker.name, ["-t", text], wav)
+        found = [s for s in segments if s[0] not in (PAUSE, FESTIVAL_SILENCE)]
         match = _align(expected, [s[0] for s in found])
         words = _words_from_alignment(line, match, found)
         same = sum(m is not None and found[m][0] == p for p, m in zip(expected, match))
         if words is not None and same >= MIN_ALIGNED * len(expected):
             return audio, rate, words
-        log.debug("voice: flite's reading of %r does not match its phones; spoken from the phones", text)
+        log.debug("voice: %s's reading of %r does not match its phones; spoken from the phones", speaker.engine, text)
     phones = [PAUSE] + expected + [PAUSE]
-    audio, rate, segments = _flite(voice, ["-p", " ".join(phones)], wav)
+    audio, rate, segments = _flite(speaker.fallback, ["-p", " ".join(phones)], wav)
     if [name for name, _, _ in segments] != phones:
-        raise RenderError(f"flite voice {voice!r} did not speak the phones it was given")
+        raise RenderError(f"flite voice {speaker.fallback!r} did not speak the phones it was given")
+
     found = [s for s in segments if s[0] != PAUSE]
     words, at = [], 0
     for word in line:
@@ -193,15 +274,67 @@ def _flite(voice: str, source: list[str], wav: Path) -> tuple[np.ndarray, int, l
 
     listing = _run(["-voice", voice, "-psdur", *source, "-o", str(wav)])
     audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), int(rate), _segments(listing.split(), f"flite voice {voice!r}")
+
+
+FESTIVAL_SILENCE = "h#"
+_MARK = "composer-segment"
+
+
+def _festival(voice: str, texts: list[str], wavs: list[Path]) -> list[tuple[np.ndarray, int, list]]:
+    """Festival's reading of each text in voice `voice`: (audio, rate, segments), as `_flite`
+    gives; one Festival process for all of them (it loads the voice once)."""
+    import soundfile as sf
+
+    if not texts:
+        return []
+    path = festival_path()
+    if path is None:
+        raise EngineMissing(f"the voice needs the speech engine Festival (install it with: {FESTIVAL_INSTALL_HINT}; "
+                            f"or render with --no-vocals)")
+    script = [f"(voice_{voice})"]
+    for k, (text, wav) in enumerate(zip(texts, wavs)):
+        quoted = text.replace("\\", " ").replace('"', " ")
+        script.append(f'(set! utt (utt.synth (Utterance Text "{quoted}")))\n'
+                      f'(utt.save.wave utt "{wav}" \'riff)\n'
+                      f'(format t "{_MARK} {k}\\n")\n'
+                      f'(mapcar (lambda (s) (format t "%s:%f\\n" (item.name s) (item.feat s "end"))) '
+                      f"(utt.relation.items utt 'Segment))")
+    scm = wavs[0].with_suffix(".scm")
+    scm.write_text("\n".join(script) + "\n")
+    try:
+        done = subprocess.run([path, "--batch", str(scm)], capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise RenderError(f"festival failed: {error}") from None
+    if done.returncode != 0:
+        raise RenderError(f"festival failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:200]}")
+    listings: dict[int, list[str]] = {}
+    current = None
+    for row in done.stdout.splitlines():
+        if row.startswith(_MARK):
+            current = listings.setdefault(int(row.split()[1]), [])
+        elif current is not None and row.strip():
+            current.append(row.strip())
+    out = []
+    for k, wav in enumerate(wavs):
+        if k not in listings or not wav.exists():
+            raise RenderError(f"festival voice {voice!r} did not read {texts[k]!r}")
+        audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+        out.append((audio.mean(axis=1), int(rate), _segments(listings[k], f"festival voice {voice!r}")))
+    return out
+
+
+def _segments(listing, who: str) -> list[tuple[str, float, float]]:
+    """(phone, start, end) from `phone:end` items."""
     segments, start = [], 0.0
-    for item in listing.split():
+    for item in listing:
         name, _, end = item.rpartition(":")
         try:
             segments.append((name, start, float(end)))
         except ValueError:
-            raise RenderError(f"flite voice {voice!r}: unreadable phone timing {item!r}") from None
+            raise RenderError(f"{who}: unreadable phone timing {item!r}") from None
         start = float(end)
-    return audio.mean(axis=1), int(rate), segments
+    return segments
 
 
 def _align(expected: list[str], spoken: list[str]) -> list[int | None]:

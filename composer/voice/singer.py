@@ -1,6 +1,6 @@
 """The singer: a plan's lyrics sung on its melody, as a dry vocal track.
 
-The speech engine speaks every sung line once (a bank, in the voice's Flite voice); the
+The speech engine speaks every sung line once (a bank, in the voice's engine voice); the
 WORLD vocoder (`pyworld`, MIT licence) analyses that speech into pitch, spectral envelope
 and aperiodicity every 5 ms; each placed phone (`composer.voice.score`) then reads its
 stretch of the bank: consonants at their spoken speed, vowels held with their transitions
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from composer.seeds import derived_seed
-from composer.voice.engine import Spoken, speak
+from composer.voice.engine import Speaker, Spoken, speak
 from composer.voice.phonemes import SONORANTS, word_phones
 from composer.voice.score import SectionScore, place, sung_syllables
 from composer.voice.voices import DEFAULT_VOICE, get_voice, octave_shift
@@ -86,7 +86,7 @@ _BANKS: dict[tuple, tuple] = {}  # the last two small analyses (a repaint or a s
 _BANKS_LOCK = threading.Lock()
 
 
-def _analyse(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]):
+def _analyse(voice: str | Speaker, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]):
     """`_analyse_now`, remembered for the last two songs whose analysis is under
     BANK_CACHE_BYTES; a long song's is let go once it is sung, not held through the render."""
     key = (voice, bank)
@@ -108,7 +108,7 @@ def clear_bank_cache() -> None:
         _BANKS.clear()
 
 
-def _analyse_now(voice: str, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]):
+def _analyse_now(voice: str | Speaker, bank: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]):
     """The bank spoken and analysed: (spoken, f0, sp, ap) every FRAME_PERIOD ms.
 
     The speech is analysed a chunk of lines at a time, cut in the middle of the pauses
@@ -178,9 +178,9 @@ def _voice_sonorants(f0: np.ndarray, t: np.ndarray, spoken: Spoken) -> np.ndarra
     return out
 
 
-def make_bank(voice: str, lines: list[str], phones: dict[str, list[str]]) -> Bank:
-    """Every distinct line spoken once, connected (Flite reads the line, aligned to the
-    words' phones), and analysed."""
+def make_bank(voice: str | Speaker, lines: list[str], phones: dict[str, list[str]]) -> Bank:
+    """Every distinct line spoken once, connected (the voice's engine reads the line, aligned
+    to the words' phones), and analysed."""
     import lyrics
 
     texts = sorted(set(lines))
@@ -215,7 +215,7 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
     lines = [line for s in sung for line in s.lyrics if lyrics.words(line)]
     tokens = [t for line in lines for t in lyrics.words(line)]
     phones = {t: (p or ["ax"]) for t, p in word_phones(tokens).items()}
-    bank = make_bank(chosen.engine_voice, lines, phones)
+    bank = make_bank(chosen.speaker, lines, phones)
     starts = dict(zip((s.name for s in plan.sections), (a for a, _ in plan.section_times())))
     made: dict[str, tuple[np.ndarray, float, SectionScore]] = {}
     todo = []

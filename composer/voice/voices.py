@@ -1,8 +1,8 @@
 """The voices: which speech engine voice sings, and in what range.
 
-Each voice is a Flite voice (Debian's `flite`, BSD-style licence, called as a program)
-sung through the WORLD vocoder. The range is where the voice sings comfortably; a melody
-is moved by whole octaves into it (`octave_shift`).
+Each voice is a speech engine's voice (Flite's or Festival's, called as programs) sung
+through the WORLD vocoder. The range is where the voice sings comfortably; a melody is moved
+by whole octaves into it (`octave_shift`).
 """
 
 from __future__ import annotations
@@ -10,16 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from composer.errors import InputError
+from composer.voice.engine import Speaker
 
 
 @dataclass(frozen=True)
 class Voice:
     name: str
-    engine_voice: str  # the flite voice that speaks the phones
+    engine_voice: str  # the engine's voice that speaks the lines
     low: int  # MIDI note range it sings in
     high: int
     description: str
     breathiness: float = 0.0  # least aperiodicity of voiced frames (composer.voice.singer)
+    engine: str = "flite"  # "flite" or "festival"
+    fallback_voice: str = ""  # the Flite voice for lines the engine's reading does not say (default: engine_voice)
+
+    @property
+    def speaker(self) -> Speaker:
+        return Speaker(self.engine, self.engine_voice, self.fallback_voice or self.engine_voice)
 
 
 VOICES = {
@@ -27,8 +34,11 @@ VOICES = {
     # Flite's slt sung at E3..C5 about twice as well understood as at A3..G5; at D3..A#4 with
     # some breath under the harmonics, 0.13 against 0.22 at E3..C5 without (the breath helps
     # slt's high notes, not rms: 0.10 with it against 0.085)
-    "high": Voice("high", "slt", 50, 70, "a high voice (D3..A#4), from Flite's US English female voice 'slt'",
-                  breathiness=0.15),
+    # Festival's HTS voice of the same speaker (CMU ARCTIC slt) sung at D3..A#4: 0.082 against
+    # 0.123 for Flite's slt (benchmarks/voice.py, 2026-11-30)
+    "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
+                  "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
+                  breathiness=0.15, engine="festival", fallback_voice="slt"),
     "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'"),
 }
 DEFAULT_VOICE = "low"  # Whisper understood it sung 0.085 WER against 0.23 for "high" (benchmarks/voice.py)
