@@ -257,10 +257,10 @@ def test_a_repeated_chorus_is_sung_identically_and_the_same_seed_gives_the_same_
     assert not np.array_equal(vocal.audio, other.audio)
 
 
-@needs_flite
+@pytest.mark.parametrize("voice", [pytest.param("low", marks=needs_flite), pytest.param("high", marks=needs_festival)])
 @pytest.mark.parametrize("line", ["", "[chorus]", "zxqv blorptang", "42 times 1999", "🙂🙂 love 🙂", "!!! ...",
-                                  "Ça va, naïve café", "don't stop-believin'"])
-def test_bad_lyrics_never_crash_the_voice(line):
+                                  "Ça va, naïve café", "don't stop-believin'", 'a "quoted" back\\slash (paren) line;'])
+def test_bad_lyrics_never_crash_the_voice(line, voice):
     pitches = [60, 62, 64, 65, 67, 69, 71, 72]
     slots = [lyrics.Slot(float(i), 1.0) for i in range(len(pitches))]
     if lyrics.count_syllables(line) > len(slots):
@@ -268,7 +268,7 @@ def test_bad_lyrics_never_crash_the_voice(line):
     fitted = lyrics.fit_line(line, slots)
     notes = [Note(s.start, s.duration, pitches[min(i, 7)], f) for i, (s, f) in enumerate(zip(slots, fitted))]
     section = Section("verse1", "verse", 2, [["C"], ["C"]], melody=notes, lyrics=[line] if line else [])
-    vocal = sing(_plan([section]), sample_rate=RATE, seed=0)
+    vocal = sing(_plan([section]), voice=voice, sample_rate=RATE, seed=0)
     assert np.isfinite(vocal.audio).all()
     assert vocal.audio.shape[0] == int(round(4.0 * RATE))
     if lyrics.count_syllables(line):
