@@ -196,6 +196,29 @@ def test_festival_reads_the_lines_and_flite_speaks_a_line_festival_does_not_say(
     assert np.array_equal(again.audio, spoken.audio)  # Festival's HTS voice is deterministic
 
 
+@needs_festival
+def test_a_line_festival_fails_on_is_spoken_from_its_phones_and_the_others_are_read(monkeypatch, caplog):
+    from composer.errors import RenderError
+    from composer.voice import engine
+
+    real = engine._festival
+
+    def festival(voice, texts, wavs):
+        if any("home" in text for text in texts):
+            raise RenderError("festival failed (exit 255): SIOD ERROR")
+        return real(voice, texts, wavs)
+
+    monkeypatch.setattr(engine, "_festival", festival)
+    monkeypatch.setattr(engine, "SPEAK_WORKERS", 1)  # both lines in one Festival call, which fails
+    phones = word_phones(["carry", "me", "home", "river"])
+    first, second = [phones["carry"], phones["me"], phones["home"]], [phones["river"]]
+    spoken = engine._speak(VOICES["high"].speaker, (("Carry me home!", tuple(map(tuple, first))),
+                                                    ("River.", tuple(map(tuple, second)))))
+    assert [[p for p, _, _ in word] for word in spoken.words] == first + second
+    assert "Carry me home!" in caplog.text and "spoken from its phones" in caplog.text
+    assert "River" not in caplog.text
+
+
 def test_a_missing_festival_voice_is_named_with_its_install_command(monkeypatch):
     from composer import doctor
     from composer.voice import engine

@@ -193,8 +193,8 @@ def _speak(voice: str | Speaker, lines: tuple[tuple[str, tuple[tuple[str, ...], 
             shares = [wanted[k::SPEAK_WORKERS] for k in range(SPEAK_WORKERS)]
             with ThreadPoolExecutor(max_workers=SPEAK_WORKERS) as pool:
                 for share, said in zip(shares, pool.map(
-                        lambda share: _festival(speaker.name, [texts[i] for i in share],
-                                                [Path(folder) / f"f{i}.wav" for i in share]), shares)):
+                        lambda share: _festival_lines(speaker.name, [texts[i] for i in share],
+                                                      [Path(folder) / f"f{i}.wav" for i in share]), shares)):
                     for i, reading in zip(share, said):
                         readings[i] = reading
         with ThreadPoolExecutor(max_workers=SPEAK_WORKERS) as pool:  # one Flite process a line
@@ -236,7 +236,7 @@ def _speak_line(speaker: Speaker, text: str, line: tuple[tuple[str, ...], ...], 
     text: the line as the engine reads it (`_readable`); reading: the engine's (audio, rate,
     segments) of it where already made (Festival); Flite reads it here."""
     expected = [p for word in line for p in word]
-    if text:
+    if text and (reading is not None or speaker.engine == "flite"):  # a line Festival failed on: the phones
         audio, rate, segments = reading if reading is not None else _flite(speaker.name, ["-t", text], wav)
         found = [s for s in segments if s[0] not in (PAUSE, FESTIVAL_SILENCE)]
         match = _align(expected, [s[0] for s in found])
@@ -322,6 +322,20 @@ def _festival(voice: str, texts: list[str], wavs: list[Path]) -> list[tuple[np.n
         audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
         out.append((audio.mean(axis=1), int(rate), _segments(listings[k], f"festival voice {voice!r}")))
     return out
+
+
+def _festival_lines(voice: str, texts: list[str], wavs: list[Path]) -> list:
+    """`_festival` of the texts in one process; if that fails, each text on its own, and a
+    text Festival cannot read at all gets None (its line is spoken from the phones)."""
+    try:
+        return _festival(voice, texts, wavs)
+    except EngineMissing:
+        raise
+    except RenderError as error:
+        if len(texts) == 1:
+            log.warning("voice: Festival could not read %r (%s); that line is spoken from its phones", texts[0], error)
+            return [None]
+    return [reading for text, wav in zip(texts, wavs) for reading in _festival_lines(voice, [text], [wav])]
 
 
 def _segments(listing, who: str) -> list[tuple[str, float, float]]:
