@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--steps", type=int, default=default_steps())
+    parser.add_argument("--guidance", default=None, help='Classifier-free guidance: "3" or "melody=4,tags=2" '
+                        "(default: the renderer's)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -119,6 +121,10 @@ def main() -> None:
     codec, model = load_models(args.codec, args.model)
     listener = transcriber()
     options = RenderOptions(steps=args.steps, vocals=False, evaluate=False, originality=False)
+    if args.guidance is not None:
+        from composer.rendering.options import parse_guidance
+
+        options.guidance = parse_guidance(args.guidance)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
         song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + index, write_lyrics=False)
@@ -143,7 +149,7 @@ def main() -> None:
     write_result("note_survival", {
         "transcriber": "basic-pitch 0.4.0 (ICASSP 2022 model, ONNX)", "onset_tolerance_s": ONSET_TOLERANCE,
         "pitch_tolerance_cents": PITCH_TOLERANCE_CENTS, "plans": len(rows), "duration": args.duration,
-        "steps": args.steps, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
+        "steps": args.steps, "guidance": options.guidance, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
         "table": table, "f1_share_of_guide": shares,
         "goals": {"guide_through_codec": ">= 0.85 of the guide's F1", "render": ">= 0.7 of the guide's F1 (aim 0.8)"},
         "rows": rows}, args.out)

@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
     parser.add_argument("--sampler", default="multistep")
     parser.add_argument("--guidance-interval", help="LO,HI: guide only at LO < t <= HI (default: the renderer's)")
+    parser.add_argument("--guidance", help='Classifier-free guidance: "3" or "melody=4,tags=2" (default: the renderer\'s)')
     parser.add_argument("--tag", action="append", default=[],
                         help="NAME=VALUE added to every plan's tags (e.g. source=synthesised); repeatable")
     parser.add_argument("--out")
@@ -69,6 +70,10 @@ def main() -> None:
     options = RenderOptions(steps=args.steps, sampler=args.sampler)
     if args.guidance_interval:
         options.guidance_interval = tuple(float(v) for v in args.guidance_interval.split(","))
+    if args.guidance is not None:
+        from composer.rendering.options import parse_guidance
+
+        options.guidance = parse_guidance(args.guidance)
     root = Path(args.out_dir)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
@@ -108,7 +113,7 @@ def main() -> None:
     table = {key: {"render": mean("render", key), "guide_through_codec": mean("guide_through_codec", key),
                    "guide": mean("guide", key)} for key in keys}
     write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps,
-                             "sampler": args.sampler, "guidance_interval": options.guidance_interval, "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
+                             "sampler": args.sampler, "guidance": options.guidance, "guidance_interval": options.guidance_interval, "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
                              "table": table, "rows": rows}, args.out)
 
 

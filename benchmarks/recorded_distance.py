@@ -7,6 +7,7 @@ Rows (the same plans for every rendered row; the plans' seeds are outside the co
 - `model`: renders by `--model` (for example one that has heard recordings), untagged;
 - `model, source=recorded` and `model, source=synthesised`: the same model and plans, the
   plans tagged with the source;
+- `bundled, guidance G`: the bundled model at another guidance weight (`--guidance G ...`);
 - `held-out recordings (floor)`: windows of the other half of the held-out files, as many as a
   rendered row has: what a row that sounds like those recordings scores at this sample size.
 
@@ -21,6 +22,7 @@ number of windows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -72,6 +74,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=default_steps())
     parser.add_argument("--seconds-per-file", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0, help="Subsampling seed of the floor row.")
+    parser.add_argument("--guidance", type=float, nargs="*", default=[],
+                        help="Also render the bundled model at these guidance weights (a row each).")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -94,19 +98,21 @@ def main() -> None:
     for song in plans:
         audio, rate = render_midi(arrange(song), sample_rate=RATE, duration=song.duration)
         windows["guide"].append(window_features(audio, rate))
-    models = [("bundled", None, None)]
+    models = [("bundled", None, None, None)]
+    models += [(f"bundled, guidance {g:g}", None, None, g) for g in args.guidance]
     if args.model:
-        models += [("model", args.model, None), ("model, source=recorded", args.model, "recorded"),
-                   ("model, source=synthesised", args.model, "synthesised")]
+        models += [("model", args.model, None, None), ("model, source=recorded", args.model, "recorded", None),
+                   ("model, source=synthesised", args.model, "synthesised", None)]
     identities = {}
-    for name, path, source in models:
+    for name, path, source, guidance in models:
         codec, model = load_models(args.codec, path)
         identities[name] = model.identity()
         windows[name] = []
         for k, song in enumerate(plans):
             if source:
                 song = _tagged(song, source)
-            result = render(song, seed=k, codec=codec, model=model, options=options, progress=False)
+            chosen = options if guidance is None else dataclasses.replace(options, guidance=guidance)
+            result = render(song, seed=k, codec=codec, model=model, options=chosen, progress=False)
             windows[name].append(window_features(result.audio, result.sample_rate))
             print(f"{name}: plan {k} done", file=sys.stderr)
     table = {}
@@ -120,7 +126,8 @@ def main() -> None:
     write_result("recorded_distance", {
         "reference": {"packages": list(HELD_OUT), "files": len(files), "windows": int(len(reference)),
                       "seconds_per_file": args.seconds_per_file},
-        "plans": len(plans), "duration": args.duration, "steps": args.steps, "windows_per_row": int(size),
+        "plans": len(plans), "duration": args.duration, "steps": args.steps, "guidance": options.guidance,
+        "windows_per_row": int(size),
         "distance": "benchmarks/distance.py: per 1-s window, 40-band log-mel mean and std, chroma sorted "
                     "strongest first; standardised by the reference; Frechet distance",
         "models": identities, "model_path": args.model, "table": table}, args.out)
