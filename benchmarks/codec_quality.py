@@ -1,8 +1,8 @@
 """Codec round-trip quality beside Opus (ffmpeg) on the same clips.
 
-Multi-resolution log-mel distance and semitone-band pitch distance (lower is better) and
-SI-SDR (higher is better)
-on validation clips (unseen soundfont) of a corpus, or any folder of audio:
+Multi-resolution log-mel distance and semitone-band pitch distance (lower is better),
+SI-SDR (higher is better) and the share of clips whose key (`structure.analysis.analyze`)
+comes back the same, on validation clips (unseen soundfont) of a corpus, or any folder of audio:
 
     python benchmarks/codec_quality.py --data data/corpus --clips 16
 """
@@ -68,6 +68,7 @@ def main() -> None:
     from autoencoder.losses import mel_distance, pitch_distance, si_sdr
     from composer.data.audio import audio_read
     from composer.models import load_codec  # the bundled codec unless --codec names one
+    from structure.analysis import analyze
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/corpus")
@@ -94,14 +95,16 @@ def main() -> None:
         start = int(rng.integers(0, max(1, audio.shape[-1] - length)))
         clip = audio[:, start: start + length]
         reference = torch.from_numpy(clip)[None]
+        key = str(analyze(clip, rate).key)
         with torch.no_grad():
             ours = codec.decode_long(codec.encode_long(reference))[..., : length]
         for name, output in (("codec", ours), ("opus6", torch.from_numpy(opus_round_trip(clip, rate, 6))[None]),
                              ("opus12", torch.from_numpy(opus_round_trip(clip, rate, 12))[None])):
             scores[name].append((float(mel_distance(output, reference, rate)), float(si_sdr(output, reference).mean()),
-                                 float(pitch_distance(output, reference, rate))))
+                                 float(pitch_distance(output, reference, rate)),
+                                 str(analyze(output[0].numpy(), rate).key) == key))
     table = {name: {"mel_distance": float(np.mean([s[0] for s in v])), "si_sdr": float(np.mean([s[1] for s in v])),
-                    "pitch_distance": float(np.mean([s[2] for s in v]))}
+                    "pitch_distance": float(np.mean([s[2] for s in v])), "key_kept": float(np.mean([s[3] for s in v]))}
              for name, v in scores.items()}
     write_result("codec_quality", {"codec": codec.identity(), "tone_fidelity": tone_fidelity(codec),
                                    "clips": len(scores["codec"]),
