@@ -334,6 +334,7 @@ def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_pa
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["vocals"]["voice"] == "low"
+    assert (report["vocals"]["speech_engine"], report["vocals"]["engine_voice"]) == ("flite", "rms")  # what sang
     assert 0.0 <= report["vocals"]["lu_above_accompaniment"] <= 4.0
     song, rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
     backing, _ = sf.read(out / "accompaniment.wav", dtype="float32", always_2d=True)

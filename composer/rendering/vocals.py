@@ -210,6 +210,7 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     the song's (default: `loudness_gain` of the mix, measured before the mix is made)."""
     from composer.rendering.loudness import loudness_gain
     from composer.voice.mix import Summed, add_into, duck, lu_difference, reverb, vocal_gain
+    from composer.voice.voices import get_voice
 
     clock = time.monotonic()
     rate = vocal.sample_rate
@@ -233,8 +234,9 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     stems.vocals = to_pcm(wet, gain)
     stems.pack("vocals")
     del wet
+    speaker = get_voice(vocal.voice).speaker
     report = {
-        "voice": vocal.voice, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
+        "voice": vocal.voice, "speech_engine": speaker.engine, "engine_voice": speaker.name, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
         "lu_above_accompaniment": above,
         "measured_over": measured_over,
         "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"])}

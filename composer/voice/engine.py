@@ -49,10 +49,6 @@ class Speaker:
     name: str
     fallback: str
 
-    @property
-    def install(self) -> str:
-        return FESTIVAL_INSTALL_HINT if self.engine == "festival" else INSTALL_HINT
-
 
 def as_speaker(voice: str | Speaker) -> Speaker:
     """A Speaker; a plain string is a Flite voice."""
@@ -228,7 +224,7 @@ def _speak(voice: str | Speaker, lines: tuple[tuple[str, tuple[tuple[str, ...], 
 SPEAK_WORKERS = 2
 MAX_RATE = 24000  # Hz: a render's rate; Festival's HTS voice speaks at 32 kHz
 LINE_PAUSE = 0.12  # seconds of a line's silence kept before and after it in the bank
-MIN_ALIGNED = 0.6  # share of a line's phones Flite's reading must say as given, or the phones are spoken
+MIN_ALIGNED = 0.6  # share of a line's phones the engine's reading must say as given, or the phones are spoken
 
 
 def _speak_line(speaker: Speaker, text: str, line: tuple[tuple[str, ...], ...], wav: Path, reading=None):
@@ -249,7 +245,6 @@ def _speak_line(speaker: Speaker, text: str, line: tuple[tuple[str, ...], ...], 
     audio, rate, segments = _flite(speaker.fallback, ["-p", " ".join(phones)], wav)
     if [name for name, _, _ in segments] != phones:
         raise RenderError(f"flite voice {speaker.fallback!r} did not speak the phones it was given")
-
     found = [s for s in segments if s[0] != PAUSE]
     words, at = [], 0
     for word in line:
