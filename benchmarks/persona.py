@@ -15,7 +15,8 @@
   their FluidSynth guides: the distance of `benchmarks/distance.py` (the one the recorded-corpus
   benchmark uses: 1-s windows of log-mel statistics and sorted chroma, standardised, Frechet) to
   the held-out archive songs, every row on the same number of windows, and how well each
-  follows its plan (tempo within 4 %, key), measured by the built-in evaluation;
+  follows its plan (tempo within 4 %, key with its standard error, form: section boundaries
+  found within 3 s), measured by the built-in evaluation;
 - throughput: analysis seconds per song and fine-tune latent-seconds per second on this
   machine, and what 5,000 songs (about 250 hours) would take.
 """
@@ -128,13 +129,18 @@ def main() -> None:
             feats[name].append(window_features(result.audio, result.sample_rate))
             metrics = result.report["metrics"]
             follow[name].append((bool((metrics.get("tempo") or {}).get("acc1")),
-                                 float((metrics.get("key") or {}).get("score") or 0.0)))
+                                 float((metrics.get("key") or {}).get("score") or 0.0),
+                                 (metrics.get("boundaries") or {}).get("f_3s")))
         guide, rate = render_midi(structure.arrange(plan), duration=plan.duration)
         feats["guide"].append(window_features(guide, rate))
     distance = Distance(reference)
     size = min(sum(len(part) for part in f) for f in feats.values())
     distances = {name: distance(np.concatenate(f)[:size]) for name, f in feats.items()}
-    following = {name: {"tempo_within_4pct": float(np.mean([t for t, _ in v])), "key_score": float(np.mean([k for _, k in v]))}
+    following = {name: {"tempo_within_4pct": float(np.mean([t for t, _, _ in v])),
+                        "key_score": float(np.mean([k for _, k, _ in v])),
+                        "key_score_sem": float(np.std([k for _, k, _ in v], ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None,
+                        "form_boundaries_f_3s": float(np.mean([b for _, _, b in v if b is not None]))
+                        if any(b is not None for _, _, b in v) else None}
                  for name, v in follow.items()}
 
     import time

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from synthetic_song import RATE, pop_plan, render
 
 from composer.cli import main
+from composer.persona.daily import DEFAULT_STRENGTH
 
 MOODS = ["sad", "happy", "sad", "calm", "happy", "sad", "calm", "sad"]
 
@@ -107,7 +108,7 @@ def test_daily_is_the_same_song_for_the_same_date(built, tiny_models, tmp_path):
 def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_models, tmp_path):
     _, _, persona = built
     info = json.loads((persona / "persona.json").read_text())
-    assert info["strength"] == 0.5 and info["model"]["init_identity"]  # the default, and what it blends with
+    assert info["strength"] == DEFAULT_STRENGTH and info["model"]["init_identity"]  # the default, and what it blends with
     songs = {}
     for strength in ("0", "0.5", "1"):
         result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-01", "--strength",
@@ -141,7 +142,7 @@ def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_mo
     assert "strength 0.8" in (persona / "PERSONA.md").read_text() and _learnt(persona) == before
     _build(built[1], persona, tiny_models)  # a rerun (a resume) keeps it
     assert json.loads((persona / "persona.json").read_text())["strength"] == 0.8
-    _build(built[1], persona, tiny_models, "--strength", "0.5")  # back to the default for the other tests
+    _build(built[1], persona, tiny_models, "--strength", str(DEFAULT_STRENGTH))  # back to the default for the other tests
 
 
 def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):

@@ -29,7 +29,7 @@ def persona_group():
 @click.option("--max-minutes", type=float, help="Stop the fine-tune after this much wall time.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strength", type=float, help="How far daily renders go from the base model toward the fine-tune "
-              "(0..1; default: the persona's, else 0.5, chosen by measurement: see README). Rerun on a built persona "
+              "(0..1; default: the persona's, else 0.25, chosen by measurement: see README). Rerun on a built persona "
               "to change it.")
 @click.option("--stop-after", type=click.Choice(["check", "analysis", "priors", "lyrics", "model"]), hidden=True)
 @handle_errors

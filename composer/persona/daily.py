@@ -26,11 +26,13 @@ SECTION_TAG = {"verse": "Verse", "chorus": "Chorus", "bridge": "Bridge", "intro"
                "pre-chorus": "Pre-Chorus", "solo": "Solo", "interlude": "Interlude", "breakdown": "Breakdown"}
 SUNG_KINDS = frozenset({"verse", "chorus", "bridge", "pre-chorus", "hook"})
 # How far the persona's model goes from the base model toward its fine-tune (diffusion.model.blend):
-# chosen by measurement (16 demo-persona days): at 0.5 the renders keep the drawn key as the base
-# model does (key score 0.875 against 0.894) and come halfway to the fine-tune's sound (Frechet
-# distance to held-out archive songs 44 against 69 for the base model and ~20 for the fine-tune);
-# at 0.75 the key score falls to 0.6 (benchmarks/persona.py --strengths)
-DEFAULT_STRENGTH = 0.5
+# chosen by measurement on 40 demo-persona days (benchmarks/persona.py --renders 40): the key the
+# renders keep falls as the strength rises (key score 0.84 at 0.25, 0.80 at 0.35, 0.77 at 0.5,
+# 0.42 at 1, against 0.87 for the base model, standard error about 0.05), while the sound comes
+# closer to the archive's (Frechet distance to held-out archive songs 61, 56, 48, 22, against 70);
+# 0.25 is the strongest blend whose key stays within the noise of the base model's (16 days had
+# put 0.5 there, which 40 did not bear out); tempo and form are kept at every strength
+DEFAULT_STRENGTH = 0.25
 
 
 @dataclass
