@@ -406,14 +406,3 @@ def _words_from_alignment(line, match, found) -> list[list[tuple[str, float, flo
                     times[i] = (edge, edge)
         words.append([(phone, a, b) for phone, (a, b) in zip(word, times)])
     return words
-
-
-def version() -> str | None:
-    path = flite_path()
-    if path is None:
-        return None
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.strip().splitlines()[0] if out.strip() else "flite"
