@@ -194,18 +194,20 @@ class SpectralDecoder(nn.Module):
         synthesised in order with the carried phase equal one pass over the whole.
         """
         batch, bins, count = magnitude.shape
-        start = torch.zeros(batch, bins, 1, dtype=torch.float64) if phase is None else phase[..., None].double()
+        device = magnitude.device
+        start = (torch.zeros(batch, bins, 1, dtype=torch.float64, device=device) if phase is None
+                 else phase[..., None].double())
         if self.phase == "locked":
             advance, nearest = self.locked_advance(magnitude)
             running = start + torch.cumsum(advance, dim=-1)
-            offset = math.pi * (torch.arange(bins).view(1, bins, 1) - nearest).double()
+            offset = math.pi * (torch.arange(bins, device=device).view(1, bins, 1) - nearest).double()
             total = torch.remainder(running.gather(1, nearest) + offset, 2 * math.pi).float()
             spectrum = torch.polar(magnitude, total)
             pieces = torch.fft.irfft(spectrum, self.n_fft, dim=1) * self.window[None, :, None]
             return pieces, torch.remainder(running[..., -1], 2 * math.pi)
         running = start + torch.cumsum(deviation.double(), dim=-1)
-        index = torch.arange(first_frame + 1, first_frame + count + 1, dtype=torch.int64)
-        own = (torch.arange(bins, dtype=torch.int64)[:, None] * self.hop_length * index[None]) % self.n_fft
+        index = torch.arange(first_frame + 1, first_frame + count + 1, dtype=torch.int64, device=device)
+        own = (torch.arange(bins, dtype=torch.int64, device=device)[:, None] * self.hop_length * index[None]) % self.n_fft
         total = torch.remainder(running + (2 * math.pi / self.n_fft) * own.double(), 2 * math.pi).float()
         spectrum = torch.polar(magnitude, total)
         pieces = torch.fft.irfft(spectrum, self.n_fft, dim=1) * self.window[None, :, None]
@@ -225,7 +227,7 @@ class SpectralDecoder(nn.Module):
         """
         batch, bins, count = magnitude.shape
         level = torch.log(magnitude + 1e-7)
-        edge = torch.full((batch, 1, count), -math.inf)
+        edge = torch.full((batch, 1, count), -math.inf, device=magnitude.device)
         left, right = torch.cat([edge, level[:, :-1]], 1), torch.cat([level[:, 1:], edge], 1)
         floor = level.amax(dim=1, keepdim=True) - math.log(1e4)  # peaks within 80 dB of the frame's loudest
         peak = (level > left) & (level >= right) & (level > floor)
@@ -233,7 +235,7 @@ class SpectralDecoder(nn.Module):
         inside = peak & torch.isfinite(left) & torch.isfinite(right) & (curvature < 0)
         fraction = torch.where(inside, 0.5 * (left - right) / torch.where(inside, curvature, -1.0), 0.0)
         fraction = fraction.clamp(-0.5, 0.5)
-        index = torch.arange(bins).view(1, bins, 1).expand(batch, bins, count)
+        index = torch.arange(bins, device=magnitude.device).view(1, bins, 1).expand(batch, bins, count)
         below = torch.where(peak, index, -1).cummax(dim=1).values
         above_flipped = torch.where(peak.flip(1), index, -1).cummax(dim=1).values
         above = torch.where(above_flipped >= 0, bins - 1 - above_flipped, -1).flip(1)

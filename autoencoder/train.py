@@ -26,6 +26,11 @@ from autoencoder.losses import (
 log = logging.getLogger(__name__)
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's parameters are (the CPU for one without any)."""
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
 @dataclass
 class LatentBatch:
     """A training batch whose latents are already known (a frozen encoder): the decoder sees
@@ -61,8 +66,10 @@ class CodecTrainConfig:
 def evaluate_codec(codec: LatentCodec, batches: list[torch.Tensor]) -> dict[str, float]:
     """Mean mel, semitone-band pitch and onset distances and SI-SDR of the round trip over `batches`."""
     codec.eval()
+    device = module_device(codec)
     mels, pitches, onsets, sdrs = [], [], [], []
     for audio in batches:
+        audio = audio.to(device)
         output = codec.raw_decode(codec.raw_encode(audio))[..., : audio.shape[-1]]
         mels.append(float(mel_distance(output, audio, codec.sample_rate)))
         pitches.append(float(pitch_distance(output, audio, codec.sample_rate)))
@@ -80,9 +87,10 @@ class CodecTrainer:
     caller's: `composer.train.loop.run_training`.
     """
 
-    def __init__(self, codec: LatentCodec, config: CodecTrainConfig):
+    def __init__(self, codec: LatentCodec, config: CodecTrainConfig, device: torch.device | str | None = None):
         torch.manual_seed(config.seed)
-        self.codec, self.config = codec, config
+        self.device = torch.device(device or "cpu")
+        self.codec, self.config = codec.to(self.device), config
         self.is_main = True
         self.loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight,
                                           pitch=config.pitch_weight, onset=config.onset_weight,
@@ -122,12 +130,14 @@ class CodecTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         if isinstance(batch, LatentBatch):  # latents given (a frozen encoder's cache), with context frames
-            audio, z, skip = batch.audio, batch.latents, batch.context * codec.hop_length
+            audio, z, skip = batch.audio.to(self.device), batch.latents.to(self.device), batch.context * codec.hop_length
         else:
-            audio, skip = batch, 0
+            audio, skip = batch.to(self.device), 0
             with torch.set_grad_enabled(not config.freeze_encoder):
                 z = codec.raw_encode(audio)
-        z_noisy = z + config.latent_noise * z.detach().std() * torch.randn_like(z)
+        # drawn on the CPU (torch's global RNG, which a resumed run restores) whatever the device
+        noise = torch.randn(z.shape, dtype=z.dtype).to(z.device)
+        z_noisy = z + config.latent_noise * z.detach().std() * noise
         output = codec.raw_decode(z_noisy)[..., skip: skip + audio.shape[-1]]
         losses = self.loss_fn(output, audio)
         loss = losses["loss"] + (0.0 if config.freeze_encoder else config.latent_penalty * z.pow(2).mean())
@@ -151,7 +161,7 @@ class CodecTrainer:
         return metrics
 
     def finish(self) -> LatentCodec:
-        return self.codec.eval()
+        return self.codec.cpu().eval()
 
 
 @torch.no_grad()
@@ -160,7 +170,7 @@ def anchor_drift(codec: LatentCodec, anchor: nn.Module, batches: list[torch.Tens
     codec.eval()
     total, count = 0.0, 0
     for audio in batches:
-        padded = codec._pad_to_hop(audio)
+        padded = codec._pad_to_hop(audio.to(module_device(codec)))
         difference = (codec.encoder_module(padded) - anchor(padded)) / codec.latent_std[None, :, None]
         total, count = total + float(difference.pow(2).sum()), count + difference.numel()
     return math.sqrt(total / max(1, count))
@@ -170,6 +180,8 @@ def anchor_drift(codec: LatentCodec, anchor: nn.Module, batches: list[torch.Tens
 def fit_latent_statistics(codec: LatentCodec, batches: list[torch.Tensor]) -> None:
     """Set the per-channel latent mean/std from `batches` (after training)."""
     codec.eval()
-    z = torch.cat([codec.raw_encode(a).transpose(0, 1).reshape(codec.latent_dim, -1) for a in batches], dim=1)
+    device = module_device(codec)
+    z = torch.cat([codec.raw_encode(a.to(device)).transpose(0, 1).reshape(codec.latent_dim, -1) for a in batches],
+                  dim=1)
     codec.latent_mean.copy_(z.mean(dim=1))
     codec.latent_std.copy_(z.std(dim=1).clamp(min=1e-4))

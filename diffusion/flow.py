@@ -110,18 +110,20 @@ class RectifiedFlow(nn.Module):
         """Randomly drop tags, text and control groups (per item) for guidance-ready training."""
         c = self.config
         cond = dict(cond)
-        batch = next(v for v in cond.values() if torch.is_tensor(v)).shape[0]
+        reference = next(v for v in cond.values() if torch.is_tensor(v))
+        batch, device = reference.shape[0], reference.device
+        # the draws come from `generator` on the CPU whatever the device: the same run on any machine
         if cond.get("tags") is not None:
-            keep = (torch.rand(batch, generator=generator) >= c.tag_dropout).long()
+            keep = (torch.rand(batch, generator=generator) >= c.tag_dropout).long().to(device)
             cond["tags"] = cond["tags"] * keep[:, None]
         if cond.get("text") is not None:
-            present = cond.get("text_present", torch.ones(batch))
-            cond["text_present"] = present * (torch.rand(batch, generator=generator) >= c.text_dropout).float()
+            present = cond.get("text_present", torch.ones(batch, device=device))
+            cond["text_present"] = present * (torch.rand(batch, generator=generator) >= c.text_dropout).float().to(device)
         if cond.get("controls") is not None:
             groups = len(self.network.config.control_groups)
-            flags = cond.get("control_groups", torch.ones(batch, groups))
-            flags = flags * (torch.rand(batch, groups, generator=generator) >= c.control_group_dropout).float()
-            flags = flags * (torch.rand(batch, 1, generator=generator) >= c.all_controls_dropout).float()
+            flags = cond.get("control_groups", torch.ones(batch, groups, device=device))
+            flags = flags * (torch.rand(batch, groups, generator=generator) >= c.control_group_dropout).float().to(device)
+            flags = flags * (torch.rand(batch, 1, generator=generator) >= c.all_controls_dropout).float().to(device)
             cond["control_groups"] = flags
         return cond
 
@@ -135,6 +137,8 @@ class RectifiedFlow(nn.Module):
             t = torch.rand(batch, generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
         mask = random_masks(batch, frames, generator, c.mask_probabilities)
+        # drawn on the CPU from `generator` (the same numbers on any device), used where x0 is
+        t, noise, mask = t.to(x0.device), noise.to(x0.device), mask.to(x0.device)
         cond = self.drop_conditions({**cond, "known": x0, "mask": mask}, generator)
         if c.objective == "rectified_flow":
             x_t, target = self.noised(x0, noise, t), noise - x0

@@ -50,14 +50,22 @@ class EMA:
             ema_b.copy_(b)
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size) under torchrun (the process group started: NCCL for CUDA devices,
+    gloo for the CPU), else (0, 1)."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def batch_to(batch: tuple[torch.Tensor, dict], device: torch.device) -> tuple[torch.Tensor, dict]:
+    """A `(x0, cond)` batch on `device`."""
+    x0, cond = batch
+    return x0.to(device), {k: v.to(device) if torch.is_tensor(v) else v for k, v in cond.items()}
 
 
 @torch.no_grad()
@@ -65,7 +73,11 @@ def validation_loss(model: DiffusionModel, batches: list[tuple[torch.Tensor, dic
     """Mean loss over fixed batches with a fixed generator (comparable across steps)."""
     generator = torch.Generator().manual_seed(seed)
     model.eval()
-    losses = [float(model.loss(x0, cond, generator=generator)) for x0, cond in batches]
+    device = next(model.parameters()).device
+    losses = []
+    for batch in batches:
+        x0, cond = batch_to(batch, device)
+        losses.append(float(model.loss(x0, cond, generator=generator)))
     return sum(losses) / max(1, len(losses))
 
 
@@ -77,18 +89,20 @@ class DiffusionTrainer:
     own batches and gradients are averaged; only rank 0 (`is_main`) logs and saves.
     """
 
-    def __init__(self, model: DiffusionModel, config: DiffusionTrainConfig):
-        self.rank, self.world = _distributed()
+    def __init__(self, model: DiffusionModel, config: DiffusionTrainConfig, device: torch.device | str | None = None):
+        self.device = torch.device(device or "cpu")
+        self.rank, self.world = _distributed(self.device)
         self.is_main = self.rank == 0
         torch.manual_seed(config.seed + self.rank)
         self.config = config
-        self.model = model
+        self.model = model.to(self.device)
         self.generator = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
         self.ema = EMA(model, config.ema_decay)
         self.trained: nn.Module = _LossForward(model)
         if self.world > 1:  # gradients are averaged across ranks through the wrapper's forward
-            self.trained = nn.parallel.DistributedDataParallel(self.trained)
+            self.trained = nn.parallel.DistributedDataParallel(
+                self.trained, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.running: float | None = None
 
     def extra_modules(self) -> dict[str, nn.Module]:
@@ -104,7 +118,7 @@ class DiffusionTrainer:
 
     def step(self, batch: tuple[torch.Tensor, dict], step: int) -> dict[str, float]:
         """Train on `(x0 [B, D, frames], cond)`; the running loss and the learning rate."""
-        x0, cond = batch
+        x0, cond = batch_to(batch, self.device)
         self.model.train()
         lr = self.learning_rate(step)
         for group in self.optimizer.param_groups:
@@ -126,8 +140,8 @@ class DiffusionTrainer:
         return metrics
 
     def finish(self) -> DiffusionModel:
-        """The EMA weights: what ships."""
-        return self.ema.shadow
+        """The EMA weights (on the CPU): what ships."""
+        return self.ema.shadow.cpu()
 
 
 class _LossForward(nn.Module):

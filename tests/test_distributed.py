@@ -53,3 +53,60 @@ def test_ddp_ranks_stay_in_sync(tmp_path):
     second = torch.load(tmp_path / "weights1.pt", weights_only=True)
     assert torch.allclose(first, second)
     assert (tmp_path / "last" / "state.json").exists()  # rank 0 saved
+
+
+def _budget_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    """Rank 1's clock says the time budget is spent after its first step; rank 0's never does."""
+    import datetime
+    import sys
+
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"})
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    # a rank left waiting for one that stopped alone fails in 60 s instead of gloo's 30 minutes
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+    sys.path.insert(0, os.path.dirname(__file__))
+    from conftest import tiny_codec, tiny_model
+
+    import composer.train.loop as loop
+    from composer.train.diffusion import train_diffusion
+    from diffusion.train import DiffusionTrainConfig
+
+    if rank == 1:
+        calls = iter(range(10 ** 6))
+
+        class Clock:  # the loop's `time`: 0 at the start, then a day later
+            @staticmethod
+            def monotonic():
+                return 0.0 if next(calls) == 0 else 86400.0
+
+        loop.time = Clock
+    model = tiny_model(tiny_codec())
+    generator = torch.Generator().manual_seed(rank)
+
+    def batches():
+        while True:
+            yield torch.randn(2, 8, 32, generator=generator), {
+                "controls": torch.randn(2, 32, 63, generator=generator), "control_groups": torch.ones(2, 6),
+                "tags": model.encode_tags([{"genre": "folk"}, {"genre": "rock"}]),
+                "text": torch.randn(2, 384, generator=generator), "text_present": torch.ones(2)}
+
+    config = DiffusionTrainConfig(steps=5, save_every=100, log_every=1, validate_every=100, max_minutes=60)
+    _, metrics = train_diffusion(model, batches(), out_dir=out_dir, config=config, progress=False)
+    with open(os.path.join(out_dir, f"steps{rank}.txt"), "w") as f:  # test-local scratch
+        f.write(str(metrics["step"]))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stop_together_at_a_time_budget(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_budget_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "steps0.txt").read_text() == (tmp_path / "steps1.txt").read_text() == "1"
+    assert (tmp_path / "last" / "state.json").exists()  # rank 0 saved where both stopped

@@ -122,12 +122,13 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
                   codec: str | None = None, workers: int = 1, ray_address: str | None = None, seed: int = 0,
                   threads: int | None = None, batch_size: int = 16, lr: float = 5e-5,
                   max_minutes: float | None = None, progress: bool = True, command: str = "",
-                  stop_after: str | None = None, strength: float | None = None) -> dict:
+                  stop_after: str | None = None, strength: float | None = None, device: str = "auto") -> dict:
     """Build (or resume) a persona; returns persona.json's contents. `stop_after`: end after
     that step (what a kill at that point leaves; the tests use it). strength: how far its
     renders go from the base model toward the fine-tune (`composer.persona.daily.persona_model`;
     default: the one it was given before, else DEFAULT_STRENGTH); a finished persona is given
-    a new one by building it again with it."""
+    a new one by building it again with it. device: where the fine-tune runs (auto, cpu, cuda,
+    cuda:N)."""
     from composer.data.datasets import check_dataset
     from composer.persona.daily import DEFAULT_STRENGTH
     from composer.persona.lyric_model import LyricModel, base_writer_lines
@@ -208,13 +209,14 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         import composer
         from composer.models import bundled_model_path
         from composer.train.diffusion import train_diffusion_command
+        from composer.train.state import saved_state
 
         clock = time.monotonic()
         metrics = train_diffusion_command(
             [str(archive)], codec, str(out / "model"), steps=steps, channels=(), blocks=1, batch_size=batch_size,
-            lr=lr, seed=seed, resume=(out / "model" / "training" / "last").exists(), max_minutes=max_minutes,
+            lr=lr, seed=seed, resume=saved_state(out / "model" / "training" / "last") is not None, max_minutes=max_minutes,
             threads=threads, command=command or f"composer persona build {archive} -o {out}",
-            init=str(init or bundled_model_path()), unconfident="uncontrolled")
+            init=str(init or bundled_model_path()), unconfident="uncontrolled", device=device)
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
                           "init": str(init or "bundled"), "batch_size": batch_size, "lr": lr,

@@ -27,6 +27,8 @@ def persona_group():
 @click.option("--ray", "ray_address", help="Analyse as Ray tasks: an address, 'auto', or 'local'.")
 @click.option("--threads", type=int, help="torch threads for the fine-tune.")
 @click.option("--max-minutes", type=float, help="Stop the fine-tune after this much wall time.")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the fine-tune runs: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strength", type=float, help="How far daily renders go from the base model toward the fine-tune "
               "(0..1; default: the persona's, else 0.25, chosen by measurement: see README). Rerun on a built persona "
@@ -34,14 +36,14 @@ def persona_group():
 @click.option("--stop-after", type=click.Choice(["check", "analysis", "priors", "lyrics", "model"]), hidden=True)
 @handle_errors
 def persona_build_cmd(archive, output, steps, batch_size, lr, init, codec, workers, ray_address, threads,
-                      max_minutes, seed, strength, stop_after):
+                      max_minutes, device, seed, strength, stop_after):
     """Build the persona of ARCHIVE: check, analysis, priors, lyric model, fine-tune, PERSONA.md."""
     from composer.persona.build import build_persona
 
     info = build_persona(archive, output, steps=steps, init=init, codec=codec, workers=workers,
                          ray_address=ray_address, seed=seed, threads=threads, batch_size=batch_size, lr=lr,
                          max_minutes=max_minutes, command="composer " + " ".join(sys.argv[1:]),
-                         stop_after=stop_after, strength=strength)
+                         stop_after=stop_after, strength=strength, device=device)
     if stop_after:
         click.echo(f"{output}: stopped after {stop_after} (rerun to finish)")
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import torch
 from composer.data.audio import write_text_atomic
 
 
-def machine_summary() -> dict:
+def machine_summary(device: torch.device | None = None) -> dict:
+    """The CPU, threads, torch and Python of this machine, and the GPU when training ran on one."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -21,8 +23,12 @@ def machine_summary() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": sys.version.split()[0]}
+    out = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "python": sys.version.split()[0]}
+    if device is not None and device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+        out["gpus"] = int(os.environ.get("WORLD_SIZE", "1"))
+    return out
 
 
 def loss_curve(log_path: Path, points: int = 12) -> list[str]:

@@ -59,11 +59,13 @@ def train_group():
               help="Weight of the spectral-flux loss that keeps notes starting on time (0: off).")
 @click.option("--balance", is_flag=True,
               help="Give every --data folder the same share of training windows (default: by hours).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where to train: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
 @handle_errors
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
                     decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
-                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight):
+                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight, device):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.train.codec import train_codec_command
 
@@ -77,7 +79,7 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   encoder_dim=encoder_dim, encoder_layers=encoder_layers,
                                   pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance,
                                   onset_weight=onset_weight, freeze_decoder=freeze_decoder,
-                                  anchor_weight=anchor_weight)
+                                  anchor_weight=anchor_weight, device=device)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 
@@ -99,9 +101,11 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
               show_default=True, help="Training objective of a new model (benchmarks/objective.py compares them).")
 @click.option("--balance", is_flag=True,
               help="Give every --data folder the same share of training windows (default: by hours).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where to train: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
 @handle_errors
 def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
-                        max_minutes, threads, objective, balance):
+                        max_minutes, threads, objective, balance, device):
     """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
     from composer.errors import InputError
     from composer.train.diffusion import train_diffusion_command
@@ -113,5 +117,6 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
     metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
                                       batch_size=batch_size, lr=lr, seed=seed, resume=resume,
                                       max_minutes=max_minutes, threads=threads, init=init, objective=objective,
-                                      balance=balance, command="composer " + " ".join(sys.argv[1:]))
+                                      balance=balance, command="composer " + " ".join(sys.argv[1:]),
+                                      device=device)
     click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")

@@ -34,12 +34,12 @@ def schedule_of(config) -> LoopSchedule:
 
 
 def train_codec(codec, batches, *, out_dir: str | Path, config, validation: list | None = None,
-                resume: bool = False, progress: bool = True, on_validate=None) -> dict:
-    """Train `codec` in place (`autoencoder.train.CodecTrainer` in the shared loop); the final
-    metrics. Writes OUT/last and OUT/log.jsonl."""
+                resume: bool = False, progress: bool = True, on_validate=None, device=None) -> dict:
+    """Train `codec` in place (`autoencoder.train.CodecTrainer` in the shared loop, on `device`,
+    default the CPU; the codec ends on the CPU); the final metrics. Writes OUT/last and OUT/log.jsonl."""
     from autoencoder.train import CodecTrainer
 
-    _, metrics = run_training(CodecTrainer(codec, config), batches, out_dir=out_dir, schedule=schedule_of(config),
+    _, metrics = run_training(CodecTrainer(codec, config, device), batches, out_dir=out_dir, schedule=schedule_of(config),
                               validation=validation, resume=resume, progress=progress, desc="codec",
                               on_validate=on_validate)
     return metrics
@@ -53,7 +53,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
                         encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
                         decoder_fft: int | None = None, balance: bool = False, onset_weight: float = 0.0,
-                        freeze_decoder: bool = False, anchor_weight: float = 0.0) -> dict:
+                        freeze_decoder: bool = False, anchor_weight: float = 0.0, device: str = "auto") -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -67,10 +67,13 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     turns any latents (every render's) into the same audio as before; anchor_weight keeps
     the encoder's latents near the --init encoder's, so diffusion models trained on those
     stay at home (the drift is validated as `anchor_drift`, in latent std units).
+    device: where it trains (`composer.train.device.training_device`: auto, cpu, cuda, cuda:N).
     """
     from autoencoder.codec import CodecConfig, LatentCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics
+    from composer.train.device import training_device
 
+    where = training_device(device)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -137,7 +140,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                     onset_weight=onset_weight, waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
-                          validation=validation, resume=resume)
+                          validation=validation, resume=resume, device=where)
     if not (freeze_encoder or freeze_decoder or anchor_weight):
         # A frozen encoder keeps its statistics (the latents must not move); so does a frozen
         # decoder (it reads raw latents: renders would change) and an anchored encoder.
@@ -150,7 +153,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         "licences": licence_summary(train_rows + val_rows),
         "consents": consent_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"},
-        "machine": machine_summary(), "latent_identity": codec.latent_identity(),
+        "machine": machine_summary(where), "device": str(where), "latent_identity": codec.latent_identity(),
     }
     codec.save_pretrained(out_dir, dtype=torch.float16)
     write_model_card(Path(out_dir), "codec", config.training, extra=asdict(config),

@@ -16,12 +16,12 @@ from composer.train.loop import run_training
 
 
 def train_diffusion(model, batches, *, out_dir: str | Path, config, validation: list | None = None,
-                    resume: bool = False, progress: bool = True) -> tuple[object, dict]:
-    """Train (`diffusion.train.DiffusionTrainer` in the shared loop); returns (EMA model, metrics).
-    Writes OUT/last (with the EMA) and OUT/log.jsonl."""
+                    resume: bool = False, progress: bool = True, device=None) -> tuple[object, dict]:
+    """Train (`diffusion.train.DiffusionTrainer` in the shared loop, on `device`, default the
+    CPU); returns (EMA model, on the CPU; metrics). Writes OUT/last (with the EMA) and OUT/log.jsonl."""
     from diffusion.train import DiffusionTrainer
 
-    return run_training(DiffusionTrainer(model, config), batches, out_dir=out_dir, schedule=schedule_of(config),
+    return run_training(DiffusionTrainer(model, config, device), batches, out_dir=out_dir, schedule=schedule_of(config),
                         validation=validation, resume=resume, progress=progress, desc="diffusion")
 
 
@@ -36,15 +36,18 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
                             channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
                             init: str | None = None, objective: str = "rectified_flow",
-                            unconfident: str = "exclude", balance: bool = False) -> dict:
-    """Train (or fine-tune, with `init`) the diffusion model; writes a half-precision checkpoint."""
+                            unconfident: str = "exclude", balance: bool = False, device: str = "auto") -> dict:
+    """Train (or fine-tune, with `init`) the diffusion model on `device` (auto, cpu, cuda,
+    cuda:N; `composer.train.device`); writes a half-precision checkpoint."""
     from composer.conditioning import unet_layout
     from composer.models import load_codec
+    from composer.train.device import training_device
     from diffusion.flow import FlowConfig
     from diffusion.model import DiffusionModel, ModelConfig
     from diffusion.train import DiffusionTrainConfig
     from diffusion.unet import UNetConfig
 
+    where = training_device(device)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -75,7 +78,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     started = time.monotonic()
     train_config = DiffusionTrainConfig(steps=steps, lr=lr, seed=seed, max_minutes=max_minutes)
     ema_model, metrics = train_diffusion(model, batches, out_dir=out / "training", config=train_config,
-                                         validation=validation, resume=resume)
+                                         validation=validation, resume=resume, device=where)
     ema_model.config.training = {
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
@@ -83,7 +86,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
         "consents": consent_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
         "codec_latent_identity": codec.latent_identity(),
-        "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(),
+        "parameters": sum(p.numel() for p in ema_model.parameters()), "machine": machine_summary(where),
+        "device": str(where),
         **({"init": _init_name(init)} if init else {}),
     }
     # what it learnt, searchable: every render of this model is checked against it

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from composer.train.state import load_training_state, save_training_state
+from composer.train.state import load_training_state, save_training_state, saved_state
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last"
     step, metrics = 0, {}
-    if resume and (last / "state.json").exists():
+    if resume and saved_state(last) is not None:
         meta = load_training_state(last, trainer.model, trainer.optimizer, trainer.extra_modules(),
                                    trainer.generators())
         step, metrics = meta["step"], meta.get("metrics", {})
@@ -58,7 +58,8 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
             values = trainer.step(next(batches), step)
             step += 1
             bar.update()
-            out_of_time = schedule.max_minutes is not None and (time.monotonic() - started) / 60 >= schedule.max_minutes
+            out_of_time = schedule.max_minutes is not None and _agreed(
+                (time.monotonic() - started) / 60 >= schedule.max_minutes, getattr(trainer, "device", None))
             if not main:
                 if out_of_time:
                     break
@@ -82,6 +83,20 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
         if log_file:
             log_file.close()
     return trainer.finish(), {"step": step, **metrics}
+
+
+def _agreed(flag: bool, device) -> bool:
+    """`flag` if any rank raises it: under DistributedDataParallel every rank must stop at the
+    same step (one that stopped alone would leave the others waiting in their next gradient
+    all-reduce), and each rank's clock reaches the budget at its own step."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return flag
+    value = torch.tensor([float(flag)], device=device or "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _write(log_file, row: dict) -> None:

@@ -1,9 +1,11 @@
 """Resumable training state without pickle: weights, optimiser state and RNG as safetensors,
-the rest as JSON. A kill while saving leaves either the old files or the new ones."""
+the rest as JSON. A kill while saving leaves the old state or the new one whole, never a mix
+(the new folder is written aside and swapped in by renames)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,7 +19,7 @@ def _optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str
     for index, values in state["state"].items():
         for name, value in values.items():
             if torch.is_tensor(value):
-                tensors[f"{index}.{name}"] = value.contiguous()
+                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
     meta["param_groups"] = state["param_groups"]
     return tensors, meta
 
@@ -31,7 +33,20 @@ def _load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, t
 
 
 def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.contiguous() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _previous(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".previous")
+
+
+def saved_state(directory: Path) -> Path | None:
+    """The folder holding the last complete state saved to `directory`: itself, or, after a
+    kill between the two renames of a save, the state it replaced; None when there is none."""
+    for folder in (directory, _previous(directory)):
+        if (folder / "state.json").is_file():
+            return folder
+    return None
 
 
 def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step: int, extra: dict, *,
@@ -39,9 +54,10 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step
                         generators: dict[str, torch.Generator] | None = None) -> None:
     """model.safetensors, optimizer.safetensors, rng.safetensors, NAME.safetensors for each of
     `modules` (an EMA, say), the RNG states (torch's and `generators`') and state.json (step, optimiser groups, `extra`)."""
-    directory.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(directory.name + ".tmp")
-    tmp.mkdir(exist_ok=True)
+    if tmp.exists():  # a save killed half way
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     save_file(_weights(model), str(tmp / "model.safetensors"))
     for name, module in (modules or {}).items():
         save_file(_weights(module), str(tmp / f"{name}.safetensors"))
@@ -50,15 +66,23 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step
     rng = {"torch_rng": torch.get_rng_state(), **{f"generator.{k}": g.get_state() for k, g in (generators or {}).items()}}
     save_file(rng, str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": meta, **extra}))
-    for child in tmp.iterdir():  # move file by file: a kill leaves either old or new files
-        child.replace(directory / child.name)
-    tmp.rmdir()
+    previous = _previous(directory)
+    if (directory / "state.json").is_file():  # the old state stays whole until the new one is in place
+        if previous.exists():
+            shutil.rmtree(previous)
+        directory.rename(previous)
+    elif directory.exists():
+        shutil.rmtree(directory)
+    tmp.rename(directory)
+    if previous.exists():
+        shutil.rmtree(previous)
 
 
 def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
                         modules: dict[str, torch.nn.Module] | None = None,
                         generators: dict[str, torch.Generator] | None = None) -> dict:
     """Restore what `save_training_state` wrote (RNG included); returns state.json."""
+    directory = saved_state(directory) or directory
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     for name, module in (modules or {}).items():
         module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
