@@ -37,13 +37,15 @@ VOICES = {
     # Festival's HTS voice of the same speaker (CMU ARCTIC slt) sung at D3..A#4: 0.082 against
     # 0.123 for Flite's slt on the same clips (benchmarks/voice.py, 2026-11-30; 0.073 once the
     # clips kept out the next section's first word); its breath (0, 0.15, 0.3) and range
-    # (C3..G#4, D3..A#4, E3..C5) were measured again with it: none beat D3..A#4 with 0.15
+    # (C3..G#4, D3..A#4, E3..C5) were measured again with it: none beat D3..A#4 with 0.15 by
+    # more than the recogniser's noise (20 sheets later showed differences of a few words to be noise)
     "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
                   "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
                   breathiness=0.15, engine="festival", fallback_voice="slt"),
     "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'"),
 }
-DEFAULT_VOICE = "low"  # Whisper understood it sung 0.062 WER against 0.073 for "high" (benchmarks/voice.py)
+# Whisper understood it sung 0.091 WER against 0.104 for "high" (benchmarks/voice.py, 20 sheets)
+DEFAULT_VOICE = "low"
 
 
 def get_voice(name: str, *, what: str = "--voice") -> Voice:
