@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import tiny_codec, tiny_model
 
 from composer.cli import main
 from composer.errors import InputError
@@ -12,7 +13,6 @@ from composer.train.device import training_device
 from composer.train.diffusion import train_diffusion
 from composer.train.state import saved_state
 from diffusion.train import DiffusionTrainConfig
-from tests.conftest import tiny_codec, tiny_model
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a CUDA device")
 
