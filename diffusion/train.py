@@ -91,6 +91,8 @@ class DiffusionTrainer:
 
     def __init__(self, model: DiffusionModel, config: DiffusionTrainConfig, device: torch.device | str | None = None):
         self.device = torch.device(device or "cpu")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.rank, self.world = _distributed(self.device)
         self.is_main = self.rank == 0
         torch.manual_seed(config.seed + self.rank)
