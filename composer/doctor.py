@@ -32,6 +32,7 @@ def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = ()) ->
     checks += _checkpoints()
     checks += [_consent(None), *(_consent(Path(m)) for m in models)]
     checks.append(_torch())
+    checks.append(_training_device())
     checks.append(_text_encoder())
     return checks
 
@@ -149,6 +150,18 @@ def _torch() -> Check:
     if threads > cores:
         return Check("torch threads", False, detail, f"export OMP_NUM_THREADS={cores}")
     return Check("torch threads", True, detail)
+
+
+def _training_device() -> Check:
+    """Where `--device auto` trains: a CUDA GPU when PyTorch sees one, else the CPU (which works)."""
+    import torch
+
+    if torch.cuda.is_available():
+        names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+        return Check("training device (--device auto)", True,
+                     f"CUDA {torch.version.cuda}: {torch.cuda.device_count()} x {', '.join(names)}")
+    why = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA device visible"
+    return Check("training device (--device auto)", True, f"the CPU ({why}); training runs there, slower")
 
 
 def _text_encoder() -> Check:

@@ -109,3 +109,14 @@ def test_resume_after_a_kill_between_the_renames_of_a_save(tmp_path):
         assert torch.equal(x, y), name
     assert saved_state(last) == last
     assert not (tmp_path / "run" / "last.previous").exists() and not (tmp_path / "run" / "last.tmp").exists()
+
+
+def test_doctor_says_where_training_runs():
+    from composer import doctor
+
+    check = {c.name: c for c in doctor.run_checks()}["training device (--device auto)"]
+    assert check.ok
+    if torch.cuda.is_available():
+        assert "CUDA" in check.detail
+    else:
+        assert check.detail.startswith("the CPU (") and ("CPU-only build" in check.detail or "no CUDA" in check.detail)
