@@ -90,6 +90,27 @@ def overlap_add(pieces: torch.Tensor, hop_length: int) -> torch.Tensor:
     return nn.functional.fold(pieces, output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop_length))[:, 0, 0]
 
 
+def griffin_lim(magnitude: torch.Tensor, init: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor,
+                iterations: int, momentum: float = 0.99) -> torch.Tensor:
+    """Audio `[B, T * hop]` whose STFT magnitudes approach `magnitude` `[B, bins, T]`, from the phase of `init`.
+
+    Fast Griffin-Lim (Perraudin, Balazs and Sondergaard, 2013): project onto the given
+    magnitudes, resynthesise, re-analyse, with momentum on the re-analysed spectrum. With
+    `stft_same`/`istft_same` framing, so `init` is any audio in the decoder's framing (its
+    phase-locked output, say). A measurement tool for what the phase costs (a phase vocoder
+    keeps partials coherent frame to frame, not the STFT consistent across frames):
+    `benchmarks/codec_quality.py --ceiling`.
+    """
+    angles = torch.sgn(stft_same(init, n_fft, hop_length, window))
+    previous = None
+    for _ in range(iterations):
+        current = stft_same(istft_same(magnitude * angles, n_fft, hop_length, window), n_fft, hop_length, window)
+        target = current if previous is None else current - (momentum / (1 + momentum)) * previous
+        previous = current
+        angles = target / target.abs().clamp(min=1e-16)
+    return istft_same(magnitude * angles, n_fft, hop_length, window)
+
+
 class ConvNeXtBlock(nn.Module):
     """Depthwise conv -> LayerNorm -> pointwise MLP, with a learnt residual scale."""
 

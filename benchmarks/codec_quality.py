@@ -5,6 +5,12 @@ SI-SDR (higher is better) and the share of clips whose key (`structure.analysis.
 comes back the same, on validation clips (unseen soundfont) of a corpus, or any folder of audio:
 
     python benchmarks/codec_quality.py --data data/corpus --clips 16
+
+`--ceiling N` adds what the spectral decoder's phase costs, on the same clips: each clip's own
+STFT magnitudes (the decoder's frame) through its phase-locked vocoder ("vocoder": the best
+the decoder could give back if its network were perfect), and the same after N iterations of
+Griffin-Lim from that phase ("vocoder_glN"), and the codec's own predicted magnitudes after
+N iterations ("codec_glN").
 """
 
 from __future__ import annotations
@@ -58,6 +64,32 @@ def tone_fidelity(codec, frequencies=(110.0, 220.0, 330.0, 440.0, 660.0, 880.0))
     return {"per_frequency": shares, "mean": float(np.mean(list(shares.values())))}
 
 
+def phase_ceiling(codec, reference, iterations: int, timings: list) -> list:
+    """("vocoder", ...), ("vocoder_glN", ...), ("codec_glN", ...): see the module's text."""
+    import time
+
+    import torch
+
+    from autoencoder.spectral import griffin_lim, stft_same
+
+    decoder, length = codec.spectral, reference.shape[-1]
+    audio = codec._pad_to_hop(reference)[:, 0]
+    with torch.no_grad():
+        own = stft_same(audio, decoder.n_fft, decoder.hop_length, decoder.window).abs()
+        latents = codec.encode_long(reference)
+        predicted, _ = decoder.frames(latents * codec.latent_std[:, None] + codec.latent_mean[:, None])
+        out = []
+        for name, magnitude in (("vocoder", own), ("codec", predicted)):
+            locked = decoder.vocode(magnitude)
+            if name == "vocoder":
+                out.append((name, locked[:, None, :length]))
+            clock = time.perf_counter()
+            refined = griffin_lim(magnitude, locked, decoder.n_fft, decoder.hop_length, decoder.window, iterations)
+            timings.append(time.perf_counter() - clock)
+            out.append((f"{name}_gl{iterations}", refined[:, None, :length]))
+    return out
+
+
 def main() -> None:
     import json
 
@@ -75,6 +107,8 @@ def main() -> None:
     parser.add_argument("--codec")
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--ceiling", type=int, default=0, metavar="N",
+                        help="Also the vocoder on the clips' own magnitudes, and N Griffin-Lim iterations.")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -89,6 +123,8 @@ def main() -> None:
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
     rng = np.random.default_rng(0)
     scores = {"codec": [], "opus6": [], "opus12": []}
+    ceiling = args.ceiling and codec.spectral is not None
+    griffin_seconds = []
     for path in files[: args.clips]:
         audio, rate = audio_read(path, sample_rate=codec.sample_rate, channels=1)
         length = int(args.seconds * rate)
@@ -98,9 +134,12 @@ def main() -> None:
         key = str(analyze(clip, rate).key)
         with torch.no_grad():
             ours = codec.decode_long(codec.encode_long(reference))[..., : length]
-        for name, output in (("codec", ours), ("opus6", torch.from_numpy(opus_round_trip(clip, rate, 6))[None]),
-                             ("opus12", torch.from_numpy(opus_round_trip(clip, rate, 12))[None])):
-            scores[name].append((float(mel_distance(output, reference, rate)), float(si_sdr(output, reference).mean()),
+        outputs = [("codec", ours), ("opus6", torch.from_numpy(opus_round_trip(clip, rate, 6))[None]),
+                   ("opus12", torch.from_numpy(opus_round_trip(clip, rate, 12))[None])]
+        if ceiling:
+            outputs += phase_ceiling(codec, reference, args.ceiling, griffin_seconds)
+        for name, output in outputs:
+            scores.setdefault(name, []).append((float(mel_distance(output, reference, rate)), float(si_sdr(output, reference).mean()),
                                  float(pitch_distance(output, reference, rate)),
                                  str(analyze(output[0].numpy(), rate).key) == key))
     table = {name: {"mel_distance": float(np.mean([s[0] for s in v])), "si_sdr": float(np.mean([s[1] for s in v])),
@@ -109,6 +148,9 @@ def main() -> None:
     write_result("codec_quality", {"codec": codec.identity(), "tone_fidelity": tone_fidelity(codec),
                                    "clips": len(scores["codec"]),
                                    "seconds_per_clip": args.seconds, "data": str(root), "results": table,
+                                   "griffin_lim_iterations": args.ceiling if ceiling else None,
+                                   "griffin_lim_seconds_per_audio_second":
+                                       float(np.mean(griffin_seconds)) / args.seconds if griffin_seconds else None,
                                    "goal": "codec mel_distance below opus12"}, args.out)
 
 

@@ -330,3 +330,30 @@ def test_onset_distance_sees_a_late_note_that_the_long_window_losses_hardly_do()
     assert abs(batch - float(onset_distance(late, on_time, 24000))) < 1e-6
     with_onsets = ReconstructionLoss(24000, onset=0.5)(late, on_time)
     assert "onset" in with_onsets and float(with_onsets["loss"]) > float(ReconstructionLoss(24000)(late, on_time)["loss"])
+
+
+def test_griffin_lim_makes_the_vocoder_s_output_consistent_with_its_magnitudes():
+    """Two partials a semitone apart share a window's main lobe: the phase-locked vocoder
+    gives one phase to both, so its output's STFT drifts from the magnitudes it was given;
+    Griffin-Lim iterations from that phase bring it back, and more iterations bring it closer."""
+    from autoencoder.spectral import SpectralDecoder, griffin_lim
+
+    rate, hop = 24000, 320
+    decoder = SpectralDecoder(4, hop, dim=8, intermediate=8, layers=1, n_fft=2560)
+    frames = 120
+    t = np.arange(frames * hop) / rate
+    mixture = torch.from_numpy((0.3 * np.sin(2 * np.pi * 196.0 * t) + 0.2 * np.sin(2 * np.pi * 207.7 * t)
+                                + 0.1 * np.sin(2 * np.pi * 587.3 * t + 1.0)).astype(np.float32))[None]
+    window = decoder.window
+    magnitude = stft_same(mixture, decoder.n_fft, hop, window).abs()
+    locked = decoder.vocode(magnitude)
+
+    def inconsistency(audio):
+        return float(torch.linalg.norm(stft_same(audio, decoder.n_fft, hop, window).abs() - magnitude)
+                     / torch.linalg.norm(magnitude))
+
+    few = griffin_lim(magnitude, locked, decoder.n_fft, hop, window, iterations=4)
+    more = griffin_lim(magnitude, locked, decoder.n_fft, hop, window, iterations=16)
+    assert few.shape == locked.shape == mixture.shape
+    assert inconsistency(more) < inconsistency(few) < 0.8 * inconsistency(locked)
+    assert torch.equal(more, griffin_lim(magnitude, locked, decoder.n_fft, hop, window, iterations=16))
