@@ -15,7 +15,9 @@ and each row's F1 as a share of the guide's (the issue's goals: the round trip a
 `--refine N` adds the decoder's reach: the guide's latents optimised for N Adam steps through
 the frozen decoder (the codec's own training loss: waveform, multi-resolution STFT, mel, pitch
 x2, onsets x0.5), so the row shows what a perfect encoder could give this decoder.
-`--no-render` leaves the renders out (the codec rows alone).
+`--vocoder` adds the guide's own STFT magnitudes through the spectral decoder's phase-locked
+vocoder (no network: what the decoder's synthesis alone keeps). `--no-render` leaves the renders
+out (the codec rows alone).
 """
 
 from __future__ import annotations
@@ -102,6 +104,19 @@ def note_scores(reference: tuple[np.ndarray, np.ndarray, np.ndarray], estimate: 
     return out
 
 
+def vocoded(codec, audio: np.ndarray) -> np.ndarray:
+    """`audio`'s own STFT magnitudes (the decoder's frame) through the decoder's vocoder."""
+    import torch
+
+    from autoencoder.spectral import stft_same
+
+    decoder = codec.spectral
+    mono = codec._pad_to_hop(torch.from_numpy(audio)[None])[:, 0].mean(0, keepdim=True)
+    with torch.no_grad():
+        out = decoder.vocode(stft_same(mono, decoder.n_fft, decoder.hop_length, decoder.window).abs())
+    return out.numpy()[:, : audio.shape[-1]]
+
+
 def refined_round_trip(codec, audio: np.ndarray, steps: int, lr: float = 0.05) -> np.ndarray:
     """`audio` through the codec with its latents optimised for `steps` Adam steps through the
     frozen decoder (deterministic: no random draws)."""
@@ -142,6 +157,7 @@ def main() -> None:
                         "(default: the renderer's)")
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="Also the guide's latents optimised N steps through the frozen decoder.")
+    parser.add_argument("--vocoder", action="store_true", help="Also the guide's true magnitudes through the vocoder.")
     parser.add_argument("--no-render", action="store_true", help="Only the guide and codec rows.")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -171,6 +187,8 @@ def main() -> None:
         with torch.no_grad():
             trip = codec.decode_long(codec.encode_long(torch.from_numpy(guide)[None]))[0].numpy()[:, : guide.shape[-1]]
         outputs = [("guide", guide), ("guide_through_codec", trip)]
+        if args.vocoder and codec.spectral is not None:
+            outputs.append(("guide_vocoder", vocoded(codec, guide)))
         if args.refine:
             outputs.append(("guide_refined_latents", refined_round_trip(codec, guide, args.refine)))
         if not args.no_render:
@@ -181,7 +199,7 @@ def main() -> None:
             row[name] = note_scores(reference, transcribe(listener, audio, rate))
         rows.append(row)
         print(f"{prompt}: " + ", ".join(f"{name} {row[name]['f1']:.2f}" for name, _ in outputs), file=sys.stderr)
-    names = [name for name in ("guide", "guide_through_codec", "guide_refined_latents", "render") if name in rows[0]]
+    names = [name for name in ("guide", "guide_vocoder", "guide_through_codec", "guide_refined_latents", "render") if name in rows[0]]
     table = {}
     for name in names:
         table[name] = {k: round(float(np.mean([r[name][k] for r in rows if r[name][k] is not None])), 4)

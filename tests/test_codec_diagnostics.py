@@ -55,3 +55,20 @@ def test_phase_ceiling_rows_keep_the_clip_s_length_and_the_vocoder_on_true_magni
     rate = codec.sample_rate
     assert float(mel_distance(rows["vocoder_gl4"], audio, rate)) < float(mel_distance(rows["codec_gl4"], audio, rate))
     assert float(mel_distance(rows["vocoder_gl4"], audio, rate)) <= float(mel_distance(rows["vocoder"], audio, rate))
+
+
+def test_vocoded_guide_keeps_its_length_and_is_nearer_than_a_random_decoder():
+    from autoencoder.losses import mel_distance
+
+    codec = tiny_codec()
+    torch.manual_seed(0)
+    codec.set_spectral_decoder({"dim": 32, "intermediate": 64, "layers": 2})
+    codec.eval()
+    audio = _chord(1.5, codec.sample_rate)
+    out = note_survival.vocoded(codec, audio)
+    reference = torch.from_numpy(audio)[None]
+    with torch.no_grad():
+        plain = codec.decode_long(codec.encode_long(reference))[..., : audio.shape[-1]]
+    assert out.shape == audio.shape
+    rate = codec.sample_rate
+    assert float(mel_distance(torch.from_numpy(out)[None], reference, rate)) < 0.5 * float(mel_distance(plain, reference, rate))
