@@ -17,6 +17,7 @@ from torch import nn
 from autoencoder.codec import LatentCodec
 from autoencoder.losses import (
     ReconstructionLoss,
+    bass_onset_distance,
     mel_distance,
     onset_distance,
     pitch_distance,
@@ -60,24 +61,27 @@ class CodecTrainConfig:
     waveform_weight: float = 1.0  # 0 for a decoder whose absolute phase is free (the spectral one)
     pitch_weight: float = 0.0  # semitone-band loss (`pitch_distance`): keeps roots and thirds, so keys and chords
     onset_weight: float = 0.0  # spectral-flux loss (`onset_distance`): notes start when they should
+    bass_onset_weight: float = 0.0  # the same in semitone bands E1..D#4 (`bass_onset_distance`): the bass on time
 
 
 @torch.no_grad()
 def evaluate_codec(codec: LatentCodec, batches: list[torch.Tensor]) -> dict[str, float]:
-    """Mean mel, semitone-band pitch and onset distances and SI-SDR of the round trip over `batches`."""
+    """Mean mel, semitone-band pitch, onset and bass-onset distances and SI-SDR of the round trip over `batches`."""
     codec.eval()
     device = module_device(codec)
-    mels, pitches, onsets, sdrs = [], [], [], []
+    mels, pitches, onsets, basses, sdrs = [], [], [], [], []
     for audio in batches:
         audio = audio.to(device)
         output = codec.raw_decode(codec.raw_encode(audio))[..., : audio.shape[-1]]
         mels.append(float(mel_distance(output, audio, codec.sample_rate)))
         pitches.append(float(pitch_distance(output, audio, codec.sample_rate)))
         onsets.append(float(onset_distance(output, audio, codec.sample_rate)))
+        basses.append(float(bass_onset_distance(output, audio, codec.sample_rate)))
         sdrs.append(float(si_sdr(output, audio).mean()))
     count = max(1, len(mels))
     return {"mel_distance": sum(mels) / count, "pitch_distance": sum(pitches) / count,
-            "onset_distance": sum(onsets) / count, "si_sdr": sum(sdrs) / count}
+            "onset_distance": sum(onsets) / count, "bass_onset_distance": sum(basses) / count,
+            "si_sdr": sum(sdrs) / count}
 
 
 class CodecTrainer:
@@ -94,7 +98,7 @@ class CodecTrainer:
         self.is_main = True
         self.loss_fn = ReconstructionLoss(codec.sample_rate, waveform=config.waveform_weight,
                                           pitch=config.pitch_weight, onset=config.onset_weight,
-                                          stft_sizes=config.stft_sizes)
+                                          bass_onset=config.bass_onset_weight, stft_sizes=config.stft_sizes)
         if config.freeze_encoder and config.freeze_decoder:
             raise ValueError("freeze_encoder and freeze_decoder together leave nothing to train")
         codec.encoder_module.requires_grad_(not config.freeze_encoder)

@@ -75,3 +75,19 @@ def test_encoder_finetune_options_are_checked(tmp_path):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), freeze_decoder=True, **common)
     with pytest.raises(InputError, match="--anchor-weight"):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), anchor_weight=1.0, **common)
+
+
+def test_bass_onset_weight_reaches_the_training_loss_and_the_command_line():
+    from click.testing import CliRunner
+
+    from autoencoder.train import CodecTrainer
+    from composer.cli import main
+
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randn(2, 1, 8192, generator=generator) * 0.1
+    plain = CodecTrainer(tiny_codec(), CodecTrainConfig(steps=1, freeze_encoder=True)).step(batch, 0)
+    with_bass = CodecTrainer(tiny_codec(), CodecTrainConfig(steps=1, freeze_encoder=True, bass_onset_weight=1.0)).step(batch, 0)
+    assert "bass_onset" not in plain and "bass_onset" in with_bass
+    assert with_bass["loss"] > plain["loss"]
+    help_text = CliRunner().invoke(main, ["train", "codec", "--help"]).output
+    assert "--bass-onset-weight" in help_text

@@ -357,3 +357,36 @@ def test_griffin_lim_makes_the_vocoder_s_output_consistent_with_its_magnitudes()
     assert few.shape == locked.shape == mixture.shape
     assert inconsistency(more) < inconsistency(few) < 0.8 * inconsistency(locked)
     assert torch.equal(more, griffin_lim(magnitude, locked, decoder.n_fft, hop, window, iterations=16))
+
+
+def test_bass_onset_distance_sees_a_wrong_or_late_bass_note_in_a_mix_that_the_mel_flux_hardly_does():
+    """In a mix, the low mel bands rise with the kick and everything else; in semitone bands
+    of a long window, the bass note has its own."""
+    from autoencoder.losses import ReconstructionLoss, bass_onset_distance, onset_distance
+
+    rate = 24000
+    t = torch.arange(2 * rate) / rate
+
+    def note(start: float, frequency: float, decay: float = 2.0, level: float = 0.4) -> torch.Tensor:
+        u = (t - start).clamp(min=0)
+        return (level * torch.sin(2 * math.pi * frequency * u) * torch.exp(-decay * u) * (t >= start))[None, None]
+
+    def kick(start: float) -> torch.Tensor:
+        u = (t - start).clamp(min=0)
+        phase = 2 * math.pi * torch.cumsum(50 + 100 * torch.exp(-30 * u), 0) / rate
+        return (0.8 * torch.sin(phase) * torch.exp(-12 * u) * (t >= start))[None, None]
+
+    noise = torch.Generator().manual_seed(0)
+    hats = sum((0.05 * torch.randn(t.shape, generator=noise) * torch.exp(-60 * (t - s).clamp(min=0)) * (t >= s))[None, None]
+               for s in [0.1 + 0.25 * k for k in range(8)])
+    chords = sum(note(s, f, 1.0, 0.15) for s in (0.2, 1.0) for f in (220.0, 277.2, 329.6))
+    band = kick(0.4) + kick(0.9) + kick(1.4) + hats + chords
+    played = band + note(0.4, 55.0) + note(1.1, 73.42)  # A1, then D2
+    assert float(bass_onset_distance(played, played, rate)) == 0.0
+    for other in (band + note(0.4, 58.27) + note(1.1, 73.42),  # A#1 on the same beat
+                  band + note(0.5, 55.0) + note(1.2, 73.42),  # both 100 ms late
+                  band + 0.3 * (note(0.4, 55.0) + note(1.1, 73.42))):  # 10 dB too soft
+        assert float(bass_onset_distance(other, played, rate)) > 5 * float(onset_distance(other, played, rate))
+    wrong = band + note(0.4, 58.27) + note(1.1, 73.42)
+    loss = ReconstructionLoss(rate, bass_onset=1.0)(wrong, played)
+    assert "bass_onset" in loss and float(loss["loss"]) > float(ReconstructionLoss(rate)(wrong, played)["loss"])

@@ -57,6 +57,8 @@ def train_group():
               help="Weight of the semitone-band (C2..B6) loss that keeps the bass, chords and key.")
 @click.option("--onset-weight", type=float, default=0.0, show_default=True,
               help="Weight of the spectral-flux loss that keeps notes starting on time (0: off).")
+@click.option("--bass-onset-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the spectral-flux loss in semitone bands E1..D#4 that keeps bass notes on time (0: off).")
 @click.option("--balance", is_flag=True,
               help="Give every --data folder the same share of training windows (default: by hours).")
 @click.option("--device", default="auto", show_default=True,
@@ -65,7 +67,7 @@ def train_group():
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
                     decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
-                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight, device):
+                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight, device, bass_onset_weight):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.train.codec import train_codec_command
 
@@ -79,7 +81,7 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   encoder_dim=encoder_dim, encoder_layers=encoder_layers,
                                   pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance,
                                   onset_weight=onset_weight, freeze_decoder=freeze_decoder,
-                                  anchor_weight=anchor_weight, device=device)
+                                  anchor_weight=anchor_weight, device=device, bass_onset_weight=bass_onset_weight)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
 
 

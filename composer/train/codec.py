@@ -53,7 +53,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         decoder_dim: int = 256, decoder_layers: int = 8, encoder: str | None = None,
                         encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
                         decoder_fft: int | None = None, balance: bool = False, onset_weight: float = 0.0,
-                        freeze_decoder: bool = False, anchor_weight: float = 0.0, device: str = "auto") -> dict:
+                        freeze_decoder: bool = False, anchor_weight: float = 0.0, device: str = "auto",
+                        bass_onset_weight: float = 0.0) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -137,7 +138,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                     freeze_encoder=freeze_encoder, freeze_decoder=freeze_decoder,
                                     anchor_weight=anchor_weight, latent_noise=latent_noise,
                                     stft_sizes=tuple(stft_sizes), pitch_weight=pitch_weight,
-                                    onset_weight=onset_weight, waveform_weight=0.0 if codec.spectral is not None else 1.0)
+                                    onset_weight=onset_weight, bass_onset_weight=bass_onset_weight,
+                                    waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume, device=where)
