@@ -75,6 +75,9 @@ def test_encoder_finetune_options_are_checked(tmp_path):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), freeze_decoder=True, **common)
     with pytest.raises(InputError, match="--anchor-weight"):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), anchor_weight=1.0, **common)
+    for option, value in (("bass_onset_weight", -1.0), ("onset_weight", float("nan")), ("pitch_weight", -0.5)):
+        with pytest.raises(InputError, match="--" + option.replace("_", "-") + " "):
+            train_codec_command([str(tmp_path)], str(tmp_path / "out"), **{option: value}, **common)
 
 
 def test_bass_onset_weight_reaches_the_training_loss_and_the_command_line():

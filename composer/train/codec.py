@@ -84,8 +84,10 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         raise InputError("--freeze-decoder needs --init CODEC_DIR (the codec whose decoder to keep)")
     if freeze_encoder and freeze_decoder:
         raise InputError("--freeze-encoder with --freeze-decoder leaves nothing to train")
-    if not math.isfinite(anchor_weight) or anchor_weight < 0:
-        raise InputError(f"--anchor-weight {anchor_weight:g}: must be a finite number >= 0")
+    for option, weight in (("--anchor-weight", anchor_weight), ("--pitch-weight", pitch_weight),
+                           ("--onset-weight", onset_weight), ("--bass-onset-weight", bass_onset_weight)):
+        if not math.isfinite(weight) or weight < 0:
+            raise InputError(f"{option} {weight:g}: must be a finite number >= 0")
     if anchor_weight and (not init or freeze_encoder):
         raise InputError("--anchor-weight needs --init CODEC_DIR (the encoder to stay near) and a trained encoder")
     rows = accepted_rows(data)
