@@ -15,6 +15,9 @@ and each row's F1 as a share of the guide's (the issue's goals: the round trip a
 `--refine N` adds the decoder's reach: the guide's latents optimised for N Adam steps through
 the frozen decoder (the codec's own training loss: waveform, multi-resolution STFT, mel, pitch
 x2, onsets x0.5), so the row shows what a perfect encoder could give this decoder.
+`--from-guide S` renders from the guide noised to S (`composer render --from-guide`; default:
+the renderer's), `--seed-offset N` measures other plans of the same prompts (plan seeds
+10000 + N + i).
 `--vocoder` adds the guide's own STFT magnitudes through the spectral decoder's phase-locked
 vocoder (no network: what the decoder's synthesis alone keeps). `--no-render` leaves the renders
 out (the codec rows alone).
@@ -158,6 +161,10 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="Also the guide's latents optimised N steps through the frozen decoder.")
     parser.add_argument("--vocoder", action="store_true", help="Also the guide's true magnitudes through the vocoder.")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="Other plans of the same prompts: plan seeds 10000 + N + i, render seeds N + i.")
+    parser.add_argument("--from-guide", type=float, help="Renders start from the guide noised to this strength "
+                        "(default: the renderer's)")
     parser.add_argument("--no-render", action="store_true", help="Only the guide and codec rows.")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -174,13 +181,15 @@ def main() -> None:
     codec, model = load_models(args.codec, args.model)
     listener = transcriber()
     options = RenderOptions(steps=args.steps, vocals=False, evaluate=False, originality=False)
+    if args.from_guide is not None:
+        options.from_guide = args.from_guide
     if args.guidance is not None:
         from composer.rendering.options import parse_guidance
 
         options.guidance = parse_guidance(args.guidance)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
-        song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + index, write_lyrics=False)
+        song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + args.seed_offset + index, write_lyrics=False)
         midi = arrange(song)
         reference = reference_notes(midi)
         guide, rate = render_midi(midi, sample_rate=codec.sample_rate, duration=song.duration)
@@ -192,7 +201,7 @@ def main() -> None:
         if args.refine:
             outputs.append(("guide_refined_latents", refined_round_trip(codec, guide, args.refine)))
         if not args.no_render:
-            rendered = render(song, seed=index, codec=codec, model=model, options=options, progress=False)
+            rendered = render(song, seed=args.seed_offset + index, codec=codec, model=model, options=options, progress=False)
             outputs.append(("render", rendered.audio))
         row = {"prompt": prompt, "reference_notes": int(len(reference[1]))}
         for name, audio in outputs:
@@ -208,8 +217,8 @@ def main() -> None:
     shares = {name: round(table[name]["f1"] / guide_f1, 3) for name in names if name != "guide"}
     write_result("note_survival", {
         "transcriber": "basic-pitch 0.4.0 (ICASSP 2022 model, ONNX)", "onset_tolerance_s": ONSET_TOLERANCE,
-        "pitch_tolerance_cents": PITCH_TOLERANCE_CENTS, "plans": len(rows), "duration": args.duration,
-        "steps": args.steps, "guidance": options.guidance, "refine_steps": args.refine or None, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
+        "pitch_tolerance_cents": PITCH_TOLERANCE_CENTS, "plans": len(rows), "seed_offset": args.seed_offset, "duration": args.duration,
+        "steps": args.steps, "guidance": options.guidance, "from_guide": options.from_guide, "refine_steps": args.refine or None, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
         "table": table, "f1_share_of_guide": shares,
         "goals": {"guide_through_codec": ">= 0.85 of the guide's F1", "render": ">= 0.7 of the guide's F1 (aim 0.8)"},
         "rows": rows}, args.out)

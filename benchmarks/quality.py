@@ -4,6 +4,9 @@ renders of the same plans (the ceiling) and the guide after the codec's round tr
 training songs (their seeds are outside the corpus's).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/quality.py --out-dir out/quality
+
+`--from-guide S` renders from the guide noised to S (default: the renderer's); `--seed-offset N`
+measures other plans of the same prompts (plan seeds 10000 + N + i).
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def main() -> None:
     parser.add_argument("--codec", help="Codec checkpoint (default: bundled).")
     parser.add_argument("--model", help="Diffusion checkpoint (default: bundled).")
     parser.add_argument("--sampler", default="multistep")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="Other plans of the same prompts: plan seeds 10000 + N + i, render seeds N + i.")
+    parser.add_argument("--from-guide", type=float, help="Start from the guide noised to this strength "
+                        "(default: the renderer's)")
     parser.add_argument("--guidance-interval", help="LO,HI: guide only at LO < t <= HI (default: the renderer's)")
     parser.add_argument("--guidance", help='Classifier-free guidance: "3" or "melody=4,tags=2" (default: the renderer\'s)')
     parser.add_argument("--tag", action="append", default=[],
@@ -68,6 +75,8 @@ def main() -> None:
     extra_tags = dict(tag.split("=", 1) for tag in args.tag)
     codec, model = load_models(args.codec, args.model)
     options = RenderOptions(steps=args.steps, sampler=args.sampler)
+    if args.from_guide is not None:
+        options.from_guide = args.from_guide
     if args.guidance_interval:
         options.guidance_interval = tuple(float(v) for v in args.guidance_interval.split(","))
     if args.guidance is not None:
@@ -77,10 +86,10 @@ def main() -> None:
     root = Path(args.out_dir)
     rows = []
     for index, prompt in enumerate(PROMPTS[: args.count]):
-        song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + index, write_lyrics=False)
+        song = plan(prompt, model=args.model, duration=args.duration, seed=10_000 + args.seed_offset + index, write_lyrics=False)
         if extra_tags:
             song.tags.update(extra_tags)
-        result = render(song, seed=index, codec=codec, model=model,
+        result = render(song, seed=args.seed_offset + index, codec=codec, model=model,
                         options=options, progress=False)
         result.save(root / f"render_{index:02d}")
         guide_dir = root / f"guide_{index:02d}"
@@ -112,8 +121,8 @@ def main() -> None:
     keys = [f"{g}.{n}" for g, n in SCALARS]
     table = {key: {"render": mean("render", key), "guide_through_codec": mean("guide_through_codec", key),
                    "guide": mean("guide", key)} for key in keys}
-    write_result("quality", {"plans": len(rows), "duration": args.duration, "steps": args.steps,
-                             "sampler": args.sampler, "guidance": options.guidance, "guidance_interval": options.guidance_interval, "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
+    write_result("quality", {"plans": len(rows), "seed_offset": args.seed_offset, "duration": args.duration, "steps": args.steps,
+                             "sampler": args.sampler, "guidance": options.guidance, "guidance_interval": options.guidance_interval, "from_guide": options.from_guide, "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
                              "table": table, "rows": rows}, args.out)
 
 

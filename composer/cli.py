@@ -99,6 +99,10 @@ RENDER_OPTIONS = {
                                     help="Length of the crossfade that joins a repeated section."),
     "overlap_seconds": click.option("--overlap", "overlap_seconds", type=float, default=0.4, show_default=True,
                                     help="Seconds each window shares with the one before it (outpainting context)."),
+    "from_guide": click.option("--from-guide", "from_guide", type=float,
+                               help="Start every window from the plan's FluidSynth guide noised to this strength "
+                                    "(0..1; 1 starts from noise; default 0.7, or 1 for a prompt with "
+                                    "source=recorded). Lower keeps more of the plan's notes."),
     "repaint_seams": click.option("--repaint-seams", is_flag=True, help="Re-render across section seams by inpainting."),
     "evaluate": click.option("--evaluate/--no-evaluate", default=True, show_default=True,
                              help="Measure the render against its plan into report.json."),

@@ -94,6 +94,14 @@ def test_daily_is_the_same_song_for_the_same_date(built, tiny_models, tmp_path):
     assert drawn["mood"] in ("sad", "happy", "calm") and report["persona"]["priors"]["mood"] == "P(mood)"
     plan = json.loads((runs[0] / "plan.json").read_text())
     assert plan["title"] == report["persona"]["title"] and any(s["lyrics"] for s in plan["sections"])
+    # the persona's sound, not the General MIDI guide's: from noise unless asked
+    assert report["options"]["from_guide"] == 1.0 and "guide" not in report
+    result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-01", "--from-guide",
+                                       "0.5", "-o", str(tmp_path / "guided"), "--no-evaluate", "--no-vocals"])
+    assert result.exit_code == 0, result.output
+    guided = tmp_path / "guided" / "2026-12-01"
+    assert json.loads((guided / "report.json").read_text())["guide"]["strength"] == 0.5
+    assert (guided / "song.wav").read_bytes() != (runs[0] / "song.wav").read_bytes()
     # pinned fields and a run of days: each day its own song, reruns skip what is done
     result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-01", "--days", "2",
                                        "--set", "mood=happy", "-o", str(tmp_path / "run"), "--no-evaluate",

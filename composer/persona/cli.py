@@ -102,13 +102,17 @@ def _pins(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--no-evaluate", is_flag=True, help="Skip the built-in evaluation.")
 @click.option("--strength", type=float, help="How far to go from the base model toward the persona's fine-tune "
               "(0..1; default: the persona's, see its PERSONA.md).")
+@click.option("--from-guide", "from_guide", type=float,
+              help="Start from the plan's FluidSynth guide noised to this strength (default 1: from noise, so "
+                   "the persona's sound is its own; lower keeps more of the plan's notes).")
 @handle_errors
-def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evaluate, strength):
+def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evaluate, strength, from_guide):
     """The persona's song of the day in OUTPUT/YYYY-MM-DD (a run of days with --days; reruns resume)."""
     from composer.persona.daily import daily
     from composer.rendering.options import RenderOptions
 
-    options = RenderOptions(evaluate=not no_evaluate, vocals=not no_vocals, **({"voice": voice} if voice else {}))
+    options = RenderOptions(evaluate=not no_evaluate, vocals=not no_vocals, from_guide=from_guide,
+                            **({"voice": voice} if voice else {})).check()
 
     def done(folder, result):
         persona = result.report["persona"]

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from composer.errors import InputError
@@ -151,10 +151,16 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
           pinned: dict[str, str] | None = None, options=None, codec=None, progress: bool = True,
           on_done=None, strength: float | None = None) -> list[Path]:
     """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones).
-    strength: how far the model goes toward the persona's fine-tune (`persona_model`)."""
+    strength: how far the model goes toward the persona's fine-tune (`persona_model`).
+    options: a persona's song starts from noise unless `options.from_guide` says otherwise, so
+    its sound is what the persona learnt, not the General MIDI guide's."""
     import composer
     from composer.rendering.folder import check_output, claim_output
+    from composer.rendering.options import RenderOptions
 
+    options = options or RenderOptions()
+    if options.from_guide is None:
+        options = replace(options, from_guide=1.0)
     persona = load_persona(persona_dir)
     if days < 1 or days > 3660:
         raise InputError(f"--days {days}: outside 1..3660")

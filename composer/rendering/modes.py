@@ -270,8 +270,11 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups,
                                         controls_array=song_controls(plan, options, codec.frame_rate, total))
     clock = time.monotonic()
+    from composer.rendering.guide import guide_latents
+
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
-                                        progress=progress, canvas=done.latents, only=section)
+                                        progress=progress, canvas=done.latents, only=section,
+                                        guide=guide_latents(plan, codec, options, total))
     diffusion_seconds = time.monotonic() - clock
     decoded = decode(codec, canvas)
     old, rate = folder.read_song_pcm(done.path)

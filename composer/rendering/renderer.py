@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import torch
 
 from composer.memory import returning_freed_memory, trim
 from composer.models import load_models
+from composer.rendering.guide import GuideInThread, guide_report, guide_unavailable, uses_guide
 from composer.rendering.options import RenderOptions
 from composer.rendering.vocals import Stems, add_vocals, song_controls, start_singing
 from composer.rendering.windows import (
@@ -108,7 +109,10 @@ def render(plan: SongPlan, *, seed: int = 0, steps: int | None = None, codec=Non
     options = options or RenderOptions()
     if steps is not None:
         options.steps = steps
-    options.check()
+    options = options.check().for_plan(plan)
+    if uses_guide(options) and (why := guide_unavailable()) is not None:
+        log.warning("rendering from noise, not from the guide: %s", why)
+        options = replace(options, from_guide=1.0)
     # composer.memory: a long song's freed arrays go back to the system while it renders
     with returning_freed_memory(plan.duration > LONG_SONG_SECONDS):
         return _render(plan, seed=seed, codec=codec, model=model, progress=progress, options=options,
@@ -132,6 +136,7 @@ def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options:
     # the voice is sung in a thread while the accompaniment renders (its lines' times come from the plan)
     singing = start_singing(plan, options, seed=seed, sample_rate=codec.sample_rate,
                             samples=total * codec.hop_length)
+    guide = GuideInThread(plan, codec, options, total)  # FluidSynth plays the guide meanwhile
     conditioning = prepare_conditioning(plan, model, total, frame_rate, control_groups=options.control_groups,
                                         controls_array=song_controls(plan, options, frame_rate, total),
                                         hook=window_hook)
@@ -140,6 +145,13 @@ def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options:
 
         release_text_encoder()  # its caption is embedded: ~90 MB back before the long song's peak
     timings["conditioning"] = time.monotonic() - clock
+    if uses_guide(options):
+        clock = time.monotonic()
+        guide_canvas = guide.latents()
+        timings["guide"] = time.monotonic() - clock
+    else:
+        guide_canvas = None
+    del guide
 
     def sung_so_far():
         return singing.result()[0] if singing is not None and singing.done() else None
@@ -147,10 +159,10 @@ def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options:
     clock = time.monotonic()
     canvas, windows, seams = render_latents(
         plan, model, conditioning, spans, options=options, seed=seed, progress=progress, on_progress=on_progress,
-        on_section=None if on_section is None else lambda index, canvas: on_section(SectionDone(
+        guide=guide_canvas, on_section=None if on_section is None else lambda index, canvas: on_section(SectionDone(
             index, plan.sections[index].name, canvas, *spans[index], vocal=sung_so_far())))
     timings["diffusion"] = time.monotonic() - clock
-    del conditioning  # the song's frame controls
+    del conditioning, guide_canvas  # the song's frame controls and the guide's latents
     vocal = None
     if singing is not None:
         clock = time.monotonic()
@@ -176,12 +188,15 @@ def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options:
 def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans: list[tuple[int, int]], *,
                    options: RenderOptions, seed: int, progress: bool,
                    canvas: torch.Tensor | None = None, only: str | None = None,
+                   guide: torch.Tensor | None = None,
                    on_progress: Callable[[str, int, int], None] | None = None,
                    on_section: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list, list]:
     """The latent canvas `[D, frames]` of the song, its windows and seams (frames).
 
     only: re-render just this section of an existing `canvas` (repaint); its
     neighbours are kept and known on both sides.
+    guide: the guide's latents `[D, frames]`; a section that is not a repeat then starts
+    from them noised to `options.from_guide` (`composer.rendering.guide`) instead of noise.
     on_progress(section, frames made, total) after each window; on_section(index,
     canvas) when a section is made.
     """
@@ -241,7 +256,8 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
             continue
         windows += fill_span(canvas, filled, start, end, model=model, conditioning=conditioning, options=options,
                              seed=seed + section.seed, section=section.name, section_index=index,
-                             on_window=on_window)
+                             init=None if guide is None else guide[:, start:end],
+                             strength=1.0 if guide is None else options.from_guide, on_window=on_window)
         if start > 0:
             seams.append({"frame": start, "kind": "section", "section": section.name, "join": "continuation"})
         if on_section is not None:
@@ -357,8 +373,10 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         "seams": [{**{k: v for k, v in s.items() if k != "frame"}, "time": round(s["frame"] / frame_rate, 4)}
                   for s in seams],
         "options": {"overlap_seconds": options.overlap_seconds, "crossfade_beats": options.crossfade_beats,
-                    "repaint_seams": options.repaint_seams},
+                    "repaint_seams": options.repaint_seams, "from_guide": options.from_guide},
     }
+    if guide_report(options) is not None:
+        report["guide"] = guide_report(options)
     if vocals_report is not None:
         report["vocals"] = vocals_report
     if not options.originality:
