@@ -1,12 +1,12 @@
 """The guide as a render's starting point (`RenderOptions.from_guide`).
 
-The plan's own arrangement, played by FluidSynth (the guide), is encoded by the codec and
+The plan's own arrangement, played by FluidSynth (the guide), is encoded by the codec, and
 every window of a newly made section starts from those latents noised to the strength
 `from_guide`, as restyle starts from its audio's (SDEdit), instead of from pure noise.
-The model still makes the sound: at strength 0.7 the first of its steps already sees
-noise at 0.82 of the scale. What the guide gives it is where the notes are: renders from
-noise kept 0.55 of the guide's notes, from the guide at 0.7 about 0.7 of them
-(`benchmarks/results/note_survival.json`).
+The model still makes the sound: at strength 0.7 its first step sees noise at 0.82 of the
+scale (the sampler's times lean toward the noisy end). What the guide gives it is where the
+notes are: on 20 held-out plans renders from noise kept 0.55 of the notes a transcriber finds
+in the guide, renders from the guide at 0.7 about 0.70 (`benchmarks/results/note_survival*.json`).
 
 With lead "yield" the guide's melody rests under every sung line, as the frame controls'
 does (`composer.rendering.vocals.yield_controls`), so the lead instrument does not come

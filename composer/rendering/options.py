@@ -12,20 +12,20 @@ from dataclasses import dataclass, replace
 from composer.errors import InputError
 from composer.voice.voices import DEFAULT_VOICE
 
-# Renders start from the plan's FluidSynth guide noised to this strength: on 20 held-out plans
-# the notes a transcriber finds went from 0.56 of the guide's (from noise) to 0.70
-# (benchmarks/results/note_survival*.json), with key, chords and section boundaries as before
+# Renders start from the plan's FluidSynth guide noised to this strength (composer.rendering.guide):
+# on 20 held-out plans the notes a transcriber finds went from 0.55 of the guide's (from noise) to
+# 0.70 (benchmarks/results/note_survival*.json), with chords and section boundaries as from noise
 # (quality*.json). The bundled model learnt the guide's own sound world (General MIDI through
-# FluidSynth), so starting there does not pull it anywhere it has not been; a prompt asking
-# for recordings (source=recorded) and a persona's daily song start from noise.
+# FluidSynth), so starting there does not pull it anywhere it has not been; a prompt asking for
+# recordings (source=recorded) and a persona's daily song start from noise.
 GUIDE_STRENGTH = 0.7
 
 
 @dataclass
 class RenderOptions:
-    # 8: the same structure and notes as 10 on the 10 held-out quality plans (quality.json against
-    # quality_steps10_current.json; note_survival.json against note_survival_steps10.json), 20 % less
-    # sampling; 10 was as good as 16 (quality_steps10.json)
+    # 8: the same structure and notes as 10 on the 10 held-out quality plans, from noise
+    # (quality_from_noise.json against quality_steps10_current.json; note_survival_from_noise.json
+    # against note_survival_steps10.json), 20 % less sampling; 10 was as good as 16 (quality_steps10.json)
     steps: int = 8
     sampler: str = "multistep"
     guidance: float | dict[str, float] = 2.0
