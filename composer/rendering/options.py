@@ -14,7 +14,7 @@ from composer.voice.voices import DEFAULT_VOICE
 
 # Renders start from the plan's FluidSynth guide noised to this strength (composer.rendering.guide):
 # on 20 held-out plans the notes a transcriber finds went from 0.55 of the guide's (from noise) to
-# 0.70 (benchmarks/results/note_survival*.json), with chords and section boundaries as from noise
+# 0.69 (benchmarks/results/note_survival*.json), with chords and section boundaries as from noise
 # (quality*.json). The bundled model learnt the guide's own sound world (General MIDI through
 # FluidSynth), so starting there does not pull it anywhere it has not been; a prompt asking for
 # recordings (source=recorded) and a persona's daily song start from noise.
