@@ -167,3 +167,14 @@ def test_parts_played_apart_give_the_same_bytes_however_many_at_once():
         return np.sqrt((audio[0].reshape(-1, 800) ** 2).mean(axis=1))
 
     assert apart[0].shape == one.shape and np.corrcoef(envelope(apart[0]), envelope(one))[0, 1] > 0.95
+
+
+def test_the_studios_slider_sets_the_strength_and_its_default_is_the_renderers():
+    from composer.rendering.options import GUIDE_STRENGTH
+    from composer.studio.app import _options as studio_options
+
+    assert studio_options("low", None, 0.4).from_guide == 0.4
+    assert studio_options("low", None, 1.0).from_guide == 1.0
+    assert studio_options("low", None, GUIDE_STRENGTH).from_guide is None  # source=recorded still starts from noise
+    with pytest.raises(InputError, match="--from-guide"):
+        studio_options("low", None, 0.0)

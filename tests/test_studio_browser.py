@@ -146,6 +146,7 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     page.wait_for_selector("#downloads a[download='lead_sheet.musicxml']")
     report = json.loads((out / first / "report.json").read_text())
     assert report["metrics"]["tempo"]["planned_bpm"] == 120
+    assert report["options"]["from_guide"] == 0.7 and report["guide"]["strength"] == 0.7  # the slider's default
 
     # repaint one section: a new folder in the history, every other section's samples unchanged
     page.get_by_role("tab", name="Edit").click()

@@ -17,6 +17,7 @@ import threading
 import time
 
 from composer.errors import InputError
+from composer.rendering.options import GUIDE_STRENGTH
 from composer.studio import views
 from composer.studio.session import UPLOAD_SUFFIXES, Studio
 from composer.voice.voices import DEFAULT_VOICE
@@ -49,10 +50,14 @@ def _message(error: BaseException) -> str:
     return f"failed: {type(error).__name__}: {error} (details in the studio's log)"
 
 
-def _options(voice: str, steps: int | None = None):
+def _options(voice: str, steps: int | None = None, from_guide: float | None = None):
     from composer.rendering.options import RenderOptions
 
-    options = RenderOptions(vocals=voice != "none", voice=voice if voice != "none" else DEFAULT_VOICE)
+    # the slider left at its default means the renderer's default (from noise for a plan that
+    # asks for the sound of recordings)
+    chosen = None if from_guide is None or float(from_guide) == GUIDE_STRENGTH else float(from_guide)
+    options = RenderOptions(vocals=voice != "none", voice=voice if voice != "none" else DEFAULT_VOICE,
+                            from_guide=chosen)
     if steps:
         options.steps = int(steps)
     return options.check()
@@ -135,7 +140,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
         return (edited.to_dict(), table_rows if table_rows != shown else gr.update(), views.timeline_html(edited),
                 views.message_html(f"The plan is valid: {edited.duration:.1f} s."), table_rows, "")
 
-    def do_render(data, voice, seed):
+    def do_render(data, voice, seed, from_guide=None):
         plan = to_plan(data)
         if plan is None:
             yield ("", gr.update(), gr.update(), views.message_html("Plan a song first.", error=True),
@@ -145,7 +150,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
 
         def work():
             try:
-                entry = studio.render(plan, seed=int(seed or 0), options=_options(voice, steps), evaluate_later=True,
+                entry = studio.render(plan, seed=int(seed or 0), options=_options(voice, steps, from_guide),
+                                      evaluate_later=True,
                                       on_progress=lambda name, made, total: events.put(("progress", name, made, total)),
                                       on_clip=lambda preview: events.put(("clip", preview.folder.name,
                                                                           list(preview.clips), list(preview.starts))))
@@ -314,6 +320,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
             plan_message = gr.HTML("", elem_id="plan-message")
             with gr.Row():
                 voice = gr.Dropdown(list(VOICES), value=DEFAULT_VOICE, label="Voice", elem_id="voice")
+                from_guide = gr.Slider(0.05, 1.0, value=GUIDE_STRENGTH, step=0.05, elem_id="from-guide",
+                                       label="Start from the guide (1: from noise; lower keeps more of the plan's notes)")
                 render_button = gr.Button("Render", variant="primary", elem_id="render")
                 guide_button = gr.Button("Guide (FluidSynth)", elem_id="guide")
         with gr.Tab("Edit"):
@@ -359,7 +367,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
         for component in (tempo, key, meter, title):  # typed, then Enter
             component.submit(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
         result_outputs = [player, downloads, status, folder_state, section, history, choose]
-        render_button.click(do_render, [plan_state, voice, seed],
+        render_button.click(do_render, [plan_state, voice, seed, from_guide],
                             [progress, player, downloads, status, folder_state, section, history, choose, measure_state],
                             **work).then(do_measure, [measure_state], [status, measure_state, downloads], **work)
         guide_button.click(do_guide, [folder_state], [player, downloads, status], **work)
