@@ -145,12 +145,10 @@ def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options:
 
         release_text_encoder()  # its caption is embedded: ~90 MB back before the long song's peak
     timings["conditioning"] = time.monotonic() - clock
-    if uses_guide(options):
-        clock = time.monotonic()
-        guide_canvas = guide.latents()
+    clock = time.monotonic()
+    guide_canvas = guide.latents()  # None when the song starts from noise
+    if guide_canvas is not None:
         timings["guide"] = time.monotonic() - clock
-    else:
-        guide_canvas = None
     del guide
 
     def sung_so_far():
@@ -375,8 +373,8 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         "options": {"overlap_seconds": options.overlap_seconds, "crossfade_beats": options.crossfade_beats,
                     "repaint_seams": options.repaint_seams, "from_guide": options.from_guide},
     }
-    if guide_report(options) is not None:
-        report["guide"] = guide_report(options)
+    if (guide := guide_report(options)) is not None:
+        report["guide"] = guide
     if vocals_report is not None:
         report["vocals"] = vocals_report
     if not options.originality:
