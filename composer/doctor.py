@@ -39,7 +39,9 @@ def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = ()) ->
 
 def _fluidsynth() -> Check:
     try:
-        import fluidsynth  # noqa: F401  (pyfluidsynth loads libfluidsynth on import)
+        from structure import load_fluidsynth
+
+        load_fluidsynth()  # pyfluidsynth loads libfluidsynth on import
 
         return Check("FluidSynth library", True, "libfluidsynth loads")
     except Exception as error:

@@ -11,7 +11,33 @@ Modules: `schema` (SongPlan), `planner` (plan), `frame_controls` (controls),
 `structure.plan` is always the function.
 """
 
+import contextlib
+import io
+import logging
+import os
+
 from structure.schema import Key, Note, PlanError, Section, SongPlan
+
+
+def load_fluidsynth():
+    """pyfluidsynth, imported. Its import prints where it found libfluidsynth to stdout when
+    the environment has CI set; that line would land in `composer ... --json` output and in
+    anything reading our stdout, so it goes to the debug log instead."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        import fluidsynth
+    if captured.getvalue().strip():
+        logging.getLogger(__name__).debug("pyfluidsynth: %s", captured.getvalue().strip())
+    return fluidsynth
+
+
+if os.environ.get("CI"):
+    # pretty_midi imports pyfluidsynth too: import it here, quietly, before anything in this
+    # package imports pretty_midi.
+    try:
+        load_fluidsynth()
+    except (ImportError, OSError):  # no FluidSynth: `composer doctor` and the guide say so
+        pass
 
 __all__ = ["Key", "Note", "PlanError", "Section", "SongPlan", "plan", "controls", "arrange"]
 

@@ -55,8 +55,9 @@ def _seed_dither() -> None:
 
 def _synthesizer(soundfont: str, sample_rate: int):
     """A new synthesizer with `soundfont` loaded (the caller deletes it)."""
-    import fluidsynth
+    from structure import load_fluidsynth
 
+    fluidsynth = load_fluidsynth()
     _seed_dither()
     synth = fluidsynth.Synth(samplerate=float(sample_rate), **{"synth.dynamic-sample-loading": 1})
     sfid = synth.sfload(soundfont)

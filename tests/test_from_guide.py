@@ -136,9 +136,13 @@ def test_the_cli_takes_from_guide(tmp_path, tiny_models):
 def test_fluidsynth_plays_the_same_bytes_in_a_process_that_seeded_c_rand():
     """FluidSynth's dither noise comes from C's rand(); a Ray worker seeds it, and its guides
     (so its renders) came out different from the same MIDI until structure.synth seeded it."""
+    import os
     import subprocess
     import sys
 
+    # CI=1: pyfluidsynth then prints where it found the library on import; only the digest
+    # may reach stdout (the clean-clone CI sets CI, and that line once broke this test).
+    env = {**os.environ, "CI": "1"}
     script = (
         "import ctypes, hashlib, sys\n"
         "if sys.argv[1] == 'seeded': ctypes.CDLL(None).srand(12345)\n"
@@ -149,7 +153,7 @@ def test_fluidsynth_plays_the_same_bytes_in_a_process_that_seeded_c_rand():
         "audio, _ = render_midi(arrange(song), sample_rate=8000, duration=4)\n"
         "print(hashlib.sha256(audio.tobytes()).hexdigest())\n")
     digests = {mode: subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
-                                    check=True).stdout.strip() for mode in ("plain", "seeded")}
+                                    check=True, env=env).stdout.strip() for mode in ("plain", "seeded")}
     assert len(digests["plain"]) == 64 and digests["plain"] == digests["seeded"]
 
 

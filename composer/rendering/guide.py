@@ -37,10 +37,11 @@ def guide_unavailable() -> str | None:
     """Why this machine cannot play a guide (no FluidSynth library, no soundfont), or None."""
     from pathlib import Path
 
+    from structure import load_fluidsynth
     from structure.synth import default_soundfont
 
     try:
-        import fluidsynth  # noqa: F401  (pyfluidsynth loads libfluidsynth here)
+        load_fluidsynth()  # pyfluidsynth loads libfluidsynth here
     except (ImportError, OSError) as error:
         return f"FluidSynth cannot be loaded ({error}); `make install` installs it"
     if not Path(default_soundfont()).is_file():
