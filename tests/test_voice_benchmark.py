@@ -7,6 +7,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
@@ -41,3 +42,21 @@ def test_a_clip_keeps_out_the_neighbouring_lines():
     assert spans[1][1] <= end < spans[2][0]  # to its end, before the next line
     whole = bench.lines_clip(y16, spans, 0, 3)
     assert whole[0] == 0 and abs((whole[-1] + 1) / 16000 - 15.5) < 1e-3  # 0.5 s after the last line
+
+
+def test_slowness_overrides_a_voice_and_refuses_bad_pairs(monkeypatch):
+    import argparse
+
+    from composer.voice import voices
+
+    monkeypatch.setattr(voices, "VOICES", dict(voices.VOICES))
+    import composer.voice
+
+    monkeypatch.setattr(composer.voice, "VOICES", voices.VOICES)
+    parser = argparse.ArgumentParser()
+    bench._set_slowness(["low=2.5"], parser)
+    assert voices.VOICES["low"].slowness == 2.5 and voices.VOICES["low"].speaker.slowness == 2.5
+    assert voices.get_voice("low").slowness == 2.5
+    for bad in ["low=fast", "tenor=2", "low=0", "low"]:
+        with pytest.raises(SystemExit):
+            bench._set_slowness([bad], parser)

@@ -6,7 +6,9 @@ speaking the song's lines, each line once as connected speech, with the end time
 phone, which the singer then moves onto the notes. The engine reads each line as text (its
 lexicon's stress, phrasing and durations), and its phones are aligned to the sung ones; a
 line whose reading does not match them is spoken from the bare phones by Flite (`-p`), in
-the speaker's Flite voice. Flite's licence is BSD-style; Festival's and its HTS voice's are
+the speaker's Flite voice. A voice may ask for its lines read slower than the engine speaks
+(`Speaker.slowness`: Flite's `duration_stretch`, the HTS engine's rate): sung, slower readings
+were understood better (composer.voice.voices). Flite's licence is BSD-style; Festival's and its HTS voice's are
 BSD-style too (Edinburgh, CMU, Nagoya); both are called as programs, never linked.
 """
 
@@ -48,6 +50,7 @@ class Speaker:
     engine: str
     name: str
     fallback: str
+    slowness: float = 1.0  # the lines are read this many times slower than the engine's own pace
 
 
 def as_speaker(voice: str | Speaker) -> Speaker:
@@ -190,7 +193,8 @@ def _speak(voice: str | Speaker, lines: tuple[tuple[str, tuple[tuple[str, ...], 
             with ThreadPoolExecutor(max_workers=SPEAK_WORKERS) as pool:
                 for share, said in zip(shares, pool.map(
                         lambda share: _festival_lines(speaker.name, [texts[i] for i in share],
-                                                      [Path(folder) / f"f{i}.wav" for i in share]), shares)):
+                                                      [Path(folder) / f"f{i}.wav" for i in share],
+                                                      speaker.slowness), shares)):
                     for i, reading in zip(share, said):
                         readings[i] = reading
         with ThreadPoolExecutor(max_workers=SPEAK_WORKERS) as pool:  # one Flite process a line
@@ -233,7 +237,8 @@ def _speak_line(speaker: Speaker, text: str, line: tuple[tuple[str, ...], ...], 
     segments) of it where already made (Festival); Flite reads it here."""
     expected = [p for word in line for p in word]
     if text and (reading is not None or speaker.engine == "flite"):  # a line Festival failed on: the phones
-        audio, rate, segments = reading if reading is not None else _flite(speaker.name, ["-t", text], wav)
+        audio, rate, segments = (reading if reading is not None
+                                 else _flite(speaker.name, ["-t", text], wav, speaker.slowness))
         found = [s for s in segments if s[0] not in (PAUSE, FESTIVAL_SILENCE)]
         match = _align(expected, [s[0] for s in found])
         words = _words_from_alignment(line, match, found)
@@ -242,7 +247,7 @@ def _speak_line(speaker: Speaker, text: str, line: tuple[tuple[str, ...], ...], 
             return audio, rate, words
         log.debug("voice: %s's reading of %r does not match its phones; spoken from the phones", speaker.engine, text)
     phones = [PAUSE] + expected + [PAUSE]
-    audio, rate, segments = _flite(speaker.fallback, ["-p", " ".join(phones)], wav)
+    audio, rate, segments = _flite(speaker.fallback, ["-p", " ".join(phones)], wav, speaker.slowness)
     if [name for name, _, _ in segments] != phones:
         raise RenderError(f"flite voice {speaker.fallback!r} did not speak the phones it was given")
     found = [s for s in segments if s[0] != PAUSE]
@@ -264,10 +269,12 @@ def _readable(text: str) -> str:
     return text if text[-1] in ".!?" else text.rstrip(",;:") + "."
 
 
-def _flite(voice: str, source: list[str], wav: Path) -> tuple[np.ndarray, int, list[tuple[str, float, float]]]:
+def _flite(voice: str, source: list[str], wav: Path,
+           slowness: float = 1.0) -> tuple[np.ndarray, int, list[tuple[str, float, float]]]:
     import soundfile as sf
 
-    listing = _run(["-voice", voice, "-psdur", *source, "-o", str(wav)])
+    slower = ["--setf", f"duration_stretch={slowness:g}"] if slowness != 1.0 else []
+    listing = _run([*slower, "-voice", voice, "-psdur", *source, "-o", str(wav)])
     audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
     return audio.mean(axis=1), int(rate), _segments(listing.split(), f"flite voice {voice!r}")
 
@@ -276,9 +283,11 @@ FESTIVAL_SILENCE = "h#"
 _MARK = "composer-segment"
 
 
-def _festival(voice: str, texts: list[str], wavs: list[Path]) -> list[tuple[np.ndarray, int, list]]:
+def _festival(voice: str, texts: list[str], wavs: list[Path],
+              slowness: float = 1.0) -> list[tuple[np.ndarray, int, list]]:
     """Festival's reading of each text in voice `voice`: (audio, rate, segments), as `_flite`
-    gives; one Festival process for all of them (it loads the voice once)."""
+    gives; one Festival process for all of them (it loads the voice once). slowness: the
+    HTS engine's speech rate is 1 / slowness (its `-r`; Festival's voices here are HTS)."""
     import soundfile as sf
 
     if not texts:
@@ -288,6 +297,8 @@ def _festival(voice: str, texts: list[str], wavs: list[Path]) -> list[tuple[np.n
         raise EngineMissing(f"the voice needs the speech engine Festival (install it with: {FESTIVAL_INSTALL_HINT}; "
                             f"or render with --no-vocals)")
     script = [f"(voice_{voice})"]
+    if slowness != 1.0:
+        script.append(f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {1.0 / slowness:.6g}))))')
     for k, (text, wav) in enumerate(zip(texts, wavs)):
         quoted = text.replace("\\", " ").replace('"', " ")
         script.append(f'(set! utt (utt.synth (Utterance Text "{quoted}")))\n'
@@ -319,18 +330,18 @@ def _festival(voice: str, texts: list[str], wavs: list[Path]) -> list[tuple[np.n
     return out
 
 
-def _festival_lines(voice: str, texts: list[str], wavs: list[Path]) -> list:
+def _festival_lines(voice: str, texts: list[str], wavs: list[Path], slowness: float = 1.0) -> list:
     """`_festival` of the texts in one process; if that fails, each text on its own, and a
     text Festival cannot read at all gets None (its line is spoken from the phones)."""
     try:
-        return _festival(voice, texts, wavs)
+        return _festival(voice, texts, wavs, slowness)
     except EngineMissing:
         raise
     except RenderError as error:
         if len(texts) == 1:
             log.warning("voice: Festival could not read %r (%s); that line is spoken from its phones", texts[0], error)
             return [None]
-    return [reading for text, wav in zip(texts, wavs) for reading in _festival_lines(voice, [text], [wav])]
+    return [reading for text, wav in zip(texts, wavs) for reading in _festival_lines(voice, [text], [wav], slowness)]
 
 
 def _segments(listing, who: str) -> list[tuple[str, float, float]]:

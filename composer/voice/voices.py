@@ -23,10 +23,11 @@ class Voice:
     breathiness: float = 0.0  # least aperiodicity of voiced frames (composer.voice.singer)
     engine: str = "flite"  # "flite" or "festival"
     fallback_voice: str = ""  # the Flite voice for lines the engine's reading does not say (default: engine_voice)
+    slowness: float = 1.0  # the engine reads the lines this many times slower than it speaks (composer.voice.engine)
 
     @property
     def speaker(self) -> Speaker:
-        return Speaker(self.engine, self.engine_voice, self.fallback_voice or self.engine_voice)
+        return Speaker(self.engine, self.engine_voice, self.fallback_voice or self.engine_voice, self.slowness)
 
 
 VOICES = {
@@ -38,11 +39,18 @@ VOICES = {
     # 0.123 for Flite's slt on the same clips (benchmarks/voice.py, 2026-11-30; 0.073 once the
     # clips kept out the next section's first word); its breath (0, 0.15, 0.3) and range
     # (C3..G#4, D3..A#4, E3..C5) were measured again with it: none beat D3..A#4 with 0.15 by
-    # more than the recogniser's noise (20 sheets later showed differences of a few words to be noise)
+    # more than the recogniser's noise (20 sheets later showed differences of a few words to be noise).
+    # Read slower (HTS rate 1 / slowness), its errors in 680 words on two melody draws: 71 / 93 at 1,
+    # 53 / 66 at 1.5, 57 / 72 at 1.75, 59 / 66 at 2, 62 / 85 at 2.5 (its plain speech: 26)
     "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
                   "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
-                  breathiness=0.15, engine="festival", fallback_voice="slt"),
-    "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'"),
+                  breathiness=0.15, engine="festival", fallback_voice="slt", slowness=1.5),
+    # the engine reads the lines slower than it speaks: fuller vowels, longer consonants, held
+    # vowels stretched less. Low voice's errors in 680 words, two melody draws (screened with
+    # Whisper tiny, benchmarks/voice.py's sheets): 62 / 77 at 1, 48 / 49 at 1.5, 47 / 46 at
+    # 1.75, 44 / 46 at 2, 53 / 75 at 2.5 (the ceiling, its plain speech, stays at 39)
+    "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'",
+                 slowness=1.75),
 }
 # Whisper understood it sung 0.091 WER against 0.104 for "high" (benchmarks/voice.py, 20 sheets)
 DEFAULT_VOICE = "low"
