@@ -217,6 +217,31 @@ def test_the_lines_are_read_as_slowly_as_the_voice_asks(voice):
     assert 1.6 < said(2.0, "") / said(1.0, "") < 2.4  # no text: Flite speaks the phones
 
 
+@needs_flite
+def test_a_slower_reading_holds_the_vowels_and_keeps_the_consonants_pace(monkeypatch):
+    """The voice's slowness lengthens the bank's speech; the sung consonants keep the engine's
+    own pace (read slowly they pushed the vowels off the beat), so the phones land where they
+    do at slowness 1."""
+    import dataclasses
+
+    from composer.voice import singer, voices
+
+    song = _plan([_section("verse1", "Strong winds crossed the street", [57, 59, 60, 62, 64], beats=1.0)])
+    scores, banks = {}, {}
+    real_place, real_bank = singer.place, singer.make_bank
+    for slowness in (1.0, 2.0):
+        monkeypatch.setitem(voices.VOICES, "low", dataclasses.replace(VOICES["low"], slowness=slowness))
+        monkeypatch.setattr(singer, "place", lambda *a, s=slowness: scores.setdefault(s, real_place(*a)))
+        monkeypatch.setattr(singer, "make_bank", lambda *a, s=slowness: banks.setdefault(s, real_bank(*a)))
+        sing(song, voice="low", sample_rate=RATE, seed=0)
+    spoken = [len(banks[s].spoken.audio) / banks[s].spoken.sample_rate for s in (1.0, 2.0)]
+    assert spoken[1] > 1.6 * spoken[0]
+    consonants = [[p.end - p.start for p in scores[s].phones if p.part != "nucleus"] for s in (1.0, 2.0)]
+    assert len(consonants[0]) == len(consonants[1]) > 5
+    assert np.allclose(consonants[1], consonants[0], rtol=0.35, atol=0.02)
+    assert abs(sum(consonants[1]) / sum(consonants[0]) - 1) < 0.2
+
+
 @needs_festival
 def test_a_line_festival_fails_on_is_spoken_from_its_phones_and_the_others_are_read(monkeypatch, caplog):
     from composer.errors import RenderError
