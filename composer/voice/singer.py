@@ -228,8 +228,8 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
     uses = Counter(key for _, _, key in todo)  # a section's audio is kept only until its last repeat
     for section, syllables, key in todo:
         if key not in made:
-            # consonants keep the engine's own pace: the slower reading is for the vowels (read at its
-            # pace, the consonants pushed the vowels off the beat: word onsets within 60 ms 0.92 -> 0.86)
+            # consonants keep the engine's own pace: the slower reading is for the vowels (at its pace,
+            # the consonants pushed the vowels off the beat: word onsets within 60 ms 0.92 -> 0.86)
             score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)) / chosen.slowness)
             audio, offset = _sing_section(score, bank, sample_rate, derived_seed(key[1], "voice", key[0]),
                                           breathiness=chosen.breathiness)

@@ -40,15 +40,18 @@ VOICES = {
     # clips kept out the next section's first word); its breath (0, 0.15, 0.3) and range
     # (C3..G#4, D3..A#4, E3..C5) were measured again with it: none beat D3..A#4 with 0.15 by
     # more than the recogniser's noise (20 sheets later showed differences of a few words to be noise).
-    # Read slower (HTS rate 1 / slowness), its errors in 680 words on two melody draws: 71 / 93 at 1,
-    # 53 / 66 at 1.5, 57 / 72 at 1.75, 59 / 66 at 2, 62 / 85 at 2.5 (its plain speech: 26)
+    # Read slower, it sings at the engine's pace still: its consonants sung at the engine's pace cost it
+    # words (82 / 103 errors in 680 at slowness 1.5, against 71 / 93 at 1, two melody draws), and its
+    # consonants at the slow reading's pace, which helped (53 / 66; 49 / 58 with onsets led by up to
+    # 100 ms), put its vowels off the beat (word onsets within 60 ms 0.91 -> 0.87, goal 0.90)
     "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
                   "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
-                  breathiness=0.15, engine="festival", fallback_voice="slt", slowness=1.5),
-    # the engine reads the lines slower than it speaks: fuller vowels, longer consonants, held
-    # vowels stretched less. Low voice's errors in 680 words, two melody draws (screened with
-    # Whisper tiny, benchmarks/voice.py's sheets): 62 / 77 at 1, 48 / 49 at 1.5, 47 / 46 at
-    # 1.75, 44 / 46 at 2, 53 / 75 at 2.5 (the ceiling, its plain speech, stays at 39)
+                  breathiness=0.15, engine="festival", fallback_voice="slt"),
+    # the engine reads the lines slower than it speaks, and the singer keeps the consonants at the
+    # engine's pace: fuller vowels, stretched less on long notes. Its errors in 680 sung words on
+    # two melody draws (benchmarks/voice.py): 62 / 77 at 1, 47 / 42 at 1.75 (its plain speech: 39);
+    # screened with the consonants at the reading's pace: 48 / 49 at 1.5, 47 / 46 at 1.75, 44 / 46
+    # at 2, 53 / 75 at 2.5 (voice_slowness_sweep.json)
     "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'",
                  slowness=1.75),
 }
