@@ -236,7 +236,9 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     del wet
     speaker = get_voice(vocal.voice).speaker
     report = {
-        "voice": vocal.voice, "speech_engine": speaker.engine, "engine_voice": speaker.name, "octave_shift": vocal.shift, "lead": options.lead, "level_gain": round(level, 6),
+        "voice": vocal.voice, "speech_engine": speaker.engine, "engine_voice": speaker.name,
+        "engine_slowness": speaker.slowness, "octave_shift": vocal.shift, "lead": options.lead,
+        "level_gain": round(level, 6),
         "lu_above_accompaniment": above,
         "measured_over": measured_over,
         "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"])}

@@ -8,8 +8,9 @@ lexicon's stress, phrasing and durations), and its phones are aligned to the sun
 line whose reading does not match them is spoken from the bare phones by Flite (`-p`), in
 the speaker's Flite voice. A voice may ask for its lines read slower than the engine speaks
 (`Speaker.slowness`: Flite's `duration_stretch`, the HTS engine's rate): sung, slower readings
-were understood better (composer.voice.voices). Flite's licence is BSD-style; Festival's and its HTS voice's are
-BSD-style too (Edinburgh, CMU, Nagoya); both are called as programs, never linked.
+were understood better (composer.voice.voices). Flite's licence is BSD-style; Festival's and
+its HTS voice's are BSD-style too (Edinburgh, CMU, Nagoya); both are called as programs,
+never linked.
 """
 
 from __future__ import annotations

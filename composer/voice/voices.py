@@ -40,10 +40,10 @@ VOICES = {
     # clips kept out the next section's first word); its breath (0, 0.15, 0.3) and range
     # (C3..G#4, D3..A#4, E3..C5) were measured again with it: none beat D3..A#4 with 0.15 by
     # more than the recogniser's noise (20 sheets later showed differences of a few words to be noise).
-    # Read slower, it sings at the engine's pace still: its consonants sung at the engine's pace cost it
-    # words (82 / 103 errors in 680 at slowness 1.5, against 71 / 93 at 1, two melody draws), and its
-    # consonants at the slow reading's pace, which helped (53 / 66; 49 / 58 with onsets led by up to
-    # 100 ms), put its vowels off the beat (word onsets within 60 ms 0.91 -> 0.87, goal 0.90)
+    # It reads at the engine's pace. Read 1.5x slower with its consonants at the engine's pace it lost
+    # words (82 / 103 errors in 680 on two melody draws, against 71 / 93); with its consonants at the
+    # slow reading's pace it gained (53 / 66; 49 / 58 with onsets led by up to 100 ms), but its vowels
+    # came off the beat (word onsets within 60 ms 0.91 -> 0.87, goal 0.90)
     "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
                   "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
                   breathiness=0.15, engine="festival", fallback_voice="slt"),
