@@ -395,6 +395,9 @@ def main() -> None:
                       "wer_ratio": "<= 1.5 (sung WER over spoken WER)", "vocals_share_of_render": "<= 0.20"}}
     data["seed_offset"] = args.seed_offset
     data["slowness"] = {name: voice.slowness for name, voice in sorted(VOICES.items())}
+    data["voices"] = {name: {"slow_consonants": voice.slow_consonants, "air": voice.air,
+                             "speaking_pitch": voice.speaking_pitch, "breathiness": voice.breathiness}
+                      for name, voice in sorted(VOICES.items())}
     data.update(sheets_benchmark(args.voices, asr, args.seed_offset))
     if not args.skip_cost:
         data["cost"] = {voice: cost_benchmark(voice=voice) for voice in args.voices}

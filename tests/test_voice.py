@@ -242,6 +242,87 @@ def test_a_slower_reading_holds_the_vowels_and_keeps_the_consonants_pace(monkeyp
     assert abs(sum(consonants[1]) / sum(consonants[0]) - 1) < 0.2
 
 
+@needs_flite
+def test_slow_consonants_keep_the_slow_readings_length(monkeypatch):
+    """A voice with `slow_consonants` sings its consonants as long as its slow reading says them
+    (the high voice: clearer words), the others at the engine's own pace."""
+    import dataclasses
+
+    from composer.voice import singer, voices
+
+    song = _plan([_section("verse1", "Strong winds crossed the street", [57, 59, 60, 62, 64], beats=1.0)])
+    scores = {}
+    real_place = singer.place
+    for slow in (False, True):
+        monkeypatch.setitem(voices.VOICES, "low", dataclasses.replace(VOICES["low"], slowness=2.0,
+                                                                      slow_consonants=slow))
+        monkeypatch.setattr(singer, "place", lambda *a, s=slow: scores.setdefault(s, real_place(*a)))
+        sing(song, voice="low", sample_rate=RATE, seed=0)
+    consonants = [np.array([p.end - p.start for p in scores[s].phones if p.part != "nucleus"]) for s in (False, True)]
+    assert len(consonants[0]) == len(consonants[1]) > 5
+    ratio = consonants[1] / consonants[0]  # clusters held to MAX_ONSET and codas filling their room stay
+    assert (ratio > 0.99).all() and (ratio > 1.45).sum() >= 3 and ratio.max() == pytest.approx(2.0, abs=0.1)
+
+
+def _band_flatness(audio: np.ndarray, lo: float, hi: float) -> float:
+    """Spectral flatness (geometric over arithmetic mean of the power) of `audio` between lo and hi Hz."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / RATE)
+    band = spectrum[(freqs >= lo) & (freqs < hi)] + 1e-20
+    return float(np.exp(np.mean(np.log(band))) / np.mean(band))
+
+
+@needs_flite
+def test_air_breathes_above_1khz_on_high_notes_and_leaves_low_notes_alone(monkeypatch):
+    """A voice's `air` fills the spectrum between the harmonics above AIR_HZ on notes above its
+    speaking pitch (so the vowels' formants show), keeps the note's pitch, and changes nothing
+    on notes below its speaking pitch."""
+    import dataclasses
+
+    import librosa
+
+    from composer.voice import voices
+
+    out = {}
+    for air in (0.0, 0.8):
+        for pitch in (47, 62):  # below the speaking pitch, an octave above it
+            monkeypatch.setitem(voices.VOICES, "low", dataclasses.replace(VOICES["low"], low=pitch - 2, high=pitch + 2,
+                                                                          speaking_pitch=50, air=air))
+            song = _plan([_section("verse1", "Home", [pitch] * 4, beats=1.0)])
+            out[air, pitch] = sing(song, voice="low", sample_rate=RATE, seed=0)
+    assert all(v.shift == 0 for v in out.values())
+    assert np.array_equal(out[0.0, 47].audio, out[0.8, 47].audio)
+    held = slice(int(0.4 * RATE), int(1.6 * RATE))  # inside the held vowel
+    dry, airy = out[0.0, 62].audio[held], out[0.8, 62].audio[held]
+    assert _band_flatness(airy, 1000, 4000) > 3 * _band_flatness(dry, 1000, 4000)
+    assert _band_flatness(airy, 100, 700) < 1.5 * _band_flatness(dry, 100, 700)
+    f0, voiced, _ = librosa.pyin(airy, fmin=100, fmax=600, sr=RATE, frame_length=1024, hop_length=160)
+    assert voiced.mean() > 0.8
+    assert np.median(100 * np.abs(librosa.hz_to_midi(f0[voiced]) - 62)) < 30
+
+
+@needs_flite
+def test_a_word_that_begins_with_a_vowel_is_attacked_after_a_glottal_dip(monkeypatch):
+    """Sung legato, "is" and "over" would run on from the vowel before; a short dip in level
+    before them marks where they begin (a singer's glottal onset), and nowhere else."""
+    from composer.voice import singer
+
+    song = _plan([_section("verse1", "Home is over now", [57, 59, 60, 60, 62], beats=1.0)])
+    vocals = {}
+    for depth in (1.0, singer.GLOTTAL_DEPTH):
+        monkeypatch.setattr(singer, "GLOTTAL_DEPTH", depth)
+        vocals[depth] = sing(song, voice="low", sample_rate=RATE, seed=0).audio
+
+    def rms(audio, a, b):
+        return float(np.sqrt(np.mean(audio[int(a * RATE):int(b * RATE)] ** 2)))
+
+    plain, marked = vocals[1.0], vocals[singer.GLOTTAL_DEPTH]
+    for beat in (0.5, 1.0):  # "is", "o-ver"
+        assert rms(marked, beat - 0.03, beat - 0.012) < 0.6 * rms(plain, beat - 0.03, beat - 0.012)
+    assert rms(marked, 0.15, 0.4) == pytest.approx(rms(plain, 0.15, 0.4), rel=0.02)  # "home" held
+    assert rms(marked, 2.0, 2.4) == pytest.approx(rms(plain, 2.0, 2.4), rel=0.02)  # "now" (a consonant)
+
+
 @needs_festival
 def test_a_line_festival_fails_on_is_spoken_from_its_phones_and_the_others_are_read(monkeypatch, caplog):
     from composer.errors import RenderError

@@ -37,6 +37,9 @@ PORTAMENTO = 0.035  # seconds each side of a legato note change
 TRANSITION = 0.05  # seconds of a vowel's start and end kept at spoken speed
 TAIL = 0.08  # seconds of release after the last phone
 CONSONANT_GAIN = 2.0  # consonants 3 dB louder than spoken: Whisper's WER on 6 sheets 0.27 -> 0.25 (high)
+AIR_HZ = 1000.0  # a voice's `air` (breath on high notes) lies above this frequency
+GLOTTAL_LENGTH = 0.04  # seconds: a word that begins with a vowel is attacked after a dip this long
+GLOTTAL_DEPTH = 0.35  # the level in the dip (as a singer's glottal onset marks "an | apple")
 
 
 @dataclass
@@ -225,14 +228,16 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
         if syllables:
             section_seed = (section_seeds or {}).get(section.name, seed)
             todo.append((section, syllables, (_content_key(syllables, chosen.name), section_seed)))
+    pace = 1.0 if chosen.slow_consonants else chosen.slowness  # sung consonant = its length in the bank / pace
     uses = Counter(key for _, _, key in todo)  # a section's audio is kept only until its last repeat
     for section, syllables, key in todo:
         if key not in made:
-            # consonants keep the engine's own pace: the slower reading is for the vowels (at its pace,
-            # the consonants pushed the vowels off the beat: word onsets within 60 ms 0.92 -> 0.86)
-            score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)) / chosen.slowness)
+            # consonants keep the engine's own pace unless the voice sings them slowly: the slower reading
+            # is for the vowels (at its pace the low voice's consonants pushed its vowels off the beat:
+            # word onsets within 60 ms 0.92 -> 0.86; the high voice's, with glottal onsets, stay at 0.91)
+            score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)) / pace)
             audio, offset = _sing_section(score, bank, sample_rate, derived_seed(key[1], "voice", key[0]),
-                                          breathiness=chosen.breathiness)
+                                          breathiness=chosen.breathiness, air=(chosen.air, chosen.speaking_pitch))
             made[key] = (audio, offset, score)
         audio, offset, score = made[key]
         uses[key] -= 1
@@ -286,10 +291,11 @@ def _content_key(syllables, voice: str) -> str:
 
 
 def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
-                  breathiness: float = 0.0) -> tuple[np.ndarray, float]:
+                  breathiness: float = 0.0, air: tuple[float, int] = (0.0, 55)) -> tuple[np.ndarray, float]:
     """The section's vocal and the section-local time (seconds) of its first sample.
     breathiness: the least aperiodicity of every voiced frame (breath noise under the
-    harmonics, which shows the formants between them on high notes)."""
+    harmonics, which shows the formants between them on high notes). air: (level, MIDI note)
+    the least aperiodicity above AIR_HZ, rising from none at the note to `level` an octave up."""
     import soxr
 
     pw = load_pyworld()
@@ -323,11 +329,20 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
         active[sel] = 1.0
         if phone.part != "nucleus" and CONSONANT_GAIN != 1.0:
             sp[sel] *= CONSONANT_GAIN
+    sung_hz = _pitch_hz(times, score.notes, seed)
     if breathiness > 0:
         ap[voiced] = np.maximum(ap[voiced], breathiness)
+    if air[0] > 0:
+        rise = np.clip((12 * np.log2(sung_hz[voiced] / 440.0) + 69 - air[1]) / 12, 0.0, 1.0)
+        band = np.arange(n_bins) * rate / (2.0 * (n_bins - 1)) >= AIR_HZ
+        ap[np.ix_(voiced, band)] = np.maximum(ap[np.ix_(voiced, band)], air[0] * rise[:, None])
+    for phone in score.phones:  # a glottal onset before each word that begins with its vowel
+        if phone.part == "nucleus" and phone.index == 0:
+            dip = (times >= phone.start - GLOTTAL_LENGTH) & (times < phone.start - 0.005)
+            active[dip] = np.minimum(active[dip], GLOTTAL_DEPTH)
     gain = np.convolve(active, np.ones(4) / 4, mode="same")  # 20 ms ramps: no clicks at the edges
     sp *= np.maximum(gain, 1e-6)[:, None] ** 2
-    f0 = np.where(voiced, _pitch_hz(times, score.notes, seed), 0.0)
+    f0 = np.where(voiced, sung_hz, 0.0)
     audio = pw.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(sp), np.ascontiguousarray(ap), rate,
                           FRAME_PERIOD)
     audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)

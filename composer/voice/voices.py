@@ -24,6 +24,9 @@ class Voice:
     engine: str = "flite"  # "flite" or "festival"
     fallback_voice: str = ""  # the Flite voice for lines the engine's reading does not say (default: engine_voice)
     slowness: float = 1.0  # the engine reads the lines this many times slower than it speaks (composer.voice.engine)
+    slow_consonants: bool = False  # consonants keep the slow reading's length (else the engine's own pace)
+    air: float = 0.0  # breath above AIR_HZ on high notes: the least aperiodicity there (composer.voice.singer)
+    speaking_pitch: int = 55  # MIDI note of the engine voice's speech: the air rises over the octave above it
 
     @property
     def speaker(self) -> Speaker:
@@ -40,13 +43,18 @@ VOICES = {
     # clips kept out the next section's first word); its breath (0, 0.15, 0.3) and range
     # (C3..G#4, D3..A#4, E3..C5) were measured again with it: none beat D3..A#4 with 0.15 by
     # more than the recogniser's noise (20 sheets later showed differences of a few words to be noise).
-    # It reads at the engine's pace. Read 1.5x slower with its consonants at the engine's pace it lost
-    # words (82 / 103 errors in 680 on two melody draws, against 71 / 93); with its consonants at the
-    # slow reading's pace it gained (53 / 66; 49 / 58 with onsets led by up to 100 ms), but its vowels
-    # came off the beat (word onsets within 60 ms 0.91 -> 0.87, goal 0.90)
+    # Read 1.5x slower with its consonants at the engine's pace it lost words (82 / 103 errors in 680
+    # on two melody draws, against 71 / 93); with its consonants at the slow reading's pace it gained
+    # (53 / 66), but its vowels came off the beat (word onsets within 60 ms 0.91 -> 0.87, goal 0.90).
+    # Its errors climb with the note: 5 % of words below G3 (its speech's pitch), 20 % at G4..A4 and
+    # 32 % above, where the harmonics are too far apart to show the vowels' formants; breath above
+    # 1 kHz on those notes (`air`) shows them: 63 / 64. Read 1.25x slower with slow consonants, and
+    # with a glottal onset before vowel-initial words (singer.GLOTTAL_*: their onsets were found
+    # 0.80 -> 0.99), 50 / 58 with onsets 0.91 (benchmarks/results/voice_high_sweep.json)
     "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
                   "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
-                  breathiness=0.15, engine="festival", fallback_voice="slt"),
+                  breathiness=0.15, engine="festival", fallback_voice="slt", slowness=1.25, slow_consonants=True,
+                  air=0.8, speaking_pitch=55),
     # the engine reads the lines slower than it speaks, and the singer keeps the consonants at the
     # engine's pace: fuller vowels, stretched less on long notes. Its errors in 680 sung words on
     # two melody draws (benchmarks/voice.py): 62 / 77 at 1, 47 / 42 at 1.75 (its plain speech: 39);
