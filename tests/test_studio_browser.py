@@ -103,7 +103,7 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     page.wait_for_function(f"document.querySelector('#timeline .plan-summary').dataset.duration != '{planned:.4f}'")
     edited = float(page.locator("#timeline .plan-summary").get_attribute("data-duration"))
     assert edited == pytest.approx(planned + 2 * 4 * 0.5, abs=1e-3)  # 2 bars of 4 beats at 120 BPM
-    assert "valid" in page.inner_text("#plan-message")
+    assert "valid" in page.inner_text("#plan-message .studio-ok")
     # the table shows the edited plan: the section's chords cycled to its new length
     page.wait_for_function(f"document.querySelector(\"#plan-table [data-testid='cell-0-3']\").innerText"
                            f".split('|').length == {bars + 2}")
@@ -112,7 +112,7 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     page.fill("#key textarea", "H major")
     page.locator("#key textarea").press("Enter")
     page.wait_for_selector("#fields-message .studio-error")
-    assert page.inner_text("#fields-message").startswith("key:")
+    assert page.inner_text("#fields-message .studio-error").startswith("key:")  # not the busy overlay
     assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
     page.fill("#key textarea", key)
     page.locator("#key textarea").press("Enter")
@@ -120,7 +120,8 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     page.wait_for_timeout(300)  # the page settles (a second, late answer to the edit changes nothing)
     _edit_cell(page, 0, 2, "0")
     page.wait_for_selector("#plan-message .studio-error")
-    assert "row 1" in page.inner_text("#plan-message") and "bars" in page.inner_text("#plan-message")
+    message = page.inner_text("#plan-message .studio-error")
+    assert "row 1" in message and "bars" in message
     assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
 
     # render: each section reaches the page while the rest renders, then the song plays in full
