@@ -463,6 +463,9 @@ def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_pa
     assert report["vocals"]["voice"] == "low"
     assert (report["vocals"]["speech_engine"], report["vocals"]["engine_voice"]) == ("flite", "rms")  # what sang
     assert report["vocals"]["engine_slowness"] == VOICES["low"].slowness > 1  # and how slowly it read
+    assert report["vocals"]["singing"]["slow_consonants"] is VOICES["low"].slow_consonants  # and how it sang
+    assert report["vocals"]["singing"]["air"] == VOICES["low"].air
+    assert report["vocals"]["singing"]["glottal_onset"]["depth"] < 1
     assert 0.0 <= report["vocals"]["lu_above_accompaniment"] <= 4.0
     song, rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
     backing, _ = sf.read(out / "accompaniment.wav", dtype="float32", always_2d=True)

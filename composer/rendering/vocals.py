@@ -210,6 +210,7 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     the song's (default: `loudness_gain` of the mix, measured before the mix is made)."""
     from composer.rendering.loudness import loudness_gain
     from composer.voice.mix import Summed, add_into, duck, lu_difference, reverb, vocal_gain
+    from composer.voice.singer import GLOTTAL_DEPTH, GLOTTAL_LENGTH
     from composer.voice.voices import get_voice
 
     clock = time.monotonic()
@@ -234,10 +235,14 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     stems.vocals = to_pcm(wet, gain)
     stems.pack("vocals")
     del wet
-    speaker = get_voice(vocal.voice).speaker
+    chosen = get_voice(vocal.voice)
+    speaker = chosen.speaker
     report = {
         "voice": vocal.voice, "speech_engine": speaker.engine, "engine_voice": speaker.name,
         "engine_slowness": speaker.slowness, "octave_shift": vocal.shift, "lead": options.lead,
+        "singing": {"slow_consonants": chosen.slow_consonants, "breathiness": chosen.breathiness,
+                    "air": chosen.air, "air_from_midi": chosen.speaking_pitch,
+                    "glottal_onset": {"seconds": GLOTTAL_LENGTH, "depth": GLOTTAL_DEPTH}},
         "level_gain": round(level, 6),
         "lu_above_accompaniment": above,
         "measured_over": measured_over,
