@@ -3,10 +3,10 @@
 The speech engine speaks every sung line once (a bank, in the voice's engine voice); the
 WORLD vocoder (`pyworld`, MIT licence) analyses that speech into pitch, spectral envelope
 and aperiodicity every 5 ms; each placed phone (`composer.voice.score`) then reads its
-stretch of the bank: consonants at the engine's own speed (a voice may ask for its lines read
-slower, `Voice.slowness`, for fuller vowels), vowels held with their transitions kept, and
-the pitch replaced by the notes' (with a short portamento between legato notes and a delayed
-vibrato on long ones). Each section is sung on its own, in its own time, so
+stretch of the bank: consonants at the engine's own speed (a voice may ask for its lines
+read slower, `Voice.slowness`, for fuller vowels, and keep its consonants that slow too),
+vowels held with their transitions kept, and the pitch replaced by the notes' (with a short
+portamento between legato notes and a delayed vibrato on long ones). Each section is sung on its own, in its own time, so
 a section that sings the same notes and words is the same audio; the song is their sum.
 """
 
