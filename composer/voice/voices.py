@@ -63,7 +63,7 @@ VOICES = {
     "low": Voice("low", "rms", 43, 66, "a low voice (G2..F#4), from Flite's US English male voice 'rms'",
                  slowness=1.75),
 }
-# Whisper understood it sung 0.063 WER against 0.074 for "high" (benchmarks/voice.py, 20 sheets)
+# Whisper understood it sung 0.063 WER against 0.065 for "high" (benchmarks/voice.py, 20 sheets)
 DEFAULT_VOICE = "low"
 
 
