@@ -25,10 +25,18 @@ BASS_BANDS = 36  # E1 .. D#4
 
 @functools.lru_cache(maxsize=16)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    import librosa
+    return _slaney_mel(sample_rate, n_fft, n_mels, 0.0, sample_rate / 2)
 
-    return torch.from_numpy(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0,
-                                                fmax=sample_rate / 2).astype(np.float32))
+
+def _slaney_mel(sample_rate: int, n_fft: int, n_mels: int, low: float, high: float) -> torch.Tensor:
+    """`[n_mels, n_fft // 2 + 1]` Slaney-style mel filters (librosa's default, to within a float32
+    rounding), from transformers, which the codec needs anyway: training then runs where PyTorch
+    and transformers are all there is (a bare GPU machine) without librosa's audio stack."""
+    from transformers.audio_utils import mel_filter_bank
+
+    return torch.from_numpy(mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels,
+                                            min_frequency=low, max_frequency=high, sampling_rate=sample_rate,
+                                            norm="slaney", mel_scale="slaney").T.astype(np.float32))
 
 
 @functools.lru_cache(maxsize=8)
@@ -96,10 +104,7 @@ def pitch_distance(prediction: torch.Tensor, target: torch.Tensor, sample_rate: 
 
 @functools.lru_cache(maxsize=8)
 def _onset_basis(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    import librosa
-
-    return torch.from_numpy(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=30.0,
-                                                fmax=min(8000.0, sample_rate / 2)).astype(np.float32))
+    return _slaney_mel(sample_rate, n_fft, n_mels, 30.0, min(8000.0, sample_rate / 2))
 
 
 def onset_distance(prediction: torch.Tensor, target: torch.Tensor, sample_rate: int) -> torch.Tensor:

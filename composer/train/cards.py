@@ -10,8 +10,6 @@ from pathlib import Path
 
 import torch
 
-from composer.data.audio import write_text_atomic
-
 
 def machine_summary(device: torch.device | None = None) -> dict:
     """The CPU, threads, torch and Python of this machine, and the GPU when training ran on one."""
@@ -87,4 +85,7 @@ def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict 
         lines += ["## Notes", "", training["notes"], ""]
     if extra:
         lines += ["## Config", "", "```json", json.dumps(extra, indent=2, default=str), "```", ""]
+    # imported here: composer.data.audio needs soundfile, which timing training on a bare GPU machine does not
+    from composer.data.audio import write_text_atomic
+
     write_text_atomic(directory / "MODEL_CARD.md", "\n".join(lines))
