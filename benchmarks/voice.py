@@ -115,7 +115,7 @@ def transcribe(model, audio16k: np.ndarray, speech_vad: bool = False) -> str:
     voice activity filter (Silero VAD) keeps only what it takes for speech, as this benchmark did
     until 2026-11-30. It is a speech detector, and it cut sung phrases that the recogniser then
     understood when given them ("There is music [in the air]", "[Telling me what] I should do"):
-    on the high voice's 40 sheet-draws it cost 12 of its 108 errors, so it is reported beside the
+    on the high voice's 40 sheet-draws it cost 10 of its 108 errors, so it is reported beside the
     main count, not as it."""
     import ctranslate2
 
