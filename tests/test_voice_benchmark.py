@@ -71,8 +71,10 @@ def test_long_silences_are_shortened_and_sound_is_kept():
     clip = np.concatenate([quiet, tone, gap, tone, quiet, breath, quiet, tone])
     out = bench.shorten_silences(clip)
     # each 2-s silence -> 0.3 s; the short gap, the breath and the tones stay whole
-    assert len(out) == len(clip) - 3 * (2 * rate - int(0.3 * rate))
+    # (to within the level's 10-ms hops at each edge of a silence)
+    assert abs(len(out) - (len(clip) - 3 * (2 * rate - int(0.3 * rate)))) <= 6 * 160
     assert np.count_nonzero(np.abs(out) > 0.1) == np.count_nonzero(np.abs(clip) > 0.1)
     assert np.count_nonzero(out == np.float32(0.01)) == rate // 10
     assert bench.shorten_silences(tone).tobytes() == tone.tobytes()  # nothing to shorten
     assert len(bench.shorten_silences(np.zeros(50, dtype=np.float32))) == 50  # shorter than a frame
+    assert len(bench.shorten_silences(np.zeros(rate, dtype=np.float32))) == rate  # all silent: nothing louder to cut to
