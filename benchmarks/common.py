@@ -30,3 +30,12 @@ def default_steps() -> int:
     from composer.rendering.options import RenderOptions
 
     return RenderOptions().steps
+
+
+def render_settings(options, tags: dict | None = None) -> dict:
+    """The start and guidance a render with `options` uses for a plan with `tags` (what the
+    renderer decides when they are left to it), for the result's JSON."""
+    from types import SimpleNamespace
+
+    resolved = options.for_plan(SimpleNamespace(tags=tags or {}))
+    return {"from_guide": resolved.from_guide, "guidance": resolved.guidance_weights}

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import default_steps, write_result  # noqa: E402
+from common import default_steps, render_settings, write_result  # noqa: E402
 
 PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
            "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
@@ -218,7 +218,7 @@ def main() -> None:
     write_result("note_survival", {
         "transcriber": "basic-pitch 0.4.0 (ICASSP 2022 model, ONNX)", "onset_tolerance_s": ONSET_TOLERANCE,
         "pitch_tolerance_cents": PITCH_TOLERANCE_CENTS, "plans": len(rows), "seed_offset": args.seed_offset, "duration": args.duration,
-        "steps": args.steps, "guidance": options.guidance, "from_guide": options.from_guide, "refine_steps": args.refine or None, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
+        "steps": args.steps, **render_settings(options), "refine_steps": args.refine or None, "codec": codec.identity(), "model": model.identity(), "model_path": args.model,
         "table": table, "f1_share_of_guide": shares,
         "goals": {"guide_through_codec": ">= 0.85 of the guide's F1", "render": ">= 0.7 of the guide's F1 (aim 0.8)"},
         "rows": rows}, args.out)

@@ -41,7 +41,7 @@ def pick(metrics: dict, group: str, name: str):
 def main() -> None:
     import numpy as np
     import torch
-    from common import default_steps, write_result
+    from common import default_steps, render_settings, write_result
 
     from composer import (
         plan,  # the planner with the model's melody check, as `composer render` plans
@@ -122,7 +122,7 @@ def main() -> None:
     table = {key: {"render": mean("render", key), "guide_through_codec": mean("guide_through_codec", key),
                    "guide": mean("guide", key)} for key in keys}
     write_result("quality", {"plans": len(rows), "seed_offset": args.seed_offset, "duration": args.duration, "steps": args.steps,
-                             "sampler": args.sampler, "guidance": options.guidance, "guidance_interval": options.guidance_interval, "from_guide": options.from_guide, "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
+                             "sampler": args.sampler, "guidance_interval": options.guidance_interval, **render_settings(options, extra_tags), "codec": codec.identity(), "model": model.identity(), "model_path": args.model, "tags": extra_tags,
                              "table": table, "rows": rows}, args.out)
 
 

@@ -9,7 +9,9 @@ Rows (the same plans for every rendered row; the plans' seeds are outside the co
   plans tagged with the source;
 - `bundled, guidance G`: the bundled model at another guidance weight (`--guidance G ...`);
 - `held-out recordings (floor)`: windows of the other half of the held-out files, as many as a
-  rendered row has: what a row that sounds like those recordings scores at this sample size.
+  rendered row has: what a row that sounds like those recordings scores at this sample size;
+- `held-out recordings through the codec`: the same files after the codec's round trip (the
+  same windows): the closest any model that decodes through this codec can come.
 
 The distance is `benchmarks/distance.py`'s (the persona benchmark uses it too): per
 one-second window, log-mel mean and spread and sorted chroma, standardised by the reference,
@@ -32,17 +34,18 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import default_steps, write_result  # noqa: E402
+from common import default_steps, render_settings, write_result  # noqa: E402
 from distance import RATE, Distance, window_features  # noqa: E402
 
 HELD_OUT = ("nexuiz-music", "singularity-music")
 PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
            "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
            "genre=country mood=hopeful"]
-def held_out_windows(root: Path, seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(reference windows, floor windows, files): the held-out packages' files (every one of
-    them is in the validation split), whole recordings alternately assigned to the two halves
-    (the cut parts of one recording stay together); up to `seconds` from each file's middle."""
+def held_out_windows(root: Path, seconds: float, codec=None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """(reference windows, floor windows, files, floor windows through `codec` or None): the
+    held-out packages' files (every one of them is in the validation split), whole recordings
+    alternately assigned to the two halves (the cut parts of one recording stay together); up to
+    `seconds` from each file's middle."""
     from composer.data.audio import audio_read
 
     rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines() if line.strip()]
@@ -54,14 +57,28 @@ def held_out_windows(root: Path, seconds: float) -> tuple[np.ndarray, np.ndarray
         raise SystemExit(f"{root}: fewer than 4 files of the held-out packages ({', '.join(HELD_OUT)}); "
                          "run `composer corpus import` first")
     halves: list[list[np.ndarray]] = [[], []]
+    coded: list[np.ndarray] = []
     for name in chosen:
         audio, rate = audio_read(root / name, sample_rate=RATE, channels=1)
         middle, span = audio.shape[-1] // 2, int(seconds * RATE)
         clip = audio[0, max(0, middle - span // 2): middle + span // 2]
         features = window_features(clip, RATE)
+        if codec is not None and half_of[name] == 1:  # as many windows both ways (silent ones are skipped)
+            through = window_features(_round_trip(codec, clip), RATE)
+            features = features[: len(through)]
+            coded.append(through[: len(features)])
         if len(features):
             halves[half_of[name]].append(features)
-    return np.concatenate(halves[0]), np.concatenate(halves[1]), chosen
+    through = np.concatenate(coded) if coded else None
+    return np.concatenate(halves[0]), np.concatenate(halves[1]), chosen, through
+
+
+def _round_trip(codec, clip: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        audio = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))[None, None]
+        return codec.decode_long(codec.encode_long(audio))[0, 0, : clip.shape[-1]].numpy()
 
 
 def main() -> None:
@@ -88,7 +105,8 @@ def main() -> None:
     from structure.synth import render_midi
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    reference, floor_pool, files = held_out_windows(Path(args.data), args.seconds_per_file)
+    reference, floor_pool, files, coded_pool = held_out_windows(Path(args.data), args.seconds_per_file,
+                                                                load_models(args.codec, None)[0])
     distance = Distance(reference)
 
     plans = [plan(prompt, model=args.model, duration=args.duration, seed=20_000 + k, write_lyrics=False)
@@ -121,12 +139,13 @@ def main() -> None:
     for name, parts in windows.items():
         table[name] = distance(np.concatenate(parts)[:size])
     rng = np.random.default_rng(args.seed)
-    floor = floor_pool[rng.choice(len(floor_pool), size=size, replace=False)]
-    table["held-out recordings (floor)"] = distance(floor)
+    chosen = rng.choice(len(floor_pool), size=size, replace=False)
+    table["held-out recordings (floor)"] = distance(floor_pool[chosen])
+    table["held-out recordings through the codec"] = distance(coded_pool[chosen])
     write_result("recorded_distance", {
         "reference": {"packages": list(HELD_OUT), "files": len(files), "windows": int(len(reference)),
                       "seconds_per_file": args.seconds_per_file},
-        "plans": len(plans), "duration": args.duration, "steps": args.steps, "guidance": options.guidance,
+        "plans": len(plans), "duration": args.duration, "steps": args.steps, "guidance": render_settings(options)["guidance"],
         "windows_per_row": int(size),
         "distance": "benchmarks/distance.py: per 1-s window, 40-band log-mel mean and std, chroma sorted "
                     "strongest first; standardised by the reference; Frechet distance",

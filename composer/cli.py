@@ -92,7 +92,8 @@ RENDER_OPTIONS = {
     "sampler": click.option("--sampler", type=click.Choice(["multistep", "euler", "heun"]), default="multistep",
                             show_default=True),
     "guidance": click.option("--guidance", help="Classifier-free guidance: a number, or group=weight pairs "
-                                                "(tags, text, controls, rhythm, harmony, bass, melody, drums, form)."),
+                                                "(tags, text, controls, rhythm, harmony, bass, melody, drums, form); "
+                                                "default 2.5 for a render from its guide, else 2."),
     "controls": click.option("--controls", help="Control groups the plan pins down, e.g. 'form,harmony' "
                                                 "(default: all)."),
     "crossfade_beats": click.option("--crossfade-beats", type=float, default=1.0, show_default=True,

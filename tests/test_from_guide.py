@@ -99,6 +99,29 @@ def test_by_default_a_render_starts_from_the_guide_unless_it_asks_for_recordings
     assert result.report["guide"]["strength"] == GUIDE_STRENGTH
 
 
+def test_guidance_left_to_the_renderer_is_stronger_from_the_guide_than_from_noise(models, song, tmp_path):
+    from dataclasses import replace
+
+    from composer.rendering.options import GUIDANCE, GUIDE_GUIDANCE
+
+    codec, model = models
+    assert GUIDE_GUIDANCE != GUIDANCE
+    assert _options().for_plan(song).guidance_weights == GUIDE_GUIDANCE
+    recorded = replace(song, tags={**song.tags, "source": "recorded"})
+    assert _options().for_plan(recorded).guidance_weights == GUIDANCE
+    assert _options().guidance_weights == GUIDANCE  # restyle, loops, interpolation: not from a guide
+    assert _options(guidance=3.0).for_plan(song).guidance_weights == 3.0  # asked for: kept
+    default = render(song, seed=1, codec=codec, model=model, options=_options(), progress=False)
+    assert default.report["guidance"] == GUIDE_GUIDANCE
+    same = render(song, seed=1, codec=codec, model=model, options=_options(guidance=GUIDE_GUIDANCE), progress=False)
+    other = render(song, seed=1, codec=codec, model=model, options=_options(guidance=GUIDANCE), progress=False)
+    assert np.array_equal(default.audio, same.audio) and not np.array_equal(default.audio, other.audio)
+    default.save(tmp_path / "r")  # repaint renders with the guidance the song was made with
+    assert RenderOptions.from_report(json.loads((tmp_path / "r" / "report.json").read_text())).guidance == GUIDE_GUIDANCE
+    noise = render(song, seed=1, codec=codec, model=model, options=_options(from_guide=1.0), progress=False)
+    assert noise.report["guidance"] == GUIDANCE
+
+
 def test_without_a_soundfont_a_render_starts_from_noise_and_says_why(models, song, monkeypatch, caplog):
     codec, model = models
     monkeypatch.setenv("COMPOSER_SOUNDFONT", "/nonexistent/GM.sf2")

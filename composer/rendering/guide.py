@@ -6,7 +6,8 @@ every window of a newly made section starts from those latents noised to the str
 The model still makes the sound: at strength 0.7 its first step sees noise at 0.82 of the
 scale (the sampler's times lean toward the noisy end). What the guide gives it is where the
 notes are: on 20 held-out plans renders from noise kept 0.55 of the notes a transcriber finds
-in the guide, renders from the guide at 0.7 kept 0.69 (`benchmarks/results/note_survival*.json`).
+in the guide, renders from the guide at 0.7 kept 0.69 at guidance 2 and 0.71 at 2.5, the
+guidance a render from its guide takes by default (`benchmarks/results/note_survival*.json`).
 
 With lead "yield" the guide's melody rests under every sung line, as the frame controls'
 does (`composer.rendering.vocals.yield_controls`), so the lead instrument does not come

@@ -353,7 +353,7 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
         "seed": seed,
         "steps": options.steps,
         "sampler": options.sampler,
-        "guidance": options.guidance,
+        "guidance": options.guidance_weights,
         "guidance_interval": list(options.guidance_interval) if options.guidance_interval else None,
         "control_groups": list(options.control_groups or model.group_names),
         "duration": round(audio.shape[-1] / codec.sample_rate, 4),

@@ -190,7 +190,7 @@ def fill_span(canvas: torch.Tensor, filled: torch.Tensor, start: int, end: int, 
             cond = conditioning.window_cond(WindowContext(window, section_index, slice(w_start, w_end)))
             cond["known"] = canvas[:, w_start:w_end][None]
             cond["mask"] = known_mask.float()[None, None]
-            result = sampler(model, x[None], timesteps, cond=cond, guidance=options.guidance,
+            result = sampler(model, x[None], timesteps, cond=cond, guidance=options.guidance_weights,
                              generator=generator, group_names=model.group_names,
                              guidance_interval=options.guidance_interval)[0]
             canvas[:, position:new_end] = result[:, position - w_start: new_end - w_start]
