@@ -8,6 +8,8 @@ Rows (the same plans for every rendered row; the plans' seeds are outside the co
 - `model, source=recorded` and `model, source=synthesised`: the same model and plans, the
   plans tagged with the source;
 - `bundled, guidance G`: the bundled model at another guidance weight (`--guidance G ...`);
+- `bundled, from guide S`: the bundled model from the guide at another strength (`--from-guide S ...`;
+  1 starts from noise);
 - `held-out recordings (floor)`: windows of the other half of the held-out files, as many as a
   rendered row has: what a row that sounds like those recordings scores at this sample size;
 - `held-out recordings through the codec`: the same files after the codec's round trip (the
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Subsampling seed of the floor row.")
     parser.add_argument("--guidance", type=float, nargs="*", default=[],
                         help="Also render the bundled model at these guidance weights (a row each).")
+    parser.add_argument("--from-guide", type=float, nargs="*", default=[],
+                        help="Also render the bundled model from the guide at these strengths (1: from noise; a row each).")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -116,20 +120,21 @@ def main() -> None:
     for song in plans:
         audio, rate = render_midi(arrange(song), sample_rate=RATE, duration=song.duration)
         windows["guide"].append(window_features(audio, rate))
-    models = [("bundled", None, None, None)]
-    models += [(f"bundled, guidance {g:g}", None, None, g) for g in args.guidance]
+    models = [("bundled", None, None, {})]
+    models += [(f"bundled, guidance {g:g}", None, None, {"guidance": g}) for g in args.guidance]
+    models += [(f"bundled, from guide {f:g}", None, None, {"from_guide": f}) for f in args.from_guide]
     if args.model:
-        models += [("model", args.model, None, None), ("model, source=recorded", args.model, "recorded", None),
-                   ("model, source=synthesised", args.model, "synthesised", None)]
+        models += [("model", args.model, None, {}), ("model, source=recorded", args.model, "recorded", {}),
+                   ("model, source=synthesised", args.model, "synthesised", {})]
     identities = {}
-    for name, path, source, guidance in models:
+    for name, path, source, changes in models:
         codec, model = load_models(args.codec, path)
         identities[name] = model.identity()
         windows[name] = []
         for k, song in enumerate(plans):
             if source:
                 song = _tagged(song, source)
-            chosen = options if guidance is None else dataclasses.replace(options, guidance=guidance)
+            chosen = dataclasses.replace(options, **changes)
             result = render(song, seed=k, codec=codec, model=model, options=chosen, progress=False)
             windows[name].append(window_features(result.audio, result.sample_rate))
             print(f"{name}: plan {k} done", file=sys.stderr)
