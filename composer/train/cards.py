@@ -53,7 +53,7 @@ def loss_curve(log_path: Path, points: int = 12) -> list[str]:
 def write_model_card(directory: Path, kind: str, training: dict, *, extra: dict | None = None,
                      log_path: Path | None = None) -> None:
     """MODEL_CARD.md: what the model is, the exact command and seed, data licences, loss curve, metrics."""
-    lines = [f"# Bundled {kind} model", "",
+    lines = [f"# {kind[:1].upper()}{kind[1:]} model", "",  # a run of its own, not the bundled one until it is copied there
              f"Trained here with `{training['command']}` (seed {training['seed']}).", "",
              "## Training data", "",
              f"- datasets: {', '.join(map(str, training.get('data', [])))}",
