@@ -43,8 +43,8 @@ HELD_OUT = ("nexuiz-music", "singularity-music")
 PROMPTS = ["genre=pop mood=happy", "genre=rock mood=energetic", "genre=folk mood=wistful", "genre=ballad mood=sad",
            "genre=electronic mood=dreamy", "genre=hip-hop mood=dark", "genre=jazz mood=calm",
            "genre=country mood=hopeful"]
-def held_out_windows(root: Path, seconds: float, codec=None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
-    """(reference windows, floor windows, files, floor windows through `codec` or None): the
+def held_out_windows(root: Path, seconds: float, codec) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(reference windows, floor windows, files, the floor's windows through `codec`): the
     held-out packages' files (every one of them is in the validation split), whole recordings
     alternately assigned to the two halves (the cut parts of one recording stay together); up to
     `seconds` from each file's middle."""
@@ -65,14 +65,13 @@ def held_out_windows(root: Path, seconds: float, codec=None) -> tuple[np.ndarray
         middle, span = audio.shape[-1] // 2, int(seconds * RATE)
         clip = audio[0, max(0, middle - span // 2): middle + span // 2]
         features = window_features(clip, RATE)
-        if codec is not None and half_of[name] == 1:  # as many windows both ways (silent ones are skipped)
+        if half_of[name] == 1:  # as many windows both ways (silent ones are skipped)
             through = window_features(_round_trip(codec, clip), RATE)
             features = features[: len(through)]
             coded.append(through[: len(features)])
         if len(features):
             halves[half_of[name]].append(features)
-    through = np.concatenate(coded) if coded else None
-    return np.concatenate(halves[0]), np.concatenate(halves[1]), chosen, through
+    return np.concatenate(halves[0]), np.concatenate(halves[1]), chosen, np.concatenate(coded)
 
 
 def _round_trip(codec, clip: np.ndarray) -> np.ndarray:
@@ -103,14 +102,14 @@ def main() -> None:
     import torch
 
     from composer import plan
-    from composer.models import load_models
+    from composer.models import load_codec, load_models
     from composer.rendering import RenderOptions, render
     from structure.arrangement import arrange
     from structure.synth import render_midi
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     reference, floor_pool, files, coded_pool = held_out_windows(Path(args.data), args.seconds_per_file,
-                                                                load_models(args.codec, None)[0])
+                                                                load_codec(args.codec).eval())
     distance = Distance(reference)
 
     plans = [plan(prompt, model=args.model, duration=args.duration, seed=20_000 + k, write_lyrics=False)
