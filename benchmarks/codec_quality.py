@@ -64,6 +64,64 @@ def tone_fidelity(codec, frequencies=(110.0, 220.0, 330.0, 440.0, 660.0, 880.0))
     return {"per_frequency": shares, "mean": float(np.mean(list(shares.values())))}
 
 
+def noise_tones(codec, seconds: float = 8.0) -> dict:
+    """Tones the codec makes out of noise: for white, pink and brown noise (seeded), the largest
+    peak of the round trip's long-term spectrum (8192-point frames) above its own running median
+    over 31 bins (about 91 Hz), between 100 Hz and 4 kHz, in dB, beside the same for the input
+    (about 2 dB: noise has no lines); for a spectral decoder, also its vocoder alone on the noise's
+    own magnitudes and its network's predicted magnitudes, which says where the lines come from. A decoder that has only heard notes renders noise as steady
+    partials on the equal-tempered pitches it learnt, which any key or chord estimator reads
+    as harmony the recording does not have."""
+    import numpy as np
+    import torch
+    from scipy.ndimage import median_filter
+
+    rate = codec.sample_rate
+    n, hop = 8192, 2048
+    generator = np.random.default_rng(0)
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    band = (freqs >= 100) & (freqs <= 4000)
+    window = np.hanning(n)
+
+    def peak_db(x: np.ndarray) -> float:
+        frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop] * window
+        spectrum = np.abs(np.fft.rfft(frames, axis=-1)).mean(0)
+        over = 20 * np.log10(spectrum + 1e-12) - 20 * np.log10(median_filter(spectrum, 31) + 1e-12)
+        return float(over[band].max())
+
+    out = {}
+    for name, slope in (("white", 0.0), ("pink", -3.0), ("brown", -6.0)):
+        length = int(seconds * rate)
+        spectrum = np.fft.rfft(generator.standard_normal(length))
+        f = np.fft.rfftfreq(length, 1 / rate)
+        spectrum *= (np.maximum(f, 20.0) / 1000.0) ** (slope / 6.02)
+        noise = np.fft.irfft(spectrum, length)
+        noise = (0.25 * noise / np.abs(noise).max()).astype(np.float32)
+        reference = torch.from_numpy(noise)[None, None]
+        with torch.no_grad():
+            latents = codec.encode_long(reference)
+            back = codec.decode_long(latents)[0, 0].numpy()
+        out[name] = {"input_db": round(peak_db(noise), 2), "round_trip_db": round(peak_db(back[:length]), 2)}
+        decoder = codec.spectral
+        if decoder is not None:  # where the lines come from: the network's magnitudes, or the vocoder
+            from autoencoder.spectral import stft_same
+
+            with torch.no_grad():
+                own = stft_same(codec._pad_to_hop(reference)[:, 0], decoder.n_fft, decoder.hop_length, decoder.window)
+                vocoded = decoder.vocode(own.abs())[0].numpy()
+                predicted, _ = decoder.frames(latents * codec.latent_std[:, None] + codec.latent_mean[:, None])
+            mean = predicted[0].mean(-1).numpy()
+            bins = np.arange(mean.shape[0]) * rate / decoder.n_fft
+            over = 20 * np.log10(mean + 1e-12) - 20 * np.log10(median_filter(mean, 31 * decoder.n_fft // n + 1) + 1e-12)
+            out[name]["vocoder_on_own_magnitudes_db"] = round(peak_db(vocoded[:length]), 2)
+            out[name]["decoder_magnitudes_db"] = round(float(over[(bins >= 100) & (bins <= 4000)].max()), 2)
+    out["mean_round_trip_db"] = round(float(np.mean([v["round_trip_db"] for v in out.values()])), 2)
+    out["what"] = ("largest line above the running median, 100 Hz..4 kHz, dB: the noise itself, its round trip, "
+                   "its own magnitudes through the decoder's vocoder (no network), and the time-averaged "
+                   "magnitudes the decoder's network predicts from the noise's latents")
+    return out
+
+
 def phase_ceiling(codec, reference, iterations: int, timings: list) -> list:
     """("vocoder", ...), ("vocoder_glN", ...), ("codec_glN", ...): see the module's text."""
     import time
@@ -146,6 +204,7 @@ def main() -> None:
                     "pitch_distance": float(np.mean([s[2] for s in v])), "key_kept": float(np.mean([s[3] for s in v]))}
              for name, v in scores.items()}
     write_result("codec_quality", {"codec": codec.identity(), "tone_fidelity": tone_fidelity(codec),
+                                   "noise_tones": noise_tones(codec),
                                    "clips": len(scores["codec"]),
                                    "seconds_per_clip": args.seconds, "data": str(root), "results": table,
                                    "griffin_lim_iterations": args.ceiling if ceiling else None,

@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from composer import __version__  # noqa: E402
-from composer.cli_support import echo_originality, handle_errors  # noqa: E402
+from composer.cli_support import echo_key_change, echo_originality, handle_errors  # noqa: E402
 from composer.voice.voices import DEFAULT_VOICE  # noqa: E402
 
 log = logging.getLogger("composer")
@@ -201,6 +201,7 @@ def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model
         result.save(output)
     click.echo(f"{output}: restyled {result.duration:.1f} s at strength {strength:g}")
     echo_originality(output, result.report)
+    echo_key_change(output, result.report)
 
 
 @main.command("interpolate")

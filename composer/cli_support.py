@@ -56,3 +56,18 @@ def echo_originality(output, report: dict) -> None:
         click.echo(f"{output}: close to training data: {block['flags'][0]}"
                    + (f" (+{len(block['flags']) - 1} more in report.json)" if len(block["flags"]) > 1 else ""),
                    err=True)
+
+
+KEY_KEPT_SCORE = 0.3  # mir_eval's weighted key score: 1 the same key, 0.5 a fifth away, 0.3 its relative
+
+
+def echo_key_change(output, report: dict) -> None:
+    """One line when a restyle's output reads in another key than its input (scored as
+    `composer evaluate` scores a render against its plan, the input's analysed plan here): the
+    bundled codec does not yet carry the pitch of recordings (the key of 4 of 12 held-out
+    clips survives its round trip), and the user should hear that from us, not find it."""
+    key = (report.get("metrics") or {}).get("key") or {}
+    if key.get("score") is not None and key["score"] < KEY_KEPT_SCORE:
+        click.echo(f"{output}: the output's key reads {key.get('estimated')}, the input's {key.get('planned')} "
+                   "(a codec that has not learnt the pitch of recordings moves it: README, \"Recorded music\")",
+                   err=True)

@@ -193,3 +193,17 @@ def test_codec_from_the_local_hub_cache_only(tmp_path, monkeypatch, tiny_models)
     (repo / "refs" / "main").write_text("abc123")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     assert load_codec("someone/tiny-codec").identity() == load_codec(codec_dir).identity()
+
+
+def test_a_restyle_that_moved_the_key_says_so_in_one_line(capsys):
+    from composer.cli_support import echo_key_change
+
+    moved = {"metrics": {"key": {"estimated": "F# major", "planned": "A minor", "score": 0.0}}}
+    echo_key_change("out", moved)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("out: the output's key reads F# major, the input's A minor") and "\n" not in line
+    for kept in ({"metrics": {"key": {"estimated": "A minor", "planned": "A minor", "score": 1.0}}},
+                 {"metrics": {"key": {"estimated": "E minor", "planned": "A minor", "score": 0.5}}},  # a fifth
+                 {"metrics": {}}, {}):  # --no-evaluate: nothing measured, nothing said
+        echo_key_change("out", kept)
+        assert capsys.readouterr().err == ""
