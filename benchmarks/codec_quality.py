@@ -68,10 +68,11 @@ def noise_tones(codec, seconds: float = 8.0) -> dict:
     """Tones the codec makes out of noise: for white, pink and brown noise (seeded), the largest
     peak of the round trip's long-term spectrum (8192-point frames) above its own running median
     over 31 bins (about 91 Hz), between 100 Hz and 4 kHz, in dB, beside the same for the input
-    (about 2 dB: noise has no lines); for a spectral decoder, also its vocoder alone on the noise's
-    own magnitudes and its network's predicted magnitudes, which says where the lines come from. A decoder that has only heard notes renders noise as steady
-    partials on the equal-tempered pitches it learnt, which any key or chord estimator reads
-    as harmony the recording does not have."""
+    (about 2 dB: noise has no lines); for a spectral decoder, also its vocoder alone on the
+    noise's own magnitudes and its network's predicted magnitudes, which says where the lines
+    come from. A decoder that has only heard notes renders noise as steady partials on the
+    equal-tempered pitches it learnt, which any key or chord estimator reads as harmony the
+    recording does not have."""
     import numpy as np
     import torch
     from scipy.ndimage import median_filter
