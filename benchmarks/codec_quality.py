@@ -11,6 +11,10 @@ STFT magnitudes (the decoder's frame) through its phase-locked vocoder ("vocoder
 the decoder could give back if its network were perfect), and the same after N iterations of
 Griffin-Lim from that phase ("vocoder_glN"), and the codec's own predicted magnitudes after
 N iterations ("codec_glN").
+
+Every run also measures `tone_fidelity` (pure tones' energy kept at their frequency) and
+`noise_tones` (the steady lines the codec makes of white, pink and brown noise, and whether
+they come from the decoder's network or its vocoder).
 """
 
 from __future__ import annotations
