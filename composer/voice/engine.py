@@ -156,7 +156,9 @@ def _letter_to_sound_one(word: str) -> list[str]:
 
 @functools.lru_cache(maxsize=2)
 def _speak_cached(voice: Speaker, lines: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]) -> Spoken:
-    return _speak(voice, lines)
+    out = _speak(voice, lines)
+    out.audio.flags.writeable = False  # shared by every caller with the same lines: never changed in place
+    return out
 
 
 def speak(voice: str | Speaker, lines: list[list[list[str]]], texts: list[str] | None = None) -> Spoken:

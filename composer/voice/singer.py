@@ -99,6 +99,8 @@ def _analyse(voice: str | Speaker, bank: tuple[tuple[str, tuple[tuple[str, ...],
             _BANKS[key] = _BANKS.pop(key)  # most recent last
             return _BANKS[key]
     result = _analyse_now(voice, bank)
+    for array in (result[0].audio, *result[1:]):
+        array.flags.writeable = False  # shared by every song that re-sings it: never changed in place
     if sum(a.nbytes for a in result[1:]) + result[0].audio.nbytes <= BANK_CACHE_BYTES:
         with _BANKS_LOCK:
             _BANKS[key] = result
