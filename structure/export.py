@@ -31,7 +31,7 @@ def lead_sheet(plan: SongPlan):
             m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration))
             if n.syllable and n.syllable != "_":
                 m21_note.lyric = shown.get(id(n), n.syllable)
-            part.insert(start_beat + _quantise(n.start), m21_note)
+            part.insert(start_beat + _on_grid(n.start), m21_note)
     # rests up to the song's end: a last bar without melody still holds its chord symbol
     part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats)], fillGaps=True, inPlace=True)
     score = stream.Score()
@@ -74,14 +74,34 @@ def _display_syllables(line: str) -> list[str]:
 
 
 def _quantise(beats: float) -> float:
-    return max(0.25, round(beats * 4) / 4)
+    """A written length: the nearest sixteenth, at least one."""
+    return max(0.25, _on_grid(beats))
+
+
+def _on_grid(beats: float) -> float:
+    """A written time: the nearest sixteenth (a note on the downbeat stays there)."""
+    return round(beats * 4) / 4
 
 
 def write_musicxml(plan: SongPlan, path: str | Path) -> Path:
     """Write the lead sheet as MusicXML to `path` (the caller makes it atomic)."""
     path = Path(path)
-    lead_sheet(plan).makeNotation().write("musicxml", fp=str(path))
+    path.write_bytes(musicxml_bytes(plan))
     return path
+
+
+def musicxml_bytes(plan: SongPlan) -> bytes:
+    """The lead sheet's MusicXML. The same plan gives the same bytes: music21 names each part
+    with a random id and dates the file, so the ids are numbered in order and the date left out."""
+    import re
+
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    text = GeneralObjectExporter(lead_sheet(plan).makeNotation()).parse().decode("utf-8")
+    ids: dict[str, str] = {}
+    text = re.sub(r'(?<=id=")P[0-9a-f]{32}(?=")', lambda m: ids.setdefault(m.group(0), f"P{len(ids) + 1}"), text)
+    text = re.sub(r"\s*<encoding-date>[^<]*</encoding-date>", "", text)
+    return text.encode("utf-8")
 
 
 def timed_lyrics(plan: SongPlan):

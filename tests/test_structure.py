@@ -455,6 +455,13 @@ def test_lead_sheet_round_trips_through_music21(tmp_path, style, seed):
     # every bar is there, the last ones too (a melody-less last bar used to vanish with its chord)
     assert len(score.parts[0].getElementsByClass(music21.stream.Measure)) == song.total_bars
     assert any(n.lyric for n in score.recurse().getElementsByClass(music21.note.Note))
+    # each note where the plan puts it, a section's first on its downbeat (was written a 16th late)
+    written = sorted(float(n.getOffsetInHierarchy(score)) for n in notes)
+    planned_at = sorted(round((start + n.start) * 4) / 4 for s, (start, _) in zip(song.sections, song.section_beats())
+                        for n in s.melody)
+    assert written == planned_at
+    # the same plan, the same bytes (music21 names parts at random and dates the file)
+    assert write_musicxml(song, tmp_path / "again.musicxml").read_bytes() == path.read_bytes()
 
 
 def test_timed_lyrics_are_ordered_and_inside_the_song():
