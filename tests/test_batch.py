@@ -142,6 +142,34 @@ def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_mo
     assert (out / "first" / "song.wav").stat().st_mtime_ns != before
 
 
+def test_a_row_never_replaces_what_the_user_put_under_its_name(tmp_path, tiny_models):
+    """A folder or file of the user's at a row's name (the prompts file itself, too) fails that
+    row, untouched; the other rows render."""
+    codec_dir, model_dir = tiny_models
+    out = tmp_path / "out"
+    (out / "mydir").mkdir(parents=True)
+    (out / "mydir" / "important.txt").write_text("mine")
+    (out / "notes").write_text("also mine")
+    prompts = write_jsonl(out / "p.jsonl", [
+        {"genre": "folk", "duration": 6, "name": "mydir"},
+        {"genre": "folk", "duration": 6, "name": "notes"},
+        {"genre": "folk", "duration": 6, "name": "p.jsonl"},
+        {"genre": "folk", "duration": 6, "name": "fresh"},
+    ])
+    text = prompts.read_text()
+    messages: list[str] = []
+    result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False,
+                       report=messages.append)
+    assert result.exit_code == 2 and len(messages) == 3
+    assert all("already exists and is not a song this batch rendered" in m for m in messages)
+    assert (out / "mydir" / "important.txt").read_text() == "mine" and (out / "notes").read_text() == "also mine"
+    assert prompts.read_text() == text and (out / "fresh" / "report.json").is_file()
+    # a rerun refuses them again (a failed row's name does not make the folder the batch's)
+    again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False,
+                      report=messages.append)
+    assert again.exit_code == 2 and (out / "mydir" / "important.txt").read_text() == "mine"
+
+
 def test_a_crashed_render_fails_its_row_only_and_a_rerun_redoes_it(tmp_path, tiny_models, monkeypatch):
     import composer.rendering.renderer
 

@@ -88,9 +88,15 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
         shutil.rmtree(partial_root, ignore_errors=True)  # what a killed run left; we hold the lock
 
         manifest = Manifest(out_dir / MANIFEST_NAME, prompts=str(Path(prompts).resolve()))
-        entries, to_check = _reconcile(rows, Manifest.load(manifest.path), settings, out_dir)
-        jobs, check_errors = _check_rows(to_check, progress=progress, model=model_loaded)
-        errors += check_errors
+        earlier = Manifest.load(manifest.path)
+        entries, to_check = _reconcile(rows, earlier, settings, out_dir)
+        clashes = [RowError(row.line, row.name, f"{out_dir / row.name} already exists and is not a song this batch "
+                            "rendered (name the row otherwise, or move it)")
+                   for row, _ in to_check if not _replaceable(out_dir / row.name, row.name in earlier)]
+        clashing = {error.line for error in clashes}
+        jobs, check_errors = _check_rows([pair for pair in to_check if pair[0].line not in clashing],
+                                         progress=progress, model=model_loaded)
+        errors += clashes + check_errors
         for error in errors:
             entries[error.line] = Entry(error.line, error.name, state="failed", error=error.reason,
                                         error_kind=error.kind)
@@ -202,8 +208,18 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None) ->
     return jobs, errors
 
 
+def _replaceable(path: Path, ours: bool) -> bool:
+    """Whether a song may be moved to `path`: nothing is there, or an earlier song of this batch
+    (`ours`: the manifest names it) whose folder is still a song folder. Anything else there is
+    the user's, and a batch never deletes what it did not make."""
+    if not path.exists() and not path.is_symlink():
+        return True
+    return ours and path.is_dir() and not path.is_symlink() and (path / REPORT_NAME).is_file()
+
+
 def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
-    """Move a complete song folder to its final name in one rename (an older one goes first).
+    """Move a complete song folder to its final name in one rename (an older one of this batch
+    goes first; anything else there fails the row and is left as it is).
 
     Returns the outcome, failed when the folder is incomplete or cannot be moved.
     """
@@ -211,6 +227,8 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
     try:
         if not (partial / REPORT_NAME).is_file():
             raise FileNotFoundError(f"{partial}: rendered but incomplete (no report.json)")
+        if not _replaceable(final, ours=True):
+            raise FileExistsError(f"{final} appeared while the song rendered and is not a song folder; left as it is")
         if final.exists():
             log.info("%s: replacing the earlier folder", final)
             trash = partial_root / TRASH_DIR / final.name
@@ -221,6 +239,8 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(partial, final)
+    except FileExistsError as error:  # the user's: the row must be renamed (and its folder is not ours later)
+        return dataclasses.replace(outcome, ok=False, error=str(error), error_kind="input")
     except OSError as error:
         return dataclasses.replace(outcome, ok=False, error=f"moving the song into place: {error}",
                                    error_kind="render")
