@@ -211,6 +211,40 @@ def test_repaint_unknown_section_is_bad_input(rendered, models):
         modes.repaint(out, "nope", codec=codec, model=model, progress=False)
 
 
+def test_repaint_refuses_a_folder_whose_files_no_longer_match(rendered, models, tmp_path):
+    """An edited plan (a new tempo: a longer song than its latents), a cut song.wav, cut latents:
+    one error naming the file, nothing rewritten (an edited tempo ran out of memory before)."""
+    import shutil
+
+    from composer.errors import InputError
+
+    _, out = rendered
+    codec, model = models
+    cases = {
+        "plan.json": lambda p: _slower(p),
+        "song.wav": lambda p: p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2]),
+        "latents.safetensors": lambda p: p.write_bytes(p.read_bytes()[:100]),
+    }
+    for name, damage in cases.items():
+        copy = tmp_path / name
+        shutil.copytree(out, copy)
+        damage(copy / name)
+        before = {f.name: f.read_bytes() for f in copy.iterdir() if f.is_file()}
+        with pytest.raises(InputError, match=name.replace(".", r"\.")):
+            modes.repaint(copy, song_section(copy), codec=codec, model=model, progress=False)
+        assert {f.name: f.read_bytes() for f in copy.iterdir() if f.is_file()} == before
+
+
+def _slower(path):
+    plan = json.loads(path.read_text())
+    plan["tempo_bpm"] = plan["tempo_bpm"] / 2
+    path.write_text(json.dumps(plan))
+
+
+def song_section(folder):
+    return json.loads((folder / "plan.json").read_text())["sections"][0]["name"]
+
+
 def test_loop_wraps(models):
     codec, model = models
     result = modes.loop("genre=electronic", 2, seed=0, codec=codec, model=model, options=_options(), progress=False)

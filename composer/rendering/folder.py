@@ -308,10 +308,16 @@ def load_latents(out_dir: Path) -> tuple[torch.Tensor, float]:
     path = out_dir / LATENTS_NAME
     if not path.is_file():
         raise InputError(f"{out_dir}: no {LATENTS_NAME} (render it again with this version to repaint)")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        fields = json.loads(metadata["render"]) if "render" in metadata else metadata  # older renders: flat
-        return handle.get_tensor("latents"), float(fields.get("gain", "1.0"))
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            fields = json.loads(metadata["render"]) if "render" in metadata else metadata  # older renders: flat
+            latents, gain = handle.get_tensor("latents"), float(fields.get("gain", "1.0"))
+    except Exception as error:  # safetensors' own error type for a cut or foreign file, or a bad field
+        raise InputError(f"{path}: cannot be read ({type(error).__name__}: {error}); render the song again") from None
+    if latents.dim() != 2 or not latents.is_floating_point():
+        raise InputError(f"{path}: not a render's latents (shape {tuple(latents.shape)}); render the song again")
+    return latents, gain
 
 
 def read_song_pcm(out_dir: Path) -> tuple[np.ndarray, int]:
@@ -325,7 +331,10 @@ def read_pcm(path: Path) -> tuple[np.ndarray, int]:
 
     if not path.is_file():
         raise InputError(f"{path}: missing (render the song again)")
-    return sf.read(str(path), dtype="int16", always_2d=True)
+    try:
+        return sf.read(str(path), dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise InputError(f"{path}: cannot be read ({error}); render the song again") from None
 
 
 def write_repainted(out_dir: Path, render, pcm: np.ndarray, *, stems: dict[str, np.ndarray] | None = None) -> None:

@@ -261,6 +261,14 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     options = RenderOptions.from_report(report)
     spans = section_frames(plan, codec.frame_rate)
     total = done.latents.shape[-1]
+    if spans[-1][1] != total or done.latents.shape[0] != codec.latent_dim:
+        raise InputError(f"{done.path / folder.PLAN_NAME}: the plan lasts {spans[-1][1] / codec.frame_rate:.2f} s but "
+                         f"the song's latents {total / codec.frame_rate:.2f} s (the plan was changed after the render?); "
+                         "repaint needs the plan the song was rendered from, or render the new plan")
+    old, rate = folder.read_song_pcm(done.path)
+    if old.shape[0] != total * codec.hop_length:
+        raise InputError(f"{done.path / folder.SONG_WAV}: {old.shape[0] / rate:.2f} s long, but the render made "
+                         f"{total * codec.hop_length / codec.sample_rate:.2f} s (cut or replaced?); render the song again")
     sung = options.vocals and (done.path / folder.VOCALS_NAME).is_file()
     vocal = None
     if sung:
@@ -277,7 +285,6 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
                                         guide=guide_latents(plan, codec, options, total))
     diffusion_seconds = time.monotonic() - clock
     decoded = decode(codec, canvas)
-    old, rate = folder.read_song_pcm(done.path)
     index = [s.name for s in plan.sections].index(section)
     start, end = spans[index]
     margin = codec.receptive_frames + 1  # decoded audio changes only this far outside the section
