@@ -156,6 +156,13 @@ def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_mo
 def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):
     _, _, persona = built
     other = _archive(tmp_path / "archive", refused=True, refused_tone=523.0)  # another refused file
+    # and files the check refuses for other reasons, which a build used to read (and stop on, or count)
+    (other / "audio" / "text.wav").write_text("not audio")
+    with (other / "metadata.jsonl").open("a") as rows:
+        rows.write(json.dumps({"file_name": "audio/text.wav", "mood": "happy", "licence": "own-work",
+                               "consent": "opt-in"}) + "\n")  # undecodable
+        rows.write(json.dumps({"file_name": "audio/s0.wav", "mood": "furious", "licence": "all rights reserved",
+                               "consent": "none"}) + "\n")  # a file listed again
     _build(other, tmp_path / "persona", tiny_models)
     assert _learnt(tmp_path / "persona") == _learnt(persona)
 

@@ -271,14 +271,18 @@ def _row_plan(folder: Path, fields: dict):
         return None
 
 
-def _dataset_rows(folders: list[str | Path], *, split: str) -> list[tuple[Path, Path, dict]]:
-    """(dataset folder, audio path, fields) of the accepted rows in `split` ('train' or 'validation')."""
+def _dataset_rows(folders: list[str | Path], *, split: str,
+                  only: set[str] | None = None) -> list[tuple[Path, Path, dict]]:
+    """(dataset folder, audio path, fields) of the accepted rows in `split` ('train' or 'validation'),
+    among the file names in `only` when given."""
     from composer.data.datasets import iter_accepted
 
     rows = []
     for folder in folders:
         root = Path(folder)
         for row in iter_accepted(root, check_audio=False):
+            if only is not None and row.file_name not in only:
+                continue
             in_validation = row.fields.get("split") == "validation"
             if in_validation == (split == "validation"):
                 rows.append((root, root / row.file_name, dict(row.fields)))
@@ -286,14 +290,15 @@ def _dataset_rows(folders: list[str | Path], *, split: str) -> list[tuple[Path, 
 
 
 def build_index(folders: list[str | Path], *, heldout: list[str | Path] = (), progress: bool = True,
-                command: str | None = None) -> OriginalityIndex:
-    """Index the training rows of `folders`; calibrate on their validation rows and `heldout`."""
+                command: str | None = None, only: set[str] | None = None) -> OriginalityIndex:
+    """Index the training rows of `folders`; calibrate on their validation rows and `heldout`.
+    only: the file names that may be read (`composer.train.data.accepted_rows`)."""
     from tqdm import tqdm
 
     from composer.data.audio import audio_read
 
     started = time.monotonic()
-    rows = _dataset_rows(folders, split="train")
+    rows = _dataset_rows(folders, split="train", only=only)
     if not rows:
         raise InputError(f"{', '.join(map(str, folders))}: no training file with an allowed licence and consent")
     raw, window_file, window_start, files = [], [], [], []
@@ -335,7 +340,7 @@ def build_index(folders: list[str | Path], *, heldout: list[str | Path] = (), pr
                              mean=mean.astype(np.float32), projection=projection, files=files,
                              melodies=melodies, chords=chords)
     index.vectors = np.concatenate([index.project(r) for r in raw]).astype(np.float16)
-    index.thresholds = calibrate(index, list(folders), list(heldout), progress=progress)
+    index.thresholds = calibrate(index, list(folders), list(heldout), progress=progress, only=only)
     index.meta = {"built_by": command, "datasets": [str(f) for f in folders],
                   "dataset_paths": [str(Path(f).resolve()) for f in folders], "heldout": [str(f) for f in heldout],
                   "windows": int(len(index.vectors)), "hours": round(sum(f["seconds"] for f in files) / 3600, 3),
@@ -350,14 +355,15 @@ def data_identity(files: list[dict]) -> str:
     return digest.hexdigest()[:16]
 
 
-def calibrate(index: OriginalityIndex, folders: list, heldout: list, *, progress: bool = True) -> dict:
+def calibrate(index: OriginalityIndex, folders: list, heldout: list, *, progress: bool = True,
+              only: set[str] | None = None) -> dict:
     """Thresholds from held-out music: audio (99.9th percentile of 10-s excerpts' best
     similarity), chords (99.9th percentile of held-out songs' longest shared run of bars)."""
     from tqdm import tqdm
 
     from composer.data.audio import audio_read
 
-    rows = _dataset_rows(folders, split="validation") + (_dataset_rows(heldout, split="train")
+    rows = _dataset_rows(folders, split="validation", only=only) + (_dataset_rows(heldout, split="train")
                                                          + _dataset_rows(heldout, split="validation")
                                                          if heldout else [])
     thresholds = {"melody_bars": MELODY_BARS_LIMIT, "percentile": PERCENTILE,

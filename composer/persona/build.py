@@ -74,6 +74,7 @@ def _archive_songs(archive: Path, accepted: list[str]) -> list[dict]:
     for row in read_metadata(archive):
         if row.problem or row.file_name not in wanted:
             continue
+        wanted.discard(row.file_name)  # its first row, the one the check accepted: a row listing it again is refused
         fields = dict(row.fields)
         fields["file_name"] = row.file_name
         if fields.get("plan") and (archive / fields["plan"]).is_file():
@@ -216,7 +217,8 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             [str(archive)], codec, str(out / "model"), steps=steps, channels=(), blocks=1, batch_size=batch_size,
             lr=lr, seed=seed, resume=saved_state(out / "model" / "training" / "last") is not None, max_minutes=max_minutes,
             threads=threads, command=command or f"composer persona build {archive} -o {out}",
-            init=str(init or bundled_model_path()), unconfident="uncontrolled", device=device)
+            init=str(init or bundled_model_path()), unconfident="uncontrolled", device=device,
+            only=set(accepted))  # what the check accepted, nothing it refused (an undecodable file, say)
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
                           "init": str(init or "bundled"), "batch_size": batch_size, "lr": lr,

@@ -38,8 +38,9 @@ def length_weights(lengths: list[int], window: int, groups: list[int] | None = N
     return weights
 
 
-def accepted_rows(folders: list[str]) -> list[tuple[Path, dict]]:
-    """(audio path, metadata fields) for every row training may use, across folders."""
+def accepted_rows(folders: list[str], only: set[str] | None = None) -> list[tuple[Path, dict]]:
+    """(audio path, metadata fields) for every row training may use, across folders (and among
+    the file names in `only`, when given: what a full `composer data check` accepted)."""
     from composer.data.datasets import iter_accepted
 
     rows = []
@@ -48,7 +49,8 @@ def accepted_rows(folders: list[str]) -> list[tuple[Path, dict]]:
         if not (root / "metadata.jsonl").is_file():
             raise InputError(f"--data {folder}: no metadata.jsonl (build one with `composer corpus build`)")
         for row in iter_accepted(root, check_audio=False):
-            rows.append((root / row.file_name, dict(row.fields)))
+            if only is None or row.file_name in only:
+                rows.append((root / row.file_name, dict(row.fields)))
     if not rows:
         raise InputError(f"--data {', '.join(folders)}: no file with an allowed licence and opt-in consent")
     return rows
@@ -188,15 +190,17 @@ def row_folders(data: list[str], rows: list[tuple[Path, dict]]) -> dict[Path, Pa
     return {path: Path(folder) for folder in data for path, _ in rows if Path(folder) in path.parents}
 
 
-def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = "exclude"):
+def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = "exclude",
+                 only: set[str] | None = None):
     """(train rows, validation rows, train items, validation items): every accepted row's
     latents, controls, tags and caption embedding, encoded once per codec (cached).
 
     unconfident: what to do with rows whose analysed labels are not confident
     (`composer data analyze`): "exclude" them (the corpus: they train the codec only), or
     learn their sound "uncontrolled" (a persona: the artist's sound matters, the wrong
-    tempo or chords must not; they train with the plan's controls dropped)."""
-    rows = accepted_rows(data)
+    tempo or chords must not; they train with the plan's controls dropped). only: see
+    `accepted_rows`."""
+    rows = accepted_rows(data, only)
     unsure = {path for path, fields in rows
               if fields.get("labels_source") == "analysis" and fields.get("labels_confident") is False}
     if unsure and unconfident == "exclude":

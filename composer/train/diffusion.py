@@ -36,9 +36,12 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
                             channels: tuple[int, ...], blocks: int, batch_size: int, lr: float, seed: int,
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
                             init: str | None = None, objective: str = "rectified_flow",
-                            unconfident: str = "exclude", balance: bool = False, device: str = "auto") -> dict:
+                            unconfident: str = "exclude", balance: bool = False, device: str = "auto",
+                            only: set[str] | None = None) -> dict:
     """Train (or fine-tune, with `init`) the diffusion model on `device` (auto, cpu, cuda,
-    cuda:N; `composer.train.device`); writes a half-precision checkpoint."""
+    cuda:N; `composer.train.device`); writes a half-precision checkpoint. only: the file names
+    (as `metadata.jsonl` gives them) that may be learnt, when a full `composer data check`
+    already chose them (a persona: the files its check refused are never read)."""
     from composer.conditioning import unet_layout
     from composer.models import load_codec
     from composer.train.device import training_device
@@ -54,7 +57,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     codec = load_codec(codec_dir)
     out = Path(out_dir)
     train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache",
-                                                          unconfident=unconfident)
+                                                          unconfident=unconfident, only=only)
     if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
         model = DiffusionModel.from_pretrained(init)
         if model.config.codec and model.config.codec != codec.latent_identity():
@@ -93,7 +96,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     # what it learnt, searchable: every render of this model is checked against it
     from composer.originality import build_index
 
-    index = build_index(data, command=command)
+    index = build_index(data, command=command, only=only)
     index.save(out)
     ema_model.config.training["originality"] = {
         "index": "originality.json", "files": len(index.files), "windows": len(index.vectors),
