@@ -320,10 +320,16 @@ def doctor_cmd(soundfont, models):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
 def evaluate_cmd(paths, as_json):
-    """Measure renders against their plans (tempo, key, chords, boundaries, repetition, seams)."""
+    """Measure renders against their plans (tempo, key, chords, boundaries, repetition, seams).
+    A path or render that cannot be measured is named on stderr (exit code 2); the others are."""
     from composer.evaluate.folders import evaluate_paths
 
-    click.echo(evaluate_paths(list(paths), as_json))
+    errors: list[str] = []
+    click.echo(evaluate_paths(list(paths), as_json, errors))
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    if errors:
+        sys.exit(2)
 
 
 def _add_groups() -> None:

@@ -211,6 +211,16 @@ def test_cli_evaluate(renders):
     missing = runner.invoke(main, ["evaluate", str(renders / "nowhere")])
     assert missing.exit_code == 2
     assert str(renders / "nowhere") in missing.output
+    # a bad path or render among good ones: named, and the good ones measured once each
+    broken = renders.parent / "broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "song.wav").write_bytes((renders / "b" / "song.wav").read_bytes())
+    (broken / "plan.json").write_text("{not json")
+    mixed = runner.invoke(main, ["evaluate", str(renders / "b"), str(broken), str(renders / "nowhere"),
+                                 str(renders / "b"), "--json"])
+    assert mixed.exit_code == 2
+    assert str(broken / "plan.json") in mixed.stderr and str(renders / "nowhere") in mixed.stderr
+    assert list(json.loads(mixed.stdout)["renders"]) == [str(renders / "b")]
 
 
 def test_missing_and_broken_files_name_the_path(tmp_path):

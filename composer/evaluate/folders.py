@@ -159,33 +159,57 @@ def format_table(results: list[dict], names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def render_dirs(paths: list[str]) -> list[Path]:
-    """Each path is a render directory or a folder of them (its direct subfolders)."""
-    found = []
+def render_dirs(paths: list[str], errors: list[str] | None = None) -> list[Path]:
+    """Each path is a render directory or a folder of them (its direct subfolders); each render
+    once, however many paths reach it. errors: where a path that is neither goes (default: it
+    raises InputError)."""
+    found: list[Path] = []
+    seen: set[Path] = set()
     for text in paths:
         path = Path(text)
-        if not path.exists():
-            raise InputError(f"{path}: no such directory")
-        if not path.is_dir():
-            raise InputError(f"{path}: expected a render directory (with song.wav and plan.json)")
-        if folder.is_render_dir(path):
-            found.append(path)
+        try:
+            if not path.exists():
+                raise InputError(f"{path}: no such directory")
+            if not path.is_dir():
+                raise InputError(f"{path}: expected a render directory (with song.wav and plan.json)")
+            if folder.is_render_dir(path):
+                children = [path]
+            else:
+                children = sorted(child for child in path.iterdir() if child.is_dir() and folder.is_render_dir(child))
+                if not children:
+                    raise InputError(f"{path}: holds no song.wav and plan.json, nor subfolders that do")
+        except InputError as error:
+            if errors is None:
+                raise
+            errors.append(str(error))
             continue
-        children = sorted(child for child in path.iterdir() if child.is_dir() and folder.is_render_dir(child))
-        if not children:
-            raise InputError(f"{path}: holds no song.wav and plan.json, nor subfolders that do")
-        found.extend(children)
+        for child in children:
+            if child.resolve() not in seen:
+                seen.add(child.resolve())
+                found.append(child)
     return found
 
 
-def evaluate_paths(paths: list[str], as_json: bool) -> str:
-    """Evaluate every render under `paths`; the text the CLI prints (JSON or a table)."""
-    directories = render_dirs(paths)
-    results = []
+def evaluate_paths(paths: list[str], as_json: bool, errors: list[str] | None = None) -> str:
+    """Evaluate every render under `paths`; the text the CLI prints (JSON or a table).
+    errors: where the paths and renders that cannot be evaluated go, one line each, while the
+    others are (default: the first raises InputError). With none evaluated, InputError."""
+    from composer.errors import bad_input_types
+
+    directories = render_dirs(paths, errors)
+    results, names = [], []
     for directory in directories:
         log.info("evaluating %s", directory)
-        results.append(evaluate_dir(directory))
-    names = [str(d) for d in directories]
+        try:
+            results.append(evaluate_dir(directory))
+        except bad_input_types() as error:
+            if errors is None:
+                raise
+            errors.append(str(error))
+            continue
+        names.append(str(directory))
+    if not results:
+        raise InputError("; ".join(errors or []) or "nothing to evaluate")
     if as_json:
         document = {"renders": dict(zip(names, results)), "aggregate": aggregate(results)}
         return json.dumps(document, indent=2, allow_nan=False)
