@@ -361,6 +361,13 @@ def _attach_syllables(melody: list[Note], lines: list[str], beats_per_bar: int, 
         if not notes:
             continue
         slots = [lyrics_pkg.Slot(start=n.start, duration=n.duration, strong=n.start == int(n.start)) for n in notes]
+        if lyrics_pkg.count_syllables(line) > len(slots):  # a line longer than its phrase's tune: split notes
+            slots = lyrics_pkg.notes_for_line(line, slots)
+            split = [Note(slot.start, slot.duration, next(n for n in reversed(notes) if n.start <= slot.start).pitch)
+                     for slot in slots]
+            ids = {id(n) for n in notes}
+            melody[:] = sorted([n for n in melody if id(n) not in ids] + split, key=lambda n: n.start)
+            notes = split
         for note, syllable in zip(notes, lyrics_pkg.fit_line(line, slots)):
             note.syllable = syllable
 

@@ -548,3 +548,19 @@ def test_key_estimate_is_not_pulled_to_the_dominant_by_its_chord():
     assert estimate_key(scale)[0] == Key("C", "major")
     assert estimate_key(scale, ["Am"] * 6 + ["E"] * 2 + ["Dm"] * 2)[0] == Key("A", "minor")
     assert estimate_key(scale, ["C"] * 6 + ["G"] * 2 + ["F"] * 2)[0] == Key("C", "major")
+
+
+@pytest.mark.parametrize("seed", [0, 7, 12])
+def test_a_line_longer_than_its_tune_gets_more_notes(seed):
+    """34 syllables in a 10-s song: the phrase's notes are split until each syllable has one (a
+    line the tune could not hold was an error that depended on the seed)."""
+    import lyrics
+
+    line = "the unbelievably extraordinary celebrations of the international community continued indefinitely"
+    song = plan("rock", duration=10, seed=seed, lyrics=f"{line}\nshort line")
+    sung = [n for s in song.sections for n in s.melody if n.syllable and n.syllable != lyrics.MELISMA]
+    assert len(sung) >= lyrics.count_syllables(line) + lyrics.count_syllables("short line")
+    for section in song.sections:
+        starts = [n.start for n in section.melody]
+        assert starts == sorted(starts) and all(n.duration > 0 for n in section.melody)
+    assert SongPlan.from_json(song.to_json()) == song
