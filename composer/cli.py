@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from composer import __version__  # noqa: E402
-from composer.cli_support import echo_key_change, echo_originality, handle_errors  # noqa: E402
+from composer.cli_support import echo_key_change, echo_originality, handle_errors, writable_file  # noqa: E402
 from composer.voice.voices import DEFAULT_VOICE  # noqa: E402
 
 log = logging.getLogger("composer")
@@ -71,17 +71,21 @@ def plan_cmd(prompt, lyrics_file, duration, seed, output):
 @handle_errors
 def guide_cmd(plan_file, output, soundfont, midi):
     """Render the plan's arrangement with FluidSynth (a guide track)."""
-    from composer.data.audio import audio_write
+    from composer.data.audio import atomic_path, audio_write
     from composer.data.inputs import read_plan_file
     from structure.arrangement import arrange
     from structure.synth import render_midi
 
     song = read_plan_file(plan_file)
+    writable_file(output, "-o")
+    if midi:
+        writable_file(midi, "--midi")
     midi_data = arrange(song)
     audio, rate = render_midi(midi_data, soundfont=soundfont)
     audio_write(output, audio, rate)
     if midi:
-        midi_data.write(midi)
+        with atomic_path(midi) as tmp:
+            midi_data.write(str(tmp))
     click.echo(f"{output}: {audio.shape[-1] / rate:.1f} s guide at {rate} Hz")
 
 

@@ -27,6 +27,10 @@ def handle_errors(func):
         except bad_input_types() as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except (PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+            log.debug("a path the user gave", exc_info=True)
+            click.echo(f"error: {path_error(error)}", err=True)  # where the user asked us to read or write
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -40,6 +44,40 @@ def handle_errors(func):
             sys.exit(1)
 
     return wrapper
+
+
+def path_error(error: OSError) -> str:
+    """One line for an OS error on a path: the path the user named (a temporary or lock file
+    beside an output is named by its folder) and what is wrong with it."""
+    from pathlib import Path
+
+    path = Path(error.filename) if error.filename else None
+    if path is not None and path.name.startswith("."):  # our .NAME.xxxx temporary or .NAME.lock file
+        path = path.parent
+    where = f"{path}: " if path is not None else ""
+    if isinstance(error, PermissionError):
+        return f"{where}permission denied (choose a folder you may write to)"
+    if isinstance(error, FileExistsError):
+        return f"{where}already exists and is not a folder"
+    if isinstance(error, IsADirectoryError):
+        return f"{where}is a folder; give a file name"
+    return f"{where}a file stands where a folder is needed on this path"
+
+
+def writable_file(path: str, option: str) -> None:
+    """InputError unless `path` can be written as a file: not a folder, its folder not a file."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file name")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{option} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise InputError(f"{option} {path}: {parent} is not writable")
+            break
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:

@@ -22,7 +22,7 @@ def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = ()) ->
 
     checks = [_fluidsynth()]
     if soundfont:
-        checks.append(_file("soundfont", soundfont, "pass the path of an existing .sf2/.sf3 file"))
+        checks.append(_soundfont(soundfont))
     else:
         checks.append(_file("training soundfont (fluid-soundfont-gm)", TRAINING_SOUNDFONT, f"{APT} fluid-soundfont-gm"))
         checks.append(_file("validation soundfont (musescore-general-soundfont)", VALIDATION_SOUNDFONT,
@@ -46,6 +46,22 @@ def _fluidsynth() -> Check:
         return Check("FluidSynth library", True, "libfluidsynth loads")
     except Exception as error:
         return Check("FluidSynth library", False, f"cannot load ({error})", f"{APT} fluidsynth")
+
+
+def _soundfont(path: str) -> Check:
+    """The soundfont the user named: there, and a soundfont FluidSynth loads."""
+    found = _file("soundfont", path, "pass the path of an existing .sf2/.sf3 file")
+    if not found.ok:
+        return found
+    try:
+        from structure.synth import _synthesizer
+
+        synth, _ = _synthesizer(str(path), 24000)
+        synth.delete()
+    except Exception as error:  # PlanError when FluidSynth refuses it; anything else says the same
+        return Check("soundfont", False, getattr(error, "problem", None) or f"{path}: {error}",
+                     "pass a General MIDI .sf2/.sf3 soundfont (e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2)")
+    return found
 
 
 def _file(name: str, path: str, fix: str) -> Check:

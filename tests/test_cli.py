@@ -45,6 +45,24 @@ def test_doctor_reports_missing_soundfont_truthfully(tmp_path):
     assert "fix:" in result.output
 
 
+def test_doctor_loads_the_soundfont_it_is_given(tmp_path):
+    (tmp_path / "text.sf2").write_text("not a soundfont")
+    result = run("doctor", "--soundfont", tmp_path / "text.sf2")
+    assert result.exit_code == 1 and "FluidSynth cannot load it" in result.output
+
+
+def test_output_paths_that_cannot_be_written_are_one_line_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    result = run("plan", "folk", "--duration", "10", "-o", tmp_path / "afile" / "p.json")
+    assert result.exit_code == 2 and "afile: already exists and is not a folder" in result.output
+    assert "Error:" not in result.output and (tmp_path / "afile").read_text() == "mine"
+    assert run("plan", "folk", "--duration", "10", "-o", tmp_path / "p.json").exit_code == 0
+    result = run("guide", "--plan", tmp_path / "p.json", "-o", tmp_path / "g.wav", "--midi", tmp_path)
+    assert result.exit_code == 2 and "--midi" in result.output and not (tmp_path / "g.wav").exists()
+    result = run("originality", "index", tmp_path, "-o", tmp_path / "afile")
+    assert result.exit_code == 2 and "a file; the index is a folder" in result.output
+
+
 def test_plan_and_guide(tmp_path):
     result = run("plan", 'genre=folk tempo=96 key="D minor"', "--duration", "20", "--seed", "3",
                  "-o", tmp_path / "plan.json")

@@ -74,8 +74,13 @@ def query_cmd(audio, model_dir, index_dir, top, as_json):
 @handle_errors
 def index_cmd(datasets, output, heldout):
     """Build the originality index of DATASET folders (audio + metadata.jsonl), without training."""
+    from pathlib import Path
+
+    from composer.errors import InputError
     from composer.originality import build_index
 
+    if Path(output).exists() and not Path(output).is_dir():  # said before the indexing, not after it
+        raise InputError(f"-o {output}: a file; the index is a folder")
     index = build_index(list(datasets), heldout=list(heldout), command="composer " + " ".join(sys.argv[1:]))
     index.save(output)
     t = index.thresholds
