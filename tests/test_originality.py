@@ -123,6 +123,10 @@ def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archi
                for p in report.refused)
     check = _consent(model)
     assert not check.ok and "audio/s3.flac" in check.detail and "the artist asked" in check.detail
+    # audio that matches the withdrawn file says so too
+    query = CliRunner().invoke(main, ["originality", str(data / "audio" / "s3.flac"), "--index", str(model)])
+    assert query.exit_code == 0 and "MATCH audio/s3.flac" in query.output
+    assert "consent was withdrawn on" in query.output and "the artist asked" in query.output
     # revoking twice keeps one record; an unknown file is one clear error
     assert CliRunner().invoke(main, ["data", "revoke", str(data), "audio/s3.flac", "--reason", "x"]).exit_code == 0
     assert len((data / "revocations.jsonl").read_text().splitlines()) == 1

@@ -45,17 +45,25 @@ def query_cmd(audio, model_dir, index_dir, top, as_json):
     if model_dir and index_dir:
         raise InputError("originality: give --model or --index, not both")
     index = load_index(index_dir or model_dir or bundled_model_path())
+    from composer.data.revocations import withdrawn_in_index
+
     answers = query(list(audio), index, top=max(1, top))
     threshold = index.thresholds["audio"]
+    withdrawn = {w["file"]: w for w in withdrawn_in_index(index)}  # consent taken back since the index was made
     for answer in answers:
+        for m in answer.get("matches", []):
+            if m["file"] in withdrawn:
+                m["withdrawn"] = {k: withdrawn[m["file"]][k] for k in ("date", "reason")}
         if as_json:
             click.echo(json.dumps(answer))
         elif "error" in answer:
             click.echo(f"{answer['query']}: error: {answer['error']}", err=True)
         elif answer["matches"]:
             for m in answer["matches"]:
+                gone = (f"; its consent was withdrawn on {m['withdrawn']['date']} ({m['withdrawn']['reason']})"
+                        if "withdrawn" in m else "")
                 click.echo(f"{answer['query']}: MATCH {m['file']} at {m['start']:g} s (query {m['query_start']:g} s), "
-                           f"similarity {m['similarity']:.3f} > {threshold:.3f}")
+                           f"similarity {m['similarity']:.3f} > {threshold:.3f}{gone}")
         else:
             nearest = answer["nearest"]
             where = (f"nearest {nearest['file']} at {nearest['start']:g} s, similarity {nearest['similarity']:.3f}"

@@ -15,7 +15,7 @@ from composer.cli_support import handle_errors
               help="Output folder: every render, the history, uploads; nothing is written elsewhere.")
 @click.option("--model", "model_dir", type=click.Path(), help="Diffusion checkpoint (default: bundled).")
 @click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: bundled).")
-@click.option("--steps", type=int, help="Sampler steps (default: the render default, 10).")
+@click.option("--steps", type=int, help="Sampler steps (default: the render default, 8).")
 @handle_errors
 def studio_cmd(host, port, out_dir, model_dir, codec_dir, steps):
     """A web page for writing, rendering and editing songs (needs `pip install .[ui]`)."""
