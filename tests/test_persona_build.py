@@ -126,6 +126,17 @@ def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_mo
         songs[strength] = (folder / "song.wav").read_bytes()
         assert json.loads((folder / "report.json").read_text())["persona"]["strength"] == float(strength)
     assert len(set(songs.values())) == 3  # the same drawn song, three models
+    # the same day again at another strength into a folder that has it: said, kept, or rendered with --overwrite
+    args = ["daily", "--persona", str(persona), "--date", "2026-12-01", "--strength", "1", "-o", str(tmp_path / "0"),
+            "--no-evaluate", "--no-vocals"]
+    kept = CliRunner().invoke(main, args)
+    assert kept.exit_code == 0 and "already rendered" in kept.stderr and "--overwrite" in kept.stderr
+    assert (tmp_path / "0" / "2026-12-01" / "song.wav").read_bytes() == songs["0"]
+    (tmp_path / "0" / "2026-12-01" / "my notes.txt").write_text("mine")
+    redone = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert redone.exit_code == 0, redone.output
+    assert (tmp_path / "0" / "2026-12-01" / "song.wav").read_bytes() == songs["1"]
+    assert (tmp_path / "0" / "2026-12-01" / "my notes.txt").read_text() == "mine"
     # a daily song repaints with the model it was rendered with (the persona's, at its strength)
     from composer.rendering.modes import repaint
 

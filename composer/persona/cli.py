@@ -105,8 +105,10 @@ def _pins(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--from-guide", "from_guide", type=float,
               help="Start from the plan's FluidSynth guide noised to this strength (default 1: from noise, so "
                    "the persona's sound is its own; lower keeps more of the plan's notes).")
+@click.option("--overwrite", is_flag=True, help="Render days already in OUTPUT again (your own files there are "
+              "kept); without it they are skipped, and said so.")
 @handle_errors
-def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evaluate, strength, from_guide):
+def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evaluate, strength, from_guide, overwrite):
     """The persona's song of the day in OUTPUT/YYYY-MM-DD (a run of days with --days; reruns resume)."""
     from composer.persona.daily import daily
     from composer.rendering.options import RenderOptions
@@ -119,5 +121,10 @@ def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evalua
         click.echo(f"{folder}: \"{persona['title']}\" ({', '.join(f'{k}={v}' for k, v in persona['drawn'].items())})")
         echo_originality(folder, result.report)
 
+    def skipped(folder, report):
+        persona = report.get("persona") or {}
+        click.echo(f"{folder}: already rendered (\"{persona.get('title', '?')}\", strength "
+                   f"{persona.get('strength')}); kept as it is (--overwrite renders it again)", err=True)
+
     daily(persona_dir, output, start=_date(date), days=days, pinned=_pins(pins), options=options, on_done=done,
-          strength=strength)
+          strength=strength, overwrite=overwrite, on_skip=skipped)

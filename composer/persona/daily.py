@@ -141,6 +141,15 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
             "priors": drawn["priors"], "lyrics": text, "prompt": " ".join(tokens)}
 
 
+def _read_report(folder: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _quote(value) -> str:
     import shlex
 
@@ -149,8 +158,9 @@ def _quote(value) -> str:
 
 def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int = 1,
           pinned: dict[str, str] | None = None, options=None, codec=None, progress: bool = True,
-          on_done=None, strength: float | None = None) -> list[Path]:
-    """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones).
+          on_done=None, strength: float | None = None, overwrite: bool = False, on_skip=None) -> list[Path]:
+    """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones, each
+    passed to `on_skip(folder, report)`, unless `overwrite`: rendered again in place).
     strength: how far the model goes toward the persona's fine-tune (`persona_model`).
     options: a persona's song starts from noise unless `options.from_guide` says otherwise, so
     its sound is what the persona learnt, not the General MIDI guide's."""
@@ -174,16 +184,18 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         folder = out / day.isoformat()
-        if (folder / "report.json").is_file():  # a render folder is swapped in whole: this one is done
+        if (folder / "report.json").is_file() and not overwrite:  # a render folder is swapped in whole: done
             log.info("%s: already rendered, skipped", folder)
             written.append(folder)
+            if on_skip:
+                on_skip(folder, _read_report(folder))
             continue
-        check_output(folder)
+        check_output(folder, overwrite=overwrite)
         song = draw_song(persona, day, pinned)
         plan = composer.plan(song["prompt"], lyrics=song["lyrics"], seed=song["seed"],
                              model=model)
         plan.title = song["title"]
-        with claim_output(folder):
+        with claim_output(folder, overwrite=overwrite):
             result = composer.render(plan, seed=song["seed"], codec=codec, model=model, options=options,
                                      progress=progress)
             result.report["persona"] = {"persona": str(persona.folder), "identity": persona.info.get("identity"),
