@@ -87,6 +87,18 @@ def test_duplicate_names_and_unreadable_rows(tmp_path):
     assert "JSON object" in reasons[6] and "genre" in reasons[7] and "no prompt" in reasons[8]
 
 
+@pytest.mark.parametrize("content", [None, "", "[1, 2]", b"\x00\xff\xfe binary"])
+def test_an_unreadable_prompts_file_makes_nothing(tmp_path, content):
+    from composer.errors import InputError
+
+    prompts = tmp_path / "p.jsonl"
+    if content is not None:
+        prompts.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InputError, match="p.jsonl"):
+        run_batch(prompts, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("where", ["../secret.txt", "ABSOLUTE", "sub/../../secret.txt"])
 def test_lyrics_file_outside_the_batch_folder_is_refused_unread(tmp_path, where):
     batch_dir = tmp_path / "batch"

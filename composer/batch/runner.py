@@ -79,9 +79,9 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir}: not a directory")
+    rows, errors = read_rows(prompts, seed_base=seed_base)  # an unreadable prompts file: nothing made yet
     out_dir.mkdir(parents=True, exist_ok=True)
     with _locked(out_dir):
-        rows, errors = read_rows(prompts, seed_base=seed_base)
         codec_loaded, model_loaded = _load_models_checked(codec, model)
         settings = _settings(options, codec_loaded, model_loaded)
         partial_root = out_dir / PARTIAL_DIR
