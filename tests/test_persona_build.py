@@ -195,6 +195,9 @@ def test_bad_persona_inputs_are_one_line(tmp_path):
     result = CliRunner().invoke(main, ["persona", "build", str(tmp_path), "-o", str(tmp_path / "p")])
     assert result.exit_code == 2 and "not an archive" in result.output
     shutil.rmtree(tmp_path / "p", ignore_errors=True)
+    (tmp_path / "metadata.jsonl").write_text("")
+    result = CliRunner().invoke(main, ["persona", "build", str(tmp_path), "-o", str(tmp_path / "p"), "--device", "tpu"])
+    assert result.exit_code == 2 and "--device tpu" in result.output and not (tmp_path / "p").exists()
 
 
 def test_a_run_of_days_writes_the_archives_rhyme_schemes():

@@ -140,6 +140,9 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     archive, out = Path(archive), Path(out)
     if not (archive / "metadata.jsonl").is_file():
         raise InputError(f"{archive}: not an archive (an audio folder with metadata.jsonl)")
+    from composer.train.device import training_device
+
+    training_device(device)  # a device that cannot be used is said before any step, not at the fine-tune
     _claim(out, archive)
     state = _state(out)
     if strength is None:  # a rerun keeps the strength the persona was given
