@@ -85,6 +85,10 @@ def parse(text: str) -> list[LyricSection]:
     sections = _name_sections(_blocks(text.splitlines()))
     if not any(section.lines for section in sections):
         raise LyricsError("lyrics: only section tags, no lines to sing")
+    from lyrics.syllables import words
+
+    if not any(words(line) for section in sections for line in section.lines):
+        raise LyricsError("lyrics: no words to sing (only emoji, symbols or punctuation)")
     return sections
 
 

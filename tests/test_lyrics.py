@@ -102,6 +102,14 @@ def test_tags_without_lines_are_an_error() -> None:
         parse("[verse]\n\n[chorus]\n[bridge]\n")
 
 
+@pytest.mark.parametrize("text", ["🎵🎵\n🎶", "!!! ...\n--", "[Chorus]\n🙂 🙂"])
+def test_lyrics_without_words_are_an_error(text: str) -> None:
+    """As tags alone are: nothing would be sung, yet the lyrics files would time lines."""
+    with pytest.raises(LyricsError, match="no words to sing"):
+        parse(text)
+    assert parse(text + "\nla la la")  # one line with words is enough
+
+
 def test_not_text_is_an_error() -> None:
     with pytest.raises(LyricsError):
         parse(None)  # type: ignore[arg-type]
