@@ -178,6 +178,19 @@ def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):
     assert _learnt(tmp_path / "persona") == _learnt(persona)
 
 
+def test_lyrics_that_cannot_be_sung_are_left_out_of_the_lyric_model(built, tmp_path):
+    from composer.persona.build import build_persona
+
+    _, archive, _ = built
+    other = tmp_path / "archive"
+    shutil.copytree(archive, other)
+    rows = [json.loads(line) for line in (other / "metadata.jsonl").read_text().splitlines()]
+    rows[0]["lyrics"], rows[1]["lyrics"] = "🎵🎵\n🎶", "[Chorus]\n[Verse]"
+    (other / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    state = build_persona(other, tmp_path / "persona", progress=False, stop_after="lyrics")
+    assert state["done"]["lyrics"]["songs"] >= 1 and state["done"]["priors"]["songs"] == len(MOODS)
+
+
 def test_a_killed_build_finishes_the_same(built, tiny_models, tmp_path):
     _, _, persona = built
     archive = _archive(tmp_path / "archive", refused=True)

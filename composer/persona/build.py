@@ -190,11 +190,18 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
 
     if "lyrics" not in state["done"]:
         from lyrics import parse
+        from lyrics.errors import LyricsError
         from lyrics.sections import LyricSection
 
         def lyric_songs(names):
-            return [parse(s["lyrics"]) for s in songs
-                    if s["file_name"] in names and isinstance(s.get("lyrics"), str) and s["lyrics"].strip()]
+            parsed = []
+            for s in songs:
+                if s["file_name"] in names and isinstance(s.get("lyrics"), str) and s["lyrics"].strip():
+                    try:
+                        parsed.append(parse(s["lyrics"]))
+                    except LyricsError as error:  # tags or emoji alone: its sound is learnt, not its words
+                        log.warning("%s: lyrics not learnt (%s)", s["file_name"], error)
+            return parsed
 
         train_names = {s["file_name"] for s in songs} - held
         model = LyricModel.train(lyric_songs(train_names))
