@@ -16,6 +16,7 @@ import soundfile
 from composer.batch.manifest import MANIFEST_NAME, PARTIAL_DIR
 from composer.batch.rows import read_rows
 from composer.batch.runner import run_batch
+from composer.errors import InputError
 from composer.rendering import RenderOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,10 @@ def test_csv_rows_merge_metadata_and_number_lines(tmp_path):
     # a quoted cell spanning lines: numbered by the line the row starts on
     assert (second.line, second.name, second.seed) == (4, "row0004", 7)
     assert second.prompt == "a prompt over\ntwo lines genre=rock" and second.lyrics is None
+    # a quote that never closes would swallow the rest of the file into one cell: an error naming its line
+    prompts.write_text('prompt,duration\npop,10\n"rock,20\nfolk,30\n')
+    with pytest.raises(InputError, match="line 3: a quote opened on line 3 never closes"):
+        read_rows(prompts)
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -89,8 +94,6 @@ def test_duplicate_names_and_unreadable_rows(tmp_path):
 
 @pytest.mark.parametrize("content", [None, "", "[1, 2]", b"\x00\xff\xfe binary"])
 def test_an_unreadable_prompts_file_makes_nothing(tmp_path, content):
-    from composer.errors import InputError
-
     prompts = tmp_path / "p.jsonl"
     if content is not None:
         prompts.write_bytes(content if isinstance(content, bytes) else content.encode())

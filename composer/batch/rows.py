@@ -133,7 +133,7 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
 
 
 def _csv_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # an unclosed quote is an error, not one huge cell
     header: list[str] | None = None
     next_line = 1
     while True:
@@ -143,7 +143,8 @@ def _csv_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
         except StopIteration:
             return
         except csv.Error as error:
-            raise InputError(f"prompts CSV line {reader.line_num}: {error}") from None
+            where = f"a quote opened on line {line} never closes" if "end of data" in str(error) else str(error)
+            raise InputError(f"prompts CSV line {line}: {where}") from None
         next_line = reader.line_num + 1
         if not any(cell.strip() for cell in cells):
             continue
