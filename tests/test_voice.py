@@ -115,6 +115,28 @@ def test_octave_shift_puts_the_melody_in_the_voice_range():
         get_voice("tenorissimo")
 
 
+def test_a_line_outside_the_voice_moves_by_another_octave():
+    """A tune wider than the voice (E3..E5 for D3..A#4): no octave holds it all, so each line
+    that still leaves the range moves by another octave, its shape kept."""
+    from composer.voice.score import sung_syllables
+
+    high = VOICES["high"]
+    low_line = _section("verse1", "Walking down the road", [52, 55, 57, 60, 60])
+    high_line = _section("chorus1", "Singing to the sky", [72, 74, 76, 76, 74], kind="chorus")
+    shift = octave_shift([n.pitch for s in (low_line, high_line) for n in s.melody], high)
+    sung = {s.name: sung_syllables(s, 4, 0.5, lambda token: ["s", "ih", "ng"], shift, fit=(high.low, high.high))
+            for s in (low_line, high_line)}
+    for name, syllables in sung.items():
+        pitches = [p for syllable in syllables for _, _, p in syllable.notes]
+        planned = [n.pitch for n in (low_line if name == "verse1" else high_line).melody][:len(pitches)]
+        assert all(high.low <= p <= high.high for p in pitches), (name, pitches)
+        assert len({p - q for p, q in zip(pitches, planned)}) == 1  # the line's shape kept
+    assert {s.octave for s in sung["verse1"]} != {s.octave for s in sung["chorus1"]}  # one of them moved
+    # without the voice's range, the song's octave alone (a line left outside)
+    unfitted = sung_syllables(low_line, 4, 0.5, lambda token: ["ax"], shift)
+    assert any(not high.low <= p <= high.high for syllable in unfitted for _, _, p in syllable.notes)
+
+
 # --- the synthesiser -------------------------------------------------------------------
 @pytest.mark.parametrize("voice", [pytest.param("low", marks=needs_flite), pytest.param("high", marks=needs_festival)])
 def test_a_sung_note_has_the_notes_pitch(voice):
@@ -502,6 +524,8 @@ def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_pa
     loud = np.abs(dry[:n]) > 0.05
     ratio = kept[:n][loud] / dry[:n][loud]
     assert np.std(ratio) < 0.05 * np.abs(np.mean(ratio))  # the same voice, only its level changed
+    for name in ("lyrics.lrc", "lyrics.json"):  # and its words, at the times it sings them
+        assert (restyled / name).read_bytes() == (out / name).read_bytes()
     # repainting the restyled song keeps its voice in the mix: song = accompaniment + vocals
     analysed = json.loads((restyled / "report.json").read_text())["sections"][0]["name"]
     result = _composer("repaint", restyled, "--section", analysed, "--codec", codec, "--model", model)

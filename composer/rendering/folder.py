@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from composer.data.audio import atomic_path, audio_write, write_text_atomic
+from composer.data.audio import atomic_path, audio_write, write_bytes_atomic, write_text_atomic
 from composer.errors import InputError, RenderError
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,16 @@ def _write_render(render, out_dir: Path, *, formats: tuple[str, ...], lead_sheet
     if lead_sheet:
         write_lead_sheet(out_dir, plan)
     lines = timed_lyrics(plan)
+    kept_from = (render.report.get("vocals") or {}).get("kept_from")
     if lines:
         write_text_atomic(out_dir / LRC_NAME, lyrics.to_lrc(lines, title=plan.title, duration=plan.duration,
                                                             enhanced=True))
         write_text_atomic(out_dir / LYRICS_JSON_NAME, lyrics.to_json_timed(lines, duration=plan.duration))
+    elif kept_from:  # a restyle that kept a render's voice keeps its words, sung at the same times
+        for name in (LRC_NAME, LYRICS_JSON_NAME):
+            source = Path(kept_from) / name
+            if source.is_file() and source.resolve() != (out_dir / name).resolve():
+                write_bytes_atomic(out_dir / name, source.read_bytes())
     if render.latents is not None:
         write_latents(out_dir, render.latents, gain=render.gain, seed=render.report.get("seed"))
     write_report(out_dir, render.report)

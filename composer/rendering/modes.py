@@ -244,6 +244,22 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
         return _repaint(out_dir, section, seed=seed, codec=codec, model=model, progress=progress)
 
 
+def _check_plan_is_the_rendered_one(done, spans: list[tuple[int, int]], total: int, codec) -> None:
+    """InputError naming plan.json when its sections no longer start where the render's did (the
+    plan was edited after the render: a new tempo once ran repaint out of memory), or when the
+    latents do not fit the codec."""
+    from composer.rendering import folder
+
+    rendered = done.report.get("sections") or []
+    moved = [s for (a, _), s, r in zip(spans, done.plan.sections, rendered)
+             if s.name != r.get("name") or abs(a / codec.frame_rate - float(r.get("start", -1))) > 1.5 / codec.frame_rate]
+    changed = bool(rendered) and (len(rendered) != len(spans) or bool(moved))  # older reports: no sections
+    if changed or spans[-1][0] >= total or done.latents.shape[0] != codec.latent_dim:
+        what = f"section {moved[0].name} starts elsewhere" if moved else "its sections are not the render's"
+        raise InputError(f"{done.path / folder.PLAN_NAME}: {what} than in the render (the plan was changed after "
+                         "it?); repaint needs the plan the song was rendered from, or render the new plan")
+
+
 def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     from composer.rendering import folder
     from composer.rendering.vocals import add_vocals, from_pcm, sing_song, song_controls
@@ -261,10 +277,7 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     options = RenderOptions.from_report(report)
     spans = section_frames(plan, codec.frame_rate)
     total = done.latents.shape[-1]
-    if spans[-1][1] != total or done.latents.shape[0] != codec.latent_dim:
-        raise InputError(f"{done.path / folder.PLAN_NAME}: the plan lasts {spans[-1][1] / codec.frame_rate:.2f} s but "
-                         f"the song's latents {total / codec.frame_rate:.2f} s (the plan was changed after the render?); "
-                         "repaint needs the plan the song was rendered from, or render the new plan")
+    _check_plan_is_the_rendered_one(done, spans, total, codec)
     old, rate = folder.read_song_pcm(done.path)
     if old.shape[0] != total * codec.hop_length:
         raise InputError(f"{done.path / folder.SONG_WAV}: {old.shape[0] / rate:.2f} s long, but the render made "
