@@ -91,7 +91,12 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     slots = _form(request, style, lyrics, rng)
     bar_seconds = beats_per_bar * 60.0 / tempo
     if request.duration is not None:
+        asked = [slot.kind for slot in slots]
         slots = fit_duration(slots, max(1, round(request.duration / bar_seconds)))
+        kept = [slot.kind for slot in slots]
+        if request.form and lyrics is None and len(kept) < len(asked):
+            log.warning("form: %d sections do not fit %g s at %g BPM; %d kept (%s); a longer --duration keeps them all",
+                        len(asked), request.duration, tempo, len(kept), ", ".join(kept))
     planned = sum(slot.bars for slot in slots) * bar_seconds
     if planned > MAX_SONG_SECONDS + 1e-6 or len(slots) > MAX_SECTIONS:
         what = "lyrics" if lyrics is not None and request.duration is None else "prompt field form"

@@ -564,3 +564,14 @@ def test_a_line_longer_than_its_tune_gets_more_notes(seed):
         starts = [n.start for n in section.melody]
         assert starts == sorted(starts) and all(n.duration > 0 for n in section.melody)
     assert SongPlan.from_json(song.to_json()) == song
+
+
+def test_a_form_cut_to_fit_the_duration_is_said(caplog):
+    form = "form=intro,verse,chorus,verse,chorus,solo,chorus,outro"
+    with caplog.at_level("WARNING", logger="structure.planner"):
+        song = plan(f"genre=rock {form}", duration=40, seed=1)
+    assert len(song.sections) < 8 and "8 sections do not fit 40 s" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="structure.planner"):
+        plan(f"genre=rock {form}", seed=1)  # no duration: the whole form
+    assert "do not fit" not in caplog.text
