@@ -278,6 +278,17 @@ def test_restyle_and_interpolate(models, rendered):
     assert len(mixes) == 3 and [m.report["mode"]["alpha"] for m in mixes] == [0.0, 0.5, 1.0]
 
 
+def test_interpolating_inputs_of_different_lengths_says_the_cut(models, rendered, tmp_path, caplog):
+    codec, model = models
+    _, out = rendered
+    audio, rate = sf.read(out / "song.wav", dtype="float32")
+    sf.write(tmp_path / "short.wav", audio[: len(audio) // 2], rate)
+    with caplog.at_level("WARNING", logger="composer.rendering.modes"):
+        mixes = modes.interpolate(out / "song.wav", tmp_path / "short.wav", count=2, codec=codec, model=model,
+                                  options=_options(), progress=False)
+    assert f"{out / 'song.wav'} is cut to" in caplog.text and abs(mixes[0].duration - len(audio) / rate / 2) < 0.1
+
+
 def test_restyle_strength_outside_range(models, rendered):
     from composer.errors import InputError
 

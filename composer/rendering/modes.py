@@ -186,6 +186,9 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
     plan_b = analysed_plan(audio_b, codec.sample_rate, title=Path(path_b).stem)
     z_a, z_b = _encode(codec, audio_a), _encode(codec, audio_b)
     total = min(z_a.shape[-1], z_b.shape[-1])
+    if max(z_a.shape[-1], z_b.shape[-1]) - total > codec.frame_rate:  # more than a second apart
+        longer = path_a if z_a.shape[-1] > total else path_b
+        log.warning("interpolate: %s is cut to %.1f s, the length of the shorter input", longer, total / codec.frame_rate)
     z_a, z_b = z_a[:, :total], z_b[:, :total]
     cond_a = prepare_conditioning(plan_a, model, total, codec.frame_rate, control_groups=ANALYSIS_GROUPS)
     cond_b = prepare_conditioning(plan_b, model, total, codec.frame_rate, control_groups=ANALYSIS_GROUPS)
