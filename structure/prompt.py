@@ -140,7 +140,8 @@ def _parse_duration(value: str, where: str) -> float:
 
 _KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])\s*(#|b|sharp|flat)?\s*(major|minor|maj|min|m|dorian|mixolydian|lydian|phrygian)\b",
                      re.IGNORECASE)
-_TEMPO_RE = re.compile(r"\b(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)
+_TEMPO_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)  # out of range: an error
+_NOT_A_KEY_RE = re.compile(r"\bin\s+([H-Zh-z](?:#|b)?\s+(?:major|minor))\b", re.IGNORECASE)  # "in H# major"
 _METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
 _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
 _TEMPO_WORDS = {"slow": 70.0, "mid-tempo": 100.0, "upbeat": 124.0, "fast": 140.0}
@@ -151,6 +152,8 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
     if (match := _TEMPO_RE.search(rest)) and result.tempo_bpm is None:
         result.tempo_bpm = _parse_tempo(match.group(1), "prompt tempo")
         rest = rest.replace(match.group(0), " ")
+    if (match := _NOT_A_KEY_RE.search(rest)) and result.key is None and not _KEY_RE.search(rest):
+        raise PlanError("prompt key", f"unknown key {match.group(1)!r} (expected e.g. 'D minor', 'F# major', 'Bbm')")
     if (match := _KEY_RE.search(rest)) and result.key is None:
         accidental = {"sharp": "#", "flat": "b"}.get((match.group(2) or "").lower(), match.group(2) or "")
         result.key = Key.parse(f"{match.group(1)}{accidental} {match.group(3)}", "prompt key")

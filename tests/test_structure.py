@@ -575,3 +575,12 @@ def test_a_form_cut_to_fit_the_duration_is_said(caplog):
     with caplog.at_level("WARNING", logger="structure.planner"):
         plan(f"genre=rock {form}", seed=1)  # no duration: the whole form
     assert "do not fit" not in caplog.text
+
+
+@pytest.mark.parametrize("prompt, field", [("pop at 0 bpm", "prompt tempo"), ("pop at 10000 bpm", "prompt tempo"),
+                                           ("pop in H# major", "prompt key")])
+def test_free_text_tempo_and_key_out_of_range_are_errors(prompt, field):
+    """As the tempo= and key= fields are: said, not ignored."""
+    with pytest.raises(PlanError, match=field):
+        plan(prompt, duration=10, seed=0)
+    assert plan("folk in D minor at 96 bpm", duration=10, seed=0).tempo_bpm == 96
