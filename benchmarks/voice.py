@@ -156,16 +156,21 @@ def pitch_share(vocal, plan) -> tuple[int, int, int, float]:
     (breath noise under the harmonics helps the recogniser but makes notes less sung)."""
     import librosa
 
+    from structure.melody import phrase_spans
+
     y = to16k(vocal.audio, vocal.sample_rate)
     f0, voiced, probability = librosa.pyin(y, fmin=65, fmax=1050, sr=16000, frame_length=1024, hop_length=160)
     times = np.arange(len(f0)) * 0.01
     target = np.full(len(f0), np.nan)
     spb = plan.seconds_per_beat
+    octaves = {s["name"]: s.get("line_octaves", {}) for s in vocal.sections}  # lines moved to fit the voice
     for section, (start, _) in zip(plan.sections, plan.section_times()):
+        spans = phrase_spans(section.bars, plan.beats_per_bar, len(section.lyrics)) if section.lyrics else []
         for note in section.melody:
             if note.syllable:
+                line = next((i for i, (lo, hi) in enumerate(spans) if lo <= note.start < hi), None)
                 sel = (times >= start + note.start * spb + 0.03) & (times < start + (note.start + note.duration) * spb)
-                target[sel] = note.pitch + vocal.shift
+                target[sel] = note.pitch + vocal.shift + octaves.get(section.name, {}).get(line, 0)
     ok = voiced & ~np.isnan(target) & ~np.isnan(f0)
     cents = 100 * np.abs(librosa.hz_to_midi(f0[ok]) - target[ok])
     notes = ~np.isnan(target)

@@ -246,7 +246,8 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
         "level_gain": round(level, 6),
         "lu_above_accompaniment": above,
         "measured_over": measured_over,
-        "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"])}
+        "sections": [{"name": s["name"], "lines": len(s["lines"]), "words": len(s["words"]),
+                      **({"lines_moved_an_octave": s["line_octaves"]} if s.get("line_octaves") else {})}
                      for s in vocal.sections],
         "section_seeds": dict(options.vocal_seeds or {}),
         "seconds": round(time.monotonic() - clock, 3),

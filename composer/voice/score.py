@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import lyrics
 from composer.voice.phonemes import SyllablePhones, syllabify
+from composer.voice.voices import line_octave
 
 LEAD = 0.05  # seconds an onset may start before its beat
 MAX_ONSET = 0.16  # seconds, all onset consonants of a syllable together
@@ -48,6 +49,7 @@ class SungSyllable:
     notes: list[tuple[float, float, int]]  # (start, end, MIDI pitch) of its notes
     phones: SyllablePhones
     line: int
+    octave: int = 0  # semitones its line moved beyond the song's octave to fit the voice
 
     @property
     def source(self) -> tuple[str, int]:
@@ -77,10 +79,12 @@ class SectionScore:
 
 
 def sung_syllables(section, beats_per_bar: int, seconds_per_beat: float,
-                   phones_of: Callable[[str], list[str]], shift: int = 0) -> list[SungSyllable]:
+                   phones_of: Callable[[str], list[str]], shift: int = 0,
+                   fit: tuple[int, int] | None = None) -> list[SungSyllable]:
     """The syllables of a section's lyric lines on its melody notes (`structure` fills
     `Note.syllable`: the syllable text on the note it starts on, "_" on the notes it is held
-    over). shift: semitones added to every pitch (the voice's octave)."""
+    over). shift: semitones added to every pitch (the voice's octave). fit: the voice's range
+    (MIDI low, high); a line that lies outside it moves by another octave (`line_octave`)."""
     from structure.melody import phrase_spans
 
     spb = seconds_per_beat
@@ -96,6 +100,8 @@ def sung_syllables(section, beats_per_bar: int, seconds_per_beat: float,
                 runs.append([note])
             elif note.syllable == lyrics.MELISMA and runs and _touches(runs[-1][-1], note):
                 runs[-1].append(note)
+        octave = line_octave([n.pitch + shift for run in runs for n in run], *fit) if fit is not None else 0
+        moved = shift + octave
         pieces = []
         for position, token in enumerate(lyrics.words(text)):
             count = max(1, len(lyrics.syllables(token)))
@@ -106,8 +112,8 @@ def sung_syllables(section, beats_per_bar: int, seconds_per_beat: float,
             out.append(SungSyllable(
                 text=written, word=token, position=position, line_text=text, start=run[0].start * spb,
                 end=(run[-1].start + run[-1].duration) * spb,
-                notes=[(n.start * spb, (n.start + n.duration) * spb, n.pitch + shift) for n in run],
-                phones=syllable, line=line_index))
+                notes=[(n.start * spb, (n.start + n.duration) * spb, n.pitch + moved) for n in run],
+                phones=syllable, line=line_index, octave=octave))
     return out
 
 

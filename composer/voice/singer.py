@@ -226,7 +226,8 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
     made: dict[str, tuple[np.ndarray, float, SectionScore]] = {}
     todo = []
     for section in sung:
-        syllables = sung_syllables(section, plan.beats_per_bar, plan.seconds_per_beat, phones.__getitem__, shift)
+        syllables = sung_syllables(section, plan.beats_per_bar, plan.seconds_per_beat, phones.__getitem__, shift,
+                                   fit=(chosen.low, chosen.high))
         if syllables:
             section_seed = (section_seeds or {}).get(section.name, seed)
             todo.append((section, syllables, (_content_key(syllables, chosen.name), section_seed)))
@@ -247,13 +248,16 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
             del made[key]
         start = starts[section.name]
         lines: dict[int, list[float]] = {}
+        octaves: dict[int, int] = {}
         for syllable in score.syllables:
             span = lines.setdefault(syllable.line, [syllable.start, syllable.end])
             span[1] = syllable.end
+            octaves[syllable.line] = syllable.octave
         vocal.sections.append({
             "name": section.name, "start": round(start, 4),
             "words": [(round(start + t, 3), w) for t, w in score.words],
             "lines": [(round(start + a, 3), round(start + b, 3)) for a, b in lines.values()],
+            "line_octaves": {line: octave for line, octave in octaves.items() if octave},  # lyric line index: semitones
         })
         first = int(round((start + offset) * sample_rate))
         lo, hi = max(0, first), min(samples, first + audio.shape[0])

@@ -2,7 +2,8 @@
 
 Each voice is a speech engine's voice (Flite's or Festival's, called as programs) sung
 through the WORLD vocoder. The range is where the voice sings comfortably; a melody is moved
-by whole octaves into it (`octave_shift`).
+by whole octaves into it (`octave_shift`), and a line that still leaves the range by another
+octave (`line_octave`), as a singer takes a line down that lies too high.
 """
 
 from __future__ import annotations
@@ -88,3 +89,19 @@ def octave_shift(pitches: list[int], voice: Voice) -> int:
         return (-inside, abs(centre + shift - middle))
 
     return min((12 * k for k in range(-4, 5)), key=score)
+
+
+def line_octave(pitches: list[int], low: int, high: int) -> int:
+    """Semitones (-12, 0 or 12) more for one line, already moved by the song's octave: a line
+    with most of its notes outside `low..high` moves by the octave that brings the most of them
+    in (down on a tie), as a singer takes a line down that lies too high; otherwise 0 (one high
+    note is sung where it is: moving the whole line for it put lines at the top of the range).
+    A melody wider than the song's octave can place (a high voice's D3..A#4 against a tune from
+    A-flat3 to D5) would otherwise sing whole lines outside the range."""
+    def inside(k: int) -> int:
+        return sum(low <= p + k <= high for p in pitches)
+
+    if not pitches or 2 * inside(0) >= len(pitches):
+        return 0
+    best = max((-12, 12), key=lambda k: (inside(k), -k))
+    return best if inside(best) > inside(0) else 0
