@@ -136,6 +136,13 @@ def test_guidance_that_is_not_a_finite_weight_is_refused(tmp_path, value):
     assert not (tmp_path / "out").exists()
 
 
+def test_guidance_for_a_group_the_controls_turn_off_is_refused(tmp_path):
+    result = run("render", "genre=pop", "--controls", "form,harmony", "--guidance", "tags=3,melody=1.5",
+                 "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "melody is not among --controls" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("args, names", [
     (["render", "--plan", "missing.json", "-o", "out"], "missing.json"),
     (["render", "tempo=0", "-o", "out"], "tempo"),

@@ -140,6 +140,11 @@ class RenderOptions:
             unknown = [g for g in self.control_groups if g not in GROUP_NAMES]
             if unknown:
                 raise InputError(f"--controls: unknown group {unknown[0]!r} (known: {', '.join(GROUP_NAMES)})")
+            off = [g for g in (self.guidance if isinstance(self.guidance, dict) else {})
+                   if g in GROUP_NAMES and g not in self.control_groups]
+            if off:
+                raise InputError(f"--guidance: {off[0]} is not among --controls {','.join(self.control_groups)}; "
+                                 "guide only the groups the render is given")
         return self
 
 
