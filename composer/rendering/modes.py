@@ -403,8 +403,8 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     audio is decoded circularly so the decoder sees the wrap too.
     """
     options = options or RenderOptions()
+    plan = loop_plan(prompt, bars, seed=seed)  # bad bars or prompt: said before the models load
     codec, model = load_models(codec, model)
-    plan = loop_plan(prompt, bars, seed=seed)
     total = section_frames(plan, codec.frame_rate)[-1][1]
     overlap = overlap_frames(options, model)
     clock = time.monotonic()
