@@ -12,7 +12,10 @@ Crash safety: a song renders into `OUT_DIR/.partial/NAME` and is moved to
 so a final name never holds a partial song. The manifest is rewritten
 atomically at every change of state, and a lock on `OUT_DIR/.lock` keeps two
 batches out of one folder, so a `kill -9` at any moment loses at most the
-songs in flight; rerunning the same command redoes them.
+songs in flight; rerunning the same command redoes them. A row whose song
+changed replaces the earlier song of this batch; a name taken by anything else
+(a folder or file of the user's, the prompts file itself) fails its row and is
+left as it is.
 
 The rows and their fields are in `composer.batch.rows`, the manifest, lock and
 progress in `composer.batch.manifest`, the workers in `composer.batch.workers`.
