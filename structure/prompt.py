@@ -145,6 +145,19 @@ _NOT_A_KEY_RE = re.compile(r"\bin\s+([H-Zh-z](?:#|b)?\s+(?:major|minor))\b", re.
 _METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
 _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
 _TEMPO_WORDS = {"slow": 70.0, "mid-tempo": 100.0, "upbeat": 124.0, "fast": 140.0}
+# everyday mood words and the mood each names: single words are where the sentence encoder is
+# least sure (it read "mellow" as melancholic and "sunny" as dark, and "gloomy" fell under its threshold)
+MOOD_SYNONYMS = {
+    "gloomy": "dark", "moody": "dark", "ominous": "dark", "haunting": "dark", "brooding": "dark",
+    "somber": "sad", "sombre": "sad", "sorrowful": "sad", "heartbroken": "sad", "lonely": "sad", "mournful": "sad",
+    "melancholy": "melancholic", "upbeat": "happy", "joyful": "happy", "cheerful": "happy", "sunny": "happy",
+    "bright": "happy", "joyous": "happy", "mellow": "calm", "peaceful": "calm", "chill": "calm", "relaxed": "calm",
+    "relaxing": "calm", "serene": "calm", "furious": "angry", "aggressive": "angry", "bittersweet": "wistful",
+    "longing": "wistful", "yearning": "wistful", "triumphant": "epic", "anthemic": "epic", "intense": "tense",
+    "anxious": "tense", "ethereal": "dreamy", "dreamlike": "dreamy", "fun": "playful", "quirky": "playful",
+    "optimistic": "hopeful", "inspiring": "uplifting", "loving": "romantic", "tender": "romantic",
+    "sentimental": "nostalgic", "lively": "energetic", "energizing": "energetic", "energising": "energetic",
+}
 
 
 def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
@@ -171,6 +184,8 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
             lowered = lowered.replace(phrase, " ")
     words = [w for w in re.findall(r"[a-z][a-z'&\-]*", lowered) if w not in STOP_WORDS]
     for word in words:
+        if word in MOOD_SYNONYMS:
+            _add_tag(result, "mood", MOOD_SYNONYMS[word])
         if word in _TEMPO_WORDS and result.tempo_bpm is None:
             result.tempo_bpm = _TEMPO_WORDS[word]
             continue

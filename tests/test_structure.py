@@ -584,3 +584,12 @@ def test_free_text_tempo_and_key_out_of_range_are_errors(prompt, field):
     with pytest.raises(PlanError, match=field):
         plan(prompt, duration=10, seed=0)
     assert plan("folk in D minor at 96 bpm", duration=10, seed=0).tempo_bpm == 96
+
+
+@pytest.mark.parametrize("prompt, mood", [("gloomy blues about rain", "dark"), ("upbeat jazz song about coffee", "happy"),
+                                          ("a mellow song", "calm"), ("melancholy folk", "melancholic")])
+def test_everyday_mood_words_name_their_mood(prompt, mood):
+    song = plan(prompt, duration=10, seed=0)
+    assert song.tags["mood"] == mood
+    if "upbeat" in prompt:
+        assert song.tempo_bpm == 124  # still a tempo word too
