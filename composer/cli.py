@@ -20,7 +20,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from composer import __version__  # noqa: E402
-from composer.cli_support import echo_key_change, echo_originality, handle_errors, writable_file  # noqa: E402
+from composer.cli_support import (  # noqa: E402
+    SEED,
+    echo_key_change,
+    echo_originality,
+    handle_errors,
+    writable_file,
+)
 from composer.voice.voices import DEFAULT_VOICE  # noqa: E402
 
 log = logging.getLogger("composer")
@@ -44,7 +50,7 @@ def main(verbose: int) -> None:
 @click.argument("prompt")
 @click.option("--lyrics", "lyrics_file", type=click.Path(), help="Lyrics text file ([verse], [chorus] tags or blank-line blocks).")
 @click.option("--duration", type=float, help="Target length in seconds (met within one bar).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True, help="plan.json to write.")
 @handle_errors
 def plan_cmd(prompt, lyrics_file, duration, seed, output):
@@ -148,7 +154,7 @@ def render_options(*names: str):
 @click.option("--plan", "plan_file", type=click.Path(), help="plan.json (instead of planning from PROMPT).")
 @click.option("--lyrics", "lyrics_file", type=click.Path(), help="Lyrics text file.")
 @click.option("--duration", type=float, help="Target length in seconds.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True, help="Output directory.")
 @click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
@@ -188,7 +194,7 @@ def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options
 @click.argument("audio", type=click.Path())
 @click.argument("prompt")
 @click.option("--strength", type=float, default=0.6, show_default=True, help="0 keeps the audio, 1 re-renders fully.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
 @click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
@@ -212,7 +218,7 @@ def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model
 @click.argument("audio_a", type=click.Path())
 @click.argument("audio_b", type=click.Path())
 @click.option("--count", type=int, default=5, show_default=True, help="Songs from A (first) to B (last).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
 @click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
@@ -235,7 +241,7 @@ def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, m
 @main.command("repaint")
 @click.argument("render_dir", type=click.Path())
 @click.option("--section", required=True, help="Name of the section to re-render (e.g. chorus1).")
-@click.option("--seed", type=int, help="New seed (default: the render's seed + 1).")
+@click.option("--seed", type=SEED, help="New seed (default: the render's seed + 1).")
 @click.option("--model", "model_dir", type=click.Path(), help="Diffusion checkpoint (default: bundled).")
 @click.option("--codec", "codec_dir", type=click.Path(), help="Codec checkpoint (default: bundled).")
 @handle_errors
@@ -250,7 +256,7 @@ def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
 @main.command("loop")
 @click.argument("prompt")
 @click.option("--bars", type=int, required=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
 @click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors

@@ -46,6 +46,24 @@ def handle_errors(func):
     return wrapper
 
 
+class _Seed(click.ParamType):
+    """Every --seed: a whole number in 0..2^63-1, the range batch rows and the samplers take."""
+
+    name = "seed"
+
+    def convert(self, value, param, ctx):
+        try:
+            seed = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        if not 0 <= seed < 2**63:
+            self.fail(f"{seed} is outside 0..2^63-1", param, ctx)
+        return seed
+
+
+SEED = _Seed()
+
+
 def path_error(error: OSError) -> str:
     """One line for an OS error on a path: the path the user named (a temporary or lock file
     beside an output is named by its folder) and what is wrong with it."""

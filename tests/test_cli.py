@@ -63,6 +63,13 @@ def test_output_paths_that_cannot_be_written_are_one_line_before_any_work(tmp_pa
     assert result.exit_code == 2 and "a file; the index is a folder" in result.output
 
 
+@pytest.mark.parametrize("seed, says", [("-5", "outside 0..2^63-1"), (str(2**70), "outside 0..2^63-1"),
+                                        ("abc", "not a whole number")])
+def test_a_seed_outside_what_batch_rows_take_is_refused(tmp_path, seed, says):
+    result = run("plan", "folk", "--duration", "8", "--seed", seed, "-o", tmp_path / "p.json")
+    assert result.exit_code == 2 and says in result.output and not (tmp_path / "p.json").exists()
+
+
 def test_plan_and_guide(tmp_path):
     result = run("plan", 'genre=folk tempo=96 key="D minor"', "--duration", "20", "--seed", "3",
                  "-o", tmp_path / "plan.json")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from composer.cli_support import handle_errors
+from composer.cli_support import SEED, handle_errors
 
 
 @click.group("data")
@@ -106,7 +106,7 @@ def corpus_group():
 @click.option("--minutes", type=float, required=True, help="About this many minutes of audio.")
 @click.option("--soundfont", type=click.Path(), help="Training soundfont (default: fluid-soundfont-gm).")
 @click.option("--validation-soundfont", type=click.Path(), help="Validation soundfont (default: MuseScore General).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--source", "sources", multiple=True, type=click.Choice(["generated", "folk", "chorales"]),
               default=("generated",), show_default=True,

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from composer.cli_support import echo_originality, handle_errors
+from composer.cli_support import SEED, echo_originality, handle_errors
 
 
 @click.group("persona")
@@ -29,7 +29,7 @@ def persona_group():
 @click.option("--max-minutes", type=float, help="Stop the fine-tune after this much wall time.")
 @click.option("--device", default="auto", show_default=True,
               help="Where the fine-tune runs: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--strength", type=float, help="How far daily renders go from the base model toward the fine-tune "
               "(0..1; default: the persona's, else 0.25, chosen by measurement: see README). Rerun on a built persona "
               "to change it.")
@@ -58,7 +58,7 @@ def persona_build_cmd(archive, output, steps, batch_size, lr, init, codec, worke
               help="The recorded corpus (`composer corpus import`).")
 @click.option("--songs", type=int, default=60, show_default=True)
 @click.option("--seconds", type=float, default=45.0, show_default=True, help="Length of each song's excerpt.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @handle_errors
 def persona_demo_cmd(output, source, songs, seconds, seed):
     """Write a DEMO archive (recorded excerpts + made-up lyrics and metadata) to try personas on."""

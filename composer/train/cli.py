@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from composer.cli_support import handle_errors, int_list
+from composer.cli_support import SEED, handle_errors, int_list
 
 
 # --- training ----------------------------------------------------------------
@@ -25,7 +25,7 @@ def train_group():
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--window", "window_seconds", type=float, default=1.5, show_default=True, help="Seconds per example.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--threads", type=int, help="torch threads (default: torch's choice).")
@@ -95,7 +95,7 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
 @click.option("--blocks", type=int, default=1, show_default=True, help="Residual blocks per level.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=4e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/training/last.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--threads", type=int, help="torch threads (default: torch's choice).")

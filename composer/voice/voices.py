@@ -65,7 +65,7 @@ VOICES = {
                  slowness=1.75),
 }
 # the default: the voice that meets every goal on both melody draws (sung over spoken WER 1.10 / 1.26, against
-# 1.62 / 2.04 for "high"; benchmarks/voice.py, 20 sheets)
+# 1.65 / 2.04 for "high"; benchmarks/voice.py, 20 sheets)
 DEFAULT_VOICE = "low"
 
 
