@@ -139,6 +139,9 @@ def _consent(model_dir: Path | None) -> Check:
 
     folder = model_dir or bundled_model_path()
     name = f"consent of what {'the bundled model' if model_dir is None else folder} learnt"
+    if model_dir is not None and not index_exists(folder) and not (folder / "config.json").is_file():
+        return Check(name, False, f"{folder} is neither a model checkpoint nor an originality index",
+                     "pass a model folder (config.json + model.safetensors) or an index folder")
     if not index_exists(folder):
         return Check(name, False, f"{folder} has no originality index: what it learnt cannot be checked",
                      f"composer originality index DATASET... -o {folder}")

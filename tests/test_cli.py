@@ -45,6 +45,11 @@ def test_doctor_reports_missing_soundfont_truthfully(tmp_path):
     assert "fix:" in result.output
 
 
+def test_doctor_on_a_folder_that_is_no_model_says_so(tmp_path):
+    result = run("doctor", "--model", tmp_path)
+    assert result.exit_code == 1 and "neither a model checkpoint nor an originality index" in result.output
+
+
 def test_doctor_loads_the_soundfont_it_is_given(tmp_path):
     (tmp_path / "text.sf2").write_text("not a soundfont")
     result = run("doctor", "--soundfont", tmp_path / "text.sf2")
