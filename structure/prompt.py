@@ -145,12 +145,13 @@ _NOT_A_KEY_RE = re.compile(r"\bin\s+([H-Zh-z](?:#|b)?\s+(?:major|minor))\b", re.
 _METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
 _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
 _TEMPO_WORDS = {"slow": 70.0, "mid-tempo": 100.0, "upbeat": 124.0, "fast": 140.0}
-# everyday mood words and the mood each names: single words are where the sentence encoder is
-# least sure (it read "mellow" as melancholic and "sunny" as dark, and "gloomy" fell under its threshold)
+# everyday mood words and the mood each names, where the sentence encoder is wrong or unsure of a
+# single word (it read "mellow" as melancholic and "sunny" as dark, and "gloomy" fell under its
+# threshold); words it reads right ("joyful": happy, 0.68) are left to it
 MOOD_SYNONYMS = {
     "gloomy": "dark", "moody": "dark", "ominous": "dark", "haunting": "dark", "brooding": "dark",
     "somber": "sad", "sombre": "sad", "sorrowful": "sad", "heartbroken": "sad", "lonely": "sad", "mournful": "sad",
-    "melancholy": "melancholic", "upbeat": "happy", "joyful": "happy", "cheerful": "happy", "sunny": "happy",
+    "melancholy": "melancholic", "upbeat": "happy", "cheerful": "happy", "sunny": "happy",
     "bright": "happy", "joyous": "happy", "mellow": "calm", "peaceful": "calm", "chill": "calm", "relaxed": "calm",
     "relaxing": "calm", "serene": "calm", "furious": "angry", "aggressive": "angry", "bittersweet": "wistful",
     "longing": "wistful", "yearning": "wistful", "triumphant": "epic", "anthemic": "epic", "intense": "tense",
