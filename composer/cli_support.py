@@ -74,7 +74,7 @@ def path_error(error: OSError) -> str:
         path = path.parent
     where = f"{path}: " if path is not None else ""
     if isinstance(error, PermissionError):
-        return f"{where}permission denied (choose a folder you may write to)"
+        return f"{where}permission denied"
     if isinstance(error, FileExistsError):
         return f"{where}already exists and is not a folder"
     if isinstance(error, IsADirectoryError):
