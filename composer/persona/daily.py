@@ -141,15 +141,6 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
             "priors": drawn["priors"], "lyrics": text, "prompt": " ".join(tokens)}
 
 
-def _read_report(folder: Path) -> dict:
-    import json
-
-    try:
-        return json.loads((folder / "report.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _quote(value) -> str:
     import shlex
 
@@ -165,7 +156,7 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
     options: a persona's song starts from noise unless `options.from_guide` says otherwise, so
     its sound is what the persona learnt, not the General MIDI guide's."""
     import composer
-    from composer.rendering.folder import check_output, claim_output
+    from composer.rendering.folder import check_output, claim_output, read_report
     from composer.rendering.options import RenderOptions
 
     options = options or RenderOptions()
@@ -188,7 +179,10 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
             log.info("%s: already rendered, skipped", folder)
             written.append(folder)
             if on_skip:
-                on_skip(folder, _read_report(folder))
+                try:
+                    on_skip(folder, read_report(folder))
+                except InputError:  # its report.json is unreadable: still the user's folder, still kept
+                    on_skip(folder, {})
             continue
         check_output(folder, overwrite=overwrite)
         song = draw_song(persona, day, pinned)

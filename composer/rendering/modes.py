@@ -258,9 +258,10 @@ def _check_plan_is_the_rendered_one(done, spans: list[tuple[int, int]], total: i
              if s.name != r.get("name") or abs(a / codec.frame_rate - float(r.get("start", -1))) > 1.5 / codec.frame_rate]
     changed = bool(rendered) and (len(rendered) != len(spans) or bool(moved))  # older reports: no sections
     if changed or spans[-1][0] >= total or done.latents.shape[0] != codec.latent_dim:
-        what = f"section {moved[0].name} starts elsewhere" if moved else "its sections are not the render's"
-        raise InputError(f"{done.path / folder.PLAN_NAME}: {what} than in the render (the plan was changed after "
-                         "it?); repaint needs the plan the song was rendered from, or render the new plan")
+        what = (f"section {moved[0].name} starts elsewhere than in the render" if moved
+                else "its sections are not the ones the render made")
+        raise InputError(f"{done.path / folder.PLAN_NAME}: {what} (the plan was changed after it?); repaint "
+                         "needs the plan the song was rendered from, or render the new plan")
 
 
 def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
