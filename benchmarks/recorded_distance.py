@@ -9,7 +9,8 @@ Rows (the same plans for every rendered row; the plans' seeds are outside the co
   plans tagged with the source;
 - `bundled, guidance G`: the bundled model at another guidance weight (`--guidance G ...`);
 - `bundled, from guide S`: the bundled model from the guide at another strength (`--from-guide S ...`;
-  1 starts from noise);
+  1 starts from noise); with `--model`, also `model, source=recorded, from guide S` (a prompt
+  tagged `source=recorded` starts from noise unless told otherwise);
 - `held-out recordings (floor)`: windows of the other half of the held-out files, as many as a
   rendered row has: what a row that sounds like those recordings scores at this sample size;
 - `held-out recordings through the codec`: the same files after the codec's round trip (the
@@ -95,7 +96,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, nargs="*", default=[],
                         help="Also render the bundled model at these guidance weights (a row each).")
     parser.add_argument("--from-guide", type=float, nargs="*", default=[],
-                        help="Also render the bundled model from the guide at these strengths (1: from noise; a row each).")
+                        help="Also render the bundled model (and --model tagged source=recorded) from the guide at "
+                             "these strengths (1: from noise; a row each).")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -125,6 +127,8 @@ def main() -> None:
     if args.model:
         models += [("model", args.model, None, {}), ("model, source=recorded", args.model, "recorded", {}),
                    ("model, source=synthesised", args.model, "synthesised", {})]
+        models += [(f"model, source=recorded, from guide {f:g}", args.model, "recorded", {"from_guide": f})
+                   for f in args.from_guide]
     identities = {}
     for name, path, source, changes in models:
         codec, model = load_models(args.codec, path)

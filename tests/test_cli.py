@@ -148,6 +148,12 @@ def test_guidance_that_is_not_a_finite_weight_is_refused(tmp_path, value):
     assert not (tmp_path / "out").exists()
 
 
+def test_training_analysed_rows_on_a_group_no_analysis_measures_is_refused(tmp_path):
+    result = run("train", "diffusion", "--data", tmp_path, "--analysed-groups", "rhythm,melody", "-o", tmp_path / "m")
+    assert result.exit_code == 2 and "--analysed-groups" in result.output and "melody" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_guidance_for_a_group_the_controls_turn_off_is_refused(tmp_path):
     result = run("render", "genre=pop", "--controls", "form,harmony", "--guidance", "tags=3,melody=1.5",
                  "-o", tmp_path / "out")

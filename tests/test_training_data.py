@@ -80,6 +80,11 @@ def test_analysed_rows_train_only_the_control_groups_the_analysis_measures():
     assert "melody" not in ANALYSIS_GROUPS and 0.0 in cond["control_groups"][0].tolist()
     _, cond = next(latent_windows([made], model, frames=16, batch_size=1, generator=np.random.default_rng(0)))
     assert cond["control_groups"][0].tolist() == [1.0] * len(model.group_names)
+    # --analysed-groups narrows what analysed rows train (a synthesised row keeps every group)
+    narrow = dict(analysed, groups=trusted_groups({"labels_source": "analysis"}, ("rhythm", "form")))
+    _, cond = next(latent_windows([narrow], model, frames=16, batch_size=1, generator=np.random.default_rng(0)))
+    assert cond["control_groups"][0].tolist() == [1.0 if g in ("rhythm", "form") else 0.0 for g in model.group_names]
+    assert trusted_groups({"soundfont": "x.sf2"}, ("rhythm",)) == tuple(model.group_names)
     # balance: one short synthesised clip against many long recordings still gets half the windows
     long_items = [dict(analysed, latents=torch.zeros(8, 400), controls=torch.zeros(400, 63)) for _ in range(9)]
     stream = latent_windows(long_items + [made], model, frames=16, batch_size=200, generator=np.random.default_rng(2),

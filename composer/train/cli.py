@@ -103,11 +103,14 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
               show_default=True, help="Training objective of a new model (benchmarks/objective.py compares them).")
 @click.option("--balance", is_flag=True,
               help="Give every --data folder the same share of training windows (default: by hours).")
+@click.option("--analysed-groups", default=None,
+              help="Control groups learnt from rows labelled by analysis (`composer data analyze`), comma-separated "
+                   "(default: rhythm,harmony,form, what an analysis measures); the others are dropped for them.")
 @click.option("--device", default="auto", show_default=True,
               help="Where to train: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N.")
 @handle_errors
 def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, batch_size, lr, seed, resume,
-                        max_minutes, threads, objective, balance, device):
+                        max_minutes, threads, objective, balance, analysed_groups, device):
     """Train the latent diffusion model (runs unchanged under torchrun for DDP)."""
     from composer.errors import InputError
     from composer.train.diffusion import train_diffusion_command
@@ -116,9 +119,18 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
         widths = tuple(int(c) for c in channels.split(","))
     except ValueError:
         raise InputError(f"--channels {channels!r}: expected comma-separated integers") from None
+    groups = None
+    if analysed_groups is not None:
+        from composer.conditioning import ANALYSIS_GROUPS
+
+        groups = tuple(g.strip() for g in analysed_groups.split(",") if g.strip())
+        unknown = [g for g in groups if g not in ANALYSIS_GROUPS]
+        if unknown:
+            raise InputError(f"--analysed-groups {analysed_groups!r}: {', '.join(unknown)} is not a group an analysis "
+                             f"measures ({', '.join(ANALYSIS_GROUPS)})")
     metrics = train_diffusion_command(list(data), codec_dir, output, steps=steps, channels=widths, blocks=blocks,
                                       batch_size=batch_size, lr=lr, seed=seed, resume=resume,
                                       max_minutes=max_minutes, threads=threads, init=init, objective=objective,
                                       balance=balance, command="composer " + " ".join(sys.argv[1:]),
-                                      device=device)
+                                      device=device, analysed_groups=groups)
     click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")

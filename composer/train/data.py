@@ -133,8 +133,9 @@ def _row_plan(root_audio_path: Path, fields: dict, folder: Path):
 
 
 def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], codec, cache_dir: Path,
-                   *, progress: bool = True) -> list[dict]:
-    """Latents and frame controls of every row, cached per codec identity (safetensors)."""
+                   *, progress: bool = True, analysed_groups: tuple[str, ...] | None = None) -> list[dict]:
+    """Latents and frame controls of every row, cached per codec identity (safetensors), and
+    the control groups each row's plan describes (`trusted_groups`)."""
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
@@ -163,20 +164,23 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
             tmp.replace(file)
         has_controls = bool(tensors["has_controls"][0]) and bool(fields.get("plan"))
         items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
-                      "has_controls": has_controls, "groups": trusted_groups(fields) if has_controls else (),
+                      "has_controls": has_controls,
+                      "groups": trusted_groups(fields, analysed_groups) if has_controls else (),
                       "tags": row_tags(fields), "text": fields.get("text") or fields.get("caption") or "",
                       "folder": str(folders[path])})
     return items
 
 
-def trusted_groups(fields: dict) -> tuple[str, ...]:
+def trusted_groups(fields: dict, analysed_groups: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The control groups a row's plan really describes: all of them for a plan the song was
-    made from, `ANALYSIS_GROUPS` (no melody, bass or drums) for labels found by analysis; the
-    others get flag 0, as when a group is dropped, so the model never learns that "melody
-    on" can mean "no melody"."""
+    made from, `analysed_groups` (default `ANALYSIS_GROUPS`: no melody, bass or drums) for
+    labels found by analysis; the others get flag 0, as when a group is dropped, so the model
+    never learns that "melody on" can mean "no melody"."""
     from composer.conditioning import ANALYSIS_GROUPS, CONTROL_GROUPS
 
-    return ANALYSIS_GROUPS if fields.get("labels_source") == "analysis" else tuple(CONTROL_GROUPS)
+    if fields.get("labels_source") == "analysis":
+        return ANALYSIS_GROUPS if analysed_groups is None else tuple(analysed_groups)
+    return tuple(CONTROL_GROUPS)
 
 
 def split_rows(rows: list[tuple[Path, dict]]) -> tuple[list, list]:
@@ -191,7 +195,7 @@ def row_folders(data: list[str], rows: list[tuple[Path, dict]]) -> dict[Path, Pa
 
 
 def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = "exclude",
-                 only: set[str] | None = None):
+                 only: set[str] | None = None, analysed_groups: tuple[str, ...] | None = None):
     """(train rows, validation rows, train items, validation items): every accepted row's
     latents, controls, tags and caption embedding, encoded once per codec (cached).
 
@@ -199,7 +203,8 @@ def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = 
     (`composer data analyze`): "exclude" them (the corpus: they train the codec only), or
     learn their sound "uncontrolled" (a persona: the artist's sound matters, the wrong
     tempo or chords must not; they train with the plan's controls dropped). only: see
-    `accepted_rows`."""
+    `accepted_rows`. analysed_groups: the control groups learnt from rows labelled by analysis
+    (`trusted_groups`)."""
     rows = accepted_rows(data, only)
     unsure = {path for path, fields in rows
               if fields.get("labels_source") == "analysis" and fields.get("labels_confident") is False}
@@ -215,8 +220,8 @@ def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = 
                 for path, fields in rows]
     folders = row_folders(data, rows)
     train_rows, val_rows = split_rows(rows)
-    items = encode_dataset(train_rows, folders, codec, cache_dir)
-    val_items = encode_dataset(val_rows, folders, codec, cache_dir)
+    items = encode_dataset(train_rows, folders, codec, cache_dir, analysed_groups=analysed_groups)
+    val_items = encode_dataset(val_rows, folders, codec, cache_dir, analysed_groups=analysed_groups)
     for item, embedding in zip(items + val_items, text_embeddings([it["text"] for it in items + val_items])):
         item["text_embedding"] = embedding
     return train_rows, val_rows, items, val_items

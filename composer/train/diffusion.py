@@ -37,11 +37,13 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
                             init: str | None = None, objective: str = "rectified_flow",
                             unconfident: str = "exclude", balance: bool = False, device: str = "auto",
-                            only: set[str] | None = None) -> dict:
+                            only: set[str] | None = None, analysed_groups: tuple[str, ...] | None = None) -> dict:
     """Train (or fine-tune, with `init`) the diffusion model on `device` (auto, cpu, cuda,
     cuda:N; `composer.train.device`); writes a half-precision checkpoint. only: the file names
     (as `metadata.jsonl` gives them) that may be learnt, when a full `composer data check`
-    already chose them (a persona: the files its check refused are never read)."""
+    already chose them (a persona: the files its check refused are never read).
+    analysed_groups: the control groups learnt from rows labelled by analysis (default
+    `ANALYSIS_GROUPS`; `composer.train.data.trusted_groups`)."""
     from composer.conditioning import unet_layout
     from composer.models import load_codec
     from composer.train.device import training_device
@@ -57,7 +59,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     codec = load_codec(codec_dir)
     out = Path(out_dir)
     train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache",
-                                                          unconfident=unconfident, only=only)
+                                                          unconfident=unconfident, only=only,
+                                                          analysed_groups=analysed_groups)
     if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
         model = DiffusionModel.from_pretrained(init)
         if model.config.codec and model.config.codec != codec.latent_identity():
@@ -85,7 +88,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     ema_model.config.training = {
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),
-        "validation_files": len(val_rows), "balanced_sources": balance, "licences": licence_summary(train_rows + val_rows),
+        "validation_files": len(val_rows), "balanced_sources": balance,
+        **({"analysed_groups": list(analysed_groups)} if analysed_groups is not None else {}), "licences": licence_summary(train_rows + val_rows),
         "consents": consent_summary(train_rows + val_rows),
         "validation": {k: v for k, v in metrics.items() if k != "step"}, "codec": codec.identity(),
         "codec_latent_identity": codec.latent_identity(),
