@@ -85,6 +85,13 @@ def test_analysed_rows_train_only_the_control_groups_the_analysis_measures():
     _, cond = next(latent_windows([narrow], model, frames=16, batch_size=1, generator=np.random.default_rng(0)))
     assert cond["control_groups"][0].tolist() == [1.0 if g in ("rhythm", "form") else 0.0 for g in model.group_names]
     assert trusted_groups({"soundfont": "x.sf2"}, ("rhythm",)) == tuple(model.group_names)
+    # ... and without harmony, the analysed key's mode is no tag either
+    from composer.train.data import trusted_tags
+
+    row = {"labels_source": "analysis", "source": "recorded", "key": "A minor", "genre": "rock"}
+    assert trusted_tags(row)["mode"] == "minor" and trusted_tags(row, ("rhythm", "harmony"))["mode"] == "minor"
+    assert trusted_tags(row, ("rhythm", "form")) == {"genre": "rock", "source": "recorded"}
+    assert trusted_tags({"key": "A minor", "soundfont": "x.sf2"}, ("rhythm",))["mode"] == "minor"
     # balance: one short synthesised clip against many long recordings still gets half the windows
     long_items = [dict(analysed, latents=torch.zeros(8, 400), controls=torch.zeros(400, 63)) for _ in range(9)]
     stream = latent_windows(long_items + [made], model, frames=16, batch_size=200, generator=np.random.default_rng(2),

@@ -166,7 +166,7 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
         items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
                       "has_controls": has_controls,
                       "groups": trusted_groups(fields, analysed_groups) if has_controls else (),
-                      "tags": row_tags(fields), "text": fields.get("text") or fields.get("caption") or "",
+                      "tags": trusted_tags(fields, analysed_groups), "text": fields.get("text") or fields.get("caption") or "",
                       "folder": str(folders[path])})
     return items
 
@@ -181,6 +181,15 @@ def trusted_groups(fields: dict, analysed_groups: tuple[str, ...] | None = None)
     if fields.get("labels_source") == "analysis":
         return ANALYSIS_GROUPS if analysed_groups is None else tuple(analysed_groups)
     return tuple(CONTROL_GROUPS)
+
+
+def trusted_tags(fields: dict, analysed_groups: tuple[str, ...] | None = None) -> dict[str, str]:
+    """A row's conditioning tags (`row_tags`), less the mode of an analysed key where its
+    harmony is not learnt (`analysed_groups` without "harmony"): the mode is the key's too."""
+    tags = row_tags(fields)
+    if fields.get("labels_source") == "analysis" and "harmony" not in trusted_groups(fields, analysed_groups):
+        tags.pop("mode", None)
+    return tags
 
 
 def split_rows(rows: list[tuple[Path, dict]]) -> tuple[list, list]:
