@@ -416,6 +416,25 @@ def _set_slowness(pairs: list[str], parser) -> None:
         VOICES[name] = dataclasses.replace(VOICES[name], slowness=slowness)
 
 
+def _set_fields(pairs: list[str], parser) -> None:
+    import dataclasses
+
+    from composer.voice import VOICES
+
+    for pair in pairs:
+        target, _, value = pair.partition("=")
+        name, _, field = target.partition(".")
+        numeric = {f.name for f in dataclasses.fields(VOICES.get(name) or VOICES["low"]) if f.type in ("float", "int")}
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if name not in VOICES or field not in numeric or not np.isfinite(number):
+            parser.error(f"--set: {pair!r} is not VOICE.FIELD=NUMBER with a voice of {sorted(VOICES)} and a field of "
+                         f"{sorted(numeric)}")
+        VOICES[name] = dataclasses.replace(VOICES[name], **{field: type(getattr(VOICES[name], field))(number)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voices", nargs="+", default=["high", "low"])
@@ -427,11 +446,14 @@ def main() -> None:
     parser.add_argument("--slowness", nargs="+", default=[], metavar="VOICE=S",
                         help="read a voice's lines S times slower than its engine speaks, instead of the voice's own "
                              "setting (how Voice.slowness was chosen)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="VOICE.FIELD=NUMBER", dest="fields",
+                        help="another value of a voice's numeric setting, e.g. high.emphasis=0.5 (a sweep)")
     parser.add_argument("--wer-only", action="store_true",
                         help="skip pyin's pitch and the onset timing (their fields read 0): a sweep of a setting")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     _set_slowness(args.slowness, parser)
+    _set_fields(args.fields, parser)
     if args.wer_only:
         global pitch_share, timing_share
         pitch_share = lambda vocal, plan: (0, 0, 1, 0.0)  # noqa: E731
@@ -448,7 +470,8 @@ def main() -> None:
     data["seed_offset"] = args.seed_offset
     data["slowness"] = {name: voice.slowness for name, voice in sorted(VOICES.items())}
     data["voices"] = {name: {"slow_consonants": voice.slow_consonants, "air": voice.air,
-                             "speaking_pitch": voice.speaking_pitch, "breathiness": voice.breathiness}
+                             "speaking_pitch": voice.speaking_pitch, "breathiness": voice.breathiness,
+                             "emphasis": voice.emphasis}
                       for name, voice in sorted(VOICES.items())}
     data.update(sheets_benchmark(args.voices, asr, args.seed_offset))
     if not args.skip_cost:

@@ -323,6 +323,49 @@ def test_air_breathes_above_1khz_on_high_notes_and_leaves_low_notes_alone(monkey
     assert np.median(100 * np.abs(librosa.hz_to_midi(f0[voiced]) - 62)) < 30
 
 
+def test_formant_emphasis_sharpens_or_flattens_the_envelope_at_the_same_power():
+    from scipy.ndimage import uniform_filter1d
+
+    from composer.voice.singer import EMPHASIS_HZ, formant_emphasis
+
+    rate, bins = 16000, 513
+    freqs = np.linspace(0, rate / 2, bins)
+    formants = sum(np.exp(-0.5 * ((freqs - f) / 80) ** 2) for f in (500, 1500, 2500))
+    sp = np.tile(1e-3 + formants, (3, 1))
+    out = formant_emphasis(sp, np.array([0.0, 1.0, -0.5]), rate)
+    assert np.allclose(out[0], sp[0]) and np.allclose(out.sum(axis=1), sp.sum(axis=1))
+    width = int(round(EMPHASIS_HZ / (rate / (2.0 * (bins - 1)))))
+
+    log = np.log(sp[0])
+    stray = log - uniform_filter1d(log, size=width, mode="nearest")  # above the envelope's moving average
+    for row, amount in ((1, 1.0), (2, -0.5)):  # each bin moves by amount x its stray (and one gain for the power)
+        moved = np.log(out[row]) - log
+        assert np.allclose(moved - moved.mean(), amount * (stray - stray.mean()), atol=1e-6)
+    assert np.argmax(out[1][: bins // 4]) == np.argmax(sp[0][: bins // 4])  # the formant stays where it was
+
+
+@needs_flite
+def test_emphasis_changes_only_notes_above_the_speaking_pitch_and_keeps_their_pitch(monkeypatch):
+    import dataclasses
+
+    import librosa
+
+    from composer.voice import voices
+
+    out = {}
+    for emphasis in (0.0, -0.5):
+        for pitch in (47, 62):
+            monkeypatch.setitem(voices.VOICES, "low", dataclasses.replace(VOICES["low"], low=pitch - 2, high=pitch + 2,
+                                                                          speaking_pitch=50, emphasis=emphasis))
+            song = _plan([_section("verse1", "Home", [pitch] * 4, beats=1.0)])
+            out[emphasis, pitch] = sing(song, voice="low", sample_rate=RATE, seed=0).audio
+    assert np.array_equal(out[0.0, 47], out[-0.5, 47])
+    assert not np.array_equal(out[0.0, 62], out[-0.5, 62])
+    held = out[-0.5, 62][int(0.4 * RATE): int(1.6 * RATE)]
+    f0, voiced, _ = librosa.pyin(held, fmin=100, fmax=600, sr=RATE, frame_length=1024, hop_length=160)
+    assert voiced.mean() > 0.8 and np.median(100 * np.abs(librosa.hz_to_midi(f0[voiced]) - 62)) < 30
+
+
 @needs_flite
 def test_a_word_that_begins_with_a_vowel_is_attacked_after_a_glottal_dip(monkeypatch):
     """Sung legato, "is" and "over" would run on from the vowel before; a short dip in level

@@ -38,6 +38,7 @@ TRANSITION = 0.05  # seconds of a vowel's start and end kept at spoken speed
 TAIL = 0.08  # seconds of release after the last phone
 CONSONANT_GAIN = 2.0  # consonants 3 dB louder than spoken: Whisper's WER on 6 sheets 0.27 -> 0.25 (high)
 AIR_HZ = 1000.0  # a voice's `air` (breath on high notes) lies above this frequency
+EMPHASIS_HZ = 800.0  # a voice's `emphasis` raises the envelope above its own average over this width
 GLOTTAL_LENGTH = 0.04  # seconds: a word that begins with a vowel is attacked after a dip this long
 GLOTTAL_DEPTH = 0.35  # the level in the dip (as a singer's glottal onset marks "an | apple")
 
@@ -240,7 +241,8 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
             # word onsets within 60 ms 0.92 -> 0.86; the high voice's, with glottal onsets, stay at 0.91)
             score = place(syllables, lambda source, i: _length(bank.phone_times(source, i)) / pace)
             audio, offset = _sing_section(score, bank, sample_rate, derived_seed(key[1], "voice", key[0]),
-                                          breathiness=chosen.breathiness, air=(chosen.air, chosen.speaking_pitch))
+                                          breathiness=chosen.breathiness, air=(chosen.air, chosen.speaking_pitch),
+                                          emphasis=chosen.emphasis)
             made[key] = (audio, offset, score)
         audio, offset, score = made[key]
         uses[key] -= 1
@@ -297,11 +299,14 @@ def _content_key(syllables, voice: str) -> str:
 
 
 def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
-                  breathiness: float = 0.0, air: tuple[float, int] = (0.0, 55)) -> tuple[np.ndarray, float]:
+                  breathiness: float = 0.0, air: tuple[float, int] = (0.0, 55),
+                  emphasis: float = 0.0) -> tuple[np.ndarray, float]:
     """The section's vocal and the section-local time (seconds) of its first sample.
     breathiness: the least aperiodicity of every voiced frame (breath noise under the
     harmonics, which shows the formants between them on high notes). air: (level, MIDI note)
-    the least aperiodicity above AIR_HZ, rising from none at the note to `level` an octave up."""
+    the least aperiodicity above AIR_HZ, rising from none at the note to `level` an octave up.
+    emphasis: how much more the formants stand out of the envelope on notes above the same
+    MIDI note (`formant_emphasis`; negative flattens them), rising as the air does."""
     import soxr
 
     pw = load_pyworld()
@@ -342,6 +347,9 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
         rise = np.clip((12 * np.log2(sung_hz[voiced] / 440.0) + 69 - air[1]) / 12, 0.0, 1.0)
         band = np.arange(n_bins) * rate / (2.0 * (n_bins - 1)) >= AIR_HZ
         ap[np.ix_(voiced, band)] = np.maximum(ap[np.ix_(voiced, band)], air[0] * rise[:, None])
+    if emphasis != 0 and voiced.any():
+        rise = np.clip((12 * np.log2(sung_hz[voiced] / 440.0) + 69 - air[1]) / 12, 0.0, 1.0)
+        sp[voiced] = formant_emphasis(sp[voiced], emphasis * rise, rate)
     for phone in score.phones:  # a glottal onset before each word that begins with its vowel
         if phone.part == "nucleus" and phone.index == 0:
             dip = (times >= phone.start - GLOTTAL_LENGTH) & (times < phone.start - 0.005)
@@ -354,6 +362,23 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
     audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
     audio += _breaths(score.breaths, begin, audio.shape[0], sample_rate, seed, level=_rms(audio))
     return audio, begin
+
+
+def formant_emphasis(sp: np.ndarray, amount: np.ndarray, rate: int) -> np.ndarray:
+    """Spectral envelopes `[frames, bins]` whose peaks (the formants) stand out `amount`
+    (per frame) times more above the envelope's moving average over EMPHASIS_HZ, at the same
+    power; a negative amount flattens them toward that average (-1: the average itself). A
+    speech codec's postfilter sharpens them for clarity; on a high note, whose harmonics lie far
+    apart, sharp formants make the vowel depend on where the harmonics fall, and the high voice
+    is understood better with them flattened halfway (`composer.voice.voices`)."""
+    from scipy.ndimage import uniform_filter1d
+
+    log_sp = np.log(np.maximum(sp, 1e-16))
+    width = max(3, int(round(EMPHASIS_HZ / (rate / (2.0 * (sp.shape[1] - 1))))))
+    average = uniform_filter1d(log_sp, size=width, axis=1, mode="nearest")
+    out = np.exp(log_sp + np.asarray(amount, dtype=float)[:, None] * (log_sp - average))
+    power = sp.sum(axis=1, keepdims=True) / np.maximum(out.sum(axis=1, keepdims=True), 1e-30)
+    return (out * power).astype(sp.dtype)
 
 
 def _source_times(t: np.ndarray, start: float, end: float, src_start: float, src_end: float,

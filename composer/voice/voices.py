@@ -28,6 +28,7 @@ class Voice:
     slow_consonants: bool = False  # consonants keep the slow reading's length (else the engine's own pace)
     air: float = 0.0  # breath above AIR_HZ on high notes: the least aperiodicity there (composer.voice.singer)
     speaking_pitch: int = 55  # MIDI note of the engine voice's speech: the air rises over the octave above it
+    emphasis: float = 0.0  # formants raised above the envelope's average on high notes, negative flattens them (singer)
 
     @property
     def speaker(self) -> Speaker:
@@ -52,10 +53,16 @@ VOICES = {
     # 1 kHz on those notes (`air`) shows them: 63 / 64. Read 1.25x slower with slow consonants, and
     # with a glottal onset before vowel-initial words (singer.GLOTTAL_*: their onsets were found
     # 0.80 -> 0.99), 50 / 58 with onsets 0.91 (benchmarks/results/voice_high_sweep.json)
+    # Its formants flattened halfway toward the envelope's 800-Hz average on its high notes
+    # (`emphasis` -0.5, rising as the air does) it lost fewer words: 39 / 46 against 43 / 53 (20
+    # sheets, both melody draws; its plain speech: 26), and by the emphasis from +1 to -1 the
+    # errors went 60 / 64, 51 / 54, 43 / 53, 39 / 46, 39 / 48 (-0.75, onsets 0.894), 42 / 55: sharp
+    # formants between harmonics far apart make the vowel depend on where the harmonics fall
+    # (benchmarks/results/voice_high_emphasis_sweep.json)
     "high": Voice("high", "cmu_us_slt_arctic_hts", 50, 70,
                   "a high voice (D3..A#4), from Festival's HTS US English female voice 'slt'",
                   breathiness=0.15, engine="festival", fallback_voice="slt", slowness=1.25, slow_consonants=True,
-                  air=0.8, speaking_pitch=55),
+                  air=0.8, speaking_pitch=55, emphasis=-0.5),
     # the engine reads the lines slower than it speaks, and the singer keeps the consonants at the
     # engine's pace: fuller vowels, stretched less on long notes. Its errors in 680 sung words on
     # two melody draws (benchmarks/voice.py): 62 / 77 at 1, 47 / 42 at 1.75 (its plain speech: 39);
@@ -65,7 +72,7 @@ VOICES = {
                  slowness=1.75),
 }
 # the default: the voice that meets every goal on both melody draws (sung over spoken WER 1.10 / 1.26, against
-# 1.65 / 2.04 for "high"; benchmarks/voice.py, 20 sheets)
+# 1.50 / 1.77 for "high"; benchmarks/voice.py, 20 sheets)
 DEFAULT_VOICE = "low"
 
 
