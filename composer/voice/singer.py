@@ -343,12 +343,12 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
     sung_hz = _pitch_hz(times, score.notes, seed)
     if breathiness > 0:
         ap[voiced] = np.maximum(ap[voiced], breathiness)
+    # 0 at the voice's speaking pitch and below, 1 an octave above it and higher
+    rise = np.clip((12 * np.log2(sung_hz[voiced] / 440.0) + 69 - air[1]) / 12, 0.0, 1.0)
     if air[0] > 0:
-        rise = np.clip((12 * np.log2(sung_hz[voiced] / 440.0) + 69 - air[1]) / 12, 0.0, 1.0)
         band = np.arange(n_bins) * rate / (2.0 * (n_bins - 1)) >= AIR_HZ
         ap[np.ix_(voiced, band)] = np.maximum(ap[np.ix_(voiced, band)], air[0] * rise[:, None])
     if emphasis != 0 and voiced.any():
-        rise = np.clip((12 * np.log2(sung_hz[voiced] / 440.0) + 69 - air[1]) / 12, 0.0, 1.0)
         sp[voiced] = formant_emphasis(sp[voiced], emphasis * rise, rate)
     for phone in score.phones:  # a glottal onset before each word that begins with its vowel
         if phone.part == "nucleus" and phone.index == 0:
