@@ -152,6 +152,8 @@ def test_training_analysed_rows_on_a_group_no_analysis_measures_is_refused(tmp_p
     result = run("train", "diffusion", "--data", tmp_path, "--analysed-groups", "rhythm,melody", "-o", tmp_path / "m")
     assert result.exit_code == 2 and "--analysed-groups" in result.output and "melody" in result.output
     assert not (tmp_path / "m").exists()
+    result = run("train", "diffusion", "--data", tmp_path, "--analysed-groups", " , ", "-o", tmp_path / "m")
+    assert result.exit_code == 2 and "name at least one" in result.output and not (tmp_path / "m").exists()
 
 
 def test_guidance_for_a_group_the_controls_turn_off_is_refused(tmp_path):

@@ -125,6 +125,8 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
 
         groups = tuple(g.strip() for g in analysed_groups.split(",") if g.strip())
         unknown = [g for g in groups if g not in ANALYSIS_GROUPS]
+        if not groups:
+            raise InputError(f"--analysed-groups {analysed_groups!r}: name at least one of {', '.join(ANALYSIS_GROUPS)}")
         if unknown:
             raise InputError(f"--analysed-groups {analysed_groups!r}: {', '.join(unknown)} is not a group an analysis "
                              f"measures ({', '.join(ANALYSIS_GROUPS)})")
