@@ -61,7 +61,7 @@ def test_training_excerpt_is_found_after_reencoding_and_heldout_is_not(archive, 
     _reencode(train / "audio" / "s2.flac", tmp_path / "excerpt.mp3", start=7.37)
     result = CliRunner().invoke(main, ["originality", str(tmp_path / "excerpt.mp3"),
                                        str(heldout / "audio" / "s0.flac"), "--index", str(index), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a match: status 1, for scripts
     answers = [json.loads(line) for line in result.output.splitlines()]
     found, other = answers
     assert [m["file"] for m in found["matches"]] == ["audio/s2.flac"]
@@ -69,6 +69,8 @@ def test_training_excerpt_is_found_after_reencoding_and_heldout_is_not(archive, 
     # the excerpt starts 7.37 s into the song: its time and the training time agree within a window hop
     assert abs((match["start"] - match["query_start"]) - 7.37) < 0.6 or match["similarity"] > 0.95
     assert other["matches"] == [] and other["nearest"]["similarity"] < found["matches"][0]["similarity"]
+    alone = CliRunner().invoke(main, ["originality", str(heldout / "audio" / "s0.flac"), "--index", str(index)])
+    assert alone.exit_code == 0 and "not in the training set" in alone.output, alone.output
 
 
 def test_the_validation_split_is_not_indexed(archive):
@@ -125,7 +127,7 @@ def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archi
     assert not check.ok and "audio/s3.flac" in check.detail and "the artist asked" in check.detail
     # audio that matches the withdrawn file says so too
     query = CliRunner().invoke(main, ["originality", str(data / "audio" / "s3.flac"), "--index", str(model)])
-    assert query.exit_code == 0 and "MATCH audio/s3.flac" in query.output
+    assert query.exit_code == 1 and "MATCH audio/s3.flac" in query.output
     assert "consent was withdrawn on" in query.output and "the artist asked" in query.output
     # revoking twice keeps one record; an unknown file is one clear error
     assert CliRunner().invoke(main, ["data", "revoke", str(data), "audio/s3.flac", "--reason", "x"]).exit_code == 0

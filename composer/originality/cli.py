@@ -37,7 +37,10 @@ def originality_group():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object a query.")
 @handle_errors
 def query_cmd(audio, model_dir, index_dir, top, as_json):
-    """Which training files each AUDIO matches (start times, similarities)."""
+    """Which training files each AUDIO matches (start times, similarities).
+
+    Exit status, for scripts: 0 when no file matches, 1 when one does, 2 when a file could not
+    be checked (the others are still answered)."""
     from composer.errors import InputError
     from composer.models import bundled_model_path
     from composer.originality import load_index, query
@@ -71,6 +74,8 @@ def query_cmd(audio, model_dir, index_dir, top, as_json):
             click.echo(f"{answer['query']}: not in the training set ({where}; threshold {threshold:.3f})")
     if any("error" in a for a in answers):
         sys.exit(2)  # the other files were answered
+    if any(a.get("matches") for a in answers):
+        sys.exit(1)  # as grep: a match found
 
 
 @originality_group.command("index")
