@@ -234,9 +234,10 @@ def section_pieces(sections: list[dict], position: int) -> list[tuple[int, int]]
     return [(first, middle), (middle, last)]
 
 
-def sheets_benchmark(voices: list[str], model, seed_offset: int = 0) -> dict:
+def sheets_benchmark(voices: list[str], model, seed_offset: int = 0, transcripts: list | None = None) -> dict:
     """Every sheet's plan and singing at seed `index + seed_offset` (another offset: other melodies
-    for the same words)."""
+    for the same words). `transcripts`, when given, gets every sung clip's and spoken sheet's words
+    and the recogniser's (where the errors are, to choose what to change)."""
     import composer
     from composer.voice import VOICES, sing
 
@@ -257,12 +258,20 @@ def sheets_benchmark(voices: list[str], model, seed_offset: int = 0) -> dict:
                 offset = sum(len(s["lines"]) for s in vocal.sections[:position])
                 for first, last in section_pieces(vocal.sections, position):
                     text, clip = " ".join(lines[first - offset: last - offset]), lines_clip(y16, spans, first, last)
-                    e, n = wer_counts(text, transcribe(model, clip))
+                    heard = transcribe(model, clip)
+                    e, n = wer_counts(text, heard)
                     sung_err, sung_n = sung_err + e, sung_n + n
+                    if transcripts is not None:
+                        transcripts.append({"sheet": path.name, "voice": name, "sung": True, "lines": [first, last],
+                                            "words": text, "heard": heard.strip(), "errors": e})
                     sung_vad_err += wer_counts(text, transcribe(model, clip, speech_vad=True))[0]
                 speech = spoken(VOICES[name], ". ".join(lines) + ".")
-                e, n = wer_counts(" ".join(lines), transcribe(model, speech))
+                heard = transcribe(model, speech)
+                e, n = wer_counts(" ".join(lines), heard)
                 spoken_err, spoken_n = spoken_err + e, spoken_n + n
+                if transcripts is not None:
+                    transcripts.append({"sheet": path.name, "voice": name, "sung": False, "section": section["name"],
+                                        "words": " ".join(lines), "heard": heard.strip(), "errors": e})
                 spoken_vad_err += wer_counts(" ".join(lines), transcribe(model, speech, speech_vad=True))[0]
             row = {"sheet": path.name, "voice": name, "prompt": PROMPTS[index % len(PROMPTS)],
                    "pitch_within_50_cents": round(pitch[0] / max(1, pitch[1]), 4), "voiced_frames": pitch[1],
@@ -450,6 +459,8 @@ def main() -> None:
                         help="another value of a voice's numeric setting, e.g. high.emphasis=0.5 (a sweep)")
     parser.add_argument("--wer-only", action="store_true",
                         help="skip pyin's pitch and the onset timing (their fields read 0): a sweep of a setting")
+    parser.add_argument("--transcripts", action="store_true",
+                        help="keep every clip's words and what the recogniser heard in the result (`transcripts`)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     _set_slowness(args.slowness, parser)
@@ -473,7 +484,10 @@ def main() -> None:
                              "speaking_pitch": voice.speaking_pitch, "breathiness": voice.breathiness,
                              "emphasis": voice.emphasis}
                       for name, voice in sorted(VOICES.items())}
-    data.update(sheets_benchmark(args.voices, asr, args.seed_offset))
+    transcripts = [] if args.transcripts else None
+    data.update(sheets_benchmark(args.voices, asr, args.seed_offset, transcripts))
+    if transcripts is not None:
+        data["transcripts"] = transcripts
     if not args.skip_cost:
         data["cost"] = {voice: cost_benchmark(voice=voice) for voice in args.voices}
     if not args.skip_lead:
