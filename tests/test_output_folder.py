@@ -94,6 +94,30 @@ def test_two_renders_into_one_folder_are_refused(tmp_path):
         pass
 
 
+def test_a_lock_removed_by_its_holder_as_it_is_taken_is_taken_again(tmp_path, monkeypatch):
+    """The holder of `.song.lock` removes it when done; a render that had opened the file just
+    before, and locks it after, must not hold that removed file (a third could then lock a new
+    one beside it): it locks the file the name leads to now."""
+    import fcntl
+
+    out, lock = tmp_path / "song", tmp_path / ".song.lock"
+    real, calls = fcntl.flock, []
+
+    def flock(handle, flags):
+        calls.append(flags)
+        if len(calls) == 1:
+            lock.unlink()  # the holder finishes between our open and our lock
+        return real(handle, flags)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with folder.lock_output(out):
+        assert len(calls) == 2 and lock.exists()
+        monkeypatch.setattr(fcntl, "flock", real)
+        with open(lock) as other, pytest.raises(BlockingIOError):  # the file there is the one held
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not lock.exists()
+
+
 def test_what_a_killed_render_left_is_cleared_or_restored(tmp_path):
     out = tmp_path / "song"
     partial = tmp_path / ".song.partial-99999"

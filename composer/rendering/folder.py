@@ -69,7 +69,9 @@ def check_output(out_dir: str | Path, *, overwrite: bool = False) -> Path:
 @contextlib.contextmanager
 def lock_output(out_dir: str | Path):
     """Hold a lock beside `out_dir` (the kernel drops it if the process dies); a second
-    holder is refused with InputError."""
+    holder is refused with InputError. The lock file goes when its holder is done; a process
+    that opened it just before then, and locks it after, holds a file nobody else sees, so
+    it checks that the name still leads to the file it locked (else it tries the new one)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
@@ -77,16 +79,27 @@ def lock_output(out_dir: str | Path):
         import fcntl
     except ImportError:  # not POSIX: no lock
         fcntl = None
-    with open(lock, "a+") as handle:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise InputError(f"{out}: another render is writing there") from None
+    while True:
+        handle = open(lock, "a+")
         try:
-            yield out
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise InputError(f"{out}: another render is writing there") from None
+                try:
+                    same = os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:  # its holder removed it as we locked it: lock the one there now
+                    continue
+            try:
+                yield out
+            finally:
+                lock.unlink(missing_ok=True)
+            return
         finally:
-            lock.unlink(missing_ok=True)
+            handle.close()
 
 
 @contextlib.contextmanager
