@@ -31,6 +31,8 @@ def test_an_existing_song_needs_overwrite_and_keeps_the_users_files(tmp_path, ti
     out = tmp_path / "song"
     assert _render(tiny_models, out, "--seed", 1).exit_code == 0
     before = _snapshot(out)
+    # unsung (--no-vocals), the writer's words are still timed at their notes, for a singer to sing to
+    assert "vocals.wav" not in before and b"<00:" in before["lyrics.lrc"] and "lyrics.json" in before
     result = _render(tiny_models, out, "--seed", 2)
     assert result.exit_code == 2 and "already holds a song" in result.output and "--overwrite" in result.output
     assert _snapshot(out) == before
