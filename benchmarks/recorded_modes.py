@@ -4,7 +4,12 @@
 from files whose analysis is confident (`composer data analyze`: a clear pulse, one key), are
 restyled at strengths 0.3 and 0.6, and at 0 (the codec's round trip alone, which shows what the
 codec itself keeps); the output is analysed independently and compared with the input's
-analysis (tempo within 4 %, the same key). Pairs of excerpts are interpolated (3 songs
+analysis (tempo within 4 %, the same key, and mir_eval's weighted key score: 1 the same key, 0.5
+a fifth away, 0.3 relative, 0.2 parallel). The reference row `opus12` is each excerpt through
+Opus at 12 kbps, analysed the same way: what the analyser keeps through a codec that carries
+recordings (the codec goal of the recorded-music work), so the restyle rows are read against it.
+`codec_colour` shows what the round trip adds to every excerpt (pitch classes, narrow spectral
+peaks) and `noise_probe` what it makes of white noise, beside Opus. Pairs of excerpts are interpolated (3 songs
 each); every window join of those songs is scored for clicks (`composer.evaluate.seams`: the
 share of joins louder in spectral flux than 95 % of ordinary moments of the same song; 0.05 is
 what ordinary moments score).
@@ -28,6 +33,64 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import write_result  # noqa: E402
 
 HELD_OUT = ("nexuiz-music", "singularity-music")
+PITCH_CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+
+
+def codec_colour(pairs: list[tuple[np.ndarray, np.ndarray]], rate: int) -> dict:
+    """What the codec's round trip adds to every recording, whatever it is: each excerpt's four
+    strongest pitch classes (mean chroma) before and after, and the narrow spectral peaks the
+    round trip raises over the input on every excerpt (log-magnitude difference, 2.9-Hz bins,
+    each excerpt's median difference over 50 Hz..8 kHz taken as its level change; the least
+    rise over the excerpts, where it is at least 2 dB)."""
+    import librosa
+
+    classes, rises = [], []
+    for clip, out in pairs:
+        before = librosa.feature.chroma_cqt(y=clip, sr=rate).mean(axis=1)
+        after = librosa.feature.chroma_cqt(y=out, sr=rate).mean(axis=1)
+        classes.append({"in": [PITCH_CLASSES[i] for i in np.argsort(-before)[:4]],
+                        "out": [PITCH_CLASSES[i] for i in np.argsort(-after)[:4]]})
+        spectrum = [np.abs(librosa.stft(x, n_fft=8192, hop_length=2048)).mean(axis=1) for x in (clip, out)]
+        rise = 20 * np.log10(spectrum[1] + 1e-6) - 20 * np.log10(spectrum[0] + 1e-6)
+        band = (np.fft.rfftfreq(8192, 1 / rate) >= 50) & (np.fft.rfftfreq(8192, 1 / rate) <= 8000)
+        rises.append(rise - np.median(rise[band]))
+    frequencies = np.fft.rfftfreq(8192, 1 / rate)
+    least = np.min(rises, axis=0)
+    band = np.nonzero((frequencies >= 50) & (frequencies <= 8000) & (least >= 2.0))[0]
+    peaks = sorted(band, key=lambda i: -least[i])[:8]
+    return {"pitch_classes": classes,
+            "peaks_on_every_excerpt": [{"hz": round(float(frequencies[i]), 1), "least_rise_db": round(float(least[i]), 1)}
+                                       for i in sorted(peaks)]}
+
+
+def noise_probe(codec, seconds: float = 10.0) -> dict:
+    """White noise (-20 dBFS, seed 0) through the codec's round trip, and through Opus at 12 kbps
+    beside it: the narrowest peaks of each one's spectrum over the noise's (its rise minus the
+    rise's 100-Hz moving median). A codec that carries recordings gives noise back as noise;
+    one fitted to notes gives tones."""
+    import torch
+    from codec_quality import opus_round_trip
+
+    rate = codec.sample_rate
+    noise = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+    with torch.no_grad():
+        out = codec.decode(codec.encode(torch.from_numpy(noise)[None, None]))[0, 0].numpy()[: noise.shape[0]]
+    return {"codec": _narrow_peaks(noise, out, rate), "opus12": _narrow_peaks(noise, opus_round_trip(noise[None], rate, 12)[0], rate)}
+
+
+def _narrow_peaks(noise: np.ndarray, out: np.ndarray, rate: int) -> dict:
+    import librosa
+    from scipy.ndimage import median_filter
+
+    spectrum = [np.abs(librosa.stft(x, n_fft=8192, hop_length=2048)).mean(axis=1) for x in (noise, out)]
+    rise = 20 * np.log10(spectrum[1] + 1e-6) - 20 * np.log10(spectrum[0] + 1e-6)
+    narrow = rise - median_filter(rise, size=35)
+    frequencies = np.fft.rfftfreq(8192, 1 / rate)
+    band = np.nonzero((frequencies >= 50) & (frequencies <= 8000))[0]
+    top = sorted(band, key=lambda i: -narrow[i])[:10]
+    return {"peaks": [{"hz": round(float(frequencies[i]), 1), "above_neighbours_db": round(float(narrow[i]), 1)}
+                      for i in sorted(top)],
+            "median_peak_db": round(float(np.median(narrow[band])), 2)}
 STRENGTHS = (0.0, 0.3, 0.6)  # 0: the codec's round trip alone
 PROMPTS = ["bright pop song", "dark rock song", "calm folk ballad"]
 
@@ -46,9 +109,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from codec_quality import opus_round_trip
 
     from composer.data.audio import audio_read, audio_write
+    from composer.evaluate.metrics import key_weighted
     from composer.evaluate.seams import seam_metrics
+    from composer.models import load_models
     from composer.rendering.modes import interpolate, restyle
     from composer.rendering.options import RenderOptions
     from structure.analysis import analyze
@@ -62,7 +128,7 @@ def main() -> None:
         raise SystemExit(f"{root}: no confidently analysed file of the held-out packages; run "
                          f"`composer data analyze {root}` first")
     options = RenderOptions(vocals=False, evaluate=False)
-    restyled, joins = [], []
+    restyled, joins, round_trips = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         excerpts = []
         for k, row in enumerate(chosen):
@@ -72,17 +138,33 @@ def main() -> None:
             path = Path(folder) / f"excerpt{k}.wav"
             audio_write(path, clip, rate)
             excerpts.append((row["file_name"], path, analyze(clip, rate)))
+        references = []
+        for name, path, before in excerpts:
+            clip, clip_rate = audio_read(path)
+            after = analyze(opus_round_trip(clip, clip_rate, 12), clip_rate)
+            references.append({"file": name, "reference": "opus12", "tempo_in": round(before.tempo_bpm, 1),
+                               "tempo_out": round(after.tempo_bpm, 1),
+                               "tempo_within_4pct": bool(before.tempo_bpm and abs(after.tempo_bpm - before.tempo_bpm)
+                                                         / before.tempo_bpm <= 0.04),
+                               "key_in": str(before.key), "key_out": str(after.key),
+                               "key_kept": str(before.key) == str(after.key),
+                               "key_weighted": key_weighted(before.key, after.key)})
         for name, path, before in excerpts:
             for strength in STRENGTHS:
                 prompt = " ".join([PROMPTS[len(restyled) % len(PROMPTS)], *args.tag])
                 result = restyle(path, prompt, strength=strength, seed=1, model=args.model, codec=args.codec, options=options,
                                  progress=False)
                 after = analyze(result.audio, result.sample_rate)
+                if strength == 0.0:
+                    clip, clip_rate = audio_read(path, sample_rate=result.sample_rate, channels=1)
+                    out = np.asarray(result.audio, dtype=np.float32).mean(axis=0)
+                    round_trips.append((clip[0, : out.shape[0]], out[: clip.shape[-1]]))
                 tempo_ok = bool(before.tempo_bpm and abs(after.tempo_bpm - before.tempo_bpm) / before.tempo_bpm <= 0.04)
                 restyled.append({"file": name, "strength": strength, "tempo_in": round(before.tempo_bpm, 1),
                                  "tempo_out": round(after.tempo_bpm, 1), "tempo_within_4pct": tempo_ok,
                                  "key_in": str(before.key), "key_out": str(after.key),
-                                 "key_kept": str(before.key) == str(after.key)})
+                                 "key_kept": str(before.key) == str(after.key),
+                                 "key_weighted": key_weighted(before.key, after.key)})
         for k in range(min(args.pairs, len(excerpts) // 2)):
             a, b = excerpts[2 * k][1], excerpts[2 * k + 1][1]
             for result in interpolate(a, b, count=3, seed=k, model=args.model, codec=args.codec, options=options, progress=False):
@@ -93,9 +175,14 @@ def main() -> None:
     for strength in STRENGTHS:
         rows_at = [r for r in restyled if r["strength"] == strength]
         summary[str(strength)] = {"tempo_within_4pct": float(np.mean([r["tempo_within_4pct"] for r in rows_at])),
-                                  "key_kept": float(np.mean([r["key_kept"] for r in rows_at]))}
+                                  "key_kept": float(np.mean([r["key_kept"] for r in rows_at])),
+                                  "key_weighted": float(np.mean([r["key_weighted"] for r in rows_at]))}
+    summary["opus12"] = {k: float(np.mean([r[k] for r in references]))
+                         for k in ("tempo_within_4pct", "key_kept", "key_weighted")}
     write_result("recorded_modes", {
         "model_path": args.model, "codec_path": args.codec, "tags": args.tag, "excerpts": len(chosen), "seconds": args.seconds, "restyle": summary, "restyle_rows": restyled,
+        "reference_rows": references, "codec_colour": codec_colour(round_trips, 24000),
+        "noise_probe": noise_probe(load_models(None, args.codec)[0]),
         "interpolate": {"pairs": args.pairs, "window_joins": len(joins),
                         "joins_above_p95": float(np.mean(np.array(joins) > 0.95)) if joins else None,
                         "goal": "about 0.05 (ordinary moments)"},

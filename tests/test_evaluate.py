@@ -248,3 +248,15 @@ def test_missing_and_broken_files_name_the_path(tmp_path):
     (render_dir / "plan.json").write_text('{"tempo_bpm": 500}')
     with pytest.raises(InputError, match="plan.json"):
         evaluate_dir(render_dir)
+
+
+def test_key_weighted_scores_how_far_a_key_moved():
+    from composer.evaluate.metrics import key_weighted
+    from structure.schema import Key
+
+    assert key_weighted(Key("E", "minor"), Key("E", "minor")) == 1.0
+    assert key_weighted(Key("C", "major"), Key("G", "major")) == 0.5  # a fifth up
+    assert key_weighted(Key("D", "major"), Key("B", "minor")) == 0.3  # relative
+    assert key_weighted(Key("A", "minor"), Key("A", "major")) == 0.2  # parallel
+    assert key_weighted(Key("Db", "major"), Key("C#", "major")) == 1.0  # spelt either way
+    assert key_weighted(Key("E", "minor"), Key("F#", "major")) == 0.0

@@ -167,6 +167,12 @@ def _key_score(reference: str, estimated: Key) -> float:
     return float(mir_eval.key.weighted_score(reference, mir_eval_key(estimated)))
 
 
+def key_weighted(reference: Key, estimated: Key) -> float:
+    """mir_eval's weighted key score of one analysed key against another (1 the same, 0.5 a
+    fifth away, 0.3 relative, 0.2 parallel, else 0): how far a restyle moved its input's key."""
+    return _key_score(mir_eval_key(reference), estimated)
+
+
 # --- chords ------------------------------------------------------------------
 def mir_eval_chord(symbol: str) -> str:
     """A chord symbol as a mir_eval label reduced to root and third: "C:maj", "A:min", "N".
