@@ -67,7 +67,9 @@ def noise_probe(codec, seconds: float = 10.0) -> dict:
     """White noise (-20 dBFS, seed 0) through the codec's round trip, and through Opus at 12 kbps
     beside it: the narrowest peaks of each one's spectrum over the noise's (its rise minus the
     rise's 100-Hz moving median). A codec that carries recordings gives noise back as noise;
-    one fitted to notes gives tones."""
+    one fitted to notes gives tones. For the spectral codec, two more rows say which stage makes
+    them: its vocoder alone on the noise's own STFT magnitudes, and its decoder given the best
+    latents 150 Adam steps find (`note_survival.refined_round_trip`), on the first 4 s."""
     import torch
     from codec_quality import opus_round_trip
 
@@ -75,7 +77,15 @@ def noise_probe(codec, seconds: float = 10.0) -> dict:
     noise = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
     with torch.no_grad():
         out = codec.decode(codec.encode(torch.from_numpy(noise)[None, None]))[0, 0].numpy()[: noise.shape[0]]
-    return {"codec": _narrow_peaks(noise, out, rate), "opus12": _narrow_peaks(noise, opus_round_trip(noise[None], rate, 12)[0], rate)}
+    stages = {"codec": _narrow_peaks(noise, out, rate),
+              "opus12": _narrow_peaks(noise, opus_round_trip(noise[None], rate, 12)[0], rate)}
+    if getattr(codec, "spectral", None) is not None:  # which stage makes the tones
+        from note_survival import refined_round_trip, vocoded
+
+        short = noise[: 4 * rate]
+        stages["vocoder_on_true_magnitudes"] = _narrow_peaks(short, vocoded(codec, short[None])[0], rate)
+        stages["latents_optimised_150_steps"] = _narrow_peaks(short, refined_round_trip(codec, short[None], 150)[0], rate)
+    return stages
 
 
 def _narrow_peaks(noise: np.ndarray, out: np.ndarray, rate: int) -> dict:
