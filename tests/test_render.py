@@ -278,6 +278,33 @@ def test_restyle_and_interpolate(models, rendered):
     assert len(mixes) == 3 and [m.report["mode"]["alpha"] for m in mixes] == [0.0, 0.5, 1.0]
 
 
+def test_interpolation_inverts_each_window_as_it_will_sample_it(models, rendered, monkeypatch):
+    """Each window after the first is sampled continuing the frames it shares with the one
+    before (known, masked); it is inverted to noise the same way, with the input's own latents
+    there, so the noise it starts from expects what it meets at the join (inverted without them,
+    12 % of the joins of interpolated recordings clicked: benchmarks/recorded_modes.py)."""
+    import diffusion.sampling
+
+    codec, model = models
+    _, out = rendered
+    real, seen = diffusion.sampling.invert, []
+
+    def invert(denoiser, x0, timesteps, *, cond, **kwargs):
+        seen.append((x0[0].clone(), {k: v.clone() for k, v in cond.items() if k in ("known", "mask")}))
+        return real(denoiser, x0, timesteps, cond=cond, **kwargs)
+
+    monkeypatch.setattr(diffusion.sampling, "invert", invert)
+    modes.interpolate(out / "song.wav", out / "song.wav", count=2, codec=codec, model=model, options=_options(),
+                      progress=False)
+    masked = [(window, cond) for window, cond in seen if "mask" in cond]
+    assert len(seen) >= 4 and len(masked) == len(seen) - 2  # two inputs: all but each one's first window
+    for window, cond in masked:
+        mask = cond["mask"][0, 0].bool()
+        assert 0 < int(mask.sum()) < mask.numel() and mask[0]  # the shared frames lead the window
+        assert torch.equal(cond["known"][0][:, mask], window[:, mask])  # the input's own latents there
+        assert not cond["known"][0][:, ~mask].any()
+
+
 def test_interpolating_inputs_of_different_lengths_says_the_cut(models, rendered, tmp_path, caplog):
     codec, model = models
     _, out = rendered

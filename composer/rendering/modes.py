@@ -174,7 +174,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
 def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed: int = 0, codec=None, model=None,
                 options: RenderOptions | None = None, progress: bool = True) -> list[Render]:
     """`count` songs from A to B: both inverted to noise window by window (the flow ODE
-    run backwards), noise slerped and conditioning interpolated, then sampled again."""
+    run backwards), noise slerped and conditioning interpolated, then sampled again. Each
+    window is inverted as it will be sampled: continuing the frames it shares with the window
+    before (its input's own latents there), so its noise expects what it meets at the join."""
     from diffusion.sampling import invert, shifted_timesteps
 
     if count < 2:
@@ -197,8 +199,13 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
 
     def inverted(latents, conditioning) -> list[torch.Tensor]:
         noises = []
-        for slot in positions:
+        for index, slot in enumerate(positions):
             cond = conditioning.window_cond(WindowContext(slot, 0, slice(slot.start, slot.end)))
+            if index > 0:  # as the window will be sampled: continuing the frames it shares with the one before
+                known = torch.zeros(slot.end - slot.start, dtype=torch.bool)
+                known[: max(0, positions[index - 1].end - slot.start)] = True
+                cond["known"] = (latents[:, slot.start: slot.end] * known)[None]
+                cond["mask"] = known.float()[None, None]
             with conv_backend.scope():
                 noises.append(invert(model, latents[:, slot.start: slot.end][None], ascending, cond=cond,
                                      guidance=None, group_names=model.group_names)[0])
