@@ -8,7 +8,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = [["model_speed.py"], ["render_speed.py"], ["corpus_speed.py"], ["codec_quality.py"],
-           ["quality.py"], ["vocoder_ceiling.py"], ["peer_ratio.py"], ["note_survival.py"], ["training_speed.py"]]
+           ["quality.py"], ["vocoder_ceiling.py"], ["peer_ratio.py"], ["note_survival.py"], ["training_speed.py"],
+           ["interpolation.py", "--source", "synthetic", "--out",
+            os.path.join(HERE, "results", "interpolation_synthetic.json")]]
 
 if __name__ == "__main__":
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
