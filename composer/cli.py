@@ -120,7 +120,8 @@ RENDER_OPTIONS = {
     "vocals": click.option("--vocals/--no-vocals", default=True, show_default=True,
                            help="Sing the lyrics (vocals.wav, accompaniment.wav; song.wav is their mix)."),
     "voice": click.option("--voice", default=DEFAULT_VOICE, show_default=True,
-                          help="The singing voice: low (G2..F#4) or high (D3..A#4)."),
+                          help="The singing voice: low (G2..F#4, the clearest) or high (D3..A#4; its words are "
+                               "harder to follow on its high notes)."),
     "lead": click.option("--lead", type=click.Choice(["yield", "duck", "keep"]), default="yield", show_default=True,
                          help="How the lead instrument makes room for the voice: rests under it, dips, or stays."),
 }
