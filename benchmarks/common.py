@@ -39,3 +39,28 @@ def render_settings(options, tags: dict | None = None) -> dict:
 
     resolved = options.for_plan(SimpleNamespace(tags=tags or {}))
     return {"from_guide": resolved.from_guide, "guidance": resolved.guidance_weights}
+
+
+HELD_OUT = ("nexuiz-music", "singularity-music")  # the recorded packages no model was trained on
+
+
+def held_out_excerpts(data: Path, count: int, seconds: float, folder: Path) -> list[tuple[str, Path]]:
+    """(file name, wav path) of up to `count` excerpts of `seconds` from the middle of the held-out
+    recorded packages' files whose analysis is confident (`composer data analyze`), written
+    into `folder` at 24 kHz."""
+    from composer.data.audio import audio_read, audio_write
+
+    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    chosen = [r for r in rows if r.get("source_package") in HELD_OUT and r.get("labels_confident")
+              and not r.get("cut_into")][:count]
+    if not chosen:
+        raise SystemExit(f"{data}: no confidently analysed file of the held-out packages; run "
+                         f"`composer data analyze {data}` first")
+    out = []
+    for k, row in enumerate(chosen):
+        audio, rate = audio_read(data / row["file_name"], sample_rate=24000)
+        start = max(0, audio.shape[-1] // 2 - int(seconds * rate / 2))
+        path = folder / f"excerpt{k}.wav"
+        audio_write(path, audio[:, start: start + int(seconds * rate)], rate)
+        out.append((row["file_name"], path))
+    return out

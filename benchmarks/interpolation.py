@@ -19,7 +19,6 @@ analysis is confident, as `benchmarks/recorded_modes.py` does.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,10 +28,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import held_out_excerpts, write_result  # noqa: E402
 
 SYNTHETIC = [("genre=folk", 1), ("genre=rock", 2), ("genre=jazz", 3), ("genre=pop", 4)]
-HELD_OUT = ("nexuiz-music", "singularity-music")
 SECONDS = 30.0
 
 
@@ -48,32 +46,58 @@ def log_mel_distance(a: np.ndarray, b: np.ndarray, rate: int) -> float:
 
 
 def inputs(source: str, count: int, folder: Path, data: Path) -> list[Path]:
-    from composer.data.audio import audio_read, audio_write
-
-    paths = []
-    if source == "synthetic":
-        from composer.models import load_models
-        from composer.rendering import RenderOptions, render
-        from structure.planner import plan
-
-        codec, model = load_models(None, None)
-        for prompt, seed in SYNTHETIC[:count]:
-            song = render(plan(prompt, duration=SECONDS, seed=seed), seed=seed, codec=codec, model=model,
-                          options=RenderOptions(vocals=False, evaluate=False), progress=False)
-            paths.append(song.save(folder / f"{prompt.split('=')[1]}{seed}") / "song.wav")
+    if source == "recorded":
+        paths = [path for _, path in held_out_excerpts(data, count, SECONDS, folder)]
+        if len(paths) < count:
+            raise SystemExit(f"{data}: fewer than {count} confidently analysed files of the held-out packages")
         return paths
-    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    chosen = [r for r in rows if r.get("source_package") in HELD_OUT and r.get("labels_confident")
-              and not r.get("cut_into")][:count]
-    if len(chosen) < count:
-        raise SystemExit(f"{data}: fewer than {count} confidently analysed files of the held-out packages; run "
-                         f"`composer data analyze {data}` first")
-    for k, row in enumerate(chosen):
-        audio, rate = audio_read(data / row["file_name"], sample_rate=24000)
-        start = max(0, audio.shape[-1] // 2 - int(SECONDS * rate / 2))
-        audio_write(folder / f"excerpt{k}.wav", audio[:, start: start + int(SECONDS * rate)], rate)
-        paths.append(folder / f"excerpt{k}.wav")
+    from composer.models import load_models
+    from composer.rendering import RenderOptions, render
+    from structure.planner import plan
+
+    codec, model = load_models(None, None)
+    paths = []
+    for prompt, seed in SYNTHETIC[:count]:
+        song = render(plan(prompt, duration=SECONDS, seed=seed), seed=seed, codec=codec, model=model,
+                      options=RenderOptions(vocals=False, evaluate=False), progress=False)
+        paths.append(song.save(folder / f"{prompt.split('=')[1]}{seed}") / "song.wav")
     return paths
+
+
+def interpolation_rows(paths: list[Path], pairs: int, *, model=None, codec=None) -> list[dict]:
+    """Pairs of `paths` (first and second, third and fourth, ...) interpolated, 3 songs a pair:
+    per song its window joins' ranks among ordinary moments, and for the ends their log-mel
+    distance to the input they start or end at."""
+    from composer.data.audio import audio_read
+    from composer.evaluate.seams import seam_metrics
+    from composer.rendering.modes import interpolate
+    from composer.rendering.options import RenderOptions
+
+    rows = []
+    for k in range(min(pairs, len(paths) // 2)):
+        a, b = paths[2 * k], paths[2 * k + 1]
+        for result in interpolate(a, b, count=3, seed=k, model=model, codec=codec,
+                                  options=RenderOptions(vocals=False, evaluate=False), progress=False):
+            alpha = result.report["mode"]["alpha"]
+            joins = [s["time"] for s in result.report["seams"] if s["kind"] == "window"]
+            ranks = [r["rank"] for r in seam_metrics(result.audio, result.sample_rate, window_seams=joins)["per_seam"]
+                     if r["kind"] == "window"]
+            row = {"pair": k, "alpha": alpha, "joins": len(ranks), "above_p95": int(np.sum(np.array(ranks) > 0.95)),
+                   "joins_above_p95": round(float(np.mean(np.array(ranks) > 0.95)), 4) if ranks else None}
+            if alpha in (0.0, 1.0):
+                own, rate = audio_read(a if alpha == 0.0 else b, sample_rate=result.sample_rate, channels=1)
+                row["end_log_mel_distance"] = round(log_mel_distance(np.asarray(result.audio).mean(axis=0), own[0],
+                                                                     rate), 4)
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def joins_summary(rows: list[dict]) -> dict:
+    joins = sum(r["joins"] for r in rows)
+    ends = [r["end_log_mel_distance"] for r in rows if "end_log_mel_distance" in r]
+    return {"window_joins": joins, "joins_above_p95": round(sum(r["above_p95"] for r in rows) / joins, 4) if joins else None,
+            "end_log_mel_distance_mean": round(float(np.mean(ends)), 4) if ends else None}
 
 
 def main() -> None:
@@ -86,38 +110,11 @@ def main() -> None:
 
     import torch
 
-    from composer.data.audio import audio_read
-    from composer.evaluate.seams import seam_metrics
-    from composer.rendering.modes import interpolate
-    from composer.rendering.options import RenderOptions
-
     torch.set_num_threads(2)
-    rows = []
     with tempfile.TemporaryDirectory() as folder:
-        paths = inputs(args.source, 2 * args.pairs, Path(folder), Path(args.data))
-        for k in range(args.pairs):
-            a, b = paths[2 * k], paths[2 * k + 1]
-            for result in interpolate(a, b, count=3, seed=k, options=RenderOptions(vocals=False, evaluate=False),
-                                      progress=False):
-                alpha = result.report["mode"]["alpha"]
-                joins = [s["time"] for s in result.report["seams"] if s["kind"] == "window"]
-                ranks = [r["rank"] for r in seam_metrics(result.audio, result.sample_rate, window_seams=joins)["per_seam"]
-                         if r["kind"] == "window"]
-                row = {"pair": k, "alpha": alpha, "joins": len(ranks),
-                       "joins_above_p95": round(float(np.mean(np.array(ranks) > 0.95)), 4) if ranks else None}
-                if alpha in (0.0, 1.0):
-                    own, rate = audio_read(a if alpha == 0.0 else b, sample_rate=result.sample_rate, channels=1)
-                    row["end_log_mel_distance"] = round(log_mel_distance(np.asarray(result.audio).mean(axis=0), own[0],
-                                                                         rate), 4)
-                rows.append(row)
-                print(row, flush=True)
-    above = [r["joins_above_p95"] * r["joins"] for r in rows if r["joins"]]
-    ends = [r["end_log_mel_distance"] for r in rows if "end_log_mel_distance" in r]
+        rows = interpolation_rows(inputs(args.source, 2 * args.pairs, Path(folder), Path(args.data)), args.pairs)
     write_result("interpolation", {
-        "source": args.source, "pairs": args.pairs, "seconds": SECONDS, "rows": rows,
-        "summary": {"window_joins": sum(r["joins"] for r in rows),
-                    "joins_above_p95": round(sum(above) / max(1, sum(r["joins"] for r in rows)), 4),
-                    "end_log_mel_distance_mean": round(float(np.mean(ends)), 4) if ends else None},
+        "source": args.source, "pairs": args.pairs, "seconds": SECONDS, "rows": rows, "summary": joins_summary(rows),
         "goal": "joins_above_p95 about 0.05 (ordinary moments); the ends as close to their inputs as can be",
     }, args.out)
 

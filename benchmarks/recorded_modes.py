@@ -20,7 +20,6 @@ what ordinary moments score).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,9 +29,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import held_out_excerpts, write_result  # noqa: E402
+from interpolation import interpolation_rows, joins_summary  # noqa: E402
 
-HELD_OUT = ("nexuiz-music", "singularity-music")
+STRENGTHS = (0.0, 0.3, 0.6)  # 0: the codec's round trip alone
+PROMPTS = ["bright pop song", "dark rock song", "calm folk ballad"]
 PITCH_CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
@@ -101,8 +102,17 @@ def _narrow_peaks(noise: np.ndarray, out: np.ndarray, rate: int) -> dict:
     return {"peaks": [{"hz": round(float(frequencies[i]), 1), "above_neighbours_db": round(float(narrow[i]), 1)}
                       for i in sorted(top)],
             "median_peak_db": round(float(np.median(narrow[band])), 2)}
-STRENGTHS = (0.0, 0.3, 0.6)  # 0: the codec's round trip alone
-PROMPTS = ["bright pop song", "dark rock song", "calm folk ballad"]
+
+
+def kept(before, after) -> dict:
+    """How much of the input's analysis (`before`) an output's (`after`) keeps."""
+    from composer.evaluate.metrics import key_weighted
+
+    return {"tempo_in": round(before.tempo_bpm, 1), "tempo_out": round(after.tempo_bpm, 1),
+            "tempo_within_4pct": bool(before.tempo_bpm and abs(after.tempo_bpm - before.tempo_bpm) / before.tempo_bpm
+                                      <= 0.04),
+            "key_in": str(before.key), "key_out": str(after.key), "key_kept": str(before.key) == str(after.key),
+            "key_weighted": key_weighted(before.key, after.key)}
 
 
 def main() -> None:
@@ -121,66 +131,32 @@ def main() -> None:
     import torch
     from codec_quality import opus_round_trip
 
-    from composer.data.audio import audio_read, audio_write
-    from composer.evaluate.metrics import key_weighted
-    from composer.evaluate.seams import seam_metrics
+    from composer.data.audio import audio_read
     from composer.models import load_models
-    from composer.rendering.modes import interpolate, restyle
+    from composer.rendering.modes import restyle
     from composer.rendering.options import RenderOptions
     from structure.analysis import analyze
 
     torch.set_num_threads(2)
-    root = Path(args.data)
-    rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    chosen = [r for r in rows if r.get("source_package") in HELD_OUT and r.get("labels_confident")
-              and not r.get("cut_into")][: args.excerpts]
-    if not chosen:
-        raise SystemExit(f"{root}: no confidently analysed file of the held-out packages; run "
-                         f"`composer data analyze {root}` first")
     options = RenderOptions(vocals=False, evaluate=False)
-    restyled, joins, round_trips = [], [], []
+    restyled, references, round_trips = [], [], []
     with tempfile.TemporaryDirectory() as folder:
-        excerpts = []
-        for k, row in enumerate(chosen):
-            audio, rate = audio_read(root / row["file_name"], sample_rate=24000)
-            start = max(0, audio.shape[-1] // 2 - int(args.seconds * rate / 2))
-            clip = audio[:, start: start + int(args.seconds * rate)]
-            path = Path(folder) / f"excerpt{k}.wav"
-            audio_write(path, clip, rate)
-            excerpts.append((row["file_name"], path, analyze(clip, rate)))
-        references = []
-        for name, path, before in excerpts:
-            clip, clip_rate = audio_read(path)
-            after = analyze(opus_round_trip(clip, clip_rate, 12), clip_rate)
-            references.append({"file": name, "reference": "opus12", "tempo_in": round(before.tempo_bpm, 1),
-                               "tempo_out": round(after.tempo_bpm, 1),
-                               "tempo_within_4pct": bool(before.tempo_bpm and abs(after.tempo_bpm - before.tempo_bpm)
-                                                         / before.tempo_bpm <= 0.04),
-                               "key_in": str(before.key), "key_out": str(after.key),
-                               "key_kept": str(before.key) == str(after.key),
-                               "key_weighted": key_weighted(before.key, after.key)})
-        for name, path, before in excerpts:
+        excerpts = held_out_excerpts(Path(args.data), args.excerpts, args.seconds, Path(folder))
+        for name, path in excerpts:
+            clip, rate = audio_read(path)
+            before = analyze(clip, rate)
+            references.append({"file": name, "reference": "opus12",
+                               **kept(before, analyze(opus_round_trip(clip, rate, 12), rate))})
             for strength in STRENGTHS:
                 prompt = " ".join([PROMPTS[len(restyled) % len(PROMPTS)], *args.tag])
                 result = restyle(path, prompt, strength=strength, seed=1, model=args.model, codec=args.codec, options=options,
                                  progress=False)
-                after = analyze(result.audio, result.sample_rate)
                 if strength == 0.0:
-                    clip, clip_rate = audio_read(path, sample_rate=result.sample_rate, channels=1)
                     out = np.asarray(result.audio, dtype=np.float32).mean(axis=0)
-                    round_trips.append((clip[0, : out.shape[0]], out[: clip.shape[-1]]))
-                tempo_ok = bool(before.tempo_bpm and abs(after.tempo_bpm - before.tempo_bpm) / before.tempo_bpm <= 0.04)
-                restyled.append({"file": name, "strength": strength, "tempo_in": round(before.tempo_bpm, 1),
-                                 "tempo_out": round(after.tempo_bpm, 1), "tempo_within_4pct": tempo_ok,
-                                 "key_in": str(before.key), "key_out": str(after.key),
-                                 "key_kept": str(before.key) == str(after.key),
-                                 "key_weighted": key_weighted(before.key, after.key)})
-        for k in range(min(args.pairs, len(excerpts) // 2)):
-            a, b = excerpts[2 * k][1], excerpts[2 * k + 1][1]
-            for result in interpolate(a, b, count=3, seed=k, model=args.model, codec=args.codec, options=options, progress=False):
-                windows = [s["time"] for s in result.report["seams"] if s["kind"] == "window"]
-                metrics = seam_metrics(result.audio, result.sample_rate, window_seams=windows)
-                joins += [r["rank"] for r in metrics["per_seam"] if r["kind"] == "window"]
+                    round_trips.append((clip.mean(axis=0)[: out.shape[0]], out[: clip.shape[-1]]))
+                restyled.append({"file": name, "strength": strength,
+                                 **kept(before, analyze(result.audio, result.sample_rate))})
+        joins = interpolation_rows([path for _, path in excerpts], args.pairs, model=args.model, codec=args.codec)
     summary = {}
     for strength in STRENGTHS:
         rows_at = [r for r in restyled if r["strength"] == strength]
@@ -190,12 +166,10 @@ def main() -> None:
     summary["opus12"] = {k: float(np.mean([r[k] for r in references]))
                          for k in ("tempo_within_4pct", "key_kept", "key_weighted")}
     write_result("recorded_modes", {
-        "model_path": args.model, "codec_path": args.codec, "tags": args.tag, "excerpts": len(chosen), "seconds": args.seconds, "restyle": summary, "restyle_rows": restyled,
+        "model_path": args.model, "codec_path": args.codec, "tags": args.tag, "excerpts": len(excerpts), "seconds": args.seconds, "restyle": summary, "restyle_rows": restyled,
         "reference_rows": references, "codec_colour": codec_colour(round_trips, 24000),
         "noise_probe": noise_probe(load_models(None, args.codec)[0]),
-        "interpolate": {"pairs": args.pairs, "window_joins": len(joins),
-                        "joins_above_p95": float(np.mean(np.array(joins) > 0.95)) if joins else None,
-                        "goal": "about 0.05 (ordinary moments)"},
+        "interpolate": {"pairs": args.pairs, **joins_summary(joins), "goal": "about 0.05 (ordinary moments)"},
         "goal": "restyle keeps tempo within 4 % and the key at strengths up to 0.6",
     }, args.out)
 
