@@ -92,8 +92,14 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     bar_seconds = beats_per_bar * 60.0 / tempo
     if request.duration is not None:
         asked = [slot.kind for slot in slots]
-        slots = fit_duration(slots, max(1, round(request.duration / bar_seconds)))
+        target = max(1, round(request.duration / bar_seconds))
+        slots = fit_duration(slots, target, beats_per_bar)
         kept = [slot.kind for slot in slots]
+        if lyrics is not None and sum(slot.bars for slot in slots) > target:
+            log.warning("lyrics: the words need %d bars at %g BPM (%.0f s), more than the %g s asked; the song is "
+                        "that long (at most two syllables a beat, a bar a line)",
+                        sum(slot.bars for slot in slots), tempo, sum(slot.bars for slot in slots) * bar_seconds,
+                        request.duration)
         if request.form and lyrics is None and len(kept) < len(asked):
             log.warning("form: %d sections do not fit %g s at %g BPM; %d kept (%s); a longer --duration keeps them all",
                         len(asked), request.duration, tempo, len(kept), ", ".join(kept))
@@ -166,40 +172,107 @@ def _shift_repeat(slot: _Slot, offset: int) -> _Slot:
     return slot
 
 
-def fit_duration(slots: list[_Slot], target_bars: int) -> list[_Slot]:
+def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -> list[_Slot]:
     """Choose bars so the form has exactly `target_bars` bars, keeping repeats equal.
 
     Removes or adds whole sections first (a short song loses its bridge and second
     verse; a long one gains verse/chorus pairs), then adjusts the free sections
     (outro, intro, bridge, solo), and only then the bar count of repeated groups.
+    A section with lyric lines keeps the bars its words need (`lyric_floor`): a song whose
+    lyrics need more than `target_bars` comes out longer than asked rather than crammed.
     """
     slots = [_Slot(s.kind, s.bars, s.lines, s.lyric_repeat_of) for s in slots]
     if not any(s.lines for s in slots):
         slots = _add_or_remove_sections(slots, target_bars)
-    diff = _absorb(slots, target_bars - sum(s.bars for s in slots))
+    else:
+        slots = _extend_lyric_form(slots, target_bars)
+    floors = [lyric_floor(s, beats_per_bar) for s in slots]
+    caps = (16, 32) if any(s.lines for s in slots) else (32,)
+    diff = _absorb(slots, target_bars - sum(s.bars for s in slots), floors, caps)
     while diff < 0:  # still too long: shorten repeated groups (all members together)
-        candidates = [g for g in _groups(slots) if slots[g[0]].bars > 1]
+        candidates = [g for g in _groups(slots) if all(slots[i].bars > floors[i] for i in g)]
         if not candidates:
             if len(slots) == 1 or any(s.lines for s in slots):
                 break
             # every section is down to one bar (very short song, very slow tempo): drop later sections
             diff += slots.pop().bars
+            floors.pop()
             continue
         group = max(candidates, key=lambda g: slots[g[0]].bars)
         for i in group:
             slots[i].bars -= 1
-        diff = _absorb(slots, diff + len(group))
+        diff = _absorb(slots, diff + len(group), floors, caps)
     if diff > 0:
         slots.append(_Slot("outro", diff))
     return slots
 
 
-def _absorb(slots: list[_Slot], diff: int) -> int:
-    """Let the free sections take up `diff` bars (each within 1..32); return what is left."""
-    for kind in FREE_KINDS:
+LYRIC_FRAME_BARS = 8  # how long the intro, outro and an added solo of a lyric song grow before its form does
+LYRIC_CHORUS_REPEATS = 2  # times a lyric song's chorus may be sung again at its end to reach the length asked
+
+
+def _extend_lyric_form(slots: list[_Slot], target_bars: int) -> list[_Slot]:
+    """A song of the user's lyrics shorter than asked grows as a songwriter's would, never by
+    words it was not given: its intro and outro grow to `LYRIC_FRAME_BARS` bars, then, each
+    only while it brings the form closer to `target_bars`, an instrumental solo follows the
+    last sung section and the chorus is sung again after it (at most `LYRIC_CHORUS_REPEATS`
+    times). What is left goes to the free sections (`_absorb`), as before; without this a
+    3-minute song of two verses and two choruses had a 77-second outro."""
+    def total(items):
+        return sum(s.bars for s in items)
+
+    def closer(extra: int) -> bool:
+        return abs(total(slots) + extra - target_bars) < abs(total(slots) - target_bars)
+
+    slots = list(slots)
+    for kind in ("outro", "intro"):
         for slot in slots:
-            if slot.kind == kind and diff:
-                change = max(1 - slot.bars, min(32 - slot.bars, diff))
+            if slot.kind == kind and not slot.lines and slot.bars < LYRIC_FRAME_BARS:
+                slot.bars += max(0, min(LYRIC_FRAME_BARS - slot.bars, target_bars - total(slots)))
+    sung = [i for i, s in enumerate(slots) if s.lines]
+    if not sung or not closer(LYRIC_FRAME_BARS):
+        return slots
+    slots = _insert_slot(slots, sung[-1] + 1, _Slot("solo", LYRIC_FRAME_BARS))
+    chorus = next((i for i, s in enumerate(slots) if s.kind in ("chorus", "hook") and s.lines), None)
+    for _ in range(LYRIC_CHORUS_REPEATS if chorus is not None else 0):
+        if not closer(slots[chorus].bars):
+            break
+        end = max(i for i, s in enumerate(slots) if s.lines or s.kind == "solo") + 1
+        source = slots[chorus]
+        slots = _insert_slot(slots, end, _Slot(source.kind, source.bars, list(source.lines), chorus))
+    return slots
+
+
+def _insert_slot(slots: list[_Slot], index: int, slot: _Slot) -> list[_Slot]:
+    """`slots` with `slot` at `index`, the lyric repeats of later slots pointing where they did."""
+    moved = [_Slot(s.kind, s.bars, s.lines, s.lyric_repeat_of + 1 if s.lyric_repeat_of is not None
+                   and s.lyric_repeat_of >= index else s.lyric_repeat_of) for s in slots]
+    return moved[:index] + [slot] + moved[index:]
+
+
+def lyric_floor(slot: _Slot, beats_per_bar: int) -> int:
+    """The fewest bars that sing a section's lyric lines: a bar a line, and no more than two
+    syllables a beat (1 for a section without lines). A line squeezed into less is sung as a
+    patter of sixteenths that nobody follows."""
+    if not slot.lines:
+        return 1
+    syllables = sum(_syllable_counts(slot.lines))
+    return max(len(slot.lines), -(-syllables // (2 * beats_per_bar)))
+
+
+def _absorb(slots: list[_Slot], diff: int, floors: list[int] | None = None, caps: tuple[int, ...] = (32,)) -> int:
+    """Let the free sections take up `diff` bars (each within its floor..32); return what is left.
+
+    Growing, a section with lyric lines keeps its bars (its words are not stretched), and each
+    of `caps` in turn is the most a free section grows to before the next takes its share
+    (a lyric song spreads its extra bars: (16, 32)); shrinking stops at `floors`."""
+    for cap in caps:
+        for kind in FREE_KINDS:
+            for i, slot in enumerate(slots):
+                if slot.kind != kind or not diff or (diff > 0 and slot.lines):
+                    continue
+                floor = floors[i] if floors else 1
+                change = min(max(0, cap - slot.bars), diff) if diff > 0 else max(min(0, floor - slot.bars), diff)
                 slot.bars += change
                 diff -= change
     return diff

@@ -12,6 +12,13 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__),
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run (a clean clone's CI sees what passed here);
+# HYPOTHESIS_PROFILE=explore draws new ones each run, to look for more.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversubscribes
 

@@ -593,3 +593,57 @@ def test_everyday_mood_words_name_their_mood(prompt, mood):
     assert song.tags["mood"] == mood
     if "upbeat" in prompt:
         assert song.tempo_bpm == 124  # still a tempo word too
+
+
+CRAMMED_LYRICS = """[verse]
+Cafe au lait, the senora sings
+Over the bridge where the children swing
+
+[pre-chorus]
+Wait for it, wait for it
+
+[chorus]
+Ca va, ca va, we're going home
+Naive hearts in the city of Rome
+
+[bridge]
+1999 was a long time ago, 50% of us know
+
+[chorus]
+"""
+
+
+@pytest.mark.parametrize("duration", [40, 25])
+def test_user_lyrics_keep_the_bars_their_words_need_when_the_duration_is_tight(duration, caplog):
+    # 40 s used to give the bridge (16 syllables) one bar, sung as sixteenths; 25 s cannot fit the words at all
+    import lyrics
+
+    with caplog.at_level("WARNING", logger="structure.planner"):
+        song = plan('genre=pop tempo=105', lyrics=CRAMMED_LYRICS, duration=duration, seed=3)
+    for section in song.sections:
+        if section.lyrics:
+            syllables = sum(lyrics.syllable_counts(section.lyrics))
+            assert section.bars >= len(section.lyrics), section.name
+            assert syllables <= 2 * song.beats_per_bar * section.bars, (section.name, syllables, section.bars)
+    bar = song.beats_per_bar * 60 / song.tempo_bpm
+    longer = song.duration > duration + bar
+    assert longer == (duration == 25)
+    assert ("more than the 25 s asked" in caplog.text) == longer
+
+
+TWO_VERSES = "[verse]\n" + "a line to sing today\n" * 4 + "\n[chorus]\n" + "sing it loud sing it now\n" * 4 + \
+    "\n[verse]\n" + "another line to sing\n" * 4 + "\n[chorus]\n"
+
+
+@pytest.mark.parametrize("duration", [150, 180])
+def test_user_lyrics_asked_for_a_longer_song_gain_a_solo_and_a_last_chorus_not_a_long_outro(duration):
+    # a 3-minute song of two verses and two choruses used to end in a 77-second outro
+    song = plan("genre=pop tempo=100", lyrics=TWO_VERSES, duration=duration, seed=3)
+    bar = song.beats_per_bar * 60 / song.tempo_bpm
+    assert abs(song.duration - duration) <= bar
+    kinds = [s.kind for s in song.sections]
+    assert "solo" in kinds and kinds.index("solo") > max(i for i, s in enumerate(song.sections) if s.kind == "verse")
+    sung = [s for s in song.sections if s.lyrics]
+    assert sung[-1].kind == "chorus" and sung[-1].repeat_of == "chorus1" and sung[-1].lyrics == sung[1].lyrics
+    assert all(s.bars <= 16 for s in song.sections if not s.lyrics)
+    assert [s.bars for s in song.sections if s.kind == "verse"] == [8, 8]  # the words are not stretched
