@@ -88,7 +88,7 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
     beats_per_bar = request.beats_per_bar or style.beats_per_bar
     key = request.key or _choose_key(request, style, rng)
-    slots = _form(request, style, lyrics, rng)
+    slots = _form(request, style, lyrics, rng, beats_per_bar)
     bar_seconds = beats_per_bar * 60.0 / tempo
     if request.duration is not None:
         asked = [slot.kind for slot in slots]
@@ -132,9 +132,9 @@ def _choose_key(request: Prompt, style: Style, rng: random.Random) -> Key:
     return Key(tonic, "minor" if rng.random() < minor_probability else "major")
 
 
-def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random) -> list[_Slot]:
+def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random, beats_per_bar: int = 4) -> list[_Slot]:
     if lyrics is not None:
-        return _form_from_lyrics(lyrics, style)
+        return _form_from_lyrics(lyrics, style, beats_per_bar)
     if request.form:
         unknown = [k for k in request.form if k not in SECTION_KINDS]
         if unknown:
@@ -144,7 +144,7 @@ def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random)
     return [_Slot(kind, bars) for kind, bars in style.form]
 
 
-def _form_from_lyrics(text: str, style: Style) -> list[_Slot]:
+def _form_from_lyrics(text: str, style: Style, beats_per_bar: int = 4) -> list[_Slot]:
     import lyrics as lyrics_pkg
 
     parsed = lyrics_pkg.parse(text)
@@ -154,8 +154,12 @@ def _form_from_lyrics(text: str, style: Style) -> list[_Slot]:
         lines = list(section.lines)
         if section.repeat_of is not None and not lines:
             lines = list(parsed[index_of[section.repeat_of]].lines)
-        # two bars a line, at least four bars, in whole phrases
-        bars = max(4, 2 * len(lines)) if lines else DEFAULT_BARS.get(section.kind, 4)
+        # two bars a line, at least four bars, in whole phrases; long lines get the bars their
+        # syllables need (`lyric_floor`), rounded up to whole two-bar phrases
+        bars = DEFAULT_BARS.get(section.kind, 4)
+        if lines:
+            need = lyric_floor(_Slot(section.kind, 0, lines), beats_per_bar)
+            bars = max(4, 2 * len(lines), need + need % 2)
         repeat = index_of.get(section.repeat_of) if section.repeat_of else None
         slots.append(_Slot(section.kind, bars, lines or None, repeat))
     if slots[0].kind != "intro":

@@ -647,3 +647,15 @@ def test_user_lyrics_asked_for_a_longer_song_gain_a_solo_and_a_last_chorus_not_a
     assert sung[-1].kind == "chorus" and sung[-1].repeat_of == "chorus1" and sung[-1].lyrics == sung[1].lyrics
     assert all(s.bars <= 16 for s in song.sections if not s.lyrics)
     assert [s.bars for s in song.sections if s.kind == "verse"] == [8, 8]  # the words are not stretched
+
+
+def test_long_lyric_lines_get_the_bars_their_syllables_need_without_a_duration():
+    import lyrics
+
+    text = ("[verse]\nI was walking down the avenue and everybody there was looking at the window of the store\n"
+            "and nobody ever told me what the people in the city really wanted me to say\n\n[chorus]\nsing it")
+    song = plan("genre=pop tempo=90", lyrics=text, seed=1)
+    verse = song.sections[1]
+    assert verse.kind == "verse" and verse.bars % 2 == 0  # whole two-bar phrases
+    assert sum(lyrics.syllable_counts(verse.lyrics)) <= 2 * song.beats_per_bar * verse.bars  # was 4 bars: 3 a beat
+    assert song.sections[2].bars == 4  # a short line keeps the usual four bars
