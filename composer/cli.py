@@ -283,7 +283,7 @@ def loop_cmd(prompt, bars, seed, output, overwrite, options, model_dir, codec_di
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Songs rendered at once (worker processes; with --ray, Ray actors, 1 = one a cluster CPU).")
 @click.option("--ray", "ray_address", help="Render on a Ray cluster: an address, 'auto', or 'local' (start one here).")
-@click.option("--seed", "seed_base", type=int, default=0, show_default=True,
+@click.option("--seed", "seed_base", type=SEED, default=0, show_default=True,
               help="Base seed: a row without a seed gets base + its line number.")
 @handle_errors
 @render_options(*SONG_OPTIONS)

@@ -118,6 +118,45 @@ def test_lyrics_file_outside_the_batch_folder_is_refused_unread(tmp_path, where)
     assert "swordfish" not in errors[0].reason
 
 
+def test_rows_that_break_path_and_text_handling_fail_alone_and_lines_stay_right(tmp_path):
+    """A NUL byte or a 300-character lyrics_file, a name over 200 bytes, two names that one file
+    system would merge (NFC and NFD), and U+2028 inside a JSON string (str.splitlines splits there):
+    each fails its own row by line, or is read whole, and the other rows still come."""
+    cafe_nfc, cafe_nfd = "caf\u00e9", "cafe\u0301"
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"genre": "pop", "lyrics": "[verse]\nline one\u2028still line one"},
+        {"genre": "pop", "lyrics_file": "a\u0000b.txt"},
+        {"genre": "pop", "lyrics_file": "x" * 300 + ".txt"},
+        {"genre": "pop", "name": "\u6b4c" * 84},
+        {"genre": "pop", "name": cafe_nfc},
+        {"genre": "pop", "name": cafe_nfd},
+        {"genre": "folk"},
+    ]) + "\n", encoding="utf-8")
+    rows, errors = read_rows(prompts)
+    assert [(r.line, r.name) for r in rows] == [(1, "row0001"), (5, cafe_nfc), (7, "row0007")]
+    assert "\u2028" in rows[0].lyrics
+    reasons = {e.line: e.reason for e in errors}
+    assert set(reasons) == {2, 3, 4, 6}
+    assert reasons[2].startswith("lyrics_file") and reasons[3].startswith("lyrics") and "too long" in reasons[3]
+    assert "too long" in reasons[4] and "already used by line 5" in reasons[6]
+
+
+def test_a_malformed_csv_row_fails_alone(tmp_path):
+    prompts = tmp_path / "p.csv"
+    prompts.write_text('prompt,duration\npop,10\n"genre=folk" tempo=90,20\nrock,30\n')
+    rows, errors = read_rows(prompts)
+    assert [(r.line, r.prompt) for r in rows] == [(2, "pop"), (4, "rock")]
+    assert [(e.line, e.reason.split(":")[0]) for e in errors] == [(3, "malformed CSV")]
+
+
+def test_a_prompts_file_that_is_not_utf8_names_the_line(tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_bytes(b'{"genre": "pop"}\n{"genre": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=r"p.jsonl: not UTF-8 text \(line 2"):
+        read_rows(prompts)
+
+
 # --- rendering ------------------------------------------------------------------------
 def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_models):
     codec_dir, model_dir = tiny_models
@@ -209,6 +248,44 @@ def test_a_crashed_render_fails_its_row_only_and_a_rerun_redoes_it(tmp_path, tin
     again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
     assert again.exit_code == 0 and song_dirs(out) == ["crashes", "fine"]
     assert [e.attempts for e in again.entries] == [1, 2]
+
+
+def test_a_changed_row_interrupted_while_it_re_renders_is_rendered_again(tmp_path, tiny_models, monkeypatch):
+    """The old song stays in place while its changed row re-renders; a run stopped then (its entry
+    "running" with the new fingerprint) must not take the old song for the new one. And a song
+    whose manifest entry is lost is still the batch's: skipped when its row is unchanged."""
+    import composer.rendering.renderer
+
+    codec_dir, model_dir = tiny_models
+    out = tmp_path / "out"
+
+    def batch(tempo: int):
+        prompts = write_jsonl(tmp_path / "p.jsonl", [{"genre": "folk", "tempo": tempo, "duration": 6, "name": "song"},
+                                                     {"genre": "rock", "duration": 6, "name": "other"}])
+        return run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+
+    def tempo_of_song() -> float:
+        return json.loads((out / "song" / "plan.json").read_text())["tempo_bpm"]
+
+    assert batch(90).exit_code == 0 and tempo_of_song() == 90
+    real_render = composer.rendering.renderer.render
+
+    def interrupted(plan, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(composer.rendering.renderer, "render", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch(120)
+    assert [row["state"] for row in manifest(out)["rows"]] == ["running", "done"] and tempo_of_song() == 90
+    monkeypatch.setattr(composer.rendering.renderer, "render", real_render)
+    assert batch(120).exit_code == 0 and tempo_of_song() == 120
+
+    (out / MANIFEST_NAME).unlink()  # lost: the folders' own records still say which rows they hold
+    before = {name: (out / name / "song.wav").stat().st_mtime_ns for name in ("song", "other")}
+    again = batch(120)
+    assert again.exit_code == 0 and [e.state for e in again.entries] == ["done", "done"]
+    assert {name: (out / name / "song.wav").stat().st_mtime_ns for name in ("song", "other")} == before
+    assert batch(100).exit_code == 0 and tempo_of_song() == 100  # and changed, it is replaced, not refused
 
 
 def _batch_command(prompts: Path, out: Path, tiny_models) -> list[str]:

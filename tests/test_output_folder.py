@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from composer.cli import main
 from composer.errors import InputError, RenderError
 from composer.rendering import folder
+from composer.rendering.folder import check_output
 
 
 def _render(tiny_models, out, *extra):
@@ -187,3 +188,14 @@ def test_recovery_gives_the_users_files_from_a_replaced_folder_to_the_new_one(tm
     assert (out / "song.wav").read_bytes() == b"new song"
     assert (out / "notes.txt").read_text() == "mine"
     assert not old.exists()
+
+
+@pytest.mark.parametrize("target", [".", "..", "inner/.."])
+def test_the_current_folder_or_one_above_is_refused_before_any_work(tmp_path, monkeypatch, target):
+    # a render is swapped in by renaming folders, which cannot be done to the folder one is in:
+    # `-o .` used to render the whole song and then fail
+    (tmp_path / "here" / "inner").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(InputError, match="the current folder or one above it"):
+        check_output(target)
+    assert check_output("song").name == "song"

@@ -15,6 +15,7 @@ import io
 import json
 import re
 import shlex
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from composer.batch.manifest import LOCK_NAME, MANIFEST_NAME
 from composer.errors import InputError
 
 ROW_FIELDS = ("prompt", "lyrics", "lyrics_file", "duration", "seed", "name", "voice")
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = 200  # bytes: the folder's temporary name adds some 25 to it, within 255
 _FIELD_NAME = re.compile(r"^[A-Za-z_][\w\-]*$")
 
 
@@ -85,7 +86,7 @@ def read_rows(path: str | Path, *, seed_base: int = 0) -> tuple[list[Row], list[
         except InputError as error:
             errors.append(RowError(line, _valid_name_or_none(record.get("name", f"row{line:04d}")), str(error)))
             continue
-        key = row.name.casefold()  # case-insensitive file systems would merge them
+        key = unicodedata.normalize("NFC", row.name).casefold()  # case- or form-insensitive file systems merge them
         if key in seen:
             errors.append(RowError(line, row.name, f"name {row.name!r} is already used by line {seen[key]}"))
             continue
@@ -112,7 +113,10 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, dict | RowError]]:
 
 
 def _jsonl_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" alone: str.splitlines also splits at U+2028 and U+0085, which JSON leaves
+    # unescaped inside strings
+    for line, raw in enumerate(text.split("\n"), start=1):
+        raw = raw.removesuffix("\r")
         if not raw.strip():
             continue
         try:
@@ -143,8 +147,11 @@ def _csv_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
         except StopIteration:
             return
         except csv.Error as error:
-            where = f"a quote opened on line {line} never closes" if "end of data" in str(error) else str(error)
-            raise InputError(f"prompts CSV line {line}: {where}") from None
+            if "end of data" in str(error):  # the rest of the file is inside the quote
+                raise InputError(f"prompts CSV line {line}: a quote opened on line {line} never closes") from None
+            next_line = reader.line_num + 1
+            yield line, RowError(line, None, f"malformed CSV: {error}")  # the other rows still render
+            continue
         next_line = reader.line_num + 1
         if not any(cell.strip() for cell in cells):
             continue
@@ -197,8 +204,11 @@ def _inside(base_dir: Path, name: object) -> Path:
     """`name` as a file inside the PROMPTS file's folder; anything that leaves it is refused."""
     if not isinstance(name, str) or not name.strip():
         raise InputError("lyrics_file: expected a file name relative to the batch file")
-    root = base_dir.resolve()
-    path = (root / name).resolve()
+    try:
+        root = base_dir.resolve()
+        path = (root / name).resolve()
+    except (OSError, ValueError, RuntimeError) as error:  # a name too long, a NUL byte, a symlink loop
+        raise InputError(f"lyrics_file {name[:80]!r}: {error}") from None
     if Path(name).is_absolute() or not path.is_relative_to(root):
         raise InputError(f"lyrics_file {name!r}: outside the batch file's folder (give a path inside {root})")
     return path
@@ -219,7 +229,7 @@ def _row_name(name: object) -> str:
         problem = "has surrounding spaces or control characters"
     elif name.startswith("."):
         problem = "starts with '.' (reserved for the batch's own files)"
-    elif name in (MANIFEST_NAME, LOCK_NAME) or len(name) > MAX_NAME_LENGTH:
+    elif name in (MANIFEST_NAME, LOCK_NAME) or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
         problem = "is reserved or too long"
     if problem:
         raise InputError(f"name {name!r} {problem}")

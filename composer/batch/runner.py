@@ -123,7 +123,7 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
                     entry = by_name[outcome.name]
                     entry.seconds = round(outcome.seconds, 3)
                     if outcome.ok:
-                        outcome = _finalize(outcome, partial_root, out_dir)
+                        outcome = _finalize(outcome, partial_root, out_dir, entry)
                     if outcome.ok:
                         entry.state = "done"
                     else:
@@ -169,9 +169,11 @@ def _reconcile(rows: list[Row], earlier: dict[str, Entry], settings: str,
                out_dir: Path) -> tuple[dict[int, Entry], list[tuple[Row, Entry]]]:
     """Entries by line for this run, and the rows still to render.
 
-    A row is skipped when an earlier run finished it with the same fingerprint
-    and its folder is complete. A row the earlier run was killed in after its
-    folder was moved into place (state still "running") is complete too.
+    A row is skipped when its folder holds its song: the folder's report.json carries the
+    fingerprint of the row it was rendered from (`stamp_batch`), so a run killed while it
+    re-rendered a changed row (the old song still in place, its entry "running" with the new
+    fingerprint) renders it again, and a song whose manifest entry was lost (a row that was
+    briefly bad, a deleted manifest) is still recognised.
     """
     entries: dict[int, Entry] = {}
     to_check: list[tuple[Row, Entry]] = []
@@ -179,9 +181,14 @@ def _reconcile(rows: list[Row], earlier: dict[str, Entry], settings: str,
         fingerprint = row.fingerprint(settings)
         old = earlier.get(row.name)
         same = old is not None and old.fingerprint == fingerprint
-        complete = (out_dir / row.name / REPORT_NAME).is_file()
-        if same and complete and old.state in ("done", "running"):
-            entries[row.line] = dataclasses.replace(old, line=row.line, state="done", error=None, error_kind=None)
+        held = folder_fingerprint(out_dir / row.name)
+        if held == fingerprint or (held is None and same and old.state == "done"
+                                   and (out_dir / row.name / REPORT_NAME).is_file()):
+            # the folder holds this row's song (its own record says so; a folder from before the
+            # record was kept is trusted when the manifest says it finished): nothing to do
+            entries[row.line] = (dataclasses.replace(old, line=row.line, state="done", error=None, error_kind=None)
+                                 if same else Entry(row.line, row.name, state="done", seed=row.seed,
+                                                    fingerprint=fingerprint))
             continue
         entry = Entry(row.line, row.name, seed=row.seed, fingerprint=fingerprint,
                       attempts=old.attempts if same else 0)
@@ -213,14 +220,41 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None) ->
 
 def _replaceable(path: Path, ours: bool) -> bool:
     """Whether a song may be moved to `path`: nothing is there, or an earlier song of this batch
-    (`ours`: the manifest names it) whose folder is still a song folder. Anything else there is
-    the user's, and a batch never deletes what it did not make."""
+    (`ours`: the manifest names it, or the folder's report.json says a batch rendered it) whose
+    folder is still a song folder. Anything else there is the user's, and a batch never deletes
+    what it did not make."""
     if not path.exists() and not path.is_symlink():
         return True
-    return ours and path.is_dir() and not path.is_symlink() and (path / REPORT_NAME).is_file()
+    if not path.is_dir() or path.is_symlink() or not (path / REPORT_NAME).is_file():
+        return False
+    return ours or folder_fingerprint(path) is not None
 
 
-def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
+BATCH_KEY = "batch"  # report.json's record of the batch row a song was rendered from
+
+
+def folder_fingerprint(folder: Path) -> str | None:
+    """The fingerprint of the batch row whose song `folder` holds (`stamp_batch`), or None."""
+    try:
+        report = json.loads((folder / REPORT_NAME).read_text(encoding="utf-8"))
+        value = report.get(BATCH_KEY, {}).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def stamp_batch(folder: Path, entry: Entry) -> None:
+    """Record in `folder`'s report.json the row it was rendered from (line and fingerprint),
+    before the folder is moved into place: what a later run trusts to skip it."""
+    from composer.data.audio import write_text_atomic
+
+    path = folder / REPORT_NAME
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report[BATCH_KEY] = {"line": entry.line, "fingerprint": entry.fingerprint}
+    write_text_atomic(path, json.dumps(report, indent=2))
+
+
+def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry) -> Outcome:
     """Move a complete song folder to its final name in one rename (an older one of this batch
     goes first; anything else there fails the row and is left as it is).
 
@@ -230,6 +264,7 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
     try:
         if not (partial / REPORT_NAME).is_file():
             raise FileNotFoundError(f"{partial}: rendered but incomplete (no report.json)")
+        stamp_batch(partial, entry)
         if not _replaceable(final, ours=True):
             raise FileExistsError(f"{final} appeared while the song rendered and is not a song folder; left as it is")
         if final.exists():
@@ -244,7 +279,7 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path) -> Outcome:
             os.replace(partial, final)
     except FileExistsError as error:  # the user's: the row must be renamed (and its folder is not ours later)
         return dataclasses.replace(outcome, ok=False, error=str(error), error_kind="input")
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a report.json that is not JSON
         return dataclasses.replace(outcome, ok=False, error=f"moving the song into place: {error}",
                                    error_kind="render")
     return outcome

@@ -9,12 +9,21 @@ from composer.errors import InputError
 
 def read_text_file(path: str | Path, what: str) -> str:
     path = Path(path)
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except OSError as error:  # a name too long for the file system
+        raise InputError(f"{what} {str(path)[:120]}: {error.strerror or error}") from None
+    if not exists:
         raise InputError(f"{what} {path}: no such file")
     try:
-        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the text
-    except UnicodeDecodeError:
-        raise InputError(f"{what} {path}: not UTF-8 text") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{what} {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark is not part of the text
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InputError(f"{what} {path}: not UTF-8 text (line {line}, byte {error.start})") from None
 
 
 def read_plan_file(path: str | Path):

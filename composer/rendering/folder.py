@@ -57,6 +57,14 @@ def check_output(out_dir: str | Path, *, overwrite: bool = False) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: is a file, not a folder (give a new or empty folder)")
+    try:
+        here = Path.cwd()
+    except OSError:  # the current folder was deleted: nothing to protect
+        here = None
+    if not out.name or (here is not None and here.is_relative_to(out.resolve())):
+        # a render is made beside its folder and swapped in by renames: not possible for the folder
+        # the user is in (or one above it)
+        raise InputError(f"-o {out_dir}: the current folder or one above it; name a new folder (e.g. -o ./song)")
     if out.is_dir():
         names = {p.name for p in out.iterdir()}
         if names & RENDER_FILES and not overwrite:
