@@ -2,7 +2,9 @@
 
 Tagged text has one tag per line, `[verse]`, `[Chorus 2]`, `[pre-chorus]`, `[Verse 1: Artist]`
 (any case, numbered or not; the number is ignored and sections are numbered in order of
-appearance per kind). Every line up to the next tag belongs to the tagged section; blank lines
+appearance per kind), or written as lyric sheets on the web write them: `(Chorus)`, `Verse 2:`,
+`Chorus x2`, `[Chorus] x2`, a bare `Chorus` on its own line. A repeat mark (`x2`) sings the
+section that many times. Every line up to the next tag belongs to the tagged section; blank lines
 inside a section are dropped. A tagged chorus (or pre-chorus, post-chorus, hook) with no lines
 repeats the previous section of its kind.
 
@@ -37,6 +39,15 @@ _KIND_BY_LABEL = {kind.replace("-", ""): kind for kind in SECTION_KINDS} | {
 }
 _TAG = re.compile(r"\[([^\[\]]*)\]")
 _REPEAT_MARK = re.compile(r"\(?\s*[x×]\s*\d+\s*\)?\s*$", re.IGNORECASE)
+_REPEAT_COUNT = re.compile(r"[x×]\s*(\d+)\s*\)?\s*$", re.IGNORECASE)
+# Labels written without square brackets, as lyric sheets on the web have them: "(Chorus)",
+# "Chorus:", "Verse 2:", "Chorus x2", "[Chorus] x2", or a bare "Chorus" / "Verse 1" (the main kinds only:
+# a sung line is rarely one of those words alone). A parenthesised line must name a kind with its
+# letters alone ("(Chorus)", not "(hold on, break it down)", which is a backing vocal).
+_LOOSE_TAG = re.compile(r"^(?:\((?P<paren>[^()]{1,30})\)|\[(?P<square>[^\[\]]{1,30})\]|(?P<bare>[A-Za-z][A-Za-z \-]{0,20}?\s*\d{0,2}))"
+                        r"\s*:?\s*(?P<repeat>\(?\s*[x×]\s*\d+\s*\)?)?\s*:?$", re.IGNORECASE)
+_BARE_KINDS = frozenset({"verse", "chorus", "pre-chorus", "post-chorus", "bridge", "hook", "intro", "outro"})
+MAX_REPEAT = 8  # "[Chorus x2]": the section sung this many times at most
 
 
 @dataclass
@@ -61,6 +72,7 @@ class _Block:
     kind: str
     lines: list[str]
     tagged: bool
+    times: int = 1  # "[Chorus x2]": sung twice
 
 
 def kind_of_label(label: str) -> str | None:
@@ -111,7 +123,8 @@ def _check_writable(section: LyricSection) -> None:
     if section.kind not in SECTION_KINDS:
         raise LyricsError(f"lyrics: section {section.name!r} has unknown kind {section.kind!r}")
     for line in section.lines:
-        if not line.strip() or len(line.splitlines()) != 1 or _TAG.fullmatch(line.strip()):
+        if (not line.strip() or len(line.splitlines()) != 1 or _TAG.fullmatch(line.strip())
+                or _loose_tag(" ".join(line.split()))):
             raise LyricsError(
                 f"lyrics: section {section.name!r} line {line!r} is blank, holds a line break "
                 "or looks like a tag"
@@ -125,8 +138,10 @@ def _blocks(raw_lines: list[str]) -> list[_Block]:
     for raw in raw_lines:
         line = " ".join(raw.split())
         tag = _TAG.fullmatch(line)
-        if tag:
-            tagged.append(_Block(_kind_of_tag(tag.group(1)), [], tagged=True))
+        loose = None if tag else _loose_tag(line)
+        if tag or loose:
+            label = tag.group(1) if tag else loose
+            tagged.append(_Block(_kind_of_tag(label), [], tagged=True, times=_repeat_count(label)))
         elif tagged:
             if line:
                 tagged[-1].lines.append(line)
@@ -135,6 +150,27 @@ def _blocks(raw_lines: list[str]) -> list[_Block]:
         elif untagged[-1]:
             untagged.append([])
     return _untagged_blocks([block for block in untagged if block]) + tagged
+
+
+def _loose_tag(line: str) -> str | None:
+    """The label of a section tag written without square brackets around it alone ("(Chorus)",
+    "Verse 2:", "[Chorus] x2", a bare "Chorus"), with its repeat mark; None for a sung line."""
+    match = _LOOSE_TAG.match(line)
+    if not match or not line:
+        return None
+    label = match.group("paren") or match.group("square") or match.group("bare") or ""
+    letters = re.sub(r"[^a-z]", "", _REPEAT_MARK.sub("", label).casefold())
+    kind = _KIND_BY_LABEL.get(letters)
+    if kind is None or (match.group("bare") and not line.endswith(":") and not match.group("repeat")
+                        and kind not in _BARE_KINDS):
+        return None
+    return f"{label} {match.group('repeat') or ''}".strip()
+
+
+def _repeat_count(label: str) -> int:
+    """How many times a tag asks for its section ("Chorus x2": 2), within 1..MAX_REPEAT."""
+    match = _REPEAT_COUNT.search(label)
+    return max(1, min(MAX_REPEAT, int(match.group(1)))) if match else 1
 
 
 def _kind_of_tag(label: str) -> str:
@@ -162,11 +198,14 @@ def _name_sections(blocks: list[_Block]) -> list[LyricSection]:
     first_with: dict[tuple[str, tuple[str, ...]], str] = {}
     latest: dict[str, LyricSection] = {}
     sections = []
-    for block in blocks:
+    for block in [copy for each in blocks for copy in [each] * each.times]:
         counts[block.kind] = counts.get(block.kind, 0) + 1
         lines = block.lines
         if not lines and block.tagged and block.kind in REPEATING_KINDS and block.kind in latest:
             lines = list(latest[block.kind].lines)
+        elif not lines and block.tagged and block.kind in REPEATING_KINDS:
+            logger.warning("lyrics: [%s] has no lines and no earlier %s to repeat; it is instrumental",
+                           block.kind, block.kind)
         section = LyricSection(f"{block.kind}{counts[block.kind]}", block.kind, lines)
         if lines:
             key = (block.kind, _lines_key(lines))

@@ -144,8 +144,49 @@ def test_to_text_rejects_unwritable_lines() -> None:
         to_text([LyricSection("x1", "x", ["words"])])
 
 
+LOOSE = """Verse 1:
+Walking down the road
+I see the lights
+
+(Chorus)
+Carry me home
+Carry me home
+
+[Chorus] x2
+
+Bridge:
+(hold on, break it down)
+Chorus girls are dancing
+
+Verse
+the night is long
+"""
+
+
+def test_tags_written_as_lyric_sheets_on_the_web_write_them() -> None:
+    sections = parse(LOOSE)
+    assert [(s.name, s.repeat_of) for s in sections] == [
+        ("verse1", None), ("chorus1", None), ("chorus2", "chorus1"), ("chorus3", "chorus1"),
+        ("bridge1", None), ("verse2", None)]
+    # a parenthesised backing vocal and a line that starts with a kind's name are sung
+    assert sections[4].lines == ["(hold on, break it down)", "Chorus girls are dancing"]
+    assert parse(to_text(sections)) == sections
+    with pytest.raises(LyricsError, match="looks like a tag"):
+        to_text([LyricSection("verse1", "verse", ["(Chorus)"])])
+
+
+def test_a_repeat_mark_sings_the_section_that_many_times_and_an_empty_first_chorus_warns(caplog) -> None:
+    sections = parse("[verse]\nla la\n\n[Chorus x2]\nhome again\n")
+    assert [(s.name, s.lines) for s in sections] == [
+        ("verse1", ["la la"]), ("chorus1", ["home again"]), ("chorus2", ["home again"])]
+    with caplog.at_level(logging.WARNING, logger="lyrics"):
+        parse("[chorus]\n\n[verse]\nla la\n")
+    assert "no earlier chorus to repeat" in caplog.text
+
+
 TAGS = ["[verse]", "[Verse 2]", "[CHORUS]", "[chorus]", "[Pre-Chorus]", "[bridge]", "[outro]",
-        "[intro]", "[hook]", "[solo]", "[Refrain]", "[foo]", "[Verse 1: Someone]", "[]"]
+        "[intro]", "[hook]", "[solo]", "[Refrain]", "[foo]", "[Verse 1: Someone]", "[]",
+        "(Chorus)", "Verse 2:", "Chorus x2", "[Chorus] x3", "Bridge", "(hold on, break it down)"]
 _PIECES = st.one_of(
     st.sampled_from(TAGS), st.just(""), st.just("  "),
     st.sampled_from(["la la la", "Oh, la la!", "hello world", "[a]b]", "naïve ça"]),
