@@ -282,7 +282,8 @@ def written_words(line: str) -> list[tuple[str, int]]:
     """
     out: list[list] = []
     pending = ""
-    for piece in _clean(line).split():
+    _clean(line)  # the same checks as the sung tokens get; the pieces shown are the line's own
+    for piece in line.split():  # as typed: curly apostrophes and accents kept
         count = len(words(piece))
         if count == 0:
             if out:

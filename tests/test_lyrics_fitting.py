@@ -163,3 +163,11 @@ def test_lrc_times_increase_and_stay_inside_the_song(gaps: list[tuple[float, flo
     # is 0.01, while 0.015 * 100 rounds to 2: hypothesis found that gap)
     assert max(times) <= length
     assert abs(length - time) <= 0.005 + 1e-9
+
+
+def test_written_words_keep_the_typed_characters() -> None:
+    # curly apostrophes and accents as typed (the LRC, lyrics.json and the lead sheet show these)
+    from lyrics.syllables import written_words
+
+    assert written_words("Don’t you cry, café — naïve") == [
+        ("Don’t", 1), ("you", 1), ("cry,", 1), ("café —", 1), ("naïve", 1)]
