@@ -244,6 +244,17 @@ def _extend_lyric_form(slots: list[_Slot], target_bars: int) -> list[_Slot]:
         end = max(i for i, s in enumerate(slots) if s.lines or s.kind == "solo") + 1
         source = slots[chorus]
         slots = _insert_slot(slots, end, _Slot(source.kind, source.bars, list(source.lines), chorus))
+    # a much longer song than its words (minutes of them): more rounds of a solo and the chorus, so
+    # no instrumental section grows past 16 bars while another round fits (and none past 256 bars)
+    while len(slots) < MAX_SECTIONS - 2:
+        room = sum(max(0, 16 - s.bars) for s in slots if s.kind in FREE_KINDS and not s.lines)
+        if target_bars - total(slots) <= room or not closer(LYRIC_FRAME_BARS):
+            break
+        end = max(i for i, s in enumerate(slots) if s.lines or s.kind == "solo") + 1
+        slots = _insert_slot(slots, end, _Slot("solo", LYRIC_FRAME_BARS))
+        if chorus is not None and closer(slots[chorus].bars):
+            source = slots[chorus]
+            slots = _insert_slot(slots, end + 1, _Slot(source.kind, source.bars, list(source.lines), chorus))
     return slots
 
 
@@ -365,9 +376,14 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
             section = _modulated(source, name, semitones=1)
         elif source is not None and (slot.kind in REPEATING_KINDS and same_words or not slot.lines and slot.kind == "verse"):
             variation = 0.0 if slot.kind in REPEATING_KINDS else 0.35
+            # a verse without words of its own (an empty [Verse 2] tag) plays the first verse's tune
+            # without singing its words again
+            sung = bool(slot.lines) or slot.kind in REPEATING_KINDS
             section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=[list(b) for b in source.chords],
-                              energy=source.energy, melody=[Note(**vars(n)) for n in source.melody],
-                              lyrics=list(source.lyrics), repeat_of=source.name, variation=variation,
+                              energy=source.energy,
+                              melody=[Note(n.start, n.duration, n.pitch, n.syllable if sung else None)
+                                      for n in source.melody],
+                              lyrics=list(source.lyrics) if sung else [], repeat_of=source.name, variation=variation,
                               seed=rng.randrange(2**31))
         else:
             if source is not None:  # same kind, new words: same chords, melody follows the words

@@ -659,3 +659,20 @@ def test_long_lyric_lines_get_the_bars_their_syllables_need_without_a_duration()
     assert verse.kind == "verse" and verse.bars % 2 == 0  # whole two-bar phrases
     assert sum(lyrics.syllable_counts(verse.lyrics)) <= 2 * song.beats_per_bar * verse.bars  # was 4 bars: 3 a beat
     assert song.sections[2].bars == 4  # a short line keeps the usual four bars
+
+
+def test_an_empty_verse_tag_plays_the_first_verse_without_singing_its_words_again():
+    text = "[verse]\none two three four\nfive six seven eight\nnine ten\neleven twelve\n\n[chorus]\nla la la\n\n" \
+           "[verse]\n\n[chorus]\n"
+    song = plan("genre=pop", lyrics=text, seed=1)
+    verse2 = next(s for s in song.sections if s.name == "verse2")
+    assert verse2.repeat_of == "verse1" and verse2.lyrics == [] and not any(n.syllable for n in verse2.melody)
+    chorus2 = next(s for s in song.sections if s.name == "chorus2")
+    assert chorus2.lyrics == ["la la la"]  # an empty chorus tag still repeats its chorus, sung
+
+
+def test_a_song_of_short_lyrics_asked_for_many_minutes_is_planned_not_refused():
+    # 900 s used to fail with "sections[9].bars: 330 is outside 1..256" (one huge outro)
+    song = plan("genre=pop tempo=100", lyrics=TWO_VERSES, duration=900, seed=3)
+    assert abs(song.duration - 900) <= song.beats_per_bar * 60 / song.tempo_bpm
+    assert max(s.bars for s in song.sections) <= 16 and song.sections[-1].kind == "outro"
