@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import replace
 
 from structure.harmony import progression
@@ -96,7 +97,9 @@ def parse_chords(text: str, path: str) -> list[list[str]]:
 
 
 def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.split("/") if line.strip()]
+    """The lines of a lyrics cell: split at a "/" with a space on either side ("24/7" and
+    "and/or" are words of a line)."""
+    return [line.strip() for line in re.split(r"\s+/\s*|\s*/\s+", text) if line.strip()]
 
 
 def _cycled(chords: list[list[str]], bars: int) -> list[list[str]]:

@@ -45,6 +45,14 @@ def test_new_bars_cycle_the_chords_and_repeats_follow(song):
     assert edited.duration == pytest.approx(song.duration + 4 * len([chorus, *repeats]) * 4 * 60 / song.tempo_bpm)
 
 
+def test_a_slash_inside_a_lyric_line_is_a_word_not_a_line_break(song):
+    rows = _rows(song)
+    verse = next(i for i, s in enumerate(song.sections) if s.kind == "verse" and not s.repeat_of)
+    rows[verse][6] = "I love you 24/7, and/or more / the second line"
+    rows[verse][2] = song.sections[verse].bars + 2  # re-sketched on the new lines
+    assert apply_rows(song, rows).sections[verse].lyrics == ["I love you 24/7, and/or more", "the second line"]
+
+
 @pytest.mark.parametrize(("row", "column", "value", "message"), [
     (0, 2, "x", "row 1 ({name}), bars: 'x' is not a whole number"),
     (0, 2, 0, "row 1 ({name}), bars: 0 is outside 1..256"),
