@@ -24,7 +24,7 @@ import re
 from dataclasses import replace
 
 from structure.harmony import progression
-from structure.planner import sketch_melody, transpose_chords, transposed
+from structure.planner import lyric_floor, sketch_melody, transpose_chords, transposed
 from structure.schema import (
     BEATS_PER_BAR_RANGE,
     MAX_BARS_PER_SECTION,
@@ -176,6 +176,10 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
                 raise PlanError(f"{path}.bars", f"{bars} is outside 1..{MAX_BARS_PER_SECTION}")
             chords = parse_chords(chords_text, f"{path}.chords")
             lines = _lines(lyrics_text)
+            need = lyric_floor(lines, meter)
+            if bars < need:  # the melody would drop lines, or sing them as a patter nobody follows
+                raise PlanError(f"{path}.bars", f"{bars} too few for its {len(lines)} lyric lines: at least {need} "
+                                                "(a bar a line, at most two syllables a beat)")
             chords_kept = before_row is not None and chords_text == before_row[3]
             unchanged = (before is not None and before.repeat_of is None and chords_kept
                          and [kind, bars, lyrics_text] == [before_row[1], before_row[2], before_row[6]])

@@ -158,7 +158,7 @@ def _form_from_lyrics(text: str, style: Style, beats_per_bar: int = 4) -> list[_
         # syllables need (`lyric_floor`), rounded up to whole two-bar phrases
         bars = DEFAULT_BARS.get(section.kind, 4)
         if lines:
-            need = lyric_floor(_Slot(section.kind, 0, lines), beats_per_bar)
+            need = lyric_floor(lines, beats_per_bar)
             bars = max(4, 2 * len(lines), need + need % 2)
         repeat = index_of.get(section.repeat_of) if section.repeat_of else None
         slots.append(_Slot(section.kind, bars, lines or None, repeat))
@@ -190,7 +190,7 @@ def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -
         slots = _add_or_remove_sections(slots, target_bars)
     else:
         slots = _extend_lyric_form(slots, target_bars)
-    floors = [lyric_floor(s, beats_per_bar) for s in slots]
+    floors = [lyric_floor(s.lines, beats_per_bar) for s in slots]
     caps = (16, 32) if any(s.lines for s in slots) else (32,)
     diff = _absorb(slots, target_bars - sum(s.bars for s in slots), floors, caps)
     while diff < 0:  # still too long: shorten repeated groups (all members together)
@@ -265,14 +265,14 @@ def _insert_slot(slots: list[_Slot], index: int, slot: _Slot) -> list[_Slot]:
     return moved[:index] + [slot] + moved[index:]
 
 
-def lyric_floor(slot: _Slot, beats_per_bar: int) -> int:
+def lyric_floor(lines: list[str] | None, beats_per_bar: int) -> int:
     """The fewest bars that sing a section's lyric lines: a bar a line, and no more than two
     syllables a beat (1 for a section without lines). A line squeezed into less is sung as a
     patter of sixteenths that nobody follows."""
-    if not slot.lines:
+    if not lines:
         return 1
-    syllables = sum(_syllable_counts(slot.lines))
-    return max(len(slot.lines), -(-syllables // (2 * beats_per_bar)))
+    syllables = sum(_syllable_counts(lines))
+    return max(len(lines), -(-syllables // (2 * beats_per_bar)))
 
 
 def _absorb(slots: list[_Slot], diff: int, floors: list[int] | None = None, caps: tuple[int, ...] = (32,)) -> int:

@@ -53,6 +53,16 @@ def test_a_slash_inside_a_lyric_line_is_a_word_not_a_line_break(song):
     assert apply_rows(song, rows).sections[verse].lyrics == ["I love you 24/7, and/or more", "the second line"]
 
 
+def test_a_row_too_short_for_its_lyric_lines_is_refused_not_cut(song):
+    # 12 lines in one bar used to keep 8 of them, silently
+    rows = _rows(song)
+    verse = next(i for i, s in enumerate(song.sections) if s.kind == "verse" and not s.repeat_of)
+    rows[verse][6] = " / ".join(f"line number {k}" for k in range(12))
+    rows[verse][2] = 1
+    with pytest.raises(PlanError, match=r"bars.*1 too few for its 12 lyric lines: at least 12"):
+        apply_rows(song, rows)
+
+
 @pytest.mark.parametrize(("row", "column", "value", "message"), [
     (0, 2, "x", "row 1 ({name}), bars: 'x' is not a whole number"),
     (0, 2, 0, "row 1 ({name}), bars: 0 is outside 1..256"),
