@@ -30,7 +30,9 @@ def lead_sheet(plan: SongPlan):
         for n in section.melody:
             m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration))
             if n.syllable and n.syllable != "_":
-                m21_note.lyric = shown.get(id(n), n.syllable)
+                text, syllabic = shown.get(id(n), (n.syllable, "single"))
+                # begin / middle / end: notation software joins a word's syllables with hyphens
+                m21_note.lyrics = [note.Lyric(text, syllabic=syllabic, applyRaw=True)]
             part.insert(start_beat + _on_grid(n.start), m21_note)
     # rests up to the song's end: a last bar without melody still holds its chord symbol
     part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats)], fillGaps=True, inPlace=True)
@@ -40,12 +42,13 @@ def lead_sheet(plan: SongPlan):
     return score
 
 
-def _written_syllables(section, beats_per_bar: int) -> dict[int, str]:
+def _written_syllables(section, beats_per_bar: int) -> dict[int, tuple[str, str]]:
     """The syllable each sung note shows, with the punctuation the lyric was written with
-    ("home," rather than "home"), keyed by the note's id."""
+    ("home," rather than "home"), and its place in its word (MusicXML's syllabic: single,
+    begin, middle, end), keyed by the note's id."""
     from structure.melody import phrase_spans
 
-    shown: dict[int, str] = {}
+    shown: dict[int, tuple[str, str]] = {}
     if not section.lyrics:
         return shown
     for (lo, hi), text in zip(phrase_spans(section.bars, beats_per_bar, len(section.lyrics)), section.lyrics):
@@ -55,21 +58,33 @@ def _written_syllables(section, beats_per_bar: int) -> dict[int, str]:
     return shown
 
 
-def _display_syllables(line: str) -> list[str]:
+def _display_syllables(line: str) -> list[tuple[str, str]]:
+    """(text, syllabic) of each sung syllable of a line, the word's leading and trailing
+    punctuation on its first and last syllable, its apostrophes as typed."""
     import lyrics
+    from lyrics.syllables import _clean
 
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for written, _ in lyrics.written_words(line):
         pieces = list(lyrics.syllables(written))
         tokens = lyrics.words(written)
         if not pieces or not tokens:
             continue
-        first, last = written.find(tokens[0]), written.rfind(tokens[-1])
+        clean = _clean(written)  # the tokens' spelling (straight apostrophes), to find them in the word
+        shown = written if len(clean) == len(written) else clean
+        first, last = clean.find(tokens[0]), clean.rfind(tokens[-1])
         if first > 0:
-            pieces[0] = written[:first] + pieces[0]
+            pieces[0] = shown[:first] + pieces[0]
         if last >= 0:
-            pieces[-1] = pieces[-1] + written[last + len(tokens[-1]):]
-        out += pieces
+            pieces[-1] = pieces[-1] + shown[last + len(tokens[-1]):]
+        typed = next((c for c in shown if c in "’‘ʼ"), None)
+        if typed:
+            pieces = [piece.replace("'", typed) for piece in pieces]
+        if len(pieces) == 1:
+            out.append((pieces[0], "single"))
+        else:
+            out += [(piece, "begin" if k == 0 else "end" if k == len(pieces) - 1 else "middle")
+                    for k, piece in enumerate(pieces)]
     return out
 
 

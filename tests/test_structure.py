@@ -676,3 +676,16 @@ def test_a_song_of_short_lyrics_asked_for_many_minutes_is_planned_not_refused():
     song = plan("genre=pop tempo=100", lyrics=TWO_VERSES, duration=900, seed=3)
     assert abs(song.duration - 900) <= song.beats_per_bar * 60 / song.tempo_bpm
     assert max(s.bars for s in song.sections) <= 16 and song.sections[-1].kind == "outro"
+
+
+def test_the_lead_sheet_marks_where_each_word_begins_and_ends(tmp_path):
+    # every syllable used to be a word of its own: notation software showed "hel lo" without a hyphen
+    import xml.etree.ElementTree as ET
+
+    from structure.export import write_musicxml
+
+    song = plan("genre=pop", lyrics="[verse]\nHello, forever, don’t you cry\n", seed=1)
+    root = ET.parse(write_musicxml(song, tmp_path / "lead.musicxml")).getroot()
+    sung = [(lyric.findtext("text"), lyric.findtext("syllabic")) for lyric in root.iter("lyric")]
+    assert sung == [("Hel", "begin"), ("lo,", "end"), ("for", "begin"), ("ev", "middle"), ("er,", "end"),
+                    ("don’t", "single"), ("you", "single"), ("cry", "single")]
