@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from lyrics.errors import LyricsError
@@ -136,7 +137,9 @@ def _blocks(raw_lines: list[str]) -> list[_Block]:
     untagged: list[list[str]] = [[]]
     tagged: list[_Block] = []
     for raw in raw_lines:
-        line = " ".join(raw.split())
+        # control characters (a stray \x01 from a paste) have no place in a lyric, nor in the XML
+        # and LRC files made of it
+        line = " ".join("".join(c for c in raw if c.isspace() or unicodedata.category(c) != "Cc").split())
         tag = _TAG.fullmatch(line)
         loose = None if tag else _loose_tag(line)
         if tag or loose:

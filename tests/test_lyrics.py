@@ -266,3 +266,8 @@ def test_lyrics_imports_no_audio_torch_or_other_song_packages() -> None:
             else:
                 continue
             assert not {m.split(".")[0] for m in modules} & forbidden, path.name
+
+
+def test_control_characters_are_dropped_from_lines() -> None:
+    # a stray \x01 made the lead sheet malformed XML
+    assert parse("[verse]\nla\x01 la\x7f la\n")[0].lines == ["la la la"]
