@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=6)
     parser.add_argument("--strengths", default=None,
                         help="comma-separated strengths to render the persona at (default: its own and 1)")
+    parser.add_argument("--no-audio", action="store_true",
+                        help="Priors and lyrics only (no renders, no throughput): writes persona_priors.json; "
+                             "the persona's fine-tune is not used, so a build with --steps 1 will do")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -107,6 +110,20 @@ def main() -> None:
     scheme_tv = total_variation({str(k): v for k, v in new_schemes.items()},
                                 {str(k): v for k, v in archive_schemes.items()})
     lyric_info = persona.info["lyrics"]
+    priors_summary = {"days": len(days), "total_variation": {k: round(v, 4) for k, v in tv.items()},
+                      "max": round(max(tv.values()), 4), "goal": "each <= 0.1"}
+    lyrics_summary = {
+        "days": args.lyric_days, "lines_copied": copied, "archive_4gram_share": round(in_archive / max(1, grams), 4),
+        "syllables_per_line": {"persona": round(float(np.mean(new_syllables)), 2),
+                               "archive": round(float(np.mean(archive_syllables)), 2)},
+        "rhyme_scheme_tv": round(scheme_tv, 4),
+        "perplexity": {"persona": lyric_info["perplexity"], "base_writer": lyric_info["base_writer_perplexity"]},
+        "goal": "no copied line, 4-gram share < 0.05, line length and schemes within 10 %, "
+                "perplexity below the base writer's"}
+    if args.no_audio:
+        write_result("persona_priors", {"archive": {"songs": persona.info["songs"], "demo": persona.info.get("demo")},
+                                        "priors": priors_summary, "lyrics": lyrics_summary}, args.out)
+        return
 
     # audio ---------------------------------------------------------------------------------
     held = [r for r in rows if r.fields.get("split") == "validation"]
@@ -162,15 +179,8 @@ def main() -> None:
     write_result("persona", {
         "archive": {"songs": persona.info["songs"], "hours": hours, "held_out": len(held),
                     "demo": persona.info.get("demo")},
-        "priors": {"days": len(days), "total_variation": {k: round(v, 4) for k, v in tv.items()},
-                   "max": round(max(tv.values()), 4), "goal": "each <= 0.1"},
-        "lyrics": {"days": args.lyric_days, "lines_copied": copied, "archive_4gram_share": round(in_archive / max(1, grams), 4),
-                   "syllables_per_line": {"persona": round(float(np.mean(new_syllables)), 2),
-                                          "archive": round(float(np.mean(archive_syllables)), 2)},
-                   "rhyme_scheme_tv": round(scheme_tv, 4),
-                   "perplexity": {"persona": lyric_info["perplexity"], "base_writer": lyric_info["base_writer_perplexity"]},
-                   "goal": "no copied line, 4-gram share < 0.05, line length and schemes within 10 %, "
-                           "perplexity below the base writer's"},
+        "priors": priors_summary,
+        "lyrics": lyrics_summary,
         "audio": {"renders": args.renders, "strength": own, "frechet_to_held_out": distances,
                   "windows_per_row": int(size), "distance": "benchmarks/distance.py", "follows_plan": following,
                   "goal": "persona closer than base; persona follows the plan as well as base",

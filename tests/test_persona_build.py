@@ -243,3 +243,320 @@ def test_a_run_of_days_writes_the_archives_rhyme_schemes():
         lines = model.write_section("verse", random.Random(day), quantile=quantiles)
         written[scheme_of(lines)] += 1
     assert total_variation(written, model.schemes["verse"]) <= 0.05, written
+
+
+# --- what a review found: each test fails on the code before its fix ------------------------------
+
+
+def _tiny_persona(priors, lyrics, identity="5eed"):
+    from composer.persona.daily import Persona
+
+    return Persona(folder=None, info={"identity": identity}, priors=priors, lyrics=lyrics)
+
+
+def _verse_model():
+    from composer.persona.lyric_model import LyricModel
+    from lyrics import LyricSection
+
+    lines = ["I walk along the river", "The night is cold and long", "I feel the morning shiver",
+             "And carry on my song", "We light a little fire", "And wait beside the door"]
+    return LyricModel.train([[LyricSection("verse1", "verse", lines[:4])], [LyricSection("chorus1", "chorus", lines[2:])]])
+
+
+def test_lyric_words_are_read_in_any_script():
+    from composer.persona.lyric_model import LyricModel, words
+    from lyrics import LyricSection
+
+    assert words("I don’t know, corazón") == ["i", "don't", "know", "corazón"]
+    assert words("Привет, мир! rock'n'roll") == ["привет", "мир", "rock'n'roll"]
+    lines = ["Я иду по тёмной улице", "Ночь холодна и длинна", "Я пою свою песню тихо", "И жду тебя до утра",
+             "Ветер в поле снова плачет", "Светит новая луна"]
+    model = LyricModel.train([[LyricSection(f"verse{i}", "verse", lines[i:] + lines[:i])] for i in range(6)])
+    assert {"улице", "луна", "тёмной"} <= set(model.unigrams)
+    written = model.write_section("verse", __import__("random").Random(3))
+    assert written and all(set(words(line)) <= set(model.unigrams) for line in written)
+
+
+def test_an_archive_without_words_gives_instrumental_days(built, tmp_path):
+    """Its sound, priors and fine-tune are still the artist's: the build goes on, says so, and each
+    day is an instrumental song of the drawn form (it used to fail every day: only section tags)."""
+    from composer.persona.build import build_persona
+    from composer.persona.daily import draw_song
+    from composer.persona.lyric_model import LyricModel
+    from composer.persona.priors import Priors
+
+    _, archive, persona = built
+    other = tmp_path / "archive"
+    shutil.copytree(archive, other)
+    rows = [json.loads(line) for line in (other / "metadata.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("lyrics", None)
+    (other / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    state = build_persona(other, tmp_path / "p", progress=False, stop_after="lyrics")
+    assert state["done"]["lyrics"]["instrumental"] and state["done"]["lyrics"]["vocabulary"] == 0
+    priors = Priors.from_songs([{"mood": "sad", "form": ["verse", "chorus", "bridge"]}])
+    song = draw_song(_tiny_persona(priors, LyricModel.train([])), __import__("datetime").date(2027, 1, 1))
+    assert song["lyrics"] is None and "no words" in song["instrumental"]
+    assert "form='verse chorus bridge'" in song["prompt"]
+    # and rendered: the built persona with a lyric model of no words
+    silent = tmp_path / "silent"
+    shutil.copytree(persona, silent)
+    (silent / "lyrics.json").write_text(LyricModel.train([]).to_json())
+    result = CliRunner().invoke(main, ["daily", "--persona", str(silent), "--date", "2027-01-01",
+                                       "-o", str(tmp_path / "out"), "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    assert "instrumental" in result.output
+    report = json.loads((tmp_path / "out" / "2027-01-01" / "report.json").read_text())
+    assert report["persona"]["instrumental"]
+    plan = json.loads((tmp_path / "out" / "2027-01-01" / "plan.json").read_text())
+    assert not any(s.get("lyrics") for s in plan["sections"])
+
+
+def test_quasi_random_draws_are_independent_of_each_other():
+    """Any two of a day's draws pair evenly over a run of days (the golden-ratio first draw and
+    frac(sqrt(5)) fourth were dependent: 12 of 16 pairs; a table of 20 primes repeated draw 2 as 22)."""
+    import itertools
+    from collections import Counter
+
+    from composer.persona.priors import QuasiRandom
+
+    days, draws = 2000, 30
+    seqs = []
+    for day in range(days):
+        quantiles = QuasiRandom(day, 11)
+        seqs.append([quantiles() for _ in range(draws)])
+    for j, k in itertools.combinations(range(draws), 2):
+        if j >= 4 and k - j != 20:
+            continue
+        bins = Counter((int(s[j] * 4), int(s[k] * 4)) for s in seqs)
+        assert len(bins) == 16, (j, k, sorted(bins))
+        assert max(abs(c / days - 1 / 16) for c in bins.values()) < 0.03, (j, k, bins)
+
+
+def test_two_fields_pair_as_their_own_shares_multiply():
+    """The demo archive's fields (mood drawn first, location fourth): over many days every pair of
+    values occurs, in the share the product of the two marginals gives."""
+    from collections import Counter
+
+    from composer.persona.priors import Priors, QuasiRandom
+
+    moods = ["sad"] * 4 + ["happy"] * 3 + ["calm"] * 2 + ["dark"]
+    songs = [{"mood": m, "beard": ["long", "none"][i % 2], "genre": "folk",
+              "location": ["Oslo", "Bergen", "Lisbon", "Tromsø"][(i * 3) % 4]} for i, m in enumerate(moods * 2)]
+    priors = Priors.from_songs(songs)
+    days = 2000
+    pairs = Counter()
+    for day in range(days):
+        values = priors.draw(QuasiRandom(day, 3))["values"]
+        pairs[(values["mood"], values["location"])] += 1
+    mood, location = priors.fields["mood"], priors.fields["location"]
+    assert len(pairs) == len(mood) * len(location)
+    for (m, place), count in pairs.items():
+        expected = mood[m] / sum(mood.values()) * location[place] / sum(location.values())
+        assert abs(count / days - expected) < 0.015, (m, place, count / days, expected)
+
+
+def test_an_archives_meter_and_a_pinned_meter_are_the_ones_rendered():
+    import datetime as dt
+
+    from composer.persona.daily import draw_song
+    from composer.persona.priors import Priors
+    from structure.prompt import parse_prompt
+
+    songs = [{"mood": "sad", "meter": "3/4", "beats_per_bar": 4, "tempo": 90.0, "key": "A minor"},
+             {"mood": "sad", "time_signature": "6/8", "beats_per_bar": 4, "tempo": 92.0, "key": "A minor"},
+             {"mood": "sad", "beats_per_bar": 4, "tempo": 94.0, "key": "A minor"}]
+    priors = Priors.from_songs(songs)
+    assert priors.meter == {"3": 1, "6": 1, "4": 1} and "meter" not in priors.fields
+    own_tempo = Priors.from_songs([{"bpm": 96, "tempo": 120.0}])  # the analysis fills tempo; bpm is the artist's
+    assert own_tempo.tempo["*"] == [96.0] and "bpm" not in own_tempo.fields
+    persona = _tiny_persona(priors, _verse_model())
+    for day in range(6):
+        song = draw_song(persona, dt.date(2027, 1, 1) + dt.timedelta(days=day))
+        assert parse_prompt(song["prompt"]).beats_per_bar == song["metadata"]["beats_per_bar"]
+    for pin in ({"meter": "3/4"}, {"time_signature": "3/4"}, {"beats_per_bar": "3"}):
+        song = draw_song(persona, dt.date(2027, 1, 1), pin)
+        assert parse_prompt(song["prompt"]).beats_per_bar == 3 and song["metadata"]["beats_per_bar"] == 3
+        assert song["priors"]["beats_per_bar"] == "pinned" and song["prompt"].count("meter=") == 1
+
+
+def test_pins_are_checked_by_the_prompts_parsers():
+    import datetime as dt
+
+    from composer.errors import InputError
+    from composer.persona.daily import check_pins, draw_song
+    from composer.persona.priors import Priors
+
+    persona = _tiny_persona(Priors.from_songs([{"mood": "sad", "form": ["verse", "chorus"]}]), _verse_model())
+    song = draw_song(persona, dt.date(2027, 1, 1), {"form": "verse, chorus bridge", "tempo": "96 bpm",
+                                                    "key": "d minor", "title": "Mine"})
+    assert song["form"] == ["verse", "chorus", "bridge"] and song["priors"]["form"] == "pinned"
+    assert "[Bridge]" in song["lyrics"] and song["metadata"]["tempo"] == 96.0 and song["title"] == "Mine"
+    assert song["metadata"]["key"] == "D minor"
+    for pin, said in ((("form", "verse chores"), "--set form=verse chores: unknown section kind 'chores'"),
+                      (("tempo", "fast"), "--set tempo=fast: expected a tempo in BPM"),
+                      (("bpm", "900"), "--set bpm=900: tempo 900 is outside"),
+                      (("meter", "waltz"), "--set meter=waltz: expected a meter"),
+                      (("key", "H major"), "--set key=H major:"),
+                      (("duration", "long"), "--set duration=long:"),
+                      (("seed", "4"), "--set seed=4: a daily song's seed is its date"),
+                      (("my field", "x"), "--set my field=x: a field name")):
+        with pytest.raises(InputError) as error:
+            check_pins(dict([pin]))
+        assert str(error.value).startswith(said), str(error.value)
+
+
+def test_daily_renders_a_pinned_meter_and_form(built, tmp_path):
+    _, _, persona = built
+    result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--date", "2026-12-03", "--set",
+                                       "meter=3/4", "--set", "form=verse chorus bridge", "-o", str(tmp_path / "o"),
+                                       "--no-evaluate", "--no-vocals"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads((tmp_path / "o" / "2026-12-03" / "plan.json").read_text())
+    assert plan["beats_per_bar"] == 3 and "bridge" in [s["kind"] for s in plan["sections"]]
+    drawn = json.loads((tmp_path / "o" / "2026-12-03" / "report.json").read_text())["persona"]
+    assert drawn["drawn"]["beats_per_bar"] == 3 and drawn["form"] == ["verse", "chorus", "bridge"]
+
+
+def test_a_bad_pin_is_one_line(built, tmp_path):
+    _, _, persona = built
+    for pin, said in (("tempo=fast", "--set tempo=fast: expected a tempo in BPM"),
+                      ("form=verse chores", "--set form=verse chores: unknown section kind")):
+        result = CliRunner().invoke(main, ["daily", "--persona", str(persona), "--set", pin, "-o", str(tmp_path / "x")])
+        assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_list_empty_and_null_metadata_values():
+    import datetime as dt
+
+    from composer.persona.daily import draw_song
+    from composer.persona.priors import Priors
+
+    songs = [{"mood": ["sad", "tender"], "location": "", "beard": None, "tempo": 80.0},
+             {"mood": "sad", "location": "Oslo", "beard": "long", "tempo": 82.0},
+             {"mood": ["sad"], "location": "  ", "tempo": 84.0},
+             {"mood": [], "location": None, "tags": ["x"], "tempo": 86.0},
+             *({"mood": "sad", "location": "Bergen", "tempo": 88.0 + i} for i in range(3))]
+    priors = Priors.from_songs(songs)
+    assert priors.fields == {"mood": {"sad": 6, "tender": 1}, "location": {"Oslo": 1, "Bergen": 3},
+                             "beard": {"long": 1}}
+    assert "mood=sad" in priors.tempo and len(priors.tempo["mood=sad"]) == 6  # a song of two moods counts in each
+    persona = _tiny_persona(priors, _verse_model())
+    for day in range(20):
+        values = draw_song(persona, dt.date(2027, 2, 1) + dt.timedelta(days=day))["metadata"]
+        assert values["location"] in ("Oslo", "Bergen") and values["mood"] in ("sad", "tender")
+
+
+def test_a_rebuild_keeps_its_codec_and_refuses_another(built, tiny_models, tmp_path):
+    _, archive, persona = built
+    codec_dir, _ = tiny_models
+    copy = tmp_path / "persona"
+    shutil.copytree(persona, copy)
+    before = json.loads((copy / "persona.json").read_text())
+    assert before["codec"] == str(codec_dir.resolve())
+    # rebuilt without --codec or --init (a new strength rewrites the card): the persona keeps both
+    result = CliRunner().invoke(main, ["persona", "build", str(archive), "-o", str(copy), "--strength", "0.4"])
+    assert result.exit_code == 0, result.output
+    after = json.loads((copy / "persona.json").read_text())
+    assert after["strength"] == 0.4 and after["codec"] == before["codec"] and after["model"] == before["model"]
+    assert json.loads((copy / "state.json").read_text())["init"] == before["model"]["init"]
+    # a half-done fine-tune resumed with another codec: one line, nothing changed
+    state = json.loads((copy / "state.json").read_text())
+    del state["done"]["model"], state["done"]["card"]
+    (copy / "state.json").write_text(json.dumps(state))
+    other = tmp_path / "other_codec"
+    shutil.copytree(codec_dir, other)
+    result = CliRunner().invoke(main, ["persona", "build", str(archive), "-o", str(copy), "--codec", str(other)])
+    assert result.exit_code == 2 and f"--codec {other}: this persona's fine-tune began with {codec_dir.resolve()}" \
+        in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert json.loads((copy / "state.json").read_text()) == state
+
+
+def test_init_is_kept_resolved(tmp_path, monkeypatch):
+    from composer.persona.build import _kept_path
+
+    monkeypatch.chdir(tmp_path)
+    state = {"done": {}}
+    assert _kept_path(state, "init", "models/base", "--init", begun=False) == str(tmp_path / "models" / "base")
+    assert _kept_path(state, "init", None, "--init", begun=True) == str(tmp_path / "models" / "base")
+    legacy = {"done": {"model": {"init": "models/base"}}}  # a persona built before init was kept (relative)
+    assert _kept_path(legacy, "init", None, "--init", begun=True) == str(tmp_path / "models" / "base")
+
+
+def test_song_lengths_come_from_the_audio_when_the_metadata_has_none(built, tmp_path):
+    _, archive, persona = built
+    assert json.loads((persona / "persona.json").read_text())["hours"] == round(len(MOODS) * 24 / 3600, 3)
+    # a duration written as m:ss (the card step used to stop on it, after the fine-tune, every rerun)
+    copy, copied = tmp_path / "persona", tmp_path / "archive"
+    shutil.copytree(persona, copy)
+    shutil.copytree(archive, copied)
+    rows = [json.loads(line) for line in (copied / "metadata.jsonl").read_text().splitlines()]
+    rows[0]["duration"], rows[1]["duration"] = "3:45", 60
+    (copied / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    state = json.loads((copy / "state.json").read_text())
+    state["archive"] = str(copied.resolve())
+    (copy / "state.json").write_text(json.dumps(state))
+    result = CliRunner().invoke(main, ["persona", "build", str(copied), "-o", str(copy), "--strength", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "persona.json").read_text())["hours"] == round((7 * 24 + 60) / 3600, 3)
+    from composer.persona.build import _song_seconds
+
+    for duration in ("3:45", None, "", "long", float("nan"), True):
+        assert _song_seconds(archive, {"file_name": "audio/s0.wav", "duration": duration}) == 24.0
+    assert _song_seconds(archive, {"file_name": "audio/s0.wav", "duration": 225}) == 225.0
+    assert _song_seconds(archive, {"file_name": "audio/missing.wav"}) is None
+
+
+class _SummedOnce(dict):
+    """Counts whose totals may be summed once: a second sum is the per-call re-summing that made a
+    section of a 1,500-song archive take 20 s."""
+
+    sums = 0
+
+    def values(self):
+        type(self).sums += 1
+        assert type(self).sums <= 1, "the unigram counts were summed again"
+        return super().values()
+
+
+def test_lyric_probabilities_sum_the_counts_once_and_are_unchanged():
+    import random
+    import time
+
+    from composer.persona.lyric_model import DISCOUNT, LyricModel
+
+    model = _verse_model()
+
+    def reference(history, word):  # the model's definition, summed afresh
+        vocabulary = len(model.unigrams) + 1
+        p = (model.unigrams.get(word, 0) + 1) / (sum(model.unigrams.values()) + vocabulary)
+        for counts in (model.bigrams.get(history[1]), model.trigrams.get(f"{history[0]} {history[1]}")):
+            if counts:
+                total = sum(counts.values())
+                p = max(counts.get(word, 0) - DISCOUNT, 0) / total + DISCOUNT * len(counts) / total * p
+        return p
+
+    histories = [("<s>", "<s>"), ("<s>", "i"), ("the", "night"), ("cold", "and"), ("x", "y")]
+    for history in histories:
+        for word in [*sorted(model.unigrams), "unseen"]:
+            assert model.probability(history, word) == reference(history, word)
+    counted = LyricModel.from_json(model.to_json())
+    _SummedOnce.sums = 0
+    counted.unigrams = _SummedOnce(counted.unigrams)
+    assert counted.write_section("verse", random.Random(1)) == model.write_section("verse", random.Random(1))
+    assert counted.to_json() == model.to_json()  # what is derived is not saved
+    # a big archive's vocabulary (every successor banned, so each word is drawn from all of it)
+    rng = random.Random(0)
+    vocabulary = [f"w{i}" for i in range(30000)]
+    big = LyricModel(unigrams={w: rng.randint(1, 9) for w in vocabulary}, line_syllables=[6],
+                     section_lines={"verse": [4]}, bigrams={"<s>": {"w1": 1}})
+    clock = time.monotonic()
+    assert len(big.write_section("verse", random.Random(2), tries=2)) == 4
+    assert time.monotonic() - clock < 20
+
+
+def test_a_demo_excerpt_too_short_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["persona", "demo", "-o", str(tmp_path / "d"), "--source", str(tmp_path),
+                                       "--seconds", "0.3"])
+    assert result.exit_code == 2 and "--seconds 0.3: an excerpt is at least 5 s long" in result.output

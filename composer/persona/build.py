@@ -50,6 +50,24 @@ def _save_state(out: Path, state: dict) -> None:
     write_text_atomic(out / "state.json", json.dumps(state, indent=1) + "\n")
 
 
+def _kept_path(state: dict, key: str, given: str | None, flag: str, *, begun: bool) -> str | None:
+    """The resolved path `flag` gives, recorded in `state[key]`; without it, the one recorded
+    before (None: the bundled model). A different one once the fine-tune has begun: InputError."""
+    if key not in state and key == "init" and "model" in state["done"]:  # a persona built before init was kept
+        recorded = state["done"]["model"].get("init")
+        state[key] = None if recorded in (None, "bundled") else str(Path(recorded).resolve())
+    stored = state.get(key)
+    if given is None:
+        state[key] = stored
+        return stored
+    resolved = str(Path(given).resolve())
+    if begun and key in state and resolved != stored:
+        raise InputError(f"{flag} {given}: this persona's fine-tune began with {stored or 'the bundled one'}; "
+                         f"rerun without {flag}, or build a new persona in another folder")
+    state[key] = resolved
+    return resolved
+
+
 def _claim(out: Path, archive: Path) -> None:
     """The output folder must be new, empty, or a persona of this archive (to resume)."""
     if out.exists() and not out.is_dir():
@@ -149,7 +167,12 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         strength = state["done"].get("card", {}).get("strength", DEFAULT_STRENGTH)
     strength = float(strength)
     state["archive"] = str(archive.resolve())
-    state["codec"] = str(Path(codec).resolve()) if codec else None  # daily renders with the same codec
+    # The codec and the model fine-tuned from are the persona's: a rerun without --codec or --init
+    # keeps the ones given before (daily renders with that codec), and a different one is refused
+    # once the fine-tune has begun (its latent cache and checkpoints are of the first).
+    fine_tune_begun = "model" in state["done"] or (out / "model").exists()
+    codec = _kept_path(state, "codec", codec, "--codec", begun=fine_tune_begun)
+    init = _kept_path(state, "init", init, "--init", begun=fine_tune_begun)
     started = time.monotonic()
 
     def done(step: str, info: dict) -> bool:
@@ -208,11 +231,15 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         write_text_atomic(out / "lyrics.json", model.to_json() + "\n")
         held_lines = [line for sections in lyric_songs(held) for sec in sections if not sec.repeat_of
                       for line in sec.lines]
+        if not model.unigrams:  # an instrumental archive: the persona's songs are instrumental (daily.draw_song)
+            log.warning("%s: the lyrics give no words to learn; the persona's daily songs are instrumental", archive)
+            held_lines = []
         base = LyricModel.train([[LyricSection("verse1", "verse", list(base_writer_lines(seed=seed)))]])
         info = {"songs": model.songs, "held_out_songs": len(lyric_songs(held)),
                 "perplexity": round(model.perplexity(held_lines), 2) if held_lines else None,
                 "base_writer_perplexity": round(base.perplexity(held_lines), 2) if held_lines else None,
-                "vocabulary": len(model.unigrams), "images": model.images[:12]}
+                "vocabulary": len(model.unigrams), "images": model.images[:12],
+                "instrumental": not model.unigrams}
         if done("lyrics", info):
             return state
 
@@ -231,7 +258,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             only=set(accepted))  # what the check accepted, nothing it refused (an undecodable file, say)
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
-                          "init": str(init or "bundled"), "batch_size": batch_size, "lr": lr,
+                          "init": init or "bundled", "batch_size": batch_size, "lr": lr,
                           # what `persona_model` blends with: it must still be that model
                           "init_identity": composer.load_model(init).identity()}):
             return state
@@ -241,6 +268,28 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
                            strength=strength)
         done("card", info)
     return json.loads((out / "persona.json").read_text())
+
+
+def _song_seconds(archive: Path, song: dict) -> float | None:
+    """A song's length: its `duration` field when that is a number of seconds, else its audio
+    file's header; None when neither says."""
+    import math
+
+    import soundfile as sf
+
+    value = song.get("duration")
+    if not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            return seconds
+    try:
+        return float(sf.info(str(archive / song["file_name"])).duration)
+    except (RuntimeError, OSError, ValueError, TypeError, KeyError) as error:
+        log.warning("%s: length unknown (%s)", song.get("file_name"), error)
+        return None
 
 
 def persona_identity(out: Path) -> str:
@@ -257,7 +306,9 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
     from composer.data.metadata import consent_kind
 
     check, analysis, lyrics = state["done"]["check"], state["done"]["analysis"], state["done"]["lyrics"]
-    hours = sum(float(s.get("duration") or 0) for s in songs) / 3600
+    seconds = [_song_seconds(archive, s) for s in songs]
+    hours = sum(x for x in seconds if x is not None) / 3600
+    unknown = sum(x is None for x in seconds)
     licences: dict[str, int] = {}
     consents: dict[str, int] = {}
     for song in songs:
@@ -266,14 +317,17 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
         kind = consent_kind(song.get("consent"))
         consents[kind] = consents.get(kind, 0) + 1
     body = {"format": PERSONA_FORMAT, "identity": persona_identity(out), "archive": str(archive),
-            "songs": len(songs), "hours": round(hours, 3), "held_out_songs": sorted(held),
+            "songs": len(songs), "hours": round(hours, 3), "songs_of_unknown_length": unknown,
+            "held_out_songs": sorted(held),
             "licences": licences, "consents": consents, "refused": check["refused"],
             "analysis": analysis, "lyrics": lyrics, "model": state["done"]["model"],
             "codec": state.get("codec"), "strength": strength,
             "demo": any(bool(s.get("demo_persona")) for s in songs)}
     write_text_atomic(out / "persona.json", json.dumps(body, indent=1) + "\n")
     lines = [f"# Persona of {archive.name}" + (" (a DEMO persona: made-up lyrics and metadata)" if body["demo"] else ""),
-             "", f"Learnt from {len(songs)} songs ({hours:.2f} h) of `{archive}`; identity `{body['identity']}`.", "",
+             "", f"Learnt from {len(songs)} songs ({hours:.2f} h"
+             + (f"; {unknown} of unknown length" if unknown else "")
+             + f") of `{archive}`; identity `{body['identity']}`.", "",
              "## Rights", "",
              "- licences: " + ", ".join(f"{k} ({v})" for k, v in sorted(licences.items())),
              "- consent: " + ", ".join(f"{k} ({v})" for k, v in sorted(consents.items())),
@@ -284,7 +338,9 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
              f"- trigram model of {lyrics['songs']} songs' lyrics ({lyrics['vocabulary']} words); on "
              f"{lyrics['held_out_songs']} held-out songs perplexity {lyrics['perplexity']} against "
              f"{lyrics['base_writer_perplexity']} for the same model fitted to the base writer",
-             f"- recurring images: {', '.join(lyrics['images'])}", "",
+             f"- recurring images: {', '.join(lyrics['images'])}",
+             *(["- the lyrics give no words to learn: the persona's daily songs are instrumental"]
+               if lyrics.get("instrumental") else []), "",
              "## Model", "", f"```\n{json.dumps(state['done']['model'], indent=1)}\n```", "",
              f"Daily songs render at strength {strength}: every weight of the base model moved that share "
              "of the way to the fine-tune's (1: the fine-tune, 0: the base model; `composer daily --strength`).",

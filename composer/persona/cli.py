@@ -47,9 +47,11 @@ def persona_build_cmd(archive, output, steps, batch_size, lr, init, codec, worke
     if stop_after:
         click.echo(f"{output}: stopped after {stop_after} (rerun to finish)")
         return
+    lyrics = ("no words in its lyrics: its daily songs are instrumental" if info["lyrics"].get("instrumental")
+              else f"lyric perplexity {info['lyrics']['perplexity']} (base writer "
+                   f"{info['lyrics']['base_writer_perplexity']})")
     click.echo(f"{output}: persona of {info['songs']} songs ({info['hours']:.2f} h), {len(info['refused'])} "
-               f"refused; lyric perplexity {info['lyrics']['perplexity']} (base writer "
-               f"{info['lyrics']['base_writer_perplexity']}); see {output}/PERSONA.md")
+               f"refused; {lyrics}; see {output}/PERSONA.md")
 
 
 @persona_group.command("demo")
@@ -118,7 +120,8 @@ def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evalua
 
     def done(folder, result):
         persona = result.report["persona"]
-        click.echo(f"{folder}: \"{persona['title']}\" ({', '.join(f'{k}={v}' for k, v in persona['drawn'].items())})")
+        click.echo(f"{folder}: \"{persona['title']}\" ({', '.join(f'{k}={v}' for k, v in persona['drawn'].items())})"
+                   + (f"; instrumental: {persona['instrumental']}" if persona.get("instrumental") else ""))
         echo_originality(folder, result.report)
 
     def skipped(folder, report):

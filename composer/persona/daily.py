@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -110,19 +111,79 @@ def day_seed(persona: Persona, day: dt.date) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % (2**31)
 
 
-def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = None) -> dict:
-    """What the day's song is: metadata (and which prior each came from), lyrics, title, prompt."""
-    from composer.persona.priors import QuasiRandom
+_PIN_NAME = re.compile(r"[A-Za-z_][\w\-]*")  # what the prompt reads as a field name
+METER_PINS = ("meter", "time_signature", "beats_per_bar")
+TEMPO_PINS = ("tempo", "bpm")
 
+
+def check_pins(pinned: dict[str, str] | None) -> dict:
+    """`--set` values checked by the prompt's own parsers and put as the priors draw them:
+    tempo (or bpm) a number of BPM, key its name, meter (time_signature, beats_per_bar) beats
+    per bar, form a list of section kinds. Anything wrong is an InputError naming the pin."""
+    from structure.prompt import _parse_duration, _parse_meter, _parse_tempo
+    from structure.schema import SECTION_KINDS, Key, PlanError
+
+    checked: dict = {}
+    for name, value in (pinned or {}).items():
+        where = f"--set {name}={value}"
+        if not isinstance(name, str) or not _PIN_NAME.fullmatch(name):
+            raise InputError(f"{where}: a field name is letters, digits, _ and - (starting with a letter)")
+        text = str(value).strip()
+        if not text:
+            raise InputError(f"{where}: empty value")
+        lowered = name.lower()
+        try:
+            if lowered in TEMPO_PINS:
+                checked["tempo"] = _parse_tempo(text, where)
+            elif lowered in METER_PINS:
+                checked["beats_per_bar"] = _parse_meter(text, where)
+            elif lowered == "key":
+                checked["key"] = str(Key.parse(text, where))
+            elif lowered == "form":
+                kinds = [kind.lower() for kind in re.split(r"[\s,]+", text) if kind]
+                unknown = [kind for kind in kinds if kind not in SECTION_KINDS]
+                if unknown:
+                    raise InputError(f"{where}: unknown section kind {unknown[0]!r} (known: {', '.join(SECTION_KINDS)})")
+                checked["form"] = kinds
+            elif lowered == "duration":
+                _parse_duration(text, where)
+                checked["duration"] = text
+            elif lowered == "seed":
+                raise InputError(f"{where}: a daily song's seed is its date (give --date)")
+            else:
+                checked[name] = text
+        except PlanError as error:
+            raise InputError(f"{where}: {error.problem}") from None
+    return checked
+
+
+def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = None) -> dict:
+    """What the day's song is: metadata (and which prior each came from), lyrics, title, prompt.
+    A persona whose archive gave its lyric model no words (an instrumental archive), or whose
+    model writes no line for the day, gets an instrumental song: lyrics None, and
+    `instrumental` says why."""
+    from composer.persona.priors import QuasiRandom, song_meter
+
+    pinned = check_pins(pinned)
     seed = day_seed(persona, day)
     rng = random.Random(seed)
     quantiles = QuasiRandom(day.toordinal(), int(persona.info.get("identity", "0") or "0", 16))
     drawn = persona.priors.draw(quantiles, pinned)
     values = drawn["values"]
+    for name in ("time_signature", "meter"):  # the priors of a persona built before meter fields were the meter
+        if name in values:
+            source = drawn["priors"].pop(name)
+            beats = song_meter({name: values.pop(name)})
+            if beats is not None and drawn["priors"].get("beats_per_bar") != "pinned":
+                values["beats_per_bar"], drawn["priors"]["beats_per_bar"] = beats, source
     form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
+    # An archive without words (an instrumental artist's) still has a sound, priors and a
+    # fine-tune worth a daily song, so the persona makes instrumental songs, and says so in its
+    # card and in each report, rather than refusing the whole build or failing every day.
+    instrumental = None if persona.lyrics.unigrams else "the archive's lyrics gave the lyric model no words"
     sections, seen = [], {}
     for kind in form:
-        if kind not in SUNG_KINDS:
+        if kind not in SUNG_KINDS or instrumental:
             sections.append((kind, []))
         elif kind == "chorus" and kind in seen:  # a chorus repeats its words
             sections.append((kind, seen[kind]))
@@ -130,15 +191,23 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
             lines = persona.lyrics.write_section(kind, rng, quantile=quantiles)
             seen.setdefault(kind, lines)
             sections.append((kind, lines))
-    title = persona.lyrics.title(sections, rng)
-    text = "\n\n".join(f"[{SECTION_TAG.get(kind, kind.title())}]" + ("\n" + "\n".join(lines) if lines else "")
-                       for kind, lines in sections)
+    if not instrumental and not any(lines for _, lines in sections):
+        instrumental = "the lyric model wrote no line for this day"
+        log.warning("%s: %s; an instrumental song", day.isoformat(), instrumental)
+    title = pinned.get("title") or persona.lyrics.title(sections, rng)
+    if instrumental:
+        text = None
+    else:
+        text = "\n\n".join(f"[{SECTION_TAG.get(kind, kind.title())}]" + ("\n" + "\n".join(lines) if lines else "")
+                           for kind, lines in sections)
     tokens = [f"{key}={_quote(value)}" for key, value in sorted(values.items())
-              if key not in ("beats_per_bar",)]
-    if "beats_per_bar" in values:
+              if key not in ("beats_per_bar", "title")]
+    if "beats_per_bar" in values:  # the one meter of the prompt: drawn, or pinned
         tokens.append(f"meter={values['beats_per_bar']}/4")
+    if text is None:  # no lyric tags to name the form: the prompt does
+        tokens.append(f"form={_quote(' '.join(form))}")
     return {"date": day.isoformat(), "seed": seed, "title": title, "metadata": values, "form": form,
-            "priors": drawn["priors"], "lyrics": text, "prompt": " ".join(tokens)}
+            "priors": drawn["priors"], "lyrics": text, "prompt": " ".join(tokens), "instrumental": instrumental}
 
 
 def _quote(value) -> str:
@@ -163,6 +232,7 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
     if options.from_guide is None:
         options = replace(options, from_guide=1.0)
     persona = load_persona(persona_dir)
+    check_pins(pinned)  # a wrong pin is said before any day is drawn
     if days < 1 or days > 3660:
         raise InputError(f"--days {days}: outside 1..3660")
     out = Path(out)
@@ -186,8 +256,8 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
             continue
         check_output(folder, overwrite=overwrite)
         song = draw_song(persona, day, pinned)
-        plan = composer.plan(song["prompt"], lyrics=song["lyrics"], seed=song["seed"],
-                             model=model)
+        plan = composer.plan(song["prompt"], lyrics=song["lyrics"], seed=song["seed"], model=model,
+                             write_lyrics=not song["instrumental"])  # the planner's own words are not the persona's
         plan.title = song["title"]
         with claim_output(folder, overwrite=overwrite):
             result = composer.render(plan, seed=song["seed"], codec=codec, model=model, options=options,
@@ -195,7 +265,7 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
             result.report["persona"] = {"persona": str(persona.folder), "identity": persona.info.get("identity"),
                                         "date": song["date"], "drawn": song["metadata"], "form": song["form"],
                                         "priors": song["priors"], "title": song["title"], "strength": strength,
-                                        "demo": persona.info.get("demo", False)}
+                                        "instrumental": song["instrumental"], "demo": persona.info.get("demo", False)}
             result.save(folder)
         written.append(folder)
         if on_done:

@@ -32,6 +32,7 @@ THEMES = {"happy": ["the harbour lights", "summer trains"], "hopeful": ["the nor
           "calm": ["the quiet fjord", "slow rivers"], "tender": ["your kitchen window", "the harbour lights"],
           "sad": ["the last ferry", "the long winter"], "wistful": ["old letters", "the northern road"]}
 HELD_OUT_PACKAGES = ("nexuiz-music", "singularity-music")
+MIN_SECONDS = 5.0  # an excerpt fades in and out over 0.5 s each and is analysed for tempo and key
 
 
 def make_demo_archive(source: str | Path, out: str | Path, *, songs: int = 60, seconds: float = 45.0,
@@ -45,6 +46,10 @@ def make_demo_archive(source: str | Path, out: str | Path, *, songs: int = 60, s
     from structure.analysis import analyze
 
     source, out = Path(source), Path(out)
+    if not seconds >= MIN_SECONDS:  # NaN too
+        raise InputError(f"--seconds {seconds:g}: an excerpt is at least {MIN_SECONDS:g} s long")
+    if songs < 1:
+        raise InputError(f"--songs {songs}: at least 1")
     if not (source / "metadata.jsonl").is_file():
         raise InputError(f"{source}: no recorded corpus (make recorded-music, then "
                          f"composer corpus import -o {source})")

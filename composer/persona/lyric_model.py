@@ -1,7 +1,8 @@
 """A persona's lyric model: a word trigram model of an archive's lyrics, with its habits.
 
 Trained on the CPU in a second: interpolated absolute-discount trigrams over the
-archive's lines (lowercased words, line start and end marks), plus what the
+archive's lines (lowercased words of any script, curly apostrophes read as straight
+ones, line start and end marks), plus what the
 archive does with them: syllables per line, lines per section, rhyme schemes per
 section kind (from the CMU dictionary's rhyming parts) and its recurring images
 (content words it uses far more than English does; used for titles).
@@ -19,23 +20,39 @@ import functools
 import json
 import math
 import random
-import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from composer.persona.priors import draw_at
 
 START, END = "<s>", "</s>"
 DISCOUNT = 0.75
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})  # as lyrics.syllables reads them
 _COMMON = frozenset("""a an the and or but of to in on at for with from by as is are was were be been i you he she it
 we they me my your our their his her its this that these those there here so if when then than not no all
 just like up down out over under into through my me oh yeah la na""".split())
 
 
 def words(line: str) -> list[str]:
-    return _WORD.findall(line.lower())
+    """The lowercased words of a line, in any script: runs of letters (with the combining marks
+    that follow a letter, as Indic scripts write vowels), joined by apostrophes inside a word
+    ("don't", "rock'n'roll"); curly apostrophes count as straight ones, digits and other
+    marks separate words."""
+    text = unicodedata.normalize("NFC", line).translate(_APOSTROPHES).lower()
+    found, current = [], []
+    for index, char in enumerate(text):
+        if char.isalpha() or (current and unicodedata.category(char)[0] == "M"):
+            current.append(char)
+        elif char == "'" and current and index + 1 < len(text) and text[index + 1].isalpha():
+            current.append(char)
+        elif current:
+            found.append("".join(current))
+            current = []
+    if current:
+        found.append("".join(current))
+    return found
 
 
 def rhyme_part(word: str) -> str | None:
@@ -121,20 +138,48 @@ class LyricModel:
         return model
 
     # --- probabilities ----------------------------------------------------------
-    def _total(self) -> int:
-        return sum(self.unigrams.values())
+    # Count totals and the rhyme index are derived from the counts when first needed and kept
+    # on the instance (never saved: `to_json` writes the dataclass fields only). A model is not
+    # changed after `train`, so they stay right; integer sums are exact, so the probabilities,
+    # and the lyrics drawn with them, are the ones summing on every call gave.
+    @functools.cached_property
+    def _totals(self) -> tuple[int, dict[str, int], dict[str, int]]:
+        return (sum(self.unigrams.values()), {k: sum(v.values()) for k, v in self.bigrams.items()},
+                {k: sum(v.values()) for k, v in self.trigrams.items()})
+
+    @functools.cached_property
+    def _rhyme_index(self) -> dict[str, list[str]]:
+        """rhyming part -> the vocabulary's words with it, sorted."""
+        index: dict[str, list[str]] = {}
+        for word in sorted(self.unigrams):
+            part = rhyme_part(word) if word != END else None
+            if part is not None:
+                index.setdefault(part, []).append(word)
+        return index
+
+    @functools.cached_property
+    def _vocabulary(self) -> list[str]:
+        return sorted(self.unigrams)
 
     def probability(self, history: tuple[str, str], word: str) -> float:
         """Interpolated absolute-discount trigram probability; unseen words get add-one mass."""
-        vocabulary = len(self.unigrams) + 1
-        p = (self.unigrams.get(word, 0) + 1) / (self._total() + vocabulary)
-        for counts in (self.bigrams.get(history[1]), self.trigrams.get(f"{history[0]} {history[1]}")):
-            if not counts:
-                continue
-            total = sum(counts.values())
-            seen = counts.get(word, 0)
-            p = max(seen - DISCOUNT, 0) / total + DISCOUNT * len(counts) / total * p
-        return p
+        return self.probabilities(history, [word])[0]
+
+    def probabilities(self, history: tuple[str, str], candidates: list[str]) -> list[float]:
+        """`probability(history, w)` of each candidate, the context's counts looked up once."""
+        total_words, bigram_totals, trigram_totals = self._totals
+        unigrams, floor = self.unigrams, total_words + len(self.unigrams) + 1
+        context = f"{history[0]} {history[1]}"
+        levels = [(counts, total, DISCOUNT * len(counts) / total)
+                  for counts, total in ((self.bigrams.get(history[1]), bigram_totals.get(history[1])),
+                                        (self.trigrams.get(context), trigram_totals.get(context))) if counts]
+        out = []
+        for word in candidates:
+            p = (unigrams.get(word, 0) + 1) / floor
+            for counts, total, backoff in levels:
+                p = max(counts.get(word, 0) - DISCOUNT, 0) / total + backoff * p
+            out.append(p)
+        return out
 
     def perplexity(self, lines: list[str]) -> float:
         log_sum, count = 0.0, 0
@@ -151,14 +196,14 @@ class LyricModel:
         """A next word by the interpolated model, never completing an archive 4-gram; when the
         model's own successors are all banned, any vocabulary word may follow (its unigram share)."""
         successors = set(self.bigrams.get(history[1], {})) | set(self.trigrams.get(" ".join(history), {}))
-        allowed = sorted(w for w in successors if " ".join([*recent[-3:], w]) not in self.fourgrams
-                         and (allow_end or w != END))
+        prefix, banned = " ".join(recent[-3:]) + " ", self.fourgrams  # recent holds START, START at least
+        allowed = sorted(w for w in successors if prefix + w not in banned and (allow_end or w != END))
         if len(allowed) < 2:
-            allowed = sorted(w for w in self.unigrams if " ".join([*recent[-3:], w]) not in self.fourgrams
-                             and (allow_end or w != END) and w not in recent[-2:])
+            allowed = [w for w in self._vocabulary if prefix + w not in banned
+                       and (allow_end or w != END) and w not in recent[-2:]]
         if not allowed:
             return None
-        return rng.choices(allowed, weights=[self.probability(history, w) for w in allowed])[0]
+        return rng.choices(allowed, weights=self.probabilities(history, allowed))[0]
 
     def _draw_line(self, rng: random.Random, target: int = 8, end_word: str | None = None,
                    max_words: int = 20) -> str | None:
@@ -187,7 +232,9 @@ class LyricModel:
         return line
 
     def _rhymes_for(self, word: str) -> list[str]:
-        return sorted(w for w in self.unigrams if w != END and rhymes(w, word))
+        """The vocabulary's words that rhyme with `word` (as `rhymes` says), sorted."""
+        part = rhyme_part(word)
+        return [w for w in self._rhyme_index.get(part, []) if w != word] if part is not None else []
 
     def write_section(self, kind: str, rng: random.Random, *, tries: int = 24,
                       quantile: Callable[[], float] | None = None) -> list[str]:
@@ -244,7 +291,8 @@ class LyricModel:
 
     # --- storage ------------------------------------------------------------------
     def to_json(self) -> str:
-        body = {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(self).items()}
+        body = {f.name: (sorted(v) if isinstance(v, set) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
         return json.dumps(body, sort_keys=True)
 
     @classmethod

@@ -3,7 +3,10 @@
 Every metadata field the artist wrote (mood, genre, location, beard, ...) gets its
 empirical distribution; tempo, key, meter, form (the sequence of section kinds) and
 section lengths come from the labels (exact or analysed), except that a song whose
-lyrics carry section tags gives the form those tags name (the artist's own labels). The dependencies that
+lyrics carry section tags gives the form those tags name, and a song's own `meter` (or
+`time_signature`) and `bpm` fields give its meter and tempo (the artist's own labels). A field
+whose value is a list (mood: ["sad", "tender"]) counts each item; empty and null values
+are not values. The dependencies that
 matter are kept by drawing in order: mood first, then tempo, key and form from the
 songs of that mood (falling back to all songs when a mood has too few), the other
 fields from their own distributions. Drawing is a pure function of the seed.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,11 +28,79 @@ NOT_PRIORS = frozenset({
     "cut_into", "programs", "soundfont", "tempo", "key", "beats_per_bar", "persona", "lyrics_file",
     "source_file", "excerpt", "note", "demo_persona", "path",
 })
+OWN_LABELS = frozenset({"meter", "time_signature", "bpm"})  # a song's own meter and tempo: drawn as those
 MIN_GROUP = 5  # songs a mood needs before its own tempo/key/form distribution is used
+
+
+def field_values(value) -> list[str]:
+    """A metadata value as the values it counts as: each item of a list, none for null, an empty
+    string or a nested object (a drawn day could not write it into a prompt)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            if item.strip():
+                out.append(item.strip())
+        elif isinstance(item, (bool, int, float)) and not (isinstance(item, float) and not math.isfinite(item)):
+            out.append(str(item))
+    return out
 
 
 def _categorical(values) -> dict[str, int]:
     return dict(Counter(str(v) for v in values))
+
+
+def _meter(value) -> int | None:
+    """Beats per bar of a meter value (4, "3/4", "6/8"); None when it is not one."""
+    from structure.schema import BEATS_PER_BAR_RANGE
+
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        beats = value
+    elif isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+)\s*(?:/\s*\d+)?\s*", value)):
+        beats = int(match.group(1))
+    else:
+        return None
+    return beats if BEATS_PER_BAR_RANGE[0] <= beats <= BEATS_PER_BAR_RANGE[1] else None
+
+
+def _tempo(value) -> float | None:
+    from structure.schema import TEMPO_RANGE
+
+    try:
+        tempo = float(str(value).lower().replace("bpm", "").strip()) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+    return tempo if tempo is not None and TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1] else None
+
+
+def song_meter(song: dict) -> int | None:
+    """A song's beats per bar: its own `meter` or `time_signature` field, else its labels'."""
+    for name in ("meter", "time_signature", "beats_per_bar"):
+        if (beats := _meter(song.get(name))) is not None:
+            return beats
+    return None
+
+
+def song_tempo(song: dict) -> float | None:
+    """A song's tempo: its own `bpm` field, else its `tempo` (its own, else its labels': the
+    analysis fills `tempo` where it is missing, so a song that says `bpm` says it first)."""
+    for name in ("bpm", "tempo"):
+        if (tempo := _tempo(song.get(name))) is not None:
+            return tempo
+    return None
+
+
+def song_form(song: dict) -> list[str] | None:
+    """A song's section kinds (a list, or text such as "verse chorus"); None when any is unknown."""
+    from structure.schema import SECTION_KINDS
+
+    form = song.get("form")
+    kinds = re.split(r"[\s,]+", form.strip().lower()) if isinstance(form, str) else form
+    if not kinds or not isinstance(kinds, (list, tuple)) or not all(k in SECTION_KINDS for k in kinds):
+        return None
+    return list(kinds)
 
 
 def draw_at(counts: dict[str, int], u: float) -> str:
@@ -45,21 +117,35 @@ def draw_at(counts: dict[str, int], u: float) -> str:
 
 class QuasiRandom:
     """Quantiles for a day's draws: the k-th draw of day n is frac(n * a_k + offset_k), a Weyl
-    sequence per draw (a_k irrational), so any run of consecutive days covers every
-    distribution evenly (200 days match the archive's shares far closer than 200 independent
-    draws would), while each day stays a pure function of its number and the seed."""
+    sequence per draw with a_k = frac(sqrt(p_k)), p_k the k-th prime, so any run of consecutive
+    days covers every distribution evenly (200 days match the archive's shares far closer than
+    200 independent draws would), while each day stays a pure function of its number and the seed.
+    The square roots of distinct primes and 1 are linearly independent over the rationals, so the
+    draws are jointly equidistributed too: two fields' values pair in the shares the product of
+    their own gives (a golden-ratio draw beside frac(sqrt(5)) = 2 * 0.618... - 1 did not, nor
+    did draws 20 apart while the primes were a fixed table of 20)."""
 
     def __init__(self, day: int, seed: int):
         self.day, self.rng, self.k = day, random.Random(seed), 0
 
     def __call__(self) -> float:
+        alpha = math.sqrt(nth_prime(self.k)) % 1.0
         self.k += 1
-        alpha = (5 ** 0.5 - 1) / 2 if self.k == 1 else math.sqrt(PRIMES[(self.k - 2) % len(PRIMES)]) % 1.0
         offset = self.rng.random()  # the persona's own offset: days of two personas differ
         return (self.day * alpha + offset) % 1.0
 
 
-PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
+_PRIMES = [2, 3]
+
+
+def nth_prime(index: int) -> int:
+    """The prime at `index` (0: 2, 1: 3, 2: 5, ...), found by trial division and remembered."""
+    while len(_PRIMES) <= index:
+        candidate = _PRIMES[-1] + 2
+        while any(candidate % p == 0 for p in _PRIMES if p * p <= candidate):
+            candidate += 2
+        _PRIMES.append(candidate)
+    return _PRIMES[index]
 
 
 @dataclass
@@ -78,21 +164,21 @@ class Priors:
         `section_bars` [(kind, bars)] from the labels."""
         priors = cls(songs=len(songs))
         names = sorted({k for s in songs for k, v in s.items()
-                        if k not in NOT_PRIORS and k not in ("form", "section_bars")
-                        and isinstance(v, (str, int, float, bool))})
+                        if k not in NOT_PRIORS and k not in OWN_LABELS and k not in ("form", "section_bars")
+                        and field_values(v)})
         for name in names:
-            priors.fields[name] = _categorical(s[name] for s in songs if name in s)
+            priors.fields[name] = _categorical(v for s in songs for v in field_values(s.get(name)))
         groups: dict[str, list[dict]] = {"*": songs}
         for song in songs:
-            if "mood" in song:
-                groups.setdefault(f"mood={song['mood']}", []).append(song)
+            for mood in dict.fromkeys(field_values(song.get("mood"))):  # a song of two moods is in both
+                groups.setdefault(f"mood={mood}", []).append(song)
         for group, members in groups.items():
             if group != "*" and len(members) < MIN_GROUP:
                 continue
-            priors.tempo[group] = sorted(float(s["tempo"]) for s in members if s.get("tempo"))
+            priors.tempo[group] = sorted(t for s in members if (t := song_tempo(s)) is not None)
             priors.key[group] = _categorical(s["key"] for s in members if s.get("key"))
-            priors.form[group] = _categorical(" ".join(s["form"]) for s in members if s.get("form"))
-        priors.meter = _categorical(s["beats_per_bar"] for s in songs if s.get("beats_per_bar"))
+            priors.form[group] = _categorical(" ".join(f) for s in members if (f := song_form(s)))
+        priors.meter = _categorical(m for s in songs if (m := song_meter(s)) is not None)
         bars: dict[str, Counter] = {}
         for song in songs:
             for kind, count in song.get("section_bars", []):
@@ -114,7 +200,7 @@ class Priors:
                 drawn[name], sources[name] = draw_at(self.fields[name], u()), f"P({name})"
         group = f"mood={drawn['mood']}" if "mood" in drawn and f"mood={drawn['mood']}" in self.tempo else "*"
         given = f" | mood={drawn['mood']}" if group != "*" else ""
-        if "tempo" in pinned:
+        if "tempo" in pinned:  # pinned values are checked (composer.persona.daily.check_pins)
             drawn["tempo"], sources["tempo"] = float(pinned.pop("tempo")), "pinned"
         elif self.tempo.get(group):
             tempos = self.tempo[group]
@@ -124,9 +210,15 @@ class Priors:
             drawn["key"], sources["key"] = pinned.pop("key"), "pinned"
         elif self.key.get(group):
             drawn["key"], sources["key"] = draw_at(self.key[group], u()), f"P(key{given})"
-        if self.meter:
+        if "beats_per_bar" in pinned:
+            drawn["beats_per_bar"], sources["beats_per_bar"] = int(pinned.pop("beats_per_bar")), "pinned"
+        elif self.meter:
             drawn["beats_per_bar"], sources["beats_per_bar"] = int(draw_at(self.meter, u())), "P(meter)"
-        if self.form.get(group):
+        if "form" in pinned:
+            form = pinned.pop("form")
+            drawn["form"] = form.split() if isinstance(form, str) else list(form)
+            sources["form"] = "pinned"
+        elif self.form.get(group):
             drawn["form"], sources["form"] = draw_at(self.form[group], u()).split(), f"P(form{given})"
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
