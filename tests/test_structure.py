@@ -689,3 +689,8 @@ def test_the_lead_sheet_marks_where_each_word_begins_and_ends(tmp_path):
     sung = [(lyric.findtext("text"), lyric.findtext("syllabic")) for lyric in root.iter("lyric")]
     assert sung == [("Hel", "begin"), ("lo,", "end"), ("for", "begin"), ("ev", "middle"), ("er,", "end"),
                     ("don’t", "single"), ("you", "single"), ("cry", "single")]
+
+
+def test_control_characters_never_reach_the_title():
+    # a NUL or \x01 in a prompt ended up in the title, the FLAC tags and the lead sheet (not XML)
+    assert plan('title="My\x01 Song" genre=folk', seed=1).title == "My Song"
