@@ -6,7 +6,7 @@ Knows nothing of audio or torch; `structure` and `composer` call it.
 
 from lyrics.errors import LyricsError
 from lyrics.fitting import MELISMA, Slot, fit_line, notes_for_line, syllable_counts
-from lyrics.sections import SECTION_KINDS, LyricSection, kind_of_label, parse, to_text
+from lyrics.sections import SECTION_KINDS, LyricSection, kind_of_label, parse, printable, to_text
 from lyrics.syllables import (
     count_syllables,
     pronunciation,
@@ -21,6 +21,6 @@ from lyrics.writer import SectionSpec, resolve_mood, theme_words, write
 __all__ = [
     "MELISMA", "SECTION_KINDS", "LyricSection", "LyricsError", "SectionSpec", "Slot",
     "TimedLine", "count_syllables", "fit_line", "kind_of_label", "notes_for_line", "parse",
-    "pronunciation", "resolve_mood", "stresses", "syllable_counts", "syllables", "theme_words", "to_json_timed",
+    "printable", "pronunciation", "resolve_mood", "stresses", "syllable_counts", "syllables", "theme_words", "to_json_timed",
     "to_lrc", "to_text", "words", "write", "written_words",
 ]

@@ -89,6 +89,12 @@ def kind_of_label(label: str) -> str | None:
     return None
 
 
+def printable(text: str) -> str:
+    """`text` on one line without control characters (a stray \\x01 from a paste has no place in
+    a lyric or a title, nor in the XML, LRC and FLAC tags made of them), runs of spaces made one."""
+    return " ".join("".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc").split())
+
+
 def parse(text: str) -> list[LyricSection]:
     """Sections of a lyric text, tagged or untagged (see the module docstring)."""
     if not isinstance(text, str):
@@ -137,9 +143,7 @@ def _blocks(raw_lines: list[str]) -> list[_Block]:
     untagged: list[list[str]] = [[]]
     tagged: list[_Block] = []
     for raw in raw_lines:
-        # control characters (a stray \x01 from a paste) have no place in a lyric, nor in the XML
-        # and LRC files made of it
-        line = " ".join("".join(c for c in raw if c.isspace() or unicodedata.category(c) != "Cc").split())
+        line = printable(raw)
         tag = _TAG.fullmatch(line)
         loose = None if tag else _loose_tag(line)
         if tag or loose:

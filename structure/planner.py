@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -116,7 +115,7 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
                           melody_check=melody_check)
     tags = {"genre": style.name, **request.tags}
     tags.pop("modulate", None)
-    song = SongPlan(title=_printable(request.title or _title(request)), tempo_bpm=float(tempo),
+    song = SongPlan(title=_printable_title(request.title or _title(request)), tempo_bpm=float(tempo),
                     beats_per_bar=beats_per_bar, key=key, sections=sections, tags=tags, style=style.name)
     validate(song)
     return song
@@ -471,10 +470,11 @@ def _attach_syllables(melody: list[Note], lines: list[str], beats_per_bar: int, 
             note.syllable = syllable
 
 
-def _printable(text: str) -> str:
-    """`text` without control characters (a NUL in a prompt would end up in the title, the FLAC
-    tags and the lead sheet, which XML cannot hold), runs of spaces made one."""
-    return " ".join("".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc").split())
+def _printable_title(text: str) -> str:
+    """A title without control characters (a NUL in a prompt reached the FLAC tags and the lead sheet)."""
+    import lyrics as lyrics_pkg
+
+    return lyrics_pkg.printable(text)
 
 
 def _title(request: Prompt) -> str:
