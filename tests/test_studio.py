@@ -212,6 +212,33 @@ def test_studio_restyle_interpolate_and_loop_land_in_the_history(tiny_models, tm
         (studio.out / loop.folder / "plan.json").read_text())["tempo_bpm"], abs=0.1)
 
 
+def test_two_studio_jobs_at_once_get_two_folders(tiny_models, tmp_path):
+    # the folder was named before the job lock: the second of two loops of one prompt aimed at the
+    # first's folder and failed with "already holds a song (pass --overwrite ...)"
+    import threading
+
+    from composer.rendering.options import RenderOptions
+    from composer.studio import Studio
+
+    codec_dir, model_dir = tiny_models
+    studio = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    options = RenderOptions(steps=2, evaluate=False, vocals=False)
+    entries, errors = [], []
+
+    def job():
+        try:
+            entries.append(studio.loop("genre=electronic", 1, options=options))
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len({e.folder for e in entries}) == 2
+
+
 def test_studio_command_refuses_a_busy_port_and_a_bad_host():
     import socket
 

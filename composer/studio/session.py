@@ -209,8 +209,8 @@ class Studio:
         if evaluate_later:
             options = replace(options, evaluate=False, originality=False)
         codec, model = self.models
-        folder = self.new_folder(plan.title, "render")
-        with self.busy:
+        with self.busy:  # the folder is named under the lock: two jobs never aim at one name
+            folder = self.new_folder(plan.title, "render")
             preview = self._start_preview()
             with claim_output(folder):
                 result = render(plan, seed=seed, codec=codec, model=model, options=options, progress=False,
@@ -292,12 +292,13 @@ class Studio:
         if not is_render_dir(source):
             raise InputError(f"{folder}: not a render folder")
         plan = json.loads((source / "plan.json").read_text(encoding="utf-8"))
-        target = self.new_folder(str(plan.get("title") or source.name), "repaint")
+        title = str(plan.get("title") or source.name)
         codec, model = self.models
         report = json.loads((source / "report.json").read_text(encoding="utf-8"))
         if (report.get("persona") or {}).get("persona"):  # a daily song: its persona's models (repaint finds them)
             codec, model = None, None
         with self.busy:
+            target = self.new_folder(title, "repaint")
             partial = target.with_name(f".{target.name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".*", "guide.wav"))
@@ -335,8 +336,7 @@ class Studio:
         if not 0.0 <= strength <= 1.0:
             raise InputError(f"strength: {strength:g} is outside 0..1")
         codec, model = self.models
-        folder = self.new_folder(f"{path.stem} {prompt}", "restyle")
-        with self.busy, claim_output(folder):
+        with self.busy, claim_output(folder := self.new_folder(f"{path.stem} {prompt}", "restyle")):
             try:
                 result = restyle(path, prompt, strength=strength, seed=seed, codec=codec, model=model,
                                  options=options, progress=False)
@@ -353,8 +353,8 @@ class Studio:
         if not 2 <= count <= 16:
             raise InputError(f"count: {count} is outside 2..16")
         codec, model = self.models
-        folder = self.new_folder(f"{a.stem} to {b.stem}", "interpolate")
         with self.busy:
+            folder = self.new_folder(f"{a.stem} to {b.stem}", "interpolate")
             try:
                 results = interpolate(a, b, count=count, seed=seed, codec=codec, model=model, options=options,
                                       progress=False)
@@ -374,8 +374,7 @@ class Studio:
         if not 1 <= bars <= 64:
             raise InputError(f"bars: {bars} is outside 1..64")
         codec, model = self.models
-        folder = self.new_folder(f"{prompt} loop", "loop")
-        with self.busy, claim_output(folder):
+        with self.busy, claim_output(folder := self.new_folder(f"{prompt} loop", "loop")):
             result = loop(prompt, bars, seed=seed, codec=codec, model=model, options=options, progress=False)
             result.save(folder)
         return self._remember(folder, "loop", note=f"{bars} bars")
