@@ -366,6 +366,31 @@ def test_orphaned_worker_exits_when_its_batch_is_killed(tmp_path):
 
 
 @pytest.mark.slow
+def test_ray_workers_that_never_start_fail_the_batch_in_one_line(monkeypatch):
+    # a Ray worker killed as it starts (out of memory) is started again and again: the batch
+    # waited for it forever (seen here once, with the machine's memory full)
+    ray = pytest.importorskip("ray")
+    from composer.batch.workers import _await_actors
+    from composer.errors import RenderError
+
+    class Stuck:
+        exceptions = ray.exceptions
+
+        def get(self, refs, timeout=None):
+            assert timeout == 2.5
+            raise ray.exceptions.GetTimeoutError("no answer")
+
+    class Actor:
+        class ready:
+            @staticmethod
+            def remote():
+                return object()
+
+    monkeypatch.setenv("COMPOSER_RAY_START_SECONDS", "2.5")
+    with pytest.raises(RenderError, match="did not start within 2.5 s"):
+        _await_actors(Stuck(), [Actor()])
+
+
 def test_worker_processes_and_ray_render_the_same_bytes(tmp_path, tiny_models):
     codec_dir, model_dir = tiny_models
     prompts = write_jsonl(tmp_path / "p.jsonl", [

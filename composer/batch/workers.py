@@ -200,6 +200,10 @@ class _RayWorker:
         finally:
             shutil.rmtree(checkpoints, ignore_errors=True)
 
+    def ready(self) -> bool:
+        """Answers once the actor has started and loaded the models (`_await_actors`)."""
+        return True
+
     def render(self, job: Job) -> tuple[Outcome, dict[str, bytes]]:
         with tempfile.TemporaryDirectory(prefix="composer-song-") as scratch:
             song_dir = Path(scratch) / job.name
@@ -240,6 +244,25 @@ def _ray_module():
     return ray
 
 
+RAY_START_SECONDS = 600.0  # how long Ray's actors may take to start and load the models
+
+
+def _await_actors(ray, actors: list) -> None:
+    """Wait until every actor has started, or fail the batch in one line: a Ray worker that dies as
+    it starts (out of memory, a node without the project installed) is started again and again,
+    and the batch would wait for it forever. COMPOSER_RAY_START_SECONDS sets the wait."""
+    from composer.errors import RenderError
+
+    seconds = float(os.environ.get("COMPOSER_RAY_START_SECONDS", "") or RAY_START_SECONDS)
+    try:
+        ray.get([actor.ready.remote() for actor in actors], timeout=seconds)
+    except ray.exceptions.GetTimeoutError:
+        raise RenderError(f"Ray: its workers did not start within {seconds:g} s (out of memory, or a node "
+                          "without this project installed?); Ray's logs are in /tmp/ray/session_latest/logs") from None
+    except ray.exceptions.RayError as error:
+        raise RenderError(f"Ray: a worker failed to start: {str(error).splitlines()[0]}") from None
+
+
 def _ray_init(ray, address: str, workers: int) -> None:
     """`local` starts a Ray instance here (num_cpus = workers); anything else joins a cluster."""
     if address == "local":
@@ -271,6 +294,7 @@ def _run_ray(jobs: Iterable[Job], *, address: str, workers: int, codec, model, o
             return actor_class.remote(codec_ref, model_ref, options, 1)
 
         idle = [new_actor() for _ in range(min(capacity, len(pending)))]
+        _await_actors(ray, idle)
         in_flight: dict = {}
         while pending or in_flight:
             while pending and idle:
