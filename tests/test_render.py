@@ -316,6 +316,39 @@ def test_interpolating_inputs_of_different_lengths_says_the_cut(models, rendered
     assert f"{out / 'song.wav'} is cut to" in caplog.text and abs(mixes[0].duration - len(audio) / rate / 2) < 0.1
 
 
+def test_a_restyled_song_repaints_though_its_plan_is_in_whole_bars(models, rendered, tmp_path):
+    # restyle saves a plan estimated in whole bars, which ends elsewhere than its latents: repaint
+    # crashed on a shape mismatch (plan shorter) or looped forever (plan longer)
+    codec, model = models
+    _, out = rendered
+    audio, rate = sf.read(out / "song.wav", dtype="float32")
+    for cut in (0.83, 0.91):  # two lengths that end inside a bar of the estimated plan
+        clip = tmp_path / f"clip{cut}.wav"
+        sf.write(clip, audio[: int(len(audio) * cut)], rate)
+        styled = modes.restyle(clip, "genre=jazz", strength=0.5, seed=0, codec=codec, model=model,
+                               options=_options(), progress=False)
+        folder = tmp_path / f"styled{cut}"
+        styled.save(folder)
+        last = styled.plan.sections[-1].name
+        repainted = modes.repaint(folder, last, seed=4, codec=codec, model=model, progress=False)
+        assert repainted.audio.shape == styled.audio.shape
+    assert window_positions(0, 518, 450, 112, 30)[-1].end == 450  # a span past the canvas ends with it
+
+
+def test_restyle_of_a_render_folder_without_a_voice_restyles_its_song(models, song, tmp_path):
+    # it said "file not found" (the folder was read as an audio file)
+    from composer.errors import InputError
+
+    codec, model = models
+    out = tmp_path / "plain"
+    render(song, seed=1, codec=codec, model=model, options=_options(vocals=False), progress=False).save(out)
+    styled = modes.restyle(out, "genre=jazz", strength=0.3, seed=0, codec=codec, model=model, options=_options(),
+                           progress=False)
+    assert styled.report["mode"]["source"] == str(out / "song.wav")
+    with pytest.raises(InputError, match="a folder without a song"):
+        modes.restyle(tmp_path, "genre=jazz", codec=codec, model=model, options=_options(), progress=False)
+
+
 def test_restyle_strength_outside_range(models, rendered):
     from composer.errors import InputError
 

@@ -89,10 +89,16 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
                                                                     options.control_groups else ANALYSIS_GROUPS))
     timings = {}
     clock = time.monotonic()
-    codec, model = load_models(codec, model)
     kept = _sung_render(audio_path)
     if kept is not None:  # a sung render: restyle its accompaniment, keep its voice
         audio_path = kept[0]
+    elif Path(audio_path).is_dir():  # a render folder without a voice: its song
+        from composer.rendering import folder
+
+        if not (Path(audio_path) / folder.SONG_WAV).is_file():
+            raise InputError(f"{audio_path}: a folder without a song in it (give an audio file or a render folder)")
+        audio_path = Path(audio_path) / folder.SONG_WAV
+    codec, model = load_models(codec, model)
     audio = _read_audio(audio_path, codec)
     plan = analysed_plan(audio, codec.sample_rate, prompt=prompt, title=Path(audio_path).stem)
     latents = _encode(codec, audio)
@@ -286,8 +292,10 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     render_seed = int(report.get("seed", 0))
     seed = (render_seed + 1) if seed is None else seed
     options = RenderOptions.from_report(report)
-    spans = section_frames(plan, codec.frame_rate)
     total = done.latents.shape[-1]
+    # a restyled or interpolated song's plan is estimated in whole bars, so it rarely ends where
+    # its latents do: its last section ends with the song (it crashed, or never finished)
+    spans = _clamped_spans(plan, codec.frame_rate, total)
     _check_plan_is_the_rendered_one(done, spans, total, codec)
     old, rate = folder.read_song_pcm(done.path)
     if old.shape[0] != total * codec.hop_length:

@@ -132,7 +132,7 @@ def window_seed(seed: int, *parts: object) -> int:
 
 def window_positions(start: int, end: int, total: int, size: int, overlap: int) -> list[Window]:
     """Where `fill_span` puts its windows for frames [start, end) of a `total`-frame canvas."""
-    windows, position = [], start
+    windows, position, end = [], start, min(end, total)  # a span past the canvas would never end
     while position < end:
         w_end = min(total, max(0, position - overlap) + size)
         w_start = max(0, w_end - size)  # the song's last window reaches back instead
