@@ -226,11 +226,14 @@ def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model
 @render_options("steps", "sampler", "overlap_seconds")
 def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, model_dir, codec_dir):
     """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion), in OUTPUT/00, 01, ..."""
-    from composer.rendering.folder import check_output
+    from composer.errors import InputError
+    from composer.rendering.folder import RENDER_FILES, check_output
     from composer.rendering.modes import interpolate
 
     if Path(output).exists() and not Path(output).is_dir():
         check_output(output)
+    if Path(output).is_dir() and any((Path(output) / name).exists() for name in RENDER_FILES):
+        raise InputError(f"-o {output}: holds a song; interpolations go into a folder of their own (00, 01, ...)")
     for k in range(max(0, count)):
         check_output(Path(output) / f"{k:02d}", overwrite=overwrite)
     results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)

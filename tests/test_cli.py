@@ -126,6 +126,12 @@ def test_modes_from_the_command_line(tmp_path, tiny_models):
                  "-o", tmp_path / "mix", *models, "--steps", "2")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "mix" / "01" / "song.wav").exists()
+    # into a song's own folder (it wrote 00/, 01/ inside it), or too many to hold: one line, nothing made
+    for args, message in ((["--count", "2", "-o", tmp_path / "st"], "holds a song"),
+                          (["--count", "65", "-o", tmp_path / "many"], "outside 2..64")):
+        result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", *args, *models)
+        assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "st" / "00").exists() and not (tmp_path / "many").exists()
     result = run("loop", "genre=electronic", "--bars", "2", "-o", tmp_path / "loop", *models, "--steps", "2")
     assert result.exit_code == 0, result.output
 

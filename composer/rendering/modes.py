@@ -167,6 +167,9 @@ def _clamped_spans(plan: SongPlan, frame_rate: float, total: int) -> list[tuple[
 
 
 # --- interpolate ------------------------------------------------------------------
+MAX_INTERPOLATIONS = 64  # songs one interpolation makes
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
     """Spherical interpolation between two noise tensors (keeps their norm statistics)."""
     a_flat, b_flat = a.flatten(), b.flatten()
@@ -185,8 +188,8 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
     before (its input's own latents there), so its noise expects what it meets at the join."""
     from diffusion.sampling import invert, shifted_timesteps
 
-    if count < 2:
-        raise InputError(f"--count: {count} must be at least 2")
+    if not 2 <= count <= MAX_INTERPOLATIONS:
+        raise InputError(f"--count: {count} is outside 2..{MAX_INTERPOLATIONS} (every song is held until the last is made)")
     options = replace(options or RenderOptions(), control_groups=ANALYSIS_GROUPS)
     codec, model = load_models(codec, model)
     audio_a, audio_b = _read_audio(path_a, codec), _read_audio(path_b, codec)
