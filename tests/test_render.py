@@ -253,6 +253,16 @@ def test_loop_wraps(models):
     assert np.isfinite(result.report["loop_seam"]["ratio"])
 
 
+def test_a_loop_shorter_than_its_overlap_still_closes_its_ring(models):
+    # one fast bar (0.6 s) against a 2-s overlap: the closing stretch came out negative, so the wrap
+    # was never repainted
+    codec, model = models
+    result = modes.loop("genre=rock tempo=300 meter=3/4", 1, seed=2, codec=codec, model=model,
+                        options=RenderOptions(steps=3, evaluate=False, overlap_seconds=2.0), progress=False)
+    assert any(w["section"] == "loop-close" for w in result.report["windows"])
+    assert np.isfinite(result.audio).all()
+
+
 def test_loop_seam_score_finds_a_click_at_the_wrap():
     rate = 8000
     t = np.arange(rate) / rate

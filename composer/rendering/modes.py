@@ -425,7 +425,8 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     plan = loop_plan(prompt, bars, seed=seed)  # bad bars or prompt: said before the models load
     codec, model = load_models(codec, model)
     total = section_frames(plan, codec.frame_rate)[-1][1]
-    overlap = overlap_frames(options, model)
+    # at most a third of the loop: a longer overlap (one fast bar) left no stretch to close the ring with
+    overlap = max(1, min(overlap_frames(options, model), total // 3))
     clock = time.monotonic()
     ring = total + overlap  # the loop, then its first `overlap` frames again
     conditioning = prepare_conditioning(plan, model, ring, codec.frame_rate, control_groups=options.control_groups,
