@@ -134,6 +134,10 @@ def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archi
     assert len((data / "revocations.jsonl").read_text().splitlines()) == 1
     bad = CliRunner().invoke(main, ["data", "revoke", str(data), "nope.flac", "--reason", "x"])
     assert bad.exit_code == 2 and "nope.flac" in bad.output
+    # a folder given to `originality` is called a folder, and each file is named once
+    folder = CliRunner().invoke(main, ["originality", str(data / "audio"), "--index", str(model)])
+    assert folder.exit_code == 2
+    assert folder.output.strip() == f"{data / 'audio'}: error: a folder, not an audio file"
 
 
 def test_every_render_reports_its_originality(archive, tiny_models, tmp_path, monkeypatch):

@@ -99,6 +99,8 @@ def audio_stream(path: str | os.PathLike, *, sample_rate: int | None = None, cha
 
 def _existing_file(path: str | os.PathLike) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: a folder, not an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     if path.stat().st_size == 0:

@@ -60,7 +60,8 @@ def query_cmd(audio, model_dir, index_dir, top, as_json):
         if as_json:
             click.echo(json.dumps(answer))
         elif "error" in answer:
-            click.echo(f"{answer['query']}: error: {answer['error']}", err=True)
+            error = str(answer["error"]).removeprefix(f"{answer['query']}: ")  # the file named once
+            click.echo(f"{answer['query']}: error: {error}", err=True)
         elif answer["matches"]:
             for m in answer["matches"]:
                 gone = (f"; its consent was withdrawn on {m['withdrawn']['date']} ({m['withdrawn']['reason']})"
