@@ -202,6 +202,31 @@ def test_repaint_changes_only_its_section(models, tmp_path):
     assert report["repaints"][-1]["section"] == target.name
 
 
+def test_a_repaint_that_fails_while_writing_leaves_the_old_song_whole(models, tmp_path, monkeypatch):
+    # the files were replaced one at a time: a failure (a kill, a full disk) after song.wav left
+    # audio that no longer matched its latents and report
+    from composer.rendering import folder
+
+    codec, model = models
+    song = plan("genre=rock", duration=10, seed=3, write_lyrics=False)
+    render(song, seed=1, codec=codec, model=model, options=_options(), progress=False).save(tmp_path / "r")
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(folder, "write_report", full_disk)
+    with pytest.raises(OSError):
+        modes.repaint(tmp_path / "r", song.sections[1].name, codec=codec, model=model, progress=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "r") == []  # nothing left beside it
+    monkeypatch.undo()
+    modes.repaint(tmp_path / "r", song.sections[1].name, codec=codec, model=model, progress=False)
+    assert (tmp_path / "r" / "notes.txt").read_text() == "mine"  # the user's file goes with the new song
+    assert (tmp_path / "r" / "song.wav").read_bytes() != before["song.wav"]
+
+
 def test_repaint_unknown_section_is_bad_input(rendered, models):
     from structure.schema import PlanError
 

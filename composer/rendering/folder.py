@@ -115,7 +115,7 @@ def claim_output(out_dir: str | Path, *, overwrite: bool = False):
     """Hold the lock beside `out_dir`, put back what a killed render left there, then check
     it (`check_output`): two renders into one folder are refused."""
     with lock_output(out_dir) as out:
-        _recover(out)
+        recover(out)
         check_output(out, overwrite=overwrite)
         yield out
 
@@ -124,7 +124,7 @@ def _stale(out: Path, kind: str) -> list[Path]:
     return sorted(out.parent.glob(f"{glob.escape('.' + out.name)}.{kind}-*"))
 
 
-def _recover(out: Path) -> None:
+def recover(out: Path) -> None:
     """Folders a killed render left beside `out`: a half-written one is removed (the user's
     files it had taken over go back first); a replaced one comes back if the new one never
     arrived, or gives the user's files to the new one."""
@@ -365,15 +365,27 @@ def read_pcm(path: Path) -> tuple[np.ndarray, int]:
 
 
 def write_repainted(out_dir: Path, render, pcm: np.ndarray, *, stems: dict[str, np.ndarray] | None = None) -> None:
-    """Replace a render's audio, stems (name -> PCM), latents and report after a repaint (report last)."""
+    """Replace a render's audio, stems (name -> PCM), latents and report after a repaint, as one
+    set: the render's files are copied beside the folder, the new ones written there, and the
+    copy swapped in (`_swap_in`), so a kill leaves the old song or the new one, never audio
+    that no longer matches its latents. The caller holds the folder's lock."""
     import soundfile as sf
 
-    for name, stem in (stems or {}).items():
-        with atomic_path(out_dir / name) as tmp:
-            sf.write(str(tmp), stem, render.sample_rate, subtype="PCM_16")
-    with atomic_path(out_dir / SONG_WAV) as tmp:
-        sf.write(str(tmp), pcm, render.sample_rate, subtype="PCM_16")
-    if (out_dir / SONG_FLAC).exists():
-        write_flac(out_dir, render.audio, render.sample_rate, render.plan, render.report)
-    write_latents(out_dir, render.latents, gain=render.gain, seed=render.report.get("seed"))
-    write_report(out_dir, render.report)
+    out_dir = Path(out_dir)
+    partial = _partial_name(out_dir, "partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        for item in out_dir.iterdir():
+            if item.name in RENDER_FILES and item.is_file():
+                shutil.copy2(item, partial / item.name)
+        for name, stem in (stems or {}).items():
+            sf.write(str(partial / name), stem, render.sample_rate, subtype="PCM_16")
+        sf.write(str(partial / SONG_WAV), pcm, render.sample_rate, subtype="PCM_16")
+        if (out_dir / SONG_FLAC).exists():
+            write_flac(partial, render.audio, render.sample_rate, render.plan, render.report)
+        write_latents(partial, render.latents, gain=render.gain, seed=render.report.get("seed"))
+        write_report(partial, render.report)
+        _swap_in(partial, out_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

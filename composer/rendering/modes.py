@@ -259,7 +259,8 @@ def repaint(out_dir: str | Path, section: str, *, seed: int | None = None, codec
     bit-identical (outside the decoder's reach and, for the voice, the room's echo)."""
     from composer.rendering import folder
 
-    with folder.lock_output(out_dir):
+    with folder.lock_output(out_dir) as out:
+        folder.recover(out)  # what a repaint killed while it swapped the song in left beside it
         return _repaint(out_dir, section, seed=seed, codec=codec, model=model, progress=progress)
 
 
