@@ -239,6 +239,15 @@ def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, m
     results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)
     for k, result in enumerate(results):
         result.save(Path(output) / f"{k:02d}")
+    if overwrite:  # an earlier, longer run's songs past this one's last are not this set's: they go
+        import re
+        import shutil
+
+        for stale in sorted(Path(output).iterdir()):
+            if (re.fullmatch(r"\d{2}", stale.name) and int(stale.name) >= len(results) and stale.is_dir()
+                    and not stale.is_symlink() and (stale / "report.json").is_file()
+                    and {p.name for p in stale.iterdir()} <= RENDER_FILES):
+                shutil.rmtree(stale)
     click.echo(f"{output}: {len(results)} interpolations of {results[0].duration:.1f} s")
 
 

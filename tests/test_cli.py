@@ -132,6 +132,19 @@ def test_modes_from_the_command_line(tmp_path, tiny_models):
         result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", *args, *models)
         assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "st" / "00").exists() and not (tmp_path / "many").exists()
+    # again with fewer songs and --overwrite: the set is these two, not two of three
+    result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", "--count", "3",
+                 "-o", tmp_path / "mix", "--overwrite", *models, "--steps", "2")
+    assert result.exit_code == 0 and (tmp_path / "mix" / "02" / "song.wav").exists()
+    (tmp_path / "mix" / "02" / "mine.txt").write_text("kept")  # a folder holding the user's file stays
+    (tmp_path / "mix" / "notes.txt").write_text("kept")
+    result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", "--count", "2",
+                 "-o", tmp_path / "mix", "--overwrite", *models, "--steps", "2")
+    assert result.exit_code == 0 and (tmp_path / "mix" / "02" / "mine.txt").exists()
+    (tmp_path / "mix" / "02" / "mine.txt").unlink()
+    result = run("interpolate", tmp_path / "r" / "song.wav", tmp_path / "st" / "song.wav", "--count", "2",
+                 "-o", tmp_path / "mix", "--overwrite", *models, "--steps", "2")
+    assert sorted(p.name for p in (tmp_path / "mix").iterdir()) == ["00", "01", "notes.txt"]
     result = run("loop", "genre=electronic", "--bars", "2", "-o", tmp_path / "loop", *models, "--steps", "2")
     assert result.exit_code == 0, result.output
 
