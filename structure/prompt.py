@@ -89,13 +89,13 @@ def _apply_field(result: Prompt, name: str, value: str) -> None:
     if not value:
         raise PlanError(f"prompt field {name}", "empty value")
     if name in ("tempo", "bpm"):
-        result.tempo_bpm = _parse_tempo(value, f"prompt field {name}")
+        result.tempo_bpm = parse_tempo(value, f"prompt field {name}")
     elif name == "key":
         result.key = Key.parse(value, f"prompt field {name}")
     elif name in ("meter", "time_signature"):
-        result.beats_per_bar = _parse_meter(value, f"prompt field {name}")
+        result.beats_per_bar = parse_meter(value, f"prompt field {name}")
     elif name == "duration":
-        result.duration = _parse_duration(value, f"prompt field {name}")
+        result.duration = parse_duration(value, f"prompt field {name}")
     elif name == "form":
         result.form = [kind.lower() for kind in re.split(r"[\s,]+", value) if kind]
     elif name in ("genre", "style"):
@@ -108,7 +108,7 @@ def _apply_field(result: Prompt, name: str, value: str) -> None:
         result.tags[name if name != "style" else "genre"] = value
 
 
-def _parse_tempo(value: str, where: str) -> float:
+def parse_tempo(value: str, where: str) -> float:
     try:
         tempo = float(value.lower().replace("bpm", "").strip())
     except ValueError:
@@ -118,14 +118,14 @@ def _parse_tempo(value: str, where: str) -> float:
     return tempo
 
 
-def _parse_meter(value: str, where: str) -> int:
+def parse_meter(value: str, where: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+))?\s*", value)
     if not match or not 1 <= int(match.group(1)) <= 12:
         raise PlanError(where, f"expected a meter such as 4/4 or 3/4, got {value!r}")
     return int(match.group(1))
 
 
-def _parse_duration(value: str, where: str) -> float:
+def parse_duration(value: str, where: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?)?\s*|\s*(\d+):(\d\d)\s*", value)
     if not match:
         raise PlanError(where, f"expected seconds (180), minutes (3 min) or m:ss, got {value!r}")
@@ -164,7 +164,7 @@ MOOD_SYNONYMS = {
 def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
     rest = text
     if (match := _TEMPO_RE.search(rest)) and result.tempo_bpm is None:
-        result.tempo_bpm = _parse_tempo(match.group(1), "prompt tempo")
+        result.tempo_bpm = parse_tempo(match.group(1), "prompt tempo")
         rest = rest.replace(match.group(0), " ")
     if (match := _NOT_A_KEY_RE.search(rest)) and result.key is None and not _KEY_RE.search(rest):
         raise PlanError("prompt key", f"unknown key {match.group(1)!r} (expected e.g. 'D minor', 'F# major', 'Bbm')")
@@ -173,10 +173,10 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
         result.key = Key.parse(f"{match.group(1)}{accidental} {match.group(3)}", "prompt key")
         rest = rest.replace(match.group(0), " ")
     if (match := _METER_RE.search(rest)) and result.beats_per_bar is None:
-        result.beats_per_bar = _parse_meter(match.group(0), "prompt meter")
+        result.beats_per_bar = parse_meter(match.group(0), "prompt meter")
         rest = rest.replace(match.group(0), " ")
     if (match := _DURATION_RE.search(rest)) and result.duration is None:
-        result.duration = _parse_duration(f"{match.group(1)} {match.group(2)[:3].rstrip('s') or 's'}", "prompt duration")
+        result.duration = parse_duration(f"{match.group(1)} {match.group(2)[:3].rstrip('s') or 's'}", "prompt duration")
         rest = rest.replace(match.group(0), " ")
     lowered = rest.lower()
     for phrase in sorted(VOCABULARY["instrument"] + tuple(STYLES) + tuple(STYLE_ALIASES), key=len, reverse=True):

@@ -120,7 +120,7 @@ def check_pins(pinned: dict[str, str] | None) -> dict:
     """`--set` values checked by the prompt's own parsers and put as the priors draw them:
     tempo (or bpm) a number of BPM, key its name, meter (time_signature, beats_per_bar) beats
     per bar, form a list of section kinds. Anything wrong is an InputError naming the pin."""
-    from structure.prompt import _parse_duration, _parse_meter, _parse_tempo
+    from structure.prompt import parse_duration, parse_meter, parse_tempo
     from structure.schema import SECTION_KINDS, Key, PlanError
 
     checked: dict = {}
@@ -134,9 +134,9 @@ def check_pins(pinned: dict[str, str] | None) -> dict:
         lowered = name.lower()
         try:
             if lowered in TEMPO_PINS:
-                checked["tempo"] = _parse_tempo(text, where)
+                checked["tempo"] = parse_tempo(text, where)
             elif lowered in METER_PINS:
-                checked["beats_per_bar"] = _parse_meter(text, where)
+                checked["beats_per_bar"] = parse_meter(text, where)
             elif lowered == "key":
                 checked["key"] = str(Key.parse(text, where))
             elif lowered == "form":
@@ -146,7 +146,7 @@ def check_pins(pinned: dict[str, str] | None) -> dict:
                     raise InputError(f"{where}: unknown section kind {unknown[0]!r} (known: {', '.join(SECTION_KINDS)})")
                 checked["form"] = kinds
             elif lowered == "duration":
-                _parse_duration(text, where)
+                parse_duration(text, where)
                 checked["duration"] = text
             elif lowered == "seed":
                 raise InputError(f"{where}: a daily song's seed is its date (give --date)")
