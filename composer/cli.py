@@ -227,7 +227,7 @@ def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model
 def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, model_dir, codec_dir):
     """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion), in OUTPUT/00, 01, ..."""
     from composer.errors import InputError
-    from composer.rendering.folder import RENDER_FILES, check_output
+    from composer.rendering.folder import RENDER_FILES, REPORT_NAME, check_output
     from composer.rendering.modes import interpolate
 
     if Path(output).exists() and not Path(output).is_dir():
@@ -245,7 +245,7 @@ def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, m
 
         for stale in sorted(Path(output).iterdir()):
             if (re.fullmatch(r"\d{2}", stale.name) and int(stale.name) >= len(results) and stale.is_dir()
-                    and not stale.is_symlink() and (stale / "report.json").is_file()
+                    and not stale.is_symlink() and (stale / REPORT_NAME).is_file()
                     and {p.name for p in stale.iterdir()} <= RENDER_FILES):
                 shutil.rmtree(stale)
     click.echo(f"{output}: {len(results)} interpolations of {results[0].duration:.1f} s")

@@ -236,25 +236,28 @@ def _extend_lyric_form(slots: list[_Slot], target_bars: int) -> list[_Slot]:
     sung = [i for i, s in enumerate(slots) if s.lines]
     if not sung or not closer(LYRIC_FRAME_BARS):
         return slots
+    def end() -> int:  # after the last sung section or solo (before the outro)
+        return max(i for i, s in enumerate(slots) if s.lines or s.kind == "solo") + 1
+
+    def chorus_again() -> _Slot:
+        source = slots[chorus]
+        return _Slot(source.kind, source.bars, list(source.lines), chorus)
+
     slots = _insert_slot(slots, sung[-1] + 1, _Slot("solo", LYRIC_FRAME_BARS))
     chorus = next((i for i, s in enumerate(slots) if s.kind in ("chorus", "hook") and s.lines), None)
     for _ in range(LYRIC_CHORUS_REPEATS if chorus is not None else 0):
         if not closer(slots[chorus].bars):
             break
-        end = max(i for i, s in enumerate(slots) if s.lines or s.kind == "solo") + 1
-        source = slots[chorus]
-        slots = _insert_slot(slots, end, _Slot(source.kind, source.bars, list(source.lines), chorus))
+        slots = _insert_slot(slots, end(), chorus_again())
     # a much longer song than its words (minutes of them): more rounds of a solo and the chorus, so
     # no instrumental section grows past 16 bars while another round fits (and none past 256 bars)
     while len(slots) < MAX_SECTIONS - 2:
         room = sum(max(0, 16 - s.bars) for s in slots if s.kind in FREE_KINDS and not s.lines)
         if target_bars - total(slots) <= room or not closer(LYRIC_FRAME_BARS):
             break
-        end = max(i for i, s in enumerate(slots) if s.lines or s.kind == "solo") + 1
-        slots = _insert_slot(slots, end, _Slot("solo", LYRIC_FRAME_BARS))
+        slots = _insert_slot(slots, end(), _Slot("solo", LYRIC_FRAME_BARS))
         if chorus is not None and closer(slots[chorus].bars):
-            source = slots[chorus]
-            slots = _insert_slot(slots, end + 1, _Slot(source.kind, source.bars, list(source.lines), chorus))
+            slots = _insert_slot(slots, end(), chorus_again())
     return slots
 
 

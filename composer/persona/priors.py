@@ -51,28 +51,29 @@ def _categorical(values) -> dict[str, int]:
 
 
 def _meter(value) -> int | None:
-    """Beats per bar of a meter value (4, "3/4", "6/8"); None when it is not one."""
-    from structure.schema import BEATS_PER_BAR_RANGE
+    """Beats per bar of a meter value (4, "3/4", "6/8"), read as a prompt reads one; None when it is not one."""
+    from structure.prompt import parse_meter
+    from structure.schema import PlanError
 
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
-    if isinstance(value, int):
-        beats = value
-    elif isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+)\s*(?:/\s*\d+)?\s*", value)):
-        beats = int(match.group(1))
-    else:
+    try:
+        return parse_meter(str(value), "meter")
+    except PlanError:
         return None
-    return beats if BEATS_PER_BAR_RANGE[0] <= beats <= BEATS_PER_BAR_RANGE[1] else None
 
 
 def _tempo(value) -> float | None:
-    from structure.schema import TEMPO_RANGE
+    """A tempo value (96, "96 bpm"), read as a prompt reads one; None when it is not one."""
+    from structure.prompt import parse_tempo
+    from structure.schema import PlanError
 
-    try:
-        tempo = float(str(value).lower().replace("bpm", "").strip()) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    return tempo if tempo is not None and TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1] else None
+    try:
+        return parse_tempo(str(value), "tempo")
+    except PlanError:
+        return None
 
 
 def song_meter(song: dict) -> int | None:
