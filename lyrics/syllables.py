@@ -296,3 +296,35 @@ def written_words(line: str) -> list[tuple[str, int]]:
     if pending and out:
         out[-1][0] += " " + pending
     return [(text, count) for text, count in out]
+
+
+def display_syllables(line: str) -> list[tuple[str, str]]:
+    """(text, syllabic) of each sung syllable of a line, as a lead sheet shows it under its
+    note: the word's leading and trailing punctuation on its first and last syllable, its
+    apostrophes as typed, and MusicXML's `syllabic` (single, begin, middle, end).
+
+    "Hel-lo, world!" is not how it is written: "Hello, world!" -> [("Hel", "begin"),
+    ("lo,", "end"), ("world!", "single")].
+    """
+    out: list[tuple[str, str]] = []
+    for written, _ in written_words(line):
+        pieces = list(syllables(written))
+        tokens = words(written)
+        if not pieces or not tokens:
+            continue
+        clean = _clean(written)  # the tokens' spelling (straight apostrophes), to find them in the word
+        shown = written if len(clean) == len(written) else clean
+        first, last = clean.find(tokens[0]), clean.rfind(tokens[-1])
+        if first > 0:
+            pieces[0] = shown[:first] + pieces[0]
+        if last >= 0:
+            pieces[-1] = pieces[-1] + shown[last + len(tokens[-1]):]
+        typed = next((c for c in shown if c in "’‘ʼ"), None)
+        if typed:
+            pieces = [piece.replace("'", typed) for piece in pieces]
+        if len(pieces) == 1:
+            out.append((pieces[0], "single"))
+        else:
+            out += [(piece, "begin" if k == 0 else "end" if k == len(pieces) - 1 else "middle")
+                    for k, piece in enumerate(pieces)]
+    return out

@@ -46,6 +46,7 @@ def _written_syllables(section, beats_per_bar: int) -> dict[int, tuple[str, str]
     """The syllable each sung note shows, with the punctuation the lyric was written with
     ("home," rather than "home"), and its place in its word (MusicXML's syllabic: single,
     begin, middle, end), keyed by the note's id."""
+    import lyrics
     from structure.melody import phrase_spans
 
     shown: dict[int, tuple[str, str]] = {}
@@ -53,39 +54,9 @@ def _written_syllables(section, beats_per_bar: int) -> dict[int, tuple[str, str]
         return shown
     for (lo, hi), text in zip(phrase_spans(section.bars, beats_per_bar, len(section.lyrics)), section.lyrics):
         sung = [n for n in section.melody if lo <= n.start < hi and n.syllable and n.syllable != "_"]
-        for note_, display in zip(sung, _display_syllables(text)):
+        for note_, display in zip(sung, lyrics.display_syllables(text)):
             shown[id(note_)] = display
     return shown
-
-
-def _display_syllables(line: str) -> list[tuple[str, str]]:
-    """(text, syllabic) of each sung syllable of a line, the word's leading and trailing
-    punctuation on its first and last syllable, its apostrophes as typed."""
-    import lyrics
-    from lyrics.syllables import _clean
-
-    out: list[tuple[str, str]] = []
-    for written, _ in lyrics.written_words(line):
-        pieces = list(lyrics.syllables(written))
-        tokens = lyrics.words(written)
-        if not pieces or not tokens:
-            continue
-        clean = _clean(written)  # the tokens' spelling (straight apostrophes), to find them in the word
-        shown = written if len(clean) == len(written) else clean
-        first, last = clean.find(tokens[0]), clean.rfind(tokens[-1])
-        if first > 0:
-            pieces[0] = shown[:first] + pieces[0]
-        if last >= 0:
-            pieces[-1] = pieces[-1] + shown[last + len(tokens[-1]):]
-        typed = next((c for c in shown if c in "’‘ʼ"), None)
-        if typed:
-            pieces = [piece.replace("'", typed) for piece in pieces]
-        if len(pieces) == 1:
-            out.append((pieces[0], "single"))
-        else:
-            out += [(piece, "begin" if k == 0 else "end" if k == len(pieces) - 1 else "middle")
-                    for k, piece in enumerate(pieces)]
-    return out
 
 
 def _quantise(beats: float) -> float:

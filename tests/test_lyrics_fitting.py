@@ -171,3 +171,16 @@ def test_written_words_keep_the_typed_characters() -> None:
 
     assert written_words("Don’t you cry, café — naïve") == [
         ("Don’t", 1), ("you", 1), ("cry,", 1), ("café —", 1), ("naïve", 1)]
+
+
+def test_display_syllables_show_each_syllable_as_written() -> None:
+    # what the lead sheet prints under each sung note: punctuation on the word's ends,
+    # apostrophes as typed, and the syllable's place in its word
+    import lyrics
+
+    shown = lyrics.display_syllables("“Hello,” don’t stop-believing — 42")
+    assert shown[:3] == [("“Hel", "begin"), ("lo,”", "end"), ("don’t", "single")]
+    assert [text for text, _ in shown] == ["“Hel", "lo,”", "don’t", "stop", "be", "liev", "ing —",
+                                           "for", "ty", "two"]
+    assert sum(1 for _, place in shown if place == "begin") == sum(1 for _, place in shown if place == "end")
+    assert len(shown) == lyrics.count_syllables("“Hello,” don’t stop-believing — 42")
