@@ -227,28 +227,38 @@ def restyle_cmd(audio, prompt, strength, seed, output, overwrite, options, model
 def interpolate_cmd(audio_a, audio_b, count, seed, output, overwrite, options, model_dir, codec_dir):
     """Songs between AUDIO_A and AUDIO_B (noise slerp after inversion), in OUTPUT/00, 01, ..."""
     from composer.errors import InputError
-    from composer.rendering.folder import RENDER_FILES, REPORT_NAME, check_output
-    from composer.rendering.modes import interpolate
+    from composer.rendering.folder import RENDER_FILES, REPORT_NAME, check_output, lock_output
+    from composer.rendering.modes import check_count, interpolations
 
+    check_count(count)
     if Path(output).exists() and not Path(output).is_dir():
         check_output(output)
-    if Path(output).is_dir() and any((Path(output) / name).exists() for name in RENDER_FILES):
-        raise InputError(f"-o {output}: holds a song; interpolations go into a folder of their own (00, 01, ...)")
-    for k in range(max(0, count)):
-        check_output(Path(output) / f"{k:02d}", overwrite=overwrite)
-    results = interpolate(audio_a, audio_b, count=count, seed=seed, codec=codec_dir, model=model_dir, options=options)
-    for k, result in enumerate(results):
-        result.save(Path(output) / f"{k:02d}")
-    if overwrite:  # an earlier, longer run's songs past this one's last are not this set's: they go
-        import re
-        import shutil
+    made, duration, fresh = 0, 0.0, not Path(output).exists()
+    try:
+        # one set at a time in OUTPUT: a second run there is refused (the lock file, OUTPUT/.set.lock,
+        # goes when the run ends; OUTPUT may be the folder the user is in, so nothing is written beside it)
+        with lock_output(Path(output) / "set"):
+            if any((Path(output) / name).exists() for name in RENDER_FILES):
+                raise InputError(f"-o {output}: holds a song; interpolations go into a folder of their own (00, 01, ...)")
+            for k in range(count):
+                check_output(Path(output) / f"{k:02d}", overwrite=overwrite)
+            for k, result in enumerate(interpolations(audio_a, audio_b, count=count, seed=seed, codec=codec_dir,
+                                                      model=model_dir, options=options)):
+                result.save(Path(output) / f"{k:02d}")  # saved as made: a set stopped midway keeps its first songs
+                made, duration = k + 1, result.duration
+            if overwrite:  # an earlier, longer run's songs past this one's last are not this set's: they go
+                import re
+                import shutil
 
-        for stale in sorted(Path(output).iterdir()):
-            if (re.fullmatch(r"\d{2}", stale.name) and int(stale.name) >= len(results) and stale.is_dir()
-                    and not stale.is_symlink() and (stale / REPORT_NAME).is_file()
-                    and {p.name for p in stale.iterdir()} <= RENDER_FILES):
-                shutil.rmtree(stale)
-    click.echo(f"{output}: {len(results)} interpolations of {results[0].duration:.1f} s")
+                for stale in sorted(Path(output).iterdir()):
+                    if (re.fullmatch(r"\d{2}", stale.name) and int(stale.name) >= made and stale.is_dir()
+                            and not stale.is_symlink() and (stale / REPORT_NAME).is_file()
+                            and {p.name for p in stale.iterdir()} <= RENDER_FILES):
+                        shutil.rmtree(stale)
+    finally:
+        if fresh and Path(output).is_dir() and not any(Path(output).iterdir()):
+            Path(output).rmdir()  # a run that made nothing leaves no folder of its own
+    click.echo(f"{output}: {made} interpolations of {duration:.1f} s")
 
 
 @main.command("repaint")

@@ -271,3 +271,42 @@ def test_a_restyle_that_moved_the_key_says_so_in_one_line(capsys):
                  {"metrics": {}}, {}):  # --no-evaluate: nothing measured, nothing said
         echo_key_change("out", kept)
         assert capsys.readouterr().err == ""
+
+
+def test_interpolations_are_saved_as_made_and_one_set_at_a_time(tmp_path, monkeypatch):
+    import composer.rendering.modes as modes
+    from composer.errors import RenderError
+    from composer.rendering.folder import lock_output
+
+    class Made:  # what the CLI needs of a Render: save() and duration
+        duration = 1.0
+
+        def save(self, out):
+            out.mkdir(parents=True)
+            (out / "song.wav").write_bytes(b"RIFF")
+
+    def two_then_fail(*args, **kwargs):
+        yield Made()
+        yield Made()
+        raise RenderError("the third song failed")
+
+    monkeypatch.setattr(modes, "interpolations", two_then_fail)
+    result = run("interpolate", "a.wav", "b.wav", "--count", "4", "-o", tmp_path / "mix")
+    assert result.exit_code != 0 and "the third song failed" in result.output
+    # the songs made before the failure are kept, and no lock is left behind
+    assert sorted(p.name for p in (tmp_path / "mix").iterdir()) == ["00", "01"]
+    # a second run into a set folder that another run holds is refused, before any work
+    with lock_output(tmp_path / "busy" / "set"):
+        result = run("interpolate", "a.wav", "b.wav", "--count", "2", "-o", tmp_path / "busy")
+    assert result.exit_code == 2 and "another render is writing there" in result.output
+    assert not (tmp_path / "busy" / "00").exists()
+    # a run that fails before making anything leaves no folder of its own
+    monkeypatch.setattr(modes, "interpolations", lambda *a, **k: _fail())
+    result = run("interpolate", "a.wav", "b.wav", "--count", "2", "-o", tmp_path / "none")
+    assert result.exit_code != 0 and not (tmp_path / "none").exists()
+
+
+def _fail():
+    from composer.errors import InputError
+
+    raise InputError("a.wav: no such file")

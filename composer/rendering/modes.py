@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -180,16 +181,30 @@ def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
     return (torch.sin((1 - alpha) * omega) * a + torch.sin(alpha * omega) * b) / torch.sin(omega)
 
 
+def check_count(count: int) -> None:
+    """InputError naming --count unless one interpolation can make `count` songs."""
+    if not 2 <= count <= MAX_INTERPOLATIONS:
+        raise InputError(f"--count: {count} is outside 2..{MAX_INTERPOLATIONS}")
+
+
 def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed: int = 0, codec=None, model=None,
                 options: RenderOptions | None = None, progress: bool = True) -> list[Render]:
     """`count` songs from A to B: both inverted to noise window by window (the flow ODE
     run backwards), noise slerped and conditioning interpolated, then sampled again. Each
     window is inverted as it will be sampled: continuing the frames it shares with the window
-    before (its input's own latents there), so its noise expects what it meets at the join."""
+    before (its input's own latents there), so its noise expects what it meets at the join.
+    Every song is held until the last is made; `interpolations` gives each as it is made."""
+    return list(interpolations(path_a, path_b, count=count, seed=seed, codec=codec, model=model, options=options,
+                               progress=progress))
+
+
+def interpolations(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed: int = 0, codec=None, model=None,
+                   options: RenderOptions | None = None, progress: bool = True) -> Iterator[Render]:
+    """`interpolate`'s songs one at a time, A first, each as soon as it is made (the caller
+    saves it and lets it go: a long set is neither held whole nor lost whole)."""
     from diffusion.sampling import invert, shifted_timesteps
 
-    if not 2 <= count <= MAX_INTERPOLATIONS:
-        raise InputError(f"--count: {count} is outside 2..{MAX_INTERPOLATIONS} (every song is held until the last is made)")
+    check_count(count)
     options = replace(options or RenderOptions(), control_groups=ANALYSIS_GROUPS)
     codec, model = load_models(codec, model)
     audio_a, audio_b = _read_audio(path_a, codec), _read_audio(path_b, codec)
@@ -221,7 +236,6 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
         return noises
 
     noise_a, noise_b = inverted(z_a, cond_a), inverted(z_b, cond_b)
-    results = []
     for k, alpha in enumerate(np.linspace(0.0, 1.0, count)):
         conditioning = _mix_conditioning(cond_a, cond_b, float(alpha))
         canvas = torch.zeros_like(z_a)
@@ -240,8 +254,7 @@ def interpolate(path_a: str | Path, path_b: str | Path, *, count: int = 5, seed:
                         timings={"diffusion": diffusion_seconds, "decode": time.monotonic() - clock})
         result.report["mode"] = {"name": "interpolate", "a": str(path_a), "b": str(path_b), "alpha": float(alpha),
                                  "index": k}
-        results.append(result)
-    return results
+        yield result
 
 
 def _mix_conditioning(a, b, alpha: float):
