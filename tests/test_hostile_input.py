@@ -135,3 +135,39 @@ def test_bad_metadata_lines_are_reported_by_line(tmp_path_factory, lines):
     for row in rows:
         if row.problem is None:
             row_problems(row, allowed_licence_set())
+
+
+def test_outputs_write_into_pipes_and_keep_a_replaced_files_mode(tmp_path):
+    # `-o` naming a FIFO (or /dev/null) is written to, never replaced by a regular file
+    import os
+    import stat
+    import threading
+
+    from composer.data.audio import write_text_atomic
+
+    pipe = tmp_path / "plan.json"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    write_text_atomic(pipe, "through the pipe")
+    reader.join(timeout=30)
+    assert received == [b"through the pipe"] and stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]  # no temporary file left beside it
+    mine = tmp_path / "private.json"
+    mine.write_text("{}")
+    mine.chmod(0o600)
+    write_text_atomic(mine, "[]")
+    assert mine.read_text() == "[]" and stat.S_IMODE(os.stat(mine).st_mode) == 0o600
+
+
+def test_a_long_ogg_is_written_in_blocks(tmp_path):
+    # libsndfile's Vorbis encoder crashed the process when one call handed it a 2.5-minute guide
+    import numpy as np
+
+    from composer.data.audio import WRITE_BLOCK, audio_read, audio_write
+
+    audio = (0.1 * np.sin(np.arange(WRITE_BLOCK * 3 + 100) * 0.05)).astype(np.float32)
+    audio_write(tmp_path / "long.ogg", audio, 24000)
+    back, rate = audio_read(tmp_path / "long.ogg")
+    assert rate == 24000 and abs(back.shape[-1] - audio.shape[-1]) < 2048

@@ -68,6 +68,46 @@ def test_long_tracks_are_cut_into_analysed_items(tmp_path):
     # rerun: nothing analysed twice
     again = analyze_dataset(tmp_path, progress=False, max_item_seconds=45.0)
     assert again["labelled"] == 0 and again["cut"] == 0
+    # consent withdrawn for the long track: its items go with it, in the check and in training
+    from composer.data.datasets import check_dataset
+    from composer.data.revocations import revoke
+
+    revoke(tmp_path, "audio/long.flac", reason="the artist asked")
+    report = check_dataset(tmp_path)
+    assert all(r["file_name"] not in report.accepted for r in items)
+    assert any("cut from audio/long.flac: consent withdrawn" in str(p) for p in report.refused)
+    assert [r.file_name for r in iter_accepted(tmp_path, check_audio=False)] == ["audio/noise.flac"]
+
+
+def test_analysis_reads_only_what_training_may_use_and_labels_every_file_apart(tmp_path):
+    # a file data check refuses (no consent, withdrawn) is never read; "x.wav" and "x.flac" get
+    # their own labels; a track whose item names are taken by the user's own files is not cut
+    from composer.data.revocations import revoke
+
+    (tmp_path / "audio").mkdir()
+    plan = pop_plan(120.0, "G major")
+    sf.write(tmp_path / "audio" / "x.wav", render(plan)[: RATE * 40], RATE)
+    sf.write(tmp_path / "audio" / "x.flac", render(pop_plan(92.0, "E minor"))[: RATE * 40], RATE)
+    sf.write(tmp_path / "audio" / "long.flac", render(plan), RATE)
+    mine = np.random.default_rng(2).normal(0, 0.05, RATE * 20).astype(np.float32)
+    sf.write(tmp_path / "audio" / "long__part01.flac", mine, RATE)
+    for name in ("secret", "gone"):
+        sf.write(tmp_path / "audio" / f"{name}.flac", render(plan), RATE)
+    ok = {"licence": "CC0-1.0", "consent": "licence-grant"}
+    rows = [{"file_name": "audio/x.wav", **ok}, {"file_name": "audio/x.flac", **ok},
+            {"file_name": "audio/long.flac", **ok}, {"file_name": "audio/long__part01.flac", **ok},
+            {"file_name": "audio/secret.flac", "licence": "All rights reserved"}, {"file_name": "audio/gone.flac", **ok}]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    revoke(tmp_path, "audio/gone.flac", reason="withdrawn")
+    counts = analyze_dataset(tmp_path, progress=False, max_item_seconds=45.0)
+    assert counts["refused"] == 2 and counts["cut"] == 0 and counts["failed"] == 0
+    written = {r["file_name"]: r for r in map(json.loads, (tmp_path / "metadata.jsonl").read_text().splitlines())}
+    assert "plan" not in written["audio/secret.flac"] and "plan" not in written["audio/gone.flac"]
+    assert written["audio/x.wav"]["plan"] != written["audio/x.flac"]["plan"]
+    assert written["audio/x.wav"]["tempo"] != written["audio/x.flac"]["tempo"]
+    assert "cut_into" not in written["audio/long.flac"] and written["audio/long.flac"]["plan"]
+    back, _ = sf.read(tmp_path / "audio" / "long__part01.flac", dtype="float32")
+    assert np.abs(back - mine).max() < 1e-3  # the user's file is as it was
 
 
 def test_unconfident_analysed_labels_do_not_train_the_diffusion_model(tmp_path, monkeypatch):

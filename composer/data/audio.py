@@ -162,14 +162,32 @@ def _read_with_ffmpeg(path: Path, sf_error: str) -> tuple[np.ndarray, int]:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path beside `path`; move it into place on success only."""
+    """Yield a temporary path beside `path`; move it into place on success only.
+
+    A `path` that is a device or a pipe (`-o /dev/null`, a FIFO) is written to, not replaced:
+    the finished file is copied into it. A regular file that is replaced keeps its mode.
+    """
+    import shutil
+    import stat
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
+                                   dir=tempfile.gettempdir() if special else path.parent)
     os.close(handle)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
+        if special:
+            with open(tmp, "rb") as source, open(path, "wb") as target:
+                shutil.copyfileobj(source, target)
+            return
+        # mkstemp makes 0600 files: outputs get the usual mode, or the mode of the file they replace
+        os.chmod(tmp, stat.S_IMODE(mode) if mode is not None and stat.S_ISREG(mode) else 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -210,12 +228,10 @@ def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
     if subtype is None:
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     with atomic_path(path) as tmp:
-        if fmt == "OGG":
-            sf.write(str(tmp), audio.T if audio.dtype == np.int16 else np.clip(audio.T, -1.0, 1.0), sample_rate,
-                     format=fmt, subtype=subtype)
-        else:  # a block at a time (the same samples): no clipped copy of a whole song
-            with sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0], subtype=subtype, format=fmt) as out:
-                for start in range(0, audio.shape[-1], WRITE_BLOCK):
-                    block = audio[:, start: start + WRITE_BLOCK].T
-                    out.write(block if audio.dtype == np.int16 else np.clip(block, -1.0, 1.0))
+        # a block at a time (the same samples): no clipped copy of a whole song, and libsndfile's
+        # Vorbis encoder crashes (SIGSEGV) when one call hands it more than a minute or so
+        with sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0], subtype=subtype, format=fmt) as out:
+            for start in range(0, audio.shape[-1], WRITE_BLOCK):
+                block = audio[:, start: start + WRITE_BLOCK].T
+                out.write(block if audio.dtype == np.int16 else np.clip(block, -1.0, 1.0))
     return path

@@ -90,8 +90,9 @@ def data_analyze_cmd(folder, overwrite, workers, ray_address):
 
     counts = analyze_dataset(folder, overwrite=overwrite, workers=workers, ray_address=ray_address)
     cut = f", {counts['cut']} long tracks cut into {counts['items']} items" if counts["cut"] else ""
+    refused = f", {counts['refused']} refused by `composer data check` (not read)" if counts["refused"] else ""
     click.echo(f"{folder}: {counts['labelled']} labelled, {counts['skipped']} already labelled, "
-               f"{counts['failed']} failed{cut}; {counts['confident_share']:.0%} of labelled files analysed "
+               f"{counts['failed']} failed{refused}{cut}; {counts['confident_share']:.0%} of labelled files analysed "
                f"with confidence (the others train the codec only)")
     sys.exit(0 if not counts["failed"] else 2)
 

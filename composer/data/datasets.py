@@ -291,7 +291,7 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
     for row in read_metadata(root):
         if row.problem is not None or _normalised_name(row.file_name) in seen:
             continue
-        if _revoked(row.file_name, revoked) or row.fields.get("cut_into"):
+        if withdrawal(row, revoked) or row.fields.get("cut_into"):
             seen.add(_normalised_name(row.file_name))  # withdrawn, or trained through its items
             continue
         seen.add(_normalised_name(row.file_name))
@@ -330,9 +330,9 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
             continue
         first_line[name] = row.line
         refusals = [Problem(row.file_name, row.line, message) for message in row_problems(row, allowed)]
-        withdrawn = _revoked(row.file_name, revoked)
+        withdrawn = withdrawal(row, revoked)
         if withdrawn is not None:
-            refusals.insert(0, Problem(row.file_name, row.line, withdrawn.describe()))
+            refusals.insert(0, Problem(row.file_name, row.line, withdrawn))
         unsafe = unsafe_file_name(row.file_name)
         if unsafe:
             refusals.insert(0, Problem(row.file_name, row.line, unsafe))
@@ -366,6 +366,17 @@ def _revoked(file_name: str, revoked: dict):
     from composer.data.revocations import _normalised
 
     return revoked.get(_normalised(file_name)) if revoked else None
+
+
+def withdrawal(row: MetadataRow, revoked: dict) -> str | None:
+    """Why consent for `row` is withdrawn, or None: its own withdrawal, or that of the long
+    track it was cut from (`data analyze` writes items `NAME__partNN` with a `parent`)."""
+    own = _revoked(row.file_name, revoked)
+    if own is not None:
+        return own.describe()
+    parent = row.fields.get("parent")
+    inherited = _revoked(parent, revoked) if isinstance(parent, str) and parent else None
+    return f"cut from {parent}: {inherited.describe()}" if inherited is not None else None
 
 
 def _dataset_folder(folder: str | os.PathLike) -> Path:

@@ -41,8 +41,14 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     file names (a persona's accepted songs: a refused file is never read)."""
     from tqdm import tqdm
 
-    from composer.data.datasets import read_metadata, write_metadata
-    from composer.data.metadata import unsafe_file_name
+    from composer.data.datasets import (
+        allowed_licence_set,
+        read_metadata,
+        withdrawal,
+        write_metadata,
+    )
+    from composer.data.metadata import row_problems, unsafe_file_name
+    from composer.data.revocations import read_revocations
     from composer.errors import InputError, bad_input_types
     from structure.analysis import confidence, estimate_plan
 
@@ -55,7 +61,8 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     backup = root / "metadata.jsonl.bak"
     if not backup.exists():
         write_text_atomic(backup, (root / "metadata.jsonl").read_text(encoding="utf-8"))
-    counts = {"labelled": 0, "skipped": 0, "failed": 0, "confident": 0, "cut": 0, "items": 0}
+    counts = {"labelled": 0, "skipped": 0, "failed": 0, "refused": 0, "confident": 0, "cut": 0, "items": 0}
+    allowed, revoked = allowed_licence_set(None), read_revocations(root)
     (root / "plans").mkdir(exist_ok=True)
     (root / "labels").mkdir(exist_ok=True)
     pending = []
@@ -69,6 +76,10 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
         elif unsafe_file_name(row.file_name):  # never read outside the dataset folder
             log.warning("line %d: %s", row.line, unsafe_file_name(row.file_name))
             counts["failed"] += 1
+        elif withdrawal(row, revoked) or row_problems(row, allowed):  # what training refuses is never read
+            log.warning("%s: not analysed, refused (%s)", row.file_name,
+                        withdrawal(row, revoked) or "; ".join(row_problems(row, allowed)))
+            counts["refused"] += 1
         else:
             pending.append(row)
     bar = tqdm(total=len(pending), desc="analysing", unit="file", disable=not progress)
@@ -82,7 +93,8 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
                     counts["failed"] += 1
                     continue
                 if analysis.duration > max_item_seconds and not row.fields.get("parent"):
-                    items = cut_long_track(root, row, analysis, max_seconds=max_item_seconds)
+                    items = cut_long_track(root, row, analysis, max_seconds=max_item_seconds,
+                                           listed={r.file_name for r in rows})
                     if items:
                         rows.extend(items)
                         next_round += items
@@ -113,10 +125,30 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     return counts
 
 
+def label_stem(file_name: str) -> str:
+    """The name of a file's plan and labels (`plans/STEM.json`, `labels/STEM.npy`): readable,
+    and one per file: "x.wav" and "x.flac", or "a/b.wav" and "a__b.wav", get their own."""
+    import hashlib
+
+    readable = Path(file_name).with_suffix("").as_posix().replace("/", "__")
+    return f"{readable}-{hashlib.sha1(file_name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _same_audio(path: Path, audio: np.ndarray) -> bool:
+    """Whether `path` holds `audio` as 16-bit FLAC (an item an earlier, killed run wrote)."""
+    from composer.data.audio import AudioError
+
+    try:
+        there, _ = audio_read(path)
+    except AudioError:  # unreadable: not what this analysis writes
+        return False
+    return there.shape == audio.shape and bool(np.abs(there - np.clip(audio, -1, 1)).max(initial=0.0) <= 2.0 / 32768)
+
+
 def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
     from structure.frame_controls import controls
 
-    stem = Path(row.file_name).with_suffix("").as_posix().replace("/", "__")
+    stem = label_stem(row.file_name)
     write_text_atomic(root / "plans" / f"{stem}.json", plan.to_json())
     frames = int(np.ceil(analysis.duration * LABEL_FRAME_RATE))
     label_path = root / "labels" / f"{stem}.npy"
@@ -203,9 +235,10 @@ def cut_points(boundaries: np.ndarray, duration: float, *, max_seconds: float,
     return cuts
 
 
-def cut_long_track(root: Path, row, analysis, *, max_seconds: float) -> list:
-    """Write a long track's song-length items (`NAME__partNN` + its suffix's format: FLAC) and
-    return their new rows; the parent row gets `cut_into` (kept, no longer trained on)."""
+def cut_long_track(root: Path, row, analysis, *, max_seconds: float, listed: set[str] = frozenset()) -> list:
+    """Write a long track's song-length items (`NAME__partNN.flac`) and return their new rows;
+    the parent row gets `cut_into` (kept, no longer trained on). A track whose item names are
+    taken (`listed` in the metadata, or a file of other audio) is not cut: [] and a warning."""
     from composer.data.audio import audio_write
     from composer.data.metadata import MetadataRow
 
@@ -216,6 +249,12 @@ def cut_long_track(root: Path, row, analysis, *, max_seconds: float) -> list:
     audio, rate = audio_read(root / row.file_name)  # every channel, the file's own rate
     edges = [0.0, *cuts, analysis.duration]
     stem = Path(row.file_name).with_suffix("")
+    for number, (a, b) in enumerate(zip(edges, edges[1:]), 1):
+        name = f"{stem.as_posix()}__part{number:02d}.flac"
+        if name in listed or ((root / name).exists() and not _same_audio(root / name, audio[:, int(a * rate): int(b * rate)])):
+            log.warning("%s: not cut into items (%s is already a file of the dataset); analysed whole",
+                        row.file_name, name)
+            return []
     items = []
     inherited = {k: v for k, v in row.fields.items()
                  if k not in ("plan", "labels", "label_frame_rate", "labels_source", "tempo", "key", "beats_per_bar",
