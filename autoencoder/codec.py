@@ -270,9 +270,29 @@ class LatentCodec(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.encodec = _plain_config(self.model.config)
         self.config.codec_type = self.kind
-        (directory / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
         state = {k: v.detach().to(dtype).contiguous() for k, v in self._weights().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        # each file written aside and moved in whole (weights first, then the config that names
+        # their shapes): a kill leaves the old checkpoint or the new one, never half a file
+        import os
+        import tempfile
+
+        parts = []
+        try:
+            for name in (WEIGHTS_NAME, CONFIG_NAME):
+                handle, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+                os.close(handle)
+                parts.append((tmp, directory / name))
+                if name == WEIGHTS_NAME:
+                    save_file(state, tmp, metadata={"format": "pt"})
+                else:
+                    Path(tmp).write_text(json.dumps(asdict(self.config), indent=2))
+                os.chmod(tmp, 0o644)
+            for tmp, final in parts:
+                os.replace(tmp, final)
+        finally:
+            for tmp, _ in parts:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         return directory
 
     def _weights(self) -> dict[str, torch.Tensor]:

@@ -146,9 +146,29 @@ class DiffusionModel(nn.Module):
     def save_pretrained(self, directory: str | Path, *, dtype: torch.dtype = torch.float32) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2))
         state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        # each file written aside and moved in whole (weights first, then the config that names
+        # their shapes): a kill leaves the old checkpoint or the new one, never half a file
+        import os
+        import tempfile
+
+        parts = []
+        try:
+            for name in (WEIGHTS_NAME, CONFIG_NAME):
+                handle, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+                os.close(handle)
+                parts.append((tmp, directory / name))
+                if name == WEIGHTS_NAME:
+                    save_file(state, tmp, metadata={"format": "pt"})
+                else:
+                    Path(tmp).write_text(json.dumps(self.config.to_dict(), indent=2))
+                os.chmod(tmp, 0o644)
+            for tmp, final in parts:
+                os.replace(tmp, final)
+        finally:
+            for tmp, _ in parts:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         return directory
 
     @classmethod

@@ -12,6 +12,7 @@ from conftest import tiny_codec
 from autoencoder import load_codec
 from autoencoder.codec import CodecConfig, LatentCodec
 from autoencoder.losses import ReconstructionLoss, mel_distance, multi_resolution_stft_loss, si_sdr
+from composer.errors import InputError
 
 
 def _audio(batch: int, samples: int, *, channels: int = 1, seed: int = 0) -> torch.Tensor:
@@ -268,15 +269,18 @@ def test_train_codec_writes_last_and_resumes(tmp_path):
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
 
     resumed = tiny_codec()
-    result = train_codec(resumed, _batches(3), out_dir=tmp_path, config=_fast_config(5),
+    result = train_codec(resumed, _batches(), out_dir=tmp_path, config=_fast_config(5),
                          validation=validation, progress=False, resume=True)
     assert result["step"] == 5
     assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == 5
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4, 5]
     # nothing left to do: resuming a finished run takes no step
-    assert train_codec(tiny_codec(), _batches(5), out_dir=tmp_path, config=_fast_config(5),
+    assert train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(5),
                        progress=False, resume=True)["step"] == 5
+    # a new run over a saved one, without --resume, is refused: the saved run is not thrown away
+    with pytest.raises(InputError, match="holds a training run .saved at step 5.; pass --resume"):
+        train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(5), progress=False)
 
 
 def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
@@ -296,7 +300,9 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
                     progress=False)
     assert json.loads((tmp_path / "b" / "last" / "state.json").read_text())["step"] == 2
     resumed = tiny_codec(seed=7)  # whatever it starts with, resuming loads the saved state
-    train_codec(resumed, _batches(2), out_dir=tmp_path / "b", config=_fast_config(4), progress=False,
+    # the seeded stream from its start, as the commands give it: the resumed run draws the two
+    # batches the killed run had used again, and trains on the third and fourth
+    train_codec(resumed, _batches(), out_dir=tmp_path / "b", config=_fast_config(4), progress=False,
                 resume=True)
     for key, value in straight.state_dict().items():
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-7), key
@@ -316,3 +322,20 @@ def test_latent_statistics_normalise_the_fitting_data():
         # decode undoes the normalisation: the round trip equals the raw one
         raw = codec.raw_decode(codec.raw_encode(batches[0]))
         assert torch.allclose(codec.decode(codec.encode(batches[0])), raw, atol=1e-5)
+
+
+def test_a_resume_that_asks_for_another_recipe_is_refused(tmp_path):
+    from composer.train.codec import train_codec
+    from composer.train.loop import run_recipe
+
+    recipe = run_recipe(lr=1e-3, seed=0, data=[tmp_path / "data"])
+    train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(2), progress=False, recipe=recipe)
+    log_rows = (tmp_path / "log.jsonl").read_text()
+    with pytest.raises(InputError, match=r"trained with lr=0\.001, seed=0; this one asks lr=0\.01, seed=3"):
+        train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(4), progress=False, resume=True,
+                    recipe=run_recipe(lr=1e-2, seed=3, data=[tmp_path / "data"]))
+    assert (tmp_path / "log.jsonl").read_text() == log_rows  # nothing trained
+    # the same recipe continues it (the data folder named another way is the same folder)
+    result = train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(4), progress=False,
+                         resume=True, recipe=run_recipe(lr=1e-3, seed=0, data=[tmp_path / "x" / ".." / "data"]))
+    assert result["step"] == 4

@@ -95,14 +95,9 @@ def test_resume_after_a_kill_between_the_renames_of_a_save(tmp_path):
     (tmp_path / "run" / "last.tmp" / "model.safetensors").write_bytes(b"half")
     assert saved_state(last) == tmp_path / "run" / "last.previous"
 
-    # the rerun starts from step 2 and its batches continue where step 2's left off
-    def from_step_two():
-        stream = _batches(model)
-        for _ in range(2):
-            next(stream)
-        yield from stream
-
-    resumed, metrics = train_diffusion(tiny_model(codec, window_frames=24), from_step_two(),
+    # the rerun starts from step 2: given the seeded stream from its start, as the commands give
+    # it, it draws the two batches step 2 had used again and continues with the third
+    resumed, metrics = train_diffusion(tiny_model(codec, window_frames=24), _batches(model),
                                        out_dir=tmp_path / "run", config=config, resume=True, progress=False)
     assert metrics["step"] == 4
     for (name, x), y in zip(expected.state_dict().items(), resumed.state_dict().values()):

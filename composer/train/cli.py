@@ -82,7 +82,7 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance,
                                   onset_weight=onset_weight, freeze_decoder=freeze_decoder,
                                   anchor_weight=anchor_weight, device=device, bass_onset_weight=bass_onset_weight)
-    click.echo(f"{output}: codec trained ({json.dumps(metrics)})")
+    click.echo(f"{output}: codec trained ({json.dumps(metrics)}){_unfinished(metrics['step'], steps)}")
 
 
 @train_group.command("diffusion")
@@ -135,4 +135,9 @@ def train_diffusion_cmd(data, codec_dir, output, init, steps, channels, blocks, 
                                       max_minutes=max_minutes, threads=threads, init=init, objective=objective,
                                       balance=balance, command="composer " + " ".join(sys.argv[1:]),
                                       device=device, analysed_groups=groups)
-    click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)})")
+    click.echo(f"{output}: diffusion model trained ({json.dumps(metrics)}){_unfinished(metrics['step'], steps)}")
+
+
+def _unfinished(step: int, steps: int) -> str:
+    """What a run stopped by its time budget says: how to go on."""
+    return f"; stopped at step {step} of {steps}: the same command with --resume continues it" if step < steps else ""

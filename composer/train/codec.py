@@ -24,7 +24,7 @@ from composer.train.data import (
     row_folders,
     split_rows,
 )
-from composer.train.loop import LoopSchedule, run_training
+from composer.train.loop import LoopSchedule, check_run_folder, run_recipe, run_training
 
 
 def schedule_of(config) -> LoopSchedule:
@@ -34,14 +34,15 @@ def schedule_of(config) -> LoopSchedule:
 
 
 def train_codec(codec, batches, *, out_dir: str | Path, config, validation: list | None = None,
-                resume: bool = False, progress: bool = True, on_validate=None, device=None) -> dict:
+                resume: bool = False, progress: bool = True, on_validate=None, device=None,
+                recipe: dict | None = None, folder: str | Path | None = None) -> dict:
     """Train `codec` in place (`autoencoder.train.CodecTrainer` in the shared loop, on `device`,
     default the CPU; the codec ends on the CPU); the final metrics. Writes OUT/last and OUT/log.jsonl."""
     from autoencoder.train import CodecTrainer
 
     _, metrics = run_training(CodecTrainer(codec, config, device), batches, out_dir=out_dir, schedule=schedule_of(config),
                               validation=validation, resume=resume, progress=progress, desc="codec",
-                              on_validate=on_validate)
+                              on_validate=on_validate, recipe=recipe, folder=folder)
     return metrics
 
 
@@ -90,6 +91,14 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
             raise InputError(f"{option} {weight:g}: must be a finite number >= 0")
     if anchor_weight and (not init or freeze_encoder):
         raise InputError("--anchor-weight needs --init CODEC_DIR (the encoder to stay near) and a trained encoder")
+    recipe = run_recipe(data=[Path(d) for d in data], init=init and Path(init), num_filters=num_filters,
+                        latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds, lr=lr, seed=seed,
+                        freeze_encoder=freeze_encoder, latent_noise=latent_noise, stft_sizes=stft_sizes,
+                        decoder=decoder, decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
+                        encoder_dim=encoder_dim, encoder_layers=encoder_layers, pitch_weight=pitch_weight,
+                        decoder_fft=decoder_fft, balance=balance, onset_weight=onset_weight,
+                        freeze_decoder=freeze_decoder, anchor_weight=anchor_weight, bass_onset_weight=bass_onset_weight)
+    check_run_folder(Path(out_dir) / "training", resume=resume, recipe=recipe, folder=out_dir)  # before the data work
     rows = accepted_rows(data)
     train_rows, val_rows = split_rows(rows)
     if init:
@@ -144,7 +153,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                     waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
-                          validation=validation, resume=resume, device=where)
+                          validation=validation, resume=resume, device=where, recipe=recipe, folder=out_dir)
     if not (freeze_encoder or freeze_decoder or anchor_weight):
         # A frozen encoder keeps its statistics (the latents must not move); so does a frozen
         # decoder (it reads raw latents: renders would change) and an anchored encoder.

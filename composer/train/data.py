@@ -134,8 +134,9 @@ def _row_plan(root_audio_path: Path, fields: dict, folder: Path):
 
 def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], codec, cache_dir: Path,
                    *, progress: bool = True, analysed_groups: tuple[str, ...] | None = None) -> list[dict]:
-    """Latents and frame controls of every row, cached per codec identity (safetensors), and
-    the control groups each row's plan describes (`trusted_groups`)."""
+    """Latents of every row, cached per codec identity and audio file (safetensors), its frame
+    controls (from its plan as the metadata names it now: labels added or changed after a run
+    are learnt by the next), and the control groups each row's plan describes (`trusted_groups`)."""
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
@@ -148,20 +149,20 @@ def encode_dataset(rows: list[tuple[Path, dict]], folders: dict[Path, Path], cod
         key = hashlib_name(path)
         file = cache / f"{key}.safetensors"
         if file.exists():
-            tensors = load_file(str(file))
+            latents = load_file(str(file))["latents"]
         else:
             stream = audio_stream(path, sample_rate=codec.sample_rate, channels=codec.channels)
-            latents = codec.encode_stream(stream)[0]  # block by block: archives may hold very long files
-            plan = _row_plan(path, fields, folders[path])
-            frames = latents.shape[-1]
-            frame_controls = (controls(plan, codec.frame_rate, frames=frames) if plan is not None
-                              else np.zeros((frames, NUM_CONTROLS), dtype=np.float32))
-            tensors = {"latents": latents.to(torch.float16).contiguous(),
-                       "controls": torch.from_numpy(frame_controls).to(torch.float16).contiguous(),
-                       "has_controls": torch.tensor([plan is not None])}
+            latents = codec.encode_stream(stream)[0].to(torch.float16).contiguous()  # block by block: long files
             tmp = file.with_suffix(".tmp")
-            save_file(tensors, str(tmp))
+            save_file({"latents": latents}, str(tmp))
             tmp.replace(file)
+        plan = _row_plan(path, fields, folders[path])
+        frames = latents.shape[-1]
+        frame_controls = (controls(plan, codec.frame_rate, frames=frames) if plan is not None
+                          else np.zeros((frames, NUM_CONTROLS), dtype=np.float32))
+        # rounded as the cache once held them, so a run trains the same with or without one
+        tensors = {"latents": latents, "controls": torch.from_numpy(frame_controls).to(torch.float16),
+                   "has_controls": torch.tensor([plan is not None])}
         has_controls = bool(tensors["has_controls"][0]) and bool(fields.get("plan"))
         items.append({"latents": tensors["latents"].float(), "controls": tensors["controls"].float(),
                       "has_controls": has_controls,

@@ -12,17 +12,26 @@ from composer.errors import InputError
 from composer.train.cards import machine_summary, write_model_card
 from composer.train.codec import schedule_of
 from composer.train.data import consent_summary, latent_items, latent_windows, licence_summary
-from composer.train.loop import run_training
+from composer.train.loop import check_run_folder, run_recipe, run_training
 
 
 def train_diffusion(model, batches, *, out_dir: str | Path, config, validation: list | None = None,
-                    resume: bool = False, progress: bool = True, device=None) -> tuple[object, dict]:
+                    resume: bool = False, progress: bool = True, device=None, recipe: dict | None = None,
+                    folder: str | Path | None = None) -> tuple[object, dict]:
     """Train (`diffusion.train.DiffusionTrainer` in the shared loop, on `device`, default the
     CPU); returns (EMA model, on the CPU; metrics). Writes OUT/last (with the EMA) and OUT/log.jsonl."""
     from diffusion.train import DiffusionTrainer
 
     return run_training(DiffusionTrainer(model, config, device), batches, out_dir=out_dir, schedule=schedule_of(config),
-                        validation=validation, resume=resume, progress=progress, desc="diffusion")
+                        validation=validation, resume=resume, progress=progress, desc="diffusion", recipe=recipe,
+                        folder=folder)
+
+
+def _digest(names: list[str]) -> str:
+    """A short fingerprint of a list of names (a persona's thousands of accepted songs)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
 
 
 def _init_name(init: str) -> str:
@@ -58,6 +67,11 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     torch.manual_seed(seed)
     codec = load_codec(codec_dir)
     out = Path(out_dir)
+    recipe = run_recipe(data=[Path(d) for d in data], codec=codec.latent_identity(), init=init and Path(init),
+                        channels=channels, blocks=blocks, batch_size=batch_size, lr=lr, seed=seed, objective=objective,
+                        unconfident=unconfident, balance=balance, analysed_groups=analysed_groups,
+                        only=None if only is None else _digest(sorted(only)))
+    check_run_folder(out / "training", resume=resume, recipe=recipe, folder=out_dir)  # before the data work
     train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache",
                                                           unconfident=unconfident, only=only,
                                                           analysed_groups=analysed_groups)
@@ -84,7 +98,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     started = time.monotonic()
     train_config = DiffusionTrainConfig(steps=steps, lr=lr, seed=seed, max_minutes=max_minutes)
     ema_model, metrics = train_diffusion(model, batches, out_dir=out / "training", config=train_config,
-                                         validation=validation, resume=resume, device=where)
+                                         validation=validation, resume=resume, device=where, recipe=recipe,
+                                         folder=out_dir)
     ema_model.config.training = {
         "command": command, "seed": seed, "steps": metrics["step"],
         "minutes": round((time.monotonic() - started) / 60, 1), "data": data, "files": len(train_rows),

@@ -30,25 +30,73 @@ class LoopSchedule:
     max_minutes: float | None = None  # stop after this wall time (a CPU budget)
 
 
+def run_recipe(**options) -> dict:
+    """A run's recipe from its options: paths as absolute paths, sets and tuples as lists."""
+    def plain(value):
+        if isinstance(value, Path):
+            return str(value.resolve())
+        if isinstance(value, (set, frozenset)):
+            return sorted(plain(v) for v in value)
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return {k: plain(v) for k, v in options.items()}
+
+
+def check_run_folder(out: str | Path, *, resume: bool, recipe: dict | None, folder: str | Path | None = None):
+    """The saved state a run into `out` continues (None: it starts afresh), or InputError: a saved
+    run there without `resume`, or one of another recipe. Commands call it before their data work."""
+    from composer.errors import InputError
+
+    named = folder if folder is not None else out
+    saved = saved_state(Path(out) / "last")
+    if saved is None:
+        return None
+    state = json.loads((saved / "state.json").read_text())
+    if not resume:
+        raise InputError(f"{named}: holds a training run (saved at step {state.get('step')}); pass --resume to "
+                         "continue it, or name a new folder")
+    kept = state.get("recipe")
+    if kept is not None and recipe is not None:
+        changed = sorted(k for k in set(kept) | set(recipe) if kept.get(k) != recipe.get(k))
+        if changed:
+            raise InputError(f"{named}: its run was trained with " + ", ".join(f"{k}={kept.get(k)!r}" for k in changed)
+                             + "; this one asks " + ", ".join(f"{k}={recipe.get(k)!r}" for k in changed)
+                             + " (give the same options to continue it, or name a new folder)")
+    return saved
+
+
 def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: LoopSchedule,
                  validation: list | None = None, resume: bool = False, progress: bool = True, desc: str = "training",
-                 on_validate: Callable[[int, dict], None] | None = None) -> tuple[object, dict]:
+                 on_validate: Callable[[int, dict], None] | None = None, recipe: dict | None = None,
+                 folder: str | Path | None = None) -> tuple[object, dict]:
     """Train until `schedule.steps` (or the time budget); returns (trainer.finish(), metrics with "step").
 
     Writes OUT/log.jsonl and OUT/last/ (weights, optimiser, RNG and extra modules such as
-    the EMA); with `resume`, continues from OUT/last/ when it exists.
+    the EMA); with `resume`, continues from OUT/last/ when it exists: the batches the run
+    had drawn are drawn again and dropped (`batches` is a seeded stream), so the resumed run
+    ends with the weights an uninterrupted one would. `recipe`: what defines the run (its
+    options but the step count and budget), kept with the state: a resume that asks for
+    another recipe is refused, as is a new run over a saved one without `resume`.
+    `folder`: the name the user gave for OUT's run, for those messages.
     """
     from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last"
-    step, metrics = 0, {}
-    if resume and saved_state(last) is not None:
+    step, metrics, minutes = 0, {}, 0.0
+    saved = check_run_folder(out, resume=resume, recipe=recipe, folder=folder)
+    if saved is not None:
         meta = load_training_state(last, trainer.model, trainer.optimizer, trainer.extra_modules(),
                                    trainer.generators())
-        step, metrics = meta["step"], meta.get("metrics", {})
-        log.info("resumed %s at step %d", desc, step)
+        step, metrics, minutes = meta["step"], meta.get("metrics", {}), float(meta.get("minutes", 0.0))
+        log.info("resumed %s at step %d (drawing its %d batches again)", desc, step, step)
+        for _ in range(step):  # the stream where the run stopped: the same batches from here on
+            next(batches)
+        if trainer.is_main:
+            _drop_rows_after(out / "log.jsonl", step)
     main = trainer.is_main
     started = time.monotonic()
     log_file = (out / "log.jsonl").open("a") if main else None
@@ -65,7 +113,8 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
                     break
                 continue
             if step % schedule.log_every == 0:
-                _write(log_file, {"step": step, **values, "minutes": round((time.monotonic() - started) / 60, 2)})
+                _write(log_file, {"step": step, **values,
+                                  "minutes": round(minutes + (time.monotonic() - started) / 60, 2)})
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
             if validation and (step % schedule.validate_every == 0 or step == schedule.steps or out_of_time):
                 metrics = trainer.validate(validation, step)
@@ -73,7 +122,9 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
                 if on_validate:
                     on_validate(step, metrics)
             if step % schedule.save_every == 0 or step == schedule.steps or out_of_time:
-                save_training_state(last, trainer.model, trainer.optimizer, step, {"metrics": metrics},
+                save_training_state(last, trainer.model, trainer.optimizer, step,
+                                    {"metrics": metrics, "recipe": recipe,
+                                     "minutes": round(minutes + (time.monotonic() - started) / 60, 3)},
                                     modules=trainer.extra_modules(), generators=trainer.generators())
             if out_of_time:
                 log.info("%s stopped at its time budget (step %d)", desc, step)
@@ -97,6 +148,24 @@ def _agreed(flag: bool, device) -> bool:
     value = torch.tensor([float(flag)], device=device or "cpu")
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """The log as the saved state knew it: rows a killed run wrote after its last save go
+    (the resumed run writes them again)."""
+    from composer.data.audio import write_text_atomic
+
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by the kill
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    write_text_atomic(path, "".join(kept))
 
 
 def _write(log_file, row: dict) -> None:
