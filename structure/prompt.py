@@ -141,6 +141,11 @@ def parse_duration(value: str, where: str) -> float:
 _KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])\s*(#|b|sharp|flat)?\s*(major|minor|maj|min|m|dorian|mixolydian|lydian|phrygian)\b",
                      re.IGNORECASE)
 _TEMPO_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)  # out of range: an error
+_TEMPO_WORD_RE = re.compile(r"\btempo\s*(?:of\s+|at\s+|:\s*)?(\d+(?:\.\d+)?)\b(?!\s*(?:%|/|:))", re.IGNORECASE)  # "tempo 150"
+# "in Bb", "in E", "in F#": a key named without its mode is major, as musicians say it; only after
+# "in" and with a capital letter ("in a hurry" is not A major)
+_BARE_KEY_RE = re.compile(r"\bin\s+([A-G])(#|♯|b|♭|\s+sharp|\s+flat)?(?![\w#♯♭])")
+_CLOCK_RE = re.compile(r"(?<![\d:/])(\d{1,2}):([0-5]\d)(?![\d:])")  # "3:30 long": minutes and seconds
 _NOT_A_KEY_RE = re.compile(r"\bin\s+([H-Zh-z](?:#|b)?\s+(?:major|minor))\b", re.IGNORECASE)  # "in H# major"
 _METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
 _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
@@ -168,12 +173,29 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
         rest = rest.replace(match.group(0), " ")
     if (match := _NOT_A_KEY_RE.search(rest)) and result.key is None and not _KEY_RE.search(rest):
         raise PlanError("prompt key", f"unknown key {match.group(1)!r} (expected e.g. 'D minor', 'F# major', 'Bbm')")
-    if (match := _KEY_RE.search(rest)) and result.key is None:
+    if (match := _TEMPO_WORD_RE.search(rest)) and result.tempo_bpm is None:
+        result.tempo_bpm = parse_tempo(match.group(1), "prompt tempo")
+        rest = rest.replace(match.group(0), " ")
+    for match in _KEY_RE.finditer(rest):
+        if result.key is not None:
+            break
+        before = rest[: match.start()].rstrip()
+        if match.group(1) == "a" and not match.group(2) and not match.group(0).lower().startswith("in") \
+                and not before.lower().endswith(" in"):
+            continue  # "a major label", "a minor hit": the article, not the key of A
         accidental = {"sharp": "#", "flat": "b"}.get((match.group(2) or "").lower(), match.group(2) or "")
         result.key = Key.parse(f"{match.group(1)}{accidental} {match.group(3)}", "prompt key")
         rest = rest.replace(match.group(0), " ")
+    if (match := _BARE_KEY_RE.search(rest)) and result.key is None:
+        accidental = {"sharp": "#", "flat": "b", "♯": "#", "♭": "b"}.get(
+            (match.group(2) or "").strip().lower(), match.group(2) or "")
+        result.key = Key.parse(f"{match.group(1)}{accidental} major", "prompt key")
+        rest = rest.replace(match.group(0), " ")
     if (match := _METER_RE.search(rest)) and result.beats_per_bar is None:
         result.beats_per_bar = parse_meter(match.group(0), "prompt meter")
+        rest = rest.replace(match.group(0), " ")
+    if (match := _CLOCK_RE.search(rest)) and result.duration is None:
+        result.duration = parse_duration(f"{match.group(1)}:{match.group(2)}", "prompt duration")
         rest = rest.replace(match.group(0), " ")
     if (match := _DURATION_RE.search(rest)) and result.duration is None:
         result.duration = parse_duration(f"{match.group(1)} {match.group(2)[:3].rstrip('s') or 's'}", "prompt duration")

@@ -198,6 +198,15 @@ def test_unknown_words_stay_theme_tags():
     ("jazz tune in F sharp minor, 6/8, 90 seconds", "duration", 90.0),
     ("jazz tune in F sharp minor, 6/8, 90 seconds", "key", Key("F#", "minor")),
     ("jazz tune in F sharp minor, 6/8, 90 seconds", "beats_per_bar", 6),
+    # as people write them: a key without its mode is major, lengths as m:ss, "tempo N"
+    ("a folk ballad in Bb, 90 bpm", "key", Key("Bb", "major")),
+    ("piano piece in E, 3:30 long", "key", Key("E", "major")),
+    ("piano piece in E, 3:30 long", "duration", 210.0),
+    ("rock song, tempo 150, in G", "tempo_bpm", 150.0),
+    ("rock song, tempo 150, in G", "key", Key("G", "major")),
+    ("sad song in a minor", "key", Key("A", "minor")),
+    ("a major label pop hit", "key", None),  # the article, not the key of A
+    ("born in a hurry", "key", None),
 ])
 def test_prompt_fields(text, field, value):
     assert getattr(parse_prompt(text), field) == value
