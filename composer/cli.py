@@ -62,6 +62,7 @@ def plan_cmd(prompt, lyrics_file, duration, seed, output):
 
     if Path(output).is_dir():
         raise InputError(f"-o {output}: is a folder (give the plan's file name, e.g. {Path(output) / 'plan.json'})")
+    writable_file(output, "-o", inputs={"--lyrics": lyrics_file}, suffixes=(".json",), what="a plan")
     lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
     song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
     write_text_atomic(output, song.to_json())
@@ -79,13 +80,18 @@ def guide_cmd(plan_file, output, soundfont, midi):
     """Render the plan's arrangement with FluidSynth (a guide track)."""
     from composer.data.audio import atomic_path, audio_write
     from composer.data.inputs import read_plan_file
+    from composer.errors import InputError
     from structure.arrangement import arrange
     from structure.synth import render_midi
 
     song = read_plan_file(plan_file)
-    writable_file(output, "-o")
+    writable_file(output, "-o", inputs={"--plan": plan_file, "--soundfont": soundfont},
+                  suffixes=(".wav", ".flac", ".ogg"), what="the guide")
     if midi:
-        writable_file(midi, "--midi")
+        writable_file(midi, "--midi", inputs={"--plan": plan_file, "--soundfont": soundfont},
+                      suffixes=(".mid", ".midi"), what="the arrangement's MIDI")
+        if Path(midi).resolve() == Path(output).resolve():
+            raise InputError(f"--midi {midi}: is also -o; give the MIDI its own name")
     midi_data = arrange(song)
     audio, rate = render_midi(midi_data, soundfont=soundfont)
     audio_write(output, audio, rate)

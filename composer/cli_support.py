@@ -82,13 +82,22 @@ def path_error(error: OSError) -> str:
     return f"{where}a file stands where a folder is needed on this path"
 
 
-def writable_file(path: str, option: str) -> None:
-    """InputError unless `path` can be written as a file: not a folder, its folder not a file."""
+def writable_file(path: str, option: str, *, inputs: dict[str, str | None] | None = None,
+                  suffixes: tuple[str, ...] | None = None, what: str = "") -> None:
+    """InputError unless `path` can be written as a file: not a folder (nor a name ending in
+    "/"), its folder not a file, not one of the command's `inputs` (option -> path: the file it
+    reads), and, with `suffixes`, named as `what` is (".json" for a plan)."""
     from pathlib import Path
 
     target = Path(path)
-    if target.is_dir():
+    if target.is_dir() or str(path).endswith(("/", os.sep)):
         raise InputError(f"{option} {path}: is a folder; give a file name")
+    if suffixes and target.suffix.lower() not in suffixes:
+        raise InputError(f"{option} {path}: {what or 'the file'} is written as {' or '.join(suffixes)}; "
+                         f"name it so (e.g. {target.with_suffix(suffixes[0]).name})")
+    for other, source in (inputs or {}).items():
+        if source and target.exists() and Path(source).exists() and os.path.samefile(target, source):
+            raise InputError(f"{option} {path}: is the file {other} reads; give another name")
     for parent in target.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -59,7 +59,7 @@ def test_doctor_loads_the_soundfont_it_is_given(tmp_path):
 def test_output_paths_that_cannot_be_written_are_one_line_before_any_work(tmp_path):
     (tmp_path / "afile").write_text("mine")
     result = run("plan", "folk", "--duration", "10", "-o", tmp_path / "afile" / "p.json")
-    assert result.exit_code == 2 and "afile: already exists and is not a folder" in result.output
+    assert result.exit_code == 2 and "afile is a file, not a folder" in result.output
     assert "Error:" not in result.output and (tmp_path / "afile").read_text() == "mine"
     assert run("plan", "folk", "--duration", "10", "-o", tmp_path / "p.json").exit_code == 0
     result = run("guide", "--plan", tmp_path / "p.json", "-o", tmp_path / "g.wav", "--midi", tmp_path)
@@ -88,6 +88,26 @@ def test_plan_and_guide(tmp_path):
     info = sf.info(str(tmp_path / "guide.wav"))
     assert abs(info.duration - 20) < 2.6  # within a bar of 4/4 at 96 BPM
     assert (tmp_path / "g.mid").stat().st_size > 0
+    # an output never replaces what the command reads, nor takes another kind of file's name
+    (tmp_path / "words.txt").write_text("[Verse]\nthe night train calls\n")
+    lyrics = (tmp_path / "words.txt").read_text()
+    before = (tmp_path / "plan.json").read_text()
+    for args, says in (
+            (["plan", "folk", "--lyrics", tmp_path / "words.txt", "-o", tmp_path / "words.txt"], "a plan is written as .json"),
+            (["plan", "folk", "-o", tmp_path / "guide.wav"], "a plan is written as .json"),
+            (["plan", "folk", "-o", f"{tmp_path / 'new'}/"], "is a folder"),
+            (["guide", "--plan", tmp_path / "plan.json", "-o", tmp_path / "x.wav", "--midi", tmp_path / "plan.json"],
+             "MIDI is written as .mid"),
+            (["guide", "--plan", tmp_path / "plan.json", "-o", tmp_path / "plan.json"], "the guide is written as"),
+            (["guide", "--plan", tmp_path / "plan.json", "-o", tmp_path / "x.mid", "--midi", tmp_path / "x.mid"],
+             "the guide is written as")):
+        result = run(*args)
+        assert result.exit_code == 2 and says in result.output, (args, result.output)
+    assert (tmp_path / "words.txt").read_text() == lyrics and (tmp_path / "plan.json").read_text() == before
+    assert not (tmp_path / "new").exists() and not (tmp_path / "x.wav").exists()
+    (tmp_path / "same.json").symlink_to(tmp_path / "plan.json")
+    result = run("plan", "folk", "--lyrics", tmp_path / "plan.json", "-o", tmp_path / "same.json")
+    assert result.exit_code == 2 and "is the file --lyrics reads" in result.output
 
 
 def test_render_from_prompt_and_plan(tmp_path, tiny_models):
