@@ -17,6 +17,7 @@ from structure.harmony import NO_CHORD, progression, transpose_symbol
 from structure.melody import sketch_section
 from structure.prompt import Embed, Prompt, parse_prompt
 from structure.schema import (
+    MAX_BARS_PER_SECTION,
     MAX_LYRICS_CHARACTERS,
     MAX_SECTIONS,
     MAX_SONG_SECONDS,
@@ -104,6 +105,11 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
             log.warning("form: %d sections do not fit %g s at %g BPM; %d kept (%s); a longer --duration keeps them all",
                         len(asked), request.duration, tempo, len(kept), ", ".join(kept))
     planned = sum(slot.bars for slot in slots) * bar_seconds
+    if request.duration is not None and any(slot.bars > MAX_BARS_PER_SECTION for slot in slots):
+        most = len(slots) - 1
+        raise PlanError("duration", f"{request.duration:g} s is {target} bars at {tempo:g} BPM, more than the "
+                                    f"form's {most} section{'s' * (most != 1)} can hold ({MAX_BARS_PER_SECTION} bars "
+                                    "each); add sections to the form or ask for a shorter song")
     if planned > MAX_SONG_SECONDS + 1e-6 or len(slots) > MAX_SECTIONS:
         what = "lyrics" if lyrics is not None and request.duration is None else "prompt field form"
         raise PlanError(what, f"would make a song of {planned:.0f} s in {len(slots)} sections, over the limits "
@@ -206,9 +212,27 @@ def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -
         for i in group:
             slots[i].bars -= 1
         diff = _absorb(slots, diff + len(group), floors, caps)
+    if diff > 0 and not any(s.lines for s in slots):  # a long song: sections grow past 32 bars
+        diff = _absorb(slots, diff, floors, (MAX_BARS_PER_SECTION,))
+        diff = _grow_groups(slots, diff)
     if diff > 0:
-        slots.append(_Slot("outro", diff))
+        slots.append(_Slot("outro", diff))  # more than a section holds: plan() names the duration
     return slots
+
+
+def _grow_groups(slots: list[_Slot], diff: int) -> int:
+    """Lengthen repeated groups (every verse together, every chorus together) a bar at a time,
+    up to `MAX_BARS_PER_SECTION`, while `diff` bars are left; returns what is left."""
+    grown = True
+    while diff > 0 and grown:
+        grown = False
+        for group in sorted(_groups(slots), key=len, reverse=True):
+            if len(group) <= diff and all(slots[i].bars < MAX_BARS_PER_SECTION for i in group):
+                for i in group:
+                    slots[i].bars += 1
+                diff -= len(group)
+                grown = True
+    return diff
 
 
 LYRIC_FRAME_BARS = 8  # how long the intro, outro and an added solo of a lyric song grow before its form does
@@ -334,7 +358,7 @@ def _add_or_remove_sections(slots: list[_Slot], target_bars: int) -> list[_Slot]
         end = len(slots) - 1 if slots[-1].kind == "outro" else len(slots)
         extra = [_Slot(k, next(s.bars for s in slots if s.kind == k)) for k in (verse_kind, chorus_kind) if k]
         candidate = slots[:end] + extra + slots[end:]
-        if not closer(candidate):
+        if not closer(candidate) or len(candidate) > MAX_SECTIONS - 1:  # room for an outro fit_duration adds
             break
         slots = candidate
     return slots

@@ -703,3 +703,16 @@ def test_the_lead_sheet_marks_where_each_word_begins_and_ends(tmp_path):
 def test_control_characters_never_reach_the_title():
     # a NUL or \x01 in a prompt ended up in the title, the FLAC tags and the lead sheet (not XML)
     assert plan('title="My\x01 Song" genre=folk', seed=1).title == "My Song"
+
+
+@pytest.mark.parametrize("prompt", ["tempo=180", "tempo=300", "genre=edm tempo=140"])
+def test_the_longest_song_fits_at_any_tempo(prompt):
+    # 30 minutes at a fast tempo needs more bars than 128 sections of 32 bars: the sections grow
+    song = plan(prompt, duration=1800, seed=0)
+    assert abs(song.duration - 1800) <= song.beats_per_bar * 60 / song.tempo_bpm
+    assert len(song.sections) <= 128 and all(s.bars <= 256 for s in song.sections)
+
+
+def test_a_form_too_short_for_its_duration_names_the_duration():
+    with pytest.raises(PlanError, match="duration: 1800 s is 2250 bars at 300 BPM, more than the form's 1 section"):
+        plan("form=solo tempo=300", duration=1800, seed=0)
