@@ -56,6 +56,10 @@ def messy(tmp_path: Path) -> Path:
     data = (folder / "whole.flac").read_bytes()
     (folder / "truncated.flac").write_bytes(data[: len(data) // 2])
     (folder / "whole.flac").unlink()
+    sf.write(folder / "whole.wav", tone(seconds=3.0, frequency=550), RATE, subtype="PCM_16")
+    data = (folder / "whole.wav").read_bytes()
+    (folder / "cut.wav").write_bytes(data[: len(data) // 2])  # its header still says 3 s
+    (folder / "whole.wav").unlink()
     (folder / "empty.wav").write_bytes(b"")
     (folder / "notes.wav").write_text("these are liner notes, not audio\n")
     sf.write(folder / "noconsent.wav", tone(frequency=220), RATE)
@@ -74,6 +78,8 @@ def messy(tmp_path: Path) -> Path:
         good("copy.flac"),  # 8
         "{not json",  # 9
         good("slow.wav", tempo=0),  # 10
+        good("cut.wav"),  # 11
+        good("x" * 300 + ".wav"),  # 12: a name too long for the file system
     ])
     return folder
 
@@ -90,7 +96,9 @@ def test_every_problem_is_reported_by_name(messy: Path):
     assert report.accepted == ["good.wav", "songs/good.flac"]
     refused = refused_by_file(report)
     assert set(refused) == {"truncated.flac", "empty.wav", "notes.wav", "noconsent.wav",
-                            "reserved.wav", "copy.flac", METADATA_NAME, "slow.wav"}
+                            "reserved.wav", "copy.flac", METADATA_NAME, "slow.wav", "cut.wav", "x" * 300 + ".wav"}
+    assert "truncated: the header says 3.00 s, only 1.50 s decode" in refused["cut.wav"][0].message
+    assert "cannot open" in refused["x" * 300 + ".wav"][0].message
     assert "decode" in refused["truncated.flac"][0].message
     assert refused["empty.wav"][0].message == "empty file"
     assert "cannot decode" in refused["notes.wav"][0].message
@@ -112,7 +120,7 @@ def test_cli_exits_2_and_prints_one_line_per_problem(messy: Path):
         assert sum(problem.file in line and problem.message in line for line in lines) == 1
     assert "metadata.jsonl line 9" in result.stdout
     assert "slow.wav (metadata.jsonl line 10)" in result.stdout
-    assert lines[-1].endswith("2 accepted, 8 refused (8 problems), 1 warnings")
+    assert lines[-1].endswith("2 accepted, 10 refused (10 problems), 1 warnings")
 
 
 def test_clean_folder_exits_0_with_ogg_mp3_and_ffmpeg_formats(tmp_path: Path):
@@ -241,7 +249,7 @@ def test_iter_accepted(messy: Path):
     assert [row.licence for row in iter_accepted(messy)] == ["cc-by", "cc-by-sa"]
     quick = [row.file_name for row in iter_accepted(messy, check_audio=False)]
     assert quick == ["good.wav", "songs/good.flac", "truncated.flac", "empty.wav", "notes.wav",
-                     "copy.flac"]
+                     "copy.flac", "cut.wav"]
     only_sa = iter_accepted(messy, allowed_licences=["CC BY-SA"])
     assert [row.file_name for row in only_sa] == ["songs/good.flac"]
     with pytest.raises(ValueError, match="not found"):

@@ -147,8 +147,9 @@ def scan_audio(path: str | os.PathLike, *, stop_after_seconds: float | None = No
         info = sf.info(str(path))
     except Exception:  # libsndfile does not know the format: ffmpeg decodes it whole
         return _scan_with_ffmpeg(path)
+    declared = _wav_data_frames(path) if info.format == "WAV" else None
     stats = AudioStats(sample_rate=int(info.samplerate), channels=int(info.channels),
-                       expected_frames=int(info.frames) if info.frames > 0 else None)
+                       expected_frames=declared or (int(info.frames) if info.frames > 0 else None))
     if stop_after_seconds is not None and info.frames > stop_after_seconds * info.samplerate:
         stats.frames = int(info.frames)
         return stats
@@ -167,6 +168,39 @@ def scan_audio(path: str | os.PathLike, *, stop_after_seconds: float | None = No
         return stats
     stats.digest = digest.hexdigest()
     return stats
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system: no such file
+        return False
+
+
+def _wav_data_frames(path: Path) -> int | None:
+    """The frames a WAV's header declares (its data chunk's size over the frame size), or None
+    (no such header, or a stream's placeholder size). libsndfile counts the frames the file
+    holds, so a WAV cut short would otherwise pass for a shorter, whole one."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset, block_align = 12, None
+    while offset + 8 <= len(head):
+        chunk, size = head[offset: offset + 4], struct.unpack("<I", head[offset + 4: offset + 8])[0]
+        if chunk == b"fmt " and offset + 22 <= len(head):
+            block_align = struct.unpack("<H", head[offset + 20: offset + 22])[0]
+        elif chunk == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def _scan_with_ffmpeg(path: Path) -> AudioStats:
@@ -208,7 +242,12 @@ def check_audio(path: str | os.PathLike, *, min_seconds: float = 1.0, max_second
     """
     path = Path(path)
     health = AudioHealth()
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name too long for the file system, say: this file's problem, not the run's
+        health.refusals.append(f"cannot open ({error.strerror or error})")
+        return health
+    if not found:
         health.refusals.append("file not found")
         return health
     if path.stat().st_size == 0:
@@ -296,7 +335,7 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
             continue
         seen.add(_normalised_name(row.file_name))
         if (not unsafe_file_name(row.file_name) and not row_problems(row, allowed)
-                and (root / row.file_name).is_file()):
+                and _is_file(root / row.file_name)):
             rows.append(row)
     return iter(rows)
 
