@@ -67,7 +67,8 @@ def _soundfont(path: str) -> Check:
 def _file(name: str, path: str, fix: str) -> Check:
     if Path(path).is_file():
         return Check(name, True, path)
-    return Check(name, False, f"{path} does not exist", fix)
+    return Check(name, False, f"{path} is a folder, not a file" if Path(path).is_dir() else f"{path} does not exist",
+                 fix)
 
 
 def _singing() -> list[Check]:
@@ -145,7 +146,13 @@ def _consent(model_dir: Path | None) -> Check:
     if not index_exists(folder):
         return Check(name, False, f"{folder} has no originality index: what it learnt cannot be checked",
                      f"composer originality index DATASET... -o {folder}")
-    index = load_index(folder)
+    from composer.errors import InputError, RenderError, bad_input_types
+
+    try:
+        index = load_index(folder)
+    except (InputError, RenderError, *bad_input_types()) as error:  # one check fails, the others still run
+        return Check(name, False, f"its originality index is damaged ({error})",
+                     f"composer originality index DATASET... -o {folder} --overwrite")
     withdrawn = withdrawn_in_index(index)
     if withdrawn:
         files = ", ".join(f"{w['file']} ({w['date']}: {w['reason']})" for w in withdrawn[:3])

@@ -177,9 +177,29 @@ def test_index_round_trips_and_refuses_damage(archive, tmp_path):
     index.save(tmp_path / "copy")
     again = OriginalityIndex.load(tmp_path / "copy")
     assert np.array_equal(again.vectors, index.vectors) and np.array_equal(again.projection, index.projection)
+    assert again.meta == index.meta
+    # the arrays of another index beside this one's JSON (a kill between the two writes): damaged
+    other = OriginalityIndex.load(index_dir)
+    other.vectors = other.vectors[:-1]
+    other.window_file, other.window_start = other.window_file[:-1], other.window_start[:-1]
+    other.save(tmp_path / "other")
+    (tmp_path / "copy" / "originality.safetensors").write_bytes((tmp_path / "other" / "originality.safetensors").read_bytes())
+    with pytest.raises(InputError, match="from different runs"):
+        OriginalityIndex.load(tmp_path / "copy")
     (tmp_path / "copy" / "originality.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InputError, match="damaged originality index"):
         OriginalityIndex.load(tmp_path / "copy")
+    # doctor names the damage as one failed check, and runs the others
+    from composer import doctor
+
+    checks = doctor.run_checks(models=(str(tmp_path / "copy"),))
+    damaged = [c for c in checks if str(tmp_path / "copy") in c.name]
+    assert len(damaged) == 1 and not damaged[0].ok and "damaged" in damaged[0].detail
+    assert any(c.name == "training device (--device auto)" for c in checks)
+    # an index is not replaced without --overwrite
+    train, _, _ = archive
+    result = CliRunner().invoke(main, ["originality", "index", str(train), "-o", str(index_dir)])
+    assert result.exit_code == 2 and "already holds an originality index" in result.output
 
 
 def test_a_fine_tune_is_checked_against_what_its_base_learnt(archive, tiny_models, tmp_path):

@@ -85,16 +85,20 @@ def query_cmd(audio, model_dir, index_dir, top, as_json):
 @click.option("--heldout", multiple=True, type=click.Path(),
               help="Held-out music (dataset folders) to calibrate the threshold on (repeatable); "
                    "the datasets' validation split is always used.")
+@click.option("--overwrite", is_flag=True, help="Replace the index already in OUTPUT.")
 @handle_errors
-def index_cmd(datasets, output, heldout):
+def index_cmd(datasets, output, heldout, overwrite):
     """Build the originality index of DATASET folders (audio + metadata.jsonl), without training."""
     from pathlib import Path
 
     from composer.errors import InputError
     from composer.originality import build_index
+    from composer.originality.index import index_exists
 
     if Path(output).exists() and not Path(output).is_dir():  # said before the indexing, not after it
         raise InputError(f"-o {output}: a file; the index is a folder")
+    if Path(output).is_dir() and index_exists(Path(output)) and not overwrite:
+        raise InputError(f"-o {output}: already holds an originality index (pass --overwrite to replace it)")
     index = build_index(list(datasets), heldout=list(heldout), command="composer " + " ".join(sys.argv[1:]))
     index.save(output)
     t = index.thresholds

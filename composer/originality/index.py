@@ -197,7 +197,10 @@ class OriginalityIndex:
         tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}  # safetensors writes memory order
         with atomic_path(directory / f"{INDEX_NAME}.safetensors") as tmp:
             save_file(tensors, str(tmp))
-        body = {"version": INDEX_VERSION, "fingerprint": fingerprint_settings(), "files": self.files,
+            arrays_sha256 = _sha256(tmp)
+        # the JSON names the arrays it goes with: a kill between the two writes is found on loading
+        body = {"version": INDEX_VERSION, "fingerprint": fingerprint_settings(), "arrays_sha256": arrays_sha256,
+                "files": self.files,
                 "melody_files": [[f, self.melodies[f][1]] for f in melody_files],
                 "chords": {str(f): t for f, t in sorted(self.chords.items())},
                 "thresholds": self.thresholds, **self.meta}
@@ -217,6 +220,10 @@ class OriginalityIndex:
             arrays = load_file(str(array_path))
         except Exception as error:  # noqa: BLE001 - any damage is the index's
             raise InputError(f"{directory}: damaged originality index ({type(error).__name__}: {error})") from None
+        if body.get("arrays_sha256") not in (None, _sha256(array_path)):
+            raise InputError(f"{directory}: damaged originality index ({INDEX_NAME}.json and "
+                             f"{INDEX_NAME}.safetensors are from different runs); rebuild it with "
+                             "`composer originality index`")
         if body.get("fingerprint") != fingerprint_settings():
             raise InputError(f"{directory}: originality index made with other fingerprint settings; rebuild it "
                              f"with `composer originality index`")
@@ -227,7 +234,7 @@ class OriginalityIndex:
                 melodies[int(file)] = (arrays["melody_notes"][at: at + count], int(bpb))
                 at += count
         meta = {k: v for k, v in body.items()
-                if k not in ("version", "fingerprint", "files", "melody_files", "chords", "thresholds")}
+                if k not in ("version", "fingerprint", "arrays_sha256", "files", "melody_files", "chords", "thresholds")}
         return cls(vectors=arrays["vectors"].astype(np.float32), window_file=arrays["window_file"],
                    window_start=arrays["window_start"], mean=arrays["mean"], projection=arrays["projection"],
                    files=body["files"], melodies=melodies,
@@ -392,3 +399,13 @@ def calibrate(index: OriginalityIndex, folders: list, heldout: list, *, progress
     if chord_runs:
         thresholds["chord_bars"] = float(np.percentile(chord_runs, PERCENTILE))
     return thresholds
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
