@@ -156,3 +156,16 @@ def test_bad_arguments_are_input_errors(tmp_path):
         build_corpus(tmp_path, minutes=0, soundfont=SOUNDFONT, progress=False)
     with pytest.raises(InputError, match="no such file"):
         build_corpus(tmp_path, minutes=1, soundfont=str(tmp_path / "none.sf2"), progress=False)
+
+
+def test_another_seed_in_a_corpus_folder_is_refused(tmp_path):
+    # a rerun finishes the same corpus; another seed there would mix two corpora without a word
+    from composer.data.corpus import build_corpus
+    from composer.errors import InputError
+
+    out = tmp_path / "corpus"
+    out.mkdir()
+    (out / "corpus.json").write_text(json.dumps({"seed": 0, "sources": ["generated"], "soundfonts": {}}))
+    with pytest.raises(InputError, match="a corpus built with seed=0.*this run asks seed=1"):
+        build_corpus(out, minutes=0.5, seed=1, progress=False)
+    assert not (out / "audio").exists()
