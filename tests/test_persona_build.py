@@ -113,7 +113,7 @@ def test_daily_is_the_same_song_for_the_same_date(built, tiny_models, tmp_path):
     assert pinned["drawn"]["mood"] == "happy" and pinned["priors"]["mood"] == "pinned"
 
 
-def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_models, tmp_path):
+def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_models, tmp_path, caplog):
     _, _, persona = built
     info = json.loads((persona / "persona.json").read_text())
     assert info["strength"] == DEFAULT_STRENGTH and info["model"]["init_identity"]  # the default, and what it blends with
@@ -161,6 +161,10 @@ def test_daily_strength_goes_from_the_base_model_to_the_fine_tune(built, tiny_mo
     assert "strength 0.8" in (persona / "PERSONA.md").read_text() and _learnt(persona) == before
     _build(built[1], persona, tiny_models)  # a rerun (a resume) keeps it
     assert json.loads((persona / "persona.json").read_text())["strength"] == 0.8
+    # fine-tune options on a built persona change nothing, and it says so
+    with caplog.at_level("WARNING", logger="composer.persona.build"):
+        _build(built[1], persona, tiny_models, "--strength", "0.8", "--lr", "0.001")
+    assert "--lr 0.001 (built with" in caplog.text and _learnt(persona) == before
     _build(built[1], persona, tiny_models, "--strength", str(DEFAULT_STRENGTH))  # back to the default for the other tests
 
 

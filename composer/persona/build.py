@@ -243,6 +243,13 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         if done("lyrics", info):
             return state
 
+    if "model" in state["done"]:  # built: a rerun changes only what it can (the strength, the card)
+        kept = state["done"]["model"]
+        differ = [f"--{k.replace('_', '-')} {v} (built with {kept[k]})" for k, v in
+                  (("batch_size", batch_size), ("lr", lr), ("seed", seed)) if k in kept and kept[k] != v]
+        if differ:
+            log.warning("persona %s: already fine-tuned, so %s change nothing; build a new persona in another "
+                        "folder to train it another way", out, ", ".join(differ))
     if "model" not in state["done"]:
         import composer
         from composer.models import bundled_model_path
@@ -258,7 +265,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             only=set(accepted))  # what the check accepted, nothing it refused (an undecodable file, say)
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
-                          "init": init or "bundled", "batch_size": batch_size, "lr": lr,
+                          "init": init or "bundled", "batch_size": batch_size, "lr": lr, "seed": seed,
                           # what `persona_model` blends with: it must still be that model
                           "init_identity": composer.load_model(init).identity()}):
             return state
