@@ -124,3 +124,28 @@ def test_unconfident_analysed_labels_do_not_train_the_diffusion_model(tmp_path, 
     train_rows, _, _, _ = data.latent_items([str(tmp_path)], codec=None, cache_dir=tmp_path / "cache")
     assert [p.name for p, _ in train_rows] == ["sure.flac"]
     assert len(data.accepted_rows([str(tmp_path)])) == 2  # the codec still hears both
+
+
+def test_labels_the_row_gives_are_kept_and_a_disagreeing_analysis_is_not_trusted(tmp_path, caplog):
+    (tmp_path / "audio").mkdir()
+    song = render(pop_plan(120.0, "D major"))[: RATE * 40]
+    sf.write(tmp_path / "audio" / "given.flac", song, RATE)
+    sf.write(tmp_path / "audio" / "agrees.flac", song, RATE)
+    ok = {"licence": "CC0-1.0", "consent": "licence-grant"}
+    rows = [{"file_name": "audio/given.flac", "tempo": 96, "key": "G major", "beats_per_bar": 3, **ok},
+            {"file_name": "audio/agrees.flac", "key": "B minor", **ok}]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level("WARNING", logger="composer.data.labelling"):
+        analyze_dataset(tmp_path, progress=False)
+    written = {r["file_name"]: r for r in map(json.loads, (tmp_path / "metadata.jsonl").read_text().splitlines())}
+    given, agrees = written["audio/given.flac"], written["audio/agrees.flac"]
+    from structure.schema import SongPlan
+
+    # the row's key names the plan's key; its tempo and meter are kept, and the analysis that
+    # does not find them is not trusted to teach the diffusion model
+    assert str(SongPlan.from_json((tmp_path / given["plan"]).read_text()).key) == "G major"
+    assert given["tempo"] == 96 and given["key"] == "G major" and given["labels_confident"] is False
+    assert "tempo 96" in " ".join(given["analysis_confidence"]["disagrees_with"])
+    assert "does not find the row's tempo 96" in caplog.text
+    assert str(SongPlan.from_json((tmp_path / agrees["plan"]).read_text()).key) == "B minor"
+    assert "disagrees_with" not in agrees["analysis_confidence"]

@@ -109,6 +109,7 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
                     plan = estimate_plan(analysis, title=str(row.fields.get("title", Path(row.file_name).stem)),
                                          tags=tags)
                     trust = confidence(analysis)
+                    _agree_with_given_labels(row, plan, trust)
                 except bad_input_types() as error:
                     log.warning("%s: %s", row.file_name, error)
                     counts["failed"] += 1
@@ -123,6 +124,35 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     counts["confident_share"] = round(sum(bool(r.fields.get("labels_confident", True)) for r in labelled)
                                       / max(1, len(labelled)), 4)
     return counts
+
+
+def _agree_with_given_labels(row, plan, trust: dict) -> None:
+    """Labels the row already gives are the user's word: its key names the plan's key (the chords
+    stay as analysed); a tempo (beyond 4 %) or meter the analysis does not find makes the
+    labels unconfident (`trust`), so no diffusion model learns a beat grid that contradicts them."""
+    from structure.prompt import parse_meter, parse_tempo
+    from structure.schema import Key, PlanError
+
+    given = row.fields
+    try:
+        if isinstance(given.get("key"), str) and given["key"].strip():
+            plan.key = Key.parse(given["key"], "key")
+        tempo = parse_tempo(str(given["tempo"]), "tempo") if given.get("tempo") not in (None, "") else None
+        meter = parse_meter(str(given["beats_per_bar"] if "beats_per_bar" in given else given.get("meter", "")),
+                            "meter") if (given.get("beats_per_bar") or given.get("meter")) else None
+    except PlanError as error:  # data check refuses such rows; analysed anyway, say it
+        log.warning("%s: its own label is not read (%s)", row.file_name, error)
+        return
+    disagree = []
+    if tempo is not None and abs(plan.tempo_bpm - tempo) > 0.04 * tempo:
+        disagree.append(f"tempo {tempo:g} (analysed {plan.tempo_bpm:g})")
+    if meter is not None and meter != plan.beats_per_bar:
+        disagree.append(f"{meter} beats a bar (analysed {plan.beats_per_bar})")
+    if disagree:
+        log.warning("%s: the analysis does not find the row's %s; its labels are kept for the codec only",
+                    row.file_name, " and ".join(disagree))
+        trust["confident"] = False
+        trust["disagrees_with"] = disagree
 
 
 def label_stem(file_name: str) -> str:
@@ -163,7 +193,9 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
     row.fields["labels"] = f"labels/{stem}.npy"
     row.fields["label_frame_rate"] = LABEL_FRAME_RATE
     row.fields["labels_source"] = "analysis"
-    row.fields["analysis_confidence"] = {"pulse": trust["pulse"], "key_halves": trust["key_halves"]}
+    row.fields["analysis_confidence"] = {"pulse": trust["pulse"], "key_halves": trust["key_halves"],
+                                         **({"disagrees_with": trust["disagrees_with"]}
+                                            if trust.get("disagrees_with") else {})}
     row.fields["labels_confident"] = trust["confident"]
 
 
