@@ -274,8 +274,22 @@ def test_loop_wraps(models):
     codec, model = models
     result = modes.loop("genre=electronic", 2, seed=0, codec=codec, model=model, options=_options(), progress=False)
     bar_seconds = result.plan.beats_per_bar * result.plan.seconds_per_beat
-    assert abs(result.duration - 2 * bar_seconds) < 2 / codec.frame_rate
+    # exactly its bars, to the sample (not whole latent frames): a loop synced at its tempo never drifts
+    assert result.audio.shape[-1] == round(2 * bar_seconds * result.sample_rate)
     assert np.isfinite(result.report["loop_seam"]["ratio"])
+
+
+def test_a_loop_is_not_repainted_as_a_song(models, tmp_path):
+    # a repaint renders a section left to right: it would break the join of the loop's end to its start
+    from composer.errors import InputError
+
+    codec, model = models
+    result = modes.loop("genre=electronic", 2, seed=0, codec=codec, model=model, options=_options(), progress=False)
+    result.save(tmp_path / "loop")
+    before = (tmp_path / "loop" / "song.wav").read_bytes()
+    with pytest.raises(InputError, match="a loop is one section, joined end to start; make another with"):
+        modes.repaint(tmp_path / "loop", "loop", codec=codec, model=model, progress=False)
+    assert (tmp_path / "loop" / "song.wav").read_bytes() == before
 
 
 def test_a_loop_shorter_than_its_overlap_still_closes_its_ring(models):

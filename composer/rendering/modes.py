@@ -302,6 +302,11 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     done = folder.load_render(out_dir)
     plan, report = done.plan, done.report
     plan.section(section)  # names the section or raises PlanError listing the known ones
+    if (report.get("mode") or {}).get("name") == "loop":  # one section whose end joins its start
+        mode = report["mode"]
+        raise InputError(f"{out_dir}: a loop is one section, joined end to start; make another with "
+                         f"`composer loop {mode.get('prompt', 'PROMPT')!r} --bars {mode.get('bars', 'N')} --seed "
+                         f"{int(report.get('seed', 0)) + 1} -o {out_dir} --overwrite`")
     if model is None and (report.get("persona") or {}).get("persona"):
         codec, model = _persona_models(report["persona"], codec)
     codec, model = load_models(codec, model)
@@ -462,6 +467,7 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     context = codec.receptive_frames
     circular = torch.cat([latents[:, total - context:], latents, latents[:, :context]], dim=1)
     audio = decode(codec, circular)[..., context * codec.hop_length: (context + total) * codec.hop_length]
+    audio = _to_bar_length(audio, plan, codec.sample_rate)
     seams = window_seams(windows, end=total)
     seams.append({"frame": total, "kind": "section", "section": "loop-wrap"})
     result = finish(plan, audio, codec, model, latents, options=replace(options, evaluate=False), seed=seed,
@@ -470,6 +476,26 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     result.report["mode"] = {"name": "loop", "prompt": prompt, "bars": bars}
     result.report["loop_seam"] = loop_seam_score(result.audio, result.sample_rate)
     return result
+
+
+def loop_samples(plan: SongPlan, sample_rate: int) -> int:
+    """The loop's exact length in samples: its bars at its tempo (not rounded to latent frames)."""
+    return int(round(plan.sections[0].bars * plan.beats_per_bar * 60.0 / plan.tempo_bpm * sample_rate))
+
+
+def _to_bar_length(audio, plan: SongPlan, sample_rate: int):
+    """The decoded loop (whole latent frames) stretched to its exact bar length, as a periodic
+    signal (FFT resampling: the wrap stays seamless). A loop synced at the plan's tempo then
+    never drifts; the stretch is a few parts in ten thousand (a cent or two)."""
+    from scipy.signal import resample
+
+    exact = loop_samples(plan, sample_rate)
+    if exact == audio.shape[-1]:
+        return audio
+    is_tensor = isinstance(audio, torch.Tensor)
+    values = audio.numpy() if is_tensor else np.asarray(audio)
+    stretched = resample(values.astype(np.float64), exact, axis=-1).astype(values.dtype)
+    return torch.from_numpy(stretched) if is_tensor else stretched
 
 
 def _circular_controls(plan: SongPlan, frame_rate: float, total: int, ring: int) -> np.ndarray:
