@@ -260,3 +260,27 @@ def test_key_weighted_scores_how_far_a_key_moved():
     assert key_weighted(Key("A", "minor"), Key("A", "major")) == 0.2  # parallel
     assert key_weighted(Key("Db", "major"), Key("C#", "major")) == 1.0  # spelt either way
     assert key_weighted(Key("E", "minor"), Key("F#", "major")) == 0.0
+
+
+def test_a_loops_wrap_is_measured_from_both_sides():
+    # a loop's join is at its end: measured on the loop played twice, a click there is found
+    from composer.evaluate.metrics import measure
+    from structure import plan as make_plan
+
+    song = make_plan("genre=electronic tempo=120", duration=8, seed=0)
+    rate = 16000
+    t = np.arange(int(8 * rate)) / rate
+    smooth = (0.3 * np.sin(2 * np.pi * 250 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    clicked = smooth.copy()
+    clicked[-rate // 50:] = 0.9  # a step before the join
+    wrap = [s for s in measure(clicked[None], rate, song, [], [], loop=True).seam_rows if abs(s["time"] - 8) < 0.01]
+    assert len(wrap) == 1 and wrap[0]["jump"] > 3
+    assert not [s for s in measure(clicked[None], rate, song, [], []).seam_rows if abs(s["time"] - 8) < 0.01]
+    ordinary = [s for s in measure(smooth[None], rate, song, [], [], loop=True).seam_rows if abs(s["time"] - 8) < 0.01]
+    assert ordinary[0]["jump"] < wrap[0]["jump"] / 2
+
+
+def test_a_seam_time_that_is_not_a_number_names_the_seam(tmp_path):
+    _render_dir(tmp_path / "r", report={"seams": [{"time": 7.5, "kind": "section"}, {"time": float("nan"), "kind": "window"}]})
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "seams[1]" in result.output and "Traceback" not in result.output

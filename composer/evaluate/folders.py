@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def evaluate_dir(out_dir: str | Path) -> dict:
         raise InputError(f"{song_path}: missing (a render directory holds song.wav and plan.json)")
     audio, rate = audio_read(song_path)
     seams, window_seams = _read_seams(out_dir / folder.REPORT_NAME, plan)
-    measurement = measure(audio, rate, plan, seams, window_seams)
+    measurement = measure(audio, rate, plan, seams, window_seams, loop=_is_loop(out_dir / folder.REPORT_NAME))
     _plot(out_dir / "evaluation.png", measurement, plan)
     return measurement.metrics
 
@@ -53,13 +54,22 @@ def _read_seams(path: Path, plan: SongPlan) -> tuple[list[float], list[float]]:
     section, window = [], []
     for i, seam in enumerate(seams):
         if not isinstance(seam, dict) or isinstance(seam.get("time"), bool) \
-                or not isinstance(seam.get("time"), (int, float)):
+                or not isinstance(seam.get("time"), (int, float)) or not math.isfinite(seam["time"]):
             raise InputError(f"{path}: seams[{i}]: expected {{\"time\": seconds, \"kind\": ...}}")
         kind = seam.get("kind", "section")
         if kind not in ("section", "window"):
             raise InputError(f"{path}: seams[{i}].kind: expected 'section' or 'window', got {kind!r}")
         (section if kind == "section" else window).append(float(seam["time"]))
     return section, window
+
+
+def _is_loop(path: Path) -> bool:
+    """Whether the report says the song is a loop (its end joins its start)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and isinstance(report.get("mode"), dict) and report["mode"].get("name") == "loop"
 
 
 def _plot(path: Path, measurement: Measurement, plan: SongPlan) -> None:

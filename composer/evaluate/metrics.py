@@ -76,15 +76,25 @@ class Measurement:
 
 
 def measure(audio: np.ndarray, sample_rate: int, plan: SongPlan, seams: Sequence[float],
-             window_seams: Sequence[float]) -> Measurement:
+             window_seams: Sequence[float], *, loop: bool = False) -> Measurement:
+    """`loop`: the audio's end joins its start; its seams, the wrap among them, are measured on
+    the loop played twice (the wrap in the middle, heard from both sides)."""
     audio = np.asarray(audio, dtype=np.float32)
     analysis = analyze(audio, sample_rate)
     grid = np.arange(plan.total_beats) * plan.seconds_per_beat
     grid = grid[grid < analysis.duration - 1e-6]
     beat_chroma = beat_sync(analysis.chroma, analysis.frame_times, grid, analysis.duration)
     beat_mfcc = beat_sync(analysis.mfcc, analysis.frame_times, grid, analysis.duration)
-    seam_group = seam_metrics(audio, sample_rate, seams=seams, window_seams=window_seams,
-                              beat_seconds=plan.seconds_per_beat)
+    if loop:
+        length = audio.shape[-1] / sample_rate
+        inside = [t for t in seams if 0 < t < length - 0.05]  # the wrap is marked once, at the join
+        seam_group = seam_metrics(np.concatenate([audio, audio], axis=-1), sample_rate,
+                                  seams=[*inside, length, *(t + length for t in inside)],
+                                  window_seams=[*window_seams, *(t + length for t in window_seams)],
+                                  beat_seconds=plan.seconds_per_beat)
+    else:
+        seam_group = seam_metrics(audio, sample_rate, seams=seams, window_seams=window_seams,
+                                  beat_seconds=plan.seconds_per_beat)
     metrics = {
         "duration": {"seconds": analysis.duration, "planned_seconds": plan.duration},
         "tempo": tempo_metrics(analysis, plan),
