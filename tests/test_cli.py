@@ -330,3 +330,17 @@ def _fail():
     from composer.errors import InputError
 
     raise InputError("a.wav: no such file")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["data", "analyze", "{tmp}", "--workers", "-3"], "--workers: -3 must be >= 1"),
+    (["corpus", "build", "-o", "{tmp}/c", "--minutes", "1", "--workers", "0"], "--workers: 0 must be >= 1"),
+    (["persona", "build", "{tmp}", "-o", "{tmp}/p", "--workers", "0"], "--workers: 0 must be >= 1"),
+    (["render", "genre=pop", "--controls", "", "-o", "{tmp}/r"], "--controls '': name at least one group"),
+    (["plan", "genre=pop", "--lyrics", "{tmp}", "-o", "{tmp}/p.json"], "a folder, not a file"),
+])
+def test_options_that_mean_nothing_are_refused_in_one_line(tmp_path, args, says):
+    (tmp_path / "metadata.jsonl").write_text("")
+    result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2 and says in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.jsonl"]  # nothing made

@@ -231,6 +231,8 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
 
     if minutes <= 0:
         raise InputError(f"--minutes: {minutes:g} must be > 0")
+    if workers < 1:
+        raise InputError(f"--workers: {workers} must be >= 1")
     sources = tuple(dict.fromkeys(sources))
     unknown = [s for s in sources if s not in SOURCES]
     if not sources or unknown:

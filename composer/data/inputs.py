@@ -14,7 +14,7 @@ def read_text_file(path: str | Path, what: str) -> str:
     except OSError as error:  # a name too long for the file system
         raise InputError(f"{what} {str(path)[:120]}: {error.strerror or error}") from None
     if not exists:
-        raise InputError(f"{what} {path}: no such file")
+        raise InputError(f"{what} {path}: " + ("a folder, not a file" if path.is_dir() else "no such file"))
     try:
         data = path.read_bytes()
     except OSError as error:

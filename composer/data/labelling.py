@@ -52,6 +52,8 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     from composer.errors import InputError, bad_input_types
     from structure.analysis import confidence, estimate_plan
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"--workers: {workers} must be >= 1")
     root = Path(folder)
     rows = read_metadata(root)
     broken = [row.line for row in rows if row.problem]

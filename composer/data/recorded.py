@@ -337,7 +337,8 @@ def _group(row: dict) -> str:
 
 def import_recorded(out_dir: str | os.PathLike, *, packages: Sequence[str] | None = None,
                     folders: Sequence[str | os.PathLike] = (), licence: str | None = None,
-                    consent: str | None = None, holdout: Iterable[str] | None = None) -> ImportSummary:
+                    consent: str | None = None, holdout: Iterable[str] | None = None,
+                    progress: bool = True) -> ImportSummary:
     """Import packages (default: `PACKAGES` when no folder is given; those installed) and folders.
 
     licence, consent: for the folders' files (required with folders); consent is "opt-in"
@@ -368,7 +369,9 @@ def import_recorded(out_dir: str | os.PathLike, *, packages: Sequence[str] | Non
                  "licence_source": "composer corpus import --licence", "consent": consent}
         jobs += [(source, given) for source in folder_sources(folder)]
     jobs = _unique_names(jobs, summary)
-    for index, (source, fields) in enumerate(jobs, start=1):
+    from tqdm import tqdm
+
+    for index, (source, fields) in enumerate(tqdm(jobs, desc="importing", unit="file", disable=not progress), start=1):
         log.info("import [%d/%d] %s", index, len(jobs), source.name)
         _import_one(out, source, fields, summary)
     unknown = holdout - {_group(r) for r in _read_records(out)}

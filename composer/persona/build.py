@@ -153,6 +153,8 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     from composer.persona.lyric_model import LyricModel, base_writer_lines
     from composer.persona.priors import Priors
 
+    if workers < 1:
+        raise InputError(f"--workers: {workers} must be >= 1")
     if strength is not None and not 0.0 <= float(strength) <= 1.0:
         raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
     archive, out = Path(archive), Path(out)

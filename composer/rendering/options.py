@@ -63,8 +63,13 @@ class RenderOptions:
             options.steps = steps
         if guidance is not None:
             options.guidance = parse_guidance(guidance)
-        if controls:
+        if controls is not None:
             options.control_groups = tuple(g.strip() for g in controls.split(",") if g.strip())
+            if not options.control_groups:
+                from composer.errors import InputError
+
+                raise InputError(f"--controls {controls!r}: name at least one group (e.g. 'form,harmony'); "
+                                 "leave it out for all of them")
         return options.check()
 
     @classmethod
