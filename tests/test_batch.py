@@ -343,8 +343,8 @@ def test_orphaned_worker_exits_when_its_batch_is_killed(tmp_path):
     """A worker's watchdog: when the batch process dies (kill -9), the worker stops too."""
     parent = subprocess.Popen([sys.executable, "-c", (
         "import os, subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import sys; from composer.batch.workers import _exit_with_parent; '"
-        " '_exit_with_parent(int(sys.argv[1]))', str(os.getpid())])\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import sys; from composer.processes import exit_with_parent; '"
+        " 'exit_with_parent(int(sys.argv[1]))', str(os.getpid())])\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(60)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
@@ -409,3 +409,33 @@ def test_worker_processes_and_ray_render_the_same_bytes(tmp_path, tiny_models):
     assert render_with("processes", workers=2) == here
     pytest.importorskip("ray")  # an optional extra: the local paths above are checked without it
     assert render_with("ray", ray_address="local", workers=2) == here
+
+
+def test_analysis_workers_end_with_a_killed_parent(tmp_path):
+    """data analyze --workers N (and corpus build) pool processes stop when their parent is killed (kill -9)."""
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import time\n"
+        "from composer.data.labelling import _mapper\n"
+        "with _mapper(2, None) as mapper:\n"
+        "    results = mapper(time.sleep, [60, 60])\n"
+        "    time.sleep(1.0)\n"
+        "    print(' '.join(str(p) for p in mapper.pool._processes), flush=True)\n"
+        "    time.sleep(60)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in workers:
+            status = Path(f"/proc/{pid}/status")
+            if status.is_file() and "zombie" not in status.read_text():
+                alive.append(pid)
+        if not alive:
+            return
+        time.sleep(0.1)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"analysis workers {alive} outlived their parent")

@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from composer.errors import InputError
+from composer.processes import watch_parent
 from composer.rendering.folder import REPORT_NAME
 
 log = logging.getLogger(__name__)
@@ -104,19 +104,12 @@ _process_worker: _Worker | None = None
 
 def _init_process_worker(codec, model, options: dict, threads: int, parent_pid: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch first loads OpenMP here
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    watch_parent(parent_pid)  # a worker whose batch was killed (kill -9) stops too, instead of writing on alone
     import torch
 
     torch.set_num_threads(threads)
     global _process_worker
     _process_worker = _Worker(codec, model, options)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """A worker whose batch was killed (kill -9) stops too, instead of writing on alone."""
-    while os.getppid() == parent_pid:
-        time.sleep(0.2)
-    os._exit(1)
 
 
 def _render_in_process_worker(job: Job, out_dir: str) -> Outcome:

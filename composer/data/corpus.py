@@ -279,7 +279,9 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
             records.append(_worker(job))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from composer.processes import watch_parent
+
+        with ProcessPoolExecutor(max_workers=workers, initializer=watch_parent, initargs=(os.getpid(),)) as pool:
             for record in pool.map(_worker, jobs, chunksize=1):
                 records.append(record)
                 bar.update()

@@ -231,7 +231,10 @@ class _mapper:
         elif self.workers > 1:
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(max_workers=self.workers)
+            from composer.processes import watch_parent
+
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=watch_parent,
+                                            initargs=(os.getpid(),))
         return self
 
     def __call__(self, function, items):
