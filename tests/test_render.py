@@ -526,3 +526,19 @@ def test_a_long_song_renders_lean_with_the_same_bytes(models, song, monkeypatch)
         assert lean.stems.accompaniment.dtype == np.int16
         assert all(np.array_equal(getattr(lean.stems, k), getattr(usual.stems, k))
                    for k in ("accompaniment", "vocals", "vocals_dry"))
+
+
+def test_a_long_loop_sings_its_tune_each_time_its_chords_come_round():
+    plan = modes.loop_plan("genre=pop", 16, seed=0)
+    section, bar = plan.sections[0], plan.beats_per_bar
+    chorus = next(s for s in make_plan_for_loop().sections if s.kind == "chorus")
+    first = [(n.pitch, n.start) for n in section.melody if n.start < chorus.bars * bar]
+    again = [(n.pitch, n.start - chorus.bars * bar) for n in section.melody
+             if chorus.bars * bar <= n.start < 2 * chorus.bars * bar]
+    assert first and again == first and all(n.start + n.duration <= 16 * bar for n in section.melody)
+
+
+def make_plan_for_loop():
+    from composer import plan as make_plan
+
+    return make_plan("genre=pop", seed=0, write_lyrics=False)

@@ -426,7 +426,11 @@ def loop_plan(prompt: str, bars: int, *, seed: int = 0) -> SongPlan:
     source = next((s for s in song.sections if s.kind in ("chorus", "drop", "hook")), song.sections[0])
     chords = [source.chords[i % len(source.chords)] for i in range(bars)]
     bar_beats = song.beats_per_bar
-    melody = [n for n in source.melody if n.start + n.duration <= min(bars, source.bars) * bar_beats]
+    # the chorus's tune, again each time its chords come round (a 16-bar loop of an 8-bar chorus
+    # sings it twice, not once and then nothing)
+    period = source.bars * bar_beats
+    melody = [replace(n, start=n.start + k * period) for k in range(-(-bars // source.bars))
+              for n in source.melody if n.start + k * period + n.duration <= bars * bar_beats]
     loop_section = replace(source, name="loop", bars=bars, chords=chords, melody=melody, lyrics=[], repeat_of=None,
                            variation=0.0)
     return replace(song, title=f"{song.title} (loop)", sections=[loop_section])
