@@ -175,7 +175,9 @@ class OriginalityIndex:
     def copied_melody(self, notes: np.ndarray, beats_per_bar: int) -> dict | None:
         """The match when a melody repeats a training melody for more than the limit, else None."""
         match = self.match_melody(notes, beats_per_bar)
-        if match is not None and match["bars"] > self.thresholds.get("melody_bars", MELODY_BARS_LIMIT):
+        limit = self.thresholds.get("melody_bars", MELODY_BARS_LIMIT)
+        # a bar of one beat (1/4) is too short to count in: the limit is at least that many bars of 2/4
+        if match is not None and match["bars"] * beats_per_bar > limit * max(beats_per_bar, 2):
             return match
         return None
 
