@@ -212,7 +212,8 @@ def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -
         for i in group:
             slots[i].bars -= 1
         diff = _absorb(slots, diff + len(group), floors, caps)
-    if diff > 0 and not any(s.lines for s in slots):  # a long song: sections grow past 32 bars
+    if diff > MAX_BARS_PER_SECTION and not any(s.lines for s in slots):
+        # more than an outro holds (a long song at a fast tempo): sections grow past 32 bars
         diff = _absorb(slots, diff, floors, (MAX_BARS_PER_SECTION,))
         diff = _grow_groups(slots, diff)
     if diff > 0:
