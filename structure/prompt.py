@@ -138,14 +138,21 @@ def parse_duration(value: str, where: str) -> float:
     return float(seconds)
 
 
-_KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])\s*(#|b|sharp|flat)?\s*(major|minor|maj|min|m|dorian|mixolydian|lydian|phrygian)\b",
-                     re.IGNORECASE)
+_KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])[\s-]*(#|b|sharp|flat)?[\s-]*"
+                     r"(major|minor|maj|min|m|dorian|mixolydian|lydian|phrygian)\b", re.IGNORECASE)
 _TEMPO_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)  # out of range: an error
-_TEMPO_WORD_RE = re.compile(r"\btempo\s*(?:of\s+|at\s+|:\s*)?(\d+(?:\.\d+)?)\b(?!\s*(?:%|/|:))", re.IGNORECASE)  # "tempo 150"
-# "in Bb", "in E", "in F#": a key named without its mode is major, as musicians say it; only after
-# "in" and with a capital letter ("in a hurry" is not A major)
-_BARE_KEY_RE = re.compile(r"\bin\s+([A-G])(#|♯|b|♭|\s+sharp|\s+flat)?(?![\w#♯♭])")
-_CLOCK_RE = re.compile(r"(?<![\d:/])(\d{1,2}):([0-5]\d)(?![\d:])")  # "3:30 long": minutes and seconds
+# "tempo 150", "tempo: 128": the word itself (not "mid-tempo"), and a number that ends the phrase
+# ("slow tempo 2 choruses" and "up-tempo 2 minute song" name no tempo)
+_TEMPO_WORD_RE = re.compile(r"(?<![\w-])tempo\s*(?:of\s+|at\s+|:\s*)?(\d+(?:\.\d+)?)(?=\s*(?:bpm\b|[,.;)]|$))",
+                            re.IGNORECASE)
+# "in Bb", "in E", "in F#", "in B-flat": a key named without its mode is major, as musicians say it;
+# only after "in", with a capital letter, and not starting a title ("Dancing in A Dream")
+_BARE_KEY_RE = re.compile(r"\bin\s+([A-G])(#|♯|b|♭|[\s-]+sharp|[\s-]+flat)?(?![\w#♯♭-])(?!\s+[A-Z][a-z])")
+# a length as m:ss when the words say it is one ("3:30 long", "a 4:00 song"), not "John 3:16"
+_CLOCK_RE = re.compile(r"(?<![\d:/])(\d{1,2}):([0-5]\d)(?![\d:])(?=\s*(?:long|min\b|mins\b|minutes\b|song|track|tune|piece))",
+                       re.IGNORECASE)
+# "a major"/"a minor" in lower case is the key of A only where a key is meant, not an article
+_KEY_WORDS_AFTER = re.compile(r"\s*(?:$|[,.;:)!?]|key\b|scale\b|mode\b|tonality\b|chords?\b|progression\b)", re.IGNORECASE)
 _NOT_A_KEY_RE = re.compile(r"\bin\s+([H-Zh-z](?:#|b)?\s+(?:major|minor))\b", re.IGNORECASE)  # "in H# major"
 _METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
 _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
@@ -179,16 +186,17 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
     for match in _KEY_RE.finditer(rest):
         if result.key is not None:
             break
-        before = rest[: match.start()].rstrip()
+        before = rest[: match.start()].rstrip().lower()
         if match.group(1) == "a" and not match.group(2) and not match.group(0).lower().startswith("in") \
-                and not before.lower().endswith(" in"):
+                and not before.endswith((" in", "key of", "in the key of")) and before != "in" \
+                and not _KEY_WORDS_AFTER.match(rest, match.end()):
             continue  # "a major label", "a minor hit": the article, not the key of A
         accidental = {"sharp": "#", "flat": "b"}.get((match.group(2) or "").lower(), match.group(2) or "")
         result.key = Key.parse(f"{match.group(1)}{accidental} {match.group(3)}", "prompt key")
         rest = rest.replace(match.group(0), " ")
     if (match := _BARE_KEY_RE.search(rest)) and result.key is None:
         accidental = {"sharp": "#", "flat": "b", "♯": "#", "♭": "b"}.get(
-            (match.group(2) or "").strip().lower(), match.group(2) or "")
+            (match.group(2) or "").strip(" -").lower(), match.group(2) or "")
         result.key = Key.parse(f"{match.group(1)}{accidental} major", "prompt key")
         rest = rest.replace(match.group(0), " ")
     if (match := _METER_RE.search(rest)) and result.beats_per_bar is None:

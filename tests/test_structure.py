@@ -207,6 +207,19 @@ def test_unknown_words_stay_theme_tags():
     ("sad song in a minor", "key", Key("A", "minor")),
     ("a major label pop hit", "key", None),  # the article, not the key of A
     ("born in a hurry", "key", None),
+    ("jazz ballad in B-flat major", "key", Key("Bb", "major")),
+    ("bossa nova in F-sharp minor", "key", Key("F#", "minor")),
+    ("song in A-minor", "key", Key("A", "minor")),
+    ("in E-flat, slow", "key", Key("Eb", "major")),
+    ("sad piano, a minor, 80 bpm", "key", Key("A", "minor")),
+    ("melancholy waltz in the key of a minor", "key", Key("A", "minor")),
+    ("a minor key lullaby", "key", Key("A", "minor")),
+    ("Dancing in A Dream, disco", "key", None),  # a title, not the key of A
+    ("mid-tempo 3 minute ballad about rain", "tempo_bpm", 100.0),  # not "tempo 3"
+    ("mid-tempo 3 minute ballad about rain", "duration", 180.0),
+    ("slow tempo 2 choruses", "tempo_bpm", 70.0),
+    ("gospel song about John 3:16", "duration", None),  # a verse, not a length
+    ("a 4:00 song", "duration", 240.0),
 ])
 def test_prompt_fields(text, field, value):
     assert getattr(parse_prompt(text), field) == value
