@@ -33,7 +33,7 @@ NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent
                   # bookkeeping of `composer data analyze`, archives and the demo archive: how a row
                   # was labelled, cut or filed says nothing about its music (as tags they would name
                   # files); every field a persona does not draw (`NOT_PRIORS`) but the key is here
-                  "labels_source", "labels_confident", "analysis_confidence", "parent", "start", "end",
+                  "labels_source", "labels_confident", "analysis_confidence", "analysed_fields", "parent", "start", "end",
                   "cut_into", "demo_persona", "id", "source_file", "excerpt", "note", "path", "persona",
                   "lyrics_file"}
 

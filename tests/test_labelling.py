@@ -149,3 +149,37 @@ def test_labels_the_row_gives_are_kept_and_a_disagreeing_analysis_is_not_trusted
     assert "does not find the row's tempo 96" in caplog.text
     assert str(SongPlan.from_json((tmp_path / agrees["plan"]).read_text()).key) == "B minor"
     assert "disagrees_with" not in agrees["analysis_confidence"]
+
+
+def test_overwrite_replaces_what_an_earlier_analysis_filled_not_what_the_row_gave(tmp_path):
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "song.flac", render(pop_plan(120.0, "D major"))[: RATE * 40], RATE)
+    row = {"file_name": "audio/song.flac", "licence": "CC0-1.0", "consent": "licence-grant", "mood": "calm"}
+    (tmp_path / "metadata.jsonl").write_text(json.dumps(row) + "\n")
+    analyze_dataset(tmp_path, progress=False)
+    first = json.loads((tmp_path / "metadata.jsonl").read_text())
+    assert first["analysed_fields"] == ["beats_per_bar", "key", "tempo"] and first["labels_confident"]
+    # an older analysis left other values (say, before a fix): --overwrite replaces them, and is not
+    # misled into distrusting the new analysis
+    stale = {**first, "tempo": 60, "key": "B minor"}
+    (tmp_path / "metadata.jsonl").write_text(json.dumps(stale) + "\n")
+    analyze_dataset(tmp_path, progress=False, overwrite=True)
+    again = json.loads((tmp_path / "metadata.jsonl").read_text())
+    assert again["key"] == first["key"] and again["tempo"] == first["tempo"]
+    assert again["labels_confident"] == first["labels_confident"] and "disagrees_with" not in again["analysis_confidence"]
+    # a 6/8 row: the analysis only tells 3 from 4 beats, so it is not distrusted for that
+    from types import SimpleNamespace
+
+    from composer.data.labelling import _agree_with_given_labels
+    from structure.schema import SongPlan
+
+    plan = SongPlan.from_json((tmp_path / again["plan"]).read_text())
+    trust = {"confident": True}
+    _agree_with_given_labels(SimpleNamespace(file_name="x", fields={"meter": "6/8"}), plan, trust)
+    assert trust["confident"]
+    _agree_with_given_labels(SimpleNamespace(file_name="x", fields={"meter": "3/4"}), plan, trust)
+    assert not trust["confident"] and plan.beats_per_bar == 4
+    from composer.conditioning import NON_TAG_FIELDS
+    from composer.persona.priors import NOT_PRIORS
+
+    assert "analysed_fields" in NON_TAG_FIELDS and "analysed_fields" in NOT_PRIORS

@@ -135,7 +135,10 @@ def _agree_with_given_labels(row, plan, trust: dict) -> None:
     from structure.prompt import parse_meter, parse_tempo
     from structure.schema import Key, PlanError
 
-    given = row.fields
+    filled = set(row.fields.get("analysed_fields") or ())
+    if row.fields.get("labels_source") == "analysis" and "analysed_fields" not in row.fields:
+        filled = {"tempo", "key", "beats_per_bar"}  # labelled before the fields it filled were recorded
+    given = {k: v for k, v in row.fields.items() if k not in filled}  # an earlier analysis's are not the user's
     try:
         if isinstance(given.get("key"), str) and given["key"].strip():
             plan.key = Key.parse(given["key"], "key")
@@ -148,7 +151,7 @@ def _agree_with_given_labels(row, plan, trust: dict) -> None:
     disagree = []
     if tempo is not None and abs(plan.tempo_bpm - tempo) > 0.04 * tempo:
         disagree.append(f"tempo {tempo:g} (analysed {plan.tempo_bpm:g})")
-    if meter is not None and meter != plan.beats_per_bar:
+    if meter in (3, 4) and meter != plan.beats_per_bar:  # the analysis finds 3 or 4 beats a bar, no other
         disagree.append(f"{meter} beats a bar (analysed {plan.beats_per_bar})")
     if disagree:
         log.warning("%s: the analysis does not find the row's %s; its labels are kept for the codec only",
@@ -188,9 +191,16 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
     with open(tmp, "wb") as handle:
         np.save(handle, controls(plan, LABEL_FRAME_RATE, frames=frames).astype(np.float16), allow_pickle=False)
     os.replace(tmp, label_path)
-    row.fields.setdefault("tempo", round(plan.tempo_bpm, 2))
-    row.fields.setdefault("key", str(plan.key))
-    row.fields.setdefault("beats_per_bar", plan.beats_per_bar)
+    # the fields the analysis fills (the row's own stay): a later --overwrite replaces these, not those
+    filled = set(row.fields.get("analysed_fields") or ())
+    if row.fields.get("labels_source") == "analysis" and "analysed_fields" not in row.fields:
+        filled = {"tempo", "key", "beats_per_bar"}
+    for name, value in (("tempo", round(plan.tempo_bpm, 2)), ("key", str(plan.key)),
+                        ("beats_per_bar", plan.beats_per_bar)):
+        if name in filled or name not in row.fields:
+            row.fields[name] = value
+            filled.add(name)
+    row.fields["analysed_fields"] = sorted(filled)
     row.fields["plan"] = f"plans/{stem}.json"
     row.fields["labels"] = f"labels/{stem}.npy"
     row.fields["label_frame_rate"] = LABEL_FRAME_RATE

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 # fields that describe the file, the rights or the labels, not the song's manner
 NOT_PRIORS = frozenset({
     "file_name", "licence", "license", "consent", "split", "lyrics", "title", "plan", "labels", "label_frame_rate",
-    "labels_source", "analysis_confidence", "labels_confident", "duration", "sections", "source", "source_package",
+    "labels_source", "analysis_confidence", "analysed_fields", "labels_confident", "duration", "sections", "source", "source_package",
     "licence_source", "attribution", "origin", "text", "caption", "tags", "id", "parent", "start", "end",
     "cut_into", "programs", "soundfont", "tempo", "key", "beats_per_bar", "persona", "lyrics_file",
     "source_file", "excerpt", "note", "demo_persona", "path",
