@@ -169,3 +169,18 @@ def test_another_seed_in_a_corpus_folder_is_refused(tmp_path):
     with pytest.raises(InputError, match="a corpus built with seed=0.*this run asks seed=1"):
         build_corpus(out, minutes=0.5, seed=1, progress=False)
     assert not (out / "audio").exists()
+    # the same sources in another order make the same corpus
+    from pathlib import Path
+
+    from structure.synth import TRAINING_SOUNDFONT, VALIDATION_SOUNDFONT
+
+    fonts = {"train": str(Path(TRAINING_SOUNDFONT).resolve()), "validation": str(Path(VALIDATION_SOUNDFONT).resolve())}
+    (out / "corpus.json").write_text(json.dumps({"seed": 0, "sources": ["generated", "folk"], "soundfonts": fonts}))
+    from composer.data import corpus
+
+    with pytest.raises(StopIteration):  # past the stamp's check: the first item is planned
+        import unittest.mock as mock
+
+        with mock.patch.object(corpus, "plan_items", side_effect=StopIteration), \
+                mock.patch.object(corpus, "plan_music21_items", side_effect=StopIteration):
+            build_corpus(out, minutes=0.5, seed=0, progress=False, sources=("folk", "generated"))

@@ -271,3 +271,15 @@ def test_analyze_never_reads_outside_the_dataset_folder(tmp_path):
     counts = analyze_dataset(root, progress=False)
     assert {k: counts[k] for k in ("labelled", "skipped", "failed")} == {"labelled": 0, "skipped": 0, "failed": 1}
     assert not list((root / "plans").iterdir())
+
+
+def test_a_streamed_wav_with_an_unknown_length_is_not_called_truncated(tmp_path):
+    # sox and arecord writing to a pipe put 0x7FFFFFFF where the length goes
+    import struct
+
+    sf.write(tmp_path / "take.wav", tone(seconds=3.0, frequency=440), RATE, subtype="PCM_16")
+    data = bytearray((tmp_path / "take.wav").read_bytes())
+    at = data.find(b"data")
+    data[4:8] = data[at + 4: at + 8] = struct.pack("<I", 0x7FFFFFFF)
+    (tmp_path / "take.wav").write_bytes(bytes(data))
+    assert check_audio(tmp_path / "take.wav").refusals == []

@@ -247,7 +247,7 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
         raise InputError(f"-o {out_dir}: is a file; the corpus is a folder")
     # what makes its songs: a rerun finishes the same corpus (or grows it, with more --minutes);
     # another seed, source or soundfont in the same folder would mix two corpora
-    recipe = {"seed": seed, "sources": list(sources),
+    recipe = {"seed": seed, "sources": sorted(sources),  # in any order: the songs are the same
               "soundfonts": {split: str(Path(path).resolve()) for split, path in soundfonts.items()}}
     stamp = out / "corpus.json"
     if stamp.is_file():
@@ -255,6 +255,8 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
             kept = json.loads(stamp.read_text())
         except (OSError, ValueError):
             kept = None
+        if isinstance(kept, dict) and isinstance(kept.get("sources"), list):
+            kept["sources"] = sorted(map(str, kept["sources"]))
         changed = sorted(k for k in recipe if isinstance(kept, dict) and kept.get(k) != recipe[k])
         if changed:
             raise InputError(f"-o {out_dir}: a corpus built with " + ", ".join(f"{k}={kept.get(k)}" for k in changed)

@@ -196,7 +196,7 @@ def _wav_data_frames(path: Path) -> int | None:
         if chunk == b"fmt " and offset + 22 <= len(head):
             block_align = struct.unpack("<H", head[offset + 20: offset + 22])[0]
         elif chunk == b"data":
-            if not block_align or size in (0, 0xFFFFFFFF):
+            if not block_align or size == 0 or size >= 0x7FFFF000:  # a stream's "unknown" (ffmpeg, sox, arecord)
                 return None
             return size // block_align
         offset += 8 + size + (size & 1)

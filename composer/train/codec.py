@@ -94,7 +94,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     recipe = run_recipe(data=[Path(d) for d in data], init=init and Path(init), num_filters=num_filters,
                         latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds, lr=lr, seed=seed,
                         freeze_encoder=freeze_encoder, latent_noise=latent_noise, stft_sizes=stft_sizes,
-                        decoder=decoder, decoder_dim=decoder_dim, decoder_layers=decoder_layers, encoder=encoder,
+                        decoder=decoder or (None if init else "encodec"), decoder_dim=decoder_dim,
+                        decoder_layers=decoder_layers, encoder=encoder or (None if init else "encodec"),
                         encoder_dim=encoder_dim, encoder_layers=encoder_layers, pitch_weight=pitch_weight,
                         decoder_fft=decoder_fft, balance=balance, onset_weight=onset_weight,
                         freeze_decoder=freeze_decoder, anchor_weight=anchor_weight, bass_onset_weight=bass_onset_weight)

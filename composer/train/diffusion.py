@@ -53,7 +53,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     already chose them (a persona: the files its check refused are never read).
     analysed_groups: the control groups learnt from rows labelled by analysis (default
     `ANALYSIS_GROUPS`; `composer.train.data.trusted_groups`)."""
-    from composer.conditioning import unet_layout
+    from composer.conditioning import ANALYSIS_GROUPS, unet_layout
     from composer.models import load_codec
     from composer.train.device import training_device
     from diffusion.flow import FlowConfig
@@ -69,7 +69,8 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     out = Path(out_dir)
     recipe = run_recipe(data=[Path(d) for d in data], codec=codec.latent_identity(), init=init and Path(init),
                         channels=channels, blocks=blocks, batch_size=batch_size, lr=lr, seed=seed, objective=objective,
-                        unconfident=unconfident, balance=balance, analysed_groups=analysed_groups,
+                        unconfident=unconfident, balance=balance,
+                        analysed_groups=ANALYSIS_GROUPS if analysed_groups is None else analysed_groups,
                         only=None if only is None else _digest(sorted(only)))
     check_run_folder(out / "training", resume=resume, recipe=recipe, folder=out_dir)  # before the data work
     train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache",

@@ -31,10 +31,12 @@ class LoopSchedule:
 
 
 def run_recipe(**options) -> dict:
-    """A run's recipe from its options: paths as absolute paths, sets and tuples as lists."""
+    """A run's recipe from its options: a path as its folder's name (a project moved, or a run
+    carried to another machine, resumes; another folder of the same name is not told apart),
+    sets and tuples as lists."""
     def plain(value):
         if isinstance(value, Path):
-            return str(value.resolve())
+            return value.resolve().name
         if isinstance(value, (set, frozenset)):
             return sorted(plain(v) for v in value)
         if isinstance(value, (list, tuple)):
