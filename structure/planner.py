@@ -212,23 +212,27 @@ def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -
         for i in group:
             slots[i].bars -= 1
         diff = _absorb(slots, diff + len(group), floors, caps)
-    if diff > MAX_BARS_PER_SECTION and not any(s.lines for s in slots):
-        # more than an outro holds (a long song at a fast tempo): sections grow past 32 bars
-        diff = _absorb(slots, diff, floors, (MAX_BARS_PER_SECTION,))
-        diff = _grow_groups(slots, diff)
+    if diff > 32 and not any(s.lines for s in slots):
+        # more than a free section takes (a long song at a fast tempo): the verses and choruses grow
+        # first, to 32 bars, then every section, in steps, so no intro becomes a song of its own
+        for cap in (32, 64, 128, MAX_BARS_PER_SECTION):
+            diff = _grow_groups(slots, diff, cap)
+            diff = _absorb(slots, diff, floors, (cap,))
     if diff > 0:
         slots.append(_Slot("outro", diff))  # more than a section holds: plan() names the duration
     return slots
 
 
-def _grow_groups(slots: list[_Slot], diff: int) -> int:
+def _grow_groups(slots: list[_Slot], diff: int, cap: int = MAX_BARS_PER_SECTION) -> int:
     """Lengthen repeated groups (every verse together, every chorus together) a bar at a time,
-    up to `MAX_BARS_PER_SECTION`, while `diff` bars are left; returns what is left."""
+    up to `cap` bars, while `diff` bars are left; returns what is left."""
     grown = True
     while diff > 0 and grown:
         grown = False
         for group in sorted(_groups(slots), key=len, reverse=True):
-            if len(group) <= diff and all(slots[i].bars < MAX_BARS_PER_SECTION for i in group):
+            if len(group) < 2 or slots[group[0]].kind in FREE_KINDS:
+                continue  # repeated verses and choruses; the free sections grow by `_absorb`
+            if len(group) <= diff and all(slots[i].bars < cap for i in group):
                 for i in group:
                     slots[i].bars += 1
                 diff -= len(group)

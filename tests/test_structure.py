@@ -718,12 +718,16 @@ def test_control_characters_never_reach_the_title():
     assert plan('title="My\x01 Song" genre=folk', seed=1).title == "My Song"
 
 
-@pytest.mark.parametrize("prompt", ["tempo=180", "tempo=300", "genre=edm tempo=140"])
+@pytest.mark.parametrize("prompt", ["tempo=180", "tempo=300", "genre=edm tempo=140", "punk, 240 bpm",
+                                    "7/8 prog rock 280 bpm"])
 def test_the_longest_song_fits_at_any_tempo(prompt):
     # 30 minutes at a fast tempo needs more bars than 128 sections of 32 bars: the sections grow
     song = plan(prompt, duration=1800, seed=0)
     assert abs(song.duration - 1800) <= song.beats_per_bar * 60 / song.tempo_bpm
     assert len(song.sections) <= 128 and all(s.bars <= 256 for s in song.sections)
+    # the verses and choruses take the length, not a minutes-long intro or a second outro
+    assert sum(s.kind == "outro" for s in song.sections) == 1
+    assert max(s.bars for s in song.sections if s.kind in ("intro", "outro", "solo", "bridge")) <= 64
 
 
 def test_a_form_too_short_for_its_duration_names_the_duration():

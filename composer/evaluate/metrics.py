@@ -88,9 +88,10 @@ def measure(audio: np.ndarray, sample_rate: int, plan: SongPlan, seams: Sequence
     if loop:
         length = audio.shape[-1] / sample_rate
         inside = [t for t in seams if 0 < t < length - 0.05]  # the wrap is marked once, at the join
+        # each seam once, the wrap at the join of the two plays (its ordinary moments are drawn
+        # from both, so one near the loop's end is heard from both sides too)
         seam_group = seam_metrics(np.concatenate([audio, audio], axis=-1), sample_rate,
-                                  seams=[*inside, length, *(t + length for t in inside)],
-                                  window_seams=[*window_seams, *(t + length for t in window_seams)],
+                                  seams=[*inside, length], window_seams=list(window_seams),
                                   beat_seconds=plan.seconds_per_beat)
     else:
         seam_group = seam_metrics(audio, sample_rate, seams=seams, window_seams=window_seams,
