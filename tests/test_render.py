@@ -197,9 +197,20 @@ def test_repaint_changes_only_its_section(models, tmp_path):
     margin = (codec.receptive_frames + 1) / codec.frame_rate
     changed = np.nonzero(before != after)[0] / rate
     assert len(changed) > 0
-    assert changed.min() >= start - margin - 1e-6 and changed.max() <= end + margin + 1e-6
+    # chorus1 and chorus2, which repeats it: the chorus is new everywhere, and nothing else changed
+    assert song.sections[2].repeat_of == target.name
+    _, repeat_end = (round(t * codec.frame_rate) / codec.frame_rate for t in song.section_times()[2])
+    fade = 2 * song.seconds_per_beat  # at most the crossfade into the kept section after the repeat
+    assert changed.min() >= start - margin - 1e-6 and changed.max() <= repeat_end + fade + margin + 1e-6
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert report["repaints"][-1]["section"] == target.name
+    assert report["repaints"][-1]["section"] == target.name and report["repaints"][-1]["repeats"] == ["chorus2"]
+    from composer.rendering.folder import load_render
+
+    latents = load_render(tmp_path / "r").latents
+    (a, b), (c, d) = [(round(x * codec.frame_rate), round(y * codec.frame_rate)) for x, y in song.section_times()[1:3]]
+    beat = int(song.seconds_per_beat * codec.frame_rate) + 2
+    inner = slice(beat, min(b - a, d - c) - beat)  # away from the joins, which are crossfaded
+    assert torch.equal(latents[:, a:b][:, inner], latents[:, c:d][:, inner])
 
 
 def test_a_repaint_that_fails_while_writing_leaves_the_old_song_whole(models, tmp_path, monkeypatch):

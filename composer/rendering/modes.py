@@ -323,10 +323,13 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     if old.shape[0] != total * codec.hop_length:
         raise InputError(f"{done.path / folder.SONG_WAV}: {old.shape[0] / rate:.2f} s long, but the render made "
                          f"{total * codec.hop_length / codec.sample_rate:.2f} s (cut or replaced?); render the song again")
+    # the section and every section that repeats it: a chorus repainted is the new chorus everywhere
+    # (repeats stay identical to it, as the render made them); the other sections keep every sample
+    targets = [section] + [s.name for s in plan.sections if s.repeat_of == section]
     sung = options.vocals and (done.path / folder.VOCALS_NAME).is_file()
     vocal = None
     if sung:
-        options = replace(options, vocal_seeds={**(options.vocal_seeds or {}), section: seed})
+        options = replace(options, vocal_seeds={**(options.vocal_seeds or {}), **{t: seed for t in targets}})
         vocal = sing_song(plan, options, seed=render_seed, sample_rate=codec.sample_rate,
                           samples=total * codec.hop_length)
     conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups,
@@ -335,15 +338,19 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     from composer.rendering.guide import guide_latents
 
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
-                                        progress=progress, canvas=done.latents, only=section,
+                                        progress=progress, canvas=done.latents, only=targets,
                                         guide=guide_latents(plan, codec, options, total))
     diffusion_seconds = time.monotonic() - clock
     decoded = decode(codec, canvas)
-    index = [s.name for s in plan.sections].index(section)
-    start, end = spans[index]
+    names = [s.name for s in plan.sections]
     margin = codec.receptive_frames + 1  # decoded audio changes only this far outside the section
-    lo = max(0, (start - margin) * codec.hop_length)
-    hi = min(old.shape[0], (end + margin) * codec.hop_length)
+    fade = max(2, int(round(options.crossfade_beats * plan.seconds_per_beat * codec.frame_rate)) // 2 * 2)
+    ranges = []
+    for name in targets:
+        start, end = spans[names.index(name)]
+        after = fade // 2 if name != section else 0  # a repeat's join to the kept section after it is made again
+        ranges.append((max(0, (start - margin) * codec.hop_length),
+                       min(old.shape[0], (end + after + margin) * codec.hop_length), start, end))
     new_report = dict(report)
     stems_pcm = {}
     if vocal is not None:
@@ -352,39 +359,43 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
                                         level=float(report["vocals"]["level_gain"]), gain=done.gain)
         new_report["vocals"] = {**report["vocals"], "section_seeds": dict(options.vocal_seeds)}
         # the voice changes from its first breath to the end of its echo
-        vlo = max(0, int((start / codec.frame_rate - 0.5) * rate))
-        vhi = min(old.shape[0], int((end / codec.frame_rate + 0.5 + REVERB_SECONDS) * rate))
-        lo, hi = min(lo, vlo), max(hi, vhi)
+        ranges = [(min(lo, max(0, int((start / codec.frame_rate - 0.5) * rate))),
+                   max(hi, min(old.shape[0], int((end / codec.frame_rate + 0.5 + REVERB_SECONDS) * rate))), start, end)
+                  for lo, hi, start, end in ranges]
         for name, pcm in ((folder.ACCOMPANIMENT_NAME, stems.accompaniment),
                           (folder.VOCALS_NAME, stems.vocals[None]), (folder.VOCALS_DRY_NAME, stems.vocals_dry[None])):
-            stems_pcm[name] = _splice(folder.read_pcm(done.path / name)[0], pcm, lo, hi)
+            stems_pcm[name] = _splice(folder.read_pcm(done.path / name)[0], pcm, ranges)
         new_audio = mixed  # at the song's gain, clipped
     elif sung:  # a restyled sung render: its voice is kept, not sung from the plan
         kept = from_pcm(folder.read_pcm(done.path / folder.VOCALS_NAME)[0].T)
         backing = np.clip(decoded * done.gain, -1.0, 1.0)
         stems_pcm[folder.ACCOMPANIMENT_NAME] = _splice(folder.read_pcm(done.path / folder.ACCOMPANIMENT_NAME)[0],
-                                                       backing, lo, hi)
+                                                       backing, ranges)
         n = min(decoded.shape[-1], kept.shape[-1])
         new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
         new_audio[:, :n] = np.clip(decoded[:, :n] * done.gain + kept[:, :n], -1.0, 1.0)
     else:
         new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
-    spliced = _splice(old, new_audio, lo, hi)
+    spliced = _splice(old, new_audio, ranges)
     audio = from_pcm(spliced.T)
     result = Render(audio=audio, sample_rate=rate, plan=plan, report=new_report, latents=canvas, gain=done.gain)
     history = list(report.get("repaints", []))
-    history.append({"section": section, "seed": seed, "samples": [lo, hi], "diffusion_seconds": round(diffusion_seconds, 3)})
+    history.append({"section": section, "seed": seed, "samples": list(ranges[0][:2]),
+                    **({"repeats": targets[1:], "repeat_samples": [[lo, hi] for lo, hi, _, _ in ranges[1:]]}
+                       if len(targets) > 1 else {}),
+                    "diffusion_seconds": round(diffusion_seconds, 3)})
     result.report["repaints"] = history
     folder.write_repainted(done.path, result, spliced, stems=stems_pcm)
     return result
 
 
-def _splice(old: np.ndarray, new: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """16-bit `old` `[samples, channels]` with samples lo..hi from `new` `[channels, samples]`
-    (16-bit, or float converted as the render's own files were: `to_pcm`)."""
-    part = new[..., lo:hi]
+def _splice(old: np.ndarray, new: np.ndarray, ranges: list[tuple]) -> np.ndarray:
+    """16-bit `old` `[samples, channels]` with the samples of each (lo, hi, ...) of `ranges` from
+    `new` `[channels, samples]` (16-bit, or float converted as the render's own files were: `to_pcm`)."""
     spliced = old.copy()
-    spliced[lo:hi] = (part if part.dtype == np.int16 else to_pcm(part)).T
+    for lo, hi, *_ in ranges:
+        part = new[..., lo:hi]
+        spliced[lo:hi] = (part if part.dtype == np.int16 else to_pcm(part)).T
     return spliced
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -185,14 +185,15 @@ def _render(plan: SongPlan, *, seed: int, codec, model, progress: bool, options:
 
 def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans: list[tuple[int, int]], *,
                    options: RenderOptions, seed: int, progress: bool,
-                   canvas: torch.Tensor | None = None, only: str | None = None,
+                   canvas: torch.Tensor | None = None, only: str | Collection[str] | None = None,
                    guide: torch.Tensor | None = None,
                    on_progress: Callable[[str, int, int], None] | None = None,
                    on_section: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, list, list]:
     """The latent canvas `[D, frames]` of the song, its windows and seams (frames).
 
-    only: re-render just this section of an existing `canvas` (repaint); its
-    neighbours are kept and known on both sides.
+    only: re-render just this section (or these sections) of an existing `canvas` (repaint);
+    the others are kept and known on both sides. A section named here that repeats another named
+    here is copied from it again (and joined to the kept section after it by inpainting).
     guide: the guide's latents `[D, frames]`; a section that is not a repeat then starts
     from them noised to `options.from_guide` (`composer.rendering.guide`) instead of noise.
     on_progress(section, frames made, total) after each window; on_section(index,
@@ -222,17 +223,18 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
         if on_progress is not None:
             on_progress(name, made[0], total)
 
+    chosen = None if only is None else ({only} if isinstance(only, str) else set(only))
     for index, (section, (start, end)) in enumerate(zip(plan.sections, spans)):
-        if only is not None and section.name != only:
+        if chosen is not None and section.name not in chosen:
             advance(end - start, section.name)
             continue
         bar.set_description(f"rendering {section.name}")
         # A window may reach past its section (context); it makes frames only up to the section's end.
         on_window = lambda w, end=end, name=section.name: advance(min(w.end, end) - w.new_from, name)  # noqa: E731
         source = plan.sections[names[section.repeat_of]] if section.repeat_of else None
-        if only is not None:  # repaint: everything after the section stays known
+        if chosen is not None:  # repaint: everything after the section stays known
             filled[start:end] = False
-        if source is not None and only is None:
+        if source is not None and (chosen is None or source.name in chosen):
             src_start, src_end = spans[names[source.name]]
             copied = _fit_length(canvas[:, src_start:src_end], end - start)
             if section.variation <= 0.0:
@@ -249,6 +251,9 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
                 seams.append(_join_repeat(canvas, filled, start, src_start, fade, model=model,
                                           conditioning=conditioning, options=options, seed=seed,
                                           section=section.name, index=index, spans=spans, names=names, plan=plan))
+            if chosen is not None and end < total and plan.sections[index + 1].name not in chosen:
+                # a repaint's new copy meets the kept section after it: the join is made again
+                _repaint_seam(canvas, end, fade, model=model, conditioning=conditioning, options=options, seed=seed)
             if on_section is not None:
                 on_section(index, canvas)
             continue
