@@ -561,3 +561,31 @@ def test_a_demo_excerpt_too_short_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["persona", "demo", "-o", str(tmp_path / "d"), "--source", str(tmp_path),
                                        "--seconds", "0.3"])
     assert result.exit_code == 2 and "--seconds 0.3: an excerpt is at least 5 s long" in result.output
+
+
+def test_a_withdrawal_stops_the_persona_until_it_is_built_again_without_the_file(built, tiny_models, tmp_path):
+    from composer.data.revocations import revoke
+    from composer.errors import InputError
+    from composer.persona.daily import load_persona
+
+    root, archive, persona = built
+    mine, archive_copy = tmp_path / "persona", tmp_path / "archive"
+    shutil.copytree(archive, archive_copy)
+    shutil.copytree(persona, mine)
+    state = json.loads((mine / "state.json").read_text())
+    state["archive"] = str(archive_copy.resolve())
+    (mine / "state.json").write_text(json.dumps(state))
+    before = _learnt(mine)
+    load_persona(mine)
+    revoke(archive_copy, "audio/s2.wav", reason="the artist asked")
+    # a daily song (or a repaint of one) is refused, naming the file and the fix
+    with pytest.raises(InputError, match=r"learnt 1 file\(s\) whose consent was since withdrawn \(audio/s2.wav\)"):
+        load_persona(mine)
+    result = CliRunner().invoke(main, ["daily", "--persona", str(mine), "-o", str(tmp_path / "d"), "--no-vocals"])
+    assert result.exit_code == 2 and "withdrawn" in result.output and not (tmp_path / "d").exists()
+    # building it again learns everything afresh, without the file
+    _build(archive_copy, mine, tiny_models)
+    info = json.loads((mine / "persona.json").read_text())
+    assert info["songs"] == 7 and "audio/s2.wav" not in json.loads((mine / "state.json").read_text())["done"]["check"]["accepted"]
+    load_persona(mine)
+    assert _learnt(mine)["model/model.safetensors"] != before["model/model.safetensors"]

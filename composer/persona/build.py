@@ -50,6 +50,41 @@ def _save_state(out: Path, state: dict) -> None:
     write_text_atomic(out / "state.json", json.dumps(state, indent=1) + "\n")
 
 
+def withdrawn_since(out: str | Path) -> list[str]:
+    """The files a persona learnt (its check accepted) whose consent its archive has since
+    withdrawn (`composer data revoke`); [] when none, or when the archive is not on this machine."""
+    from composer.data.revocations import _normalised, read_revocations
+
+    try:
+        state = json.loads((Path(out) / "state.json").read_text())
+    except (OSError, ValueError):
+        return []
+    archive = state.get("archive")
+    accepted = ((state.get("done") or {}).get("check") or {}).get("accepted") or []
+    if not archive or not Path(archive).is_dir():
+        return []
+    revoked = read_revocations(archive)
+    return [name for name in accepted if _normalised(name) in revoked]
+
+
+def _forget_withdrawn(out: Path, state: dict) -> None:
+    """A persona that learnt a file whose consent was since withdrawn is built again without it:
+    every step from the check on, the fine-tune from its start (its checkpoints learnt the file)."""
+    import shutil
+
+    withdrawn = withdrawn_since(out)
+    if not withdrawn:
+        return
+    log.warning("persona %s: consent was withdrawn for %d file(s) it learnt (%s); building it again without them",
+                out, len(withdrawn), ", ".join(withdrawn[:3]) + (" ..." if len(withdrawn) > 3 else ""))
+    state["done"] = {}
+    for name in ("persona.json", "PERSONA.md"):
+        (out / name).unlink(missing_ok=True)  # not a persona until it is built again
+    if (out / "model").exists():
+        shutil.rmtree(out / "model")
+    _save_state(out, state)
+
+
 def _kept_path(state: dict, key: str, given: str | None, flag: str, *, begun: bool) -> str | None:
     """The resolved path `flag` gives, recorded in `state[key]`; without it, the one recorded
     before (None: the bundled model). A different one once the fine-tune has begun: InputError."""
@@ -165,6 +200,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     training_device(device)  # a device that cannot be used is said before any step, not at the fine-tune
     _claim(out, archive)
     state = _state(out)
+    _forget_withdrawn(out, state)
     if strength is None:  # a rerun keeps the strength the persona was given
         strength = state["done"].get("card", {}).get("strength", DEFAULT_STRENGTH)
     strength = float(strength)

@@ -49,10 +49,16 @@ class Persona:
 
 
 def load_persona(folder: str | Path) -> Persona:
+    from composer.persona.build import withdrawn_since
     from composer.persona.lyric_model import LyricModel
     from composer.persona.priors import Priors
 
     folder = Path(folder)
+    withdrawn = withdrawn_since(folder)
+    if withdrawn:
+        raise InputError(f"--persona {folder}: learnt {len(withdrawn)} file(s) whose consent was since withdrawn "
+                         f"({', '.join(withdrawn[:3])}{' ...' if len(withdrawn) > 3 else ''}); build it again "
+                         f"without them: composer persona build ARCHIVE -o {folder}")
     if not (folder / "persona.json").is_file():
         state = folder / "state.json"
         hint = " (its build did not finish: run `composer persona build` again to resume)" if state.is_file() else ""
