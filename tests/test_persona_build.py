@@ -583,6 +583,10 @@ def test_a_withdrawal_stops_the_persona_until_it_is_built_again_without_the_file
         load_persona(mine)
     result = CliRunner().invoke(main, ["daily", "--persona", str(mine), "-o", str(tmp_path / "d"), "--no-vocals"])
     assert result.exit_code == 2 and "withdrawn" in result.output and not (tmp_path / "d").exists()
+    from composer import doctor  # a persona folder is checked as the model it fine-tuned
+
+    check = next(c for c in doctor.run_checks(models=(str(mine),)) if str(mine) in c.name)
+    assert not check.ok and "audio/s2.wav" in check.detail
     # building it again learns everything afresh, without the file
     _build(archive_copy, mine, tiny_models)
     info = json.loads((mine / "persona.json").read_text())
