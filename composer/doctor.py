@@ -141,7 +141,13 @@ def _consent(model_dir: Path | None) -> Check:
     folder = model_dir or bundled_model_path()
     name = f"consent of what {'the bundled model' if model_dir is None else folder} learnt"
     if model_dir is not None and (folder / "persona.json").is_file() and (folder / "model").is_dir():
-        folder = folder / "model"  # a persona: the model it fine-tuned
+        from composer.persona.build import withdrawn_since
+
+        withdrawn = withdrawn_since(folder)  # a persona: what its archive withdrew, then the model it fine-tuned
+        if withdrawn:
+            return Check(name, False, f"learnt {len(withdrawn)} since-withdrawn file(s): {', '.join(withdrawn[:3])}",
+                         f"composer persona build ARCHIVE -o {folder} (builds it again without them)")
+        folder = folder / "model"
     if model_dir is not None and not index_exists(folder) and not (folder / "config.json").is_file():
         return Check(name, False, f"{folder} is neither a model checkpoint nor an originality index",
                      "pass a model folder (config.json + model.safetensors) or an index folder")
