@@ -95,6 +95,21 @@ def printable(text: str) -> str:
     return " ".join("".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc").split())
 
 
+_PRONOUN_I = re.compile(r"(?<![\w'’])i(?=(?:['’](?:m|ll|ve|d|s))?(?![\w'’]))")
+
+
+def capital_i(line: str) -> str:
+    """A line with the pronoun written as "I" ("i'm" -> "I'm"), what a model of lower-cased
+    words writes back in lower case."""
+    return _PRONOUN_I.sub("I", line)
+
+
+def title_case(text: str) -> str:
+    """A title: each word's first letter capital, the rest of it as written ("won't back down"
+    -> "Won't Back Down"; str.title() gives "Won'T")."""
+    return " ".join(word[:1].upper() + word[1:] for word in capital_i(text).split(" "))
+
+
 def parse(text: str) -> list[LyricSection]:
     """Sections of a lyric text, tagged or untagged (see the module docstring)."""
     if not isinstance(text, str):

@@ -512,6 +512,8 @@ def _printable_title(text: str) -> str:
 def _title(request: Prompt) -> str:
     words = [w for w in request.theme_words if len(w) > 3][:3]
     if words:
-        return " ".join(words).title()
+        import lyrics as lyrics_pkg
+
+        return lyrics_pkg.title_case(" ".join(words))
     described = " ".join(w for w in (request.tags.get("mood", "").split(",")[0], request.style or "") if w)
     return f"{described} song".strip().title() if described else "Untitled"

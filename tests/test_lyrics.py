@@ -269,3 +269,12 @@ def test_lyrics_imports_no_audio_torch_or_other_song_packages() -> None:
 def test_control_characters_are_dropped_from_lines() -> None:
     # a stray \x01 made the lead sheet malformed XML
     assert parse("[verse]\nla\x01 la\x7f la\n")[0].lines == ["la la la"]
+
+
+def test_titles_and_the_pronoun_are_written_as_people_write_them() -> None:
+    import lyrics
+
+    assert lyrics.title_case("nobody we won't back") == "Nobody We Won't Back"  # str.title(): "Won'T"
+    assert lyrics.title_case("i nobody can stop i'm") == "I Nobody Can Stop I'm"
+    assert lyrics.capital_i("and i'm sure i'll know, i said") == "and I'm sure I'll know, I said"
+    assert lyrics.capital_i("iris is in it, hi") == "iris is in it, hi"

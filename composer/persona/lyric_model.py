@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from composer.persona.priors import draw_at
+from lyrics import capital_i, title_case
 
 START, END = "<s>", "</s>"
 DISCOUNT = 0.75
@@ -277,7 +278,7 @@ class LyricModel:
                 continue
             chosen[index] = best
             lines.append(best)
-        return [line[0].upper() + line[1:] for line in lines]
+        return [capital_i(line[0].upper() + line[1:]) for line in lines]
 
     def title(self, sections: list[tuple[str, list[str]]], rng: random.Random) -> str:
         """A title: the chorus's first line when short, else its words that are the archive's images."""
@@ -285,9 +286,9 @@ class LyricModel:
         source = chorus or next((lines for _, lines in sections if lines), ["untitled"])
         first = source[0]
         if len(words(first)) <= 5:
-            return first.title()
+            return title_case(first)
         picked = [w for w in words(first) if w in self.images][:3] or words(first)[-2:]
-        return " ".join(picked).title()
+        return title_case(" ".join(picked))
 
     # --- storage ------------------------------------------------------------------
     def to_json(self) -> str:
