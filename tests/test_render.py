@@ -336,6 +336,10 @@ def test_restyle_and_interpolate(models, rendered):
     mixes = modes.interpolate(out / "song.wav", out / "song.flac", count=3, codec=codec, model=model,
                               options=_options(), progress=False)
     assert len(mixes) == 3 and [m.report["mode"]["alpha"] for m in mixes] == [0.0, 0.5, 1.0]
+    # the song between describes itself: its plan is its own audio's analysis, not an input's
+    middle = mixes[1]
+    assert middle.plan.title == "song to song (2 of 3)"
+    assert middle.plan.tempo_bpm == modes.analysed_plan(middle.audio, middle.sample_rate).tempo_bpm
 
 
 def test_interpolation_inverts_each_window_as_it_will_sample_it(models, rendered, monkeypatch):

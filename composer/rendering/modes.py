@@ -247,7 +247,12 @@ def interpolations(path_a: str | Path, path_b: str | Path, *, count: int = 5, se
         diffusion_seconds = time.monotonic() - clock
         clock = time.monotonic()
         audio = decode(codec, canvas, progress=False)
-        plan = plan_a if alpha < 0.5 else plan_b
+        # the plan of what was made, analysed (an end is its input's): a song between two others has
+        # neither's tempo or key for sure, and its plan.json, MIDI and lead sheet describe it
+        plan = plan_a if alpha == 0.0 else plan_b if alpha == 1.0 else analysed_plan(
+            audio, codec.sample_rate, title=f"{Path(path_a).stem} to {Path(path_b).stem} ({k + 1} of {count})")
+        if 0.0 < alpha < 1.0:
+            plan.tags = {**(plan_a if alpha < 0.5 else plan_b).tags, **plan.tags}
         seams = window_seams(windows)
         result = finish(plan, audio, codec, model, canvas, options=replace(options, evaluate=False), seed=seed,
                         spans=_clamped_spans(plan, codec.frame_rate, total), windows=windows, seams=seams,
