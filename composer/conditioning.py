@@ -116,9 +116,13 @@ def embed_texts(texts: list[str]) -> np.ndarray:
 
     Also the `embed` plug-in of `structure.plan`, which maps free prompt words to moods and genres.
     """
+    from composer.rendering.windows import conv_backend
+
     tokenizer, model = _sentence_model()
     batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-    with torch.no_grad():
+    # on the sampler's thread count, not the process's: its sums round differently on 1 and 2
+    # threads, and a render's bytes must not depend on where it runs (a batch worker, the CLI)
+    with torch.no_grad(), conv_backend.scope():
         hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

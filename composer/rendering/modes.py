@@ -71,7 +71,8 @@ def analysed_plan(audio: np.ndarray, sample_rate: int, *, prompt: str = "", titl
 
 
 def _encode(codec, audio: np.ndarray) -> torch.Tensor:
-    with torch.no_grad():
+    """The input's latents, on the sampler's thread count (`encode_guide` says why)."""
+    with torch.no_grad(), conv_backend.scope():
         return codec.encode_long(torch.from_numpy(audio)[None])[0]
 
 
