@@ -183,6 +183,8 @@ def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_mo
     assert states == {1: ("done", None), 2: ("failed", "input"), 3: ("done", None), 4: ("failed", "input"),
                       5: ("done", None), 6: ("done", None)}
     assert "tempo 0" in result.table() and not (out / PARTIAL_DIR).exists()
+    row_two = next(line for line in result.table().splitlines() if line.strip().startswith("2 "))
+    assert "bad input" in row_two and " failed " not in row_two  # as the summary line counts it
 
     # a rerun renders nothing again; an edited row renders again under its name
     before = (out / "first" / "song.wav").stat().st_mtime_ns

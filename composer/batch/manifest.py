@@ -96,7 +96,8 @@ class BatchResult:
     def table(self) -> str:
         """A plain-text table: line, name, state, attempts, seconds, error."""
         header = ("line", "name", "state", "tries", "seconds", "error")
-        body = [(str(e.line), e.name or "-", e.state, str(e.attempts),
+        body = [(str(e.line), e.name or "-", "bad input" if e.state == "failed" and e.error_kind == "input" else e.state,
+                 str(e.attempts),
                  f"{e.seconds:.1f}" if e.seconds is not None else "", e.error or "") for e in self.entries]
         widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header) - 1)]
         lines = []
@@ -159,8 +160,10 @@ class _BatchProgress:
 
     def _postfix(self, entries: list[Entry]) -> None:
         done = sum(e.state == "done" for e in entries)
-        failed = sum(e.state == "failed" for e in entries)
-        self.bar.set_postfix(done=done, failed=failed, remaining=len(entries) - done - failed, refresh=False)
+        bad = sum(e.state == "failed" and e.error_kind == "input" for e in entries)
+        failed = sum(e.state == "failed" for e in entries) - bad
+        self.bar.set_postfix(done=done, bad_input=bad, failed=failed, remaining=len(entries) - done - failed - bad,
+                             refresh=False)
 
 
 @contextmanager
