@@ -97,8 +97,9 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
         slots = fit_duration(slots, target, beats_per_bar)
         kept = [slot.kind for slot in slots]
         if lyrics is not None and sum(slot.bars for slot in slots) > target:
-            log.warning("lyrics: the words need %d bars at %g BPM (%.0f s), more than the %g s asked; the song is "
-                        "that long (at most two syllables a beat, a bar a line)",
+            log.warning("lyrics: their sections need %d bars at %g BPM (%.0f s), more than the %g s asked; the song "
+                        "is that long (a bar a line and at most two syllables a beat; a section without words that "
+                        "plays another's tune keeps its bars)",
                         sum(slot.bars for slot in slots), tempo, sum(slot.bars for slot in slots) * bar_seconds,
                         request.duration)
         if request.form and lyrics is None and len(kept) < len(asked):
