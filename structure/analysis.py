@@ -663,11 +663,8 @@ def estimate_plan(analysis: Analysis, *, title: str = "analysed",
         counts[kind] = counts.get(kind, 0) + 1
         chords = [[_bar_chord(analysis, offset + bar * bar_seconds, bar_seconds)]
                   for bar in range(start, end)]
-        sections.append(Section(name=f"{kind} {counts[kind]}", kind=kind, bars=end - start,
+        sections.append(Section(name=f"{kind}{counts[kind]}", kind=kind, bars=end - start,
                                 chords=chords, energy=level))
-    for section in sections:  # "intro 1" reads oddly when it is the only one
-        if counts[section.kind] == 1:
-            section.name = section.kind
     plan = SongPlan(title=title, tempo_bpm=tempo, beats_per_bar=beats_per_bar, key=analysis.key,
                     sections=sections, tags=dict(tags or {}))
     validate(plan)

@@ -263,3 +263,14 @@ def test_streamed_loudness_is_pyloudnorms(channels, seconds, rate):
         assert _streamed_loudness(audio, rate, chunk) == reference
     assert integrated_loudness(audio, rate) == reference
     assert integrated_loudness(np.zeros((1, rate)), rate) == float("-inf")
+
+
+def test_an_analysed_plan_names_its_sections_as_the_planner_does():
+    # "chorus1", not "chorus 1": `repaint --section chorus1` works on a restyled song as on any other
+    from synthetic_song import RATE, pop_plan, render
+
+    from structure.analysis import analyze, estimate_plan
+
+    plan = estimate_plan(analyze(render(pop_plan(120.0, "G major")), RATE))
+    assert all(" " not in s.name and s.name == f"{s.kind}{s.name[len(s.kind):]}" for s in plan.sections)
+    assert all(s.name[len(s.kind):].isdigit() for s in plan.sections)
