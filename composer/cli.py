@@ -318,7 +318,7 @@ def loop_cmd(prompt, bars, seed, output, overwrite, options, model_dir, codec_di
 def batch_cmd(prompts, output, workers, ray_address, seed_base, options, model_dir, codec_dir):
     """Render one song a row of PROMPTS (JSONL or CSV) into OUTPUT/NAME; rerun to resume.
 
-    Row fields: prompt, lyrics or lyrics_file, duration, seed, name, and any metadata
+    Row fields: prompt, lyrics or lyrics_file, duration, seed, name, voice (low or high), and any metadata
     field (genre, mood, tempo, key, ...). Exit code 0 only when every row rendered,
     1 when a render failed (rerun to retry), 2 when rows had bad input.
     """
