@@ -225,20 +225,15 @@ def test_a_fine_tune_is_checked_against_what_its_base_learnt(archive, tiny_model
 
 
 def test_a_copy_is_judged_in_beats_for_bars_of_one_beat(archive):
-    # in 1/4 every bar is one beat: three "bars" of a learnt tune are three beats, not a copy
-    # (every melody a 1/4 loop sketched was refused); five beats are
+    # in 1/4 every bar is one beat: four "bars" of a learnt tune are four beats, not a copy
+    # (every melody a 1/4 loop sketched was refused); six beats are
     from composer.originality.index import OriginalityIndex
 
     _, _, index_dir = archive
     index = OriginalityIndex.load(index_dir)
-    learnt = max((np.asarray(notes, dtype=np.float32) for notes, _ in index.melodies.values()), key=len)
-
-    def spanning(beats):  # the first notes of the learnt tune that span about `beats` beats
-        ends = learnt[:, 1] + learnt[:, 2] - learnt[0, 1]
-        return learnt[: int(np.searchsorted(ends, beats, side="right"))]
-
-    short, longer = spanning(3.0), spanning(8.0)
-    assert len(short) >= 4 and index.match_melody(short, 1)["bars"] > 2  # three bars of 1/4 ...
-    assert index.copied_melody(short, 1) is None  # ... are not a copy
-    assert index.copied_melody(longer, 1) is not None  # eight beats of 1/4 are
-    assert index.copied_melody(learnt, 4) is not None  # and 4/4 is judged as before: the whole tune
+    tune = np.array([[60 + (5 * i) % 12, float(i), 1.0] for i in range(10)], dtype=np.float32)  # one a beat
+    index.melodies = {0: (tune, 4)}
+    assert index.match_melody(tune[:4], 1)["bars"] == 4.0  # four bars of 1/4 ...
+    assert index.copied_melody(tune[:4], 1) is None  # ... are not a copy
+    assert index.copied_melody(tune[:6], 1) is not None  # six are
+    assert index.copied_melody(tune[:8], 4) is None and index.copied_melody(tune, 4) is not None  # 4/4 as before

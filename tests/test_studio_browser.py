@@ -159,11 +159,14 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     after, _ = _song_audio(page, url)
     assert after.shape == before.shape
     history = json.loads((out / "history.json").read_text())
-    lo, hi = json.loads((out / history[-1]["folder"] / "report.json").read_text())["repaints"][-1]["samples"]
+    repainted = json.loads((out / history[-1]["folder"] / "report.json").read_text())["repaints"][-1]
+    lo, hi = repainted["samples"]
     # the section, the decoder's reach, the voice's breath before it and its echo (1.2 s) after it
     assert target["start"] - 0.6 <= lo / rate and hi / rate <= target["end"] + 0.6 + 1.2
+    # ... and the sections that repeat it (the chorus is new everywhere); nothing else
+    spans = [(lo, hi), *[tuple(r) for r in repainted.get("repeat_samples", [])]]
     changed = np.nonzero(np.any(before != after, axis=-1) if before.ndim > 1 else before != after)[0]
-    assert len(changed) > 0 and changed.min() >= lo and changed.max() < hi
+    assert len(changed) > 0 and all(any(a <= c < b for a, b in spans) for c in changed)
     assert [h["kind"] for h in history] == ["render", "repaint"]
 
     # a broken upload gets the CLI's one-line error, naming the file
