@@ -579,3 +579,41 @@ def test_a_render_does_not_depend_on_the_process_thread_count(song):
     finally:
         torch.set_num_threads(threads)
     assert digests[0] == digests[1]
+
+
+def test_repainting_a_chorus_again_and_again_keeps_every_other_section(models, tmp_path):
+    # the repeat's joins are remade inside the repeat: the kept sections' latents never change
+    # (the join into a repeat used to be mixed again on every repaint, and grew)
+    from dataclasses import replace
+
+    from composer.errors import InputError
+    from composer.rendering.folder import load_render
+
+    codec, model = models
+    song = plan("genre=rock", duration=14, seed=3, write_lyrics=False)
+    song.sections.append(replace(song.sections[2], name="chorus3", repeat_of="chorus2"))  # a chain of repeats
+    render(song, seed=1, codec=codec, model=model, options=_options(), progress=False).save(tmp_path / "r")
+    spans = [(round(a * codec.frame_rate), round(b * codec.frame_rate)) for a, b in song.section_times()]
+    original = load_render(tmp_path / "r").latents.clone()
+    for seed in (5, 6, 7):
+        modes.repaint(tmp_path / "r", "chorus1", seed=seed, codec=codec, model=model, progress=False)
+    latents = load_render(tmp_path / "r").latents
+    for name in ("verse1", "outro1"):
+        a, b = spans[[s.name for s in song.sections].index(name)]
+        assert torch.equal(latents[:, a:b], original[:, a:b]), name
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["repaints"][-1]["repeats"] == ["chorus2", "chorus3"]  # through chorus2, too
+    # a repeat is repainted through what it repeats
+    with pytest.raises(InputError, match="--section chorus2: repeats chorus1; repaint chorus1"):
+        modes.repaint(tmp_path / "r", "chorus2", codec=codec, model=model, progress=False)
+
+
+def test_a_repaint_meets_the_kept_audio_in_a_crossfade():
+    # the decoder carries its phase through the song: a cut back to the old samples clicked
+    old = np.zeros((10000, 1), dtype=np.int16)
+    new = np.full((1, 10000), 1000, dtype=np.int16)
+    spliced = modes._splice(old, new, [(2000, 8000)])
+    assert (spliced[:2000] == 0).all() and (spliced[8000:] == 0).all()
+    assert (spliced[2000 + modes.SPLICE_FADE: 8000 - modes.SPLICE_FADE] == 1000).all()
+    edge = spliced[2000: 2000 + modes.SPLICE_FADE, 0]
+    assert (np.diff(edge.astype(int)) >= 0).all() and edge[0] < 10 and edge[-1] > 990

@@ -318,7 +318,7 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     codec, model = load_models(codec, model)
     _check_identity(report, codec, model)
     render_seed = int(report.get("seed", 0))
-    seed = (render_seed + 1) if seed is None else seed
+    seed = (render_seed + 1) % 2 ** 63 if seed is None else seed  # within --seed's own range
     options = RenderOptions.from_report(report)
     total = done.latents.shape[-1]
     # a restyled or interpolated song's plan is estimated in whole bars, so it rarely ends where
@@ -331,7 +331,14 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
                          f"{total * codec.hop_length / codec.sample_rate:.2f} s (cut or replaced?); render the song again")
     # the section and every section that repeats it: a chorus repainted is the new chorus everywhere
     # (repeats stay identical to it, as the render made them); the other sections keep every sample
-    targets = [section] + [s.name for s in plan.sections if s.repeat_of == section]
+    repeats = plan.section(section).repeat_of
+    if repeats:
+        raise InputError(f"--section {section}: repeats {repeats}; repaint {repeats} (the sections that repeat it "
+                         f"follow), or take {section}'s repeat_of out of plan.json and render the song again")
+    targets = [section]
+    for s in plan.sections:  # every section that repeats it, directly or through another repeat
+        if s.repeat_of in targets and s.name not in targets:
+            targets.append(s.name)
     sung = options.vocals and (done.path / folder.VOCALS_NAME).is_file()
     vocal = None
     if sung:
@@ -395,13 +402,33 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     return result
 
 
+SPLICE_FADE = 1024  # samples (43 ms at 24 kHz) over which a repaint's audio meets the kept audio
+
+
 def _splice(old: np.ndarray, new: np.ndarray, ranges: list[tuple]) -> np.ndarray:
     """16-bit `old` `[samples, channels]` with the samples of each (lo, hi, ...) of `ranges` from
-    `new` `[channels, samples]` (16-bit, or float converted as the render's own files were: `to_pcm`)."""
+    `new` `[channels, samples]` (16-bit, or float converted as the render's own files were: `to_pcm`).
+
+    Each range meets the kept audio in a raised-cosine crossfade of `SPLICE_FADE` samples at its
+    edges, inside the range: the spectral decoder carries its phase through the whole song, so
+    audio decoded after a changed latent has the old magnitudes but not the old phase, and a
+    cut back to the old samples clicked. The weights sum to one, so the stems still add up to
+    the song."""
     spliced = old.copy()
     for lo, hi, *_ in ranges:
         part = new[..., lo:hi]
-        spliced[lo:hi] = (part if part.dtype == np.int16 else to_pcm(part)).T
+        part = (part if part.dtype == np.int16 else to_pcm(part)).T.astype(np.float64)  # [samples, channels]
+        kept = old[lo:hi].astype(np.float64)
+        fade = min(SPLICE_FADE, (hi - lo) // 4)
+        weight = np.ones(hi - lo)  # the new audio's share
+        if fade > 0:
+            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)
+            if lo > 0:
+                weight[:fade] = ramp
+            if hi < old.shape[0]:
+                weight[-fade:] = ramp[::-1]
+        mixed = part * weight[:, None] + kept * (1.0 - weight)[:, None]
+        spliced[lo:hi] = np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
     return spliced
 
 

@@ -247,13 +247,22 @@ def render_latents(plan: SongPlan, model, conditioning: SongConditioning, spans:
                                      options=options, seed=seed + section.seed, section=section.name,
                                      section_index=index, init=copied, strength=section.variation,
                                      on_window=on_window)
-            if start > 0:  # join: the song so far continued over the boundary, faded into the copy
+            kept_before = chosen is not None and start > 0 and plan.sections[index - 1].name not in chosen
+            if start > 0 and not kept_before:  # join: the song so far continued over the boundary, faded into the copy
                 seams.append(_join_repeat(canvas, filled, start, src_start, fade, model=model,
                                           conditioning=conditioning, options=options, seed=seed,
                                           section=section.name, index=index, spans=spans, names=names, plan=plan))
+            # a repaint's new copy next to a kept section: the join is made again inside the copy only
+            # (the kept section's frames hold the render's own join; mixing them again drifted with
+            # every repaint), knowing the kept frames on the other side
+            half = max(1, fade // 2)
+            if kept_before:
+                _rejoin(canvas, start, min(end, start + half), model=model, conditioning=conditioning,
+                        options=options, seed=seed)
+                seams.append({"frame": start, "kind": "section", "section": section.name, "join": "inpainted"})
             if chosen is not None and end < total and plan.sections[index + 1].name not in chosen:
-                # a repaint's new copy meets the kept section after it: the join is made again
-                _repaint_seam(canvas, end, fade, model=model, conditioning=conditioning, options=options, seed=seed)
+                _rejoin(canvas, max(start, end - half), end, model=model, conditioning=conditioning,
+                        options=options, seed=seed)
             if on_section is not None:
                 on_section(index, canvas)
             continue
@@ -306,6 +315,17 @@ def _join_repeat(canvas, filled, start, src_start, fade, *, model, conditioning,
     after = torch.cat([lead_in, canvas[:, start: start + half]], dim=1)
     crossfade_join(canvas, start, before, after)
     return {"frame": start, "kind": "section", "section": section, "join": "crossfade", "frames": 2 * half}
+
+
+def _rejoin(canvas, lo: int, hi: int, *, model, conditioning, options, seed) -> None:
+    """Re-render frames lo..hi from what they hold (inpainting, `options.repaint_strength`),
+    every other frame known and kept: a join remade on one side of a boundary."""
+    if hi <= lo:
+        return
+    filled = torch.ones(canvas.shape[-1], dtype=torch.bool)
+    filled[lo:hi] = False
+    fill_span(canvas, filled, lo, hi, model=model, conditioning=conditioning, options=options, seed=seed,
+              section=f"join{lo}", section_index=-1, init=canvas[:, lo:hi].clone(), strength=options.repaint_strength)
 
 
 def _repaint_seam(canvas, frame, fade, *, model, conditioning, options, seed) -> None:
