@@ -192,6 +192,9 @@ def _loose_tag(line: str) -> str | None:
 def _repeat_count(label: str) -> int:
     """How many times a tag asks for its section ("Chorus x2": 2), within 1..MAX_REPEAT."""
     match = _REPEAT_COUNT.search(label)
+    if match and int(match.group(1)) > MAX_REPEAT:
+        logger.warning("lyrics: %r asks for %s times; a section is sung %d times at most", label, match.group(1),
+                    MAX_REPEAT)
     return max(1, min(MAX_REPEAT, int(match.group(1)))) if match else 1
 
 

@@ -284,3 +284,16 @@ def test_a_seam_time_that_is_not_a_number_names_the_seam(tmp_path):
     _render_dir(tmp_path / "r", report={"seams": [{"time": 7.5, "kind": "section"}, {"time": float("nan"), "kind": "window"}]})
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "r")])
     assert result.exit_code == 2 and "seams[1]" in result.output and "Traceback" not in result.output
+
+
+def test_a_silent_song_is_measured_without_warnings(tmp_path, recwarn):
+    import warnings
+
+    from composer.evaluate.folders import evaluate_dir
+
+    plan = _render_dir(tmp_path / "r")
+    audio_write(tmp_path / "r" / "song.wav", np.zeros((1, int(plan.duration * RATE)), dtype=np.float32), RATE)
+    warnings.simplefilter("always")
+    evaluate_dir(tmp_path / "r")
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [str(w.message) for w in recwarn]
+    assert (tmp_path / "r" / "evaluation.png").stat().st_size > 0

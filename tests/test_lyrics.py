@@ -278,3 +278,10 @@ def test_titles_and_the_pronoun_are_written_as_people_write_them() -> None:
     assert lyrics.title_case("i nobody can stop i'm") == "I Nobody Can Stop I'm"
     assert lyrics.capital_i("and i'm sure i'll know, i said") == "and I'm sure I'll know, I said"
     assert lyrics.capital_i("iris is in it, hi") == "iris is in it, hi"
+
+
+def test_a_repeat_count_past_the_limit_says_so(caplog) -> None:
+    with caplog.at_level("WARNING", logger="lyrics.sections"):
+        sections = parse("[Chorus x999]\nsing it loud\n")
+    assert "asks for 999 times; a section is sung 8 times at most" in caplog.text
+    assert len(sections) == 8

@@ -237,3 +237,13 @@ def test_a_copy_is_judged_in_beats_for_bars_of_one_beat(archive):
     assert index.copied_melody(tune[:4], 1) is None  # ... are not a copy
     assert index.copied_melody(tune[:6], 1) is not None  # six are
     assert index.copied_melody(tune[:8], 4) is None and index.copied_melody(tune, 4) is not None  # 4/4 as before
+
+
+def test_a_silent_file_has_no_windows_to_match():
+    # digital silence used to be fingerprinted (its floor was relative to its own loudest frame)
+    from composer.originality.fingerprint import fingerprint
+
+    vectors, times = fingerprint(np.zeros(16000 * 12, dtype=np.float32), 16000)
+    assert vectors.shape[0] == 0 and times.shape[0] == 0
+    vectors, _ = fingerprint((0.1 * np.sin(np.arange(16000 * 12) * 0.05)).astype(np.float32), 16000)
+    assert vectors.shape[0] > 0

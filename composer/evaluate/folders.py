@@ -73,7 +73,16 @@ def _is_loop(path: Path) -> bool:
 
 
 def _plot(path: Path, measurement: Measurement, plan: SongPlan) -> None:
-    """Self-similarity with the planned boundaries, and the seam scores over time."""
+    """Self-similarity with the planned boundaries, and the seam scores over time (a silent song's
+    flat image is drawn without matplotlib's warnings about it)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _draw(path, measurement, plan)
+
+
+def _draw(path: Path, measurement: Measurement, plan: SongPlan) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -71,6 +71,8 @@ def fingerprint(audio: np.ndarray, sample_rate: int, *, hop: float = QUERY_HOP) 
     Audio shorter than one window gives one vector of what there is. Silent windows
     (below -60 dBFS) are left out: silence matches silence everywhere.
     """
+    if not np.abs(np.asarray(audio)).max(initial=0.0) >= 1e-3:  # the whole file below -60 dBFS (or digital silence)
+        return np.zeros((0, dimension()), dtype=np.float32), np.zeros(0, dtype=np.float32)
     frames = _frames(audio, sample_rate)
     per_window = int(round(WINDOW_SECONDS / FRAME_HOP))
     stride = max(1, int(round(hop / FRAME_HOP)))
