@@ -203,14 +203,6 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
     return record
 
 
-def changed_stamp(stamp: Path, recipe: dict) -> bool:
-    """Whether `stamp` (unreadable, or without every key) differs from `recipe`: rewritten then."""
-    try:
-        return json.loads(stamp.read_text()) != recipe
-    except (OSError, ValueError):
-        return True
-
-
 def _worker(args) -> dict:
     item, out_dir, soundfonts = args
     return render_item(item, Path(out_dir), soundfonts)
@@ -250,21 +242,20 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
     recipe = {"seed": seed, "sources": sorted(sources),  # in any order: the songs are the same
               "soundfonts": {split: str(Path(path).resolve()) for split, path in soundfonts.items()}}
     stamp = out / "corpus.json"
-    if stamp.is_file():
-        try:
-            kept = json.loads(stamp.read_text())
-        except (OSError, ValueError):
-            kept = None
-        if isinstance(kept, dict) and isinstance(kept.get("sources"), list):
-            kept["sources"] = sorted(map(str, kept["sources"]))
-        changed = sorted(k for k in recipe if isinstance(kept, dict) and kept.get(k) != recipe[k])
-        if changed:
-            raise InputError(f"-o {out_dir}: a corpus built with " + ", ".join(f"{k}={kept.get(k)}" for k in changed)
-                             + "; this run asks " + ", ".join(f"{k}={recipe[k]}" for k in changed)
-                             + " (give the same options to finish it, or name a new folder)")
+    try:
+        kept = json.loads(stamp.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: this run's recipe is written
+        kept = None
+    if isinstance(kept, dict) and isinstance(kept.get("sources"), list):
+        kept["sources"] = sorted(map(str, kept["sources"]))
+    changed = sorted(k for k in recipe if isinstance(kept, dict) and kept.get(k) != recipe[k])
+    if changed:
+        raise InputError(f"-o {out_dir}: a corpus built with " + ", ".join(f"{k}={kept.get(k)}" for k in changed)
+                         + "; this run asks " + ", ".join(f"{k}={recipe[k]}" for k in changed)
+                         + " (give the same options to finish it, or name a new folder)")
     for sub in ("audio", "plans", "labels", "records"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    if not stamp.is_file() or changed_stamp(stamp, recipe):
+    if kept != recipe:  # a rerun of the same corpus writes nothing
         write_text_atomic(stamp, json.dumps(recipe, indent=1) + "\n")
     share = minutes / len(sources)
     items = []
