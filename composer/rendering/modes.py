@@ -356,14 +356,14 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     diffusion_seconds = time.monotonic() - clock
     decoded = decode(codec, canvas)
     names = [s.name for s in plan.sections]
-    margin = codec.receptive_frames + 1  # decoded audio changes only this far outside the section
-    fade = max(2, int(round(options.crossfade_beats * plan.seconds_per_beat * codec.frame_rate)) // 2 * 2)
+    # the latents change only inside the sections (a repeat's joins are remade inside it); the audio
+    # is taken as far as the decoder reaches, and meets the kept audio in `_splice`'s crossfade
+    margin = codec.receptive_frames + 1
     ranges = []
     for name in targets:
         start, end = spans[names.index(name)]
-        after = fade // 2 if name != section else 0  # a repeat's join to the kept section after it is made again
         ranges.append((max(0, (start - margin) * codec.hop_length),
-                       min(old.shape[0], (end + after + margin) * codec.hop_length), start, end))
+                       min(old.shape[0], (end + margin) * codec.hop_length), start, end))
     new_report = dict(report)
     stems_pcm = {}
     if vocal is not None:
