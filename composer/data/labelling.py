@@ -128,6 +128,14 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     return counts
 
 
+def _analysed_fields(row) -> set[str]:
+    """The fields of a row an earlier analysis filled (not the user's): recorded in
+    `analysed_fields`, or, for a row labelled before they were, tempo, key and beats_per_bar."""
+    if row.fields.get("labels_source") == "analysis" and "analysed_fields" not in row.fields:
+        return {"tempo", "key", "beats_per_bar"}
+    return set(row.fields.get("analysed_fields") or ())
+
+
 def _agree_with_given_labels(row, plan, trust: dict) -> None:
     """Labels the row already gives are the user's word: its key names the plan's key (the chords
     stay as analysed); a tempo (beyond 4 %) or meter the analysis does not find makes the
@@ -135,9 +143,7 @@ def _agree_with_given_labels(row, plan, trust: dict) -> None:
     from structure.prompt import parse_meter, parse_tempo
     from structure.schema import Key, PlanError
 
-    filled = set(row.fields.get("analysed_fields") or ())
-    if row.fields.get("labels_source") == "analysis" and "analysed_fields" not in row.fields:
-        filled = {"tempo", "key", "beats_per_bar"}  # labelled before the fields it filled were recorded
+    filled = _analysed_fields(row)
     given = {k: v for k, v in row.fields.items() if k not in filled}  # an earlier analysis's are not the user's
     try:
         if isinstance(given.get("key"), str) and given["key"].strip():
@@ -192,9 +198,7 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
         np.save(handle, controls(plan, LABEL_FRAME_RATE, frames=frames).astype(np.float16), allow_pickle=False)
     os.replace(tmp, label_path)
     # the fields the analysis fills (the row's own stay): a later --overwrite replaces these, not those
-    filled = set(row.fields.get("analysed_fields") or ())
-    if row.fields.get("labels_source") == "analysis" and "analysed_fields" not in row.fields:
-        filled = {"tempo", "key", "beats_per_bar"}
+    filled = _analysed_fields(row)
     for name, value in (("tempo", round(plan.tempo_bpm, 2)), ("key", str(plan.key)),
                         ("beats_per_bar", plan.beats_per_bar)):
         if name in filled or name not in row.fields:
