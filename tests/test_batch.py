@@ -405,12 +405,29 @@ def test_worker_processes_and_ray_render_the_same_bytes(tmp_path, tiny_models):
                            progress=False, **runner)
         assert result.exit_code == 0, result.table()
         assert song_dirs(tmp_path / out) == ["one", "two"]
-        return {name: (tmp_path / out / name / "song.wav").read_bytes() for name in ("one", "two")}
+        return {f"{name}/{stem}": (tmp_path / out / name / stem).read_bytes()
+                for name in ("one", "two") for stem in ("song.wav", "accompaniment.wav", "vocals_dry.wav")}
+
+    def differences(got: dict[str, bytes], want: dict[str, bytes]) -> list[str]:
+        """Which files differ, and by how much (the stems say where a difference began)."""
+        import io
+
+        import numpy as np
+
+        found = []
+        for key in sorted(want):
+            if got[key] != want[key]:
+                a, b = (soundfile.read(io.BytesIO(x), dtype="int16")[0].astype(int).ravel() for x in (got[key], want[key]))
+                n = min(len(a), len(b))
+                diff = np.abs(a[:n] - b[:n])
+                found.append(f"{key}: {int((diff > 0).sum())} samples differ, by up to {int(diff.max())}, "
+                             f"first at {int(np.argmax(diff > 0))}, lengths {len(a)} / {len(b)}")
+        return found
 
     here = render_with("here")
-    assert render_with("processes", workers=2) == here
+    assert differences(render_with("processes", workers=2), here) == []
     pytest.importorskip("ray")  # an optional extra: the local paths above are checked without it
-    assert render_with("ray", ray_address="local", workers=2) == here
+    assert differences(render_with("ray", ray_address="local", workers=2), here) == []
 
 
 def test_analysis_workers_end_with_a_killed_parent(tmp_path):
