@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -68,21 +67,34 @@ def parse_prompt(prompt: str, *, embed: Embed | None = None) -> Prompt:
     """
     if not isinstance(prompt, str):
         raise PlanError("prompt", "expected text")
-    try:
-        tokens = shlex.split(prompt)
-    except ValueError as error:
-        raise PlanError("prompt", f"cannot parse ({error}); check quotes") from None
+    fields, free_text = split_prompt(prompt)
     result = Prompt(text=prompt)
-    free_words: list[str] = []
-    for token in tokens:
-        if "=" in token and re.match(r"^[A-Za-z_][\w\-]*=", token):
-            name, value = token.split("=", 1)
-            _apply_field(result, name.lower(), value.strip())
-        else:
-            free_words.append(token)
-    if free_words:
-        _apply_free_text(result, " ".join(free_words), embed=embed)
+    for name, value in fields:
+        _apply_field(result, name.lower(), value.strip())
+    if free_text:
+        _apply_free_text(result, free_text, embed=embed)
     return result
+
+
+# a field is `name=value`, its value bare or quoted ("..." or '...') right after the "="
+_FIELD_TOKEN_RE = re.compile(r"""(?<!\S)([A-Za-z_][\w\-]*)=(?:"([^"]*)"|'((?:[^']|'(?=\w))*)'|(["'])|([^\s"']\S*|))""")
+
+
+def split_prompt(prompt: str) -> tuple[list[tuple[str, str]], str]:
+    """A prompt's `name=value` fields, and its free text: everything else, as written but for
+    quotation marks around words (an apostrophe inside a word is kept: "my mother's garden",
+    "chanson d'amour"; a shell-style split refused both)."""
+    fields, free, at = [], [], 0
+    for match in _FIELD_TOKEN_RE.finditer(prompt):
+        if match.group(4):
+            raise PlanError(f"prompt field {match.group(1).lower()}",
+                            f"its value opens a quote ({match.group(4)}) that is never closed")
+        free.append(prompt[at: match.start()])
+        at = match.end()
+        fields.append((match.group(1), next(g for g in (match.group(2), match.group(3), match.group(5)) if g is not None)))
+    free.append(prompt[at:])
+    text = re.sub(r"[\"\u201c\u201d]|(?<!\w)['\u2018\u2019]|['\u2018\u2019](?!\w)", " ", " ".join(free))
+    return fields, " ".join(text.split())
 
 
 def _apply_field(result: Prompt, name: str, value: str) -> None:
@@ -138,7 +150,7 @@ def parse_duration(value: str, where: str) -> float:
     return float(seconds)
 
 
-_KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])[\s-]*(#|b|sharp|flat)?[\s-]*"
+_KEY_RE = re.compile(r"\b(?:in\s+)?([A-Ga-g])[\s-]*(#|♯|b|♭|sharp|flat)?[\s-]*"
                      r"(major|minor|maj|min|m|dorian|mixolydian|lydian|phrygian)\b", re.IGNORECASE)
 _TEMPO_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)  # out of range: an error
 # "tempo 150", "tempo: 128": the word itself (not "mid-tempo"), and a number that ends the phrase
@@ -191,7 +203,7 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
                 and not before.endswith((" in", "key of", "in the key of")) and before != "in" \
                 and not _KEY_WORDS_AFTER.match(rest, match.end()):
             continue  # "a major label", "a minor hit": the article, not the key of A
-        accidental = {"sharp": "#", "flat": "b"}.get((match.group(2) or "").lower(), match.group(2) or "")
+        accidental = {"sharp": "#", "flat": "b", "♯": "#", "♭": "b"}.get((match.group(2) or "").lower(), match.group(2) or "")
         result.key = Key.parse(f"{match.group(1)}{accidental} {match.group(3)}", "prompt key")
         rest = rest.replace(match.group(0), " ")
     if (match := _BARE_KEY_RE.search(rest)) and result.key is None:
@@ -213,7 +225,8 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
         if " " in phrase and phrase in lowered:  # multi-word phrases first
             _add_tag(result, _field_of(phrase), phrase)
             lowered = lowered.replace(phrase, " ")
-    words = [w for w in re.findall(r"[a-z][a-z'&\-]*", lowered) if w not in STOP_WORDS]
+    # words of any script ("ré", "мечта"), with the apostrophes, hyphens and ampersands inside them
+    words = [w for w in re.findall(r"[^\W\d_](?:[^\W\d_]|['&\-](?=[^\W\d_]))*", lowered) if w not in STOP_WORDS]
     for word in words:
         if word in MOOD_SYNONYMS:
             _add_tag(result, "mood", MOOD_SYNONYMS[word])

@@ -220,6 +220,15 @@ def test_unknown_words_stay_theme_tags():
     ("slow tempo 2 choruses", "tempo_bpm", 70.0),
     ("gospel song about John 3:16", "duration", None),  # a verse, not a length
     ("a 4:00 song", "duration", 240.0),
+    # apostrophes are words' own, not shell quotes; keys written with the music signs
+    ("a song about my mother's garden", "theme_words", ["mother's", "garden"]),
+    ("don't stop, 100 bpm", "tempo_bpm", 100.0),
+    ("chanson d'amour triste en ré mineur", "theme_words", ["chanson", "d'amour", "triste", "en", "ré", "mineur"]),
+    ("genre=rock title='It's me' sad", "title", "It's me"),
+    ('a "quoted" word', "theme_words", ["quoted", "word"]),
+    ("sad ballad in E♭ minor", "key", Key("Eb", "minor")),
+    ("in F♯ minor, slow", "key", Key("F#", "minor")),
+    ("hymn in B♭", "key", Key("Bb", "major")),
 ])
 def test_prompt_fields(text, field, value):
     assert getattr(parse_prompt(text), field) == value
@@ -287,7 +296,8 @@ def test_malformed_json(text):
     ("form=\"verse verze\"", "prompt field form"),
     ("meter=13/4", "prompt field meter"),
     ("duration=0", "prompt field duration"),
-    ('title="unclosed', "prompt"),
+    ('title="unclosed', "prompt field title"),
+    ("key='E minor", "prompt field key"),
 ])
 def test_bad_prompts_raise_plan_error_naming_the_field(prompt, field):
     with pytest.raises(PlanError) as error:
