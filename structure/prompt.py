@@ -80,6 +80,20 @@ def parse_prompt(prompt: str, *, embed: Embed | None = None) -> Prompt:
 _FIELD_TOKEN_RE = re.compile(r"""(?<!\S)([A-Za-z_][\w\-]*)=(?:"([^"]*)"|'((?:[^']|'(?=\w))*)'|(["'])|([^\s"']\S*|))""")
 
 
+def field_token(name: str, value: object) -> str:
+    """`name=value` as `split_prompt` reads it back: bare, or in double quotes, or in single
+    quotes where the value holds a double one (its apostrophes inside words are kept);
+    a value that would close either quote has its double quotes written as curly ones."""
+    text = str(value)
+    if text and not re.search(r"[\s\"']", text):
+        return f"{name}={text}"
+    if '"' not in text:
+        return f'{name}="{text}"'
+    if not re.search(r"'(?!\w)", text):
+        return f"{name}='{text}'"
+    return f'{name}="{text.replace(chr(34), chr(0x201D))}"'
+
+
 def split_prompt(prompt: str) -> tuple[list[tuple[str, str]], str]:
     """A prompt's `name=value` fields, and its free text: everything else, as written but for
     quotation marks around words (an apostrophe inside a word is kept: "my mother's garden",

@@ -54,7 +54,7 @@ def test_csv_rows_merge_metadata_and_number_lines(tmp_path):
     assert errors == []
     first, second = rows
     assert (first.line, first.name, first.seed, first.duration) == (2, "trains", 102, 60.0)
-    assert first.prompt == "wistful song about trains genre=folk key='D minor' tempo=96"
+    assert first.prompt == 'wistful song about trains genre=folk key="D minor" tempo=96'
     assert first.lyrics == "[verse]\nthe night train calls\n"
     # a quoted cell spanning lines: numbered by the line the row starts on
     assert (second.line, second.name, second.seed) == (4, "row0004", 7)

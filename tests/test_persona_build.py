@@ -301,7 +301,7 @@ def test_an_archive_without_words_gives_instrumental_days(built, tmp_path):
     priors = Priors.from_songs([{"mood": "sad", "form": ["verse", "chorus", "bridge"]}])
     song = draw_song(_tiny_persona(priors, LyricModel.train([])), __import__("datetime").date(2027, 1, 1))
     assert song["lyrics"] is None and "no words" in song["instrumental"]
-    assert "form='verse chorus bridge'" in song["prompt"]
+    assert 'form="verse chorus bridge"' in song["prompt"]
     # and rendered: the built persona with a lyric model of no words
     silent = tmp_path / "silent"
     shutil.copytree(persona, silent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -743,3 +744,15 @@ def test_the_longest_song_fits_at_any_tempo(prompt):
 def test_a_form_too_short_for_its_duration_names_the_duration():
     with pytest.raises(PlanError, match="duration: 1800 s is 2250 bars at 300 BPM, more than the form's 1 section"):
         plan("form=solo tempo=300", duration=1800, seed=0)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=30))
+def test_a_field_token_reads_back_as_its_value(value):
+    """Batch rows and daily prompts quote their fields with field_token: the prompt reads the value back."""
+    from structure.prompt import field_token, split_prompt
+
+    fields, free = split_prompt(field_token("title", value) + " sad")
+    assert free == "sad"
+    assert fields == [("title", value if not ('"' in value and re.search(r"'(?!\w)", value))
+                       else value.replace('"', "\u201d"))]

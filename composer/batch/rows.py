@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import re
-import shlex
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from composer.batch.manifest import LOCK_NAME, MANIFEST_NAME
 from composer.errors import InputError
+from structure.prompt import field_token
 
 ROW_FIELDS = ("prompt", "lyrics", "lyrics_file", "duration", "seed", "name", "voice")
 MAX_NAME_LENGTH = 200  # bytes: the folder's temporary name adds some 25 to it, within 255
@@ -254,7 +254,7 @@ def _metadata_token(key: object, value: object) -> str:
         text = ", ".join(str(v).strip() for v in value)
     else:
         raise InputError(f"field {key}: expected text, a number or a list of them, got {type(value).__name__}")
-    return f"{key}={shlex.quote(text)}"
+    return field_token(key, text)
 
 
 def _row_seed(value: object) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from composer.errors import InputError
+from structure.prompt import field_token
 
 log = logging.getLogger(__name__)
 
@@ -206,20 +207,16 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
     else:
         text = "\n\n".join(f"[{SECTION_TAG.get(kind, kind.title())}]" + ("\n" + "\n".join(lines) if lines else "")
                            for kind, lines in sections)
-    tokens = [f"{key}={_quote(value)}" for key, value in sorted(values.items())
+    tokens = [field_token(key, value) for key, value in sorted(values.items())
               if key not in ("beats_per_bar", "title")]
     if "beats_per_bar" in values:  # the one meter of the prompt: drawn, or pinned
         tokens.append(f"meter={values['beats_per_bar']}/4")
     if text is None:  # no lyric tags to name the form: the prompt does
-        tokens.append(f"form={_quote(' '.join(form))}")
+        tokens.append(field_token("form", " ".join(form)))
     return {"date": day.isoformat(), "seed": seed, "title": title, "metadata": values, "form": form,
             "priors": drawn["priors"], "lyrics": text, "prompt": " ".join(tokens), "instrumental": instrumental}
 
 
-def _quote(value) -> str:
-    import shlex
-
-    return shlex.quote(str(value))
 
 
 def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int = 1,
