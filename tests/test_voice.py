@@ -569,10 +569,22 @@ def test_render_sings_repaint_resings_one_section_restyle_keeps_the_voice(tmp_pa
     assert np.std(ratio) < 0.05 * np.abs(np.mean(ratio))  # the same voice, only its level changed
     for name in ("lyrics.lrc", "lyrics.json"):  # and its words, at the times it sings them
         assert (restyled / name).read_bytes() == (out / name).read_bytes()
-    # repainting the restyled song keeps its voice in the mix: song = accompaniment + vocals
-    analysed = json.loads((restyled / "report.json").read_text())["sections"][0]["name"]
-    result = _composer("repaint", restyled, "--section", analysed, "--codec", codec, "--model", model)
+    # its plan and lead sheet are the song's, words and title kept (they were an analysis titled
+    # "accompaniment", without words), in the new style; the report says which voice sang
+    source_plan, restyled_plan = (json.loads((d / "plan.json").read_text()) for d in (out, restyled))
+    assert restyled_plan["title"] == source_plan["title"] and restyled_plan["style"] == "jazz"
+    assert [s.get("lyrics") for s in restyled_plan["sections"]] == [s.get("lyrics") for s in source_plan["sections"]]
+    assert "<text>Home,</text>" in (restyled / "lead_sheet.musicxml").read_text()
+    restyled_report = json.loads((restyled / "report.json").read_text())
+    assert restyled_report["vocals"]["voice"] == "low"
+    # repainting the restyled song re-sings its section in the same voice, and keeps the mix: song = accompaniment + vocals
+    chorus = [s for s in restyled_report["sections"] if s["name"].startswith("chorus")][0]
+    a, b = int(chorus["start"] * rate), int(chorus["end"] * rate)
+    sung_before = np.sqrt(np.mean(sf.read(restyled / "vocals.wav", dtype="float32")[0][a:b] ** 2))
+    result = _composer("repaint", restyled, "--section", chorus["name"], "--codec", codec, "--model", model)
     assert result.exit_code == 0, result.output
+    sung_after = np.sqrt(np.mean(sf.read(restyled / "vocals.wav", dtype="float32")[0][a:b] ** 2))
+    assert 0.5 < sung_after / sung_before < 2.0  # re-sung at the level the restyle gave the voice
     song, _ = sf.read(restyled / "song.wav", dtype="float32", always_2d=True)
     backing, _ = sf.read(restyled / "accompaniment.wav", dtype="float32", always_2d=True)
     voice, _ = sf.read(restyled / "vocals.wav", dtype="float32", always_2d=True)

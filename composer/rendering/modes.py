@@ -56,11 +56,16 @@ def _read_audio(path: str | Path, codec) -> np.ndarray:
 
 def analysed_plan(audio: np.ndarray, sample_rate: int, *, prompt: str = "", title: str = "analysed") -> SongPlan:
     """A plan estimated from audio, with the style and tags of `prompt` (if any)."""
-    from composer.conditioning import embed_texts
     from structure.analysis import analyze, estimate_plan
+
+    return with_prompt(estimate_plan(analyze(audio, sample_rate), title=title), prompt)
+
+
+def with_prompt(plan: SongPlan, prompt: str) -> SongPlan:
+    """`plan` with the style and tags of `prompt` (if any) over its own."""
+    from composer.conditioning import embed_texts
     from structure.prompt import parse_prompt
 
-    plan = estimate_plan(analyze(audio, sample_rate), title=title)
     if prompt:
         request = parse_prompt(prompt, embed=embed_texts)
         plan.tags = {**plan.tags, **request.tags}
@@ -68,6 +73,22 @@ def analysed_plan(audio: np.ndarray, sample_rate: int, *, prompt: str = "", titl
             plan.style = request.style
             plan.tags["genre"] = request.style
     return plan
+
+
+def _source_plan(source: Path | None, seconds: float) -> SongPlan | None:
+    """The plan of the render folder a restyle reads (its exact tempo, key, form, melody, words
+    and title), when it has one that lasts as long as its song (within a bar: a restyled
+    song's plan is in whole bars); None otherwise, and the song is analysed."""
+    from composer.rendering import folder
+
+    if source is None or not (source / folder.PLAN_NAME).is_file():
+        return None
+    try:
+        plan = folder.read_plan(source)
+    except InputError:
+        return None
+    bar = plan.seconds_per_beat * plan.beats_per_bar
+    return plan if abs(plan.duration - seconds) <= bar + 0.5 else None
 
 
 def _encode(codec, audio: np.ndarray) -> torch.Tensor:
@@ -91,18 +112,29 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
                                                                     options.control_groups else ANALYSIS_GROUPS))
     timings = {}
     clock = time.monotonic()
+    from composer.rendering import folder
+
     kept = _sung_render(audio_path)
+    title = Path(audio_path).stem if Path(audio_path).is_file() else Path(audio_path).name
+    source = None  # the render folder it comes from, if any
     if kept is not None:  # a sung render: restyle its accompaniment, keep its voice
         audio_path = kept[0]
+        source = kept[0].parent
     elif Path(audio_path).is_dir():  # a render folder without a voice: its song
-        from composer.rendering import folder
-
         if not (Path(audio_path) / folder.SONG_WAV).is_file():
             raise InputError(f"{audio_path}: a folder without a song in it (give an audio file or a render folder)")
         audio_path = Path(audio_path) / folder.SONG_WAV
+        source = audio_path.parent
+    elif Path(audio_path).name in (folder.SONG_WAV, folder.SONG_FLAC):
+        source = Path(audio_path).parent
     codec, model = load_models(codec, model)
     audio = _read_audio(audio_path, codec)
-    plan = analysed_plan(audio, codec.sample_rate, prompt=prompt, title=Path(audio_path).stem)
+    plan = _source_plan(source, audio.shape[-1] / codec.sample_rate)
+    if plan is not None:
+        title = plan.title
+        plan = with_prompt(plan, prompt)
+    else:
+        plan = analysed_plan(audio, codec.sample_rate, prompt=prompt, title=title)
     latents = _encode(codec, audio)
     total = latents.shape[-1]
     conditioning = prepare_conditioning(plan, model, total, codec.frame_rate, control_groups=options.control_groups)
@@ -143,6 +175,7 @@ def _sung_render(path: str | Path) -> tuple[Path, Path, Path] | None:
 
 def _with_kept_vocals(accompaniment: np.ndarray, kept, codec):
     """The restyled accompaniment with the render's own vocal, levelled as a render levels it."""
+    from composer.rendering import folder
     from composer.rendering.vocals import Stems
     from composer.voice.mix import lu_difference, mix, vocal_gain
 
@@ -157,7 +190,17 @@ def _with_kept_vocals(accompaniment: np.ndarray, kept, codec):
     whole = [(0.0, length / codec.sample_rate)]
     level = vocal_gain(wet, accompaniment, whole, codec.sample_rate)
     wet, dry = wet * level, dry * level
-    report = {"kept_from": str(wet_path.parent), "level_gain": round(level, 6),
+    try:  # how the render sang it (a repaint of the restyled song re-sings a section the same way)
+        source = folder.read_report(wet_path.parent)
+    except InputError:
+        source = {}
+    sung = dict(source.get("vocals") or {})
+    # the kept stems are the sung voice at the render's level and gain: a voice re-sung for the
+    # restyled song is brought to this level (the restyle's own gain is applied after it)
+    sung_at = float(sung.get("level_gain") or 1.0) * float(source.get("gain") or 1.0)
+    for name in ("lu_above_accompaniment", "measured_over", "kept_from"):
+        sung.pop(name, None)
+    report = {**sung, "kept_from": str(wet_path.parent), "level_gain": round(level * sung_at, 6),
               "lu_above_accompaniment": lu_difference(wet, accompaniment, whole, codec.sample_rate),
               "measured_over": "the whole song"}
     return mix(accompaniment, wet), Stems(accompaniment, wet, dry), report
