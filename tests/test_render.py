@@ -378,6 +378,9 @@ def test_interpolating_inputs_of_different_lengths_says_the_cut(models, rendered
         mixes = modes.interpolate(out / "song.wav", tmp_path / "short.wav", count=2, codec=codec, model=model,
                                   options=_options(), progress=False)
     assert f"{out / 'song.wav'} is cut to" in caplog.text and abs(mixes[0].duration - len(audio) / rate / 2) < 0.1
+    # the first song's plan is the cut song's (it was the whole input's: 2x too long, sections past the end)
+    bar = mixes[0].plan.seconds_per_beat * mixes[0].plan.beats_per_bar
+    assert mixes[0].plan.duration <= mixes[0].duration + bar
 
 
 def test_a_restyled_song_repaints_though_its_plan_is_in_whole_bars(models, rendered, tmp_path):

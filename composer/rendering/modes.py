@@ -252,13 +252,18 @@ def interpolations(path_a: str | Path, path_b: str | Path, *, count: int = 5, se
     options = replace(options or RenderOptions(), control_groups=ANALYSIS_GROUPS)
     codec, model = load_models(codec, model)
     audio_a, audio_b = _read_audio(path_a, codec), _read_audio(path_b, codec)
+    # both are cut to the shorter one's length before they are analysed: the end songs' plans,
+    # MIDI and lead sheets describe what is made (they described the whole longer input)
+    shorter = min(audio_a.shape[-1], audio_b.shape[-1])
+    if max(audio_a.shape[-1], audio_b.shape[-1]) - shorter > codec.sample_rate:  # more than a second apart
+        longer = path_a if audio_a.shape[-1] > shorter else path_b
+        log.warning("interpolate: %s is cut to %.1f s, the length of the shorter input", longer,
+                    shorter / codec.sample_rate)
+    audio_a, audio_b = audio_a[..., :shorter], audio_b[..., :shorter]
     plan_a = analysed_plan(audio_a, codec.sample_rate, title=Path(path_a).stem)
     plan_b = analysed_plan(audio_b, codec.sample_rate, title=Path(path_b).stem)
     z_a, z_b = _encode(codec, audio_a), _encode(codec, audio_b)
     total = min(z_a.shape[-1], z_b.shape[-1])
-    if max(z_a.shape[-1], z_b.shape[-1]) - total > codec.frame_rate:  # more than a second apart
-        longer = path_a if z_a.shape[-1] > total else path_b
-        log.warning("interpolate: %s is cut to %.1f s, the length of the shorter input", longer, total / codec.frame_rate)
     z_a, z_b = z_a[:, :total], z_b[:, :total]
     cond_a = prepare_conditioning(plan_a, model, total, codec.frame_rate, control_groups=ANALYSIS_GROUPS)
     cond_b = prepare_conditioning(plan_b, model, total, codec.frame_rate, control_groups=ANALYSIS_GROUPS)
