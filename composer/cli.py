@@ -57,14 +57,15 @@ def plan_cmd(prompt, lyrics_file, duration, seed, output):
     """Write the song plan (form, tempo, key, chords, melody, lyrics) for PROMPT."""
     from composer import plan
     from composer.data.audio import write_text_atomic
-    from composer.data.inputs import read_lyrics_file
+    from composer.data.inputs import naming_lyrics, read_lyrics_file
     from composer.errors import InputError
 
     if Path(output).is_dir():
         raise InputError(f"-o {output}: is a folder (give the plan's file name, e.g. {Path(output) / 'plan.json'})")
     writable_file(output, "-o", inputs={"--lyrics": lyrics_file}, suffixes=(".json",), what="a plan")
     lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
-    song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
+    with naming_lyrics(lyrics_file):
+        song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
     write_text_atomic(output, song.to_json())
     click.echo(f"{output}: {song.title!r}, {len(song.sections)} sections, {song.duration:.1f} s, "
                f"{song.tempo_bpm:g} BPM, {song.key}")
@@ -176,7 +177,7 @@ def render_cmd(prompt, plan_file, lyrics_file, duration, seed, output, overwrite
 
 def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options, model_dir, codec_dir):
     from composer import plan
-    from composer.data.inputs import read_lyrics_file, read_plan_file
+    from composer.data.inputs import naming_lyrics, read_lyrics_file, read_plan_file
     from composer.errors import InputError
     from composer.rendering.renderer import render
 
@@ -187,7 +188,8 @@ def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options
         song = read_plan_file(plan_file)
     elif prompt or lyrics_file:
         lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None
-        song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed, model=model_dir)
+        with naming_lyrics(lyrics_file):
+            song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed, model=model_dir)
     else:
         raise InputError("render: give a PROMPT, --plan plan.json or --lyrics FILE")
     result = render(song, seed=seed, codec=codec_dir, model=model_dir, options=options)

@@ -62,6 +62,20 @@ class _Slot:
     lyric_repeat_of: int | None = None  # index of the slot whose lyrics this one repeats
 
 
+def _check_lyric_sections(slots: list[_Slot]) -> None:
+    """A section of the lyrics too long for one section of the song is refused by its tag,
+    number and first line (it failed the plan's check as "sections[1].bars")."""
+    seen: dict[str, int] = {}
+    for slot in slots:
+        seen[slot.kind] = seen.get(slot.kind, 0) + 1
+        if slot.lines and slot.bars > MAX_BARS_PER_SECTION:
+            first = slot.lines[0] if len(slot.lines[0]) <= 40 else slot.lines[0][:37] + "..."
+            raise PlanError("lyrics", f"[{slot.kind.title()}] number {seen[slot.kind]} ({len(slot.lines)} lines, the "
+                                      f"first {first!r}) needs {slot.bars} bars (a bar a line, at most two syllables "
+                                      f"a beat), more than a section holds ({MAX_BARS_PER_SECTION}); split it into "
+                                      "several sections")
+
+
 def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None = None,
          seed: int = 0, write_lyrics: bool = True, embed: Embed | None = None,
          melody_check: MelodyCheck | None = None) -> SongPlan:
@@ -91,6 +105,7 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     key = request.key or _choose_key(request, style, rng)
     slots = _form(request, style, lyrics, rng, beats_per_bar)
     bar_seconds = beats_per_bar * 60.0 / tempo
+    _check_lyric_sections(slots)
     if request.duration is not None:
         asked = [slot.kind for slot in slots]
         target = max(1, round(request.duration / bar_seconds))

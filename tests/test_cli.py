@@ -344,3 +344,13 @@ def test_options_that_mean_nothing_are_refused_in_one_line(tmp_path, args, says)
     result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == 2 and says in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.jsonl"]  # nothing made
+
+
+def test_a_lyric_section_too_long_for_a_section_names_the_file_and_the_tag(tmp_path):
+    # it failed the plan's own check: "sections[1].bars: 300 is outside 1..256"
+    words = tmp_path / "long verse.txt"
+    words.write_text("[Verse]\nA short first verse\n\n[Verse]\n" + "\n".join(["la " * 60] * 40) + "\n")
+    result = run("plan", "folk", "--lyrics", words, "-o", tmp_path / "plan.json")
+    assert result.exit_code == 2
+    assert f"lyrics {words}: [Verse] number 2 (40 lines" in result.output and "split it" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "plan.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from composer.errors import InputError
@@ -42,3 +43,16 @@ def read_lyrics_file(path: str | Path) -> str:
     if not text.strip():
         raise InputError(f"lyrics {path}: empty")
     return text
+
+
+@contextmanager
+def naming_lyrics(path: str | Path | None):
+    """A plan's error in the lyrics names the file they were read from."""
+    from structure.schema import PlanError
+
+    try:
+        yield
+    except PlanError as error:
+        if path and error.field == "lyrics":
+            raise InputError(f"lyrics {path}: {error.problem}") from None
+        raise
