@@ -46,10 +46,13 @@ def phrase_rhythm(start: float, end: float, notes: int, beats_per_bar: int,
     """Onsets and durations (beats) of `notes` notes inside [start, end).
 
     Strong beats are filled first; the last note is held to the phrase end
-    (minus a breath) so phrases end on a long note.
+    (minus a breath) so phrases end on a long note. A phrase of a few notes in a long span
+    keeps to its first two bars (or two beats a note): a one-word line was one note held for
+    four bars.
     """
-    length = end - start
     notes = max(1, notes)
+    end = min(end, start + max(2.0 * beats_per_bar, 2.0 * notes))
+    length = end - start
     resolution = 2 if notes <= 2 * max(1.0, length - 1) else 4  # eighths, or sixteenths when crowded
     usable = max(1, int((length - 1) * resolution)) if length > 1 else int(length * resolution)
     notes = min(notes, max(1, int(length * resolution)))

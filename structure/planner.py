@@ -315,12 +315,14 @@ def _insert_slot(slots: list[_Slot], index: int, slot: _Slot) -> list[_Slot]:
 
 def lyric_floor(lines: list[str] | None, beats_per_bar: int) -> int:
     """The fewest bars that sing a section's lyric lines: a bar a line, and no more than two
-    syllables a beat (1 for a section without lines). A line squeezed into less is sung as a
-    patter of sixteenths that nobody follows."""
+    syllables a beat in any line (1 for a section without lines). The lines share the
+    section's bars evenly (`structure.melody.phrase_spans`), so each gets the bars its longest
+    line needs: counted over the whole section, a long line beside a short one got half the
+    bars it needed and was sung as a patter of sixteenths that nobody follows."""
     if not lines:
         return 1
-    syllables = sum(_syllable_counts(lines))
-    return max(len(lines), -(-syllables // (2 * beats_per_bar)))
+    longest = max(_syllable_counts(lines))
+    return len(lines) * max(1, -(-longest // (2 * beats_per_bar)))
 
 
 def _absorb(slots: list[_Slot], diff: int, floors: list[int] | None = None, caps: tuple[int, ...] = (32,)) -> int:

@@ -756,3 +756,16 @@ def test_a_field_token_reads_back_as_its_value(value):
     assert free == "sad"
     assert fields == [("title", value if not ('"' in value and re.search(r"'(?!\w)", value))
                        else value.replace('"', "\u201d"))]
+
+
+def test_a_long_line_beside_a_short_one_is_not_crammed_and_a_lone_word_is_not_held_for_bars():
+    # the section's bars were counted over all its syllables and shared evenly by its lines: the
+    # 13-syllable line got a bar and a half (3.7 syllables a beat, in sixteenths); "Love" alone
+    # in a four-bar verse was one note of 15.5 beats
+    words = "[Verse]\nHello world again\nI walked forty two miles to see you tonight my love\n\n[Chorus]\nOh oh\n"
+    song = plan("folk", lyrics=words, duration=20, seed=3)
+    sung = [n for s in song.sections for n in s.melody if n.syllable]
+    assert len(sung) == 5 + 13 + 2 and min(n.duration for n in sung) >= 0.5  # two syllables a beat at most
+    lone = plan("folk", lyrics="[Verse]\nLove\n\n[Chorus]\nYes\n", seed=0)
+    verse = lone.sections[1]
+    assert verse.bars >= 4 and max(n.duration for n in verse.melody) <= 2 * lone.beats_per_bar
