@@ -227,3 +227,52 @@ def describe_error(error: PlanError, rows: list[list] | None = None) -> str:
     column = match.group(2) or "section"
     column = {"name": "section", "melody": "lyrics"}.get(column, column)
     return f"row {index + 1}{name}, {column}: {error.problem}"
+
+
+def _words_match_melody(section: Section) -> bool:
+    import lyrics as lyrics_pkg
+
+    want = [syllable for line in section.lyrics for syllable in lyrics_pkg.syllables(line)]
+    got = [n.syllable for n in section.melody if n.syllable and n.syllable != lyrics_pkg.MELISMA]
+    return want == got
+
+
+def follow_edited_lyrics(plan: SongPlan) -> tuple[SongPlan, list[str]]:
+    """A plan whose words were edited by hand (plan.json) with melodies that sing them, and
+    the names of the sections that changed. As in the plan editor, new words on a section
+    sketch its melody again (the notes still carried the old words' syllables, and words past
+    the old notes were dropped from the lyrics); a repeat of an edited section follows it.
+    A section too short for its new lines, or a repeat given words other than its source's,
+    is refused by its field."""
+    sections: list[Section] = []
+    changed: list[str] = []
+    old_melody: dict[str, list] = {}  # an edited section's melody before it was sketched again
+    for i, section in enumerate(plan.sections):
+        path = f"sections[{i}].lyrics"
+        if section.repeat_of is not None:
+            source = next(s for s in sections if s.name == section.repeat_of)
+            unedited = _words_match_melody(section) and [vars(n) for n in section.melody] == [
+                vars(n) for n in old_melody.get(source.name, [])]
+            if list(section.lyrics) == list(source.lyrics) and not _words_match_melody(section) or (
+                    source.name in changed and (unedited or list(section.lyrics) == list(source.lyrics))):
+                section = replace(section, lyrics=list(source.lyrics), melody=[Note(**vars(n)) for n in source.melody])
+                changed.append(section.name)
+            elif not _words_match_melody(section):
+                raise PlanError(path, f"are not the words of {source.name!r}, which it repeats (a repeat is sung as "
+                                      f"its source): edit {source.name}'s words, or take out its repeat_of")
+        elif not _words_match_melody(section):
+            need = lyric_floor(section.lyrics, plan.beats_per_bar)
+            if section.bars < need:
+                raise PlanError(path, f"{len(section.lyrics)} lines for {section.bars} bars: they need at least {need} "
+                                      "(a bar a line, at most two syllables a beat)")
+            old_melody[section.name] = section.melody
+            section = replace(section, melody=_sketch(section.name, section.kind, section.bars, section.chords,
+                                                      list(section.lyrics), plan.key, plan.beats_per_bar,
+                                                      section.energy, section.seed, None))
+            changed.append(section.name)
+        sections.append(section)
+    if not changed:
+        return plan, []
+    edited = replace(plan, sections=sections)
+    validate(edited)
+    return edited, changed

@@ -769,3 +769,43 @@ def test_a_long_line_beside_a_short_one_is_not_crammed_and_a_lone_word_is_not_he
     lone = plan("folk", lyrics="[Verse]\nLove\n\n[Chorus]\nYes\n", seed=0)
     verse = lone.sections[1]
     assert verse.bars >= 4 and max(n.duration for n in verse.melody) <= 2 * lone.beats_per_bar
+
+
+def test_words_edited_in_a_plan_file_are_sung_and_timed_whole(tmp_path, caplog):
+    # the melody kept the old words' syllables, and words past its notes were dropped from the lyrics
+    import lyrics as lyrics_pkg
+    from composer.data.inputs import read_plan_file
+    from composer.errors import InputError
+    from structure.export import timed_lyrics
+
+    words = "[Verse]\nHome, sweet home\nThe river runs\n\n[Chorus]\nCarry me, carry me\nHome again\n\n[Chorus]\n"
+    song = plan("folk", lyrics=words, seed=2)
+    data = json.loads(song.to_json())
+    verse = next(s for s in data["sections"] if s["kind"] == "verse")
+    verse["lyrics"] = ["Totally different words now, and more of them", "and another"]
+    chorus = [s for s in data["sections"] if s["kind"] == "chorus"]
+    assert chorus[1]["repeat_of"] == chorus[0]["name"]
+    chorus[0]["lyrics"] = ["Hold me, hold me", "Home again"]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING"):
+        edited = read_plan_file(path)
+    assert "sketched again" in caplog.text
+    for section in edited.sections:
+        sung = [n.syllable for n in section.melody if n.syllable and n.syllable != lyrics_pkg.MELISMA]
+        assert sung == [x for line in section.lyrics for x in lyrics_pkg.syllables(line)], section.name
+    first, again = (s for s in edited.sections if s.kind == "chorus")
+    assert again.lyrics == first.lyrics == ["Hold me, hold me", "Home again"] and again.melody == first.melody
+    timed = " ".join(word for line in timed_lyrics(edited) for _, word in line.words)
+    assert "Totally different words now, and more of them and another" in timed and "Hold me, hold me" in timed
+    assert read_plan_file(tmp_path / "plan.json").sections[1].lyrics == verse["lyrics"]  # the same each time
+
+    chorus[0]["lyrics"], chorus[1]["lyrics"] = ["Carry me, carry me", "Home again"], ["Other words", "here"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"sections\[\d+\]\.lyrics: are not the words of 'chorus1'"):
+        read_plan_file(path)
+    chorus[1]["lyrics"] = chorus[0]["lyrics"]
+    verse["lyrics"] = ["a line"] * (verse["bars"] + 1)
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"lines for \d+ bars: they need at least"):
+        read_plan_file(path)

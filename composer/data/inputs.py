@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 
 from composer.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def read_text_file(path: str | Path, what: str) -> str:
@@ -29,13 +32,18 @@ def read_text_file(path: str | Path, what: str) -> str:
 
 def read_plan_file(path: str | Path):
     """Load and validate a plan.json; PlanError/InputError name the file and the field."""
+    from structure.editing import follow_edited_lyrics
     from structure.schema import PlanError, SongPlan
 
     text = read_text_file(path, "plan")
     try:
-        return SongPlan.from_json(text)
+        plan, changed = follow_edited_lyrics(SongPlan.from_json(text))
     except PlanError as error:
         raise InputError(f"plan {path}: {error}") from None
+    if changed:
+        log.warning("plan %s: the words of %s were changed; the melody is sketched again for them (as the plan "
+                    "editor does)", path, ", ".join(changed))
+    return plan
 
 
 def read_lyrics_file(path: str | Path) -> str:
