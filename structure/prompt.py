@@ -148,7 +148,11 @@ def parse_meter(value: str, where: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+))?\s*", value)
     if not match or not 1 <= int(match.group(1)) <= 12:
         raise PlanError(where, f"expected a meter such as 4/4 or 3/4, got {value!r}")
-    return int(match.group(1))
+    beats = int(match.group(1))
+    if match.group(2) and int(match.group(2)) != 4:  # the plan counts quarter notes: say so, not silently
+        log.warning("%s: %s is planned as %d/4, %d quarter-note beats a bar at the tempo asked (a plan's beat is a "
+                    "quarter note; the bundled models learnt 4/4 and 3/4)", where, value.strip(), beats, beats)
+    return beats
 
 
 def parse_duration(value: str, where: str) -> float:

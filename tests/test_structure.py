@@ -809,3 +809,14 @@ def test_words_edited_in_a_plan_file_are_sung_and_timed_whole(tmp_path, caplog):
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"lines for \d+ bars: they need at least"):
         read_plan_file(path)
+
+
+def test_an_eighth_note_meter_says_how_it_is_planned(caplog):
+    # "7/8" became 7/4 without a word
+    with caplog.at_level("WARNING", logger="structure.prompt"):
+        assert parse_prompt("folk in 7/8, 200 bpm").beats_per_bar == 7
+    assert "7/8 is planned as 7/4" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="structure.prompt"):
+        assert parse_prompt("meter=3/4").beats_per_bar == 3
+    assert caplog.text == ""
