@@ -287,18 +287,22 @@ def repaint_cmd(render_dir, section, seed, model_dir, codec_dir):
 @main.command("loop")
 @click.argument("prompt")
 @click.option("--bars", type=int, required=True)
+@click.option("--lyrics", "lyrics_file", type=click.Path(),
+              help="Words to sing in the loop (a lyrics file: every line, in order, a phrase each).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), required=True)
 @click.option("--overwrite", is_flag=True, help="Replace the song already in OUTPUT.")
 @handle_errors
-@render_options("steps", "sampler", "guidance", "controls", "overlap_seconds")
-def loop_cmd(prompt, bars, seed, output, overwrite, options, model_dir, codec_dir):
-    """A loop of BARS bars whose end joins its start without a seam."""
+@render_options("steps", "sampler", "guidance", "controls", "overlap_seconds", "vocals", "voice", "lead")
+def loop_cmd(prompt, bars, lyrics_file, seed, output, overwrite, options, model_dir, codec_dir):
+    """A loop of BARS bars whose end joins its start without a seam (sung with --lyrics)."""
+    from composer.data.inputs import naming_lyrics, read_lyrics_file
     from composer.rendering.folder import claim_output
     from composer.rendering.modes import loop
 
-    with claim_output(output, overwrite=overwrite):
-        result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options)
+    words = read_lyrics_file(lyrics_file) if lyrics_file else None
+    with claim_output(output, overwrite=overwrite), naming_lyrics(lyrics_file):
+        result = loop(prompt, bars, seed=seed, codec=codec_dir, model=model_dir, options=options, lyrics=words)
         result.save(output)
     click.echo(f"{output}: {bars}-bar loop, {result.duration:.2f} s (wrap seam ratio "
                f"{result.report['loop_seam']['ratio']:.2f})")

@@ -660,3 +660,50 @@ def test_only_small_bank_analyses_are_kept(monkeypatch):
     singer._analyse("slt", large)
     assert len(calls) == 3  # 12 kB of analysis: not kept
     singer.clear_bank_cache()
+
+
+def test_a_loops_echo_wraps_round_it():
+    """A sung loop's room is its steady state: the echo of its end sounds at its start, so the
+    loop played again and again has no seam (a cut echo would drop at the wrap)."""
+    from composer.voice.mix import reverb, ring_reverb
+
+    rate, n = 8000, 6000  # a loop shorter than the echo (1.2 s): it wraps more than once
+    dry = np.zeros(n, dtype=np.float32)
+    dry[n - 400: n - 100] = np.sin(np.arange(300) * 0.3)  # a note just before the end
+    wet = ring_reverb(dry, rate, seed=3)
+    assert np.abs(wet[:200]).max() > 0.01  # its echo, at the start
+    shifted = ring_reverb(np.roll(dry, 1234), rate, seed=3)
+    assert np.allclose(shifted, np.roll(wet, 1234), atol=1e-6)  # a ring: shifting the loop shifts its room
+    played = reverb(np.tile(dry, 6), rate, seed=3)[-n:]
+    assert np.allclose(played, wet, atol=1e-6)  # what the loop sounds like played again and again
+
+
+@needs_flite
+def test_a_loop_sings_its_words_and_wraps_its_voice(tmp_path, tiny_models):
+    codec, model = tiny_models
+    words = tmp_path / "hook.txt"
+    words.write_text("[Chorus]\nRound and round, we go\nRound again\n")
+    out = tmp_path / "loop"
+    result = _composer("loop", "folk, 120 bpm", "--bars", 4, "--lyrics", words, "--steps", 2, "--voice", "low",
+                       "--codec", codec, "--model", model, "-o", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["vocals"]["voice"] == "low" and report["vocals"]["wrapped"] is True
+    song, rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
+    backing, _ = sf.read(out / "accompaniment.wav", dtype="float32", always_2d=True)
+    voice, _ = sf.read(out / "vocals.wav", dtype="float32", always_2d=True)
+    bar = 4 * 60.0 / 120
+    assert song.shape[0] == backing.shape[0] == voice.shape[0] == round(4 * bar * rate)  # still exactly its bars
+    assert np.abs(song - np.clip(backing + voice, -1, 1)).max() < 3 / 32767
+    assert np.sqrt(np.mean(voice ** 2)) > 0.01  # it sings
+    assert "<00:02.00>round, <00:02.50>we" in (out / "lyrics.lrc").read_text()  # each word at its time
+    assert "<text>Round</text>" in (out / "lead_sheet.musicxml").read_text()
+    # too many words for its bars, or none: one clear line naming the file
+    words.write_text("\n".join(["la " * 12] * 6))
+    result = _composer("loop", "folk", "--bars", 2, "--lyrics", words, "--codec", codec, "--model", model,
+                       "-o", tmp_path / "crammed")
+    assert result.exit_code == 2 and "--bars: 2 too few for the 6 lines" in result.output
+    words.write_text("[Chorus]\n\n[Verse]\n")
+    result = _composer("loop", "folk", "--bars", 2, "--lyrics", words, "--codec", codec, "--model", model,
+                       "-o", tmp_path / "empty")
+    assert result.exit_code == 2 and f"lyrics {words}: only section tags" in result.output

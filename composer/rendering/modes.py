@@ -508,36 +508,70 @@ def _check_identity(report: dict, codec, model) -> None:
 
 
 # --- loop -----------------------------------------------------------------------------
-def loop_plan(prompt: str, bars: int, *, seed: int = 0) -> SongPlan:
-    """A one-section plan of `bars` bars in the prompt's style (chords from its chorus)."""
+def loop_plan(prompt: str, bars: int, *, seed: int = 0, lyrics: str | None = None) -> SongPlan:
+    """A one-section plan of `bars` bars in the prompt's style (chords from its chorus).
+
+    lyrics: words to sing in the loop (every line of every section, in order, a phrase each,
+    on a melody sketched for them); without them it plays the chorus's tune."""
+    import random
+
+    import lyrics as lyrics_pkg
     from composer import plan as make_plan
+    from structure.planner import lyric_floor, sketch_melody
 
     if not 1 <= bars <= 64:
         raise InputError(f"--bars: {bars} is outside 1..64")
+    from structure.schema import PlanError, check_text
+
+    lines = []
+    if lyrics is not None:
+        check_text(lyrics, "lyrics")
+        try:
+            lines = [line for section in lyrics_pkg.parse(lyrics) for line in section.lines]
+        except lyrics_pkg.LyricsError as error:
+            raise PlanError("lyrics", str(error).removeprefix("lyrics: ")) from None
+        if not lines:
+            raise PlanError("lyrics", "no line to sing (only tags or blank lines)")
     song = make_plan(prompt, seed=seed, write_lyrics=False)
     source = next((s for s in song.sections if s.kind in ("chorus", "drop", "hook")), song.sections[0])
     chords = [source.chords[i % len(source.chords)] for i in range(bars)]
     bar_beats = song.beats_per_bar
-    # the chorus's tune, again each time its chords come round (a 16-bar loop of an 8-bar chorus
-    # sings it twice, not once and then nothing)
-    period = source.bars * bar_beats
-    melody = [replace(n, start=n.start + k * period) for k in range(-(-bars // source.bars))
-              for n in source.melody if n.start + k * period + n.duration <= bars * bar_beats]
-    loop_section = replace(source, name="loop", bars=bars, chords=chords, melody=melody, lyrics=[], repeat_of=None,
-                           variation=0.0)
+    if lines:
+        need = lyric_floor(lines, bar_beats)
+        if bars < need:
+            raise InputError(f"--bars: {bars} too few for the {len(lines)} lines of the lyrics: at least {need} "
+                             "(a bar a line, at most two syllables a beat)")
+        melody = sketch_melody("loop", source.kind, chords, lines, song.key, bar_beats,
+                               random.Random(f"{seed}:loop:{'/'.join(lines)}"), energy=source.energy)
+    else:
+        # the chorus's tune, again each time its chords come round (a 16-bar loop of an 8-bar chorus
+        # sings it twice, not once and then nothing)
+        period = source.bars * bar_beats
+        melody = [replace(n, start=n.start + k * period) for k in range(-(-bars // source.bars))
+                  for n in source.melody if n.start + k * period + n.duration <= bars * bar_beats]
+    loop_section = replace(source, name="loop", bars=bars, chords=chords, melody=melody, lyrics=lines,
+                           repeat_of=None, variation=0.0)
     return replace(song, title=f"{song.title} (loop)", sections=[loop_section])
 
 
 def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, options: RenderOptions | None = None,
-         progress: bool = True) -> Render:
+         progress: bool = True, lyrics: str | None = None) -> Render:
     """A loop of `bars` bars whose end joins its start without a seam.
 
     Rendered left to right; then the last stretch is repainted knowing both the frames
     before it and the loop's first frames after it (the trained "ends" mask), and the
-    audio is decoded circularly so the decoder sees the wrap too.
+    audio is decoded circularly so the decoder sees the wrap too. lyrics: words the voice
+    sings in it (`loop_plan`), its breath and echo wrapped round the loop as the music is.
     """
+    from composer.rendering.vocals import will_sing
+
     options = options or RenderOptions()
-    plan = loop_plan(prompt, bars, seed=seed)  # bad bars or prompt: said before the models load
+    plan = loop_plan(prompt, bars, seed=seed, lyrics=lyrics)  # bad bars, prompt or words: said before the models load
+    if will_sing(plan, options):
+        from composer.voice.engine import require_speaker
+        from composer.voice.voices import get_voice
+
+        require_speaker(get_voice(options.voice).speaker)
     codec, model = load_models(codec, model)
     total = section_frames(plan, codec.frame_rate)[-1][1]
     # at most a third of the loop: a longer overlap (one fast bar) left no stretch to close the ring with
@@ -545,7 +579,8 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     clock = time.monotonic()
     ring = total + overlap  # the loop, then its first `overlap` frames again
     conditioning = prepare_conditioning(plan, model, ring, codec.frame_rate, control_groups=options.control_groups,
-                                        controls_array=_circular_controls(plan, codec.frame_rate, total, ring))
+                                        controls_array=_circular_controls(plan, codec.frame_rate, total, ring,
+                                                                          options))
     canvas = torch.zeros(model.config.unet.latent_dim, ring)
     filled = torch.zeros(ring, dtype=torch.bool)
     windows = fill_span(canvas, filled, 0, total, model=model, conditioning=conditioning, options=options,
@@ -566,9 +601,15 @@ def loop(prompt: str, bars: int, *, seed: int = 0, codec=None, model=None, optio
     audio = _to_bar_length(audio, plan, codec.sample_rate)
     seams = window_seams(windows, end=total)
     seams.append({"frame": total, "kind": "section", "section": "loop-wrap"})
+    timings = {"diffusion": diffusion_seconds, "decode": time.monotonic() - clock}
+    stems = vocals_report = None
+    if will_sing(plan, options):
+        clock = time.monotonic()
+        audio, stems, vocals_report = _sung_loop(audio, plan, options, seed, codec.sample_rate)
+        timings["voice"] = time.monotonic() - clock
     result = finish(plan, audio, codec, model, latents, options=replace(options, evaluate=False), seed=seed,
-                    spans=[(0, total)], windows=windows, seams=seams,
-                    timings={"diffusion": diffusion_seconds, "decode": time.monotonic() - clock})
+                    spans=[(0, total)], windows=windows, seams=seams, timings=timings, stems=stems,
+                    vocals_report=vocals_report)
     result.report["mode"] = {"name": "loop", "prompt": prompt, "bars": bars}
     result.report["loop_seam"] = loop_seam_score(result.audio, result.sample_rate)
     return result
@@ -594,11 +635,41 @@ def _to_bar_length(audio, plan: SongPlan, sample_rate: int):
     return torch.from_numpy(stretched) if is_tensor else stretched
 
 
-def _circular_controls(plan: SongPlan, frame_rate: float, total: int, ring: int) -> np.ndarray:
+def _circular_controls(plan: SongPlan, frame_rate: float, total: int, ring: int,
+                       options: RenderOptions | None = None) -> np.ndarray:
+    from composer.rendering.vocals import song_controls
     from structure.frame_controls import controls
 
-    base = controls(plan, frame_rate, frames=total)
+    sung = song_controls(plan, options, frame_rate, total) if options is not None else None
+    base = sung if sung is not None else controls(plan, frame_rate, frames=total)  # the lead rests under the voice
     return np.concatenate([base, base[: ring - total]], axis=0)
+
+
+def _sung_loop(accompaniment: np.ndarray, plan: SongPlan, options: RenderOptions, seed: int, rate: int):
+    """The loop with its words sung: the voice's breath and echo past the loop's end are
+    wrapped round to its start (the room is the steady state of the loop played again and
+    again), so the wrap stays seamless. (mix, float stems, the report's "vocals" block)."""
+    from composer.rendering.vocals import Stems, sing_song
+    from composer.seeds import derived_seed
+    from composer.voice.mix import lu_difference, mix, ring_reverb, vocal_gain
+    from composer.voice.voices import get_voice
+
+    n = accompaniment.shape[-1]
+    vocal = sing_song(plan, options, seed=seed, sample_rate=rate, samples=n + rate)  # a second for its last breath
+    dry = np.zeros(n, dtype=np.float32)
+    for start in range(0, vocal.audio.shape[0], n):  # what is sung past the end sounds again at the start
+        piece = vocal.audio[start: start + n]
+        dry[: piece.shape[0]] += piece
+    wet = ring_reverb(dry, rate, seed=derived_seed(seed, "room"))
+    spans = vocal.sung_spans
+    level = vocal_gain(wet, accompaniment, spans, rate)
+    wet, dry = wet * level, dry * level
+    chosen = get_voice(vocal.voice)
+    report = {"voice": vocal.voice, "speech_engine": chosen.speaker.engine, "engine_voice": chosen.speaker.name,
+              "engine_slowness": chosen.speaker.slowness, "octave_shift": vocal.shift, "lead": options.lead,
+              "level_gain": round(level, 6), "lu_above_accompaniment": lu_difference(wet, accompaniment, spans, rate),
+              "measured_over": "sung lines", "sections": vocal.sections, "wrapped": True}
+    return mix(accompaniment, wet), Stems(accompaniment, wet, dry), report
 
 
 def loop_seam_score(audio: np.ndarray, sample_rate: int) -> dict:

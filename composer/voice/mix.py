@@ -20,6 +20,14 @@ DUCK_DB = 4.0  # how far the accompaniment dips under the voice with lead="duck"
 REVERB_BLOCK = 30  # seconds convolved at a time
 
 
+def ring_reverb(dry: np.ndarray, sample_rate: int, *, seed: int = 0) -> np.ndarray:
+    """`reverb` of a loop played again and again: its steady state, one loop long (the echo
+    of the loop's end sounds at its start, so the loop's wrap stays seamless)."""
+    n = dry.shape[-1]
+    rounds = 1 + int(np.ceil((REVERB_SECONDS + PREDELAY) * sample_rate / max(n, 1)))  # as long as the echo lasts
+    return reverb(np.tile(dry, rounds + 1), sample_rate, seed=seed)[rounds * n:].astype(dry.dtype, copy=False)
+
+
 def reverb(dry: np.ndarray, sample_rate: int, *, seed: int = 0) -> np.ndarray:
     """`dry` `[samples]` with a light room added, same length."""
     from scipy.signal import butter, oaconvolve, sosfilt
