@@ -208,7 +208,7 @@ def test_label_checks(tmp_path: Path):
     assert [word for word in ("tempo", "key", "meter", "lyrics", "consent")
             if any(message.startswith(word) for message in line3)] == ["tempo", "key", "meter",
                                                                         "lyrics", "consent"]
-    assert any(line is None and message == "file not found" for line, message in messages)
+    assert (3, "file not found") in messages  # with its line, as every other refusal
     assert any(line == 4 and "inside the dataset folder" in message for line, message in messages)
     assert (5, "expected a JSON object, got an array") in messages
     assert (6, "no file_name") in messages
@@ -283,3 +283,39 @@ def test_a_streamed_wav_with_an_unknown_length_is_not_called_truncated(tmp_path)
     data[4:8] = data[at + 4: at + 8] = struct.pack("<I", 0x7FFFFFFF)
     (tmp_path / "take.wav").write_bytes(bytes(data))
     assert check_audio(tmp_path / "take.wav").refusals == []
+
+
+def test_a_file_any_of_its_rows_refuses_is_not_learnt(tmp_path: Path):
+    # the first row won: a later row saying consent "no" for the same file was only "listed again"
+    from composer.data.datasets import iter_accepted
+    from composer.data.labelling import analyze_dataset
+
+    sf.write(tmp_path / "trains.wav", tone(), RATE)
+    sf.write(tmp_path / "river.wav", tone(frequency=330), RATE)
+    write_jsonl(tmp_path, [good("trains.wav"), good("river.wav"), good("trains.wav", consent="no"),
+                           good("river.wav")])  # river listed twice, both rows agree
+    report = check_dataset(tmp_path)
+    assert report.accepted == ["river.wav"]
+    refusal = [p.message for p in report.refused if p.file == "trains.wav" and p.line == 1]
+    assert refusal and "line 3, another row for this file, refuses it: consent" in refusal[0]
+    assert [row.file_name for row in iter_accepted(tmp_path)] == ["river.wav"]
+    assert [row.file_name for row in iter_accepted(tmp_path, check_audio=False)] == ["river.wav"]
+    counts = analyze_dataset(tmp_path, progress=False)
+    assert counts["refused"] == 3 and counts["labelled"] == 1  # trains twice, river's second row
+
+
+def test_a_name_in_another_unicode_form_is_found_or_named(tmp_path: Path):
+    # macOS writes "Canção" decomposed (NFD); a row typed elsewhere holds it composed (NFC)
+    import unicodedata
+
+    from composer.data.revocations import revoke
+
+    composed = "Canção do mar.wav"
+    sf.write(tmp_path / unicodedata.normalize("NFD", composed), tone(), RATE)
+    write_jsonl(tmp_path, [good(composed)])
+    report = check_dataset(tmp_path)
+    assert report.accepted == []
+    assert "in another Unicode form" in report.refused[0].message and report.refused[0].line == 1
+    assert not [w for w in report.warnings if "no row" in w.message]  # the file has its row
+    revoke(tmp_path, unicodedata.normalize("NFD", composed), reason="asked")  # either form names the file
+    assert "withdrawn" in check_dataset(tmp_path).refused[0].message

@@ -176,10 +176,18 @@ def test_a_refused_file_changes_nothing_learnt(built, tiny_models, tmp_path):
     with (other / "metadata.jsonl").open("a") as rows:
         rows.write(json.dumps({"file_name": "audio/text.wav", "mood": "happy", "licence": "own-work",
                                "consent": "opt-in"}) + "\n")  # undecodable
-        rows.write(json.dumps({"file_name": "audio/s0.wav", "mood": "furious", "licence": "all rights reserved",
-                               "consent": "none"}) + "\n")  # a file listed again
+        rows.write(json.dumps({"file_name": "audio/s0.wav", "mood": "furious", "licence": "own-work",
+                               "consent": "opt-in"}) + "\n")  # a file listed again (its first row's labels stand)
     _build(other, tmp_path / "persona", tiny_models)
     assert _learnt(tmp_path / "persona") == _learnt(persona)
+    # a row listing it again without consent refuses the file, though its first row gave it
+    # (the first row won: the file was learnt)
+    lines = (other / "metadata.jsonl").read_text().splitlines()
+    lines[-1] = json.dumps({"file_name": "audio/s0.wav", "licence": "own-work", "consent": "none"})
+    (other / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    from composer.data.datasets import check_dataset
+
+    assert "audio/s0.wav" not in check_dataset(other).accepted
 
 
 def test_lyrics_that_cannot_be_sung_are_left_out_of_the_lyric_model(built, tmp_path):

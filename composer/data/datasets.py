@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -327,8 +328,13 @@ def iter_accepted(folder: str | os.PathLike, allowed_licences: Iterable[str] | N
     revoked = read_revocations(root)
     seen: set[str] = set()
     rows = []
-    for row in read_metadata(root):
+    listed = read_metadata(root)
+    contested = _contested(listed, allowed, revoked)
+    for row in listed:
         if row.problem is not None or _normalised_name(row.file_name) in seen:
+            continue
+        if _normalised_name(row.file_name) in contested:
+            seen.add(_normalised_name(row.file_name))
             continue
         if withdrawal(row, revoked) or row.fields.get("cut_into"):
             seen.add(_normalised_name(row.file_name))  # withdrawn, or trained through its items
@@ -358,6 +364,8 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
                                       "not found: a dataset needs one JSON object per audio file"))
     first_line: dict[str, int] = {}  # normalised file name -> its metadata line
     first_with_audio: dict[str, str] = {}  # content hash -> file name
+    contested = _contested(rows, allowed, revoked)
+    on_disk = {_normalised_name(name): name for name in _audio_files(root)}
     for row in rows:
         if row.problem is not None:
             report.refused.append(Problem(METADATA_NAME, row.line, row.problem))
@@ -369,16 +377,22 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
             continue
         first_line[name] = row.line
         refusals = [Problem(row.file_name, row.line, message) for message in row_problems(row, allowed)]
+        if name in contested:
+            refusals.append(Problem(row.file_name, row.line, contested[name]))
         withdrawn = withdrawal(row, revoked)
         if withdrawn is not None:
             refusals.insert(0, Problem(row.file_name, row.line, withdrawn))
         unsafe = unsafe_file_name(row.file_name)
         if unsafe:
             refusals.insert(0, Problem(row.file_name, row.line, unsafe))
+        elif not _is_file(root / row.file_name) and on_disk.get(name, row.file_name) != row.file_name:
+            refusals.append(Problem(row.file_name, row.line, f"file not found as written: the folder has "
+                                    f"{on_disk[name]!r}, the same name in another Unicode form (as macOS writes "
+                                    "names); rename the file or write the row the same way"))
         else:
             health = check_audio(root / row.file_name, min_seconds=min_seconds,
                                  max_seconds=max_seconds, sample_rate=sample_rate)
-            refusals += [Problem(row.file_name, None, message) for message in health.refusals]
+            refusals += [Problem(row.file_name, row.line, message) for message in health.refusals]
             report.warnings += [Problem(row.file_name, None, message) for message in health.warnings]
             if health.digest in first_with_audio:
                 refusals.append(Problem(row.file_name, None,
@@ -396,7 +410,7 @@ def _check(folder: str | os.PathLike, *, allowed_licences: Iterable[str] | None,
             kind = consent_kind(row.fields.get("consent"))
             report.consents[kind] = report.consents.get(kind, 0) + 1
     for orphan in _audio_files(root):
-        if orphan not in first_line:
+        if _normalised_name(orphan) not in first_line:
             report.warnings.append(Problem(orphan, None, f"no row in {METADATA_NAME} (not used)"))
     return report, accepted_rows
 
@@ -428,7 +442,30 @@ def _dataset_folder(folder: str | os.PathLike) -> Path:
 
 
 def _normalised_name(file_name: str) -> str:
-    return PurePosixPath(file_name).as_posix()
+    """A row's or a file's name as compared: POSIX separators, Unicode NFC (macOS writes
+    "Canção" decomposed, NFD; a row typed elsewhere holds it composed)."""
+    return unicodedata.normalize("NFC", PurePosixPath(file_name).as_posix())
+
+
+def _contested(rows: list, allowed: frozenset[str], revoked: dict) -> dict[str, str]:
+    """Files listed more than once whose later rows refuse them (no consent, a licence that
+    does not allow it, withdrawn): normalised name -> why. The first row no longer wins: a
+    file any of its rows refuses is not learnt."""
+    from composer.data.metadata import row_problems
+
+    first: dict[str, int] = {}
+    contested: dict[str, str] = {}
+    for row in rows:
+        if row.problem is not None:
+            continue
+        name = _normalised_name(row.file_name)
+        if name not in first:
+            first[name] = row.line
+            continue
+        why = withdrawal(row, revoked) or next(iter(row_problems(row, allowed)), None)
+        if why is not None and name not in contested:
+            contested[name] = f"line {row.line}, another row for this file, refuses it: {why}"
+    return contested
 
 
 def _audio_files(root: Path) -> list[str]:

@@ -42,6 +42,8 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     from tqdm import tqdm
 
     from composer.data.datasets import (
+        _contested,
+        _normalised_name,
         allowed_licence_set,
         read_metadata,
         withdrawal,
@@ -68,9 +70,18 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     (root / "plans").mkdir(exist_ok=True)
     (root / "labels").mkdir(exist_ok=True)
     pending = []
+    contested, first_line = _contested(rows, allowed, revoked), {}
     for row in rows:
         if only is not None and row.file_name not in only:
             continue
+        name = _normalised_name(row.file_name)
+        if name in first_line or name in contested:  # as data check: a second row, or a row another refuses
+            log.warning("%s (line %d): not analysed, refused (%s)", row.file_name, row.line,
+                        f"listed again (first at line {first_line[name]})" if name in first_line else contested[name])
+            counts["refused"] += 1
+            first_line.setdefault(name, row.line)
+            continue
+        first_line[name] = row.line
         if row.fields.get("cut_into") or (row.fields.get("plan") and not overwrite):
             counts["skipped"] += 1
             counts["confident"] += bool(row.fields.get("labels_confident", row.fields.get("plan")

@@ -57,7 +57,9 @@ def read_revocations(folder: str | Path) -> dict[str, Revocation]:
 
 
 def _normalised(file_name: str) -> str:
-    return file_name.replace("\\", "/").lstrip("./")
+    import unicodedata
+
+    return unicodedata.normalize("NFC", file_name.replace("\\", "/").lstrip("./"))  # macOS names are NFD
 
 
 def revoke(folder: str | Path, file_or_id: str, *, reason: str, today: _dt.date | None = None) -> Revocation:
