@@ -601,3 +601,33 @@ def test_a_withdrawal_stops_the_persona_until_it_is_built_again_without_the_file
     assert info["songs"] == 7 and "audio/s2.wav" not in json.loads((mine / "state.json").read_text())["done"]["check"]["accepted"]
     load_persona(mine)
     assert _learnt(mine)["model/model.safetensors"] != before["model/model.safetensors"]
+
+
+def test_every_songs_lyrics_are_learnt_and_held_out_ones_still_measure(built, tmp_path):
+    # the held-out fifth was measured on and never learnt: an archive whose only words were held
+    # out gave an instrumental persona, and a daily song could copy a held-out line
+    from composer.persona.build import build_persona
+    from composer.persona.lyric_model import LyricModel, words
+
+    _, archive, _ = built
+    other = tmp_path / "archive"
+    shutil.copytree(archive, other)
+    rows = [json.loads(line) for line in (other / "metadata.jsonl").read_text().splitlines()]
+    state = build_persona(other, tmp_path / "persona", progress=False, stop_after="lyrics")
+    model = LyricModel.from_json((tmp_path / "persona" / "lyrics.json").read_text())
+    learnt = set(model.archive_lines)
+    from composer.data.datasets import check_dataset
+
+    accepted = set(check_dataset(other).accepted)
+    for row in (r for r in rows if r["file_name"] in accepted):  # a refused file's words never are
+        for line in row.get("lyrics", "").splitlines():
+            if line.strip() and not line.startswith("["):
+                assert " ".join(words(line)) in learnt, (row["file_name"], line)
+    assert state["done"]["lyrics"]["held_out_songs"] >= 1 and state["done"]["lyrics"]["perplexity"] is not None
+    keep = next(r for r in rows if r["file_name"] in accepted and r.get("lyrics"))
+    for row in rows:  # only one song has words
+        if row is not keep:
+            row["lyrics"] = ""
+    (other / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    state = build_persona(other, tmp_path / "one", progress=False, stop_after="lyrics")
+    assert state["done"]["lyrics"]["instrumental"] is False

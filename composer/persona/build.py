@@ -162,7 +162,8 @@ def _lyric_form(text) -> list[str] | None:
 
 def _held_out(songs: list[dict], seed: int) -> set[str]:
     """The archive's validation split when it has one (the fine-tune never trains on it either),
-    else a seeded fifth of the songs (held out of the lyric model only)."""
+    else a seeded fifth of the songs: the lyric model is measured on them by a model fitted
+    without them (the persona's own lyric model reads every song)."""
     validation = {s["file_name"] for s in songs if s.get("split") == "validation"}
     if validation:
         return validation
@@ -264,17 +265,20 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
                         log.warning("%s: lyrics not learnt (%s)", s["file_name"], error)
             return parsed
 
-        train_names = {s["file_name"] for s in songs} - held
-        model = LyricModel.train(lyric_songs(train_names))
+        # measured on the held-out songs by a model that has not read them; the persona's own
+        # model then reads every song (held-out lyrics were never learnt, nor guarded against
+        # copying, and an archive whose only words were held out gave an instrumental persona)
+        all_names = {s["file_name"] for s in songs}
+        measured = LyricModel.train(lyric_songs(all_names - held))
+        model = LyricModel.train(lyric_songs(all_names)) if held else measured
         write_text_atomic(out / "lyrics.json", model.to_json() + "\n")
         held_lines = [line for sections in lyric_songs(held) for sec in sections if not sec.repeat_of
-                      for line in sec.lines]
+                      for line in sec.lines] if measured.unigrams else []
         if not model.unigrams:  # an instrumental archive: the persona's songs are instrumental (daily.draw_song)
             log.warning("%s: the lyrics give no words to learn; the persona's daily songs are instrumental", archive)
-            held_lines = []
         base = LyricModel.train([[LyricSection("verse1", "verse", list(base_writer_lines(seed=seed)))]])
-        info = {"songs": model.songs, "held_out_songs": len(lyric_songs(held)),
-                "perplexity": round(model.perplexity(held_lines), 2) if held_lines else None,
+        info = {"songs": model.songs, "held_out_songs": len(lyric_songs(held)) if held_lines else 0,
+                "perplexity": round(measured.perplexity(held_lines), 2) if held_lines else None,
                 "base_writer_perplexity": round(base.perplexity(held_lines), 2) if held_lines else None,
                 "vocabulary": len(model.unigrams), "images": model.images[:12],
                 "instrumental": not model.unigrams}
