@@ -631,3 +631,22 @@ def test_every_songs_lyrics_are_learnt_and_held_out_ones_still_measure(built, tm
     (other / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     state = build_persona(other, tmp_path / "one", progress=False, stop_after="lyrics")
     assert state["done"]["lyrics"]["instrumental"] is False
+
+
+def test_a_pin_changes_its_own_field_only_and_keys_are_one_spelling():
+    # --set tempo=120 gave another key, meter and title (every later draw moved by one); "Dm" and
+    # "D minor" were two keys of the priors
+    from composer.persona.priors import Priors, QuasiRandom
+
+    songs = [{"mood": m, "key": k, "tempo": t, "beats_per_bar": b, "genre": "folk", "location": place}
+             for m, k, t, b, place in [("sad", "Dm", 70, 3, "Oslo"), ("sad", "D minor", 72, 4, "Bergen"),
+                                       ("happy", "E♭ major", 120, 4, "Oslo"), ("happy", "c minor", 118, 3, "Lisbon"),
+                                       ("sad", "F♯ minor", 66, 4, "Lisbon"), ("happy", "Bb", 124, 4, "Bergen")]]
+    priors = Priors.from_songs(songs)
+    assert priors.key["*"] == {"D minor": 2, "Eb major": 1, "C minor": 1, "F# minor": 1, "Bb major": 1}
+    for day in range(40):
+        free = priors.draw(QuasiRandom(day, 5))["values"]
+        for field, value in (("tempo", 99.0), ("location", "Tromsø"), ("genre", "jazz")):
+            pinned = priors.draw(QuasiRandom(day, 5), {field: value})["values"]
+            assert pinned[field] == value
+            assert {k: v for k, v in pinned.items() if k != field} == {k: v for k, v in free.items() if k != field}

@@ -104,6 +104,20 @@ def song_form(song: dict) -> list[str] | None:
     return list(kinds)
 
 
+def song_key(song: dict) -> str | None:
+    """A song's key as the planner names it ("Dm", "d minor" and "D minor" are one key; "E♭"
+    is "Eb major"), or None when it names none."""
+    from structure.schema import Key, PlanError
+
+    value = song.get("key")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return str(Key.parse(value, "key"))
+    except PlanError:
+        return None
+
+
 def draw_at(counts: dict[str, int], u: float) -> str:
     """The value at quantile `u` (0..1) of the counts (keys in sorted order)."""
     keys = sorted(counts)
@@ -177,7 +191,7 @@ class Priors:
             if group != "*" and len(members) < MIN_GROUP:
                 continue
             priors.tempo[group] = sorted(t for s in members if (t := song_tempo(s)) is not None)
-            priors.key[group] = _categorical(s["key"] for s in members if s.get("key"))
+            priors.key[group] = _categorical(k for s in members if (k := song_key(s)))
             priors.form[group] = _categorical(" ".join(f) for s in members if (f := song_form(s)))
         priors.meter = _categorical(m for s in songs if (m := song_meter(s)) is not None)
         bars: dict[str, Counter] = {}
@@ -193,34 +207,41 @@ class Priors:
         u: a source of quantiles (`QuasiRandom` for a day; any callable returning 0..1)."""
         pinned = dict(pinned or {})
         drawn, sources = {}, {}
+        # every draw takes its quantile, pinned or not: a pin changes its own field (and what
+        # depends on it), not the draws after it (--set tempo=120 gave another key and title)
         order = (["mood"] if "mood" in self.fields else []) + [f for f in sorted(self.fields) if f != "mood"]
         for name in order:
+            at = u()
             if name in pinned:
                 drawn[name], sources[name] = pinned.pop(name), "pinned"
             else:
-                drawn[name], sources[name] = draw_at(self.fields[name], u()), f"P({name})"
+                drawn[name], sources[name] = draw_at(self.fields[name], at), f"P({name})"
         group = f"mood={drawn['mood']}" if "mood" in drawn and f"mood={drawn['mood']}" in self.tempo else "*"
         given = f" | mood={drawn['mood']}" if group != "*" else ""
+        at = u() if self.tempo.get(group) else None
         if "tempo" in pinned:  # pinned values are checked (composer.persona.daily.check_pins)
             drawn["tempo"], sources["tempo"] = float(pinned.pop("tempo")), "pinned"
         elif self.tempo.get(group):
             tempos = self.tempo[group]
-            drawn["tempo"], sources["tempo"] = round(tempos[min(len(tempos) - 1, int(u() * len(tempos)))], 1), \
+            drawn["tempo"], sources["tempo"] = round(tempos[min(len(tempos) - 1, int(at * len(tempos)))], 1), \
                 f"P(tempo{given})"
+        at = u() if self.key.get(group) else None
         if "key" in pinned:
             drawn["key"], sources["key"] = pinned.pop("key"), "pinned"
         elif self.key.get(group):
-            drawn["key"], sources["key"] = draw_at(self.key[group], u()), f"P(key{given})"
+            drawn["key"], sources["key"] = draw_at(self.key[group], at), f"P(key{given})"
+        at = u() if self.meter else None
         if "beats_per_bar" in pinned:
             drawn["beats_per_bar"], sources["beats_per_bar"] = int(pinned.pop("beats_per_bar")), "pinned"
         elif self.meter:
-            drawn["beats_per_bar"], sources["beats_per_bar"] = int(draw_at(self.meter, u())), "P(meter)"
+            drawn["beats_per_bar"], sources["beats_per_bar"] = int(draw_at(self.meter, at)), "P(meter)"
+        at = u() if self.form.get(group) else None
         if "form" in pinned:
             form = pinned.pop("form")
             drawn["form"] = form.split() if isinstance(form, str) else list(form)
             sources["form"] = "pinned"
         elif self.form.get(group):
-            drawn["form"], sources["form"] = draw_at(self.form[group], u()).split(), f"P(form{given})"
+            drawn["form"], sources["form"] = draw_at(self.form[group], at).split(), f"P(form{given})"
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
         return {"values": drawn, "priors": sources}
