@@ -58,7 +58,7 @@ def main() -> None:
     from composer.data.metadata import read_metadata
     from composer.persona.daily import draw_song, load_persona, persona_model, persona_strength
     from composer.persona.lyric_model import scheme_of, syllables, words
-    from composer.persona.priors import total_variation
+    from composer.persona.priors import song_key, song_tempo, total_variation
     from composer.rendering.options import RenderOptions
     from lyrics import parse
 
@@ -78,9 +78,9 @@ def main() -> None:
                                     counts(r.fields.get(field) for r in rows if field in r.fields))
     tv["tempo (10 BPM bins)"] = total_variation(
         counts(int(d["metadata"]["tempo"] // 10) for d in days if "tempo" in d["metadata"]),
-        counts(int(float(r.fields["tempo"]) // 10) for r in rows if r.fields.get("tempo")))
+        counts(int(t // 10) for r in rows if (t := song_tempo(r.fields)) is not None))
     tv["key"] = total_variation(counts(d["metadata"].get("key") for d in days if "key" in d["metadata"]),
-                                counts(r.fields.get("key") for r in rows if r.fields.get("key")))
+                                counts(k for r in rows if (k := song_key(r.fields))))
 
     # lyrics ------------------------------------------------------------------------------
     archive_lines, archive_grams, archive_syllables, archive_schemes = set(), set(), [], Counter()

@@ -319,3 +319,14 @@ def test_a_name_in_another_unicode_form_is_found_or_named(tmp_path: Path):
     assert not [w for w in report.warnings if "no row" in w.message]  # the file has its row
     revoke(tmp_path, unicodedata.normalize("NFD", composed), reason="asked")  # either form names the file
     assert "withdrawn" in check_dataset(tmp_path).refused[0].message
+
+
+def test_a_tempo_written_as_text_is_read_as_a_prompt_reads_it(tmp_path: Path):
+    # "120" and "70 BPM" under tempo refused the song, though "96 BPM" under bpm was read
+    for index, tempo in enumerate(("120", "70 BPM", "110 bpm", 96)):
+        sf.write(tmp_path / f"s{index}.wav", tone(frequency=200 + 50 * index), RATE)
+    write_jsonl(tmp_path, [good(f"s{i}.wav", tempo=t) for i, t in enumerate(("120", "70 BPM", "110 bpm", 96))]
+                + [good("s9.wav", tempo="fast")])
+    report = check_dataset(tmp_path)
+    assert report.accepted == ["s0.wav", "s1.wav", "s2.wav", "s3.wav"]
+    assert any('(96, or "96 bpm"), got \'fast\'' in p.message for p in report.refused)

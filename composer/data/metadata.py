@@ -247,7 +247,14 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_tempo(value: Any) -> str | None:
+    """A number of beats per minute, or text a prompt reads as one ("120", "120 BPM"), as a
+    row's `bpm` is read (the same text under `tempo` refused the song)."""
     low, high = TEMPO_RANGE
+    if isinstance(value, str):
+        try:
+            value = float(value.lower().replace("bpm", "").strip())
+        except ValueError:
+            return f"tempo must be a number of beats per minute (96, or \"96 bpm\"), got {value!r}"
     if not _is_number(value) or not math.isfinite(value):
         return f"tempo must be a number of beats per minute, got {value!r}"
     if not low <= value <= high:
