@@ -174,6 +174,13 @@ def _blocks(raw_lines: list[str]) -> list[_Block]:
     return _untagged_blocks([block for block in untagged if block]) + tagged
 
 
+def is_tag(line: str) -> bool:
+    """Whether a line is a section tag, in any style `parse` reads ("[Chorus]", "Verse 1:",
+    "(Bridge)", "Chorus x2")."""
+    line = printable(line)
+    return bool(_TAG.fullmatch(line) or _loose_tag(line))
+
+
 def _loose_tag(line: str) -> str | None:
     """The label of a section tag written without square brackets around it alone ("(Chorus)",
     "Verse 2:", "[Chorus] x2", a bare "Chorus"), with its repeat mark; None for a sung line."""

@@ -650,3 +650,14 @@ def test_a_pin_changes_its_own_field_only_and_keys_are_one_spelling():
             pinned = priors.draw(QuasiRandom(day, 5), {field: value})["values"]
             assert pinned[field] == value
             assert {k: v for k, v in pinned.items() if k != field} == {k: v for k, v in free.items() if k != field}
+
+
+def test_a_songs_form_is_read_from_lyric_tags_of_every_style():
+    # only "[Verse]" tags counted: "Verse 1:" and "(Chorus)" songs fell back to the audio's guess
+    from composer.persona.build import _lyric_form
+
+    assert _lyric_form("Verse 1:\nla la\nChorus:\nhey\nVerse 2:\nlo lo\nChorus:\nhey") == [
+        "verse", "chorus", "verse", "chorus"]
+    assert _lyric_form("(Verse)\nla\n(Chorus)\nhey\n(Bridge)\nwhy\n(Chorus)\n") == ["verse", "chorus", "bridge", "chorus"]
+    assert _lyric_form("[Verse]\nla\n[Chorus]\nhey") == ["verse", "chorus"]
+    assert _lyric_form("just words\nmore words") is None  # untagged: the kinds would be guesses

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from pathlib import Path
 
@@ -148,11 +147,12 @@ def _lyric_form(text) -> list[str] | None:
     """The section kinds of tagged lyrics, in order (a repeated chorus counted each time); None
     when the lyrics are missing, unreadable or carry no section tags."""
     from lyrics import LyricsError, parse
+    from lyrics.sections import is_tag
 
     if not isinstance(text, str) or not text.strip():
         return None
     first = next(line.strip() for line in text.splitlines() if line.strip())
-    if not re.fullmatch(r"\[[^\[\]]*\]", first):  # untagged (at least at first): the kinds would be guesses
+    if not is_tag(first):  # untagged (at least at first): the kinds would be guesses ("Verse 1:" is a tag too)
         return None
     try:
         return [s.kind for s in parse(text)]
