@@ -123,6 +123,12 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     message = page.inner_text("#plan-message .studio-error")
     assert "row 1" in message and "bars" in message
     assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
+    # Render refuses while the table holds a refused edit (it rendered the plan before it, unsaid)
+    page.click("#render")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('refused an edit')")
+    assert not (out / "history.json").exists() or json.loads((out / "history.json").read_text()) == []
+    _edit_cell(page, 0, 2, str(bars + 2))
+    page.wait_for_selector("#plan-message .studio-ok")
 
     # render: each section reaches the page while the rest renders, then the song plays in full
     page.click("#render")
@@ -184,3 +190,38 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["out", "studio.log", "tmp"]
     assert not list((out.parent / "tmp").iterdir())
     assert any((out / ".studio" / "uploads").rglob("broken.wav"))
+
+
+def test_a_fresh_page_plans_keys_move_the_chords_twice_and_the_history_is_there(studio, page):
+    # the Length field showed 0 and refused every plan until it was cleared; a second key change
+    # left the chords in the first new key; the history was empty on every page load
+    url, out = studio
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.fill("#prompt textarea", "folk song about rivers, 120 bpm, in A minor")
+    page.click("#plan")
+    page.wait_for_selector("#plan-message .studio-ok")
+    for new_key, tonic in (("C minor", "C"), ("D minor", "D")):
+        page.fill("#key textarea", new_key)
+        page.locator("#key textarea").press("Enter")
+        page.wait_for_function(f"document.querySelector(\"#plan-table [data-testid='cell-0-3']\").innerText"
+                               f".trim().startsWith('{tonic}')")
+    chords = page.inner_text("#plan-table [data-testid='cell-0-3']").split("|")
+    assert chords[0].strip() in ("Dm", "D"), chords  # the tonic chord of D minor, not C minor's
+    # a page reloaded mid-render: the song is still measured and gets its lead sheet (it stayed
+    # "pending" for ever: the measuring step ran only through the page)
+    before = len(json.loads((out / "history.json").read_text()))
+    page.click("#render")
+    page.wait_for_selector("#progress *")
+    page.reload()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        history = json.loads((out / "history.json").read_text())
+        if len(history) > before and (out / history[-1]["folder"] / "lead_sheet.musicxml").is_file():
+            break
+        time.sleep(0.5)
+    report = json.loads((out / history[-1]["folder"] / "report.json").read_text())
+    assert report["metrics"] and report["originality"]["verdict"] != "pending"
+    page.get_by_role("tab", name="History").click()
+    folders = [e["folder"] for e in history]
+    page.wait_for_function(f"document.querySelector('#history').innerText.includes('{folders[0]}')")

@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import Future
 
 from composer.errors import InputError
 from composer.rendering.options import GUIDE_STRENGTH
@@ -63,6 +64,13 @@ def _options(voice: str, steps: int | None = None, from_guide: float | None = No
     return options.check()
 
 
+KNOWN_TABLES = 16  # the tables an edit remembers the plans of
+
+
+def _rows_key(rows) -> str:
+    return json.dumps(rows, sort_keys=True, default=str)
+
+
 def build_app(studio: Studio, *, steps: int | None = None):
     """The page (a `gradio.Blocks`) over `studio`; `steps` overrides the sampler steps (tests)."""
     os.environ["GRADIO_TEMP_DIR"] = str(studio.work / "uploads")  # Gradio's files stay in the output folder
@@ -82,9 +90,16 @@ def build_app(studio: Studio, *, steps: int | None = None):
         path = studio.inside(folder)
         report = json.loads((path / "report.json").read_text(encoding="utf-8"))
         lyrics = json.loads((path / "lyrics.json").read_text(encoding="utf-8")) if (path / "lyrics.json").is_file() else []
-        names = [s["name"] for s in report.get("sections", [])]
+        # the sections a repaint takes: not a repeat (its source is repainted, the repeats follow),
+        # nothing of a loop (one section joined end to start)
+        repeats = {s.get("name") for s in json.loads((path / "plan.json").read_text(encoding="utf-8")).get("sections", [])
+                   if s.get("repeat_of")} if (path / "plan.json").is_file() else set()
+        loop = (report.get("mode") or {}).get("name") == "loop"
+        names = [] if loop else [s["name"] for s in report.get("sections", []) if s["name"] not in repeats]
         return (views.player_html(path, report, lyrics), views.downloads_html(studio.downloads(path)),
                 gr.update(choices=names, value=names[0] if names else None))
+
+    measuring: dict = {}  # a render's folder -> the Future of its evaluation (`do_render`)
 
     def history_rows():
         return [[e.folder, e.kind, e.title, e.created, e.duration, e.originality, e.note] for e in studio.history()]
@@ -114,16 +129,22 @@ def build_app(studio: Studio, *, steps: int | None = None):
                 str(plan.key), plan.beats_per_bar, plan.title,
                 views.message_html("The plan is valid. Edit any cell, then Render."), plan_rows(plan))
 
-    def do_edit(data, rows, tempo, key, meter, title, seed, shown):
+    def do_edit(data, rows, tempo, key, meter, title, seed, shown, known):
         """The edited plan; a bad cell's message goes under the table, a bad song field's
         (title, tempo, key, meter) next to those fields."""
         plan = to_plan(data)  # the plan as planned (or opened): the table's edits apply to it, so a
         # repeated or late event with the same table gives the same plan
+        shown_for = (known or {}).get(_rows_key(rows))
+        if shown_for is not None:
+            # rows the page was given for an edited plan (a key change moved its chords): a song
+            # field's change applies to that plan. Against the first plan its chords read as typed,
+            # and a second key change transposed nothing
+            plan = to_plan(shown_for)
         keep = (gr.update(),) * 3
 
         def refused(text: str, *, field: bool = False):
             message = views.message_html(text, error=True)
-            return keep + ("" if field else message, gr.update(), message if field else "")
+            return keep + ("" if field else message, gr.update(), message if field else "", text, gr.update())
 
         if plan is None:
             return refused("Plan a song first.")
@@ -135,15 +156,21 @@ def build_app(studio: Studio, *, steps: int | None = None):
         except Exception as error:  # noqa: BLE001
             return refused(_message(error))
         table_rows = plan_rows(edited)
+        remembered = dict(list((known or {}).items())[-(KNOWN_TABLES - 1):])
+        remembered[_rows_key(table_rows)] = edited.to_dict()
         # the table is written back only when it shows something new (cycled chords, a repeat
         # that followed its source): redrawing it unasked would drop an edit in progress
         return (edited.to_dict(), table_rows if table_rows != shown else gr.update(), views.timeline_html(edited),
-                views.message_html(f"The plan is valid: {edited.duration:.1f} s."), table_rows, "")
+                views.message_html(f"The plan is valid: {edited.duration:.1f} s."), table_rows, "", "",
+                remembered)
 
-    def do_render(data, voice, seed, from_guide=None):
+    def do_render(data, voice, seed, from_guide=None, refused_edit=""):
         plan = to_plan(data)
-        if plan is None:
-            yield ("", gr.update(), gr.update(), views.message_html("Plan a song first.", error=True),
+        if plan is None or refused_edit:
+            # a refused edit: the table shows what the plan is not (Render rendered the plan before it)
+            text = "Plan a song first." if plan is None else (
+                f"The plan refused an edit ({refused_edit}); fix it, or plan again, before Render.")
+            yield ("", gr.update(), gr.update(), views.message_html(text, error=True),
                    gr.update(), gr.update(), gr.update(), gr.update(), None)
             return
         events: queue.Queue = queue.Queue()
@@ -155,11 +182,19 @@ def build_app(studio: Studio, *, steps: int | None = None):
                                       on_progress=lambda name, made, total: events.put(("progress", name, made, total)),
                                       on_clip=lambda preview: events.put(("clip", preview.folder.name,
                                                                           list(preview.clips), list(preview.starts))))
-                events.put(("done", entry))
             except Exception as error:  # noqa: BLE001 - shown on the page, logged with its traceback
                 if not isinstance(error, (InputError, ValueError)):
                     log.exception("render failed")
                 events.put(("error", _message(error)))
+                return
+            # measured here, on the server, as soon as the song is saved: a page reloaded (or closed)
+            # mid-render left it "pending" for ever; the page's own step waits for this one
+            measured = measuring[entry.folder] = Future()
+            events.put(("done", entry))
+            try:
+                measured.set_result(studio.evaluate(entry.folder))
+            except Exception as error:  # noqa: BLE001 - said by do_measure
+                measured.set_exception(error)
 
         threading.Thread(target=work, daemon=True).start()
         progress = ("", 0, 0)
@@ -201,7 +236,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
         if not folder:
             return gr.update(), None, gr.update()
         try:
-            report = studio.evaluate(folder)
+            measured = measuring.pop(folder, None)
+            report = measured.result() if measured is not None else studio.evaluate(folder)
             line = verdict(folder) + "; " + views.metrics_line(report.get("metrics") or {})
         except Exception as error:  # noqa: BLE001
             log.warning("evaluation of %s failed: %s", folder, error)
@@ -255,6 +291,8 @@ def build_app(studio: Studio, *, steps: int | None = None):
             if not (persona or "").strip():
                 raise InputError("persona: give a persona folder (made by `composer persona build`)")
             return finished(studio.daily(persona.strip(), date, options=_options(voice, steps)))
+        except InputError as error:  # the CLI's words for the field on this page
+            return failed(InputError(str(error).replace("--persona ", "persona folder ")))
         except Exception as error:  # noqa: BLE001
             return failed(error)
 
@@ -292,12 +330,14 @@ def build_app(studio: Studio, *, steps: int | None = None):
         shown_state = gr.State(None)  # the rows the table shows
         folder_state = gr.State(None)
         measure_state = gr.State(None)  # a render to measure once it is in the player
+        refused_state = gr.State("")  # the message of an edit the plan refused ("" when the table is the plan)
+        known_state = gr.State({})  # the tables the page was given -> the plans they show (`do_edit`)
         gr.Markdown("## song-composer studio")
         with gr.Tab("Write"):
             with gr.Row():
                 prompt = gr.Textbox(label="Prompt", placeholder="wistful folk song about trains, 96 bpm, in D minor",
                                     elem_id="prompt", scale=4)
-                duration = gr.Number(label="Length (s)", value=None, minimum=1, maximum=1800, elem_id="duration",
+                duration = gr.Number(label="Length (s)", value=None, maximum=1800, elem_id="duration",
                                      scale=1)
                 seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed", scale=1)
             with gr.Row():
@@ -359,15 +399,17 @@ def build_app(studio: Studio, *, steps: int | None = None):
         downloads = gr.HTML("", elem_id="downloads")
 
         plan_outputs = [base_state, plan_state, table, timeline, tempo, key, meter, title, plan_message, shown_state]
-        plan_button.click(do_plan, [prompt, genre, mood, theme, lyrics, duration, seed], plan_outputs)
-        edit_inputs = [base_state, table, tempo, key, meter, title, seed, shown_state]
-        edit_outputs = [plan_state, table, timeline, plan_message, shown_state, fields_message]
+        plan_button.click(do_plan, [prompt, genre, mood, theme, lyrics, duration, seed], plan_outputs).then(
+            lambda: ("", {}), None, [refused_state, known_state])
+        edit_inputs = [base_state, table, tempo, key, meter, title, seed, shown_state, known_state]
+        edit_outputs = [plan_state, table, timeline, plan_message, shown_state, fields_message, refused_state,
+                        known_state]
         for component in (table, tempo, key, meter, title):
             component.input(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
         for component in (tempo, key, meter, title):  # typed, then Enter
             component.submit(do_edit, edit_inputs, edit_outputs, trigger_mode="always_last")
         result_outputs = [player, downloads, status, folder_state, section, history, choose]
-        render_button.click(do_render, [plan_state, voice, seed, from_guide],
+        render_button.click(do_render, [plan_state, voice, seed, from_guide, refused_state],
                             [progress, player, downloads, status, folder_state, section, history, choose, measure_state],
                             **work).then(do_measure, [measure_state], [status, measure_state, downloads], **work)
         guide_button.click(do_guide, [folder_state], [player, downloads, status], **work)
@@ -377,7 +419,9 @@ def build_app(studio: Studio, *, steps: int | None = None):
         loop_button.click(do_loop, [loop_prompt, loop_bars, seed], result_outputs, **work)
         daily_button.click(do_daily, [persona, day, voice], result_outputs, **work)
         open_button.click(do_open, [choose], result_outputs[:5] + [base_state, plan_state, table, timeline, tempo, key,
-                                                                   meter, title, shown_state])
+                                                                   meter, title, shown_state]).then(
+            lambda: ("", {}), None, [refused_state, known_state])
+        app.load(history_update, None, [history, choose])  # the history as it is now, on every page load
     return app
 
 

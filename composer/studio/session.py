@@ -305,6 +305,8 @@ class Studio:
             try:
                 repaint(partial, section, seed=seed, codec=codec, model=model, progress=False)
                 partial.rename(target)
+            except InputError as error:  # it names the song, not the copy it was repainted in
+                raise InputError(str(error).replace(str(partial), source.name)) from None
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
         return self._remember(target, "repaint", note=f"{section} of {source.name}")
@@ -374,7 +376,7 @@ class Studio:
         if not 1 <= bars <= 64:
             raise InputError(f"bars: {bars} is outside 1..64")
         codec, model = self.models
-        with self.busy, claim_output(folder := self.new_folder(f"{prompt} loop", "loop")):
+        with self.busy, claim_output(folder := self.new_folder(prompt or "untitled", "loop")):
             result = loop(prompt, bars, seed=seed, codec=codec, model=model, options=options, progress=False)
             result.save(folder)
         return self._remember(folder, "loop", note=f"{bars} bars")
