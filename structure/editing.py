@@ -64,8 +64,10 @@ def _text(row: list, column: int, path: str) -> str:
 
 def _number(value, path: str, *, integer: bool = False, bounds: tuple | None = None) -> float:
     """A number typed in a cell or field ("4", 4, 4.0), whole when `integer`, within `bounds`."""
-    text = str(value).strip()[:40]
+    text = str(value if value is not None else "").strip()[:40]
     kind = "a whole number" if integer else "a number"
+    if not text:  # a new row's cell (the page may draw it as 0)
+        raise PlanError(path, f"empty: give {kind}" + (f" ({bounds[0]:g}..{bounds[1]:g})" if bounds else ""))
     try:
         number = float(text)
     except ValueError:

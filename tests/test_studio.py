@@ -66,6 +66,8 @@ def test_a_row_too_short_for_its_lyric_lines_is_refused_not_cut(song):
 @pytest.mark.parametrize(("row", "column", "value", "message"), [
     (0, 2, "x", "row 1 ({name}), bars: 'x' is not a whole number"),
     (0, 2, 0, "row 1 ({name}), bars: 0 is outside 1..256"),
+    (0, 2, "", "row 1 ({name}), bars: empty: give a whole number"),  # a new row's cell, drawn as 0
+    (0, 4, None, "row 1 ({name}), energy: empty: give a number (0..1)"),
     (1, 3, "Am | H7", "row 2 ({name}), chords: unknown chord symbol 'H7'"),
     (1, 3, "Am | F", "row 2 ({name}), chords: 2 bars of chords for"),
     (0, 1, "polka", "row 1 ({name}), kind: unknown kind 'polka'"),
