@@ -255,8 +255,8 @@ def follow_edited_lyrics(plan: SongPlan) -> tuple[SongPlan, list[str]]:
             source = next(s for s in sections if s.name == section.repeat_of)
             unedited = _words_match_melody(section) and [vars(n) for n in section.melody] == [
                 vars(n) for n in old_melody.get(source.name, [])]
-            if list(section.lyrics) == list(source.lyrics) and not _words_match_melody(section) or (
-                    source.name in changed and (unedited or list(section.lyrics) == list(source.lyrics))):
+            same_words = list(section.lyrics) == list(source.lyrics)
+            if (same_words and not _words_match_melody(section)) or (source.name in changed and (unedited or same_words)):
                 section = replace(section, lyrics=list(source.lyrics), melody=[Note(**vars(n)) for n in source.melody])
                 changed.append(section.name)
             elif not _words_match_melody(section):

@@ -106,14 +106,14 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
     and denoised window by window under the new prompt's tags and the controls
     analysed from the audio.
     """
+    from composer.rendering import folder
+
     if not 0.0 <= strength <= 1.0:
         raise InputError(f"--strength: {strength:g} is outside 0..1")
     options = replace(options or RenderOptions(), control_groups=(options.control_groups if options and
                                                                     options.control_groups else ANALYSIS_GROUPS))
     timings = {}
     clock = time.monotonic()
-    from composer.rendering import folder
-
     kept = _sung_render(audio_path)
     title = Path(audio_path).stem if Path(audio_path).is_file() else Path(audio_path).name
     source = None  # the render folder it comes from, if any
@@ -518,11 +518,10 @@ def loop_plan(prompt: str, bars: int, *, seed: int = 0, lyrics: str | None = Non
     import lyrics as lyrics_pkg
     from composer import plan as make_plan
     from structure.planner import lyric_floor, sketch_melody
+    from structure.schema import PlanError, check_text
 
     if not 1 <= bars <= 64:
         raise InputError(f"--bars: {bars} is outside 1..64")
-    from structure.schema import PlanError, check_text
-
     lines = []
     if lyrics is not None:
         check_text(lyrics, "lyrics")
@@ -649,10 +648,9 @@ def _sung_loop(accompaniment: np.ndarray, plan: SongPlan, options: RenderOptions
     """The loop with its words sung: the voice's breath and echo past the loop's end are
     wrapped round to its start (the room is the steady state of the loop played again and
     again), so the wrap stays seamless. (mix, float stems, the report's "vocals" block)."""
-    from composer.rendering.vocals import Stems, sing_song
+    from composer.rendering.vocals import Stems, sing_song, vocals_report
     from composer.seeds import derived_seed
     from composer.voice.mix import lu_difference, mix, ring_reverb, vocal_gain
-    from composer.voice.voices import get_voice
 
     n = accompaniment.shape[-1]
     vocal = sing_song(plan, options, seed=seed, sample_rate=rate, samples=n + rate)  # a second for its last breath
@@ -664,11 +662,8 @@ def _sung_loop(accompaniment: np.ndarray, plan: SongPlan, options: RenderOptions
     spans = vocal.sung_spans
     level = vocal_gain(wet, accompaniment, spans, rate)
     wet, dry = wet * level, dry * level
-    chosen = get_voice(vocal.voice)
-    report = {"voice": vocal.voice, "speech_engine": chosen.speaker.engine, "engine_voice": chosen.speaker.name,
-              "engine_slowness": chosen.speaker.slowness, "octave_shift": vocal.shift, "lead": options.lead,
-              "level_gain": round(level, 6), "lu_above_accompaniment": lu_difference(wet, accompaniment, spans, rate),
-              "measured_over": "sung lines", "sections": vocal.sections, "wrapped": True}
+    report = {**vocals_report(vocal, options, level=level, above=lu_difference(wet, accompaniment, spans, rate),
+                              measured_over="sung lines"), "wrapped": True}
     return mix(accompaniment, wet), Stems(accompaniment, wet, dry), report
 
 

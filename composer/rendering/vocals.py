@@ -210,8 +210,6 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     the song's (default: `loudness_gain` of the mix, measured before the mix is made)."""
     from composer.rendering.loudness import loudness_gain
     from composer.voice.mix import Summed, add_into, duck, lu_difference, reverb, vocal_gain
-    from composer.voice.singer import GLOTTAL_DEPTH, GLOTTAL_LENGTH
-    from composer.voice.voices import get_voice
 
     clock = time.monotonic()
     rate = vocal.sample_rate
@@ -235,9 +233,19 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
     stems.vocals = to_pcm(wet, gain)
     stems.pack("vocals")
     del wet
+    report = {**vocals_report(vocal, options, level=level, above=above, measured_over=measured_over),
+              "seconds": round(time.monotonic() - clock, 3)}
+    return song, stems, report, gain
+
+
+def vocals_report(vocal, options, *, level: float, above: float, measured_over: str) -> dict:
+    """The report's "vocals" block: what sang (voice, engine, how), at what level, and where."""
+    from composer.voice.singer import GLOTTAL_DEPTH, GLOTTAL_LENGTH
+    from composer.voice.voices import get_voice
+
     chosen = get_voice(vocal.voice)
     speaker = chosen.speaker
-    report = {
+    return {
         "voice": vocal.voice, "speech_engine": speaker.engine, "engine_voice": speaker.name,
         "engine_slowness": speaker.slowness, "octave_shift": vocal.shift, "lead": options.lead,
         "singing": {"slow_consonants": chosen.slow_consonants, "breathiness": chosen.breathiness,
@@ -250,6 +258,4 @@ def add_vocals(accompaniment: np.ndarray, vocal, plan, options, *, seed: int, le
                       **({"lines_moved_an_octave": s["line_octaves"]} if s.get("line_octaves") else {})}
                      for s in vocal.sections],
         "section_seeds": dict(options.vocal_seeds or {}),
-        "seconds": round(time.monotonic() - clock, 3),
     }
-    return song, stems, report, gain
