@@ -696,6 +696,12 @@ def test_a_loop_sings_its_words_and_wraps_its_voice(tmp_path, tiny_models):
     assert song.shape[0] == backing.shape[0] == voice.shape[0] == round(4 * bar * rate)  # still exactly its bars
     assert np.abs(song - np.clip(backing + voice, -1, 1)).max() < 3 / 32767
     assert np.sqrt(np.mean(voice ** 2)) > 0.01  # it sings
+    # its first word begins on the downbeat: the lead-in before it sounds at the loop's end (it was
+    # cut, and the voice began at full level on the first sample: a click at every wrap)
+    dry, _ = sf.read(out / "vocals_dry.wav", dtype="float32")
+    edge = int(0.02 * rate)
+    head, tail = (float(np.sqrt(np.mean(x ** 2))) for x in (dry[:edge], dry[-edge:]))
+    assert head > 0.01 and tail > 0.25 * head
     assert "<00:02.00>round, <00:02.50>we" in (out / "lyrics.lrc").read_text()  # each word at its time
     assert "<text>Round</text>" in (out / "lead_sheet.musicxml").read_text()
     # too many words for its bars, or none: one clear line naming the file

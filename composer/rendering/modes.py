@@ -653,11 +653,10 @@ def _sung_loop(accompaniment: np.ndarray, plan: SongPlan, options: RenderOptions
     from composer.voice.mix import lu_difference, mix, ring_reverb, vocal_gain
 
     n = accompaniment.shape[-1]
-    vocal = sing_song(plan, options, seed=seed, sample_rate=rate, samples=n + rate)  # a second for its last breath
-    dry = np.zeros(n, dtype=np.float32)
-    for start in range(0, vocal.audio.shape[0], n):  # what is sung past the end sounds again at the start
-        piece = vocal.audio[start: start + n]
-        dry[: piece.shape[0]] += piece
+    # what is sung past the end sounds at the start, and the first word's lead-in at the end (it was
+    # cut: the voice began at full level on the loop's first sample, a click at every wrap)
+    vocal = sing_song(plan, options, seed=seed, sample_rate=rate, samples=n, wrap=True)
+    dry = vocal.audio
     wet = ring_reverb(dry, rate, seed=derived_seed(seed, "room"))
     spans = vocal.sung_spans
     level = vocal_gain(wet, accompaniment, spans, rate)

@@ -129,14 +129,15 @@ def has_lyrics(plan) -> bool:
     return any(s.lyrics and any(n.syllable for n in s.melody) for s in plan.sections)
 
 
-def sing_song(plan, options, *, seed: int, sample_rate: int, samples: int | None = None):
-    """The dry `composer.voice.Vocal` of the plan, or None (no lyrics, or vocals off)."""
+def sing_song(plan, options, *, seed: int, sample_rate: int, samples: int | None = None, wrap: bool = False):
+    """The dry `composer.voice.Vocal` of the plan, or None (no lyrics, or vocals off); wrap: a
+    loop's (`composer.voice.sing`)."""
     if not options.vocals or not has_lyrics(plan):
         return None
     from composer.voice import sing
 
     return sing(plan, voice=options.voice, sample_rate=sample_rate, seed=seed, samples=samples,
-                section_seeds=options.vocal_seeds)
+                section_seeds=options.vocal_seeds, wrap=wrap)
 
 
 def will_sing(plan, options) -> bool:

@@ -202,8 +202,11 @@ def make_bank(voice: str | Speaker, lines: list[str], phones: dict[str, list[str
 
 
 def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: int = 0,
-         samples: int | None = None, section_seeds: dict[str, int] | None = None) -> Vocal:
+         samples: int | None = None, section_seeds: dict[str, int] | None = None, wrap: bool = False) -> Vocal:
     """The plan's lyrics sung on its melody (dry), `samples` long (default: the song).
+
+    wrap: the song is a loop: what is sung before its start (a first word's consonants, a
+    breath) or past its end sounds at the other end, instead of being cut off.
 
     A section is sung from its notes, words and seed alone, so a repeated chorus is the same
     audio. section_seeds: another seed for the named sections (a repaint re-sings one).
@@ -262,6 +265,9 @@ def sing(plan, *, voice: str = DEFAULT_VOICE, sample_rate: int = 24000, seed: in
             "line_octaves": {line: octave for line, octave in octaves.items() if octave},  # lyric line index: semitones
         })
         first = int(round((start + offset) * sample_rate))
+        if wrap and samples > 0:
+            np.add.at(out, (first + np.arange(audio.shape[0])) % samples, audio)
+            continue
         lo, hi = max(0, first), min(samples, first + audio.shape[0])
         if hi > lo:
             out[lo:hi] += audio[lo - first: hi - first]
