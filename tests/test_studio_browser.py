@@ -118,17 +118,6 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     page.locator("#key textarea").press("Enter")
     page.wait_for_function("!document.querySelector('#fields-message .studio-error')")
     page.wait_for_timeout(300)  # the page settles (a second, late answer to the edit changes nothing)
-    _edit_cell(page, 0, 2, "0")
-    page.wait_for_selector("#plan-message .studio-error")
-    message = page.inner_text("#plan-message .studio-error")
-    assert "row 1" in message and "bars" in message
-    assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
-    # Render refuses while the table holds a refused edit (it rendered the plan before it, unsaid)
-    page.click("#render")
-    page.wait_for_function("document.querySelector('#status').innerText.includes('refused an edit')")
-    assert not (out / "history.json").exists() or json.loads((out / "history.json").read_text()) == []
-    _edit_cell(page, 0, 2, str(bars + 2))
-    page.wait_for_selector("#plan-message .studio-ok")
 
     # render: each section reaches the page while the rest renders, then the song plays in full
     page.click("#render")
@@ -184,6 +173,18 @@ def test_write_edit_render_repaint_and_a_broken_upload(studio, page, tmp_path):
     page.wait_for_selector("#status .studio-error")
     message = page.inner_text("#status")
     assert "broken.wav" in message and "Traceback" not in message
+    assert len(json.loads((out / "history.json").read_text())) == 2
+
+    # a bad cell is named by row and column, the plan stays as it was, and Render refuses while the
+    # table holds the refused edit (it rendered the plan before it, unsaid)
+    page.get_by_role("tab", name="Write").click()
+    _edit_cell(page, 0, 2, "0")
+    page.wait_for_selector("#plan-message .studio-error")
+    message = page.inner_text("#plan-message .studio-error")
+    assert "row 1" in message and "bars" in message
+    assert float(page.locator("#timeline .plan-summary").get_attribute("data-duration")) == pytest.approx(edited)
+    page.click("#render")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('refused an edit')")
     assert len(json.loads((out / "history.json").read_text())) == 2
 
     # nothing outside the output folder: the uploads and every temporary file are inside it too
