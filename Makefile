@@ -48,7 +48,7 @@ recorded-music:
 # the whole persona path on the DEMO archive (recorded music + made-up lyrics and metadata), about 10 minutes
 persona-demo: install recorded-music
 	@[ -f data/recorded/metadata.jsonl ] || $(VENV)/bin/composer corpus import -o data/recorded
-	$(VENV)/bin/composer data analyze data/recorded
+	$(VENV)/bin/composer data analyze data/recorded --workers $$(nproc)
 	@[ -f data/demo_archive/metadata.jsonl ] || $(VENV)/bin/composer persona demo -o data/demo_archive
 	$(VENV)/bin/composer persona build data/demo_archive -o out/demo_persona --steps 600 --lr 1e-4
 	$(VENV)/bin/composer daily --persona out/demo_persona --date 2027-01-01 -o out/daily

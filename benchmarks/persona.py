@@ -9,7 +9,8 @@
 - lyrics: over 50 days' lyrics, lines copied from the archive, the share of 4-grams found
   in the archive, syllables per line and rhyme-scheme agreement against the archive's, and
   the perplexity of the persona's lyric model on the held-out songs' lyrics against the same
-  model fitted to the base writer's lines;
+  model fitted to the base writer's lines; and how the daily lines read (fluency: their
+  perplexity under a model of the held-out songs' lyrics, beside the archive's own lines);
 - audio: the same drawn plans rendered by the persona's model (at its strength and at 1, the
   fine-tune alone, or at `--strengths`) and by the base model, and
   their FluidSynth guides: the distance of `benchmarks/distance.py` (the one the recorded-corpus
@@ -107,6 +108,29 @@ def main() -> None:
                 for i in range(len(tokens) - 3):
                     grams += 1
                     in_archive += " ".join(tokens[i: i + 4]) in archive_grams
+    # fluency: how the daily lines read, by a word-trigram model of the held-out songs' lyrics
+    # (the validation split, which the persona's measured lyric model did not read), beside the
+    # archive's other songs' lines (what the artist writes: the floor) and the base writer's
+    from composer.persona.lyric_model import LyricModel, base_writer_lines
+
+    def sung_lines(chosen):
+        return [line for row in chosen for section in parse(row.fields.get("lyrics", ""))
+                if not section.repeat_of for line in section.lines]
+
+    held_rows = [r for r in rows if r.fields.get("split") == "validation"]
+    fluency = None
+    if held_rows and len(held_rows) < len(rows):
+        from lyrics import LyricSection
+
+        judge = LyricModel.train([[LyricSection("verse1", "verse", sung_lines(held_rows))]])
+        daily_lines = [line for day in days[: args.lyric_days] for section in parse(day["lyrics"])
+                       if not section.repeat_of for line in section.lines]
+        fluency = {"persona_daily": round(judge.perplexity(daily_lines), 2),
+                   "archive_other_songs": round(judge.perplexity(sung_lines([r for r in rows if r not in held_rows])), 2),
+                   "base_writer": round(judge.perplexity(list(base_writer_lines(400))), 2),
+                   "daily_distinct_line_share": round(len(set(daily_lines)) / max(1, len(daily_lines)), 3),
+                   "what": "perplexity under a word-trigram model of the held-out songs' lyrics; lower reads "
+                           "more like the archive (word salad reads high)"}
     scheme_tv = total_variation({str(k): v for k, v in new_schemes.items()},
                                 {str(k): v for k, v in archive_schemes.items()})
     lyric_info = persona.info["lyrics"]
@@ -118,6 +142,7 @@ def main() -> None:
                                "archive": round(float(np.mean(archive_syllables)), 2)},
         "rhyme_scheme_tv": round(scheme_tv, 4),
         "perplexity": {"persona": lyric_info["perplexity"], "base_writer": lyric_info["base_writer_perplexity"]},
+        "fluency": fluency,
         "goal": "no copied line, 4-gram share < 0.05, line length and schemes within 10 %, "
                 "perplexity below the base writer's"}
     if args.no_audio:

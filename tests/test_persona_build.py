@@ -661,3 +661,29 @@ def test_a_songs_form_is_read_from_lyric_tags_of_every_style():
     assert _lyric_form("(Verse)\nla\n(Chorus)\nhey\n(Bridge)\nwhy\n(Chorus)\n") == ["verse", "chorus", "bridge", "chorus"]
     assert _lyric_form("[Verse]\nla\n[Chorus]\nhey") == ["verse", "chorus"]
     assert _lyric_form("just words\nmore words") is None  # untagged: the kinds would be guesses
+
+
+def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams():
+    """Each line is the candidate that reads best by the model (with its length and rhyme), so
+    the lines read better than the candidates drawn for them, by a model of other lyrics of the
+    same writer; lines may open as the archive's do; no word 4-gram of the archive is written."""
+    import random
+
+    from composer.persona.lyric_model import LyricModel, base_writer_lines, words
+    from lyrics import LyricSection
+
+    archive = list(base_writer_lines(240, seed=0))
+    model = LyricModel.train([[LyricSection(f"verse{i}", "verse", archive[i: i + 4])] for i in range(0, 240, 4)])
+    reference = LyricModel.train([[LyricSection("verse1", "verse", list(base_writer_lines(400, seed=5)))]])
+    chosen, drawn = [], []
+    for day in range(12):
+        chosen += model.write_section("verse", random.Random(day))
+        rng = random.Random(100 + day)
+        drawn += [line for _ in range(48) if (line := model._draw_line(rng, rng.choice(model.line_syllables)))]
+    assert reference.perplexity(chosen) < 0.6 * reference.perplexity(drawn)
+    archive_grams = {" ".join(t[i: i + 4]) for line in archive for t in [words(line)] for i in range(len(t) - 3)}
+    openings = {tuple(words(line)[:2]) for line in archive}
+    assert not [line for line in chosen for t in [words(line)] for i in range(len(t) - 3)
+                if " ".join(t[i: i + 4]) in archive_grams]
+    assert not [line for line in chosen if " ".join(words(line)) in model.archive_lines]
+    assert sum(tuple(words(line)[:2]) in openings for line in chosen) >= len(chosen) // 2
