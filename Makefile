@@ -45,7 +45,7 @@ recorded-music:
 	    $(RECORDED_MUSIC); \
 	fi
 
-# the whole persona path on the DEMO archive (recorded music + made-up lyrics and metadata), about 10 minutes
+# the whole persona path on the DEMO archive (recorded music + made-up lyrics and metadata), 20 to 40 minutes on 2 cores
 persona-demo: install recorded-music
 	@[ -f data/recorded/metadata.jsonl ] || $(VENV)/bin/composer corpus import -o data/recorded
 	$(VENV)/bin/composer data analyze data/recorded --workers $$(nproc)

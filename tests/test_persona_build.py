@@ -687,3 +687,28 @@ def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams():
                 if " ".join(t[i: i + 4]) in archive_grams]
     assert not [line for line in chosen if " ".join(words(line)) in model.archive_lines]
     assert sum(tuple(words(line)[:2]) in openings for line in chosen) >= len(chosen) // 2
+
+
+def test_rare_moods_draw_their_keys_from_their_own_songs_pooled():
+    """Moods with too few songs for their own distributions draw tempo, key and form from their
+    songs pooled, so the days' keys add up to the archive's (drawn from every song, the rare
+    moods' keys came out at a fraction of their share); a day says where its key came from."""
+    from collections import Counter
+
+    from composer.persona.priors import Priors, QuasiRandom, total_variation
+
+    songs = ([{"mood": "happy", "key": "C major", "bpm": 120}] * 10 + [{"mood": "calm", "key": "G major", "bpm": 80}] * 10
+             + [{"mood": "sad", "key": "D minor", "bpm": 70}] * 3 + [{"mood": "dark", "key": "E minor", "bpm": 140}] * 2
+             + [{"mood": "odd", "key": "A minor", "bpm": 100}])
+    priors = Priors.from_songs(songs)
+    assert priors.rare_moods == ["dark", "odd", "sad"]
+    days = [priors.draw(QuasiRandom(day, 3)) for day in range(600)]
+    drawn = Counter(d["values"]["key"] for d in days)
+    assert total_variation(drawn, Counter(s["key"] for s in songs)) < 0.03, drawn
+    rare = next(d for d in days if d["values"]["mood"] == "sad")
+    assert rare["values"]["key"] in ("D minor", "E minor", "A minor")
+    assert "pooled" in rare["priors"]["key"] and "sad" in rare["priors"]["key"]
+    assert Priors.from_dict(priors.to_dict()).draw(QuasiRandom(5, 3)) == priors.draw(QuasiRandom(5, 3))
+    old = priors.to_dict()
+    del old["rare_moods"]  # a persona built before the rare moods were pooled still draws
+    assert Priors.from_dict(old).draw(QuasiRandom(5, 3))["values"]["mood"]

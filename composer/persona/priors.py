@@ -8,8 +8,11 @@ lyrics carry section tags gives the form those tags name, and a song's own `mete
 whose value is a list (mood: ["sad", "tender"]) counts each item; empty and null values
 are not values. The dependencies that
 matter are kept by drawing in order: mood first, then tempo, key and form from the
-songs of that mood (falling back to all songs when a mood has too few), the other
-fields from their own distributions. Drawing is a pure function of the seed.
+songs of that mood, the other fields from their own distributions. The moods with too
+few songs for their own distributions draw from the songs of all those rarer moods
+together, so the days' tempo, key and form still add up to the archive's (drawn from
+every song instead, a demo archive's key was 0.103 from its own in total variation
+over 200 days, 0.043 pooled, and its tempo 0.090, 0.052). Drawing is a pure function of the seed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ NOT_PRIORS = frozenset({
 })
 OWN_LABELS = frozenset({"meter", "time_signature", "bpm"})  # a song's own meter and tempo: drawn as those
 MIN_GROUP = 5  # songs a mood needs before its own tempo/key/form distribution is used
+RARE = "rare moods"  # the group of the moods with fewer songs, pooled
 
 
 def field_values(value) -> list[str]:
@@ -172,6 +176,7 @@ class Priors:
     form: dict[str, dict[str, int]] = field(default_factory=dict)  # mood (or "*") -> "verse chorus ..." -> count
     section_bars: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> bars -> count
     songs: int = 0
+    rare_moods: list[str] = field(default_factory=list)  # moods that draw from the RARE group
 
     @classmethod
     def from_songs(cls, songs: list[dict]) -> Priors:
@@ -187,6 +192,10 @@ class Priors:
         for song in songs:
             for mood in dict.fromkeys(field_values(song.get("mood"))):  # a song of two moods is in both
                 groups.setdefault(f"mood={mood}", []).append(song)
+        rare = sorted(g.removeprefix("mood=") for g, members in groups.items() if g != "*" and len(members) < MIN_GROUP)
+        pooled = [s for s in songs if any(m in rare for m in field_values(s.get("mood")))]
+        if len(pooled) >= MIN_GROUP:
+            groups[RARE], priors.rare_moods = pooled, rare
         for group, members in groups.items():
             if group != "*" and len(members) < MIN_GROUP:
                 continue
@@ -216,8 +225,7 @@ class Priors:
                 drawn[name], sources[name] = pinned.pop(name), "pinned"
             else:
                 drawn[name], sources[name] = draw_at(self.fields[name], at), f"P({name})"
-        group = f"mood={drawn['mood']}" if "mood" in drawn and f"mood={drawn['mood']}" in self.tempo else "*"
-        given = f" | mood={drawn['mood']}" if group != "*" else ""
+        group, given = self.group_of(drawn.get("mood"))
         at = u() if self.tempo.get(group) else None
         if "tempo" in pinned:  # pinned values are checked (composer.persona.daily.check_pins)
             drawn["tempo"], sources["tempo"] = float(pinned.pop("tempo")), "pinned"
@@ -245,6 +253,15 @@ class Priors:
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
         return {"values": drawn, "priors": sources}
+
+    def group_of(self, mood: str | None) -> tuple[str, str]:
+        """The songs a day of this mood draws its tempo, key and form from, and how its
+        report names them ("" for every song)."""
+        if mood is not None and f"mood={mood}" in self.tempo:
+            return f"mood={mood}", f" | mood={mood}"
+        if mood is not None and mood in self.rare_moods and RARE in self.tempo:
+            return RARE, f" | mood={mood}, pooled with the archive's other rare moods ({', '.join(self.rare_moods)})"
+        return "*", ""
 
     def to_dict(self) -> dict:
         return dict(vars(self))
