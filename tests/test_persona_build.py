@@ -712,3 +712,9 @@ def test_rare_moods_draw_their_keys_from_their_own_songs_pooled():
     old = priors.to_dict()
     del old["rare_moods"]  # a persona built before the rare moods were pooled still draws
     assert Priors.from_dict(old).draw(QuasiRandom(5, 3))["values"]["mood"]
+    # a mood whose songs have no key label draws its key from every song (not none at all)
+    unlabelled = Priors.from_songs(songs + [{"mood": "quiet", "bpm": 60}] * 6)
+    quiet = next(d for d in (unlabelled.draw(QuasiRandom(day, 3)) for day in range(200))
+                 if d["values"]["mood"] == "quiet")
+    assert quiet["values"]["tempo"] == 60 and quiet["priors"]["tempo"] == "P(tempo | mood=quiet)"
+    assert quiet["values"]["key"] in {s["key"] for s in songs} and quiet["priors"]["key"] == "P(key)"

@@ -226,30 +226,36 @@ class Priors:
             else:
                 drawn[name], sources[name] = draw_at(self.fields[name], at), f"P({name})"
         group, given = self.group_of(drawn.get("mood"))
-        at = u() if self.tempo.get(group) else None
+
+        def source(table: dict) -> tuple[str, str]:  # the mood's songs, or every song where they lack the label
+            return (group, given) if table.get(group) else ("*", "")
+
+        (tempo_group, tempo_given), (key_group, key_given) = source(self.tempo), source(self.key)
+        at = u() if self.tempo.get(tempo_group) else None
         if "tempo" in pinned:  # pinned values are checked (composer.persona.daily.check_pins)
             drawn["tempo"], sources["tempo"] = float(pinned.pop("tempo")), "pinned"
-        elif self.tempo.get(group):
-            tempos = self.tempo[group]
+        elif self.tempo.get(tempo_group):
+            tempos = self.tempo[tempo_group]
             drawn["tempo"], sources["tempo"] = round(tempos[min(len(tempos) - 1, int(at * len(tempos)))], 1), \
-                f"P(tempo{given})"
-        at = u() if self.key.get(group) else None
+                f"P(tempo{tempo_given})"
+        at = u() if self.key.get(key_group) else None
         if "key" in pinned:
             drawn["key"], sources["key"] = pinned.pop("key"), "pinned"
-        elif self.key.get(group):
-            drawn["key"], sources["key"] = draw_at(self.key[group], at), f"P(key{given})"
+        elif self.key.get(key_group):
+            drawn["key"], sources["key"] = draw_at(self.key[key_group], at), f"P(key{key_given})"
         at = u() if self.meter else None
         if "beats_per_bar" in pinned:
             drawn["beats_per_bar"], sources["beats_per_bar"] = int(pinned.pop("beats_per_bar")), "pinned"
         elif self.meter:
             drawn["beats_per_bar"], sources["beats_per_bar"] = int(draw_at(self.meter, at)), "P(meter)"
-        at = u() if self.form.get(group) else None
+        form_group, form_given = source(self.form)
+        at = u() if self.form.get(form_group) else None
         if "form" in pinned:
             form = pinned.pop("form")
             drawn["form"] = form.split() if isinstance(form, str) else list(form)
             sources["form"] = "pinned"
-        elif self.form.get(group):
-            drawn["form"], sources["form"] = draw_at(self.form[group], at).split(), f"P(form{given})"
+        elif self.form.get(form_group):
+            drawn["form"], sources["form"] = draw_at(self.form[form_group], at).split(), f"P(form{form_given})"
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
         return {"values": drawn, "priors": sources}
