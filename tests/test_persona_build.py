@@ -718,3 +718,20 @@ def test_rare_moods_draw_their_keys_from_their_own_songs_pooled():
                  if d["values"]["mood"] == "quiet")
     assert quiet["values"]["tempo"] == 60 and quiet["priors"]["tempo"] == "P(tempo | mood=quiet)"
     assert quiet["values"]["key"] in {s["key"] for s in songs} and quiet["priors"]["key"] == "P(key)"
+
+
+def test_an_older_personas_lyric_model_loads_with_todays_ban_and_lines_keep_their_words():
+    """A lyric model saved with its 4-grams' line start and end marks (before 2026-12-01) loads
+    with the ban a new build has; a written line's capital never makes it other words."""
+    import json
+
+    from composer.persona.lyric_model import END, START, LyricModel, capitalised, words
+
+    model = _verse_model()
+    body = json.loads(model.to_json())
+    body["fourgrams"] += [f"{START} {START} i walk", f"{START} i walk along", f"cold and long {END}"]
+    assert LyricModel.from_json(json.dumps(body)).fourgrams == model.fourgrams
+    assert "i walk along the" in model.fourgrams and not any(START in g or END in g for g in model.fourgrams)
+    for line in ["ß light the way", "ıt is late", "i walk alone", "ſo it goes", "évening falls"]:
+        assert words(capitalised(line)) == words(line), line
+    assert capitalised("i walk alone") == "I walk alone" and capitalised("évening falls") == "Évening falls"

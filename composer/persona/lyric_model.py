@@ -26,6 +26,7 @@ these two changes, 14.8 after, 15.9 for the archive's other songs' own lines;
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import random
@@ -209,28 +210,40 @@ class LyricModel:
 
     # --- writing ----------------------------------------------------------------
     def _next_word(self, history: tuple[str, str], rng: random.Random, recent: list[str], *,
-                   allow_end: bool) -> str | None:
+                   allow_end: bool, cache: dict | None = None) -> str | None:
         """A next word by the interpolated model, never completing an archive 4-gram; when the
-        model's own successors are all banned, any vocabulary word may follow (its unigram share)."""
-        successors = set(self.bigrams.get(history[1], {})) | set(self.trigrams.get(" ".join(history), {}))
-        prefix, banned = " ".join(recent[-3:]) + " ", self.fourgrams  # recent holds START, START at least
-        allowed = sorted(w for w in successors if prefix + w not in banned and (allow_end or w != END))
-        if not allowed:
-            allowed = [w for w in self._vocabulary if prefix + w not in banned
-                       and (allow_end or w != END) and w not in recent[-2:]]
+        model's own successors are all banned, any vocabulary word may follow (its unigram share).
+
+        cache: where a section's candidates keep the words and weights of the contexts they have
+        met (a pure function of the last three words and allow_end, so the draws are the same)."""
+        key = (*recent[-3:], allow_end)  # recent holds START, START at least; history is its last two
+        found = cache.get(key) if cache is not None else None
+        if found is None:
+            successors = set(self.bigrams.get(history[1], {})) | set(self.trigrams.get(" ".join(history), {}))
+            prefix, banned = " ".join(recent[-3:]) + " ", self.fourgrams
+            allowed = sorted(w for w in successors if prefix + w not in banned and (allow_end or w != END))
+            from_successors = bool(allowed)
+            if not allowed:
+                allowed = [w for w in self._vocabulary if prefix + w not in banned
+                           and (allow_end or w != END) and w not in recent[-2:]]
+            found = (allowed, list(itertools.accumulate(self.probabilities(history, allowed))) if allowed else [])
+            if cache is not None and from_successors:  # (the whole vocabulary's lists are not kept)
+                cache[key] = found
+        allowed, cumulative = found
         if not allowed:
             return None
-        return rng.choices(allowed, weights=self.probabilities(history, allowed))[0]
+        return rng.choices(allowed, cum_weights=cumulative)[0]
 
     def _draw_line(self, rng: random.Random, target: int = 8, end_word: str | None = None,
-                   max_words: int = 20) -> str | None:
+                   max_words: int = 20, cache: dict | None = None) -> str | None:
         """A line of about `target` syllables; ending on `end_word` when given (for a rhyme)."""
         history, out, recent, count = (START, START), [], [START, START], 0
         room = target - (syllables(end_word) if end_word else 0)
         for _ in range(max_words):
             if count >= room:
                 break
-            word = self._next_word(history, rng, recent, allow_end=count >= room - 1 and end_word is None)
+            word = self._next_word(history, rng, recent, allow_end=count >= room - 1 and end_word is None,
+                                   cache=cache)
             if word is None:
                 return None
             if word == END:
@@ -268,6 +281,7 @@ class LyricModel:
                   else "".join(chr(ord("A") + i // 2) for i in range(lines_wanted)))
         lines: list[str] = []
         chosen: dict[int, str] = {}  # scheme position -> its line (a position may stay empty)
+        cache: dict = {}  # the contexts the candidates meet: `_next_word`
         for index, letter in enumerate(scheme):
             target = rng.choice(self.line_syllables or [8])
             partner = next((chosen[j] for j in range(index) if scheme[j] == letter and j in chosen), None)
@@ -276,7 +290,7 @@ class LyricModel:
             best, best_score = None, None
             for _ in range(tries):
                 end_word = rng.choice(rhyme_words) if rhyme_words else None
-                line = self._draw_line(rng, target, end_word)
+                line = self._draw_line(rng, target, end_word, cache=cache)
                 if line is None or line in lines or (end_word and line.split()[-1] in
                                                       [c.split()[-1] for c in chosen.values()]):
                     continue
@@ -293,7 +307,7 @@ class LyricModel:
                 continue
             chosen[index] = best
             lines.append(best)
-        return [capital_i(line[0].upper() + line[1:]) for line in lines]
+        return [capitalised(line) for line in lines]
 
     def title(self, sections: list[tuple[str, list[str]]], rng: random.Random) -> str:
         """A title: the chorus's first line when short, else its words that are the archive's images."""
@@ -314,9 +328,20 @@ class LyricModel:
     @classmethod
     def from_json(cls, text: str) -> LyricModel:
         body = json.loads(text)
-        body["fourgrams"] = set(body.get("fourgrams", []))
+        # a persona built before 2026-12-01 saved 4-grams with the line start and end marks too:
+        # kept, they banned every opening an archive line has, and a small archive's days then
+        # opened line after line the same way; without them the ban is what a new build has
+        body["fourgrams"] = {g for g in body.get("fourgrams", []) if START not in g.split() and END not in g.split()}
         body["archive_lines"] = set(body.get("archive_lines", []))
         return cls(**body)
+
+
+def capitalised(line: str) -> str:
+    """A written line with its first letter capital (and "I"), when that reads back as the same
+    words: some letters lowercase back to others ("ß" -> "SS" -> "ss"), which would make a line
+    other words than the ones checked against the archive."""
+    written = capital_i(line[0].upper() + line[1:])
+    return written if words(written) == words(line) else line
 
 
 def distinctive_words(counts: Counter, top: int = 40) -> list[str]:
