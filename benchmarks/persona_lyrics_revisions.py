@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def main() -> None:
         old = importlib.util.module_from_spec(spec)
         sys.modules["old_lyric_model"] = old  # dataclasses look their module up while it loads
         spec.loader.exec_module(old)
+    if "openings" not in inspect.signature(old.LyricModel.write_section).parameters:  # before 2026-12-01
+        write_section = old.LyricModel.write_section
+        old.LyricModel.write_section = lambda self, kind, rng, openings=None, **kw: write_section(self, kind, rng, **kw)
 
     rows = [r for r in read_metadata(Path(args.archive)) if r.problem is None and not r.fields.get("cut_into")]
     held = [r for r in rows if r.fields.get("split") == "validation"]

@@ -663,24 +663,51 @@ def test_a_songs_form_is_read_from_lyric_tags_of_every_style():
     assert _lyric_form("just words\nmore words") is None  # untagged: the kinds would be guesses
 
 
-def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams():
-    """Each line is the candidate that reads best by the model (with its length and rhyme), so
-    the lines read better than the candidates drawn for them, by a model of other lyrics of the
-    same writer; lines may open as the archive's do; no word 4-gram of the archive is written."""
+def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams(monkeypatch):
+    """Each line is chosen among its candidates by how it reads by the model (with its length and
+    rhyme): the best always (temperature 0), or drawn with a worse one less likely (the shipped
+    temperature); either way the lines read better than the candidates drawn for them, by a model
+    of other lyrics of the same writer. Lines may open as the archive's do; no word 4-gram of the
+    archive is written."""
     import random
 
+    from composer.persona import lyric_model
     from composer.persona.lyric_model import LyricModel, base_writer_lines, words
     from lyrics import LyricSection
 
     archive = list(base_writer_lines(240, seed=0))
     model = LyricModel.train([[LyricSection(f"verse{i}", "verse", archive[i: i + 4])] for i in range(0, 240, 4)])
     reference = LyricModel.train([[LyricSection("verse1", "verse", list(base_writer_lines(400, seed=5)))]])
-    chosen, drawn = [], []
-    for day in range(12):
-        chosen += model.write_section("verse", random.Random(day))
+    drawn = []
+    for day in range(24):
         rng = random.Random(100 + day)
         drawn += [line for _ in range(48) if (line := model._draw_line(rng, rng.choice(model.line_syllables)))]
-    assert reference.perplexity(chosen) < 0.6 * reference.perplexity(drawn)
+
+    def written():
+        return [line for day in range(24) for line in model.write_section("verse", random.Random(day))]
+
+    assert lyric_model.CHOICE_TEMPERATURE == 0.0
+    chosen = written()  # 14.1 against 25.0
+    assert reference.perplexity(chosen) < 0.65 * reference.perplexity(drawn)
+    monkeypatch.setattr(lyric_model, "CHOICE_TEMPERATURE", 0.5)
+    sampled = written()  # 21.3
+    assert 0.7 * reference.perplexity(drawn) < reference.perplexity(sampled) < 0.95 * reference.perplexity(drawn)
+    assert len(set(sampled)) > len(set(chosen))
+    chosen += sampled
+    monkeypatch.setattr(lyric_model, "CHOICE_TEMPERATURE", 0.0)
+
+    def echoes():  # lines that open as an earlier line of their song (three sections a song)
+        count = 0
+        for day in range(12):
+            openings, rng, song = set(), random.Random(day), []
+            for _ in range(3):
+                song += model.write_section("verse", rng, openings=openings)
+            count += len(song) - len({" ".join(words(line)[:2]) for line in song})
+        return count
+
+    penalised = echoes()  # 1 of 432 lines
+    monkeypatch.setattr(lyric_model, "OPENING_REPEAT", 0.0)
+    assert penalised * 3 < echoes()  # 27
     archive_grams = {" ".join(t[i: i + 4]) for line in archive for t in [words(line)] for i in range(len(t) - 3)}
     openings = {tuple(words(line)[:2]) for line in archive}
     assert not [line for line in chosen for t in [words(line)] for i in range(len(t) - 3)

@@ -188,14 +188,14 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
     # fine-tune worth a daily song, so the persona makes instrumental songs, and says so in its
     # card and in each report, rather than refusing the whole build or failing every day.
     instrumental = None if persona.lyrics.unigrams else "the archive's lyrics gave the lyric model no words"
-    sections, seen = [], {}
+    sections, seen, openings = [], {}, set()  # openings: how the song's lines begin, not to be echoed
     for kind in form:
         if kind not in SUNG_KINDS or instrumental:
             sections.append((kind, []))
         elif kind == "chorus" and kind in seen:  # a chorus repeats its words
             sections.append((kind, seen[kind]))
         else:
-            lines = persona.lyrics.write_section(kind, rng, quantile=quantiles)
+            lines = persona.lyrics.write_section(kind, rng, quantile=quantiles, openings=openings)
             seen.setdefault(kind, lines)
             sections.append((kind, lines))
     if not instrumental and not any(lines for _, lines in sections):
