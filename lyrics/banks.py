@@ -7,18 +7,22 @@ noun (the rhyme word) can close it. Hook lines put a theme word in front of a ho
 from __future__ import annotations
 
 # End words: singable nouns; rhyme families are built from their cmudict rhyming parts.
+# Left out, as nouns a line of any mood ended on oddly when the rhyme chose them ("We're
+# dancing under the bear", "I believe in the morning grave", "Harbour in the tender
+# sphere"; one line end in ten of the template writer's): bear bone chair form grain grave
+# lawn lust mail mill nail phone plain shell sphere stair thing wire.
 NOUNS = tuple(
     """rain train lane chain flame name game night light flight sight fight heart start art
-    sky eye fire wire desire home stone bone throne phone road sea tree key door floor shore
+    sky eye fire desire home stone throne road sea tree key door floor shore
     war dream stream beam sun run town crown ground sound song day way bay ray snow glow
-    line sign wine pine star car guitar scar moon tune soul goal bell well shell spell
-    hill mill hand land sand band time rhyme ocean motion devotion emotion morning river
-    shiver silver cold gold world word bird sorrow tomorrow kiss bliss wave grave cave
-    stage page cage rage age tide ride side pride fear year sphere mountain fountain
+    line sign wine pine star car guitar scar moon tune soul goal bell well spell
+    hill hand land sand band time rhyme ocean motion devotion emotion morning river
+    shiver silver cold gold world word bird sorrow tomorrow kiss bliss wave cave
+    stage page cage rage age tide ride side pride fear year mountain fountain
     season reason sunlight moonlight heaven thunder wonder summer drummer winter
-    window shadow meadow rose wheel steel field hope rope smoke dust trust rust lust
-    wing string ring spring king thing pain plain grain storm form dawn lawn
-    sail tale trail mail nail gale air chair prayer stair bear lie goodbye fly""".split()
+    window shadow meadow rose wheel steel field hope rope smoke dust trust rust
+    wing string ring spring king pain storm dawn
+    sail tale trail gale air prayer lie goodbye fly""".split()
 )
 
 LEAD_INS = ("", "oh,", "and", "so", "now", "yeah,", "but", "and oh,", "oh, oh,")
