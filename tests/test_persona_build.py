@@ -665,10 +665,10 @@ def test_a_songs_form_is_read_from_lyric_tags_of_every_style():
 
 def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams(monkeypatch):
     """Each line is chosen among its candidates by how it reads by the model (with its length and
-    rhyme): the best always (temperature 0), or drawn with a worse one less likely (the shipped
-    temperature); either way the lines read better than the candidates drawn for them, by a model
-    of other lyrics of the same writer. Lines may open as the archive's do; no word 4-gram of the
-    archive is written."""
+    rhyme): the best (temperature 0, shipped), or drawn with a worse one less likely; either way
+    the lines read better than the candidates drawn for them, by a model of other lyrics of the
+    same writer. A line rarely opens as an earlier line of its song. Lines may open as the
+    archive's do; no word 4-gram of the archive is written."""
     import random
 
     from composer.persona import lyric_model
@@ -687,12 +687,11 @@ def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams(monke
         return [line for day in range(24) for line in model.write_section("verse", random.Random(day))]
 
     assert lyric_model.CHOICE_TEMPERATURE == 0.0
-    chosen = written()  # 14.1 against 25.0
+    chosen = written()  # 13.2 against 24.9
     assert reference.perplexity(chosen) < 0.65 * reference.perplexity(drawn)
     monkeypatch.setattr(lyric_model, "CHOICE_TEMPERATURE", 0.5)
-    sampled = written()  # 21.3
+    sampled = written()  # 19.2
     assert 0.7 * reference.perplexity(drawn) < reference.perplexity(sampled) < 0.95 * reference.perplexity(drawn)
-    assert len(set(sampled)) > len(set(chosen))
     chosen += sampled
     monkeypatch.setattr(lyric_model, "CHOICE_TEMPERATURE", 0.0)
 
@@ -707,7 +706,7 @@ def test_daily_lines_read_as_the_archive_does_and_copy_none_of_its_4_grams(monke
 
     penalised = echoes()  # 1 of 432 lines
     monkeypatch.setattr(lyric_model, "OPENING_REPEAT", 0.0)
-    assert penalised * 3 < echoes()  # 27
+    assert penalised * 3 < echoes()  # 32
     archive_grams = {" ".join(t[i: i + 4]) for line in archive for t in [words(line)] for i in range(len(t) - 3)}
     openings = {tuple(words(line)[:2]) for line in archive}
     assert not [line for line in chosen for t in [words(line)] for i in range(len(t) - 3)
