@@ -65,11 +65,17 @@ def studio(tiny_models, tmp_path_factory):
 
 
 def _edit_cell(page, row: int, col: int, value: str) -> None:
+    """Type a value into a table cell as a user does, once its editor is open: keys pressed before
+    it had focus went elsewhere, and the typed value then joined the old one ("2" + "4" = 24 bars;
+    a CI run on a loaded machine)."""
     cell = page.locator(f"#plan-table [data-testid='cell-{row}-{col}']")
     cell.dblclick()
-    page.keyboard.press("Control+A")
-    page.keyboard.type(value)
-    page.keyboard.press("Enter")
+    editor = cell.locator("input, textarea").first
+    editor.wait_for(state="visible")
+    page.wait_for_function("(cell) => cell.contains(document.activeElement) && document.activeElement.matches('input, textarea')",
+                           arg=cell.element_handle())
+    editor.fill(value)
+    editor.press("Enter")
 
 
 def _song_audio(page, url: str) -> tuple[np.ndarray, int]:
