@@ -34,7 +34,7 @@ NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent
                   # was labelled, cut or filed says nothing about its music (as tags they would name
                   # files); every field a persona does not draw (`NOT_PRIORS`) but the key is here
                   "labels_source", "labels_confident", "analysis_confidence", "analysed_fields", "parent", "start", "end",
-                  "cut_into", "demo_persona", "id", "source_file", "excerpt", "note", "path", "persona",
+                  "cut_into", "demo_persona", "id", "source_file", "source_track", "excerpt", "note", "path", "persona",
                   "lyrics_file"}
 
 __all__ = ["ANALYSIS_GROUPS", "CONTROL_GROUPS", "GROUP_COLUMNS", "NUM_CONTROLS", "TEXT_DIM", "caption", "cond_batch",

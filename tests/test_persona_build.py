@@ -761,3 +761,35 @@ def test_an_older_personas_lyric_model_loads_with_todays_ban_and_lines_keep_thei
     for line in ["ß light the way", "ıt is late", "i walk alone", "ſo it goes", "évening falls"]:
         assert words(capitalised(line)) == words(line), line
     assert capitalised("i walk alone") == "I walk alone" and capitalised("évening falls") == "Évening falls"
+
+
+def test_the_demo_archives_held_out_songs_share_no_recording_with_the_learnt_ones(tmp_path):
+    """The demo archive's validation split is whole tracks: a long track's cut items (one
+    `parent`) are held out together, or learnt together."""
+    import json
+
+    import soundfile
+
+    from composer.persona.demo import make_demo_archive
+
+    corpus = tmp_path / "corpus"
+    (corpus / "audio").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for track in range(6):
+        for item in range(3):  # each track cut into three items
+            name = f"audio/t{track}_{item}.wav"
+            tone = np.sin(2 * np.pi * (220 + 30 * track) * np.arange(16 * 8000) / 8000) * 0.3
+            soundfile.write(corpus / name, (tone + 0.01 * rng.standard_normal(tone.shape)).astype(np.float32), 8000)
+            rows.append({"file_name": name, "licence": "CC-BY-4.0", "consent": True, "duration": 16.0,
+                         "source_package": "pkg", "parent": f"audio/t{track}.ogg"})
+    (corpus / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    make_demo_archive(corpus, tmp_path / "demo", songs=15, seconds=5.0, progress=False)
+    made = [json.loads(line) for line in (tmp_path / "demo" / "metadata.jsonl").read_text().splitlines()]
+    parent = {r["file_name"]: r["parent"] for r in rows}
+    split_of: dict[str, set] = {}
+    for row in made:
+        split_of.setdefault(parent[row["source_file"]], set()).add(row["split"])
+        assert row["source_track"] == parent[row["source_file"]]
+    assert all(len(splits) == 1 for splits in split_of.values()), split_of
+    assert {"train", "validation"} == {s for splits in split_of.values() for s in splits}

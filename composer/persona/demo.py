@@ -35,6 +35,12 @@ HELD_OUT_PACKAGES = ("nexuiz-music", "singularity-music")
 MIN_SECONDS = 5.0  # an excerpt fades in and out over 0.5 s each and is analysed for tempo and key
 
 
+def track_of(row) -> str:
+    """The recording a corpus row comes from: a cut item's parent track, else its own file."""
+    parent = row.fields.get("parent")
+    return parent if isinstance(parent, str) and parent else row.file_name
+
+
 def make_demo_archive(source: str | Path, out: str | Path, *, songs: int = 60, seconds: float = 45.0,
                       seed: int = 0, progress: bool = True) -> dict:
     """Write the demo archive; returns counts. Needs the recorded corpus at `source`."""
@@ -62,10 +68,16 @@ def make_demo_archive(source: str | Path, out: str | Path, *, songs: int = 60, s
         raise InputError(f"{source}: no accepted recorded track of {seconds + 10:g} s or more")
     rng = random.Random(seed)
     rng.shuffle(rows)
+    chosen = [rows[number % len(rows)] for number in range(songs)]
+    # the held-out songs (the validation split, every fifth track) share no recording with the
+    # learnt ones: a long track's cut items are one track (their `parent`), which had put a
+    # third of the held-out songs beside excerpts of the same recording in training
+    tracks = list(dict.fromkeys(track_of(row) for row in chosen))
+    held = set(tracks[4::5]) if len(tracks) > 1 else set()
     (out / "audio").mkdir(parents=True, exist_ok=True)
     records = []
     for number in tqdm(range(songs), desc="demo archive", unit="song", disable=not progress):
-        row = rows[number % len(rows)]
+        row = chosen[number]
         audio, rate = audio_read(source / row.file_name)
         length = audio.shape[-1] / rate
         start = rng.uniform(0.0, max(0.0, length - seconds - 5.0))
@@ -94,8 +106,9 @@ def make_demo_archive(source: str | Path, out: str | Path, *, songs: int = 60, s
                                                                           else ["short", "none", "none"]),
             "licence": row.fields.get("licence"), "consent": row.fields.get("consent"),
             "source_package": row.fields.get("source_package"), "source_file": row.file_name,
+            "source_track": track_of(row),
             "excerpt": [round(start, 2), round(start + seconds, 2)], "duration": seconds,
-            "demo_persona": True, "split": "validation" if number % 5 == 4 else "train",
+            "demo_persona": True, "split": "validation" if track_of(row) in held else "train",
             "note": "DEMO: recorded music under its own free licence; lyrics and metadata made up by "
                     "song-composer's template writer"})
     write_text_atomic(out / "metadata.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -29,7 +29,7 @@ NOT_PRIORS = frozenset({
     "labels_source", "analysis_confidence", "analysed_fields", "labels_confident", "duration", "sections", "source", "source_package",
     "licence_source", "attribution", "origin", "text", "caption", "tags", "id", "parent", "start", "end",
     "cut_into", "programs", "soundfont", "tempo", "key", "beats_per_bar", "persona", "lyrics_file",
-    "source_file", "excerpt", "note", "demo_persona", "path",
+    "source_file", "source_track", "excerpt", "note", "demo_persona", "path",
 })
 OWN_LABELS = frozenset({"meter", "time_signature", "bpm"})  # a song's own meter and tempo: drawn as those
 MIN_GROUP = 5  # songs a mood needs before its own tempo/key/form distribution is used
