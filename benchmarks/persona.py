@@ -123,7 +123,15 @@ def main() -> None:
         from lyrics import LyricSection
 
         judge = LyricModel.train([[LyricSection("verse1", "verse", sung_lines(held_rows))]])
-        daily_lines = [line for day in days[: args.lyric_days] for section in parse(day["lyrics"])
+        # the days are written by a lyric model of the other songs (the persona's own reads the
+        # held-out ones too, and would be judged on words it chose its lines by)
+        import copy
+
+        blind = copy.copy(persona)
+        blind.lyrics = LyricModel.train([parse(r.fields["lyrics"]) for r in rows if r not in held_rows
+                                         and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()])
+        daily_lines = [line for k in range(args.lyric_days)
+                       for section in parse(draw_song(blind, start + dt.timedelta(days=k))["lyrics"] or "")
                        if not section.repeat_of for line in section.lines]
         fluency = {"persona_daily": round(judge.perplexity(daily_lines), 2),
                    "archive_other_songs": round(judge.perplexity(sung_lines([r for r in rows if r not in held_rows])), 2),

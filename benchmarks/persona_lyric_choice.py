@@ -55,6 +55,9 @@ def main() -> None:
     archive_openings = Counter(" ".join(words(line)[:3]) for line in archive_lines)
     archive_schemes = Counter((s.kind, scheme_of(s.lines)) for s in archive_sections)
     persona = load_persona(args.persona)
+    # written by a model of the other songs: the persona's own read the held-out ones too
+    persona.lyrics = LyricModel.train([parse(r.fields["lyrics"]) for r in rows if r not in held
+                                       and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()])
     shipped, rows_out = lyric_model.CHOICE_TEMPERATURE, {}
     try:
         for temperature in (float(t) for t in args.temperatures.split(",")):

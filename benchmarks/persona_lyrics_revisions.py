@@ -3,7 +3,7 @@
     python benchmarks/persona_lyrics_revisions.py --persona runs/demo_persona --old 53f792e
 
 Trains the lyric model of `git show OLD:composer/persona/lyric_model.py` and of the working
-tree on the same archive songs (every song, as `composer persona build` does), draws the
+tree on the same archive songs (all but the held-out ones, which judge them), draws the
 same 50 days of the persona with each, and measures the daily lines as `benchmarks/persona.py`
 does (fluency: perplexity under a word-trigram model of the held-out songs' lyrics; the
 archive's other songs' own lines are the reference row), with a sample of each revision's
@@ -61,7 +61,9 @@ def main() -> None:
         return [line for r in chosen for s in parse(r.fields.get("lyrics", "")) if not s.repeat_of for line in s.lines]
 
     judge = current.LyricModel.train([[LyricSection("verse1", "verse", sung(held))]])
-    songs = [parse(r.fields["lyrics"]) for r in rows if isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()]
+    # the other songs only: a model that read the held-out lyrics would be judged on words it chose its lines by
+    songs = [parse(r.fields["lyrics"]) for r in rows if r not in held
+             and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()]
     persona = load_persona(args.persona)
     revisions = {}
     for name, module in ((args.old, old), ("working tree", current)):

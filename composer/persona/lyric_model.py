@@ -18,8 +18,8 @@ with the scheme's earlier line, its length fits the drawn syllable count, and it
 reads well by the model (`fluency`: mean surprisal per word). Without that choice
 the candidates that took an unheard turn were as likely as any, and a song read as
 word salad: `benchmarks/persona.py` measures it by the perplexity of the daily
-lyrics under a model of the held-out songs' lyrics (on the demo archive 74.8 before
-these changes, 17.1 now, 15.9 for the archive's other songs' own lines). A line
+lyrics under a model of the held-out songs' lyrics (on the demo archive 124.9 before
+these changes, 38.8 now, 36.3 for the archive's other songs' own lines). A line
 that opens as an earlier line of its song scores worse (OPENING_REPEAT): without it,
 the best candidates echoed the same openings through a song.
 """
@@ -42,13 +42,13 @@ from lyrics import capital_i, title_case
 START, END = "<s>", "</s>"
 # How a line is chosen among its candidates (`benchmarks/persona_lyric_choice.py` measures both):
 # by weights exp(-score / T), a line that reads worse by T nats e times rarer; at 0 the best
-# always. Drawn (T 0.3 or 0.5) the days' openings vary more, but the lines read worse (18.7
-# and 20.6 against 16.9 on the demo archive), and the repeats within a song that made the
+# always. Drawn (T 0.3 or 0.5) the days' openings vary more, but the lines read worse (43.2
+# and 45.1 against 39.0 on the demo archive), and the repeats within a song that made the
 # best-only choice monotonous are the opening penalty's to stop.
 CHOICE_TEMPERATURE = 0.0
 # A candidate that opens with the first two words of an earlier line of its song scores this
-# much worse: always taking the best, 22 % of a demo persona's lines opened as an earlier line of
-# their song ("We won't back..." four times in one), 12 % of the archive's own; with it 1.8 %.
+# much worse: always taking the best, 25 % of a demo persona's lines opened as an earlier line of
+# their song ("We won't back..." four times in one), 12 % of the archive's own; with it 1.5 %.
 OPENING_REPEAT = 1.0
 DISCOUNT = 0.75
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})  # as lyrics.syllables reads them
