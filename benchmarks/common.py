@@ -64,3 +64,26 @@ def held_out_excerpts(data: Path, count: int, seconds: float, folder: Path) -> l
         audio_write(path, audio[:, start: start + int(seconds * rate)], rate)
         out.append((row["file_name"], path))
     return out
+
+
+def sung_lines(texts) -> list[str]:
+    """The lines of lyrics texts as written once (a repeated chorus's words counted once)."""
+    from lyrics import parse
+
+    return [line for text in texts for section in parse(text or "") if not section.repeat_of
+            for line in section.lines]
+
+
+def lyric_judge(rows):
+    """How the persona benchmarks judge daily lyrics: (held-out rows, the judge: a word-trigram
+    model of the held-out songs' lyrics, a lyric model of the other songs to write the judged
+    days with). The persona's own lyric model reads the held-out songs too, so its lines would be
+    chosen by words the judge knows."""
+    from composer.persona.lyric_model import LyricModel
+    from lyrics import LyricSection, parse
+
+    held = [r for r in rows if r.fields.get("split") == "validation"]
+    judge = LyricModel.train([[LyricSection("verse1", "verse", sung_lines(r.fields.get("lyrics") for r in held))]])
+    others = [parse(r.fields["lyrics"]) for r in rows if r not in held
+              and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()]
+    return held, judge, others

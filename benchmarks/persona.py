@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import lyric_judge, sung_lines, write_result  # noqa: E402
 from distance import Distance, window_features  # noqa: E402
 
 
@@ -108,33 +108,22 @@ def main() -> None:
                 for i in range(len(tokens) - 3):
                     grams += 1
                     in_archive += " ".join(tokens[i: i + 4]) in archive_grams
-    # fluency: how the daily lines read, by a word-trigram model of the held-out songs' lyrics
-    # (the validation split, which the persona's measured lyric model did not read), beside the
-    # archive's other songs' lines (what the artist writes: the floor) and the base writer's
+    # fluency: how the daily lines read, by a word-trigram model of the held-out songs' lyrics,
+    # written by a lyric model of the other songs, beside the archive's other songs' lines (what
+    # the artist writes: the floor) and the base writer's (`common.lyric_judge`)
     from composer.persona.lyric_model import LyricModel, base_writer_lines
 
-    def sung_lines(chosen):
-        return [line for row in chosen for section in parse(row.fields.get("lyrics", ""))
-                if not section.repeat_of for line in section.lines]
-
-    held_rows = [r for r in rows if r.fields.get("split") == "validation"]
+    held_rows, judge, others = lyric_judge(rows)
     fluency = None
     if held_rows and len(held_rows) < len(rows):
-        from lyrics import LyricSection
-
-        judge = LyricModel.train([[LyricSection("verse1", "verse", sung_lines(held_rows))]])
-        # the days are written by a lyric model of the other songs (the persona's own reads the
-        # held-out ones too, and would be judged on words it chose its lines by)
         import copy
 
         blind = copy.copy(persona)
-        blind.lyrics = LyricModel.train([parse(r.fields["lyrics"]) for r in rows if r not in held_rows
-                                         and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()])
-        daily_lines = [line for k in range(args.lyric_days)
-                       for section in parse(draw_song(blind, start + dt.timedelta(days=k))["lyrics"] or "")
-                       if not section.repeat_of for line in section.lines]
+        blind.lyrics = LyricModel.train(others)
+        daily_lines = sung_lines(draw_song(blind, start + dt.timedelta(days=k))["lyrics"] for k in range(args.lyric_days))
         fluency = {"persona_daily": round(judge.perplexity(daily_lines), 2),
-                   "archive_other_songs": round(judge.perplexity(sung_lines([r for r in rows if r not in held_rows])), 2),
+                   "archive_other_songs": round(judge.perplexity(sung_lines(r.fields.get("lyrics") for r in rows
+                                                                            if r not in held_rows)), 2),
                    "base_writer": round(judge.perplexity(list(base_writer_lines(400))), 2),
                    "daily_distinct_line_share": round(len(set(daily_lines)) / max(1, len(daily_lines)), 3),
                    "what": "perplexity under a word-trigram model of the held-out songs' lyrics; lower reads "

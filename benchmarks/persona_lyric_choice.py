@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import lyric_judge, sung_lines, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -40,24 +40,20 @@ def main() -> None:
     from composer.persona.daily import draw_song, load_persona
     from composer.persona.lyric_model import LyricModel, scheme_of, words
     from composer.persona.priors import total_variation
-    from lyrics import LyricSection, parse
+    from lyrics import parse
 
     rows = [r for r in read_metadata(Path(args.archive)) if r.problem is None and not r.fields.get("cut_into")]
-    held = [r for r in rows if r.fields.get("split") == "validation"]
+    held, judge, others = lyric_judge(rows)
 
     def sections(texts):
         return [s for text in texts for s in parse(text or "") if not s.repeat_of and s.lines]
 
     archive_sections = sections(r.fields.get("lyrics") for r in rows)
-    judge = LyricModel.train([[LyricSection("verse1", "verse", [line for s in sections(
-        r.fields.get("lyrics") for r in held) for line in s.lines])]])
     archive_lines = [line for s in archive_sections for line in s.lines]
     archive_openings = Counter(" ".join(words(line)[:3]) for line in archive_lines)
     archive_schemes = Counter((s.kind, scheme_of(s.lines)) for s in archive_sections)
     persona = load_persona(args.persona)
-    # written by a model of the other songs: the persona's own read the held-out ones too
-    persona.lyrics = LyricModel.train([parse(r.fields["lyrics"]) for r in rows if r not in held
-                                       and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()])
+    persona.lyrics = LyricModel.train(others)  # a model of the other songs (`common.lyric_judge`)
     shipped, rows_out = lyric_model.CHOICE_TEMPERATURE, {}
     try:
         for temperature in (float(t) for t in args.temperatures.split(",")):
@@ -81,8 +77,8 @@ def main() -> None:
         lyric_model.CHOICE_TEMPERATURE = shipped
     write_result("persona_lyric_choice", {
         "archive": args.archive, "days": args.days, "shipped_temperature": shipped,
-        "archive_lines": {"fluency": round(judge.perplexity(
-            [line for s in sections(r.fields.get("lyrics") for r in rows if r not in held) for line in s.lines]), 2),
+        "archive_lines": {"fluency": round(judge.perplexity(sung_lines(r.fields.get("lyrics") for r in rows
+                                                                       if r not in held)), 2),
             "distinct_openings": len(archive_openings), "most_common_opening": archive_openings.most_common(1),
             "lines": len(archive_lines)},
         "temperatures": rows_out}, args.out)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import write_result  # noqa: E402
+from common import lyric_judge, sung_lines, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,6 @@ def main() -> None:
     from composer.data.metadata import read_metadata
     from composer.persona import lyric_model as current
     from composer.persona.daily import draw_song, load_persona
-    from lyrics import LyricSection, parse
 
     source = subprocess.run(["git", "show", f"{args.old}:composer/persona/lyric_model.py"], check=True,
                             capture_output=True, text=True).stdout
@@ -55,27 +54,20 @@ def main() -> None:
         old.LyricModel.write_section = lambda self, kind, rng, openings=None, **kw: write_section(self, kind, rng, **kw)
 
     rows = [r for r in read_metadata(Path(args.archive)) if r.problem is None and not r.fields.get("cut_into")]
-    held = [r for r in rows if r.fields.get("split") == "validation"]
-
-    def sung(chosen):
-        return [line for r in chosen for s in parse(r.fields.get("lyrics", "")) if not s.repeat_of for line in s.lines]
-
-    judge = current.LyricModel.train([[LyricSection("verse1", "verse", sung(held))]])
-    # the other songs only: a model that read the held-out lyrics would be judged on words it chose its lines by
-    songs = [parse(r.fields["lyrics"]) for r in rows if r not in held
-             and isinstance(r.fields.get("lyrics"), str) and r.fields["lyrics"].strip()]
+    held, judge, songs = lyric_judge(rows)  # songs: the other songs' lyrics, which both revisions learn
     persona = load_persona(args.persona)
     revisions = {}
     for name, module in ((args.old, old), ("working tree", current)):
         persona.lyrics = module.LyricModel.train(songs)
         days = [draw_song(persona, dt.date(2027, 1, 1) + dt.timedelta(days=k)) for k in range(args.days)]
-        lines = [line for d in days for s in parse(d["lyrics"]) if not s.repeat_of for line in s.lines]
+        lines = sung_lines(d["lyrics"] for d in days)
         revisions[name] = {"fluency": round(judge.perplexity(lines), 2),
                            "distinct_line_share": round(len(set(lines)) / max(1, len(lines)), 3),
                            "first_days": [{"title": d["title"], "lyrics": d["lyrics"]} for d in days[:2]]}
     write_result("persona_lyrics_revisions", {
         "archive": args.archive, "days": args.days, "held_out_songs": len(held),
-        "archive_other_songs_fluency": round(judge.perplexity(sung([r for r in rows if r not in held])), 2),
+        "archive_other_songs_fluency": round(judge.perplexity(sung_lines(r.fields.get("lyrics") for r in rows
+                                                                         if r not in held)), 2),
         "revisions": revisions,
         "what": "fluency: perplexity of the daily lines under a word-trigram model of the held-out songs' lyrics"}, args.out)
 

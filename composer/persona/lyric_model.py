@@ -203,21 +203,21 @@ class LyricModel:
             out.append(p)
         return out
 
-    def fluency(self, line: str) -> float:
-        """How badly a line reads by the model: its mean surprisal per word (and its end), in nats;
-        lower reads better."""
+    def surprisal(self, line: str) -> tuple[float, int]:
+        """A line's total surprisal by the model (its words and its end, in nats) and how many
+        predictions that is."""
         padded = [START, START, *words(line), END]
-        return -sum(math.log(self.probability((padded[i - 2], padded[i - 1]), padded[i]))
-                    for i in range(2, len(padded))) / (len(padded) - 2)
+        return (-sum(math.log(self.probability((padded[i - 2], padded[i - 1]), padded[i]))
+                     for i in range(2, len(padded))), len(padded) - 2)
+
+    def fluency(self, line: str) -> float:
+        """How badly a line reads by the model: its mean surprisal per prediction; lower reads better."""
+        total, count = self.surprisal(line)
+        return total / count
 
     def perplexity(self, lines: list[str]) -> float:
-        log_sum, count = 0.0, 0
-        for line in lines:
-            padded = [START, START, *words(line), END]
-            for i in range(2, len(padded)):
-                log_sum -= math.log(self.probability((padded[i - 2], padded[i - 1]), padded[i]))
-                count += 1
-        return math.exp(log_sum / max(1, count))
+        totals = [self.surprisal(line) for line in lines]
+        return math.exp(sum(t for t, _ in totals) / max(1, sum(n for _, n in totals)))
 
     # --- writing ----------------------------------------------------------------
     def _next_word(self, history: tuple[str, str], rng: random.Random, recent: list[str], *,

@@ -266,7 +266,9 @@ class Priors:
         if mood is not None and f"mood={mood}" in self.tempo:
             return f"mood={mood}", f" | mood={mood}"
         if mood is not None and mood in self.rare_moods and RARE in self.tempo:
-            return RARE, f" | mood={mood}, pooled with the archive's other rare moods ({', '.join(self.rare_moods)})"
+            named = ", ".join(self.rare_moods[:5]) + (f" and {len(self.rare_moods) - 5} more"
+                                                     if len(self.rare_moods) > 5 else "")
+            return RARE, f" | mood={mood}, the archive's rare moods pooled ({named})"
         return "*", ""
 
     def to_dict(self) -> dict:
