@@ -161,6 +161,24 @@ class LatentCodec(nn.Module):
         self.model.decoder = None  # its weights are no longer part of the checkpoint
         self.config.decoder = settings
 
+    def add_noise_path(self, bands: int) -> None:
+        """Give the spectral decoder a noise path of `bands` mel-spaced bands (`SpectralDecoder`,
+        `noise_bands`), shut at the start: the same network, the latents unchanged, so a fine-tune
+        of the decoder alone teaches it where the sound is noise."""
+        from autoencoder.spectral import SpectralDecoder
+
+        if self.spectral is None:
+            raise ValueError("a noise path belongs to a spectral decoder; this codec has EnCodec's")
+        if self.spectral.noise_bands:
+            raise ValueError(f"this decoder has a noise path already ({self.spectral.noise_bands} bands)")
+        old = self.spectral
+        settings = {k: v for k, v in self.config.decoder.items() if k != "type"}
+        new = SpectralDecoder(self.latent_dim, self.hop_length, **{**settings, "noise_bands": bands})
+        missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("noise_head.") for k in missing), (missing, unexpected)
+        self.spectral = new.to(next(old.parameters()).device)
+        self.config.decoder = {**self.config.decoder, "noise_bands": bands}
+
     def resize_spectral_decoder(self, n_fft: int) -> None:
         """Give the spectral decoder `n_fft`-point frames (`SpectralDecoder.resized`); latents unchanged."""
         if self.spectral is None:

@@ -15,6 +15,13 @@ import torch
 from torch import nn
 
 from autoencoder.codec import LatentCodec
+from autoencoder.discriminator import (
+    DiscriminatorConfig,
+    MultiScaleSTFTDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+)
 from autoencoder.losses import (
     ReconstructionLoss,
     bass_onset_distance,
@@ -62,6 +69,14 @@ class CodecTrainConfig:
     pitch_weight: float = 0.0  # semitone-band loss (`pitch_distance`): keeps roots and thirds, so keys and chords
     onset_weight: float = 0.0  # spectral-flux loss (`onset_distance`): notes start when they should
     bass_onset_weight: float = 0.0  # the same in semitone bands E1..D#4 (`bass_onset_distance`): the bass on time
+    # A multi-scale STFT discriminator (`autoencoder.discriminator`) judges the decoder's output: 0 is off.
+    adversarial_weight: float = 0.0  # the decoder's hinge loss against it
+    feature_weight: float = 1.0  # its feature-matching loss (with adversarial_weight > 0)
+    adversarial_start: int = 200  # steps in which the discriminator learns alone, before it teaches the decoder
+    adversarial_window: float = 0.5  # seconds of each window it judges (one aligned crop of output and target)
+    discriminator_filters: int = 16
+    discriminator_lr: float = 1e-4  # constant after a 200-step warm-up: it keeps up with a decoder that changes
+    noise_weight: float = 0.0  # L1 of a noise path's band shares to the target's band noisiness (`band_noisiness`)
 
 
 @torch.no_grad()
@@ -112,13 +127,24 @@ class CodecTrainer:
         if config.anchor_weight > 0 and not config.freeze_encoder:
             self.anchor = copy.deepcopy(codec.encoder_module).requires_grad_(False).eval()
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        self.discriminator, self.discriminator_optimizer = None, None
+        if config.adversarial_weight > 0:
+            if config.freeze_decoder:
+                raise ValueError("an adversarial loss trains the decoder: it cannot be combined with freeze_decoder")
+            self.discriminator = MultiScaleSTFTDiscriminator(
+                DiscriminatorConfig(filters=config.discriminator_filters)).to(self.device)
+            self.discriminator_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.discriminator_lr,
+                                                             betas=(0.5, 0.9), weight_decay=1e-4)
 
     @property
     def model(self) -> nn.Module:
         return self.codec
 
     def extra_modules(self) -> dict[str, nn.Module]:
-        return {}
+        return {} if self.discriminator is None else {"discriminator": self.discriminator}
+
+    def extra_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {} if self.discriminator is None else {"discriminator": self.discriminator_optimizer}
 
     def generators(self) -> dict[str, torch.Generator]:
         return {}  # the noise comes from torch's global RNG, which the loop saves
@@ -150,12 +176,51 @@ class CodecTrainer:
                 reference = self.anchor(codec._pad_to_hop(audio))
             losses["anchor"] = ((z - reference) / codec.latent_std[None, :, None]).pow(2).mean()
             loss = loss + config.anchor_weight * losses["anchor"]
+        decoder = codec.spectral
+        if config.noise_weight > 0 and decoder is not None and decoder.noise_head is not None:
+            from autoencoder.spectral import band_noisiness
+
+            first = skip // codec.hop_length
+            shares = decoder.noise_shares(z_noisy)[..., first:]
+            target = band_noisiness(audio, decoder)
+            frames = min(shares.shape[-1], target.shape[-1])
+            losses["noise"] = (shares[..., :frames] - target[..., :frames]).abs().mean()
+            loss = loss + config.noise_weight * losses["noise"]
+        if self.discriminator is not None:
+            loss = loss + self._adversarial_step(output, audio, step, losses)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         return {**{k: round(float(v.detach()), 5) for k, v in losses.items()},
                 "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _adversarial_step(self, output: torch.Tensor, audio: torch.Tensor, step: int,
+                          losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Train the discriminator on one aligned crop of `output` and `audio` `[B, 1, samples]`;
+        the decoder's adversarial + feature-matching loss on the same crop (0 before `adversarial_start`)."""
+        config, discriminator = self.config, self.discriminator
+        length = min(audio.shape[-1], max(1, int(round(config.adversarial_window * self.codec.sample_rate))))
+        # the crop's start from torch's global RNG (drawn on the CPU), which a resumed run restores
+        offset = int(torch.randint(0, audio.shape[-1] - length + 1, ()))
+        real, fake = audio[..., offset: offset + length], output[..., offset: offset + length]
+        for group in self.discriminator_optimizer.param_groups:
+            group["lr"] = config.discriminator_lr * min(1.0, (step + 1) / 200)
+        discriminator.requires_grad_(True)
+        losses["discriminator"] = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        losses["discriminator"].backward()
+        torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 1.0)
+        self.discriminator_optimizer.step()
+        if step < config.adversarial_start:
+            return output.new_zeros(())
+        discriminator.requires_grad_(False)  # the decoder's loss flows through it, not into it
+        with torch.no_grad():
+            judged_real = discriminator(real)
+        judged_fake = discriminator(fake)
+        losses["adversarial"] = generator_loss(judged_fake)
+        losses["feature"] = feature_matching_loss(judged_real, judged_fake)
+        return config.adversarial_weight * losses["adversarial"] + config.feature_weight * losses["feature"]
 
     def validate(self, batches: list[torch.Tensor], step: int) -> dict[str, float]:
         metrics = evaluate_codec(self.codec, batches)

@@ -114,7 +114,7 @@ def noise_tones(codec, seconds: float = 8.0) -> dict:
             with torch.no_grad():
                 own = stft_same(codec._pad_to_hop(reference)[:, 0], decoder.n_fft, decoder.hop_length, decoder.window)
                 vocoded = decoder.vocode(own.abs())[0].numpy()
-                predicted, _ = decoder.frames(latents * codec.latent_std[:, None] + codec.latent_mean[:, None])
+                predicted, _, _ = decoder.frames(latents * codec.latent_std[:, None] + codec.latent_mean[:, None])
             mean = predicted[0].mean(-1).numpy()
             bins = np.arange(mean.shape[0]) * rate / decoder.n_fft
             over = 20 * np.log10(mean + 1e-12) - 20 * np.log10(median_filter(mean, 31 * decoder.n_fft // n + 1) + 1e-12)
@@ -140,7 +140,7 @@ def phase_ceiling(codec, reference, iterations: int, timings: list) -> list:
     with torch.no_grad():
         own = stft_same(audio, decoder.n_fft, decoder.hop_length, decoder.window).abs()
         latents = codec.encode_long(reference)
-        predicted, _ = decoder.frames(latents * codec.latent_std[:, None] + codec.latent_mean[:, None])
+        predicted, _, _ = decoder.frames(latents * codec.latent_std[:, None] + codec.latent_mean[:, None])
         out = []
         for name, magnitude in (("vocoder", own), ("codec", predicted)):
             locked = decoder.vocode(magnitude)

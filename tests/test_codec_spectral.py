@@ -247,10 +247,10 @@ def test_resized_decoder_reads_the_old_head_at_the_same_frequencies_and_keeps_th
     old = codec.spectral
     z = torch.randn(1, codec.latent_dim, 12)
     with torch.no_grad():
-        old_magnitude, _ = old.frames(z)
+        old_magnitude, _, _ = old.frames(z)
         before = codec.latent_identity()
         codec.resize_spectral_decoder(2 * old.n_fft)
-        new_magnitude, _ = codec.spectral.frames(z)
+        new_magnitude, _, _ = codec.spectral.frames(z)
     assert codec.spectral.n_fft == 2 * old.n_fft and codec.config.decoder["n_fft"] == 2 * old.n_fft
     # New bin 2k is old bin k's frequency: the same log magnitude, plus log 2 for the longer window.
     torch.testing.assert_close(new_magnitude[:, ::2].log(), old_magnitude.log() + math.log(2), atol=1e-4, rtol=1e-4)
@@ -391,3 +391,134 @@ def test_bass_onset_distance_sees_a_wrong_or_late_bass_note_in_a_mix_that_the_me
     wrong = band + note(0.4, 58.27) + note(1.1, 73.42)
     loss = ReconstructionLoss(rate, bass_onset=1.0)(wrong, played)
     assert "bass_onset" in loss and float(loss["loss"]) > float(ReconstructionLoss(rate)(wrong, played)["loss"])
+
+
+# --- the noise path -----------------------------------------------------------------------------
+def test_noise_phase_is_a_fixed_function_of_frame_and_bin():
+    from autoencoder.spectral import noise_phase
+
+    whole = noise_phase(0, 300, 65)
+    assert whole.shape == (1, 65, 300)
+    assert torch.equal(noise_phase(120, 180, 65), whole[..., 120:])  # chunks see the frames a whole pass does
+    assert torch.equal(noise_phase(0, 300, 65), whole)
+    assert float(whole.min()) >= 0 and float(whole.max()) < 2 * math.pi
+    # spread like random phases: a mean resultant near 0, in every bin and every frame
+    unit = torch.polar(torch.ones_like(whole), whole)
+    assert float(unit.mean().abs()) < 0.02
+    assert float(unit.mean(dim=-1).abs().max()) < 0.3 and float(unit.mean(dim=1).abs().max()) < 0.4
+
+
+def test_noise_bands_share_every_bin_between_two_neighbours():
+    from autoencoder.spectral import noise_band_basis
+
+    basis = noise_band_basis(1281, 32)
+    assert basis.shape == (1281, 32)
+    assert torch.allclose(basis.sum(dim=1), torch.ones(1281))
+    assert float(basis[0, 0]) == 1.0 and float(basis[-1, -1]) == 1.0
+    assert ((basis > 0).sum(dim=1) <= 2).all()
+    # mel-spaced: the lowest band spans fewer bins than the highest
+    assert int((basis[:, 1] > 0).sum()) < int((basis[:, -2] > 0).sum())
+
+
+def _line_height_db(audio: np.ndarray, n: int = 1024) -> float:
+    """The largest peak of the long-term spectrum above its running median (as `noise_tones` measures)."""
+    from scipy.ndimage import median_filter
+
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n)[:: n // 4] * np.hanning(n)
+    spectrum = np.abs(np.fft.rfft(frames, axis=-1)).mean(0)
+    over = 20 * np.log10(spectrum + 1e-12) - 20 * np.log10(median_filter(spectrum, 31) + 1e-12)
+    return float(over[10:-10].max())
+
+
+def test_the_noise_path_sends_a_steady_spectrum_as_noise_where_phase_locking_makes_lines():
+    """A steady, smooth spectrum is what a network predicts for noise; locked, its peaks become steady
+    sinusoids (lines), while through the noise path it comes back as noise."""
+    from autoencoder.spectral import SpectralDecoder
+
+    decoder = SpectralDecoder(4, 320, dim=8, intermediate=8, layers=1, noise_bands=8)
+    frames, bins = 200, decoder.bins
+    ripple = 1 + 0.3 * torch.cos(torch.arange(bins) * 2 * math.pi / 23)  # gentle bumps, as a network's are
+    magnitude = (0.05 * ripple)[None, :, None].expand(1, bins, frames).contiguous()
+    hop, pad = decoder.hop_length, (decoder.n_fft - decoder.hop_length) // 2
+
+    def synthesised(noise):
+        pieces, _ = decoder.synthesize(magnitude, torch.zeros_like(magnitude), noise=noise)
+        size = (frames - 1) * hop + decoder.n_fft
+        return (overlap_add(pieces, hop)[0, pad: size - pad]
+                / window_envelope(decoder.window, hop, frames)[pad: size - pad]).numpy()
+
+    locked = synthesised(None)
+    noisy = synthesised(torch.ones_like(magnitude))
+    locked_db, noisy_db = (_line_height_db(x[20 * hop: -20 * hop]) for x in (locked, noisy))
+    assert locked_db > 8 and noisy_db < 4  # white noise itself measures about 3 dB here
+    # analysed again, the noise has the magnitudes it was given, in rms (overlapping random-phase
+    # frames add in power, not in amplitude: the path raises them to make up for it)
+    analysed = stft_same(torch.from_numpy(noisy)[None], decoder.n_fft, hop, decoder.window).abs()[..., 20:-20]
+    ratio = float(analysed.pow(2).mean().sqrt() / magnitude[..., 20:-20].pow(2).mean().sqrt())
+    assert 0.9 < ratio < 1.1
+
+
+def test_a_noise_path_is_added_shut_chunks_like_one_pass_and_survives_a_round_trip(tmp_path):
+    codec = _spectral_codec()
+    z = torch.randn(1, codec.latent_dim, 120, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        before = codec.decode(z)
+    latent_identity = codec.latent_identity()
+    codec.add_noise_path(16)
+    assert codec.config.decoder["noise_bands"] == 16 and codec.latent_identity() == latent_identity
+    with torch.no_grad():
+        after = codec.decode(z)
+        # nearly shut: a sliver of the energy moves to the noise path
+        assert float((after - before).pow(2).mean() / before.pow(2).mean()) < 0.15
+        codec.spectral.noise_head.bias.fill_(0.0)  # half the energy noise: what chunks must agree on
+        one_shot = codec.decode(z)
+        for chunk_seconds in (0.3, 1.1):
+            assert (codec.decode_long(z, chunk_seconds=chunk_seconds) - one_shot).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="has a noise path already"):
+        codec.add_noise_path(16)
+    codec.save_pretrained(tmp_path / "codec")
+    reloaded = load_codec(tmp_path / "codec")
+    assert reloaded.spectral.noise_bands == 16
+    with torch.no_grad():
+        assert torch.equal(reloaded.decode(z), codec.decode(z))  # same bytes: the noise is no random draw
+        assert torch.equal(reloaded.spectral.resized(reloaded.spectral.n_fft * 2).noise_head.weight,
+                           reloaded.spectral.noise_head.weight)
+
+
+def test_band_noisiness_tells_noise_from_partials():
+    from autoencoder.spectral import SpectralDecoder, band_noisiness
+
+    decoder = SpectralDecoder(4, 80, dim=8, intermediate=8, layers=1, noise_bands=8)  # 8 kHz: a tiny codec's rate
+    generator = torch.Generator().manual_seed(0)
+    noise = 0.1 * torch.randn(1, 1, 80 * 200, generator=generator)
+    tone = _tone(80 * 200, 1000.0)
+    on_noise, on_tone = band_noisiness(noise, decoder), band_noisiness(tone, decoder)
+    assert on_noise.shape == (1, 8, 200) and float(on_noise.min()) >= 0 and float(on_noise.max()) <= 1
+    assert float(on_noise[..., 10:-10].mean()) > 0.8
+    band = int(decoder.noise_basis[decoder.n_fft * 1000 // 8000].argmax())  # the band the tone is in
+    assert float(on_tone[0, band, 10:-10].mean()) < 0.2
+
+
+def test_the_noise_loss_opens_the_noise_path_on_noise_and_closes_it_on_a_tone():
+    from autoencoder.train import CodecTrainer
+
+    for audio, opens in ((0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(5)), True),
+                         (_tone(4096, 1000.0).expand(2, 1, 4096).contiguous(), False)):
+        codec = _spectral_codec()
+        codec.add_noise_path(8)
+        # the band the tone is in (the silent bands around it count as flat: what is sent there is silence)
+        band = int(codec.spectral.noise_basis[codec.spectral.n_fft * 1000 // 8000].argmax())
+        with torch.no_grad():
+            codec.spectral.noise_head.bias.fill_(0.0)  # half open: free to go either way
+        trainer = CodecTrainer(codec, CodecTrainConfig(steps=10, lr=1e-3, freeze_encoder=True, noise_weight=1.0,
+                                                       waveform_weight=0.0, latent_noise=0.0))
+        with torch.no_grad():
+            before = codec.spectral.noise_shares(codec.raw_encode(audio))
+        losses = [trainer.step(audio, step)["noise"] for step in range(5)]
+        with torch.no_grad():
+            after = codec.spectral.noise_shares(codec.raw_encode(audio))
+        assert losses[-1] < losses[0]
+        if opens:
+            assert float(after.mean()) > float(before.mean())
+        else:
+            assert float(after[:, band].mean()) < float(before[:, band].mean())

@@ -59,6 +59,24 @@ def train_group():
               help="Weight of the spectral-flux loss that keeps notes starting on time (0: off).")
 @click.option("--bass-onset-weight", type=float, default=0.0, show_default=True,
               help="Weight of the spectral-flux loss in semitone bands E1..D#4 that keeps bass notes on time (0: off).")
+@click.option("--adversarial-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the decoder's loss against a multi-scale STFT discriminator (EnCodec's), which "
+                   "teaches it noise where spectral distances teach steady lines (0: off).")
+@click.option("--feature-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the discriminator's feature-matching loss (with --adversarial-weight).")
+@click.option("--adversarial-start", type=int, default=200, show_default=True,
+              help="Steps in which the discriminator learns alone before it teaches the decoder.")
+@click.option("--discriminator-filters", type=int, default=16, show_default=True,
+              help="Channels of every discriminator layer (EnCodec: 32).")
+@click.option("--noise-bands", type=int, default=0, show_default=True,
+              help="Give the spectral decoder a noise path of N mel-spaced bands (with --init: added shut, "
+                   "the latents unchanged): the share of each band sent with random phase, so noise can come "
+                   "back as noise instead of steady lines (0: none added).")
+@click.option("--noise-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the loss that teaches a noise path where the target is noise (its bands' spectral "
+                   "flatness); with a decoder that has one.")
+@click.option("--discriminator-lr", type=float, default=1e-4, show_default=True,
+              help="The discriminator's learning rate (constant after a 200-step warm-up).")
 @click.option("--balance", is_flag=True,
               help="Give every --data folder the same share of training windows (default: by hours).")
 @click.option("--device", default="auto", show_default=True,
@@ -67,7 +85,8 @@ def train_group():
 def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, window_seconds, lr, seed,
                     resume, max_minutes, threads, init, freeze_encoder, latent_noise, stft_sizes, decoder,
                     decoder_dim, decoder_layers, encoder, encoder_dim, encoder_layers, pitch_weight,
-                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight, device, bass_onset_weight):
+                    decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight, device, bass_onset_weight,
+                    adversarial_weight, feature_weight, adversarial_start, discriminator_filters, discriminator_lr, noise_bands, noise_weight):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
     from composer.train.codec import train_codec_command
 
@@ -81,7 +100,11 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   encoder_dim=encoder_dim, encoder_layers=encoder_layers,
                                   pitch_weight=pitch_weight, decoder_fft=decoder_fft, balance=balance,
                                   onset_weight=onset_weight, freeze_decoder=freeze_decoder,
-                                  anchor_weight=anchor_weight, device=device, bass_onset_weight=bass_onset_weight)
+                                  anchor_weight=anchor_weight, device=device, bass_onset_weight=bass_onset_weight,
+                                  adversarial_weight=adversarial_weight, feature_weight=feature_weight,
+                                  adversarial_start=adversarial_start, discriminator_filters=discriminator_filters,
+                                  discriminator_lr=discriminator_lr, noise_bands=noise_bands,
+                                  noise_weight=noise_weight)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)}){_unfinished(metrics['step'], steps)}")
 
 

@@ -46,6 +46,14 @@ def train_codec(codec, batches, *, out_dir: str | Path, config, validation: list
     return metrics
 
 
+def _has_noise_path(init: str | Path) -> bool:
+    """Whether the codec checkpoint at `init` has a spectral decoder with a noise path."""
+    import json
+
+    config = Path(init) / "config.json"
+    return config.is_file() and bool(json.loads(config.read_text()).get("decoder", {}).get("noise_bands"))
+
+
 def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filters: int, latent_dim: int,
                         batch_size: int, window_seconds: float, lr: float, seed: int, resume: bool,
                         max_minutes: float | None, threads: int | None, command: str,
@@ -55,7 +63,10 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         encoder_dim: int = 256, encoder_layers: int = 4, pitch_weight: float = 0.0,
                         decoder_fft: int | None = None, balance: bool = False, onset_weight: float = 0.0,
                         freeze_decoder: bool = False, anchor_weight: float = 0.0, device: str = "auto",
-                        bass_onset_weight: float = 0.0) -> dict:
+                        bass_onset_weight: float = 0.0, adversarial_weight: float = 0.0,
+                        feature_weight: float = 1.0, adversarial_start: int = 200,
+                        discriminator_filters: int = 16, discriminator_lr: float = 1e-4, noise_bands: int = 0,
+                        noise_weight: float = 1.0) -> dict:
     """Train a codec on the datasets and write a half-precision checkpoint to `out_dir`.
 
     init: start from this codec checkpoint; freeze_encoder: train only its decoder, so
@@ -70,6 +81,12 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     the encoder's latents near the --init encoder's, so diffusion models trained on those
     stay at home (the drift is validated as `anchor_drift`, in latent std units).
     device: where it trains (`composer.train.device.training_device`: auto, cpu, cuda, cuda:N).
+    adversarial_weight: the decoder also learns against a multi-scale STFT discriminator
+    (`autoencoder.discriminator`), with feature matching at `feature_weight`, after
+    `adversarial_start` steps in which the discriminator learns alone; its weights and
+    optimiser are in the resumable state, not in the codec.
+    noise_bands: add a noise path of that many bands to the spectral decoder (nearly shut at the
+    start); noise_weight: the loss that teaches it where the target is noise (`band_noisiness`).
     """
     from autoencoder.codec import CodecConfig, LatentCodec
     from autoencoder.train import CodecTrainConfig, fit_latent_statistics
@@ -86,9 +103,20 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     if freeze_encoder and freeze_decoder:
         raise InputError("--freeze-encoder with --freeze-decoder leaves nothing to train")
     for option, weight in (("--anchor-weight", anchor_weight), ("--pitch-weight", pitch_weight),
-                           ("--onset-weight", onset_weight), ("--bass-onset-weight", bass_onset_weight)):
+                           ("--onset-weight", onset_weight), ("--bass-onset-weight", bass_onset_weight),
+                           ("--adversarial-weight", adversarial_weight), ("--feature-weight", feature_weight),
+                           ("--discriminator-lr", discriminator_lr), ("--noise-weight", noise_weight)):
         if not math.isfinite(weight) or weight < 0:
             raise InputError(f"{option} {weight:g}: must be a finite number >= 0")
+    if adversarial_weight and freeze_decoder:
+        raise InputError("--adversarial-weight trains the decoder: it cannot be combined with --freeze-decoder")
+    if noise_bands < 0 or noise_bands == 1:
+        raise InputError(f"--noise-bands {noise_bands}: must be 0 (none added) or at least 2")
+    if noise_bands and freeze_decoder:
+        raise InputError("--noise-bands adds to the decoder: it cannot be combined with --freeze-decoder")
+    if adversarial_start < 0 or discriminator_filters < 1:
+        raise InputError(f"--adversarial-start {adversarial_start} / --discriminator-filters {discriminator_filters}: "
+                         "must be >= 0 / >= 1")
     if anchor_weight and (not init or freeze_encoder):
         raise InputError("--anchor-weight needs --init CODEC_DIR (the encoder to stay near) and a trained encoder")
     recipe = run_recipe(data=[Path(d) for d in data], init=init and Path(init), num_filters=num_filters,
@@ -98,7 +126,14 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                         decoder_layers=decoder_layers, encoder=encoder or (None if init else "encodec"),
                         encoder_dim=encoder_dim, encoder_layers=encoder_layers, pitch_weight=pitch_weight,
                         decoder_fft=decoder_fft, balance=balance, onset_weight=onset_weight,
-                        freeze_decoder=freeze_decoder, anchor_weight=anchor_weight, bass_onset_weight=bass_onset_weight)
+                        freeze_decoder=freeze_decoder, anchor_weight=anchor_weight, bass_onset_weight=bass_onset_weight,
+                        **({"adversarial_weight": adversarial_weight, "feature_weight": feature_weight,
+                            "adversarial_start": adversarial_start, "discriminator_filters": discriminator_filters,
+                            "discriminator_lr": discriminator_lr}
+                           if adversarial_weight else {}),
+                        **({"noise_bands": noise_bands} if noise_bands else {}))
+    if not freeze_decoder and init and _has_noise_path(init) or noise_bands:
+        recipe["noise_weight"] = noise_weight
     check_run_folder(Path(out_dir) / "training", resume=resume, recipe=recipe, folder=out_dir)  # before the data work
     rows = accepted_rows(data)
     train_rows, val_rows = split_rows(rows)
@@ -130,6 +165,13 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
         if decoder_fft < hop or (decoder_fft - hop) % 2:
             raise InputError(f"--decoder-fft {decoder_fft}: must be >= the hop ({hop}) with an even difference")
         codec.resize_spectral_decoder(decoder_fft)
+    if noise_bands:
+        if codec.spectral is None:
+            raise InputError("--noise-bands: the noise path belongs to a spectral decoder (add --decoder spectral)")
+        if codec.spectral.noise_bands and codec.spectral.noise_bands != noise_bands:
+            raise InputError(f"--init {init}: its decoder has a noise path of {codec.spectral.noise_bands} bands already")
+        if not codec.spectral.noise_bands:
+            codec.add_noise_path(noise_bands)
     frames = int(round(window_seconds * codec.frame_rate))
     samples = frames * codec.hop_length
     train_clips = load_audio_rows(train_rows, codec.sample_rate)
@@ -151,7 +193,9 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                     anchor_weight=anchor_weight, latent_noise=latent_noise,
                                     stft_sizes=tuple(stft_sizes), pitch_weight=pitch_weight,
                                     onset_weight=onset_weight, bass_onset_weight=bass_onset_weight,
-                                    waveform_weight=0.0 if codec.spectral is not None else 1.0)
+                                    adversarial_weight=adversarial_weight, feature_weight=feature_weight,
+                                    adversarial_start=adversarial_start, discriminator_filters=discriminator_filters,
+                                    discriminator_lr=discriminator_lr, noise_weight=noise_weight, waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume, device=where, recipe=recipe, folder=out_dir)

@@ -2,7 +2,7 @@
 validation, resumable checkpoints (`state.py`) and a wall-time budget.
 
 A trainer (`autoencoder.train.CodecTrainer`, `diffusion.train.DiffusionTrainer`) owns the
-maths: `model`, `optimizer`, `extra_modules()`, `generators()`, `step(batch, step) -> dict`,
+maths: `model`, `optimizer`, `extra_modules()`, `generators()`, optionally `extra_optimizers()`, `step(batch, step) -> dict`,
 `validate(batches, step) -> dict`, `finish()` and `is_main`. A resumed run continues exactly
 as an uninterrupted one would (weights, optimiser, EMA and every RNG are restored).
 """
@@ -92,7 +92,7 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
     saved = check_run_folder(out, resume=resume, recipe=recipe, folder=folder)
     if saved is not None:
         meta = load_training_state(last, trainer.model, trainer.optimizer, trainer.extra_modules(),
-                                   trainer.generators())
+                                   trainer.generators(), optimizers=_extra_optimizers(trainer))
         step, metrics, minutes = meta["step"], meta.get("metrics", {}), float(meta.get("minutes", 0.0))
         log.info("resumed %s at step %d (drawing its %d batches again)", desc, step, step)
         for _ in range(step):  # the stream where the run stopped: the same batches from here on
@@ -127,7 +127,8 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
                 save_training_state(last, trainer.model, trainer.optimizer, step,
                                     {"metrics": metrics, "recipe": recipe,
                                      "minutes": round(minutes + (time.monotonic() - started) / 60, 3)},
-                                    modules=trainer.extra_modules(), generators=trainer.generators())
+                                    modules=trainer.extra_modules(), generators=trainer.generators(),
+                                    optimizers=_extra_optimizers(trainer))
             if out_of_time:
                 log.info("%s stopped at its time budget (step %d)", desc, step)
                 break
@@ -136,6 +137,12 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
         if log_file:
             log_file.close()
     return trainer.finish(), {"step": step, **metrics}
+
+
+def _extra_optimizers(trainer) -> dict:
+    """A trainer's optimisers beside its model's (a discriminator's), saved and restored with it."""
+    extra = getattr(trainer, "extra_optimizers", None)
+    return extra() if extra is not None else {}
 
 
 def _agreed(flag: bool, device) -> bool:

@@ -51,9 +51,12 @@ def saved_state(directory: Path) -> Path | None:
 
 def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step: int, extra: dict, *,
                         modules: dict[str, torch.nn.Module] | None = None,
-                        generators: dict[str, torch.Generator] | None = None) -> None:
+                        generators: dict[str, torch.Generator] | None = None,
+                        optimizers: dict[str, torch.optim.Optimizer] | None = None) -> None:
     """model.safetensors, optimizer.safetensors, rng.safetensors, NAME.safetensors for each of
-    `modules` (an EMA, say), the RNG states (torch's and `generators`') and state.json (step, optimiser groups, `extra`)."""
+    `modules` (an EMA, a discriminator), optimizer.NAME.safetensors for each of `optimizers`
+    (the discriminator's), the RNG states (torch's and `generators`') and state.json (step,
+    optimiser groups, `extra`)."""
     tmp = directory.with_name(directory.name + ".tmp")
     if tmp.exists():  # a save killed half way
         shutil.rmtree(tmp)
@@ -63,9 +66,13 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step
         save_file(_weights(module), str(tmp / f"{name}.safetensors"))
     tensors, meta = _optimizer_state_tensors(optimizer)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
+    others = {}
+    for name, other in (optimizers or {}).items():
+        other_tensors, others[name] = _optimizer_state_tensors(other)
+        save_file(other_tensors, str(tmp / f"optimizer.{name}.safetensors"))
     rng = {"torch_rng": torch.get_rng_state(), **{f"generator.{k}": g.get_state() for k, g in (generators or {}).items()}}
     save_file(rng, str(tmp / "rng.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": meta, **extra}))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": meta, **({"optimizers": others} if others else {}), **extra}))
     previous = _previous(directory)
     if (directory / "state.json").is_file():  # the old state stays whole until the new one is in place
         if previous.exists():
@@ -80,7 +87,8 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step
 
 def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
                         modules: dict[str, torch.nn.Module] | None = None,
-                        generators: dict[str, torch.Generator] | None = None) -> dict:
+                        generators: dict[str, torch.Generator] | None = None,
+                        optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict:
     """Restore what `save_training_state` wrote (RNG included); returns state.json."""
     directory = saved_state(directory) or directory
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
@@ -88,6 +96,9 @@ def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
         module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
     meta = json.loads((directory / "state.json").read_text())
     _load_optimizer_state(optimizer, load_file(str(directory / "optimizer.safetensors")), meta["optimizer"])
+    for name, other in (optimizers or {}).items():
+        _load_optimizer_state(other, load_file(str(directory / f"optimizer.{name}.safetensors")),
+                              meta["optimizers"][name])
     rng = load_file(str(directory / "rng.safetensors"))
     torch.set_rng_state(rng["torch_rng"])
     for name, generator in (generators or {}).items():
