@@ -112,6 +112,7 @@ def griffin_lim(magnitude: torch.Tensor, init: torch.Tensor, n_fft: int, hop_len
 
 
 NOISE_START = -3.0  # a new noise path's logit: 5 % of the energy, so a fine-tune starts near the old sound
+NOISE_EDGE = 1e-6  # shares are kept this far inside 0..1 where their square roots are taken
 NOISE_GAIN = 20.0  # the noise head's outputs are scaled up: Adam moves a parameter by about the learning rate
 # a step, and a path that starts shut must open within a fine-tune's few thousand steps
 
@@ -319,6 +320,7 @@ class SpectralDecoder(nn.Module):
             # window, their magnitudes come back sqrt(hop / n_fft) as large (in rms), so they are raised by
             # the inverse (measured in the tests: 0.45 of the given magnitude at 4x overlap without it).
             gain = math.sqrt(self.n_fft / self.hop_length)
+            noise = noise.clamp(NOISE_EDGE, 1 - NOISE_EDGE)  # a square root's slope is infinite at 0 (a run went NaN)
             spectrum = (torch.polar(magnitude * torch.sqrt(1 - noise), total)
                         + torch.polar(gain * magnitude * torch.sqrt(noise), noise_phase(first_frame, count, bins, device)))
         pieces = torch.fft.irfft(spectrum, self.n_fft, dim=1) * self.window[None, :, None]

@@ -522,3 +522,17 @@ def test_the_noise_loss_opens_the_noise_path_on_noise_and_closes_it_on_a_tone():
             assert float(after.mean()) > float(before.mean())
         else:
             assert float(after[:, band].mean()) < float(before[:, band].mean())
+
+
+def test_a_noise_share_of_exactly_0_or_1_keeps_the_gradients_finite():
+    """A run went NaN when a band's share reached exactly 0 or 1 (a square root's slope is infinite there)."""
+    from autoencoder.spectral import SpectralDecoder
+
+    decoder = SpectralDecoder(4, 80, dim=8, intermediate=8, layers=1, noise_bands=4)
+    magnitude = torch.rand(1, decoder.bins, 30, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    noise = torch.zeros(1, decoder.bins, 30)
+    noise[:, ::2] = 1.0
+    noise.requires_grad_()
+    pieces, _ = decoder.synthesize(magnitude, torch.zeros_like(magnitude), noise=noise)
+    pieces.pow(2).sum().backward()
+    assert torch.isfinite(magnitude.grad).all() and torch.isfinite(noise.grad).all()
