@@ -142,13 +142,16 @@ def band_noisiness(audio: torch.Tensor, decoder: SpectralDecoder) -> torch.Tenso
     """How noise-like each of the decoder's noise bands is in each frame of `audio` `[B, 1, T * hop]`:
     `[B, bands, T]` in 0..1, the band's spectral flatness (geometric over arithmetic mean of its
     bins' power, weighted as the band is) over that of noise (0.56). A partial makes a band peaky
-    (near 0); noise, breath, cymbals and rooms make it flat (near 1). The target of the noise path."""
+    (near 0); noise, breath, cymbals and rooms make it flat (near 1); a band within 20 dB of the
+    floor (80 dB below the clip's loudest bin) is empty and scores 0. The target of the noise path."""
     power = stft_same(audio.reshape(-1, audio.shape[-1]), decoder.n_fft, decoder.hop_length, decoder.window).abs().pow(2)
     floor = power.amax(dim=(1, 2), keepdim=True).clamp(min=1e-10) * 1e-8  # 80 dB down: silence is not noise
     weights = decoder.noise_basis / decoder.noise_basis.sum(dim=0, keepdim=True)  # [bins, bands], columns sum to 1
     log_mean = torch.einsum("kb,nkt->nbt", weights, torch.log(power + floor))
     mean = torch.einsum("kb,nkt->nbt", weights, power + floor)
-    return (torch.exp(log_mean) / mean / FLATNESS_OF_NOISE).clamp(max=1.0)
+    flatness = (torch.exp(log_mean) / mean / FLATNESS_OF_NOISE).clamp(max=1.0)
+    # a band near the floor is flat because it is empty, not because it is noise: 0 there (phase-locked, as before)
+    return torch.where(mean > 100 * floor, flatness, torch.zeros_like(flatness))
 
 
 def noise_phase(first_frame: int, frames: int, bins: int, device: torch.device | str | None = None) -> torch.Tensor:

@@ -177,7 +177,7 @@ class CodecTrainer:
             losses["anchor"] = ((z - reference) / codec.latent_std[None, :, None]).pow(2).mean()
             loss = loss + config.anchor_weight * losses["anchor"]
         decoder = codec.spectral
-        if config.noise_weight > 0 and decoder is not None and decoder.noise_head is not None:
+        if config.noise_weight > 0 and not config.freeze_decoder and decoder is not None and decoder.noise_head is not None:
             from autoencoder.spectral import band_noisiness
 
             first = skip // codec.hop_length

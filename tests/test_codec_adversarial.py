@@ -145,6 +145,9 @@ def test_the_command_refuses_an_adversarial_loss_it_cannot_apply(tmp_path):
                             adversarial_weight=0.1, **common)
     with pytest.raises(InputError, match="--adversarial-weight -1: must be a finite number"):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), adversarial_weight=-1.0, **common)
+    with pytest.raises(InputError, match="--discriminator-lr 0: must be a finite number > 0"):
+        train_codec_command([str(tmp_path)], str(tmp_path / "out"), adversarial_weight=0.1, discriminator_lr=0.0,
+                            **common)
     with pytest.raises(InputError, match="--adversarial-start -5"):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), adversarial_weight=0.1, adversarial_start=-5,
                             **common)

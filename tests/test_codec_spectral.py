@@ -497,6 +497,9 @@ def test_band_noisiness_tells_noise_from_partials():
     assert float(on_noise[..., 10:-10].mean()) > 0.8
     band = int(decoder.noise_basis[decoder.n_fft * 1000 // 8000].argmax())  # the band the tone is in
     assert float(on_tone[0, band, 10:-10].mean()) < 0.2
+    # empty bands and silence are not noise (they were scored 1 before a review)
+    assert float(on_tone[0, :, 10:-10].max()) < 0.2
+    assert float(band_noisiness(torch.zeros(1, 1, 80 * 50), decoder).max()) == 0.0
 
 
 def test_the_noise_loss_opens_the_noise_path_on_noise_and_closes_it_on_a_tone():
@@ -506,7 +509,7 @@ def test_the_noise_loss_opens_the_noise_path_on_noise_and_closes_it_on_a_tone():
                          (_tone(4096, 1000.0).expand(2, 1, 4096).contiguous(), False)):
         codec = _spectral_codec()
         codec.add_noise_path(8)
-        # the band the tone is in (the silent bands around it count as flat: what is sent there is silence)
+        # the band the tone is in
         band = int(codec.spectral.noise_basis[codec.spectral.n_fft * 1000 // 8000].argmax())
         with torch.no_grad():
             codec.spectral.noise_head.bias.fill_(0.0)  # half open: free to go either way
@@ -536,3 +539,14 @@ def test_a_noise_share_of_exactly_0_or_1_keeps_the_gradients_finite():
     pieces, _ = decoder.synthesize(magnitude, torch.zeros_like(magnitude), noise=noise)
     pieces.pow(2).sum().backward()
     assert torch.isfinite(magnitude.grad).all() and torch.isfinite(noise.grad).all()
+
+
+def test_a_frozen_decoder_s_noise_path_teaches_the_encoder_nothing():
+    """The noise loss trains the decoder's noise path; with the decoder frozen it would only pull the latents."""
+    from autoencoder.train import CodecTrainer
+
+    codec = _spectral_codec()
+    codec.add_noise_path(8)
+    trainer = CodecTrainer(codec, CodecTrainConfig(steps=2, lr=1e-3, freeze_decoder=True, noise_weight=1.0,
+                                                   waveform_weight=0.0))
+    assert "noise" not in trainer.step(0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(2)), 0)

@@ -105,11 +105,13 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
     for option, weight in (("--anchor-weight", anchor_weight), ("--pitch-weight", pitch_weight),
                            ("--onset-weight", onset_weight), ("--bass-onset-weight", bass_onset_weight),
                            ("--adversarial-weight", adversarial_weight), ("--feature-weight", feature_weight),
-                           ("--discriminator-lr", discriminator_lr), ("--noise-weight", noise_weight)):
+                           ("--noise-weight", noise_weight)):
         if not math.isfinite(weight) or weight < 0:
             raise InputError(f"{option} {weight:g}: must be a finite number >= 0")
     if adversarial_weight and freeze_decoder:
         raise InputError("--adversarial-weight trains the decoder: it cannot be combined with --freeze-decoder")
+    if not math.isfinite(discriminator_lr) or discriminator_lr <= 0:
+        raise InputError(f"--discriminator-lr {discriminator_lr:g}: must be a finite number > 0")
     if noise_bands < 0 or noise_bands == 1:
         raise InputError(f"--noise-bands {noise_bands}: must be 0 (none added) or at least 2")
     if noise_bands and freeze_decoder:
@@ -195,7 +197,8 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                                     onset_weight=onset_weight, bass_onset_weight=bass_onset_weight,
                                     adversarial_weight=adversarial_weight, feature_weight=feature_weight,
                                     adversarial_start=adversarial_start, discriminator_filters=discriminator_filters,
-                                    discriminator_lr=discriminator_lr, noise_weight=noise_weight, waveform_weight=0.0 if codec.spectral is not None else 1.0)
+                                    discriminator_lr=discriminator_lr,
+                                    noise_weight=0.0 if freeze_decoder else noise_weight, waveform_weight=0.0 if codec.spectral is not None else 1.0)
     started = time.monotonic()
     metrics = train_codec(codec, batches, out_dir=Path(out_dir) / "training", config=train_config,
                           validation=validation, resume=resume, device=where, recipe=recipe, folder=out_dir)
