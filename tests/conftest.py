@@ -24,6 +24,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversubscribes
 
 
+def killed_after(stream, count: int):
+    """The first `count` items of `stream`, then KeyboardInterrupt: a training process killed part-way."""
+    for _ in range(count):
+        yield next(stream)
+    raise KeyboardInterrupt("killed")
+
+
 def tiny_codec(seed: int = 0):
     from autoencoder.codec import CodecConfig, LatentCodec
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_codec
+from conftest import killed_after, tiny_codec
 
 from autoencoder import load_codec
 from autoencoder.codec import CodecConfig, LatentCodec
@@ -289,14 +289,8 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
     straight = tiny_codec()
     train_codec(straight, _batches(), out_dir=tmp_path / "a", config=_fast_config(4), progress=False)
 
-    def killed_after(count):
-        for index, batch in enumerate(_batches()):
-            if index == count:
-                raise KeyboardInterrupt("killed")
-            yield batch
-
     with pytest.raises(KeyboardInterrupt):
-        train_codec(tiny_codec(), killed_after(2), out_dir=tmp_path / "b", config=_fast_config(4),
+        train_codec(tiny_codec(), killed_after(_batches(), 2), out_dir=tmp_path / "b", config=_fast_config(4),
                     progress=False)
     assert json.loads((tmp_path / "b" / "last" / "state.json").read_text())["step"] == 2
     resumed = tiny_codec(seed=7)  # whatever it starts with, resuming loads the saved state

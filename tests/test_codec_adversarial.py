@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_codec
+from conftest import killed_after, tiny_codec
 
 from autoencoder.discriminator import (
     DiscriminatorConfig,
@@ -92,14 +92,8 @@ def test_adversarial_training_moves_the_decoder_and_resumes_exactly(tmp_path):
     saved = tmp_path / "a" / "last"
     assert (saved / "discriminator.safetensors").is_file() and (saved / "optimizer.discriminator.safetensors").is_file()
 
-    def killed_after(count):
-        for index, batch in enumerate(_batches()):
-            if index == count:
-                raise KeyboardInterrupt("killed")
-            yield batch
-
     with pytest.raises(KeyboardInterrupt):
-        train_codec(tiny_codec(), killed_after(2), out_dir=tmp_path / "b", config=_config(4), progress=False)
+        train_codec(tiny_codec(), killed_after(_batches(), 2), out_dir=tmp_path / "b", config=_config(4), progress=False)
     resumed = tiny_codec(seed=7)
     train_codec(resumed, _batches(), out_dir=tmp_path / "b", config=_config(4), progress=False, resume=True)
     for key, value in straight.state_dict().items():

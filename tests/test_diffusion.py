@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_codec, tiny_model
+from conftest import killed_after, tiny_codec, tiny_model
 
 from composer.train.diffusion import train_diffusion
 from diffusion.flow import MASK_KINDS, random_masks
@@ -242,12 +242,8 @@ def test_training_resumes(tmp_path):
     straight, _ = train_diffusion(straight_model, batches(), out_dir=tmp_path / "straight", config=config,
                                   progress=False)
 
-    def killed_after(steps):
-        yield from (batch for _, batch in zip(range(steps), batches()))
-        raise KeyboardInterrupt  # the process dies part-way, after step 3 was saved
-
-    with pytest.raises(KeyboardInterrupt):
-        train_diffusion(model, killed_after(3), out_dir=tmp_path / "resumed", config=config, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # the process dies part-way, after step 3 was saved
+        train_diffusion(model, killed_after(batches(), 3), out_dir=tmp_path / "resumed", config=config, progress=False)
     # ... and a fresh process resumes: the same weights as a run that never stopped
     resumed, metrics = train_diffusion(_model(), batches(), out_dir=tmp_path / "resumed", config=config,
                                        resume=True, progress=False)

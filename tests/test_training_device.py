@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import tiny_codec, tiny_model
+from conftest import killed_after, tiny_codec, tiny_model
 
 from composer.cli import main
 from composer.errors import InputError
@@ -79,14 +79,8 @@ def test_resume_after_a_kill_between_the_renames_of_a_save(tmp_path):
                                   progress=False)
     model = tiny_model(codec, window_frames=24)
 
-    def killed_after(steps):
-        stream = _batches(model)
-        for _ in range(steps):
-            yield next(stream)
-        raise KeyboardInterrupt  # the process dies after step 2 was saved
-
-    with pytest.raises(KeyboardInterrupt):
-        train_diffusion(model, killed_after(2), out_dir=tmp_path / "run", config=config, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # the process dies after step 2 was saved
+        train_diffusion(model, killed_after(_batches(model), 2), out_dir=tmp_path / "run", config=config, progress=False)
     last = tmp_path / "run" / "last"
     assert saved_state(last) == last and not (tmp_path / "run" / "last.tmp").exists()
     assert not (tmp_path / "run" / "last.previous").exists()

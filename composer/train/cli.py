@@ -69,7 +69,7 @@ def train_group():
 @click.option("--discriminator-filters", type=int, default=16, show_default=True,
               help="Channels of every discriminator layer (EnCodec: 32).")
 @click.option("--noise-bands", type=int, default=0, show_default=True,
-              help="Give the spectral decoder a noise path of N mel-spaced bands (with --init: added shut, "
+              help="Give the spectral decoder a noise path of N mel-spaced bands (with --init: added nearly shut, "
                    "the latents unchanged): the share of each band sent with random phase, so noise can come "
                    "back as noise instead of steady lines (0: none added).")
 @click.option("--noise-weight", type=float, default=1.0, show_default=True,
