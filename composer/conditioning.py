@@ -28,7 +28,7 @@ TEXT_DIM = 384  # all-MiniLM-L6-v2
 # Metadata fields that describe a file rather than the music; never used as tags.
 NON_TAG_FIELDS = {"file_name", "text", "caption", "licence", "license", "consent", "split", "plan", "labels",
                   "label_frame_rate", "sections", "programs", "source", "soundfont", "title", "lyrics",
-                  "duration", "tempo", "bpm", "beats_per_bar", "meter", "tags", "artist_consent",
+                  "duration", "tempo", "bpm", "beats_per_bar", "beat_division", "meter", "tags", "artist_consent",
                   "source_package", "licence_source", "source_folder", "attribution", "origin",
                   # bookkeeping of `composer data analyze`, archives and the demo archive: how a row
                   # was labelled, cut or filed says nothing about its music (as tags they would name

@@ -11,7 +11,16 @@ import pretty_midi
 
 from structure.harmony import parse_chord
 from structure.schema import SongPlan
-from structure.styles import CRASH, DRUM_PATTERNS, KICK, Style, get_style
+from structure.styles import (
+    CLOSED_HAT,
+    COMPOUND_DRUM_PATTERNS,
+    CRASH,
+    DRUM_PATTERNS,
+    KICK,
+    RIDE,
+    Style,
+    get_style,
+)
 
 TRACK_NAMES = ("melody", "bass", "chords", "drums")
 
@@ -23,7 +32,8 @@ def arrange(plan: SongPlan, *, style: Style | None = None, programs: dict[str, i
     programs = {"melody": style.melody_program, "bass": style.bass_program,
                 "chords": style.chord_program, **(programs or {})}
     midi = pretty_midi.PrettyMIDI(initial_tempo=plan.tempo_bpm)
-    midi.time_signature_changes.append(pretty_midi.TimeSignature(plan.beats_per_bar, 4, 0.0))
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(*plan.time_signature, 0.0))
+    compound = plan.compound
     tracks = {name: pretty_midi.Instrument(program=programs[name], name=name) for name in ("melody", "bass", "chords")}
     drums = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
     spb = plan.seconds_per_beat
@@ -43,20 +53,33 @@ def arrange(plan: SongPlan, *, style: Style | None = None, programs: dict[str, i
                     continue
                 chord_beat = bar_beat + c * beats_each
                 _bass(tracks["bass"], chord.bass if chord.bass is not None else chord.root, chord.pitch_classes,
-                      chord_beat, beats_each, spb, velocity, style, transpose)
-                _comp(tracks["chords"], chord.pitch_classes, chord_beat, beats_each, spb, velocity - 15, style, transpose)
+                      chord_beat, beats_each, spb, velocity, style, transpose, compound)
+                _comp(tracks["chords"], chord.pitch_classes, chord_beat, beats_each, spb, velocity - 15, style, transpose,
+                      compound)
         if style.drums and section.energy >= 0.3:
-            _drums(drums, start_beat, section.bars, plan.beats_per_bar, spb, section.energy, style)
+            if compound:
+                _compound_drums(drums, start_beat, section.bars, plan.beats_per_bar, spb, section.energy, style)
+            else:
+                _drums(drums, start_beat, section.bars, plan.beats_per_bar, spb, section.energy, style)
     midi.instruments.extend([tracks["melody"], tracks["bass"], tracks["chords"], drums])
     return midi
 
 
-def _bass(track, root_pc, pcs, beat, beats, spb, velocity, style: Style, transpose: int) -> None:
+def _bass(track, root_pc, pcs, beat, beats, spb, velocity, style: Style, transpose: int,
+          compound: bool = False) -> None:
     root = 36 + (root_pc + transpose) % 12  # C2..B2
     fifth = root + 7
-    if style.name in ("jazz", "blues"):  # walking quarter notes through chord tones
+    if style.name in ("jazz", "blues"):  # walking quarter notes (dotted quarters) through chord tones
         tones = [root, root + (pcs[1] - pcs[0]) % 12 if len(pcs) > 1 else root + 4, fifth, root + 12]
         pattern = [(i, tones[i % len(tones)], 0.9) for i in range(int(beats))]
+    elif compound:  # a compound beat: root and fifth by turns, long-short (quarter, eighth) when driven
+        pattern = []
+        for i in range(int(beats)):
+            tone = root if i % 2 == 0 else fifth
+            if style.name in ("waltz", "folk", "ballad"):
+                pattern.append((i, tone, 0.9))
+            else:
+                pattern += [(i, tone, 0.6), (i + 2 / 3, tone, 0.3)]
     elif style.name in ("waltz", "country", "folk"):
         pattern = [(0, root, 0.9)] + ([(2, fifth, 0.9)] if beats >= 3 else [])
     elif style.name == "electronic":
@@ -74,9 +97,17 @@ def _voicing(pcs, transpose: int) -> list[int]:
     return sorted(55 + (pc + transpose - 7) % 12 for pc in pcs[:4])  # G3..F#4, close position
 
 
-def _comp(track, pcs, beat, beats, spb, velocity, style: Style, transpose: int) -> None:
+def _comp(track, pcs, beat, beats, spb, velocity, style: Style, transpose: int, compound: bool = False) -> None:
     voicing = _voicing(pcs, transpose)
-    if style.comping == "arpeggio":
+    if compound and style.comping in ("arpeggio", "strum", "stab"):
+        # three eighths a beat: an arpeggio on every eighth, strums and stabs on the beat and its third eighth
+        if style.comping == "arpeggio":
+            hits = [(i / 3, [voicing[i % len(voicing)]], 1 / 3) for i in range(int(beats * 3))]
+        elif style.comping == "strum":
+            hits = [(o, voicing, 0.45) for b in range(int(beats)) for o in (b, b + 2 / 3)]
+        else:  # stab: the downbeat, then the third eighth of each beat
+            hits = [(0, voicing, 0.3)] + [(b + 2 / 3, voicing, 0.3) for b in range(int(beats))]
+    elif style.comping == "arpeggio":
         steps = int(beats * 2)
         hits = [(i * 0.5, [voicing[i % len(voicing)]], 0.5) for i in range(steps)]
     elif style.comping == "strum":
@@ -112,6 +143,29 @@ def _drums(track, start_beat, bars, beats_per_bar, spb, energy, style: Style) ->
                 swing = style.swing * 0.5 if onset % 4 == 2 else 0.0
                 start = (bar_beat + onset / 4 + swing) * spb
                 accent = 15 if onset % sixteenths_per_bar == 0 else 0
+                track.notes.append(pretty_midi.Note(velocity=int(55 + 45 * energy + accent), pitch=pitch,
+                                                    start=start, end=start + 0.1))
+        if bar == 0 and energy >= 0.7:
+            start = bar_beat * spb
+            track.notes.append(pretty_midi.Note(velocity=100, pitch=CRASH, start=start, end=start + 0.5))
+
+
+def _compound_drums(track, start_beat, bars, beats_per_bar, spb, energy, style: Style) -> None:
+    """The style's groove in a compound meter: its pattern on a cell of two dotted-quarter beats
+    (six eighths, as `COMPOUND_DRUM_PATTERNS` writes it), repeated over the bar."""
+    pattern = COMPOUND_DRUM_PATTERNS[style.drums]
+    eighths_per_bar = beats_per_bar * 3
+    for bar in range(bars):
+        bar_beat = start_beat + bar * beats_per_bar
+        for pitch, onsets in pattern.items():
+            for eighth in range(eighths_per_bar):
+                if eighth % 6 not in onsets:
+                    continue
+                if energy < 0.5 and pitch != KICK and eighth % 3:  # sparse in quiet sections: the beats only
+                    continue
+                start = (bar_beat + eighth / 3) * spb
+                # the beats marked, the eighths between them softer: three eighths a beat, heard as one beat
+                accent = 15 if eighth == 0 else -15 if eighth % 3 and pitch in (CLOSED_HAT, RIDE) else 0
                 track.notes.append(pretty_midi.Note(velocity=int(55 + 45 * energy + accent), pitch=pitch,
                                                     start=start, end=start + 0.1))
         if bar == 0 and energy >= 0.7:

@@ -109,11 +109,11 @@ def _cycled(chords: list[list[str]], bars: int) -> list[list[str]]:
 
 
 def _sketch(name: str, kind: str, bars: int, chords: list[list[str]], lines: list[str], key: Key,
-            beats_per_bar: int, energy: float, seed: int, melody_check) -> list[Note]:
+            beats_per_bar: int, energy: float, seed: int, melody_check, division: int = 2) -> list[Note]:
     """The planner's melody for the section, seeded by the plan, the name and what it sets."""
     rng = random.Random(f"{seed}:{name}:{bars}:{'|'.join(' '.join(b) for b in chords)}:{'/'.join(lines)}")
     return sketch_melody(name, kind, chords, lines, key, beats_per_bar, rng, energy=energy,
-                         melody_check=melody_check)
+                         melody_check=melody_check, division=division)
 
 
 def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = None, key: str | None = None,
@@ -133,6 +133,7 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
     meter = plan.beats_per_bar if beats_per_bar is None else _number(beats_per_bar, "beats_per_bar", integer=True,
                                                                       bounds=BEATS_PER_BAR_RANGE)
     style = get_style(plan.style)
+    division = plan.beat_division  # beats per bar counts the plan's beats: dotted quarters in 6/8
     old = {s.name: s for s in plan.sections}
     old_rows = {s.name: row for s, row in zip(plan.sections, plan_rows(plan))}
     same_mode = new_key.mode == plan.key.mode
@@ -171,17 +172,17 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
                               seed=before.seed if before is not None else random.Random(f"{seed}:{name}").randrange(2**31))
             if lines != list(source.lyrics):  # new words on the same music: the melody follows them
                 section.melody = _sketch(name, kind, bars, section.chords, lines, new_key, meter, energy, seed,
-                                         melody_check)
+                                         melody_check, division)
                 section.repeat_of, section.variation = None, 0.0
         else:
             if not 1 <= bars <= MAX_BARS_PER_SECTION:
                 raise PlanError(f"{path}.bars", f"{bars} is outside 1..{MAX_BARS_PER_SECTION}")
             chords = parse_chords(chords_text, f"{path}.chords")
             lines = _lines(lyrics_text)
-            need = lyric_floor(lines, meter)
+            need = lyric_floor(lines, meter, division)
             if bars < need:  # the melody would drop lines, or sing them as a patter nobody follows
                 raise PlanError(f"{path}.bars", f"{bars} too few for its {len(lines)} lyric lines: at least {need} "
-                                                "(a bar a line, at most two syllables a beat)")
+                                                f"(a bar a line, at most {division} syllables a beat)")
             chords_kept = before_row is not None and chords_text == before_row[3]
             unchanged = (before is not None and before.repeat_of is None and chords_kept
                          and [kind, bars, lyrics_text] == [before_row[1], before_row[2], before_row[6]])
@@ -201,7 +202,8 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
                                                           f"(separate bars with '|', or clear the cell)")
                     if chords_kept and shift:
                         chords = transpose_chords(chords, shift)
-                melody = _sketch(name, kind, bars, chords, lines, new_key, meter, energy, seed, melody_check)
+                melody = _sketch(name, kind, bars, chords, lines, new_key, meter, energy, seed, melody_check,
+                                 division)
                 section = Section(name=name, kind=kind, bars=bars, chords=chords, energy=energy, melody=melody,
                                   lyrics=lines, seed=before.seed if before is not None
                                   else random.Random(f"{seed}:{name}").randrange(2**31))
@@ -209,7 +211,7 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
         sections.append(section)
     song = SongPlan(title=check_text(title, "title").strip() or plan.title if title is not None else plan.title,
                     tempo_bpm=tempo, beats_per_bar=meter, key=new_key, sections=sections, tags=dict(plan.tags),
-                    style=plan.style)
+                    style=plan.style, beat_division=division)
     validate(song)
     return song
 
@@ -263,14 +265,14 @@ def follow_edited_lyrics(plan: SongPlan) -> tuple[SongPlan, list[str]]:
                 raise PlanError(path, f"are not the words of {source.name!r}, which it repeats (a repeat is sung as "
                                       f"its source): edit {source.name}'s words, or take out its repeat_of")
         elif not _words_match_melody(section):
-            need = lyric_floor(section.lyrics, plan.beats_per_bar)
+            need = lyric_floor(section.lyrics, plan.beats_per_bar, plan.beat_division)
             if section.bars < need:
                 raise PlanError(path, f"{len(section.lyrics)} lines for {section.bars} bars: they need at least {need} "
-                                      "(a bar a line, at most two syllables a beat)")
+                                      f"(a bar a line, at most {plan.beat_division} syllables a beat)")
             old_melody[section.name] = section.melody
             section = replace(section, melody=_sketch(section.name, section.kind, section.bars, section.chords,
                                                       list(section.lyrics), plan.key, plan.beats_per_bar,
-                                                      section.energy, section.seed, None))
+                                                      section.energy, section.seed, None, plan.beat_division))
             changed.append(section.name)
         sections.append(section)
     if not changed:

@@ -8,14 +8,20 @@ from structure.schema import SongPlan
 
 
 def lead_sheet(plan: SongPlan):
-    """A music21 Score: the melody with chord symbols above and syllables below the notes."""
-    from music21 import harmony, key, metadata, meter, note, stream, tempo
+    """A music21 Score: the melody with chord symbols above and syllables below the notes.
+
+    music21 counts in quarter notes; a compound meter's beat is a dotted quarter (1.5 of them)."""
+    from music21 import duration, harmony, key, metadata, meter, note, stream, tempo
 
     from structure.harmony import NO_CHORD, _to_music21_figure, music21_key
 
     part = stream.Part(id="melody")  # a fixed id: music21 would draw a random one (same plan, same bytes)
-    part.insert(0, meter.TimeSignature(f"{plan.beats_per_bar}/4"))
-    part.insert(0, tempo.MetronomeMark(number=plan.tempo_bpm))
+    part.insert(0, meter.TimeSignature(plan.meter))
+    mark = tempo.MetronomeMark(number=plan.tempo_bpm)
+    if plan.compound:  # the mark counts dotted quarters
+        mark = tempo.MetronomeMark(number=plan.tempo_bpm, referent=duration.Duration(plan.quarters_per_beat))
+    part.insert(0, mark)
+    q = plan.quarters_per_beat
     m21_key = music21_key(plan.key)
     part.insert(0, key.KeySignature(m21_key.sharps))
     for section, (start_beat, _) in zip(plan.sections, plan.section_beats()):
@@ -24,18 +30,18 @@ def lead_sheet(plan: SongPlan):
             for c, symbol in enumerate(chords):
                 if symbol == NO_CHORD:
                     continue
-                part.insert(start_beat + bar * plan.beats_per_bar + c * beats_each,
+                part.insert((start_beat + bar * plan.beats_per_bar + c * beats_each) * q,
                             harmony.ChordSymbol(_to_music21_figure(symbol)))
         shown = _written_syllables(section, plan.beats_per_bar)
         for n in section.melody:
-            m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration))
+            m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration * q))
             if n.syllable and n.syllable != "_":
                 text, syllabic = shown.get(id(n), (n.syllable, "single"))
                 # begin / middle / end: notation software joins a word's syllables with hyphens
                 m21_note.lyrics = [note.Lyric(text, syllabic=syllabic, applyRaw=True)]
-            part.insert(start_beat + _on_grid(n.start), m21_note)
+            part.insert(_on_grid((start_beat + n.start) * q), m21_note)
     # rests up to the song's end: a last bar without melody still holds its chord symbol
-    part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats)], fillGaps=True, inPlace=True)
+    part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats * q)], fillGaps=True, inPlace=True)
     score = stream.Score()
     score.metadata = metadata.Metadata(title=plan.title)
     score.insert(0, part)

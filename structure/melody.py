@@ -42,28 +42,32 @@ def phrase_spans(bars: int, beats_per_bar: int, lines: int | None) -> list[tuple
 
 
 def phrase_rhythm(start: float, end: float, notes: int, beats_per_bar: int,
-                  rng: random.Random) -> list[tuple[float, float]]:
+                  rng: random.Random, division: int = 2) -> list[tuple[float, float]]:
     """Onsets and durations (beats) of `notes` notes inside [start, end).
 
     Strong beats are filled first; the last note is held to the phrase end
     (minus a breath) so phrases end on a long note. A phrase of a few notes in a long span
     keeps to its first two bars (or two beats a note): a one-word line was one note held for
-    four bars.
+    four bars. `division` is the eighths a beat: 2, or 3 in a compound meter (6/8, 12/8),
+    whose notes fall on thirds of its dotted-quarter beat, the third eighth (the lilt of
+    a jig's long-short) before the second.
     """
     notes = max(1, notes)
     end = min(end, start + max(2.0 * beats_per_bar, 2.0 * notes))
     length = end - start
-    resolution = 2 if notes <= 2 * max(1.0, length - 1) else 4  # eighths, or sixteenths when crowded
+    crowded = notes > division * max(1.0, length - 1)
+    resolution = division * (2 if crowded else 1)  # eighths, or sixteenths when crowded
     usable = max(1, int((length - 1) * resolution)) if length > 1 else int(length * resolution)
     notes = min(notes, max(1, int(length * resolution)))
     usable = max(usable, notes)
     def weight(slot: int) -> float:
-        beat = slot / resolution
-        if beat % beats_per_bar == 0:
-            return 4.0
-        if beat == int(beat):
-            return 2.0
-        return 1.0 if slot % 2 == 0 or resolution == 2 else 0.5
+        beat, within = divmod(slot, resolution)
+        if within == 0:
+            return 4.0 if beat % beats_per_bar == 0 else 2.0
+        if crowded and within % 2:
+            return 0.5  # a sixteenth between eighths
+        eighth = within // (2 if crowded else 1)
+        return 1.0 if division == 2 or eighth == 2 else 0.8
 
     slots = list(range(usable))
     chosen = {0}
@@ -82,7 +86,7 @@ def phrase_rhythm(start: float, end: float, notes: int, beats_per_bar: int,
 
 
 def sketch_section(chords: list[list[str]], key: Key, beats_per_bar: int, rng: random.Random, *,
-                   syllable_counts: list[int] | None = None, energy: float = 0.5) -> list[Note]:
+                   syllable_counts: list[int] | None = None, energy: float = 0.5, division: int = 2) -> list[Note]:
     """Melody notes for one section (beats from the section start)."""
     bars = len(chords)
     scale = _scale_notes(key)
@@ -96,7 +100,7 @@ def sketch_section(chords: list[list[str]], key: Key, beats_per_bar: int, rng: r
         else:
             density = 1.0 + 1.5 * energy  # notes per beat grows with energy
             count = max(2, int((end - start - 1) * density * rng.uniform(0.6, 1.0)))
-        rhythm = phrase_rhythm(start, end, count, beats_per_bar, rng)
+        rhythm = phrase_rhythm(start, end, count, beats_per_bar, rng, division)
         for n, (onset, duration) in enumerate(rhythm):
             chord = parse_chord(chords[min(int(onset // beats_per_bar), bars - 1)][0])
             chord_tones = set(chord.pitch_classes) or {key.pitch_class}

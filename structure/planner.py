@@ -102,18 +102,23 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     style = get_style(request.style or "pop")
     tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
     beats_per_bar = request.beats_per_bar or style.beats_per_bar
+    division = request.beat_division or 2
+    if division == 3 and request.tempo_bpm is None:
+        # the style's tempo counts quarter notes; a compound beat is three eighths, so the same eighths
+        # (the same pace of notes) make two thirds of the beats: a folk song at 96 is a jig at 64
+        tempo = float(round(tempo * 2 / 3))
     key = request.key or _choose_key(request, style, rng)
-    slots = _form(request, style, lyrics, rng, beats_per_bar)
+    slots = _form(request, style, lyrics, rng, beats_per_bar, division)
     bar_seconds = beats_per_bar * 60.0 / tempo
     _check_lyric_sections(slots)
     if request.duration is not None:
         asked = [slot.kind for slot in slots]
         target = max(1, round(request.duration / bar_seconds))
-        slots = fit_duration(slots, target, beats_per_bar)
+        slots = fit_duration(slots, target, beats_per_bar, division)
         kept = [slot.kind for slot in slots]
         if lyrics is not None and sum(slot.bars for slot in slots) > target:
             log.warning("lyrics: their sections need %d bars at %g BPM (%.0f s), more than the %g s asked; the song "
-                        "is that long (a bar a line and at most two syllables a beat; a section without words that "
+                        "is that long (a bar a line and at most one syllable an eighth; a section without words that "
                         "plays another's tune keeps its bars)",
                         sum(slot.bars for slot in slots), tempo, sum(slot.bars for slot in slots) * bar_seconds,
                         request.duration)
@@ -132,13 +137,14 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
                               f"({MAX_SONG_SECONDS:.0f} s, {MAX_SECTIONS} sections); shorten it or give --duration")
     if write_lyrics and lyrics is None:
         _write_lyrics(slots, request, rng)
-    sections = _harmonise(slots, style, key, beats_per_bar, rng,
+    sections = _harmonise(slots, style, key, beats_per_bar, rng, division=division,
                           modulate=request.tags.get("modulate", "").lower() in ("1", "yes", "true"),
                           melody_check=melody_check)
     tags = {"genre": style.name, **request.tags}
     tags.pop("modulate", None)
     song = SongPlan(title=_printable_title(request.title or _title(request)), tempo_bpm=float(tempo),
-                    beats_per_bar=beats_per_bar, key=key, sections=sections, tags=tags, style=style.name)
+                    beats_per_bar=beats_per_bar, key=key, sections=sections, tags=tags, style=style.name,
+                    beat_division=division)
     validate(song)
     return song
 
@@ -154,9 +160,10 @@ def _choose_key(request: Prompt, style: Style, rng: random.Random) -> Key:
     return Key(tonic, "minor" if rng.random() < minor_probability else "major")
 
 
-def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random, beats_per_bar: int = 4) -> list[_Slot]:
+def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random, beats_per_bar: int = 4,
+          division: int = 2) -> list[_Slot]:
     if lyrics is not None:
-        return _form_from_lyrics(lyrics, style, beats_per_bar)
+        return _form_from_lyrics(lyrics, style, beats_per_bar, division)
     if request.form:
         unknown = [k for k in request.form if k not in SECTION_KINDS]
         if unknown:
@@ -166,7 +173,7 @@ def _form(request: Prompt, style: Style, lyrics: str | None, rng: random.Random,
     return [_Slot(kind, bars) for kind, bars in style.form]
 
 
-def _form_from_lyrics(text: str, style: Style, beats_per_bar: int = 4) -> list[_Slot]:
+def _form_from_lyrics(text: str, style: Style, beats_per_bar: int = 4, division: int = 2) -> list[_Slot]:
     import lyrics as lyrics_pkg
 
     parsed = lyrics_pkg.parse(text)
@@ -180,7 +187,7 @@ def _form_from_lyrics(text: str, style: Style, beats_per_bar: int = 4) -> list[_
         # syllables need (`lyric_floor`), rounded up to whole two-bar phrases
         bars = DEFAULT_BARS.get(section.kind, 4)
         if lines:
-            need = lyric_floor(lines, beats_per_bar)
+            need = lyric_floor(lines, beats_per_bar, division)
             bars = max(4, 2 * len(lines), need + need % 2)
         repeat = index_of.get(section.repeat_of) if section.repeat_of else None
         slots.append(_Slot(section.kind, bars, lines or None, repeat))
@@ -198,7 +205,7 @@ def _shift_repeat(slot: _Slot, offset: int) -> _Slot:
     return slot
 
 
-def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -> list[_Slot]:
+def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4, division: int = 2) -> list[_Slot]:
     """Choose bars so the form has exactly `target_bars` bars, keeping repeats equal.
 
     Removes or adds whole sections first (a short song loses its bridge and second
@@ -212,7 +219,7 @@ def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4) -
         slots = _add_or_remove_sections(slots, target_bars)
     else:
         slots = _extend_lyric_form(slots, target_bars)
-    floors = [lyric_floor(s.lines, beats_per_bar) for s in slots]
+    floors = [lyric_floor(s.lines, beats_per_bar, division) for s in slots]
     caps = (16, 32) if any(s.lines for s in slots) else (32,)
     diff = _absorb(slots, target_bars - sum(s.bars for s in slots), floors, caps)
     while diff < 0:  # still too long: shorten repeated groups (all members together)
@@ -313,16 +320,17 @@ def _insert_slot(slots: list[_Slot], index: int, slot: _Slot) -> list[_Slot]:
     return moved[:index] + [slot] + moved[index:]
 
 
-def lyric_floor(lines: list[str] | None, beats_per_bar: int) -> int:
-    """The fewest bars that sing a section's lyric lines: a bar a line, and no more than two
-    syllables a beat in any line (1 for a section without lines). The lines share the
+def lyric_floor(lines: list[str] | None, beats_per_bar: int, division: int = 2) -> int:
+    """The fewest bars that sing a section's lyric lines: a bar a line, and no more than one
+    syllable an eighth (two a beat, three in a compound meter's beat) in any line (1 for a
+    section without lines). The lines share the
     section's bars evenly (`structure.melody.phrase_spans`), so each gets the bars its longest
     line needs: counted over the whole section, a long line beside a short one got half the
     bars it needed and was sung as a patter of sixteenths that nobody follows."""
     if not lines:
         return 1
     longest = max(_syllable_counts(lines))
-    return len(lines) * max(1, -(-longest // (2 * beats_per_bar)))
+    return len(lines) * max(1, -(-longest // (division * beats_per_bar)))
 
 
 def _absorb(slots: list[_Slot], diff: int, floors: list[int] | None = None, caps: tuple[int, ...] = (32,)) -> int:
@@ -412,7 +420,7 @@ MELODY_ATTEMPTS = 24  # sketches of a section's melody before a melody check giv
 
 
 def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, rng: random.Random,
-               *, modulate: bool, melody_check: MelodyCheck | None = None) -> list[Section]:
+               *, modulate: bool, melody_check: MelodyCheck | None = None, division: int = 2) -> list[Section]:
     sections: list[Section] = []
     counts: dict[str, int] = {}
     first: dict[tuple[str, int], Section] = {}
@@ -442,7 +450,7 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
                 chords = progression(style.name, slot.kind, key, slot.bars, rng)
             lines = slot.lines or []
             melody = sketch_melody(name, slot.kind, chords, lines, key, beats_per_bar, rng,
-                                   energy=ENERGY.get(slot.kind, 0.5), melody_check=melody_check)
+                                   energy=ENERGY.get(slot.kind, 0.5), melody_check=melody_check, division=division)
             section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=chords,
                               energy=ENERGY.get(slot.kind, 0.5), melody=melody, lyrics=lines,
                               seed=rng.randrange(2**31))
@@ -452,13 +460,15 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
 
 
 def sketch_melody(name: str, kind: str, chords: list[list[str]], lines: list[str], key: Key, beats_per_bar: int,
-                  rng: random.Random, *, energy: float, melody_check: MelodyCheck | None = None) -> list[Note]:
+                  rng: random.Random, *, energy: float, melody_check: MelodyCheck | None = None,
+                  division: int = 2) -> list[Note]:
     """A section's melody on its chords (one note a syllable of `lines`, their syllables
     attached), sketched again while `melody_check` finds it copies a learnt melody."""
     counts_per_line = _syllable_counts(lines) if lines else None
     copied = None
     for attempt in range(MELODY_ATTEMPTS):
-        melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line, energy=energy)
+        melody = sketch_section(chords, key, beats_per_bar, rng, syllable_counts=counts_per_line, energy=energy,
+                                division=division)
         if kind in ("intro", "outro", "interlude", "breakdown") and not lines:
             melody = [n for n in melody if n.start < beats_per_bar * 2]  # a motif, not a tune
         copied = melody_check(melody, beats_per_bar) if melody_check is not None and melody else None

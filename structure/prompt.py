@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class Prompt:
     tempo_bpm: float | None = None
     key: Key | None = None
     beats_per_bar: int | None = None
+    beat_division: int | None = None  # 3 for a compound meter (6/8, 12/8), 2 for x/4; None: not said
     duration: float | None = None
     form: list[str] | None = None
     title: str | None = None
@@ -119,7 +121,7 @@ def _apply_field(result: Prompt, name: str, value: str) -> None:
     elif name == "key":
         result.key = Key.parse(value, f"prompt field {name}")
     elif name in ("meter", "time_signature"):
-        result.beats_per_bar = parse_meter(value, f"prompt field {name}")
+        result.beats_per_bar, result.beat_division = parse_meter(value, f"prompt field {name}")
     elif name == "duration":
         result.duration = parse_duration(value, f"prompt field {name}")
     elif name == "form":
@@ -144,15 +146,29 @@ def parse_tempo(value: str, where: str) -> float:
     return tempo
 
 
-def parse_meter(value: str, where: str) -> int:
+class Meter(NamedTuple):
+    """A meter as the plan counts it: felt beats a bar, and eighths a beat (2, or 3 when compound)."""
+
+    beats: int
+    division: int = 2
+
+
+def parse_meter(value: str, where: str) -> Meter:
+    """Beats a bar ("3", "4/4", "3/4") or a time signature: 6/8, 9/8 and 12/8 are compound,
+    2, 3 and 4 dotted-quarter beats a bar (the tempo counts dotted quarters, as a metronome mark
+    for them does); other meters count quarter notes, with a warning where that is not what the
+    signature says (5/8 is planned as 5/4)."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+))?\s*", value)
     if not match or not 1 <= int(match.group(1)) <= 12:
-        raise PlanError(where, f"expected a meter such as 4/4 or 3/4, got {value!r}")
+        raise PlanError(where, f"expected a meter such as 4/4, 3/4 or 6/8, got {value!r}")
     beats = int(match.group(1))
-    if match.group(2) and int(match.group(2)) != 4:  # the plan counts quarter notes: say so, not silently
-        log.warning("%s: %s is planned as %d/4, %d quarter-note beats a bar at the tempo asked (a plan's beat is a "
-                    "quarter note; the bundled models learnt 4/4 and 3/4)", where, value.strip(), beats, beats)
-    return beats
+    unit = int(match.group(2)) if match.group(2) else 4
+    if unit == 8 and beats % 3 == 0 and beats >= 6:
+        return Meter(beats // 3, 3)
+    if unit != 4:  # the plan counts quarter notes or dotted quarters: say so, not silently
+        log.warning("%s: %s is planned as %d/4, %d quarter-note beats a bar at the tempo asked (a plan's beat is "
+                    "a quarter note, or a dotted quarter in 6/8, 9/8 and 12/8)", where, value.strip(), beats, beats)
+    return Meter(beats, 2)
 
 
 def parse_duration(value: str, where: str) -> float:
@@ -230,7 +246,7 @@ def _apply_free_text(result: Prompt, text: str, *, embed: Embed | None) -> None:
         result.key = Key.parse(f"{match.group(1)}{accidental} major", "prompt key")
         rest = rest.replace(match.group(0), " ")
     if (match := _METER_RE.search(rest)) and result.beats_per_bar is None:
-        result.beats_per_bar = parse_meter(match.group(0), "prompt meter")
+        result.beats_per_bar, result.beat_division = parse_meter(match.group(0), "prompt meter")
         rest = rest.replace(match.group(0), " ")
     if (match := _CLOCK_RE.search(rest)) and result.duration is None:
         result.duration = parse_duration(f"{match.group(1)}:{match.group(2)}", "prompt duration")

@@ -5,7 +5,11 @@ versioned (`PLAN_VERSION`); loading validates every field and raises
 `PlanError` naming the field, so the CLI can answer bad input in one line.
 
 Time units: the plan counts in bars and beats. Seconds are derived from
-`tempo_bpm` (constant across the song) with `section_times()`.
+`tempo_bpm` (constant across the song) with `section_times()`. A beat is the
+counted (felt) beat: a quarter note in a simple meter (`beat_division` 2: 3/4,
+4/4), a dotted quarter in a compound one (`beat_division` 3: 6/8 is two beats a
+bar of three eighths, 12/8 four), and `tempo_bpm` counts those beats, as a
+metronome mark does.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def tonic_name(pitch_class: int, mode: str) -> str:
 
 TEMPO_RANGE = (30.0, 300.0)
 BEATS_PER_BAR_RANGE = (1, 12)
+BEAT_DIVISIONS = (2, 3)  # simple meters (a beat of two eighths) and compound ones (three)
 # What one song may ask for, the same everywhere (plans, prompts' form=, lyrics, input audio):
 MAX_SONG_SECONDS = 1800.0  # 30 minutes, as --duration
 MAX_SECTIONS = 128
@@ -126,12 +131,33 @@ class SongPlan:
     sections: list[Section]
     tags: dict[str, str] = field(default_factory=dict)
     style: str = "pop"
+    beat_division: int = 2  # eighths a beat: 2 (x/4 meters) or 3 (compound: 6/8, 9/8, 12/8)
     version: int = PLAN_VERSION
 
     # --- derived timing -------------------------------------------------
     @property
     def seconds_per_beat(self) -> float:
         return 60.0 / self.tempo_bpm
+
+    @property
+    def compound(self) -> bool:
+        return self.beat_division == 3
+
+    @property
+    def quarters_per_beat(self) -> float:
+        """Quarter notes a beat: 1, or 1.5 (a dotted quarter) in a compound meter."""
+        return self.beat_division / 2
+
+    @property
+    def time_signature(self) -> tuple[int, int]:
+        """(numerator, denominator) as written: (4, 4), (3, 4), (6, 8), (12, 8)."""
+        return (self.beats_per_bar * 3, 8) if self.compound else (self.beats_per_bar, 4)
+
+    @property
+    def meter(self) -> str:
+        """The time signature as text: "4/4", "6/8"."""
+        numerator, denominator = self.time_signature
+        return f"{numerator}/{denominator}"
 
     @property
     def total_bars(self) -> int:
@@ -171,6 +197,8 @@ class SongPlan:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["key"] = {"tonic": self.key.tonic, "mode": self.key.mode}
+        if data["beat_division"] == 2:  # simple meters: the plan as it was before compound ones
+            del data["beat_division"]
         return {"version": data.pop("version"), **data}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -194,7 +222,7 @@ class SongPlan:
 
 
 # --- parsing with field-naming errors -------------------------------------
-_PLAN_FIELDS = {"version", "title", "tempo_bpm", "beats_per_bar", "key", "sections", "tags", "style"}
+_PLAN_FIELDS = {"version", "title", "tempo_bpm", "beats_per_bar", "beat_division", "key", "sections", "tags", "style"}
 _SECTION_FIELDS = {"name", "kind", "bars", "chords", "energy", "melody", "lyrics", "repeat_of", "variation", "seed"}
 
 
@@ -279,6 +307,7 @@ def _parse_plan(data: Any) -> SongPlan:
         sections=sections,
         tags=tags,
         style=_string(data.get("style", "pop"), "style"),
+        beat_division=_number(data.get("beat_division", 2), "beat_division", integer=True),
         version=PLAN_VERSION,
     )
 
@@ -338,6 +367,9 @@ def validate(plan: SongPlan) -> None:
     lo_b, hi_b = BEATS_PER_BAR_RANGE
     if not lo_b <= plan.beats_per_bar <= hi_b:
         raise PlanError("beats_per_bar", f"{plan.beats_per_bar} is outside {lo_b}..{hi_b}")
+    if plan.beat_division not in BEAT_DIVISIONS:
+        raise PlanError("beat_division", f"{plan.beat_division} is not 2 (a simple meter: 4/4, 3/4) "
+                                         "or 3 (a compound one: 6/8, 12/8)")
     if len(plan.sections) > MAX_SECTIONS:
         raise PlanError("sections", f"{len(plan.sections)} sections, more than the limit of {MAX_SECTIONS}")
     names: dict[str, Section] = {}

@@ -94,3 +94,17 @@ DRUM_PATTERNS: dict[str, dict[int, tuple[int, ...]]] = {
     "country": {KICK: (0, 8), SNARE: (4, 12), CLOSED_HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
     "waltz": {KICK: (0,), SNARE: (4, 8), CLOSED_HAT: (0, 4, 8)},
 }
+
+# The same grooves in a compound meter (6/8, 9/8, 12/8): onsets in eighths of a cell of two
+# dotted-quarter beats (0..5), repeated over the bar; the backbeat falls on the second beat.
+COMPOUND_DRUM_PATTERNS: dict[str, dict[int, tuple[int, ...]]] = {
+    "pop": {KICK: (0, 5), SNARE: (3,), CLOSED_HAT: (0, 1, 2, 3, 4, 5)},
+    "rock": {KICK: (0, 2), SNARE: (3,), CLOSED_HAT: (0, 1, 2, 3, 4, 5)},
+    "folk": {KICK: (0,), SIDE_STICK: (3,), CLOSED_HAT: (0, 2, 3, 5)},
+    "ballad": {KICK: (0,), SIDE_STICK: (3,), CLOSED_HAT: (0, 1, 2, 3, 4, 5)},
+    "four_on_floor": {KICK: (0, 3), SNARE: (3,), OPEN_HAT: (2, 5), CLOSED_HAT: (0, 3)},
+    "hip_hop": {KICK: (0, 2, 5), SNARE: (3,), CLOSED_HAT: (0, 1, 2, 3, 4, 5)},
+    "swing": {RIDE: (0, 2, 3, 5), KICK: (0,), SIDE_STICK: (3,)},
+    "country": {KICK: (0,), SNARE: (3,), CLOSED_HAT: (0, 1, 2, 3, 4, 5)},
+    "waltz": {KICK: (0,), SNARE: (3,), CLOSED_HAT: (0, 2, 3, 5)},
+}

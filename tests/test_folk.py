@@ -118,6 +118,11 @@ def test_plans_validate_repeat_and_transpose(melodies):
             verse, second = plan.section("verse1"), plan.section("verse2")
             assert second.repeat_of == "verse1" and second.variation == 0.0
             assert verse.bars == melody.bars == len(verse.chords) and plan.beats_per_bar == melody.beats_per_bar
+            assert plan.quarters_per_beat == melody.beat_quarters  # a jig is planned (and accompanied) in 6/8
+            if melody.beat_quarters == 1.0:
+                assert plan.meter == f"{melody.beats_per_bar}/4"
+            else:
+                assert plan.meter == melody.meter
             shifts = {n.pitch - p for n, (_, _, p) in zip(verse.melody, melody.notes)}
             assert len(shifts) == 1
             shift = shifts.pop()

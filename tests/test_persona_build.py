@@ -379,17 +379,26 @@ def test_an_archives_meter_and_a_pinned_meter_are_the_ones_rendered():
              {"mood": "sad", "time_signature": "6/8", "beats_per_bar": 4, "tempo": 92.0, "key": "A minor"},
              {"mood": "sad", "beats_per_bar": 4, "tempo": 94.0, "key": "A minor"}]
     priors = Priors.from_songs(songs)
-    assert priors.meter == {"3": 1, "6": 1, "4": 1} and "meter" not in priors.fields
+    # 6/8 is a compound meter (two dotted-quarter beats a bar), not six quarter notes
+    assert priors.meter == {"3": 1, "6/8": 1, "4": 1} and "meter" not in priors.fields
     own_tempo = Priors.from_songs([{"bpm": 96, "tempo": 120.0}])  # the analysis fills tempo; bpm is the artist's
     assert own_tempo.tempo["*"] == [96.0] and "bpm" not in own_tempo.fields
     persona = _tiny_persona(priors, _verse_model())
-    for day in range(6):
+    drawn = set()
+    for day in range(12):
         song = draw_song(persona, dt.date(2027, 1, 1) + dt.timedelta(days=day))
-        assert parse_prompt(song["prompt"]).beats_per_bar == song["metadata"]["beats_per_bar"]
+        asked = parse_prompt(song["prompt"])
+        assert asked.beats_per_bar == song["metadata"]["beats_per_bar"]
+        assert (asked.beat_division or 2) == song["metadata"].get("beat_division", 2)
+        drawn.add((asked.beats_per_bar, asked.beat_division))
+    assert drawn == {(3, 2), (2, 3), (4, 2)}, drawn
     for pin in ({"meter": "3/4"}, {"time_signature": "3/4"}, {"beats_per_bar": "3"}):
         song = draw_song(persona, dt.date(2027, 1, 1), pin)
         assert parse_prompt(song["prompt"]).beats_per_bar == 3 and song["metadata"]["beats_per_bar"] == 3
         assert song["priors"]["beats_per_bar"] == "pinned" and song["prompt"].count("meter=") == 1
+    song = draw_song(persona, dt.date(2027, 1, 1), {"meter": "12/8"})
+    assert "meter=12/8" in song["prompt"] and song["prompt"].count("meter=") == 1
+    assert song["metadata"]["beat_division"] == 3 and song["priors"]["beat_division"] == "pinned"
 
 
 def test_pins_are_checked_by_the_prompts_parsers():

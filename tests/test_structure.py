@@ -63,7 +63,7 @@ def check_invariants(song: SongPlan, *, duration: float, tempo: float | None = N
 tempos = st.one_of(st.none(), st.integers(30, 300).map(float),
                    st.floats(30, 300, allow_nan=False).map(lambda t: round(t, 1)))
 keys = st.one_of(st.none(), st.builds(lambda t, m: f"{t} {m}", st.sampled_from(TONICS), st.sampled_from(MODES)))
-meters = st.sampled_from([None, "3/4", "4/4", "6/8", "2/4"])
+meters = st.sampled_from([None, "3/4", "4/4", "6/8", "2/4", "12/8", "9/8"])
 
 
 def metadata_prompt(style: str, tempo: float | None, key: str | None, meter: str | None) -> str:
@@ -87,7 +87,9 @@ def test_plans_keep_their_invariants(style, duration, seed, tempo, key, meter):
     if key is not None:
         assert song.key == Key.parse(key)
     if meter is not None:
-        assert song.beats_per_bar == int(meter.split("/")[0])
+        assert song.meter == meter  # 6/8 is two dotted-quarter beats a bar, not six quarter notes
+        numerator, unit = map(int, meter.split("/"))
+        assert song.beats_per_bar == (numerator // 3 if unit == 8 else numerator)
 
 
 @property_settings(8)
@@ -198,7 +200,9 @@ def test_unknown_words_stay_theme_tags():
     ("style=edm", "style", "edm"),
     ("jazz tune in F sharp minor, 6/8, 90 seconds", "duration", 90.0),
     ("jazz tune in F sharp minor, 6/8, 90 seconds", "key", Key("F#", "minor")),
-    ("jazz tune in F sharp minor, 6/8, 90 seconds", "beats_per_bar", 6),
+    ("jazz tune in F sharp minor, 6/8, 90 seconds", "beats_per_bar", 2),  # two dotted-quarter beats
+    ("jazz tune in F sharp minor, 6/8, 90 seconds", "beat_division", 3),
+    ("meter=3/4", "beat_division", 2),
     # as people write them: a key without its mode is major, lengths as m:ss, "tempo N"
     ("a folk ballad in Bb, 90 bpm", "key", Key("Bb", "major")),
     ("piano piece in E, 3:30 long", "key", Key("E", "major")),

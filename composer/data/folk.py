@@ -225,7 +225,8 @@ def plan_from_melody(melody: Melody, seed: int, *, style: str | None = None) -> 
                                 energy=0.5, melody=[Note(x.start, x.duration, x.pitch) for x in notes],
                                 repeat_of="verse1", variation=0.0, seed=verse_seed))
     plan = SongPlan(title=melody.title, tempo_bpm=tempo, beats_per_bar=bpb, key=key, sections=sections,
-                    tags={"genre": style}, style=style)
+                    tags={"genre": style}, style=style,
+                    beat_division=3 if melody.beat_quarters == 1.5 else 2)  # a jig is accompanied in 6/8
     validate(plan)
     return plan
 

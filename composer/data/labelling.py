@@ -168,8 +168,9 @@ def _agree_with_given_labels(row, plan, trust: dict) -> None:
     disagree = []
     if tempo is not None and abs(plan.tempo_bpm - tempo) > 0.04 * tempo:
         disagree.append(f"tempo {tempo:g} (analysed {plan.tempo_bpm:g})")
-    if meter in (3, 4) and meter != plan.beats_per_bar:  # the analysis finds 3 or 4 beats a bar, no other
-        disagree.append(f"{meter} beats a bar (analysed {plan.beats_per_bar})")
+    # the analysis finds 3 or 4 beats a bar of a simple meter, no other: a 6/8 row is not distrusted for it
+    if meter is not None and meter.division == 2 and meter.beats in (3, 4) and meter.beats != plan.beats_per_bar:
+        disagree.append(f"{meter.beats} beats a bar (analysed {plan.beats_per_bar})")
     if disagree:
         log.warning("%s: the analysis does not find the row's %s; its labels are kept for the codec only",
                     row.file_name, " and ".join(disagree))

@@ -143,7 +143,9 @@ def check_pins(pinned: dict[str, str] | None) -> dict:
             if lowered in TEMPO_PINS:
                 checked["tempo"] = parse_tempo(text, where)
             elif lowered in METER_PINS:
-                checked["beats_per_bar"] = parse_meter(text, where)
+                checked["beats_per_bar"], division = parse_meter(text, where)
+                if division == 3:
+                    checked["beat_division"] = division
             elif lowered == "key":
                 checked["key"] = str(Key.parse(text, where))
             elif lowered == "form":
@@ -169,7 +171,7 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
     A persona whose archive gave its lyric model no words (an instrumental archive), or whose
     model writes no line for the day, gets an instrumental song: lyrics None, and
     `instrumental` says why."""
-    from composer.persona.priors import QuasiRandom, song_meter
+    from composer.persona.priors import QuasiRandom, meter_of, song_meter
 
     pinned = check_pins(pinned)
     seed = day_seed(persona, day)
@@ -180,9 +182,14 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
     for name in ("time_signature", "meter"):  # the priors of a persona built before meter fields were the meter
         if name in values:
             source = drawn["priors"].pop(name)
-            beats = song_meter({name: values.pop(name)})
-            if beats is not None and drawn["priors"].get("beats_per_bar") != "pinned":
+            meter = song_meter({name: values.pop(name)})
+            if meter is not None and drawn["priors"].get("beats_per_bar") != "pinned":
+                beats, division = meter_of(meter)
                 values["beats_per_bar"], drawn["priors"]["beats_per_bar"] = beats, source
+                values.pop("beat_division", None)
+                drawn["priors"].pop("beat_division", None)
+                if division == 3:
+                    values["beat_division"], drawn["priors"]["beat_division"] = 3, source
     form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
     # An archive without words (an instrumental artist's) still has a sound, priors and a
     # fine-tune worth a daily song, so the persona makes instrumental songs, and says so in its
@@ -208,9 +215,10 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
         text = "\n\n".join(f"[{SECTION_TAG.get(kind, kind.title())}]" + ("\n" + "\n".join(lines) if lines else "")
                            for kind, lines in sections)
     tokens = [field_token(key, value) for key, value in sorted(values.items())
-              if key not in ("beats_per_bar", "title")]
+              if key not in ("beats_per_bar", "beat_division", "title")]
     if "beats_per_bar" in values:  # the one meter of the prompt: drawn, or pinned
-        tokens.append(f"meter={values['beats_per_bar']}/4")
+        beats = values["beats_per_bar"]
+        tokens.append(f"meter={beats * 3}/8" if values.get("beat_division") == 3 else f"meter={beats}/4")
     if text is None:  # no lyric tags to name the form: the prompt does
         tokens.append(field_token("form", " ".join(form)))
     return {"date": day.isoformat(), "seed": seed, "title": title, "metadata": values, "form": form,

@@ -28,7 +28,7 @@ NOT_PRIORS = frozenset({
     "file_name", "licence", "license", "consent", "split", "lyrics", "title", "plan", "labels", "label_frame_rate",
     "labels_source", "analysis_confidence", "analysed_fields", "labels_confident", "duration", "sections", "source", "source_package",
     "licence_source", "attribution", "origin", "text", "caption", "tags", "id", "parent", "start", "end",
-    "cut_into", "programs", "soundfont", "tempo", "key", "beats_per_bar", "persona", "lyrics_file",
+    "cut_into", "programs", "soundfont", "tempo", "key", "beats_per_bar", "beat_division", "persona", "lyrics_file",
     "source_file", "source_track", "excerpt", "note", "demo_persona", "path",
 })
 OWN_LABELS = frozenset({"meter", "time_signature", "bpm"})  # a song's own meter and tempo: drawn as those
@@ -54,8 +54,9 @@ def _categorical(values) -> dict[str, int]:
     return dict(Counter(str(v) for v in values))
 
 
-def _meter(value) -> int | None:
-    """Beats per bar of a meter value (4, "3/4", "6/8"), read as a prompt reads one; None when it is not one."""
+def meter_of(value):
+    """The `structure.prompt.Meter` of a meter value (4, "3/4", "6/8"), read as a prompt reads one; None when
+    it is not one."""
     from structure.prompt import parse_meter
     from structure.schema import PlanError
 
@@ -80,12 +81,19 @@ def _tempo(value) -> float | None:
         return None
 
 
-def song_meter(song: dict) -> int | None:
-    """A song's beats per bar: its own `meter` or `time_signature` field, else its labels'."""
+def song_meter(song: dict) -> str | None:
+    """A song's meter as the priors count it: beats per bar ("4", "3") for a simple meter, the time
+    signature ("6/8", "12/8") for a compound one; its own `meter` or `time_signature` field, else its
+    labels'."""
     for name in ("meter", "time_signature", "beats_per_bar"):
-        if (beats := _meter(song.get(name))) is not None:
-            return beats
+        if (meter := meter_of(song.get(name))) is not None:
+            return meter_text(*meter)
     return None
+
+
+def meter_text(beats: int, division: int = 2) -> str:
+    """A meter's category in the priors: "4" (beats of a simple meter), "6/8" (a compound one)."""
+    return f"{beats * 3}/8" if division == 3 else str(beats)
 
 
 def song_tempo(song: dict) -> float | None:
@@ -246,8 +254,13 @@ class Priors:
         at = u() if self.meter else None
         if "beats_per_bar" in pinned:
             drawn["beats_per_bar"], sources["beats_per_bar"] = int(pinned.pop("beats_per_bar")), "pinned"
+            if (division := pinned.pop("beat_division", 2)) == 3:
+                drawn["beat_division"], sources["beat_division"] = 3, "pinned"
         elif self.meter:
-            drawn["beats_per_bar"], sources["beats_per_bar"] = int(draw_at(self.meter, at)), "P(meter)"
+            beats, division = meter_of(draw_at(self.meter, at))
+            drawn["beats_per_bar"], sources["beats_per_bar"] = beats, "P(meter)"
+            if division == 3:
+                drawn["beat_division"], sources["beat_division"] = 3, "P(meter)"
         form_group, form_given = source(self.form)
         at = u() if self.form.get(form_group) else None
         if "form" in pinned:

@@ -536,12 +536,13 @@ def loop_plan(prompt: str, bars: int, *, seed: int = 0, lyrics: str | None = Non
     chords = [source.chords[i % len(source.chords)] for i in range(bars)]
     bar_beats = song.beats_per_bar
     if lines:
-        need = lyric_floor(lines, bar_beats)
+        need = lyric_floor(lines, bar_beats, song.beat_division)
         if bars < need:
             raise InputError(f"--bars: {bars} too few for the {len(lines)} lines of the lyrics: at least {need} "
-                             "(a bar a line, at most two syllables a beat)")
+                             f"(a bar a line, at most {song.beat_division} syllables a beat)")
         melody = sketch_melody("loop", source.kind, chords, lines, song.key, bar_beats,
-                               random.Random(f"{seed}:loop:{'/'.join(lines)}"), energy=source.energy)
+                               random.Random(f"{seed}:loop:{'/'.join(lines)}"), energy=source.energy,
+                               division=song.beat_division)
     else:
         # the chorus's tune, again each time its chords come round (a 16-bar loop of an 8-bar chorus
         # sings it twice, not once and then nothing)

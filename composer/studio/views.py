@@ -126,7 +126,7 @@ def timeline_html(plan) -> str:
                      f"style='width:{width:.3f}%;background:{KIND_COLOURS.get(section.kind, '#888')}' "
                      f"title='{html.escape(title)}'>{html.escape(section.name)}</div>")
     summary = (f"{html.escape(plan.title)}: {_clock(total)}, {plan.tempo_bpm:g} BPM, {plan.key}, "
-               f"{plan.beats_per_bar}/4, {len(plan.sections)} sections")
+               f"{plan.meter}, {len(plan.sections)} sections")
     return (f"<div class='plan-summary' data-duration='{total:.4f}'>{summary}</div>"
             f"<div class='timeline'>{''.join(cells)}</div>")
 
