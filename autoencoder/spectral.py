@@ -281,14 +281,20 @@ class SpectralDecoder(nn.Module):
     def frames(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Raw latents -> (magnitude, phase advance in radians per frame, noise share in 0..1 or
         None without a noise path), each `[B, bins, T]`."""
+        magnitude, deviation, noise, _ = self._frames_and_shares(z)
+        return magnitude, deviation, noise
+
+    def _frames_and_shares(self, z: torch.Tensor):
+        """`frames`, and the noise bands' shares `[B, bands, T]` they were spread from (None without a noise path)."""
         features = self._features(z)
         out = self.head(features).transpose(1, 2)
         log_magnitude, deviation = out.chunk(2, dim=1)
         magnitude = torch.exp(log_magnitude.clamp(max=self.log_magnitude_cap))
-        noise = None
+        noise = shares = None
         if self.noise_head is not None:
-            noise = self.noise_basis @ self.noise_shares(z, features)  # [B, bins, T]
-        return magnitude, math.pi * torch.tanh(deviation), noise
+            shares = self.noise_shares(z, features)
+            noise = self.noise_basis @ shares  # [B, bins, T]
+        return magnitude, math.pi * torch.tanh(deviation), noise, shares
 
     def synthesize(self, magnitude: torch.Tensor, deviation: torch.Tensor, *, first_frame: int = 0,
                    phase: torch.Tensor | None = None,
@@ -376,12 +382,14 @@ class SpectralDecoder(nn.Module):
         return overlap_add(pieces, hop)[:, pad: size - pad] / envelope[pad: size - pad].clamp(min=1e-11)
 
     def decode_chunked(self, z: torch.Tensor, *, chunk: int, context: int | None = None,
-                       chunks=None) -> torch.Tensor:
+                       chunks=None, shares_out: list | None = None) -> torch.Tensor:
         """Decode in chunks of `chunk` frames, each seeing `context` latent frames either side.
 
         Frames are synthesised in order with the phase carried across chunks and
         overlap-added into one buffer, so the result equals one pass (memory: the audio
         plus one chunk's frames). `chunks`: an iterable of chunk starts (e.g. wrapped in tqdm).
+        `shares_out`: a list that gets each chunk's noise-band shares `[B, bands, frames]` (a noise
+        path's training loss reads them from the same pass, not from a second run of the network).
         """
         batch, _, total = z.shape
         context = self.receptive_frames if context is None else context
@@ -392,7 +400,9 @@ class SpectralDecoder(nn.Module):
         for start in (range(0, total, chunk) if chunks is None else chunks):
             end = min(total, start + chunk)
             lo, hi = max(0, start - context), min(total, end + context)
-            magnitude, deviation, noise = self.frames(z[..., lo:hi])
+            magnitude, deviation, noise, shares = self._frames_and_shares(z[..., lo:hi])
+            if shares_out is not None and shares is not None:
+                shares_out.append(shares[..., start - lo: end - lo])
             pieces, phase = self.synthesize(magnitude[..., start - lo: end - lo], deviation[..., start - lo: end - lo],
                                             first_frame=start, phase=phase,
                                             noise=None if noise is None else noise[..., start - lo: end - lo])

@@ -168,7 +168,15 @@ class CodecTrainer:
         # drawn on the CPU (torch's global RNG, which a resumed run restores) whatever the device
         noise = torch.randn(z.shape, dtype=z.dtype).to(z.device)
         z_noisy = z + config.latent_noise * z.detach().std() * noise
-        output = codec.raw_decode(z_noisy)[..., skip: skip + audio.shape[-1]]
+        decoder = codec.spectral
+        teach_noise = (config.noise_weight > 0 and not config.freeze_decoder and decoder is not None
+                       and decoder.noise_head is not None)
+        if teach_noise:  # one pass of the decoder gives the audio and the noise path's shares
+            collected: list[torch.Tensor] = []
+            decoded = decoder.decode_chunked(z_noisy, chunk=z_noisy.shape[-1], shares_out=collected)
+            output = decoded[..., : z_noisy.shape[-1] * codec.hop_length][..., skip: skip + audio.shape[-1]]
+        else:
+            output = codec.raw_decode(z_noisy)[..., skip: skip + audio.shape[-1]]
         losses = self.loss_fn(output, audio)
         loss = losses["loss"] + (0.0 if config.freeze_encoder else config.latent_penalty * z.pow(2).mean())
         if self.anchor is not None:
@@ -176,12 +184,11 @@ class CodecTrainer:
                 reference = self.anchor(codec._pad_to_hop(audio))
             losses["anchor"] = ((z - reference) / codec.latent_std[None, :, None]).pow(2).mean()
             loss = loss + config.anchor_weight * losses["anchor"]
-        decoder = codec.spectral
-        if config.noise_weight > 0 and not config.freeze_decoder and decoder is not None and decoder.noise_head is not None:
+        if teach_noise:
             from autoencoder.spectral import band_noisiness
 
             first = skip // codec.hop_length
-            shares = decoder.noise_shares(z_noisy)[..., first:]
+            shares = collected[0][..., first:]
             target = band_noisiness(audio, decoder)
             frames = min(shares.shape[-1], target.shape[-1])
             losses["noise"] = (shares[..., :frames] - target[..., :frames]).abs().mean()

@@ -116,7 +116,7 @@ def test_the_decoders_adversarial_loss_reaches_the_decoder_and_not_the_discrimin
     losses = {}
     before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
     loss = trainer._adversarial_step(output, audio, step=3, losses=losses)
-    assert {"discriminator", "adversarial", "feature"} <= set(losses) and float(loss) > 0
+    assert {"discriminator", "adversarial", "feature"} <= set(losses) and float(loss.detach()) > 0
     # the discriminator took its own step on the detached output
     assert any(not torch.equal(before[k], v) for k, v in trainer.discriminator.state_dict().items())
     trainer.optimizer.zero_grad()
@@ -145,3 +145,35 @@ def test_the_command_refuses_an_adversarial_loss_it_cannot_apply(tmp_path):
     with pytest.raises(InputError, match="--adversarial-start -5"):
         train_codec_command([str(tmp_path)], str(tmp_path / "out"), adversarial_weight=0.1, adversarial_start=-5,
                             **common)
+
+
+def test_a_run_saved_without_a_discriminator_is_not_resumed_with_one(tmp_path):
+    from dataclasses import replace
+
+    from composer.train.codec import train_codec
+
+    plain = replace(_config(2), adversarial_weight=0.0)
+    train_codec(tiny_codec(), _batches(), out_dir=tmp_path / "run", config=plain, progress=False)
+    state = tmp_path / "run" / "last" / "state.json"
+    saved = json.loads(state.read_text())
+    saved.pop("recipe", None)  # a run saved before runs kept their recipe: only the files can tell
+    state.write_text(json.dumps(saved))
+    with pytest.raises(InputError, match="trained with other options.*discriminator.safetensors"):
+        train_codec(tiny_codec(), _batches(), out_dir=tmp_path / "run", config=_config(4), progress=False,
+                    resume=True)
+
+
+def test_options_of_a_loss_that_is_off_are_refused_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from composer.cli import main
+
+    (tmp_path / "data").mkdir()
+    for extra, said in ((["--feature-weight", "2"], "--feature-weight sets the adversarial loss, which is off"),
+                        (["--discriminator-lr", "3e-4"], "--discriminator-lr sets the adversarial loss"),
+                        (["--noise-weight", "0.5"], "--noise-weight teaches a noise path, and this run trains none")):
+        result = CliRunner().invoke(main, ["train", "codec", "--data", str(tmp_path / "data"), "-o",
+                                           str(tmp_path / "out"), *extra], catch_exceptions=False)
+        lines = [line for line in result.output.strip().splitlines() if line.strip()]
+        assert result.exit_code != 0 and len(lines) == 1 and said in lines[0], result.output
+        assert not (tmp_path / "out").exists()

@@ -485,6 +485,21 @@ def test_a_noise_path_is_added_shut_chunks_like_one_pass_and_survives_a_round_tr
                            reloaded.spectral.noise_head.weight)
 
 
+def test_one_decoder_pass_gives_the_audio_and_the_noise_shares_the_noise_loss_reads():
+    codec = _spectral_codec()
+    codec.add_noise_path(8)
+    z = torch.randn(2, codec.latent_dim, 40, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        codec.spectral.noise_head.bias.fill_(0.0)
+        collected: list[torch.Tensor] = []
+        audio = codec.spectral.decode_chunked(z, chunk=z.shape[-1], shares_out=collected)
+        assert len(collected) == 1 and torch.equal(collected[0], codec.spectral.noise_shares(z))
+        assert torch.equal(audio, codec.spectral(z))  # what raw_decode gives
+        chunked: list[torch.Tensor] = []
+        codec.spectral.decode_chunked(z, chunk=16, shares_out=chunked)
+        assert torch.allclose(torch.cat(chunked, dim=-1), collected[0], atol=1e-6)
+
+
 def test_band_noisiness_tells_noise_from_partials():
     from autoencoder.spectral import SpectralDecoder, band_noisiness
 

@@ -88,7 +88,19 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                     decoder_fft, balance, onset_weight, freeze_decoder, anchor_weight, device, bass_onset_weight,
                     adversarial_weight, feature_weight, adversarial_start, discriminator_filters, discriminator_lr, noise_bands, noise_weight):
     """Train the EnCodec-style codec (continuous latents) on the datasets."""
-    from composer.train.codec import train_codec_command
+    from composer.errors import InputError
+    from composer.train.codec import has_noise_path, train_codec_command
+
+    given = _given_options(click.get_current_context())
+    if not adversarial_weight:
+        idle = [name for name in ("feature_weight", "adversarial_start", "discriminator_filters", "discriminator_lr")
+                if name in given]
+        if idle:
+            raise InputError(f"--{idle[0].replace('_', '-')} sets the adversarial loss, which is off: add "
+                             "--adversarial-weight W (> 0), or leave it out")
+    if "noise_weight" in given and not noise_bands and not (init and not freeze_decoder and has_noise_path(init)):
+        raise InputError("--noise-weight teaches a noise path, and this run trains none: add --noise-bands N, or "
+                         "--init a codec whose decoder has one (without --freeze-decoder), or leave it out")
 
     metrics = train_codec_command(list(data), output, steps=steps, num_filters=num_filters,
                                   latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds,
@@ -106,6 +118,12 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   discriminator_lr=discriminator_lr, noise_bands=noise_bands,
                                   noise_weight=noise_weight)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)}){_unfinished(metrics['step'], steps)}")
+
+
+def _given_options(context: click.Context) -> set[str]:
+    """The options typed on the command line (not left at their defaults)."""
+    return {name for name in context.params
+            if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
 
 
 @train_group.command("diffusion")

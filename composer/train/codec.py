@@ -46,7 +46,7 @@ def train_codec(codec, batches, *, out_dir: str | Path, config, validation: list
     return metrics
 
 
-def _has_noise_path(init: str | Path) -> bool:
+def has_noise_path(init: str | Path) -> bool:
     """Whether the codec checkpoint at `init` has a spectral decoder with a noise path."""
     import json
 
@@ -134,7 +134,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                             "discriminator_lr": discriminator_lr}
                            if adversarial_weight else {}),
                         **({"noise_bands": noise_bands} if noise_bands else {}))
-    if not freeze_decoder and init and _has_noise_path(init) or noise_bands:
+    if not freeze_decoder and init and has_noise_path(init) or noise_bands:
         recipe["noise_weight"] = noise_weight
     check_run_folder(Path(out_dir) / "training", resume=resume, recipe=recipe, folder=out_dir)  # before the data work
     rows = accepted_rows(data)

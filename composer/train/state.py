@@ -90,11 +90,26 @@ def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
                         generators: dict[str, torch.Generator] | None = None,
                         optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict:
     """Restore what `save_training_state` wrote (RNG included); returns state.json."""
+    from composer.errors import InputError
+
     directory = saved_state(directory) or directory
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    for name, module in (modules or {}).items():
-        module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
     meta = json.loads((directory / "state.json").read_text())
+    # a run saved by other options (one from before runs kept their recipe, so the recipe check
+    # could not tell): say so in one line, not with a missing file or a key mismatch
+    other_options = (f"{directory.parent.parent}: its saved run (step {meta.get('step')}) was trained with other "
+                     "options than these; continue it with the options it was started with, or name a new folder")
+    missing = [f"{name}.safetensors" for name in (modules or {}) if not (directory / f"{name}.safetensors").is_file()]
+    missing += [f"optimizer.{name}.safetensors" for name in (optimizers or {})
+                if name not in meta.get("optimizers", {}) or not (directory / f"optimizer.{name}.safetensors").is_file()]
+    if missing:
+        raise InputError(f"{other_options} (it has no {', '.join(missing)})")
+    try:
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        for name, module in (modules or {}).items():
+            module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
+    except RuntimeError as error:  # missing or unexpected weights, or other shapes
+        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise InputError(f"{other_options} ({first[:160]})") from None
     _load_optimizer_state(optimizer, load_file(str(directory / "optimizer.safetensors")), meta["optimizer"])
     for name, other in (optimizers or {}).items():
         _load_optimizer_state(other, load_file(str(directory / f"optimizer.{name}.safetensors")),
