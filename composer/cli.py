@@ -67,8 +67,9 @@ def plan_cmd(prompt, lyrics_file, duration, seed, output):
     with naming_lyrics(lyrics_file):
         song = plan(prompt, lyrics=lyrics_text, duration=duration, seed=seed)
     write_text_atomic(output, song.to_json())
+    meter = f", {song.meter} (the tempo counts dotted quarters)" if song.compound else ""
     click.echo(f"{output}: {song.title!r}, {len(song.sections)} sections, {song.duration:.1f} s, "
-               f"{song.tempo_bpm:g} BPM, {song.key}")
+               f"{song.tempo_bpm:g} BPM, {song.key}{meter}")
 
 
 @main.command("guide")

@@ -68,6 +68,7 @@ class Analysis:
     chords: list[str]  # one chord symbol per beat ("C", "F#m", "N")
     boundaries: np.ndarray  # [sections] section starts in seconds; the first is 0.0
     novelty: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [beats] boundary novelty
+    beat_division: int = 2  # 3: a compound meter, its beat (a dotted quarter) of three eighths
 
     @property
     def hop_seconds(self) -> float:
@@ -212,6 +213,8 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
 
     tempo_bpm, beats = _track_beats(onset_envelope, rms)
     tempo_bpm, beats = _octave_decision(tempo_bpm, beats, frame_times, onset_envelope)
+    beat_division, beats, tempo_factor = estimate_division(beats, frame_times, onset_envelope, low_onsets)
+    tempo_bpm *= tempo_factor  # the tracker's averaged tempo, on the compound beat where it was re-gridded
     beat_chroma = beat_sync(chroma, frame_times, beats, duration)
     beat_rms = beat_sync(rms[:, None], frame_times, beats, duration)[:, 0]
     beats_per_bar, phase = estimate_meter(beats, frame_times, onset_envelope, low_onsets, beat_chroma)
@@ -226,7 +229,7 @@ def analyze(audio: np.ndarray, sample_rate: int) -> Analysis:
                     beats_per_bar=beats_per_bar, key=key, key_strength=key_strength,
                     frame_times=frame_times, chroma=chroma, mfcc=mfcc, rms=rms,
                     log_mel=log_mel.T, onset_envelope=onset_envelope, chords=chords, boundaries=boundaries,
-                    novelty=novelty)
+                    novelty=novelty, beat_division=beat_division)
 
 
 # An analysis is confident when the pulse stands out and both halves agree on the key.
@@ -378,6 +381,57 @@ def beat_sync(features: np.ndarray, frame_times: np.ndarray, beats: np.ndarray,
 
 
 # --- meter -----------------------------------------------------------------
+COMPOUND_TRIPLE = 0.6  # onsets on the tracked beat's thirds against its half: above, its beat has three eighths
+COMPOUND_PERIOD_RATIO = 1.5  # eighths accented in threes this much more than in twos: a compound beat
+COMPOUND_MIN_CONTRAST = 1.0
+COMPOUND_MIN_BEATS = 24
+
+
+def _onsets_at(envelope: np.ndarray, frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The envelope's strongest frame within one frame of each time."""
+    index = np.clip(np.searchsorted(frame_times, times), 0, len(frame_times) - 1)
+    near = np.clip(index[:, None] + np.arange(-1, 2)[None], 0, len(frame_times) - 1)
+    return envelope[near].max(axis=1)
+
+
+def estimate_division(beats: np.ndarray, frame_times: np.ndarray, onset_envelope: np.ndarray,
+                      low_onsets: np.ndarray) -> tuple[int, np.ndarray, float]:
+    """(2 or 3 eighths a beat, the beats, the tempo's factor): whether the music is in a compound
+    meter (6/8, 12/8), and its beats (the tracked ones, or every third eighth: tempo x 2/3).
+
+    Two readings of a compound song are found (measured on guides of 6/8, 9/8 and 12/8 plans
+    and of 20 simple ones, `benchmarks/compound_meter.py`): the beat tracker on its dotted
+    quarter, whose thirds then carry more onset strength than its half (`COMPOUND_TRIPLE`);
+    or on two eighths (a 6/8 read as 3/4 at 3/2 of its tempo), whose eighths are then accented
+    in threes more than in twos, and the beats become every third eighth from the strongest
+    phase. A tracker on the eighths themselves (three times the tempo) is left as it is: a
+    fast 3/4 looks the same. Simple songs stay 2 with their beats. Fewer than `COMPOUND_MIN_BEATS`
+    beats are not enough to tell (random onsets read as compound a fifth of the time at 12 beats)."""
+    if len(beats) < COMPOUND_MIN_BEATS:
+        return 2, beats, 1.0
+    starts, length = beats[:-1], np.diff(beats)
+    third, half, two_thirds = (_onsets_at(onset_envelope, frame_times, starts + f * length) for f in (1 / 3, 1 / 2, 2 / 3))
+    thirds = float(np.mean(third + two_thirds))
+    if thirds / max(1e-9, thirds + 2 * float(np.mean(half))) >= COMPOUND_TRIPLE:
+        return 3, beats, 1.0
+    eighths = np.sort(np.concatenate([starts, starts + length / 2]))
+    accent = (_standardise(_onsets_at(onset_envelope, frame_times, eighths))
+              + _standardise(_onsets_at(low_onsets, frame_times, eighths)))
+
+    def contrast(period: int) -> tuple[float, int]:
+        best = (-np.inf, 0)
+        for phase in range(period):
+            on = accent[phase::period]
+            off = np.delete(accent, np.arange(phase, len(accent), period))
+            best = max(best, (float(on.mean() - off.mean()), phase))
+        return best
+
+    (twos, _), (threes, phase) = contrast(2), contrast(3)
+    if threes >= COMPOUND_MIN_CONTRAST and threes >= COMPOUND_PERIOD_RATIO * max(twos, 0.0):
+        return 3, eighths[phase::3], 2 / 3
+    return 2, beats, 1.0
+
+
 def estimate_meter(beats: np.ndarray, frame_times: np.ndarray, onset_envelope: np.ndarray,
                    low_onsets: np.ndarray, beat_chroma: np.ndarray) -> tuple[int, int]:
     """(beats_per_bar, index of the first downbeat) from beat accents.
@@ -666,7 +720,7 @@ def estimate_plan(analysis: Analysis, *, title: str = "analysed",
         sections.append(Section(name=f"{kind}{counts[kind]}", kind=kind, bars=end - start,
                                 chords=chords, energy=level))
     plan = SongPlan(title=title, tempo_bpm=tempo, beats_per_bar=beats_per_bar, key=analysis.key,
-                    sections=sections, tags=dict(tags or {}))
+                    sections=sections, tags=dict(tags or {}), beat_division=analysis.beat_division)
     validate(plan)
     return plan
 

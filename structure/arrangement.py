@@ -7,6 +7,8 @@ derived from the plan line up with the rendered audio exactly.
 
 from __future__ import annotations
 
+import math
+
 import pretty_midi
 
 from structure.harmony import parse_chord
@@ -74,7 +76,7 @@ def _bass(track, root_pc, pcs, beat, beats, spb, velocity, style: Style, transpo
         pattern = [(i, tones[i % len(tones)], 0.9) for i in range(int(beats))]
     elif compound:  # a compound beat: root and fifth by turns, long-short (quarter, eighth) when driven
         pattern = []
-        for i in range(int(beats)):
+        for i in range(math.ceil(beats)):  # a chord of less than a beat (three in a 6/8 bar) still sounds
             tone = root if i % 2 == 0 else fifth
             if style.name in ("waltz", "folk", "ballad"):
                 pattern.append((i, tone, 0.9))
@@ -104,9 +106,9 @@ def _comp(track, pcs, beat, beats, spb, velocity, style: Style, transpose: int, 
         if style.comping == "arpeggio":
             hits = [(i / 3, [voicing[i % len(voicing)]], 1 / 3) for i in range(int(beats * 3))]
         elif style.comping == "strum":
-            hits = [(o, voicing, 0.45) for b in range(int(beats)) for o in (b, b + 2 / 3)]
+            hits = [(o, voicing, 0.45) for b in range(math.ceil(beats)) for o in (b, b + 2 / 3)]
         else:  # stab: the downbeat, then the third eighth of each beat
-            hits = [(0, voicing, 0.3)] + [(b + 2 / 3, voicing, 0.3) for b in range(int(beats))]
+            hits = [(0, voicing, 0.3)] + [(b + 2 / 3, voicing, 0.3) for b in range(math.ceil(beats))]
     elif style.comping == "arpeggio":
         steps = int(beats * 2)
         hits = [(i * 0.5, [voicing[i % len(voicing)]], 0.5) for i in range(steps)]
@@ -119,6 +121,10 @@ def _comp(track, pcs, beat, beats, spb, velocity, style: Style, transpose: int, 
     else:  # block / pad: held chords
         hits = [(0, voicing, beats)]
     for offset, pitches, length in hits:
+        if compound:  # a chord of part of a beat (three in a 6/8 bar): nothing at or past its end
+            if offset >= beats - 1e-9:
+                continue
+            length = min(length, beats - offset)
         start = (beat + offset) * spb
         # off-beat arpeggio notes and strums softer than those on the beat, so the comping
         # marks the beat instead of competing with it (equal eighths read as double tempo,

@@ -80,7 +80,8 @@ def phrase_rhythm(start: float, end: float, notes: int, beats_per_bar: int,
     rhythm = []
     for i, slot in enumerate(onsets):
         onset = start + slot / resolution
-        next_onset = start + onsets[i + 1] / resolution if i + 1 < len(onsets) else end - min(0.5, length / 4)
+        # the last note ends a breath before the phrase does: an eighth (and no more than a quarter of the phrase)
+        next_onset = start + onsets[i + 1] / resolution if i + 1 < len(onsets) else end - min(1 / division, length / 4)
         rhythm.append((onset, max(1.0 / resolution, next_onset - onset)))
     return rhythm
 

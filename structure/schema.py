@@ -370,6 +370,9 @@ def validate(plan: SongPlan) -> None:
     if plan.beat_division not in BEAT_DIVISIONS:
         raise PlanError("beat_division", f"{plan.beat_division} is not 2 (a simple meter: 4/4, 3/4) "
                                          "or 3 (a compound one: 6/8, 12/8)")
+    if plan.compound and not 2 <= plan.beats_per_bar <= 4:
+        raise PlanError("beats_per_bar", f"{plan.beats_per_bar} dotted-quarter beats a bar is not a compound meter "
+                                         "this composer plans (2, 3 or 4: 6/8, 9/8, 12/8)")
     if len(plan.sections) > MAX_SECTIONS:
         raise PlanError("sections", f"{len(plan.sections)} sections, more than the limit of {MAX_SECTIONS}")
     names: dict[str, Section] = {}

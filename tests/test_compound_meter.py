@@ -148,3 +148,73 @@ def test_a_compound_song_renders_its_planned_length():
                     options=RenderOptions(steps=2, evaluate=False, overlap_seconds=0.06))
     assert abs(result.audio.shape[-1] / result.sample_rate - song.duration) < 0.05
     assert np.isfinite(result.audio).all() and np.abs(result.audio).max() > 0
+
+
+def test_three_chords_in_a_six_eight_bar_all_sound_and_odd_compound_bars_are_refused():
+    song = plan("genre=rock tempo=66 meter=6/8", duration=20, seed=9, write_lyrics=False)
+    for section in song.sections:
+        section.chords = [["C", "F", "G"] for _ in section.chords]
+    parts = {inst.name: inst for inst in arrange(song).instruments}
+    bar = 2 * song.seconds_per_beat
+    pitch_classes = {"C": {0, 4, 7}, "F": {5, 9, 0}, "G": {7, 11, 2}}
+    for name in ("bass", "chords"):
+        starts = {round((n.start % bar) / (bar / 3)) % 3 for n in parts[name].notes}
+        assert starts == {0, 1, 2}, (name, starts)  # every chord of the bar is played
+        for note in parts[name].notes:  # and only in its own third of the bar (none at the next one's start)
+            third = int(note.start / (bar / 3) + 1e-6)
+            sounding = "CFG"[third % 3]
+            assert note.pitch % 12 in pitch_classes[sounding], (name, note.start, note.pitch, sounding)
+            assert note.end <= (third + 1) * bar / 3 + 1e-6, (name, note.start, note.end)
+    data = json.loads(song.to_json())
+    with pytest.raises(PlanError) as error:
+        SongPlan.from_dict({**data, "beats_per_bar": 6})  # 18/8
+    assert error.value.field == "beats_per_bar" and "6/8, 9/8, 12/8" in error.value.problem
+
+
+def test_a_compound_phrase_ends_a_breath_of_an_eighth_before_the_next():
+    song = plan("genre=ballad meter=12/8", lyrics=LYRICS, seed=10)
+    for section in song.sections:
+        for note in section.melody:
+            assert _on_grid(note.start + note.duration, 1 / 6), note  # ends on the eighths' grid too
+
+
+def test_a_persona_day_in_six_eight_draws_its_tempo_from_its_own_meter():
+    from composer.errors import InputError
+    from composer.persona.daily import check_pins
+    from composer.persona.priors import Priors
+
+    class Fixed:  # the same quantile for every draw
+        def __init__(self, at):
+            self.at = at
+
+        def __call__(self):
+            return self.at
+
+    jigs = [{"meter": "6/8", "tempo": t} for t in (58.0, 60.0, 62.0, 64.0, 66.0)]
+    reels = [{"meter": "4/4", "tempo": t} for t in (100.0, 110.0, 120.0, 130.0, 140.0)]
+    priors = Priors.from_songs(jigs + reels)
+    assert priors.meter_tempo == {"6/8": [58.0, 60.0, 62.0, 64.0, 66.0]}
+    day = priors.draw(Fixed(0.9))  # the quantile that draws 6/8 ("4" < "6/8") draws the jigs' tempo
+    assert (day["values"]["beats_per_bar"], day["values"]["beat_division"]) == (2, 3)
+    assert day["values"]["tempo"] == 66.0 and day["priors"]["tempo"] == "P(tempo | meter=6/8)"
+    assert "beat_division" not in priors.draw(Fixed(0.1))["values"]
+    few = Priors.from_songs(jigs[:2] + reels)  # too few of its own: two thirds of the drawn tempo
+    day = few.draw(Fixed(0.9))
+    assert day["values"].get("beat_division") == 3
+    assert day["values"]["tempo"] == round(140.0 * 2 / 3, 1) and "x 2/3" in day["priors"]["tempo"]
+    pinned = few.draw(Fixed(0.9), {"tempo": 70.0})
+    assert pinned["values"]["tempo"] == 70.0 and pinned["values"]["beat_division"] == 3
+    with pytest.raises(InputError, match="comes with the meter"):
+        check_pins({"beat_division": "3"})
+    from composer.persona.priors import song_meter
+
+    # the labels `composer data analyze` fills for a song it finds compound, and for one it finds simple
+    assert song_meter({"beats_per_bar": 4, "beat_division": 3}) == "12/8"
+    assert song_meter({"beats_per_bar": 4, "beat_division": 2}) == "4"
+    assert song_meter({"meter": "3/4", "beats_per_bar": 4, "beat_division": 3}) == "3"  # the song's own word first
+    # a 6/8 song whose tempo an analysis read without hearing its compound beat (on the eighths, 3x):
+    # not a tempo of dotted quarters, so not in the 6/8 days' tempos
+    misread = [{"meter": "6/8", "tempo": 180.0, "analysed_fields": ["tempo"], "beat_division": 2}] * 5
+    heard = [{"meter": "6/8", "tempo": 60.0, "analysed_fields": ["tempo"], "beat_division": 3}] * 5
+    own = [{"meter": "6/8", "bpm": 62, "tempo": 186.0, "analysed_fields": ["tempo"]}] * 5
+    assert Priors.from_songs(misread + heard + own).meter_tempo == {"6/8": [60.0] * 5 + [62.0] * 5}

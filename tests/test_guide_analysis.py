@@ -95,3 +95,50 @@ def test_beats_lie_on_the_planned_grid(results):
         spb = song.seconds_per_beat
         distance = np.abs((analysis.beats + spb / 2) % spb - spb / 2)
         assert np.median(distance) < 0.05, (song.style, song.tempo_bpm, float(np.median(distance)))
+
+
+COMPOUND = (("folk", "6/8", 71.0), ("ballad", "12/8", 47.0), ("pop", "6/8", 73.0), ("country", "12/8", 61.0),
+            ("rock", "6/8", 71.0), ("waltz", "9/8", 65.0), ("jazz", "12/8", 76.0), ("blues", "12/8", 52.0))
+
+
+@pytest.fixture(scope="module")
+def compound_results():
+    if not Path(TRAINING_SOUNDFONT).is_file():
+        pytest.skip(f"{TRAINING_SOUNDFONT} is not installed (fluid-soundfont-gm)")
+    rows = []
+    for index, (style, meter, tempo) in enumerate(COMPOUND):
+        song = plan(f"genre={style} meter={meter} tempo={tempo:g}", duration=30, seed=20_000 + index,
+                    write_lyrics=False)
+        audio, rate = render_midi(arrange(song), soundfont=TRAINING_SOUNDFONT, duration=song.duration)
+        rows.append((song, analyze(audio, rate)))
+    return rows
+
+
+def test_compound_meters_are_found_with_their_dotted_quarter_tempo(compound_results):
+    """A 6/8 guide is read on its dotted quarter, or on two eighths (as 3/4 at 3/2 of its tempo,
+    which the eighths' accents in threes correct), or on the eighths (three times the tempo: a
+    fast 3/4 looks the same, so that reading stays). `test_tempo_comes_back_within_4_percent`
+    is the other side: none of the 20 simple guides is read as compound at another tempo."""
+    found = 0
+    for song, analysis in compound_results:
+        ratio = analysis.tempo_bpm / song.tempo_bpm
+        if analysis.beat_division == 3:
+            found += 1
+            assert abs(ratio - 1) <= 0.04, (song.style, song.meter, song.tempo_bpm, analysis.tempo_bpm)
+        else:
+            assert abs(ratio - 3) <= 0.12, (song.style, song.meter, song.tempo_bpm, analysis.tempo_bpm)
+    assert found >= 6, found
+
+
+def test_an_analysed_compound_plan_is_compound(compound_results):
+    from structure.analysis import estimate_plan
+
+    song, analysis = next((s, a) for s, a in compound_results if a.beat_division == 3)
+    described = estimate_plan(analysis)
+    assert described.compound and described.meter in ("6/8", "9/8", "12/8")
+    assert abs(described.tempo_bpm / song.tempo_bpm - 1) <= 0.04
+
+
+def test_simple_guides_are_not_read_as_compound(results):
+    compound = [(song.style, song.tempo_bpm) for song, analysis in results if analysis.beat_division == 3]
+    assert not compound, compound  # the swung jazz and blues guides among them too

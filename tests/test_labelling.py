@@ -158,7 +158,7 @@ def test_overwrite_replaces_what_an_earlier_analysis_filled_not_what_the_row_gav
     (tmp_path / "metadata.jsonl").write_text(json.dumps(row) + "\n")
     analyze_dataset(tmp_path, progress=False)
     first = json.loads((tmp_path / "metadata.jsonl").read_text())
-    assert first["analysed_fields"] == ["beats_per_bar", "key", "tempo"] and first["labels_confident"]
+    assert first["analysed_fields"] == ["beat_division", "beats_per_bar", "key", "tempo"] and first["labels_confident"]
     # an older analysis left other values (say, before a fix): --overwrite replaces them, and is not
     # misled into distrusting the new analysis
     stale = {**first, "tempo": 60, "key": "B minor"}

@@ -182,6 +182,7 @@ def render_item(item: CorpusItem, out_dir: Path, soundfonts: dict[str, str]) -> 
         "tempo": song.tempo_bpm,
         "key": str(song.key),
         "beats_per_bar": song.beats_per_bar,
+        **({"meter": song.meter} if song.compound else {}),  # a jig's 6/8, which beats_per_bar 2 does not say
         "duration": round(song.duration, 4),
         "sections": [{"name": s.name, "kind": s.kind, "start": round(a, 4), "end": round(b, 4)}
                      for s, (a, b) in zip(song.sections, song.section_times())],

@@ -1,7 +1,7 @@
 """`composer data analyze`: label archive audio (tempo, key, meter, chords, sections) by analysis.
 
 Writes the same labels the corpus builder writes (a plan per file in `plans/`,
-per-frame controls in `labels/`), and fills `tempo`, `key`, `beats_per_bar`,
+per-frame controls in `labels/`), and fills `tempo`, `key`, `beats_per_bar` (`beat_division` 3: compound),
 `plan` and `labels` in metadata.jsonl where they are missing, so archives and
 the rendered corpus train the same way. Resumable: files with a plan are skipped.
 """
@@ -168,7 +168,8 @@ def _agree_with_given_labels(row, plan, trust: dict) -> None:
     disagree = []
     if tempo is not None and abs(plan.tempo_bpm - tempo) > 0.04 * tempo:
         disagree.append(f"tempo {tempo:g} (analysed {plan.tempo_bpm:g})")
-    # the analysis finds 3 or 4 beats a bar of a simple meter, no other: a 6/8 row is not distrusted for it
+    # the analysis counts 3 or 4 beats a bar (of quarters, or of dotted quarters when it hears a compound
+    # meter): a row's other counts (2/4, 6/8 as two beats) are not distrusted for it
     if meter is not None and meter.division == 2 and meter.beats in (3, 4) and meter.beats != plan.beats_per_bar:
         disagree.append(f"{meter.beats} beats a bar (analysed {plan.beats_per_bar})")
     if disagree:
@@ -211,8 +212,11 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
     os.replace(tmp, label_path)
     # the fields the analysis fills (the row's own stay): a later --overwrite replaces these, not those
     filled = _analysed_fields(row)
+    own_meter = any(name in row.fields and name not in filled for name in ("meter", "time_signature", "beats_per_bar"))
     for name, value in (("tempo", round(plan.tempo_bpm, 2)), ("key", str(plan.key)),
-                        ("beats_per_bar", plan.beats_per_bar)):
+                        ("beats_per_bar", plan.beats_per_bar), ("beat_division", plan.beat_division)):
+        if name == "beat_division" and own_meter:  # the row's own meter says it, not the analysis
+            continue
         if name in filled or name not in row.fields:
             row.fields[name] = value
             filled.add(name)
@@ -321,6 +325,7 @@ def cut_long_track(root: Path, row, analysis, *, max_seconds: float, listed: set
     items = []
     inherited = {k: v for k, v in row.fields.items()
                  if k not in ("plan", "labels", "label_frame_rate", "labels_source", "tempo", "key", "beats_per_bar",
+                              "beat_division",
                               "duration", "sections", "analysis_confidence", "labels_confident", "cut_into")}
     for number, (a, b) in enumerate(zip(edges, edges[1:]), 1):
         name = f"{stem.as_posix()}__part{number:02d}.flac"

@@ -174,7 +174,7 @@ def _one_section(plan, section):
     from structure.schema import SongPlan
 
     return SongPlan(title=plan.title, tempo_bpm=plan.tempo_bpm, beats_per_bar=plan.beats_per_bar, key=plan.key,
-                    sections=[section], tags=dict(plan.tags), style=plan.style)
+                    sections=[section], tags=dict(plan.tags), style=plan.style, beat_division=plan.beat_division)
 
 
 # --- "was this in the training set?" ---------------------------------------------------------

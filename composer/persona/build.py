@@ -134,6 +134,7 @@ def _archive_songs(archive: Path, accepted: list[str]) -> list[dict]:
             fields.setdefault("tempo", plan.tempo_bpm)
             fields.setdefault("key", str(plan.key))
             fields.setdefault("beats_per_bar", plan.beats_per_bar)
+            fields.setdefault("beat_division", plan.beat_division)
             fields["form"] = [s.kind for s in plan.sections]
             fields["section_bars"] = [(s.kind, s.bars) for s in plan.sections]
         written = _lyric_form(fields.get("lyrics"))

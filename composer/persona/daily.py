@@ -157,6 +157,8 @@ def check_pins(pinned: dict[str, str] | None) -> dict:
             elif lowered == "duration":
                 parse_duration(text, where)
                 checked["duration"] = text
+            elif lowered == "beat_division":
+                raise InputError(f"{where}: the beat's division comes with the meter (--set meter=6/8)")
             elif lowered == "seed":
                 raise InputError(f"{where}: a daily song's seed is its date (give --date)")
             else:
@@ -190,6 +192,9 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
                 drawn["priors"].pop("beat_division", None)
                 if division == 3:
                     values["beat_division"], drawn["priors"]["beat_division"] = 3, source
+                    if "tempo" in values and drawn["priors"].get("tempo") != "pinned":  # as `Priors.draw` does
+                        values["tempo"] = max(30.0, round(values["tempo"] * 2 / 3, 1))
+                        drawn["priors"]["tempo"] += " x 2/3 (a compound beat of three eighths)"
     form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
     # An archive without words (an instrumental artist's) still has a sound, priors and a
     # fine-tune worth a daily song, so the persona makes instrumental songs, and says so in its

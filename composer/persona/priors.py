@@ -87,6 +87,8 @@ def song_meter(song: dict) -> str | None:
     labels'."""
     for name in ("meter", "time_signature", "beats_per_bar"):
         if (meter := meter_of(song.get(name))) is not None:
+            if name == "beats_per_bar" and song.get("beat_division") == 3 and meter.division == 2 and 2 <= meter.beats <= 4:
+                return meter_text(meter.beats, 3)  # labels of a compound song: dotted-quarter beats
             return meter_text(*meter)
     return None
 
@@ -181,6 +183,9 @@ class Priors:
     tempo: dict[str, list[float]] = field(default_factory=dict)  # mood (or "*") -> tempos
     key: dict[str, dict[str, int]] = field(default_factory=dict)  # mood (or "*") -> key -> count
     meter: dict[str, int] = field(default_factory=dict)
+    # a compound meter ("6/8") with MIN_GROUP songs or more -> their tempos (dotted quarters, or as the
+    # archive counts them): a day in that meter draws its tempo from its own songs
+    meter_tempo: dict[str, list[float]] = field(default_factory=dict)
     form: dict[str, dict[str, int]] = field(default_factory=dict)  # mood (or "*") -> "verse chorus ..." -> count
     section_bars: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> bars -> count
     songs: int = 0
@@ -211,6 +216,14 @@ class Priors:
             priors.key[group] = _categorical(k for s in members if (k := song_key(s)))
             priors.form[group] = _categorical(" ".join(f) for s in members if (f := song_form(s)))
         priors.meter = _categorical(m for s in songs if (m := song_meter(s)) is not None)
+        for meter in priors.meter:
+            if "/" in meter:  # compound: the tempos that count its dotted quarters (the artist's own, or an
+                # analysis that heard the compound beat; one that did not counted quarters or eighths)
+                tempos = sorted(t for s in songs if song_meter(s) == meter and (t := song_tempo(s)) is not None
+                                and ("bpm" in s or "tempo" not in (s.get("analysed_fields") or ())
+                                     or s.get("beat_division") == 3))
+                if len(tempos) >= MIN_GROUP:
+                    priors.meter_tempo[meter] = tempos
         bars: dict[str, Counter] = {}
         for song in songs:
             for kind, count in song.get("section_bars", []):
@@ -239,7 +252,7 @@ class Priors:
             return (group, given) if table.get(group) else ("*", "")
 
         (tempo_group, tempo_given), (key_group, key_given) = source(self.tempo), source(self.key)
-        at = u() if self.tempo.get(tempo_group) else None
+        at = tempo_at = u() if self.tempo.get(tempo_group) else None
         if "tempo" in pinned:  # pinned values are checked (composer.persona.daily.check_pins)
             drawn["tempo"], sources["tempo"] = float(pinned.pop("tempo")), "pinned"
         elif self.tempo.get(tempo_group):
@@ -261,6 +274,17 @@ class Priors:
             drawn["beats_per_bar"], sources["beats_per_bar"] = beats, "P(meter)"
             if division == 3:
                 drawn["beat_division"], sources["beat_division"] = 3, "P(meter)"
+        if drawn.get("beat_division") == 3 and "tempo" in drawn and sources["tempo"] != "pinned":
+            # a compound beat is three eighths: its tempo from the archive's songs in that meter, with the
+            # same quantile; without enough of them, two thirds of the drawn tempo (the eighths keep its pace)
+            meter = f"{drawn['beats_per_bar'] * 3}/8"
+            if self.meter_tempo.get(meter):
+                tempos = self.meter_tempo[meter]
+                drawn["tempo"] = round(tempos[min(len(tempos) - 1, int(tempo_at * len(tempos)))], 1)
+                sources["tempo"] = f"P(tempo | meter={meter})"
+            else:
+                drawn["tempo"] = max(30.0, round(drawn["tempo"] * 2 / 3, 1))
+                sources["tempo"] += " x 2/3 (a compound beat of three eighths)"
         form_group, form_given = source(self.form)
         at = u() if self.form.get(form_group) else None
         if "form" in pinned:

@@ -350,9 +350,9 @@ def build_app(studio: Studio, *, steps: int | None = None):
             timeline = gr.HTML(views.timeline_html(None), elem_id="timeline")
             with gr.Row():
                 title = gr.Textbox(label="Title", elem_id="title")
-                tempo = gr.Number(label="Tempo (BPM)", elem_id="tempo")
+                tempo = gr.Number(label="Tempo (BPM; dotted quarters in 6/8)", elem_id="tempo")
                 key = gr.Textbox(label="Key", elem_id="key")
-                meter = gr.Number(label="Beats per bar", precision=0, elem_id="meter")
+                meter = gr.Number(label="Beats per bar (6/8: 2 dotted quarters)", precision=0, elem_id="meter")
             fields_message = gr.HTML("", elem_id="fields-message")  # a bad title, tempo, key or meter, here
             table = gr.Dataframe(headers=list(COLUMNS), datatype=["str", "str", "number", "str", "number", "str", "str"],
                                  type="array", interactive=True, wrap=True, elem_id="plan-table",
