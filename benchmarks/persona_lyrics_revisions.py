@@ -27,6 +27,20 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import lyric_judge, sung_lines, write_result  # noqa: E402
 
 
+def openings(lines: list[str]) -> dict:
+    """How the lines begin across songs (days): the first three words' most common opening and its
+    share, the five most common ones' share, and the share of distinct openings."""
+    import re
+    from collections import Counter
+
+    counted = Counter(" ".join(re.findall(r"[\w']+", line.lower())[:3]) for line in lines)
+    total = max(1, sum(counted.values()))
+    top = counted.most_common(5)
+    return {"lines": total, "most_common": top[0][0] if top else None,
+            "most_common_share": round(top[0][1] / total, 3) if top else 0.0,
+            "top5_share": round(sum(n for _, n in top) / total, 3), "distinct_share": round(len(counted) / total, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", default="data/demo_archive")
@@ -63,13 +77,16 @@ def main() -> None:
         lines = sung_lines(d["lyrics"] for d in days)
         revisions[name] = {"fluency": round(judge.perplexity(lines), 2),
                            "distinct_line_share": round(len(set(lines)) / max(1, len(lines)), 3),
+                           "openings": openings(lines),
                            "first_days": [{"title": d["title"], "lyrics": d["lyrics"]} for d in days[:2]]}
     write_result("persona_lyrics_revisions", {
         "archive": args.archive, "days": args.days, "held_out_songs": len(held),
         "archive_other_songs_fluency": round(judge.perplexity(sung_lines(r.fields.get("lyrics") for r in rows
                                                                          if r not in held)), 2),
+        "archive_other_songs_openings": openings(sung_lines(r.fields.get("lyrics") for r in rows if r not in held)),
         "revisions": revisions,
-        "what": "fluency: perplexity of the daily lines under a word-trigram model of the held-out songs' lyrics"}, args.out)
+        "what": "fluency: perplexity of the daily lines under a word-trigram model of the held-out songs' lyrics; "
+                "openings: the lines' first three words across the days (or the archive's songs)"}, args.out)
 
 
 if __name__ == "__main__":

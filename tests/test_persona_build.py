@@ -802,3 +802,41 @@ def test_the_demo_archives_held_out_songs_share_no_recording_with_the_learnt_one
         assert row["source_track"] == parent[row["source_file"]]
     assert all(len(splits) == 1 for splits in split_of.values()), split_of
     assert {"train", "validation"} == {s for splits in split_of.values() for s in splits}
+
+
+def test_a_lines_candidates_are_judged_after_their_opening(monkeypatch):
+    """Judged whole, the best of a line's candidates favours the archive's likeliest openings, and
+    across days one opening took 8 % of a persona's lines (`persona_lyric_openings.json`); judged
+    after their first two words, the opening stays as the model drew it."""
+    import math
+    import random
+
+    from composer.persona import lyric_model
+    from composer.persona.lyric_model import END, START, LyricModel, words
+    from lyrics import LyricSection
+
+    draw = random.Random(1)
+    nouns = "river morning fire window highway garden harbour winter summer mountain shadow engine".split()
+    verbs = "follow carry wander gather borrow whisper answer".split()
+    lines = []
+    for i in range(120):  # a quarter of the archive's lines open "we run"
+        if i % 4 == 0:
+            lines.append(f"we run along the {draw.choice(nouns)} and {draw.choice(verbs)} the {draw.choice(nouns)}")
+        else:
+            who = draw.choice(["she", "they", "you", "the night", "my heart", "old friends", "the rain"])
+            lines.append(f"{who} {draw.choice(verbs)}s the {draw.choice(nouns)} beside the {draw.choice(nouns)}")
+    model = LyricModel.train([[LyricSection(f"verse{k}", "verse", lines[k * 4:(k + 1) * 4])] for k in range(30)])
+    line = "we run beside the harbour"
+    padded = [START, START, *words(line), END]
+    after = [-math.log(model.probability((padded[i - 2], padded[i - 1]), padded[i])) for i in range(4, len(padded))]
+    assert model.continuation_fluency(line) == pytest.approx(sum(after) / len(after))
+    assert model.continuation_fluency("hello") == model.fluency("hello")
+
+    def share():
+        written = [line for day in range(40) for line in model.write_section("verse", random.Random(day))]
+        return sum(words(line)[:2] == ["we", "run"] for line in written) / len(written)
+
+    after_opening = share()  # 0.025
+    monkeypatch.setattr(LyricModel, "continuation_fluency", LyricModel.fluency)
+    assert share() > 2 * after_opening  # 0.075 judged whole
+    assert lyric_model.CHOICE_TEMPERATURE == 0.0

@@ -215,6 +215,18 @@ class LyricModel:
         total, count = self.surprisal(line)
         return total / count
 
+    def continuation_fluency(self, line: str) -> float:
+        """`fluency` of the line after its first two words: how well it goes on from its opening.
+        A line's candidates are judged by this, so the opening stays as the model drew it (at the
+        archive's shares): judged whole, the best of 24 candidates favoured the archive's most
+        likely openings, and one opening came to begin 8 % of a persona's lines across days."""
+        padded = [START, START, *words(line), END]
+        if len(padded) <= 4:
+            return self.fluency(line)
+        surprisals = [-math.log(self.probability((padded[i - 2], padded[i - 1]), padded[i]))
+                      for i in range(4, len(padded))]
+        return sum(surprisals) / len(surprisals)
+
     def perplexity(self, lines: list[str]) -> float:
         totals = [self.surprisal(line) for line in lines]
         return math.exp(sum(t for t, _ in totals) / max(1, sum(n for _, n in totals)))
@@ -314,7 +326,7 @@ class LyricModel:
                             else not any(last == o or rhymes(last, o) for o in others))  # a new letter: no rhyme yet
                 open_ok = not later or bool(self._rhymes_for(last))
                 score = (abs(syllables(line) - target) + (0 if rhyme_ok else 6) + (0 if open_ok else 3)
-                         + self.fluency(line) + (OPENING_REPEAT if _opening(line) in openings else 0))
+                         + self.continuation_fluency(line) + (OPENING_REPEAT if _opening(line) in openings else 0))
                 scored.append((score, line))
             if not scored:
                 continue
