@@ -158,9 +158,10 @@ def test_a_run_saved_without_a_discriminator_is_not_resumed_with_one(tmp_path):
     saved = json.loads(state.read_text())
     saved.pop("recipe", None)  # a run saved before runs kept their recipe: only the files can tell
     state.write_text(json.dumps(saved))
-    with pytest.raises(InputError, match="trained with other options.*discriminator.safetensors"):
+    with pytest.raises(InputError, match="trained with other options.*discriminator.safetensors") as error:
         train_codec(tiny_codec(), _batches(), out_dir=tmp_path / "run", config=_config(4), progress=False,
                     resume=True)
+    assert str(error.value).startswith(f"{tmp_path / 'run'}: its saved run (step 2)")
 
 
 def test_options_of_a_loss_that_is_off_are_refused_in_one_line(tmp_path):

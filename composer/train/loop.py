@@ -92,7 +92,8 @@ def run_training(trainer, batches: Iterator, *, out_dir: str | Path, schedule: L
     saved = check_run_folder(out, resume=resume, recipe=recipe, folder=folder)
     if saved is not None:
         meta = load_training_state(last, trainer.model, trainer.optimizer, trainer.extra_modules(),
-                                   trainer.generators(), optimizers=_extra_optimizers(trainer))
+                                   trainer.generators(), optimizers=_extra_optimizers(trainer),
+                                   folder=folder if folder is not None else out)
         step, metrics, minutes = meta["step"], meta.get("metrics", {}), float(meta.get("minutes", 0.0))
         log.info("resumed %s at step %d (drawing its %d batches again)", desc, step, step)
         for _ in range(step):  # the stream where the run stopped: the same batches from here on

@@ -88,15 +88,18 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer, step
 def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
                         modules: dict[str, torch.nn.Module] | None = None,
                         generators: dict[str, torch.Generator] | None = None,
-                        optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict:
-    """Restore what `save_training_state` wrote (RNG included); returns state.json."""
+                        optimizers: dict[str, torch.optim.Optimizer] | None = None,
+                        folder: str | Path | None = None) -> dict:
+    """Restore what `save_training_state` wrote (RNG included); returns state.json.
+    `folder`: the run's name as the user gave it, for the message when the state does not fit."""
     from composer.errors import InputError
 
     directory = saved_state(directory) or directory
     meta = json.loads((directory / "state.json").read_text())
     # a run saved by other options (one from before runs kept their recipe, so the recipe check
     # could not tell): say so in one line, not with a missing file or a key mismatch
-    other_options = (f"{directory.parent.parent}: its saved run (step {meta.get('step')}) was trained with other "
+    named = folder if folder is not None else directory.parent
+    other_options = (f"{named}: its saved run (step {meta.get('step')}) was trained with other "
                      "options than these; continue it with the options it was started with, or name a new folder")
     missing = [f"{name}.safetensors" for name in (modules or {}) if not (directory / f"{name}.safetensors").is_file()]
     missing += [f"optimizer.{name}.safetensors" for name in (optimizers or {})
@@ -108,6 +111,8 @@ def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
         for name, module in (modules or {}).items():
             module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
     except RuntimeError as error:  # missing or unexpected weights, or other shapes
+        if not str(error).startswith("Error(s) in loading state_dict"):
+            raise
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise InputError(f"{other_options} ({first[:160]})") from None
     _load_optimizer_state(optimizer, load_file(str(directory / "optimizer.safetensors")), meta["optimizer"])
