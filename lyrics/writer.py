@@ -15,7 +15,7 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pronouncing
@@ -67,14 +67,25 @@ class _Context:
     used_families: set[tuple[str, ...]] = field(default_factory=set)
     used_words: set[str] = field(default_factory=set)
     phrase_uses: Counter[str] = field(default_factory=Counter)  # clauses and adjectives
+    related: dict[str, float] | None = None  # bank noun -> how near the theme it is (None: no leaning)
+
+
+RELATED_FAMILIES = 4  # with `related`, a rhyme family is drawn among the this many nearest the theme
+RELATED_WORDS = 2  # ... and its end word among its this many nearest
 
 
 def write(
-    theme: str, *, mood: str | None = None, sections: Sequence[SectionSpec], seed: int = 0
+    theme: str, *, mood: str | None = None, sections: Sequence[SectionSpec], seed: int = 0,
+    related: Mapping[str, float] | None = None,
 ) -> list[LyricSection]:
     """Lyrics for the given sections, about a free-text theme ("wistful folk song about trains").
 
     mood: a mood word ("wistful", "happy", ...); None takes one from the theme, else hopeful.
+    related: how near each bank noun (`NOUNS`) is to the theme, e.g. the cosine of their sentence
+    embeddings (`structure.planner` gives it when it has a sentence encoder); with it the rhyme
+    families and line-end words lean toward the theme ("trains": trail, sail, ride), measured by
+    `benchmarks/lyric_topicality.py`. Without it, or for a theme with no content words, the
+    lyrics are as before.
     Returns one LyricSection per spec with the spec's name, kind and repeat_of (resolved to
     the first section of a chain of repeats); each line's syllable count is its target +-1.
     """
@@ -86,6 +97,7 @@ def write(
     ctx = _Context(
         bank=MOODS[mood_name], theme=topic, rng=random.Random(f"{seed}|{theme}|{mood_name}"),
         families=_theme_families(topic) + list(_bank_families()),
+        related=dict(related) if related and topic != [_FALLBACK_THEME] else None,
     )
     written: dict[str, LyricSection] = {}
     for spec, kind in zip(sections, kinds):
@@ -204,7 +216,14 @@ def _pick_family(ctx: _Context, uses: int, taken: set[tuple[str, ...]]) -> tuple
     fits = [f for f in ctx.families if len(f) >= uses and f not in taken]
     fresh = [f for f in fits if f not in ctx.used_families]
     themed = [f for f in fresh if f[0] in ctx.theme]
-    family = themed[0] if themed else ctx.rng.choice(fresh or fits or ctx.families)
+    pool = fresh or fits or ctx.families
+    if themed:
+        family = themed[0]
+    elif ctx.related:  # among the families nearest the theme (by their nearest word), in a stable order
+        near = sorted(pool, key=lambda f: (-max(_nearness(ctx, w) for w in f), f))
+        family = ctx.rng.choice(near[:RELATED_FAMILIES])
+    else:
+        family = ctx.rng.choice(pool)
     ctx.used_families.add(family)
     return family
 
@@ -216,9 +235,26 @@ def _pick_end(ctx: _Context, family: tuple[str, ...], target: int, taken: set[st
     if not options:  # the family is too long for a tiny line: give up this rhyme
         options = [n for n in NOUNS if _syllables_of(n) == 1]
     fresh = [w for w in options if w not in ctx.used_words]
-    word = ctx.rng.choice(fresh or options)
+    if ctx.related:
+        # not a word's plural beside it ("chains" rhymed with "chain"): the nearest words are often both
+        stems = {_stem(w) for w in taken | ctx.used_words}
+        fresh = [w for w in fresh if _stem(w) not in stems] or fresh
+        near = sorted(fresh or options, key=lambda w: (-_nearness(ctx, w), w))
+        word = ctx.rng.choice(near[:RELATED_WORDS])
+    else:
+        word = ctx.rng.choice(fresh or options)
     ctx.used_words.add(word)
     return word
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and word[:-1] in NOUNS else word
+
+
+def _nearness(ctx: _Context, word: str) -> float:
+    """How near the theme a bank noun (or its plural, which theme rhymes use) is."""
+    related = ctx.related or {}
+    return related.get(word, related.get(word[:-1], 0.0) if word.endswith("s") else 0.0)
 
 
 def _line(ctx: _Context, target: int, end: str, hook: bool) -> str:

@@ -8,6 +8,7 @@ the melody (one note per syllable when there are lyrics); name repeats.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -136,7 +137,7 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
         raise PlanError(what, f"would make a song of {planned:.0f} s in {len(slots)} sections, over the limits "
                               f"({MAX_SONG_SECONDS:.0f} s, {MAX_SECTIONS} sections); shorten it or give --duration")
     if write_lyrics and lyrics is None:
-        _write_lyrics(slots, request, rng)
+        _write_lyrics(slots, request, rng, embed)
     sections = _harmonise(slots, style, key, beats_per_bar, rng, division=division,
                           modulate=request.tags.get("modulate", "").lower() in ("1", "yes", "true"),
                           melody_check=melody_check)
@@ -395,8 +396,9 @@ def _add_or_remove_sections(slots: list[_Slot], target_bars: int) -> list[_Slot]
     return slots
 
 
-def _write_lyrics(slots: list[_Slot], request: Prompt, rng: random.Random) -> None:
-    """Draft lyrics for the vocal sections (a chorus repeats word for word)."""
+def _write_lyrics(slots: list[_Slot], request: Prompt, rng: random.Random, embed: Embed | None = None) -> None:
+    """Draft lyrics for the vocal sections (a chorus repeats word for word); with a sentence encoder,
+    their rhymes lean toward the theme (`lyrics.write`'s `related`)."""
     import lyrics as lyrics_pkg
 
     specs, first_of_kind = [], {}
@@ -411,9 +413,27 @@ def _write_lyrics(slots: list[_Slot], request: Prompt, rng: random.Random) -> No
     if not specs:
         return
     theme = request.tags.get("theme") or request.text or "the open road"
-    written = lyrics_pkg.write(theme, mood=request.tags.get("mood"), sections=specs, seed=rng.randrange(2**31))
+    seed = rng.randrange(2**31)
+    related = None
+    topic = lyrics_pkg.theme_words(theme)
+    if embed is not None and topic:
+        related = theme_nearness(" ".join(topic), embed)
+    written = lyrics_pkg.write(theme, mood=request.tags.get("mood"), sections=specs, seed=seed, related=related)
     for spec, section in zip(specs, written):
         slots[int(spec.name[1:])].lines = list(section.lines)
+
+
+@functools.lru_cache(maxsize=4)
+def _noun_vectors(embed: Embed):
+    from lyrics.banks import NOUNS
+
+    return NOUNS, embed(list(NOUNS))
+
+
+def theme_nearness(theme: str, embed: Embed) -> dict[str, float]:
+    """Each bank noun's cosine to the theme under the sentence encoder `embed` (unit-norm vectors)."""
+    nouns, vectors = _noun_vectors(embed)
+    return dict(zip(nouns, (vectors @ embed([theme])[0]).astype(float).tolist()))
 
 
 MELODY_ATTEMPTS = 24  # sketches of a section's melody before a melody check gives up

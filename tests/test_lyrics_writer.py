@@ -105,3 +105,46 @@ def test_syllable_targets_are_met(kind: str, targets: list[int], mood: str | Non
     song = write("a song about the sea and summer", mood=mood, sections=specs, seed=seed)
     assert len(song[0].lines) == len(targets)
     assert _within_one(song, specs)
+
+
+def test_a_theme_leans_the_rhymes_toward_its_nearest_nouns() -> None:
+    from lyrics.banks import NOUNS
+
+    near = {"sea", "shore", "tide", "wave", "ocean", "sail", "storm", "river", "moon", "night"}
+    related = {noun: (0.8 if noun in near else 0.05) for noun in NOUNS}
+    sections = [SectionSpec("v1", "verse", [7] * 4), SectionSpec("c1", "chorus", [7] * 4),
+                SectionSpec("v2", "verse", [7] * 4)]
+
+    def ends(lean) -> list[str]:
+        out = []
+        for seed in range(6):
+            for section in write("a song about the harbour", sections=sections, seed=seed, related=lean):
+                out += [line.split()[-1].strip(",.").lower() for line in section.lines]
+        return out
+
+    plain, leaning = ends(None), ends(related)
+    assert sum(e in near for e in leaning) > 2 * sum(e in near for e in plain) + 5, (plain, leaning)
+    assert all(abs(count_syllables(line) - 7) <= 1 for seed in range(3)
+               for section in write("a song about the harbour", sections=sections, seed=seed, related=related)
+               for line in section.lines)
+    # a theme with no content words (the writer's fallback) is written as without a lean
+    assert write("a song", sections=sections, seed=1, related=related) == write("a song", sections=sections, seed=1)
+
+
+def test_the_planner_leans_the_lyrics_only_when_it_has_a_sentence_encoder() -> None:
+    import hashlib
+
+    import numpy as np
+
+    from structure.planner import plan
+
+    def embed(texts: list[str]) -> np.ndarray:  # a deterministic stand-in for the sentence encoder
+        vectors = np.stack([np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).normal(size=16)
+                            for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    themed = "a folk song about the harbour at night"
+    lines = lambda song: [line for s in song.sections for line in s.lyrics]  # noqa: E731
+    assert lines(plan(themed, seed=2, embed=embed)) != lines(plan(themed, seed=2))
+    assert lines(plan(themed, seed=2, embed=embed)) == lines(plan(themed, seed=2, embed=embed))
+    assert lines(plan("genre=pop mood=happy", seed=2, embed=embed)) == lines(plan("genre=pop mood=happy", seed=2))
