@@ -136,5 +136,7 @@ THEME_STOPWORDS = frozenset(
     sharp genre mood form title style like very slow fast feel vibe
     folk rock pop jazz blues country hip hop rap edm electronic metal punk soul funk disco
     house techno indie dance classical orchestral acoustic ambient lofi lo fi trap reggae
-    gospel synthwave""".split()
+    gospel synthwave
+    again away back ever never always still just once too down out off around how what when why
+    where who all more most much very""".split()
 ) | frozenset(MOOD_SYNONYMS)

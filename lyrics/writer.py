@@ -115,7 +115,7 @@ def theme_words(theme: str) -> list[str]:
     """Content words of a theme, in order: "wistful folk song about trains" -> ["trains"]."""
     if not isinstance(theme, str):
         raise LyricsError(f"lyrics: theme must be text, got {type(theme).__name__}")
-    tokens = _WORD.findall(theme.casefold())
+    tokens = [t.removesuffix("'s") for t in _WORD.findall(theme.casefold())]  # "my mother's garden": mother
     return list(dict.fromkeys(t for t in tokens if len(t) > 2 and t not in THEME_STOPWORDS))
 
 

@@ -73,6 +73,9 @@ def test_written_lyrics_survive_the_tagged_round_trip() -> None:
 def test_theme_words_and_mood() -> None:
     assert theme_words(THEME) == ["trains"]
     assert theme_words("genre=rock mood=angry a song about city lights") == ["city", "lights"]
+    # a possessive names its noun, and words that are no subject are left out of the hook
+    assert theme_words("a song about my mother's garden") == ["mother", "garden"]
+    assert theme_words("a ballad about falling in love again") == ["falling"]  # "love" names the mood
     assert resolve_mood(None, THEME) == "wistful"
     assert resolve_mood("Happy", "") == "joyful"
     assert resolve_mood("zzz", "") == "hopeful"
