@@ -248,6 +248,7 @@ def _pick_end(ctx: _Context, family: tuple[str, ...], target: int, taken: set[st
 
 
 def _stem(word: str) -> str:
+    """A bank noun's plural as the noun ("trains" -> "train"); other words as they are."""
     return word[:-1] if word.endswith("s") and word[:-1] in NOUNS else word
 
 
@@ -259,6 +260,8 @@ def _nearness(ctx: _Context, word: str) -> float:
 
 def _line(ctx: _Context, target: int, end: str, hook: bool) -> str:
     """A line of target +-1 syllables ending in `end`; long targets become two half-lines."""
+    if hook and _stem(end.casefold()) == _stem(ctx.theme[0]):  # not "Trains, you are my open train"
+        hook = False
     line = _single_line(ctx, target, end, hook)
     if line is None and hook:
         line = _single_line(ctx, target, end, hook=False)  # too short a line for a hook

@@ -151,3 +151,16 @@ def test_the_planner_leans_the_lyrics_only_when_it_has_a_sentence_encoder() -> N
     assert lines(plan(themed, seed=2, embed=embed)) != lines(plan(themed, seed=2))
     assert lines(plan(themed, seed=2, embed=embed)) == lines(plan(themed, seed=2, embed=embed))
     assert lines(plan("genre=pop mood=happy", seed=2, embed=embed)) == lines(plan("genre=pop mood=happy", seed=2))
+
+
+def test_a_hook_does_not_end_on_its_own_theme_word() -> None:
+    sections = [SectionSpec("c1", "chorus", [7] * 4), SectionSpec("v1", "verse", [7] * 4)]
+    related = {"train": 0.9, "rain": 0.7, "trail": 0.6}
+    for theme in ("a song about trains", "a song about rain"):
+        word = theme_words(theme)[0]
+        for seed in range(12):
+            for lean in (None, related):
+                hook = write(theme, sections=sections, seed=seed, related=lean)[0].lines[0]
+                hook_words = words(hook)
+                if hook_words[0].casefold() == word:  # a hook: the theme word opens it
+                    assert hook_words[-1].casefold().rstrip("s") != word.rstrip("s"), (seed, hook)
