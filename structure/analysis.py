@@ -351,9 +351,7 @@ def _octave_decision(tempo: float, beats: np.ndarray, frame_times: np.ndarray,
     metre's pulse is the stronger half. Returns (tempo, beats), unchanged otherwise."""
     if tempo < HALVE_ABOVE_BPM or len(beats) < 8:
         return tempo, beats
-    frames = np.clip(np.searchsorted(frame_times, beats), 0, len(frame_times) - 1)
-    near = np.clip(frames[:, None] + np.arange(-1, 2)[None], 0, len(frame_times) - 1)
-    accent = onset_envelope[near].max(axis=1)
+    accent = _onsets_at(onset_envelope, frame_times, beats)
     even, odd = float(accent[0::2].mean()), float(accent[1::2].mean())
     if max(even, odd) < HALVE_PARITY * max(min(even, odd), 1e-9):
         return tempo, beats
@@ -443,10 +441,8 @@ def estimate_meter(beats: np.ndarray, frame_times: np.ndarray, onset_envelope: n
     """
     if len(beats) < 8:
         return 4, 0
-    frames = np.clip(np.searchsorted(frame_times, beats), 0, len(frame_times) - 1)
-    near = np.clip(frames[:, None] + np.arange(-1, 2)[None], 0, len(frame_times) - 1)
-    onset = onset_envelope[near].max(axis=1)
-    low = low_onsets[near].max(axis=1)
+    onset = _onsets_at(onset_envelope, frame_times, beats)
+    low = _onsets_at(low_onsets, frame_times, beats)
     unit = beat_chroma / np.maximum(np.linalg.norm(beat_chroma, axis=1, keepdims=True), 1e-9)
     change = np.concatenate([[0.0], 1.0 - np.sum(unit[1:] * unit[:-1], axis=1)])
     accent = _standardise(onset) + _standardise(low) + 2.0 * _standardise(change)

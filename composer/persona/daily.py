@@ -173,7 +173,7 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
     A persona whose archive gave its lyric model no words (an instrumental archive), or whose
     model writes no line for the day, gets an instrumental song: lyrics None, and
     `instrumental` says why."""
-    from composer.persona.priors import QuasiRandom, meter_of, song_meter
+    from composer.persona.priors import QuasiRandom, compound_tempo, meter_of, song_meter
 
     pinned = check_pins(pinned)
     seed = day_seed(persona, day)
@@ -193,8 +193,8 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
                 if division == 3:
                     values["beat_division"], drawn["priors"]["beat_division"] = 3, source
                     if "tempo" in values and drawn["priors"].get("tempo") != "pinned":  # as `Priors.draw` does
-                        values["tempo"] = max(30.0, round(values["tempo"] * 2 / 3, 1))
-                        drawn["priors"]["tempo"] += " x 2/3 (a compound beat of three eighths)"
+                        values["tempo"], drawn["priors"]["tempo"] = compound_tempo(values["tempo"],
+                                                                                  drawn["priors"]["tempo"])
     form = values.pop("form", None) or ["verse", "chorus", "verse", "chorus"]
     # An archive without words (an instrumental artist's) still has a sound, priors and a
     # fine-tune worth a daily song, so the persona makes instrumental songs, and says so in its

@@ -93,6 +93,12 @@ def song_meter(song: dict) -> str | None:
     return None
 
 
+def compound_tempo(tempo: float, source: str) -> tuple[float, str]:
+    """A drawn tempo for a compound day without songs of its own meter to draw from: two thirds, so
+    its eighths keep the pace of the songs it was drawn from; and the prior's name, saying so."""
+    return max(30.0, round(tempo * 2 / 3, 1)), f"{source} x 2/3 (a compound beat of three eighths)"
+
+
 def meter_text(beats: int, division: int = 2) -> str:
     """A meter's category in the priors: "4" (beats of a simple meter), "6/8" (a compound one)."""
     return f"{beats * 3}/8" if division == 3 else str(beats)
@@ -283,8 +289,7 @@ class Priors:
                 drawn["tempo"] = round(tempos[min(len(tempos) - 1, int(tempo_at * len(tempos)))], 1)
                 sources["tempo"] = f"P(tempo | meter={meter})"
             else:
-                drawn["tempo"] = max(30.0, round(drawn["tempo"] * 2 / 3, 1))
-                sources["tempo"] += " x 2/3 (a compound beat of three eighths)"
+                drawn["tempo"], sources["tempo"] = compound_tempo(drawn["tempo"], sources["tempo"])
         form_group, form_given = source(self.form)
         at = u() if self.form.get(form_group) else None
         if "form" in pinned:
