@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -840,3 +841,97 @@ def test_a_lines_candidates_are_judged_after_their_opening(monkeypatch):
     monkeypatch.setattr(LyricModel, "continuation_fluency", LyricModel.fluency)
     assert share() > 2 * after_opening  # 0.075 judged whole
     assert lyric_model.CHOICE_TEMPERATURE == 0.0
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_build_only_reads_the_archive_and_learns_its_analysis_from_the_persona(built, tiny_models, tmp_path):
+    """The analysis goes into PERSONA/analysis/, not into the artist's archive (which may be
+    read-only), and the priors, fine-tune and originality index learn it from there."""
+    _, _, persona = built
+    archive = _archive(tmp_path / "archive", refused=True)
+    before = _tree(archive)
+    _build(archive, tmp_path / "persona", tiny_models)
+    assert _tree(archive) == before  # no labels, plans, backup or rewritten metadata.jsonl
+    assert _learnt(tmp_path / "persona") == _learnt(persona)
+    from composer.data.labelling import read_labels
+
+    labels = read_labels(tmp_path / "persona" / "analysis")
+    assert set(labels) == {f"audio/s{i}.wav" for i in range(len(MOODS))}  # the refused file never read
+    assert all(Path(entry["plan"]).is_file() and entry["labels_source"] == "analysis" for entry in labels.values())
+    priors = json.loads((tmp_path / "persona" / "priors.json").read_text())
+    assert priors["tempo"]["*"]  # the archive gives no tempo: the persona's analysis did
+    model = json.loads((tmp_path / "persona" / "model" / "config.json").read_text())
+    assert model["training"]["files"] == len(MOODS)
+
+
+def test_an_archive_changed_since_its_check_is_checked_and_learnt_again(built, tiny_models, tmp_path):
+    """A consent taken back in metadata.jsonl (not through `data revoke`) after the check, even
+    mid-build: the song is refused and nothing learnt from it stays; a mood edited: the priors
+    are learnt again and the fine-tune kept."""
+    archive = _archive(tmp_path / "archive")
+    out = tmp_path / "persona"
+    _build(archive, out, tiny_models, "--stop-after", "check")
+    rows = [json.loads(line) for line in (archive / "metadata.jsonl").read_text().splitlines()]
+    rows[2]["consent"], rows[2]["location"] = "no", "Tromsø"
+    (archive / "metadata.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    _build(archive, out, tiny_models)
+    state = json.loads((out / "state.json").read_text())
+    assert "audio/s2.wav" not in state["done"]["check"]["accepted"]
+    priors = json.loads((out / "priors.json").read_text())
+    assert "Tromsø" not in priors["fields"]["location"] and json.loads((out / "persona.json").read_text())["songs"] == 7
+    model = _learnt(out)["model/model.safetensors"]
+    # the same files, another mood: priors again, the fine-tune kept
+    rows[3]["mood"] = "euphoric"
+    (archive / "metadata.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    _build(archive, out, tiny_models)
+    assert "euphoric" in json.loads((out / "priors.json").read_text())["fields"]["mood"]
+    assert _learnt(out)["model/model.safetensors"] == model
+    # consent given again: the file is learnt again, the fine-tune from its start
+    rows[2]["consent"] = "opt-in"
+    (archive / "metadata.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    _build(archive, out, tiny_models)
+    assert json.loads((out / "persona.json").read_text())["songs"] == 8
+    assert "Tromsø" in json.loads((out / "priors.json").read_text())["fields"]["location"]
+
+
+def test_a_rows_own_compound_meter_is_kept_and_a_simple_analysis_distrusted(tmp_path):
+    """A row that says 6/8 gets no analysed beats_per_bar; when the analysis hears a simple meter,
+    its labels are not trusted for the beat grid."""
+    from composer.data.labelling import analyze_dataset, read_labels, with_labels
+
+    archive = _archive(tmp_path / "archive")
+    rows = [json.loads(line) for line in (archive / "metadata.jsonl").read_text().splitlines()]
+    rows[0]["meter"] = "6/8"  # its audio is a 4/4 pop song
+    (archive / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = _tree(archive)
+    analyze_dataset(archive, progress=False, only={"audio/s0.wav", "audio/s1.wav"}, into=tmp_path / "labels")
+    assert _tree(archive) == before
+    labels = read_labels(tmp_path / "labels")
+    own = with_labels(rows[0], labels["audio/s0.wav"])
+    assert "beats_per_bar" not in own and "beat_division" not in own and own["meter"] == "6/8"
+    assert own["labels_confident"] is False and "compound meter" in " ".join(
+        own["analysis_confidence"]["disagrees_with"])
+    other = with_labels(rows[1], labels["audio/s1.wav"])
+    assert other["beats_per_bar"] == 4 and other["tempo"] and set(other["analysed_fields"]) >= {"tempo", "key"}
+    # the same into the archive itself (`composer data analyze`)
+    analyze_dataset(archive, progress=False, only={"audio/s0.wav"})
+    row = json.loads((archive / "metadata.jsonl").read_text().splitlines()[0])
+    assert "beats_per_bar" not in row and row["meter"] == "6/8" and row["labels_confident"] is False
+
+
+def test_an_analysis_written_beside_resumes_and_skips_a_torn_line(tmp_path):
+    from composer.data.labelling import analyze_dataset, read_labels
+
+    archive = _archive(tmp_path / "archive")
+    into = tmp_path / "labels"
+    counts = analyze_dataset(archive, progress=False, only={"audio/s0.wav"}, into=into)
+    assert counts["labelled"] == 1
+    with open(into / "labels.jsonl", "a") as handle:
+        handle.write('{"file_name": "audio/s1.wav", "pla')  # a kill while writing
+    assert set(read_labels(into)) == {"audio/s0.wav"}
+    counts = analyze_dataset(archive, progress=False, only={"audio/s0.wav", "audio/s1.wav"}, into=into)
+    assert counts["skipped"] == 1 and counts["labelled"] == 1
+    assert set(read_labels(into)) == {"audio/s0.wav", "audio/s1.wav"}

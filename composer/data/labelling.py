@@ -8,6 +8,7 @@ the rendered corpus train the same way. Resumable: files with a plan are skipped
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -25,9 +26,17 @@ MAX_ITEM_SECONDS = 300.0  # longer tracks are cut into song-length items at sect
 MIN_ITEM_SECONDS = 90.0
 
 
+LABELS_NAME = "labels.jsonl"  # an analysis written beside a dataset, not into it (`analyze_dataset(into=)`)
+_LABEL_KEYS = ("plan", "labels", "label_frame_rate", "labels_source", "analysis_confidence",
+               "labels_confident", "analysed_fields")
+_MEASURED = ("tempo", "key", "beats_per_bar", "beat_division")
+_OWN_METER = ("meter", "time_signature", "beats_per_bar")
+
+
 def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progress: bool = True,
                     max_item_seconds: float = MAX_ITEM_SECONDS, workers: int = 1,
-                    ray_address: str | None = None, only: set[str] | None = None) -> dict:
+                    ray_address: str | None = None, only: set[str] | None = None,
+                    into: str | os.PathLike | None = None) -> dict:
     """Analyse every accepted file lacking labels; returns counts (labelled, skipped, failed,
     confident, cut, items) and `confident_share` of the labelled files.
 
@@ -38,7 +47,10 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     (`structure.analysis.confidence`); diffusion training leaves the others out (they still
     train the codec). workers: analyse in that many local processes; ray_address: as Ray
     tasks (the writing stays in this process, in metadata order). only: analyse just these
-    file names (a persona's accepted songs: a refused file is never read)."""
+    file names (a persona's accepted songs: a refused file is never read). into: write the
+    labels into that folder instead (`plans/`, `labels/` and `labels.jsonl`, which
+    `read_labels` and `with_labels` give back), leaving `folder` as it is: a persona's archive
+    is the artist's, and may be read-only; no track is cut then."""
     from tqdm import tqdm
 
     from composer.data.datasets import (
@@ -58,21 +70,28 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
         raise InputError(f"--workers: {workers} must be >= 1")
     root = Path(folder)
     rows = read_metadata(root)
+    target = root if into is None else Path(into)
+    labels = None if into is None else read_labels(target)
     broken = [row.line for row in rows if row.problem]
-    if broken:  # rewriting metadata.jsonl would drop those lines: never lose what the user wrote
+    if broken and into is None:  # rewriting metadata.jsonl would drop those lines: never lose what the user wrote
         raise InputError(f"{root / 'metadata.jsonl'}: lines {', '.join(map(str, broken))} are malformed; "
                          "fix them first (`composer data check` lists the problems)")
     backup = root / "metadata.jsonl.bak"
-    if not backup.exists():
+    if into is None and not backup.exists():
         write_text_atomic(backup, (root / "metadata.jsonl").read_text(encoding="utf-8"))
     counts = {"labelled": 0, "skipped": 0, "failed": 0, "refused": 0, "confident": 0, "cut": 0, "items": 0}
     allowed, revoked = allowed_licence_set(None), read_revocations(root)
-    (root / "plans").mkdir(exist_ok=True)
-    (root / "labels").mkdir(exist_ok=True)
+    (target / "plans").mkdir(parents=True, exist_ok=True)
+    (target / "labels").mkdir(exist_ok=True)
     pending = []
     contested, first_line = _contested(rows, allowed, revoked), {}
     for row in rows:
-        if only is not None and row.file_name not in only:
+        if row.problem or (only is not None and row.file_name not in only):
+            continue
+        if labels is not None and row.file_name in labels and not row.fields.get("plan") and not overwrite:
+            counts["skipped"] += 1  # analysed into the folder before
+            counts["confident"] += bool(labels[row.file_name].get("labels_confident"))
+            first_line.setdefault(_normalised_name(row.file_name), row.line)
             continue
         name = _normalised_name(row.file_name)
         if name in first_line or name in contested:  # as data check: a second row, or a row another refuses
@@ -105,7 +124,7 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
                     log.warning("%s: %s", row.file_name, analysis)
                     counts["failed"] += 1
                     continue
-                if analysis.duration > max_item_seconds and not row.fields.get("parent"):
+                if analysis.duration > max_item_seconds and not row.fields.get("parent") and into is None:
                     items = cut_long_track(root, row, analysis, max_seconds=max_item_seconds,
                                            listed={r.file_name for r in rows})
                     if items:
@@ -127,16 +146,88 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
                     log.warning("%s: %s", row.file_name, error)
                     counts["failed"] += 1
                     continue
-                _write_labels(root, row, plan, analysis, trust)
                 counts["labelled"] += 1
                 counts["confident"] += trust["confident"]
-                write_metadata(root, rows)  # after each file: a kill loses one file's labels at most
+                if into is None:
+                    _write_labels(root, row, plan, analysis, trust)
+                    write_metadata(root, rows)  # after each file: a kill loses one file's labels at most
+                else:
+                    labelled_row = dataclasses.replace(row, fields=dict(row.fields))
+                    _write_labels(target, labelled_row, plan, analysis, trust)
+                    entry = {k: labelled_row.fields[k] for k in (*labelled_row.fields["analysed_fields"], *_LABEL_KEYS)}
+                    _append_label(target, row.file_name, entry)  # after each file, as above
+                    labels[row.file_name] = entry
             pending = next_round
     bar.close()
-    labelled = [r for r in rows if r.fields.get("plan") and not r.fields.get("cut_into")]
-    counts["confident_share"] = round(sum(bool(r.fields.get("labels_confident", True)) for r in labelled)
+    if into is None:
+        labelled = [r.fields for r in rows if r.fields.get("plan") and not r.fields.get("cut_into")]
+    else:
+        labelled = [with_labels(r.fields, labels.get(r.file_name)) for r in rows
+                    if not r.problem and (only is None or r.file_name in only)]
+        labelled = [f for f in labelled if f.get("plan")]
+    counts["confident_share"] = round(sum(bool(f.get("labels_confident", True)) for f in labelled)
                                       / max(1, len(labelled)), 4)
     return counts
+
+
+def _append_label(target: Path, file_name: str, entry: dict) -> None:
+    """One file's analysis, appended to `labels.jsonl` and synced (a kill loses at most the line being written)."""
+    import json
+
+    path = target / LABELS_NAME
+    torn = False
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"  # a kill mid-line: that line ends here, unreadable, skipped
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(("\n" if torn else "") + json.dumps({"file_name": file_name, **entry}, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_labels(folder: str | os.PathLike | None) -> dict[str, dict]:
+    """The analysis written into `folder` (`analyze_dataset(into=folder)`): each file name's fields,
+    its plan and labels as absolute paths; {} when there is none. The last line of a file wins; a
+    line a kill left unfinished is skipped."""
+    import json
+
+    labels: dict[str, dict] = {}
+    if folder is None or not (Path(folder) / LABELS_NAME).is_file():
+        return labels
+    root = Path(folder).resolve()
+    for line in (root / LABELS_NAME).read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
+            continue
+        name = entry.pop("file_name")
+        for key in ("plan", "labels"):
+            if isinstance(entry.get(key), str):
+                entry[key] = str(root / entry[key])
+        labels[name] = entry
+    return labels
+
+
+def with_labels(fields: dict, labels: dict | None) -> dict:
+    """A row's fields with the labels an analysis wrote beside its dataset (`read_labels`): none
+    when the row has a plan of its own; the measured tempo, key and meter only where the row does
+    not give its own (a row's own meter or time signature stands for both beats_per_bar and
+    beat_division)."""
+    if not labels or fields.get("plan"):
+        return fields
+    own_meter = any(name in fields for name in _OWN_METER)
+    merged = dict(fields)
+    taken = []
+    for name in labels.get("analysed_fields") or ():
+        if name in _MEASURED and name not in fields and not (own_meter and name in ("beats_per_bar", "beat_division")):
+            merged[name] = labels[name]
+            taken.append(name)
+    merged.update({k: labels[k] for k in _LABEL_KEYS if k in labels})
+    merged["analysed_fields"] = taken
+    return merged
 
 
 def _analysed_fields(row) -> set[str]:
@@ -172,6 +263,8 @@ def _agree_with_given_labels(row, plan, trust: dict) -> None:
     # meter): a row's other counts (2/4, 6/8 as two beats) are not distrusted for it
     if meter is not None and meter.division == 2 and meter.beats in (3, 4) and meter.beats != plan.beats_per_bar:
         disagree.append(f"{meter.beats} beats a bar (analysed {plan.beats_per_bar})")
+    elif meter is not None and (meter.division == 3) != (plan.beat_division == 3):  # 6/8 heard as 4/4, or 4/4 as 12/8
+        disagree.append(f"{'compound' if meter.division == 3 else 'simple'} meter (analysed {plan.meter})")
     if disagree:
         log.warning("%s: the analysis does not find the row's %s; its labels are kept for the codec only",
                     row.file_name, " and ".join(disagree))
@@ -212,10 +305,13 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
     os.replace(tmp, label_path)
     # the fields the analysis fills (the row's own stay): a later --overwrite replaces these, not those
     filled = _analysed_fields(row)
-    own_meter = any(name in row.fields and name not in filled for name in ("meter", "time_signature", "beats_per_bar"))
+    own_meter = any(name in row.fields and name not in filled for name in _OWN_METER)
     for name, value in (("tempo", round(plan.tempo_bpm, 2)), ("key", str(plan.key)),
                         ("beats_per_bar", plan.beats_per_bar), ("beat_division", plan.beat_division)):
-        if name == "beat_division" and own_meter:  # the row's own meter says it, not the analysis
+        if name in ("beats_per_bar", "beat_division") and own_meter:  # the row's own meter says it, not the analysis
+            if name in filled:  # an earlier analysis's, from before the row gave its meter
+                row.fields.pop(name, None)
+                filled.discard(name)
             continue
         if name in filled or name not in row.fields:
             row.fields[name] = value

@@ -280,11 +280,15 @@ def _row_plan(folder: Path, fields: dict):
         return None
 
 
-def _dataset_rows(folders: list[str | Path], *, split: str,
-                  only: set[str] | None = None) -> list[tuple[Path, Path, dict]]:
+def _dataset_rows(folders: list[str | Path], *, split: str, only: set[str] | None = None,
+                  labels: str | Path | None = None) -> list[tuple[Path, Path, dict]]:
     """(dataset folder, audio path, fields) of the accepted rows in `split` ('train' or 'validation'),
-    among the file names in `only` when given."""
+    among the file names in `only` when given, with the labels an analysis wrote into `labels`
+    (`composer.data.labelling.with_labels`)."""
     from composer.data.datasets import iter_accepted
+    from composer.data.labelling import read_labels, with_labels
+
+    analysed = read_labels(labels)
 
     rows = []
     for folder in folders:
@@ -294,20 +298,22 @@ def _dataset_rows(folders: list[str | Path], *, split: str,
                 continue
             in_validation = row.fields.get("split") == "validation"
             if in_validation == (split == "validation"):
-                rows.append((root, root / row.file_name, dict(row.fields)))
+                rows.append((root, root / row.file_name, with_labels(dict(row.fields), analysed.get(row.file_name))))
     return rows
 
 
 def build_index(folders: list[str | Path], *, heldout: list[str | Path] = (), progress: bool = True,
-                command: str | None = None, only: set[str] | None = None) -> OriginalityIndex:
+                command: str | None = None, only: set[str] | None = None,
+                labels: str | Path | None = None) -> OriginalityIndex:
     """Index the training rows of `folders`; calibrate on their validation rows and `heldout`.
-    only: the file names that may be read (`composer.train.data.accepted_rows`)."""
+    only: the file names that may be read (`composer.train.data.accepted_rows`); labels: a folder
+    an analysis of them was written into (`composer.data.labelling.analyze_dataset(into=)`)."""
     from tqdm import tqdm
 
     from composer.data.audio import audio_read
 
     started = time.monotonic()
-    rows = _dataset_rows(folders, split="train", only=only)
+    rows = _dataset_rows(folders, split="train", only=only, labels=labels)
     if not rows:
         raise InputError(f"{', '.join(map(str, folders))}: no training file with an allowed licence and consent")
     raw, window_file, window_start, files = [], [], [], []
@@ -349,7 +355,7 @@ def build_index(folders: list[str | Path], *, heldout: list[str | Path] = (), pr
                              mean=mean.astype(np.float32), projection=projection, files=files,
                              melodies=melodies, chords=chords)
     index.vectors = np.concatenate([index.project(r) for r in raw]).astype(np.float16)
-    index.thresholds = calibrate(index, list(folders), list(heldout), progress=progress, only=only)
+    index.thresholds = calibrate(index, list(folders), list(heldout), progress=progress, only=only, labels=labels)
     index.meta = {"built_by": command, "datasets": [str(f) for f in folders],
                   "dataset_paths": [str(Path(f).resolve()) for f in folders], "heldout": [str(f) for f in heldout],
                   "windows": int(len(index.vectors)), "hours": round(sum(f["seconds"] for f in files) / 3600, 3),
@@ -365,14 +371,14 @@ def data_identity(files: list[dict]) -> str:
 
 
 def calibrate(index: OriginalityIndex, folders: list, heldout: list, *, progress: bool = True,
-              only: set[str] | None = None) -> dict:
+              only: set[str] | None = None, labels: str | Path | None = None) -> dict:
     """Thresholds from held-out music: audio (99.9th percentile of 10-s excerpts' best
     similarity), chords (99.9th percentile of held-out songs' longest shared run of bars)."""
     from tqdm import tqdm
 
     from composer.data.audio import audio_read
 
-    rows = _dataset_rows(folders, split="validation", only=only) + (_dataset_rows(heldout, split="train")
+    rows = _dataset_rows(folders, split="validation", only=only, labels=labels) + (_dataset_rows(heldout, split="train")
                                                          + _dataset_rows(heldout, split="validation")
                                                          if heldout else [])
     thresholds = {"melody_bars": MELODY_BARS_LIMIT, "percentile": PERCENTILE,

@@ -7,8 +7,8 @@ checkpoint):
 1. check: licence and consent of every file (`composer data check`); refused files
    are named in the card and never read again;
 2. analysis: tempo, key, meter, chords and sections for every accepted song whose
-   labels are missing (`composer data analyze`, in local processes or as Ray tasks;
-   the labels are written into the archive, as that command does);
+   labels are missing (`composer data analyze`, in local processes or as Ray tasks),
+   written into `PERSONA_DIR/analysis/`: the archive is only read;
 3. priors: the distribution of every metadata field, of tempo and key given mood,
    meter, form and section lengths (`priors.json`);
 4. lyrics: a trigram lyric model of the archive's lyrics (`lyrics.json`), measured
@@ -16,6 +16,11 @@ checkpoint):
 5. model: a fine-tune of the diffusion model on the archive's audio (`model/`, with
    its originality index of the archive);
 6. the card (`PERSONA.md`, `persona.json`).
+
+Every run checks whether the archive changed since its check (metadata.jsonl, withdrawals, the
+files' sizes and times): when it has, the check runs again, and what the persona learnt from
+the archive as it was is learnt again (the fine-tune from its start when the accepted files
+changed).
 
 Memory: the archive is read a row at a time (metadata, lyrics); audio is read by the
 analysis (one file per worker) and by training (its latent cache).
@@ -64,6 +69,74 @@ def withdrawn_since(out: str | Path) -> list[str]:
         return []
     revoked = read_revocations(archive)
     return [name for name in accepted if _normalised(name) in revoked]
+
+
+def archive_fingerprint(archive: Path) -> str:
+    """What the check reads, summed up: metadata.jsonl and the withdrawals as bytes, and the size
+    and modification time of every file the metadata lists (a stat each, no audio read)."""
+    from composer.data.metadata import METADATA_NAME, read_metadata, unsafe_file_name
+    from composer.data.revocations import REVOCATIONS_NAME
+
+    digest = hashlib.sha256()
+    for name in (METADATA_NAME, REVOCATIONS_NAME):
+        path = archive / name
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+        digest.update(b"\0")
+    for row in read_metadata(archive):
+        if row.problem or unsafe_file_name(row.file_name):
+            continue
+        try:
+            stat = (archive / row.file_name).stat()
+            digest.update(f"{row.file_name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{row.file_name}:missing\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _recheck_if_changed(out: Path, archive: Path, state: dict) -> None:
+    """The archive changed since the persona's check: check it again, and learn again what was
+    learnt from it as it was. Another set of accepted files (one refused since, or one added)
+    restarts everything after the check, the fine-tune from its start (its checkpoints learnt the
+    old set); the same files with other metadata (a mood, lyrics) relearn the priors and lyrics and
+    keep the fine-tune. A persona checked before fingerprints were kept takes today's."""
+    import shutil
+
+    check = state["done"].get("check")
+    if check is None:
+        return
+    fingerprint = archive_fingerprint(archive)
+    if check.get("fingerprint") in (None, fingerprint):
+        if check.get("fingerprint") is None:
+            check["fingerprint"] = fingerprint
+            _save_state(out, state)
+        return
+    from composer.data.datasets import check_dataset
+
+    report = check_dataset(archive)
+    old, new = set(check.get("accepted") or ()), set(report.accepted)
+    check.update(accepted=report.accepted, refused=[str(p) for p in report.refused], consents=report.consents,
+                 fingerprint=fingerprint)
+    if old != new:
+        gone, added = sorted(old - new), sorted(new - old)
+        log.warning("persona %s: the archive changed since its check (%s); learning it again%s", out,
+                    "; ".join(part for part in (
+                        f"{len(gone)} file(s) no longer accepted: " + ", ".join(gone[:3]) + (" ..." if len(gone) > 3 else "")
+                        if gone else "",
+                        f"{len(added)} new: " + ", ".join(added[:3]) + (" ..." if len(added) > 3 else "")
+                        if added else "") if part),
+                    ", the fine-tune from its start" if "model" in state["done"] or (out / "model").exists() else "")
+        state["done"] = {"check": check}
+        if (out / "model").exists():
+            shutil.rmtree(out / "model")
+    else:
+        log.warning("persona %s: the archive's metadata changed since its check (the same files); learning its "
+                    "priors and lyrics again (the fine-tune is kept, with the tags it learnt)", out)
+        state["done"] = {k: v for k, v in state["done"].items() if k in ("check", "analysis", "model")}
+    for name in ("persona.json", "PERSONA.md"):
+        (out / name).unlink(missing_ok=True)  # not a persona until it is built again
+    _save_state(out, state)
+    if not report.accepted:
+        raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check`")
 
 
 def _forget_withdrawn(out: Path, state: dict) -> None:
@@ -116,18 +189,27 @@ def _claim(out: Path, archive: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _archive_songs(archive: Path, accepted: list[str]) -> list[dict]:
-    """The accepted rows' fields with their labels: tempo, key, meter, form and section bars."""
+def analysis_folder(out: str | Path) -> Path:
+    """Where a persona's analysis of its archive is written (`analyze_dataset(into=)`)."""
+    return Path(out) / "analysis"
+
+
+def archive_songs(archive: str | Path, accepted: list[str], labels: str | Path | None = None) -> list[dict]:
+    """The accepted rows' fields with their labels (the archive's own, or those an analysis wrote
+    into `labels`): tempo, key, meter, form and section bars."""
+    from composer.data.labelling import read_labels, with_labels
     from composer.data.metadata import read_metadata
     from structure.schema import SongPlan
 
+    archive = Path(archive)
+    analysed = read_labels(labels)
     wanted = set(accepted)
     songs = []
     for row in read_metadata(archive):
         if row.problem or row.file_name not in wanted:
             continue
         wanted.discard(row.file_name)  # its first row, the one the check accepted: a row listing it again is refused
-        fields = dict(row.fields)
+        fields = with_labels(dict(row.fields), analysed.get(row.file_name))
         fields["file_name"] = row.file_name
         if fields.get("plan") and (archive / fields["plan"]).is_file():
             plan = SongPlan.from_json((archive / fields["plan"]).read_text())
@@ -203,6 +285,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     _claim(out, archive)
     state = _state(out)
     _forget_withdrawn(out, state)
+    _recheck_if_changed(out, archive, state)
     if strength is None:  # a rerun keeps the strength the persona was given
         strength = state["done"].get("card", {}).get("strength", DEFAULT_STRENGTH)
     strength = float(strength)
@@ -222,9 +305,10 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         return stop_after == step
 
     if "check" not in state["done"]:
+        fingerprint = archive_fingerprint(archive)  # before the check: a change while it runs is seen next time
         report = check_dataset(archive)
         info = {"accepted": report.accepted, "refused": [str(p) for p in report.refused],
-                "consents": report.consents}
+                "consents": report.consents, "fingerprint": fingerprint}
         if not report.accepted:
             raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check`")
         if done("check", info):
@@ -236,14 +320,14 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
 
         clock = time.monotonic()
         counts = analyze_dataset(archive, progress=progress, workers=workers, ray_address=ray_address,
-                                 only=set(accepted), max_item_seconds=1800.0)  # an artist's songs stay whole
+                                 only=set(accepted), into=analysis_folder(out))  # the archive is only read
         seconds = time.monotonic() - clock
         counts["seconds"] = round(seconds, 1)
         counts["seconds_per_song"] = round(seconds / max(1, counts["labelled"]), 3) if counts["labelled"] else None
         if done("analysis", counts):
             return state
 
-    songs = _archive_songs(archive, accepted)
+    songs = archive_songs(archive, accepted, analysis_folder(out))
     held = _held_out(songs, seed)
     if "priors" not in state["done"]:
         priors = Priors.from_songs(songs)
@@ -305,7 +389,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
             lr=lr, seed=seed, resume=saved_state(out / "model" / "training" / "last") is not None, max_minutes=max_minutes,
             threads=threads, command=command or f"composer persona build {archive} -o {out}",
             init=str(init or bundled_model_path()), unconfident="uncontrolled", device=device,
-            only=set(accepted))  # what the check accepted, nothing it refused (an undecodable file, say)
+            only=set(accepted), labels=str(analysis_folder(out)))  # what the check accepted, nothing it refused (an undecodable file, say)
         if done("model", {"steps": metrics.get("step"), "minutes": round((time.monotonic() - clock) / 60, 2),
                           "validation": {k: v for k, v in metrics.items() if k != "step"},
                           "init": init or "bundled", "batch_size": batch_size, "lr": lr, "seed": seed,
@@ -364,7 +448,7 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
     for song in songs:
         licence = str(song.get("licence", song.get("license", "?")))
         licences[licence] = licences.get(licence, 0) + 1
-        kind = consent_kind(song.get("consent"))
+        kind = str(consent_kind(song.get("consent")))
         consents[kind] = consents.get(kind, 0) + 1
     body = {"format": PERSONA_FORMAT, "identity": persona_identity(out), "archive": str(archive),
             "songs": len(songs), "hours": round(hours, 3), "songs_of_unknown_length": unknown,

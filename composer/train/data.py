@@ -38,10 +38,15 @@ def length_weights(lengths: list[int], window: int, groups: list[int] | None = N
     return weights
 
 
-def accepted_rows(folders: list[str], only: set[str] | None = None) -> list[tuple[Path, dict]]:
+def accepted_rows(folders: list[str], only: set[str] | None = None,
+                  labels: str | Path | None = None) -> list[tuple[Path, dict]]:
     """(audio path, metadata fields) for every row training may use, across folders (and among
-    the file names in `only`, when given: what a full `composer data check` accepted)."""
+    the file names in `only`, when given: what a full `composer data check` accepted), with the
+    labels an analysis wrote into the folder `labels` (`composer.data.labelling.with_labels`)."""
     from composer.data.datasets import iter_accepted
+    from composer.data.labelling import read_labels, with_labels
+
+    analysed = read_labels(labels)
 
     rows = []
     for folder in folders:
@@ -50,7 +55,7 @@ def accepted_rows(folders: list[str], only: set[str] | None = None) -> list[tupl
             raise InputError(f"--data {folder}: no metadata.jsonl (build one with `composer corpus build`)")
         for row in iter_accepted(root, check_audio=False):
             if only is None or row.file_name in only:
-                rows.append((root / row.file_name, dict(row.fields)))
+                rows.append((root / row.file_name, with_labels(dict(row.fields), analysed.get(row.file_name))))
     if not rows:
         raise InputError(f"--data {', '.join(folders)}: no file with an allowed licence and opt-in consent")
     return rows
@@ -205,7 +210,8 @@ def row_folders(data: list[str], rows: list[tuple[Path, dict]]) -> dict[Path, Pa
 
 
 def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = "exclude",
-                 only: set[str] | None = None, analysed_groups: tuple[str, ...] | None = None):
+                 only: set[str] | None = None, analysed_groups: tuple[str, ...] | None = None,
+                 labels: str | Path | None = None):
     """(train rows, validation rows, train items, validation items): every accepted row's
     latents, controls, tags and caption embedding, encoded once per codec (cached).
 
@@ -214,8 +220,8 @@ def latent_items(data: list[str], codec, cache_dir: Path, *, unconfident: str = 
     learn their sound "uncontrolled" (a persona: the artist's sound matters, the wrong
     tempo or chords must not; they train with the plan's controls dropped). only: see
     `accepted_rows`. analysed_groups: the control groups learnt from rows labelled by analysis
-    (`trusted_groups`)."""
-    rows = accepted_rows(data, only)
+    (`trusted_groups`). labels: see `accepted_rows`."""
+    rows = accepted_rows(data, only, labels)
     unsure = {path for path, fields in rows
               if fields.get("labels_source") == "analysis" and fields.get("labels_confident") is False}
     if unsure and unconfident == "exclude":

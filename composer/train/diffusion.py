@@ -46,13 +46,15 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
                             resume: bool, max_minutes: float | None, threads: int | None, command: str,
                             init: str | None = None, objective: str = "rectified_flow",
                             unconfident: str = "exclude", balance: bool = False, device: str = "auto",
-                            only: set[str] | None = None, analysed_groups: tuple[str, ...] | None = None) -> dict:
+                            only: set[str] | None = None, analysed_groups: tuple[str, ...] | None = None,
+                            labels: str | None = None) -> dict:
     """Train (or fine-tune, with `init`) the diffusion model on `device` (auto, cpu, cuda,
     cuda:N; `composer.train.device`); writes a half-precision checkpoint. only: the file names
     (as `metadata.jsonl` gives them) that may be learnt, when a full `composer data check`
     already chose them (a persona: the files its check refused are never read).
     analysed_groups: the control groups learnt from rows labelled by analysis (default
-    `ANALYSIS_GROUPS`; `composer.train.data.trusted_groups`)."""
+    `ANALYSIS_GROUPS`; `composer.train.data.trusted_groups`). labels: a folder an analysis of the
+    data was written into, beside it (`composer.data.labelling.analyze_dataset(into=)`: a persona's)."""
     from composer.conditioning import ANALYSIS_GROUPS, unet_layout
     from composer.models import load_codec
     from composer.train.device import training_device
@@ -75,7 +77,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     check_run_folder(out / "training", resume=resume, recipe=recipe, folder=out_dir)  # before the data work
     train_rows, val_rows, items, val_items = latent_items(data, codec, out / "training" / "cache",
                                                           unconfident=unconfident, only=only,
-                                                          analysed_groups=analysed_groups)
+                                                          analysed_groups=analysed_groups, labels=labels)
     if init:  # fine-tune: start from a model, grow its vocabulary with the new fields
         model = DiffusionModel.from_pretrained(init)
         if model.config.codec and model.config.codec != codec.latent_identity():
@@ -116,7 +118,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     # what it learnt, searchable: every render of this model is checked against it
     from composer.originality import build_index
 
-    index = build_index(data, command=command, only=only)
+    index = build_index(data, command=command, only=only, labels=labels)
     index.save(out)
     ema_model.config.training["originality"] = {
         "index": "originality.json", "files": len(index.files), "windows": len(index.vectors),
