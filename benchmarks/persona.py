@@ -66,6 +66,12 @@ def main() -> None:
     persona = load_persona(args.persona)
     archive = Path(args.archive)
     rows = [r for r in read_metadata(archive) if r.problem is None and not r.fields.get("cut_into")]
+    from composer.data.labelling import read_labels, with_labels
+    from composer.persona.build import analysis_folder
+
+    analysed = read_labels(analysis_folder(args.persona))  # the persona's analysis of songs the archive gives no labels
+    for row in rows:
+        row.fields = with_labels(row.fields, analysed.get(row.file_name))
     start = dt.date(2027, 1, 1)
     days = [draw_song(persona, start + dt.timedelta(days=k)) for k in range(args.days)]
 

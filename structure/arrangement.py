@@ -33,7 +33,9 @@ def arrange(plan: SongPlan, *, style: Style | None = None, programs: dict[str, i
     style = style or get_style(plan.style)
     programs = {"melody": style.melody_program, "bass": style.bass_program,
                 "chords": style.chord_program, **(programs or {})}
-    midi = pretty_midi.PrettyMIDI(initial_tempo=plan.tempo_bpm)
+    # MIDI counts tempo in quarter notes: a compound beat (a dotted quarter) is 1.5 of them, so a
+    # DAW's bar lines fall where the plan's do (notes are placed in seconds either way)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=plan.tempo_bpm * plan.quarters_per_beat)
     midi.time_signature_changes.append(pretty_midi.TimeSignature(*plan.time_signature, 0.0))
     compound = plan.compound
     tracks = {name: pretty_midi.Instrument(program=programs[name], name=name) for name in ("melody", "bass", "chords")}

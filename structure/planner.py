@@ -444,13 +444,16 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
     sections: list[Section] = []
     counts: dict[str, int] = {}
     first: dict[tuple[str, int], Section] = {}
+    worded: dict[tuple[str, int, tuple[str, ...]], Section] = {}  # the first section to sing these words
     last_chorus = max((i for i, s in enumerate(slots) if s.kind == "chorus"), default=None)
     for index, slot in enumerate(slots):
         counts[slot.kind] = counts.get(slot.kind, 0) + 1
         name = f"{slot.kind}{counts[slot.kind]}"
         source = first.get((slot.kind, slot.bars))
+        if slot.lines and slot.kind in REPEATING_KINDS:  # a chorus repeats the one that sang its words
+            source = worded.get((slot.kind, slot.bars, tuple(slot.lines)), source)  # ([Chorus x2] after another)
         same_words = source is not None and (slot.lines or []) == (source.lyrics or [])
-        if modulate and index == last_chorus and source is not None:
+        if modulate and index == last_chorus and source is not None and same_words:  # new words are sung, not the old
             section = _modulated(source, name, semitones=1)
         elif source is not None and (slot.kind in REPEATING_KINDS and same_words or not slot.lines and slot.kind == "verse"):
             variation = 0.0 if slot.kind in REPEATING_KINDS else 0.35
@@ -475,6 +478,8 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
                               energy=ENERGY.get(slot.kind, 0.5), melody=melody, lyrics=lines,
                               seed=rng.randrange(2**31))
         first.setdefault((slot.kind, slot.bars), section)
+        if section.repeat_of is None and section.lyrics:
+            worded.setdefault((slot.kind, slot.bars, tuple(section.lyrics)), section)
         sections.append(section)
     return sections
 

@@ -94,6 +94,10 @@ def test_the_arrangement_plays_in_six_eight():
     assert all(_on_grid(t - song.seconds_per_beat, bar) for t in backbeats)  # the backbeat on its second
     arpeggio = sorted({round(n.start, 6) for n in parts["chords"].notes})
     assert np.allclose(np.diff(arpeggio)[:12], eighth)  # the folk arpeggio on every eighth
+    # the file's tempo counts quarter notes, so a DAW's (and pretty_midi's) bar lines are the plan's
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(60 * 1.5)
+    downbeats = midi.get_downbeats()
+    assert np.allclose(np.diff(downbeats)[:8], bar)
 
 
 def test_the_lead_sheet_and_timed_lyrics_are_in_six_eight():

@@ -134,6 +134,22 @@ def test_chorus_repeats_are_exact_and_verses_vary():
     assert all(s.repeat_of == verses[0].name and 0 < s.variation < 1 for s in verses[1:])
 
 
+def test_a_chorus_repeats_the_chorus_that_sang_its_words():
+    """`[Chorus x2]` after a chorus with other words repeats itself, not the first chorus (nor
+    is it planned afresh); a modulated last chorus with new words sings them."""
+    text = ("[Verse]\nhello there my friend\n\n[Chorus]\nfirst chorus words are here\n\n"
+            "[Verse]\nsecond verse is sung now\n\n[Chorus x2]\nsecond chorus words are new\n")
+    for modulate in ("", " modulate=yes"):
+        song = plan(f"genre=folk{modulate}", lyrics=text, seed=3)
+        choruses = [s for s in song.sections if s.kind == "chorus"]
+        assert [s.lyrics for s in choruses] == [["first chorus words are here"]] + [["second chorus words are new"]] * 2
+        assert choruses[1].repeat_of is None
+        if modulate:  # a semitone up: a new section, with chorus2's tune and words
+            assert [n.pitch - 1 for n in choruses[2].melody] == [n.pitch for n in choruses[1].melody]
+        else:
+            assert choruses[2].repeat_of == choruses[1].name
+
+
 # --- prompt parsing ---------------------------------------------------------------
 FORM = ["intro", "verse", "chorus", "verse", "chorus", "bridge", "chorus", "outro"]
 METADATA = ('genre=folk mood=wistful tempo=96 key="D minor" '
