@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -211,6 +212,26 @@ def test_repaint_changes_only_its_section(models, tmp_path):
     beat = int(song.seconds_per_beat * codec.frame_rate) + 2
     inner = slice(beat, min(b - a, d - c) - beat)  # away from the joins, which are crossfaded
     assert torch.equal(latents[:, a:b][:, inner], latents[:, c:d][:, inner])
+
+
+def test_a_repaint_measures_the_song_again(models, tmp_path):
+    """The report's metrics and loudness, and an evaluation.png `composer evaluate` drew, describe
+    the repainted song, not the one before."""
+    from composer.evaluate.folders import evaluate_dir
+    from composer.rendering.loudness import integrated_loudness
+
+    codec, model = models
+    song = plan("genre=rock", duration=14, seed=3, write_lyrics=False)
+    render(song, seed=1, codec=codec, model=model, options=replace(_options(), evaluate=True), progress=False).save(tmp_path / "r")
+    evaluate_dir(tmp_path / "r")
+    before = json.loads((tmp_path / "r" / "report.json").read_text())
+    picture = (tmp_path / "r" / "evaluation.png").read_bytes()
+    modes.repaint(tmp_path / "r", song.sections[1].name, codec=codec, model=model, progress=False)
+    after = json.loads((tmp_path / "r" / "report.json").read_text())
+    audio, rate = sf.read(tmp_path / "r" / "song.wav", dtype="float32", always_2d=True)
+    assert after["loudness_lufs"] == round(integrated_loudness(audio.T, rate), 2)
+    assert after["metrics"] == json.loads(json.dumps(evaluate_dir(tmp_path / "r"))) != before["metrics"]
+    assert (tmp_path / "r" / "evaluation.png").read_bytes() != picture
 
 
 def test_a_repaint_that_fails_while_writing_leaves_the_old_song_whole(models, tmp_path, monkeypatch):

@@ -439,6 +439,16 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         new_audio = np.clip(decoded * done.gain, -1.0, 1.0)
     spliced = _splice(old, new_audio, ranges)
     audio = from_pcm(spliced.T)
+    # what the report measured is measured again: it describes the song as it now sounds
+    if "loudness_lufs" in report:
+        from composer.rendering.loudness import integrated_loudness
+
+        new_report["loudness_lufs"] = round(integrated_loudness(audio, rate), 2)
+    if report.get("metrics") is not None:
+        from composer.rendering.renderer import evaluate_into
+
+        new_report["timings"] = dict(report.get("timings") or {})
+        evaluate_into(new_report, audio, rate, plan)
     result = Render(audio=audio, sample_rate=rate, plan=plan, report=new_report, latents=canvas, gain=done.gain)
     history = list(report.get("repaints", []))
     history.append({"section": section, "seed": seed, "samples": list(ranges[0][:2]),
@@ -447,6 +457,10 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
                     "diffusion_seconds": round(diffusion_seconds, 3)})
     result.report["repaints"] = history
     folder.write_repainted(done.path, result, spliced, stems=stems_pcm)
+    if (done.path / "evaluation.png").is_file():  # `composer evaluate` drew the song before: draw it again
+        from composer.evaluate.folders import evaluate_dir
+
+        evaluate_dir(done.path)
     return result
 
 
