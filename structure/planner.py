@@ -32,7 +32,7 @@ from structure.schema import (
     check_text,
     validate,
 )
-from structure.styles import Style, get_style
+from structure.styles import STYLE_ALIASES, STYLES, Style, get_style
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     if request.form and len(request.form) > MAX_SECTIONS:
         raise PlanError("prompt field form", f"{len(request.form)} sections, more than the limit of {MAX_SECTIONS}")
     style = get_style(request.style or "pop")
+    if request.style and request.style.strip().lower() not in STYLES and request.style.strip().lower() not in STYLE_ALIASES:
+        log.warning("genre %s: no style of that name; planned in the pop style, the genre kept as a tag (styles: %s)",
+                    request.style, ", ".join(sorted(STYLES)))
     tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
     beats_per_bar = request.beats_per_bar or style.beats_per_bar
     division = request.beat_division or 2

@@ -159,8 +159,10 @@ def parse_meter(value: str, where: str) -> Meter:
     for them does); other meters count quarter notes, with a warning where that is not what the
     signature says (5/8 is planned as 5/4)."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+))?\s*", value)
-    if not match or not 1 <= int(match.group(1)) <= 12:
-        raise PlanError(where, f"expected a meter such as 4/4, 3/4 or 6/8, got {value!r}")
+    if (not match or not 1 <= int(match.group(1)) <= 12
+            or (match.group(2) and int(match.group(2)) not in (1, 2, 4, 8, 16, 32))):  # 3/0, 4/5: no such note
+        raise PlanError(where, f"expected a meter such as 4/4, 3/4 or 6/8 (1 to 12 beats of a 1, 2, 4, 8, 16 "
+                               f"or 32nd note), got {value!r}")
     beats = int(match.group(1))
     unit = int(match.group(2)) if match.group(2) else 4
     if unit == 8 and beats % 3 == 0 and beats >= 6:
@@ -200,7 +202,7 @@ _CLOCK_RE = re.compile(r"(?<![\d:/])(\d{1,2}):([0-5]\d)(?![\d:])(?=\s*(?:long|mi
 # "a major"/"a minor" in lower case is the key of A only where a key is meant, not an article
 _KEY_WORDS_AFTER = re.compile(r"\s*(?:$|[,.;:)!?]|key\b|scale\b|mode\b|tonality\b|chords?\b|progression\b)", re.IGNORECASE)
 _NOT_A_KEY_RE = re.compile(r"\bin\s+([H-Zh-z](?:#|b)?\s+(?:major|minor))\b", re.IGNORECASE)  # "in H# major"
-_METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2)\b")
+_METER_RE = re.compile(r"\b(\d{1,2})\s*/\s*(4|8|2|16)\b")
 _DURATION_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b(?!\w)", re.IGNORECASE)
 _TEMPO_WORDS = {"slow": 70.0, "mid-tempo": 100.0, "upbeat": 124.0, "fast": 140.0}
 # everyday mood words and the mood each names, where the sentence encoder is wrong or unsure of a

@@ -150,6 +150,25 @@ def test_a_chorus_repeats_the_chorus_that_sang_its_words():
             assert choruses[2].repeat_of == choruses[1].name
 
 
+@pytest.mark.parametrize("text, pitch_class, fifths", [("Cb major", 11, -7), ("Fb", 4, -8), ("E# minor", 5, 8),
+                                                       ("B# major", 0, 12), ("a# minor", 10, 7)])
+def test_keys_spelt_on_a_white_keys_neighbour(text, pitch_class, fifths):
+    from structure.harmony import music21_key
+
+    key = Key.parse(text)
+    assert key.pitch_class == pitch_class and music21_key(key).sharps == fifths
+    song = plan(f'genre=pop key="{text}"', duration=20, seed=1, write_lyrics=False)
+    assert song.key == key and SongPlan.from_json(song.to_json()).key == key
+
+
+def test_an_unknown_genre_says_which_style_plays_it(caplog):
+    with caplog.at_level("WARNING"):
+        song = plan("genre=klezmer", duration=20, seed=1, write_lyrics=False)
+        plan("genre=Hip-Hop", duration=20, seed=1, write_lyrics=False)
+    assert song.style == "pop" and song.tags["genre"] == "klezmer"
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == ["genre klezmer: no style of that name"]
+
+
 # --- prompt parsing ---------------------------------------------------------------
 FORM = ["intro", "verse", "chorus", "verse", "chorus", "bridge", "chorus", "outro"]
 METADATA = ('genre=folk mood=wistful tempo=96 key="D minor" '
@@ -316,6 +335,9 @@ def test_malformed_json(text):
     ('key="D locrianx"', "prompt field key"),
     ("form=\"verse verze\"", "prompt field form"),
     ("meter=13/4", "prompt field meter"),
+    ("meter=3/0", "prompt field meter"),
+    ("meter=4/5", "prompt field meter"),
+    ("a song in 13/16", "prompt meter"),
     ("duration=0", "prompt field duration"),
     ('title="unclosed', "prompt field title"),
     ("key='E minor", "prompt field key"),
