@@ -102,6 +102,35 @@ def test_an_unreadable_prompts_file_makes_nothing(tmp_path, content):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_first_line_starting_with_a_bracket_is_one_bad_row_not_an_array_file(tmp_path):
+    # only a file that parses whole as a JSON array is refused whole ("[1, 2]" above)
+    prompts = write_jsonl(tmp_path / "p.jsonl", ["[1, 2, 3]", {"genre": "pop"}, {"genre": "folk"}])
+    rows, errors = read_rows(prompts)
+    assert [r.line for r in rows] == [2, 3]
+    assert [(e.line, e.reason) for e in errors] == [(1, "expected a JSON object, got list")]
+    prompts.write_text('[\n {"genre": "pop"},\n {"genre": "folk"}\n]\n')
+    with pytest.raises(InputError, match="p.jsonl: a JSON array; expected JSONL"):
+        read_rows(prompts)
+
+
+def test_empty_lyrics_are_bad_input_and_left_out_lyrics_are_written(tmp_path):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"genre": "pop", "lyrics": ""}, {"genre": "pop", "lyrics": " \n\t"}, {"genre": "pop", "lyrics_file": ""},
+        {"genre": "pop"}, {"genre": "pop", "lyrics": None},
+    ])
+    rows, errors = read_rows(prompts)
+    assert [(r.line, r.lyrics) for r in rows] == [(4, None), (5, None)]  # None: the writer's lyrics
+    reasons = {e.line: e.reason for e in errors}
+    assert set(reasons) == {1, 2, 3}
+    assert reasons[1].startswith("lyrics: empty") and reasons[2].startswith("lyrics: empty")
+    assert reasons[3].startswith("lyrics_file:")
+    # an empty CSV cell is a column this row leaves out, not empty lyrics
+    prompts = tmp_path / "p.csv"
+    prompts.write_text("prompt,lyrics\npop,\nrock,[verse]\n")
+    rows, errors = read_rows(prompts)
+    assert errors == [] and [r.lyrics for r in rows] == [None, "[verse]"]
+
+
 @pytest.mark.parametrize("where", ["../secret.txt", "ABSOLUTE", "sub/../../secret.txt"])
 def test_lyrics_file_outside_the_batch_folder_is_refused_unread(tmp_path, where):
     batch_dir = tmp_path / "batch"
@@ -198,6 +227,29 @@ def test_six_rows_two_bad_give_four_songs_and_two_named_errors(tmp_path, tiny_mo
     assert (out / "first" / "song.wav").stat().st_mtime_ns != before
 
 
+def test_bad_rows_fail_alone_and_the_manifest_counts_them_as_the_summary_does(tmp_path, tiny_models):
+    """Empty lyrics and a first line starting with `[` are bad input of their own rows; the
+    manifest counts bad input apart from failed renders, as the summary line does."""
+    codec_dir, model_dir = tiny_models
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        "[1, 2, 3]",
+        {"genre": "folk", "duration": 6, "lyrics": "", "name": "emptylyr"},
+        {"genre": "folk", "duration": 6, "name": "written"},
+    ])
+    messages: list[str] = []
+    out = tmp_path / "out"
+    result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False,
+                       report=messages.append)
+    assert result.exit_code == 2 and song_dirs(out) == ["written"]
+    assert len(messages) == 2
+    assert messages[0].startswith("line 1: ") and "JSON object" in messages[0]
+    assert messages[1].startswith("line 2 (emptylyr): lyrics: empty")
+    counts = result.counts()
+    assert "1 of 3 songs done, 2 bad input, 0 failed to render" in result.summary()
+    assert manifest(out)["counts"] == {"pending": 0, "running": 0, "done": counts["done"],
+                                       "failed": counts["crashed"], "bad_input": counts["bad_input"]}
+
+
 def test_a_row_never_replaces_what_the_user_put_under_its_name(tmp_path, tiny_models):
     """A folder or file of the user's at a row's name (the prompts file itself, too) fails that
     row, untouched; the other rows render."""
@@ -245,6 +297,7 @@ def test_a_crashed_render_fails_its_row_only_and_a_rerun_redoes_it(tmp_path, tin
     assert result.exit_code == 1 and song_dirs(out) == ["fine"]
     crashed = result.entries[1]
     assert (crashed.state, crashed.error_kind, crashed.error) == ("failed", "render", "RuntimeError: out of memory")
+    assert manifest(out)["counts"] == {"pending": 0, "running": 0, "done": 1, "failed": 1, "bad_input": 0}
 
     monkeypatch.setattr(composer.rendering.renderer, "render", real_render)
     again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)

@@ -363,6 +363,21 @@ def test_restyle_and_interpolate(models, rendered):
     assert middle.plan.tempo_bpm == modes.analysed_plan(middle.audio, middle.sample_rate).tempo_bpm
 
 
+def test_interpolate_takes_render_folders_as_restyle_does(models, rendered, tmp_path):
+    codec, model = models
+    _, out = rendered
+    by_folder = modes.interpolate(out, out / "song.wav", count=2, codec=codec, model=model, options=_options(),
+                                  progress=False)
+    by_file = modes.interpolate(out / "song.wav", out / "song.wav", count=2, codec=codec, model=model,
+                                options=_options(), progress=False)
+    assert torch.equal(by_folder[0].latents, by_file[0].latents)
+    from composer.errors import InputError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="a folder without a song"):
+        modes.interpolate(tmp_path / "empty", out, count=2, codec=codec, model=model, options=_options(), progress=False)
+
+
 def test_interpolation_inverts_each_window_as_it_will_sample_it(models, rendered, monkeypatch):
     """Each window after the first is sampled continuing the frames it shares with the one
     before (known, masked); it is inverted to noise the same way, with the input's own latents

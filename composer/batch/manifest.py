@@ -66,10 +66,20 @@ class Manifest:
     def save(self) -> None:
         from composer.data.audio import write_text_atomic
 
-        counts = {state: sum(e.state == state for e in self.entries) for state in STATES}
-        data = {"version": MANIFEST_VERSION, "prompts": self.prompts, "updated": time.time(), "counts": counts,
+        data = {"version": MANIFEST_VERSION, "prompts": self.prompts, "updated": time.time(),
+                "counts": state_counts(self.entries),
                 "rows": [dataclasses.asdict(e) for e in sorted(self.entries, key=lambda e: e.line)]}
         write_text_atomic(self.path, json.dumps(data, indent=1) + "\n")
+
+
+def state_counts(entries: list[Entry]) -> dict[str, int]:
+    """Rows by state, with bad input apart from failed renders: `failed` counts only the renders that
+    failed (a rerun redoes them) and `bad_input` the rows to fix, as the summary line and the progress
+    bar count them, so the manifest never says "failed" for rows the summary calls bad input."""
+    counts = {state: sum(e.state == state for e in entries) for state in STATES}
+    counts["bad_input"] = sum(e.state == "failed" and e.error_kind == "input" for e in entries)
+    counts["failed"] -= counts["bad_input"]
+    return counts
 
 
 @dataclass
@@ -159,11 +169,9 @@ class _BatchProgress:
         self.bar.update(1)
 
     def _postfix(self, entries: list[Entry]) -> None:
-        done = sum(e.state == "done" for e in entries)
-        bad = sum(e.state == "failed" and e.error_kind == "input" for e in entries)
-        failed = sum(e.state == "failed" for e in entries) - bad
-        self.bar.set_postfix(done=done, bad_input=bad, failed=failed, remaining=len(entries) - done - failed - bad,
-                             refresh=False)
+        counts = state_counts(entries)
+        self.bar.set_postfix(done=counts["done"], bad_input=counts["bad_input"], failed=counts["failed"],
+                             remaining=counts["pending"] + counts["running"], refresh=False)
 
 
 @contextmanager

@@ -106,10 +106,19 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, dict | RowError]]:
     if suffix == ".csv":
         return _csv_records(text)
     if suffix in (".jsonl", ".ndjson", ".json") or text.lstrip()[:1] in ("{", "["):
-        if text.lstrip()[:1] == "[":
+        if text.lstrip()[:1] == "[" and _is_json_array(text):
             raise InputError(f"prompts {path}: a JSON array; expected JSONL (one JSON object a line)")
         return _jsonl_records(text)
     return _csv_records(text)
+
+
+def _is_json_array(text: str) -> bool:
+    """Whether the whole file is one JSON array: only then is it refused whole. A first line that
+    merely starts with `[` is one bad row, reported by its line while the other rows render."""
+    try:
+        return isinstance(json.loads(text), list)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        return False
 
 
 def _jsonl_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
@@ -168,8 +177,12 @@ def _csv_records(text: str) -> Iterator[tuple[int, dict | RowError]]:
 
 def _row(line: int, record: dict, *, base_dir: Path, seed_base: int) -> Row:
     """A checked Row from one record; InputError names the field."""
-    record = {key.strip() if isinstance(key, str) else key: value for key, value in record.items()
-              if value is not None and value != ""}
+    # an empty field counts as left out, but not an empty `lyrics` or `lyrics_file`: writing lyrics
+    # for it would hide the mistake, as an empty --lyrics file is an error too (an empty CSV cell
+    # is dropped before this, so a lyrics column may stay empty in rows that want written lyrics)
+    record = {key.strip() if isinstance(key, str) else key: value for key, value in record.items()}
+    record = {key: value for key, value in record.items()
+              if value is not None and (value != "" or key in ("lyrics", "lyrics_file"))}
     name = _row_name(record.get("name", f"row{line:04d}"))
     prompt = record.get("prompt", "")
     if not isinstance(prompt, str):
@@ -183,6 +196,8 @@ def _row(line: int, record: dict, *, base_dir: Path, seed_base: int) -> Row:
     lyrics_text = record.get("lyrics")
     if lyrics_text is not None and not isinstance(lyrics_text, str):
         raise InputError(f"lyrics: expected text, got {type(lyrics_text).__name__}")
+    if lyrics_text is not None and not lyrics_text.strip():
+        raise InputError("lyrics: empty (leave the field out for lyrics the writer makes)")
     if "lyrics_file" in record:
         from composer.data.inputs import read_lyrics_file
 

@@ -45,6 +45,13 @@ def _read_audio(path: str | Path, codec) -> np.ndarray:
     from composer.data.datasets import check_audio
     from structure.schema import MAX_SONG_SECONDS
 
+    if Path(path).is_dir():  # a render folder: its song, as restyle takes it
+        from composer.rendering import folder
+
+        song = next((Path(path) / n for n in (folder.SONG_WAV, folder.SONG_FLAC) if (Path(path) / n).is_file()), None)
+        if song is None:
+            raise InputError(f"{path}: a folder without a song in it (give an audio file or a render folder)")
+        path = song
     health = check_audio(path, min_seconds=1.0, max_seconds=MAX_SONG_SECONDS)
     if health.refusals:
         raise InputError(f"{path}: {'; '.join(health.refusals)}")
