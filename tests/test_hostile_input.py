@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -93,6 +94,15 @@ def test_any_lyric_sheet_plans_or_is_refused_in_one_line(tmp_path_factory, lyric
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
         assert _one_error_line(result), result.output
+
+
+@pytest.mark.parametrize("lyrics", ["", "[Chorus]\n[Verse]\n", "🎵 🎶\n", "[Verse]\n!!! ...\n"])
+def test_unsingable_lyrics_name_their_file(tmp_path, lyrics):
+    (tmp_path / "words.txt").write_text(lyrics, encoding="utf-8")
+    result = CliRunner().invoke(main, ["plan", "folk", "--lyrics", str(tmp_path / "words.txt"), "-o",
+                                       str(tmp_path / "p.json")])
+    assert result.exit_code == 2 and _one_error_line(result), result.output
+    assert f"lyrics {tmp_path / 'words.txt'}: " in result.output, result.output
 
 
 @SETTINGS

@@ -56,6 +56,7 @@ def read_lyrics_file(path: str | Path) -> str:
 @contextmanager
 def naming_lyrics(path: str | Path | None):
     """A plan's error in the lyrics names the file they were read from."""
+    from lyrics.errors import LyricsError
     from structure.schema import PlanError
 
     try:
@@ -63,4 +64,9 @@ def naming_lyrics(path: str | Path | None):
     except PlanError as error:
         if path and error.field == "lyrics":
             raise InputError(f"lyrics {path}: {error.problem}") from None
+        raise
+    except LyricsError as error:  # the parser's own ("lyrics: only section tags, ...")
+        message = str(error)
+        if path and message.startswith("lyrics: "):
+            raise InputError(f"lyrics {path}: {message[len('lyrics: '):]}") from None
         raise
