@@ -186,6 +186,9 @@ def _render_into(output, prompt, plan_file, lyrics_file, duration, seed, options
         if duration is not None or lyrics_file:
             raise InputError("render: --duration and --lyrics apply when planning from a PROMPT; "
                              "a --plan has its own length and lyrics")
+        if prompt:
+            raise InputError(f"render: give a PROMPT ({prompt[:40]!r}) or --plan {plan_file}, not both; a plan "
+                             "already says what the prompt would")
         song = read_plan_file(plan_file)
     elif prompt or lyrics_file:
         lyrics_text = read_lyrics_file(lyrics_file) if lyrics_file else None

@@ -202,6 +202,9 @@ def _repeat_count(label: str) -> int:
     if match and int(match.group(1)) > MAX_REPEAT:
         logger.warning("lyrics: %r asks for %s times; a section is sung %d times at most", label, match.group(1),
                     MAX_REPEAT)
+    elif match and int(match.group(1)) < 1:
+        logger.warning("lyrics: %r asks for %s times; a tagged section is sung once (leave its lines out to "
+                       "drop it)", label, match.group(1))
     return max(1, min(MAX_REPEAT, int(match.group(1)))) if match else 1
 
 

@@ -204,6 +204,7 @@ def test_guidance_for_a_group_the_controls_turn_off_is_refused(tmp_path):
 
 @pytest.mark.parametrize("args, names", [
     (["render", "--plan", "missing.json", "-o", "out"], "missing.json"),
+    (["render", "genre=pop", "--plan", "p.json", "-o", "out"], "not both"),
     (["render", "tempo=0", "-o", "out"], "tempo"),
     (["render", "key=H", "-o", "out"], "key"),
     (["plan", "genre=pop", "--duration", "0", "-o", "p.json"], "duration"),

@@ -285,3 +285,10 @@ def test_a_repeat_count_past_the_limit_says_so(caplog) -> None:
         sections = parse("[Chorus x999]\nsing it loud\n")
     assert "asks for 999 times; a section is sung 8 times at most" in caplog.text
     assert len(sections) == 8
+
+
+def test_a_repeat_count_of_nought_is_sung_once_and_says_so(caplog) -> None:
+    with caplog.at_level("WARNING", logger="lyrics.sections"):
+        sections = parse("[Chorus x0]\nsing it loud\n")
+    assert "asks for 0 times; a tagged section is sung once" in caplog.text
+    assert len(sections) == 1
