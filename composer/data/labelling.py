@@ -218,11 +218,11 @@ def with_labels(fields: dict, labels: dict | None) -> dict:
     beat_division)."""
     if not labels or fields.get("plan"):
         return fields
-    own_meter = any(name in fields for name in _OWN_METER)
+    own_meter = any(fields.get(name) not in (None, "") for name in _OWN_METER)
     merged = dict(fields)
     taken = []
     for name in labels.get("analysed_fields") or ():
-        if name in _MEASURED and name not in fields and not (own_meter and name in ("beats_per_bar", "beat_division")):
+        if name in _MEASURED and fields.get(name) in (None, "") and not (own_meter and name in ("beats_per_bar", "beat_division")):
             merged[name] = labels[name]
             taken.append(name)
     merged.update({k: labels[k] for k in _LABEL_KEYS if k in labels})
@@ -305,7 +305,7 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
     os.replace(tmp, label_path)
     # the fields the analysis fills (the row's own stay): a later --overwrite replaces these, not those
     filled = _analysed_fields(row)
-    own_meter = any(name in row.fields and name not in filled for name in _OWN_METER)
+    own_meter = any(row.fields.get(name) not in (None, "") and name not in filled for name in _OWN_METER)
     for name, value in (("tempo", round(plan.tempo_bpm, 2)), ("key", str(plan.key)),
                         ("beats_per_bar", plan.beats_per_bar), ("beat_division", plan.beat_division)):
         if name in ("beats_per_bar", "beat_division") and own_meter:  # the row's own meter says it, not the analysis
@@ -313,7 +313,7 @@ def _write_labels(root: Path, row, plan, analysis, trust: dict) -> None:
                 row.fields.pop(name, None)
                 filled.discard(name)
             continue
-        if name in filled or name not in row.fields:
+        if name in filled or row.fields.get(name) in (None, ""):  # null or empty: left out, so measured
             row.fields[name] = value
             filled.add(name)
     row.fields["analysed_fields"] = sorted(filled)

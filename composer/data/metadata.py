@@ -326,7 +326,7 @@ def row_problems(row: MetadataRow, allowed: frozenset[str]) -> list[str]:
     """Everything wrong with a row's labels, licence and consent (no audio is read)."""
     problems = []
     for key, check in FIELD_CHECKS.items():
-        if key in row.fields:
+        if row.fields.get(key) not in (None, ""):  # a null or empty label is a label left out
             problem = check(row.fields[key])
             if problem:
                 problems.append(problem)
