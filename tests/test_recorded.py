@@ -212,6 +212,18 @@ def test_folder_import_needs_licence_and_consent(tmp_path: Path):
     row = json.loads((tmp_path / "out" / "metadata.jsonl").read_text())
     assert (row["file_name"], row["source_folder"], row["licence"], row["consent"]) == (
         "audio/mine/a.flac", "mine", "CC-BY-4.0", "opt-in")
+    # a licence data check refuses is refused before anything is copied, and so is a licence grant
+    # under a licence that forbids derivatives
+    for licence, consent, says in (("CC-BY-ND-4.0", "licence-grant", "forbids derivative works"),
+                                   ("Drascula-License", "opt-in", "not a recognised licence")):
+        refused = runner.invoke(main, ["corpus", "import", "-o", str(tmp_path / "nd"), str(folder),
+                                       "--licence", licence, "--consent", consent])
+        assert refused.exit_code == 2 and says in refused.output and not (tmp_path / "nd").exists(), refused.output
+    # importing again under another licence relabels the files, and says so
+    again = runner.invoke(main, ["corpus", "import", "-o", str(tmp_path / "out"), str(folder),
+                                 "--licence", "MIT", "--consent", "opt-in"])
+    assert again.exit_code == 0 and "(1 relabelled)" in again.output, again.output
+    assert json.loads((tmp_path / "out" / "metadata.jsonl").read_text())["licence"] == "MIT"
 
 
 def test_data_check_licences_and_consent(tmp_path: Path):

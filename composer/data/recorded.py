@@ -296,6 +296,7 @@ class ImportSummary:
     rows: list[dict] = field(default_factory=list)
     imported: int = 0
     already: int = 0
+    relabelled: int = 0  # imported before with another licence or consent (the new one is taken)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
     missing_packages: list[str] = field(default_factory=list)
@@ -326,7 +327,7 @@ class ImportSummary:
         lines += [f"failed {source}: {why}" for source, why in self.failed]
         lines += [f"not installed: {name}" for name in self.missing_packages]
         lines.append(f"{self.out_dir}: {len(self.rows)} files ({self.imported} imported now, {self.already} "
-                     f"already there, {len(self.failed)} failed, {len(self.skipped)} skipped); "
+                     f"already there{f' ({self.relabelled} relabelled)' if self.relabelled else ''}, {len(self.failed)} failed, {len(self.skipped)} skipped); "
                      f"train {hours['train']:.2f} h, validation {hours['validation']:.2f} h")
         return "\n".join(lines)
 
@@ -352,6 +353,16 @@ def import_recorded(out_dir: str | os.PathLike, *, packages: Sequence[str] | Non
                          "the artist's consent: opt-in, or licence-grant when the licence permits derivatives)")
     if consent is not None and consent_kind(consent) is None:
         raise InputError(f"--consent {consent!r}: use opt-in or {LICENCE_GRANT}")
+    if folders:  # what `composer data check` would refuse every file for is said before any is copied
+        from composer.data.datasets import allowed_licence_set
+        from composer.data.metadata import licence_problem, permits_derivatives
+
+        problem = licence_problem(licence, allowed_licence_set(None))
+        if problem:
+            raise InputError(f"--licence {licence}: {problem}")
+        if consent_kind(consent) == LICENCE_GRANT and not permits_derivatives(licence):
+            raise InputError(f"--consent {consent}: a licence grant needs a licence that permits derivative "
+                             f"works; {licence} is not one (give opt-in if the artist agreed)")
     if packages is None:
         packages = () if folders else PACKAGES
     holdout = set(DEFAULT_HOLDOUT if holdout is None else holdout)
@@ -451,6 +462,11 @@ def _import_one(out: Path, source: Source, fields: dict, summary: ImportSummary)
     if target.is_file() and record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
         updated = {**record, **fields, "origin": origin}  # licence fields follow the current copyright file
+        relabelled = [f"{k} {record.get(k)!r} -> {fields[k]!r}" for k in ("licence", "consent")
+                      if k in fields and record.get(k) != fields[k]]
+        if relabelled:
+            log.warning("import: %s was imported before; its %s now", source.name, ", ".join(relabelled))
+            summary.relabelled += 1
         if updated != record:
             write_text_atomic(record_path, json.dumps(updated, ensure_ascii=False))
         summary.already += 1
