@@ -118,7 +118,9 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     if request.duration is not None:
         asked = [slot.kind for slot in slots]
         target = max(1, round(request.duration / bar_seconds))
-        slots = fit_duration(slots, target, beats_per_bar, division)
+        # a form asked for keeps its sections while they can average FORM_MIN_BARS; shorter, it is cut (and said)
+        slots = fit_duration(slots, target, beats_per_bar, division,
+                             keep_sections=bool(request.form) and target >= FORM_MIN_BARS * len(slots))
         kept = [slot.kind for slot in slots]
         if lyrics is not None and sum(slot.bars for slot in slots) > target:
             log.warning("lyrics: their sections need %d bars at %g BPM (%.0f s), more than the %g s asked; the song "
@@ -209,18 +211,23 @@ def _shift_repeat(slot: _Slot, offset: int) -> _Slot:
     return slot
 
 
-def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4, division: int = 2) -> list[_Slot]:
+FORM_MIN_BARS = 4  # bars a section of a form asked for averages at least before sections are cut to fit
+
+
+def fit_duration(slots: list[_Slot], target_bars: int, beats_per_bar: int = 4, division: int = 2, *,
+                 keep_sections: bool = False) -> list[_Slot]:
     """Choose bars so the form has exactly `target_bars` bars, keeping repeats equal.
 
     Removes or adds whole sections first (a short song loses its bridge and second
-    verse; a long one gains verse/chorus pairs), then adjusts the free sections
+    verse; a long one gains verse/chorus pairs; with `keep_sections`, a form the user
+    asked for, none is removed while shorter sections can fit), then adjusts the free sections
     (outro, intro, bridge, solo), and only then the bar count of repeated groups.
     A section with lyric lines keeps the bars its words need (`lyric_floor`): a song whose
     lyrics need more than `target_bars` comes out longer than asked rather than crammed.
     """
     slots = [_Slot(s.kind, s.bars, s.lines, s.lyric_repeat_of) for s in slots]
     if not any(s.lines for s in slots):
-        slots = _add_or_remove_sections(slots, target_bars)
+        slots = _add_or_remove_sections(slots, target_bars, remove=not keep_sections)
     else:
         slots = _extend_lyric_form(slots, target_bars)
     floors = [lyric_floor(s.lines, beats_per_bar, division) for s in slots]
@@ -362,8 +369,9 @@ def _groups(slots: list[_Slot]) -> list[list[int]]:
     return list(by_kind.values())
 
 
-def _add_or_remove_sections(slots: list[_Slot], target_bars: int) -> list[_Slot]:
-    """Whole-section edits, each made only when it brings the form closer to the target."""
+def _add_or_remove_sections(slots: list[_Slot], target_bars: int, *, remove: bool = True) -> list[_Slot]:
+    """Whole-section edits, each made only when it brings the form closer to the target (none
+    removed unless `remove`)."""
     def total(items):
         return sum(s.bars for s in items)
 
@@ -372,7 +380,7 @@ def _add_or_remove_sections(slots: list[_Slot], target_bars: int) -> list[_Slot]
 
     removal_order = ("pre-chorus", "solo", "bridge", "breakdown", "interlude")
     changed = True
-    while changed and total(slots) > target_bars and len(slots) > 1:
+    while remove and changed and total(slots) > target_bars and len(slots) > 1:
         changed = False
         options = [[s for j, s in enumerate(slots) if j != i]
                    for kind in removal_order for i, s in enumerate(slots) if s.kind == kind]

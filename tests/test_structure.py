@@ -650,6 +650,11 @@ def test_a_form_cut_to_fit_the_duration_is_said(caplog):
     with caplog.at_level("WARNING", logger="structure.planner"):
         plan(f"genre=rock {form}", seed=1)  # no duration: the whole form
     assert "do not fit" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="structure.planner"):  # room for four bars a section: all kept
+        song = plan('genre=pop form="intro verse chorus"', duration=30, seed=1)
+    assert [s.kind for s in song.sections] == ["intro", "verse", "chorus"] and "do not fit" not in caplog.text
+    assert abs(song.duration - 30) <= song.beats_per_bar * song.seconds_per_beat
 
 
 @pytest.mark.parametrize("prompt, field", [("pop at 0 bpm", "prompt tempo"), ("pop at 10000 bpm", "prompt tempo"),
