@@ -81,8 +81,9 @@ def main() -> None:
 
     tv = {}
     for field in sorted(persona.priors.fields):
-        tv[field] = total_variation(counts(d["metadata"].get(field) for d in days),
-                                    counts(r.fields.get(field) for r in rows if field in r.fields))
+        tv[field] = total_variation(counts(d["metadata"].get(field) for d in days),  # absent: "None", both sides
+                                    counts(r.fields.get(field) if r.fields.get(field) not in ("", [], None) else None
+                                           for r in rows))
     tv["tempo (10 BPM bins)"] = total_variation(
         counts(int(d["metadata"]["tempo"] // 10) for d in days if "tempo" in d["metadata"]),
         counts(int(t // 10) for r in rows if (t := song_tempo(r.fields)) is not None))

@@ -274,6 +274,16 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
 
     if workers < 1:
         raise InputError(f"--workers: {workers} must be >= 1")
+    # the fine-tune's options are checked before any step: --batch-size 0 failed only after the check,
+    # analysis, priors and lyrics had run, and --steps 0 gave a persona without a fine-tune
+    if steps < 1:
+        raise InputError(f"--steps: {steps} must be >= 1")
+    if batch_size < 1:
+        raise InputError(f"--batch-size: {batch_size} must be >= 1")
+    if not 0 < lr < float("inf"):  # NaN is not either
+        raise InputError(f"--lr: {lr} must be a number > 0")
+    if max_minutes is not None and not max_minutes > 0:
+        raise InputError(f"--max-minutes: {max_minutes} must be > 0")
     if strength is not None and not 0.0 <= float(strength) <= 1.0:
         raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
     archive, out = Path(archive), Path(out)
@@ -438,6 +448,7 @@ def persona_identity(out: Path) -> str:
 def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: set[str], *, minutes: float,
                 strength: float) -> dict:
     from composer.data.metadata import consent_kind
+    from composer.persona.cli import refused_files
 
     check, analysis, lyrics = state["done"]["check"], state["done"]["analysis"], state["done"]["lyrics"]
     seconds = [_song_seconds(archive, s) for s in songs]
@@ -465,7 +476,7 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
              "## Rights", "",
              "- licences: " + ", ".join(f"{k} ({v})" for k, v in sorted(licences.items())),
              "- consent: " + ", ".join(f"{k} ({v})" for k, v in sorted(consents.items())),
-             f"- refused ({len(check['refused'])}, never read): "
+             f"- refused ({len(refused_files(check['refused']))} files, never read): "
              + ("; ".join(check["refused"][:20]) or "none"), "",
              "## Analysis", "", f"```\n{json.dumps(analysis, indent=1)}\n```", "",
              "## Lyrics", "",

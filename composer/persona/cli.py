@@ -50,8 +50,18 @@ def persona_build_cmd(archive, output, steps, batch_size, lr, init, codec, worke
     lyrics = ("no words in its lyrics: its daily songs are instrumental" if info["lyrics"].get("instrumental")
               else f"lyric perplexity {info['lyrics']['perplexity']} (base writer "
                    f"{info['lyrics']['base_writer_perplexity']})")
-    click.echo(f"{output}: persona of {info['songs']} songs ({info['hours']:.2f} h), {len(info['refused'])} "
-               f"refused; {lyrics}; see {output}/PERSONA.md")
+    click.echo(f"{output}: persona of {info['songs']} songs ({info['hours']:.2f} h), "
+               f"{len(refused_files(info['refused']))} refused; {lyrics}; see {output}/PERSONA.md")
+
+
+def refused_files(problems: list[str]) -> list[str]:
+    """The distinct files of the check's refusals ("FILE (metadata.jsonl line N): why", "FILE: why"), as
+    `CheckReport.refused_files` counts them: a file refused for its licence and its consent is one
+    refused file, not two."""
+    import re
+
+    files = (re.match(r"(.*?)(?: \(metadata\.jsonl line \d+\)| line \d+)?: ", p) for p in problems)
+    return list(dict.fromkeys(m.group(1) if m else p for m, p in zip(files, problems)))
 
 
 @persona_group.command("demo")
@@ -124,10 +134,25 @@ def daily_cmd(persona_dir, date, days, pins, output, voice, no_vocals, no_evalua
                    + (f"; instrumental: {persona['instrumental']}" if persona.get("instrumental") else ""))
         echo_originality(folder, result.report)
 
-    def skipped(folder, report):
+    def skipped(folder, report, differs):
         persona = report.get("persona") or {}
-        click.echo(f"{folder}: already rendered (\"{persona.get('title', '?')}\", strength "
-                   f"{persona.get('strength')}); kept as it is (--overwrite renders it again)", err=True)
+        said = (f"{folder}: already rendered (\"{persona.get('title', '?')}\", strength {persona.get('strength')}); "
+                "kept as it is")
+        if differs:  # a kept day that is not what was asked is said to be so, not passed off as it
+            said += f", though this run asks for {'; '.join(differs)} (--overwrite renders it as asked)"
+        else:
+            said += " (--overwrite renders it again)"
+        click.echo(said, err=True)
 
-    daily(persona_dir, output, start=_date(date), days=days, pinned=_pins(pins), options=options, on_done=done,
-          strength=strength, overwrite=overwrite, on_skip=skipped)
+    failed = []
+
+    def fail(folder, error):  # one line a day, as `composer batch` says a bad row; the other days go on
+        failed.append(folder)
+        click.echo(f"error: {error}", err=True)
+
+    written = daily(persona_dir, output, start=_date(date), days=days, pinned=_pins(pins), options=options,
+                    on_done=done, strength=strength, overwrite=overwrite, on_skip=skipped, on_fail=fail)
+    if failed:  # bad input (a day's folder), as batch's exit code 2: rerunning will not mend it
+        click.echo(f"{len(written)} of {days} days done, {len(failed)} bad input "
+                   f"({', '.join(f.name for f in failed[:5])}{' ...' if len(failed) > 5 else ''})", err=True)
+        sys.exit(2)

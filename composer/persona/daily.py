@@ -49,6 +49,23 @@ class Persona:
         return self.folder / "model"
 
 
+def _archive_of(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "state.json").read_text()).get("archive")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A warning said once a process (a run of days loads its persona once a day)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
+
+
 def load_persona(folder: str | Path) -> Persona:
     from composer.persona.build import withdrawn_since
     from composer.persona.lyric_model import LyricModel
@@ -56,6 +73,10 @@ def load_persona(folder: str | Path) -> Persona:
 
     folder = Path(folder)
     withdrawn = withdrawn_since(folder)
+    archive = _archive_of(folder)
+    if archive and not Path(archive).is_dir():  # moved, or another machine: its withdrawals cannot be seen
+        _warn_once(f"--persona {folder}: its archive {archive} is not on this machine, so a consent withdrawn "
+                   "there is not seen; keep the archive where it was built, or build the persona again from it")
     if withdrawn:
         raise InputError(f"--persona {folder}: learnt {len(withdrawn)} file(s) whose consent was since withdrawn "
                          f"({', '.join(withdrawn[:3])}{' ...' if len(withdrawn) > 3 else ''}); build it again "
@@ -121,12 +142,16 @@ def day_seed(persona: Persona, day: dt.date) -> int:
 _PIN_NAME = re.compile(r"[A-Za-z_][\w\-]*")  # what the prompt reads as a field name
 METER_PINS = ("meter", "time_signature", "beats_per_bar")
 TEMPO_PINS = ("tempo", "bpm")
+LYRIC_PINS = ("lyrics", "lyrics_file")
+# pins the day uses without a prior of the archive's fields: its labels, its form, its length, its title
+DRAWN_PINS = frozenset({"tempo", "key", "beats_per_bar", "beat_division", "form", "duration", "title"})
 
 
 def check_pins(pinned: dict[str, str] | None) -> dict:
     """`--set` values checked by the prompt's own parsers and put as the priors draw them:
     tempo (or bpm) a number of BPM, key its name, meter (time_signature, beats_per_bar) beats
-    per bar, form a list of section kinds. Anything wrong is an InputError naming the pin."""
+    per bar, form a list of section kinds. Anything wrong is an InputError naming the pin, as is a
+    pin of what the day does not draw from the priors (lyrics: the lyric model writes its words)."""
     from structure.prompt import parse_duration, parse_meter, parse_tempo
     from structure.schema import SECTION_KINDS, Key, PlanError
 
@@ -161,11 +186,60 @@ def check_pins(pinned: dict[str, str] | None) -> dict:
                 raise InputError(f"{where}: the beat's division comes with the meter (--set meter=6/8)")
             elif lowered == "seed":
                 raise InputError(f"{where}: a daily song's seed is its date (give --date)")
+            elif lowered in LYRIC_PINS:  # it was a tag of the prompt while the song sang the model's words
+                raise InputError(f"{where}: a daily song's lyrics are written by the persona's lyric model; "
+                                 "to sing your own, render them with `composer render --lyrics`")
             else:
                 checked[name] = text
         except PlanError as error:
             raise InputError(f"{where}: {error.problem}") from None
     return checked
+
+
+def unseen_pins(priors, checked: dict) -> list[str]:
+    """A warning line for each checked pin of a field no song of the archive has, or of a value
+    none has: it is pinned as asked (a new mood is the user's to try), but the persona never
+    learnt it, so its sound will not follow it as it follows the archive's own."""
+    lines = []
+    for name, value in checked.items():
+        if name in DRAWN_PINS:
+            continue
+        seen = priors.fields.get(name)
+        if seen is None:
+            known = ", ".join(sorted(priors.fields)[:8]) or "none"
+            lines.append(f"--set {name}={value}: no song of the archive has the field {name!r} (its fields: "
+                         f"{known}); pinned as asked")
+        elif value not in seen:
+            known = ", ".join(sorted(seen, key=lambda v: (-seen[v], v))[:8])
+            lines.append(f"--set {name}={value}: no song of the archive has {name} {value!r} (it has {known}); "
+                         "pinned as asked")
+    return lines
+
+
+def kept_differs(report: dict, *, strength: float | None, checked: dict, options) -> list[str]:
+    """What a run asks that a day already rendered was not rendered with (its strength, its
+    pins, --from-guide), each as "asked (rendered with)": a kept day is said to differ, so
+    the user knows to --overwrite it, rather than taking it for what they asked."""
+    persona = report.get("persona") or {}
+    drawn = {**(persona.get("drawn") or {}), "form": persona.get("form"), "title": persona.get("title")}
+    sources = persona.get("priors") or {}
+    differs = []
+    if persona.get("strength") != strength:
+        differs.append(f"strength {strength} (rendered with {persona.get('strength')})")
+    for name, value in checked.items():
+        if sources.get(name) != "pinned" or drawn.get(name) != value:
+            shown = " ".join(value) if isinstance(value, list) else value
+            had = drawn.get(name)
+            had = " ".join(had) if isinstance(had, list) else had
+            differs.append(f"{name}={shown} (rendered without {name})" if had is None else
+                           f"{name}={shown} (rendered with {name}={had}, {sources.get(name)})")
+    for name in sorted(n for n, source in sources.items() if source == "pinned" and n not in checked):
+        differs.append(f"{name} drawn (rendered with {name} pinned to {drawn.get(name)})")
+    asked_guide = getattr(options, "from_guide", None)
+    had_guide = (report.get("options") or {}).get("from_guide")
+    if asked_guide is not None and had_guide is not None and float(had_guide) != float(asked_guide):
+        differs.append(f"--from-guide {asked_guide:g} (rendered with {float(had_guide):g})")
+    return differs
 
 
 def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = None) -> dict:
@@ -234,30 +308,45 @@ def draw_song(persona: Persona, day: dt.date, pinned: dict[str, str] | None = No
 
 def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int = 1,
           pinned: dict[str, str] | None = None, options=None, codec=None, progress: bool = True,
-          on_done=None, strength: float | None = None, overwrite: bool = False, on_skip=None) -> list[Path]:
+          on_done=None, strength: float | None = None, overwrite: bool = False, on_skip=None,
+          on_fail=None) -> list[Path]:
     """Render `days` songs from `start` into OUT/YYYY-MM-DD (skipping finished ones, each
-    passed to `on_skip(folder, report)`, unless `overwrite`: rendered again in place).
+    passed to `on_skip(folder, report, differs)`, `differs` naming what this run asks that the
+    kept day was not rendered with (`kept_differs`), unless `overwrite`: rendered again in place).
+    A day whose folder cannot be used (bad input) does not stop the run: it is passed to
+    `on_fail(folder, error)` and the other days render; without `on_fail` the first such error
+    is raised once every day has been tried.
     strength: how far the model goes toward the persona's fine-tune (`persona_model`).
     options: a persona's song starts from noise unless `options.from_guide` says otherwise, so
     its sound is what the persona learnt, not the General MIDI guide's."""
     import composer
+    from composer.errors import bad_input_types
     from composer.rendering.folder import check_output, claim_output, read_report
     from composer.rendering.options import RenderOptions
 
+    # every date is checked before any work: a run past 9999-12-31 used to render its first days
+    # and then fail on an OverflowError
+    if days < 1 or days > 3660:
+        raise InputError(f"--days {days}: outside 1..3660")
+    try:
+        start + dt.timedelta(days=days - 1)
+    except OverflowError:
+        raise InputError(f"--date {start.isoformat()} --days {days}: runs past {dt.date.max.isoformat()}, "
+                         "the last date there is") from None
     options = options or RenderOptions()
     if options.from_guide is None:
         options = replace(options, from_guide=1.0)
     persona = load_persona(persona_dir)
-    check_pins(pinned)  # a wrong pin is said before any day is drawn
-    if days < 1 or days > 3660:
-        raise InputError(f"--days {days}: outside 1..3660")
+    checked = check_pins(pinned)  # a wrong pin is said before any day is drawn
+    for line in unseen_pins(persona.priors, checked):
+        log.warning("%s", line)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: exists and is not a folder")
     model = persona_model(persona, strength)
     strength = None if model is None else persona_strength(persona, strength)
     codec = codec or persona.info.get("codec")  # the codec it was built with (None: the bundled one)
-    written = []
+    written, failed = [], []
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         folder = out / day.isoformat()
@@ -266,11 +355,22 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
             written.append(folder)
             if on_skip:
                 try:
-                    on_skip(folder, read_report(folder))
+                    report = read_report(folder)
+                    differs = kept_differs(report, strength=strength, checked=checked, options=options)
                 except InputError:  # its report.json is unreadable: still the user's folder, still kept
-                    on_skip(folder, {})
+                    report, differs = {}, []
+                on_skip(folder, report, differs)
             continue
-        check_output(folder, overwrite=overwrite)
+        try:  # a day whose folder cannot be used is that day's failure, not the run's
+            check_output(folder, overwrite=overwrite)
+        except (*bad_input_types(), PermissionError, FileExistsError, IsADirectoryError,
+                NotADirectoryError) as error:
+            failed.append(error)
+            if on_fail:
+                on_fail(folder, error)
+            else:
+                log.error("%s: %s", folder, error)
+            continue
         song = draw_song(persona, day, pinned)
         plan = composer.plan(song["prompt"], lyrics=song["lyrics"], seed=song["seed"], model=model,
                              write_lyrics=not song["instrumental"])  # the planner's own words are not the persona's
@@ -286,4 +386,6 @@ def daily(persona_dir: str | Path, out: str | Path, *, start: dt.date, days: int
         written.append(folder)
         if on_done:
             on_done(folder, result)
+    if failed and not on_fail:
+        raise failed[0]
     return written

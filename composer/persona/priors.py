@@ -1,7 +1,8 @@
 """A persona's priors: what the archive's songs are like, to draw a new day's song from.
 
 Every metadata field the artist wrote (mood, genre, location, beard, ...) gets its
-empirical distribution; tempo, key, meter, form (the sequence of section kinds) and
+empirical distribution, its absence included (a field one song in six has is on one day in
+six; counting its values alone put it on every day); tempo, key, meter, form (the sequence of section kinds) and
 section lengths come from the labels (exact or analysed), except that a song whose
 lyrics carry section tags gives the form those tags name, and a song's own `meter` (or
 `time_signature`) and `bpm` fields give its meter and tempo (the artist's own labels). A field
@@ -196,6 +197,10 @@ class Priors:
     section_bars: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> bars -> count
     songs: int = 0
     rare_moods: list[str] = field(default_factory=list)  # moods that draw from the RARE group
+    # field -> songs without it: a field a few songs have is absent from the other days' songs too
+    # (counting its values alone gave it to every day). A persona built before has none: its days
+    # have every field, as they did.
+    absent: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_songs(cls, songs: list[dict]) -> Priors:
@@ -207,6 +212,7 @@ class Priors:
                         and field_values(v)})
         for name in names:
             priors.fields[name] = _categorical(v for s in songs for v in field_values(s.get(name)))
+            priors.absent[name] = sum(not field_values(s.get(name)) for s in songs)
         groups: dict[str, list[dict]] = {"*": songs}
         for song in songs:
             for mood in dict.fromkeys(field_values(song.get("mood"))):  # a song of two moods is in both
@@ -250,8 +256,8 @@ class Priors:
             at = u()
             if name in pinned:
                 drawn[name], sources[name] = pinned.pop(name), "pinned"
-            else:
-                drawn[name], sources[name] = draw_at(self.fields[name], at), f"P({name})"
+            elif (value := self.field_at(name, at)) is not None:
+                drawn[name], sources[name] = value, f"P({name})"
         group, given = self.group_of(drawn.get("mood"))
 
         def source(table: dict) -> tuple[str, str]:  # the mood's songs, or every song where they lack the label
@@ -301,6 +307,16 @@ class Priors:
         drawn.update(pinned)  # fields the archive never had, given by the user
         sources.update({k: "pinned" for k in pinned})
         return {"values": drawn, "priors": sources}
+
+    def field_at(self, name: str, u: float) -> str | None:
+        """A field's value at quantile `u`, or None (the day has no such field) in the top share
+        of the quantiles, the share of the archive's songs without it. Absence is drawn with the
+        value's own quantile, so a day draws as many quantiles as before, and a field every song
+        has draws the value it drew before."""
+        present = 1.0 - self.absent.get(name, 0) / self.songs if self.songs else 1.0
+        if u >= present:
+            return None
+        return draw_at(self.fields[name], u / present)
 
     def group_of(self, mood: str | None) -> tuple[str, str]:
         """The songs a day of this mood draws its tempo, key and form from, and how its
