@@ -506,6 +506,10 @@ def test_init_is_kept_resolved(tmp_path, monkeypatch):
     assert _kept_path(state, "init", None, "--init", begun=True) == str(tmp_path / "models" / "base")
     legacy = {"done": {"model": {"init": "models/base"}}}  # a persona built before init was kept (relative)
     assert _kept_path(legacy, "init", None, "--init", begun=True) == str(tmp_path / "models" / "base")
+    from composer.models import bundled_model_path
+
+    bundled = {"done": {}, "init": None}  # begun with the bundled model: naming it by its path is the same
+    assert _kept_path(bundled, "init", str(bundled_model_path()), "--init", begun=True) is None
 
 
 def test_song_lengths_come_from_the_audio_when_the_metadata_has_none(built, tmp_path):
@@ -1089,3 +1093,16 @@ def test_a_persona_whose_archive_is_not_here_says_withdrawals_are_not_seen(built
     with caplog.at_level("WARNING", logger="composer.persona.daily"):
         daily_module.load_persona(persona)  # its archive is here: nothing said
     assert not any("not on this machine" in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_persona_model_names_the_persona(built, tmp_path):
+    from composer.errors import InputError
+    from composer.persona.daily import load_persona, persona_model
+
+    _, _, persona = built
+    mine = tmp_path / "persona"
+    shutil.copytree(persona, mine)
+    (mine / "model" / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(InputError, match=r"^--persona .*: its fine-tuned model is damaged") as error:
+        persona_model(load_persona(mine), 1.0)
+    assert "--model" not in str(error.value)

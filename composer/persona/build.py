@@ -168,6 +168,11 @@ def _kept_path(state: dict, key: str, given: str | None, flag: str, *, begun: bo
         state[key] = stored
         return stored
     resolved = str(Path(given).resolve())
+    if key == "init":
+        from composer.models import bundled_model_path
+
+        if resolved == str(bundled_model_path().resolve()):  # the bundled one named by its path: the same
+            resolved = None
     if begun and key in state and resolved != stored:
         raise InputError(f"{flag} {given}: this persona's fine-tune began with {stored or 'the bundled one'}; "
                          f"rerun without {flag}, or build a new persona in another folder")

@@ -118,7 +118,12 @@ def persona_model(persona: Persona, strength: float | None = None):
     if not (persona.model_dir / "config.json").is_file():
         return None
     strength = persona_strength(persona, strength)
-    tuned = composer.load_model(persona.model_dir)
+    try:
+        tuned = composer.load_model(persona.model_dir)
+    except InputError as error:  # "--model P/model: ..." names an option the user did not give
+        problem = str(error).split(": ", 1)[-1]
+        raise InputError(f"--persona {persona.folder}: its fine-tuned model is damaged ({problem}); build it "
+                         f"again (remove {persona.model_dir} and run `composer persona build`)") from None
     if strength == 1.0:
         return tuned
     info = persona.info.get("model") or {}
