@@ -167,16 +167,21 @@ def test_overwrite_replaces_what_an_earlier_analysis_filled_not_what_the_row_gav
     again = json.loads((tmp_path / "metadata.jsonl").read_text())
     assert again["key"] == first["key"] and again["tempo"] == first["tempo"]
     assert again["labels_confident"] == first["labels_confident"] and "disagrees_with" not in again["analysis_confidence"]
-    # a 6/8 row: the analysis only tells 3 from 4 beats, so it is not distrusted for that
+    # a 6/8 row: the analysis counts 3 or 4 beats, so a compound analysis (12/8) is not distrusted for
+    # its 2 beats; a simple one (4/4) is: its beat grid is not the row's
     from types import SimpleNamespace
 
     from composer.data.labelling import _agree_with_given_labels
     from structure.schema import SongPlan
 
     plan = SongPlan.from_json((tmp_path / again["plan"]).read_text())
+    compound = SongPlan.from_dict({**plan.to_dict(), "beat_division": 3})
     trust = {"confident": True}
-    _agree_with_given_labels(SimpleNamespace(file_name="x", fields={"meter": "6/8"}), plan, trust)
+    _agree_with_given_labels(SimpleNamespace(file_name="x", fields={"meter": "6/8"}), compound, trust)
     assert trust["confident"]
+    _agree_with_given_labels(SimpleNamespace(file_name="x", fields={"meter": "6/8"}), plan, trust)
+    assert not trust["confident"] and trust["disagrees_with"] == ["compound meter (analysed 4/4)"]
+    trust = {"confident": True}
     _agree_with_given_labels(SimpleNamespace(file_name="x", fields={"meter": "3/4"}), plan, trust)
     assert not trust["confident"] and plan.beats_per_bar == 4
     from composer.conditioning import NON_TAG_FIELDS
