@@ -225,6 +225,7 @@ class SongPlan:
 
 # --- parsing with field-naming errors -------------------------------------
 _PLAN_FIELDS = {"version", "title", "tempo_bpm", "beats_per_bar", "beat_division", "key", "sections", "tags", "style"}
+MAX_SECTION_NAME = 64  # names become parts of file names (the studio's section previews)
 _SECTION_FIELDS = {"name", "kind", "bars", "chords", "energy", "melody", "lyrics", "repeat_of", "variation", "seed"}
 
 
@@ -382,6 +383,10 @@ def validate(plan: SongPlan) -> None:
         path = f"sections[{i}]"
         if not section.name.strip():
             raise PlanError(f"{path}.name", "empty")
+        if len(section.name) > MAX_SECTION_NAME or re.search(r"[/\\\x00-\x1f\x7f]", section.name) \
+                or section.name.strip(". ") == "":
+            raise PlanError(f"{path}.name", f"{section.name[:40]!r}: a section's name is up to {MAX_SECTION_NAME} "
+                                            "characters, without slashes or control characters (e.g. 'chorus2')")
         if section.name in names:
             raise PlanError(f"{path}.name", f"duplicate section name {section.name!r}")
         if section.kind not in SECTION_KINDS:

@@ -161,6 +161,19 @@ def test_keys_spelt_on_a_white_keys_neighbour(text, pitch_class, fifths):
     assert song.key == key and SongPlan.from_json(song.to_json()).key == key
 
 
+@pytest.mark.parametrize("name", ["x/../../../escape", "a\\b", "a\x00b", "v" * 65, "..", "tab\there"])
+def test_a_section_name_that_could_leave_a_folder_is_refused(name):
+    """Names become parts of file names (the studio's section previews): no slashes, control
+    characters, dots alone or 65 characters."""
+    body = plan("genre=pop", duration=20, seed=1, write_lyrics=False).to_dict()
+    body["sections"][0]["name"] = name
+    with pytest.raises(PlanError) as error:
+        SongPlan.from_dict(body)
+    assert error.value.field == "sections[0].name"
+    body["sections"][0]["name"] = "Final Chorus"  # spaces and capitals are a name
+    assert SongPlan.from_dict(body).sections[0].name == "Final Chorus"
+
+
 def test_an_unknown_genre_says_which_style_plays_it(caplog):
     with caplog.at_level("WARNING"):
         song = plan("genre=klezmer", duration=20, seed=1, write_lyrics=False)

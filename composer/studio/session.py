@@ -275,7 +275,9 @@ class Studio:
             audio = audio + np.pad(dry, (0, audio.shape[-1] - dry.shape[0]))[None] * 0.8
         if preview.gain is None:
             preview.gain = float(loudness_gain(audio, codec.sample_rate)) if np.abs(audio).max() > 0 else 1.0
-        path = preview.folder / f"{done.index:03d}-{done.name}.wav"
+        # the file is named by the section's place; its name only as letters and digits (a plan's names are
+        # checked, and a file name is never made of what a user typed as it stands)
+        path = preview.folder / f"{done.index:03d}-{re.sub(r'[^0-9A-Za-z_-]+', '_', done.name)[:40]}.wav"
         audio_write(path, np.clip(audio * preview.gain, -1.0, 1.0), codec.sample_rate)
         preview.clips.append(path)
         preview.starts.append(round(start_seconds, 4))
