@@ -214,6 +214,44 @@ def test_studio_restyle_interpolate_and_loop_land_in_the_history(tiny_models, tm
         (studio.out / loop.folder / "plan.json").read_text())["tempo_bpm"], abs=0.1)
 
 
+def test_a_damaged_history_is_made_again_from_the_song_folders(tiny_models, tmp_path):
+    from composer.rendering.options import RenderOptions
+    from composer.studio import Studio
+
+    codec_dir, model_dir = tiny_models
+    studio = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    options = RenderOptions(steps=2, evaluate=False, vocals=False)
+    studio.render(studio.plan("rock song about engines", duration=8, seed=3), seed=1, options=options)
+    studio.loop("genre=electronic", 2, options=options)
+    before = [(e.folder, e.kind, e.title) for e in studio.history()]
+    history = studio.out / "history.json"
+    damaged = history.read_text() + "x"  # one stray character
+    history.write_text(damaged)
+    assert [(e.folder, e.kind, e.title) for e in studio.history()] == before
+    studio.loop("genre=pop", 2, options=options)  # and a new song keeps the others
+    after = [(e.folder, e.kind) for e in studio.history()]
+    assert after[1:] == [(f, k) for f, k, _ in before], after
+    assert (studio.out / "history.json.damaged").read_text() == damaged
+
+
+def test_a_song_saved_but_never_measured_is_found_and_measured(tiny_models, tmp_path):
+    """A studio stopped between saving a song and measuring it: the next one finds it pending and
+    `build_app` measures it (`left_pending`, then `evaluate`)."""
+    from composer.rendering.options import RenderOptions
+    from composer.studio import Studio
+
+    codec_dir, model_dir = tiny_models
+    first = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    options = RenderOptions(steps=2, vocals=False)
+    entry = first.render(first.plan("rock song about engines", duration=8, seed=3), seed=1, options=options,
+                         evaluate_later=True)
+    again = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)  # after a restart
+    assert again.left_pending() == [entry.folder]
+    again.evaluate(entry.folder)
+    assert again.left_pending() == [] and again.history()[0].originality not in ("", "pending")
+    assert json.loads((again.out / entry.folder / "report.json").read_text())["metrics"]
+
+
 def test_two_studio_jobs_at_once_get_two_folders(tiny_models, tmp_path):
     # the folder was named before the job lock: the second of two loops of one prompt aimed at the
     # first's folder and failed with "already holds a song (pass --overwrite ...)"
@@ -256,3 +294,15 @@ def test_studio_command_refuses_a_busy_port_and_a_bad_host():
     assert result.exit_code == 2 and f"--port {port}: cannot listen on 127.0.0.1" in result.output
     result = CliRunner().invoke(main, ["studio", "--host", "no.such.host.invalid", "--out", "unused"])
     assert result.exit_code == 2 and "--host no.such.host.invalid" in result.output
+
+
+def test_the_clock_rounds_once_and_an_emptied_number_field_is_named():
+    from composer.errors import InputError
+    from composer.studio.app import _whole
+    from composer.studio.views import _clock
+
+    assert [_clock(s) for s in (119.97, 59.94, 61.2)] == ["2:00.0", "0:59.9", "1:01.2"]
+    assert _whole(4.0, "Bars") == 4
+    for value, says in ((None, "Bars: give a whole number"), (2.5, "Bars: 2.5 is not a whole number")):
+        with pytest.raises(InputError, match=says):
+            _whole(value, "Bars")

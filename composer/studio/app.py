@@ -51,6 +51,16 @@ def _message(error: BaseException) -> str:
     return f"failed: {type(error).__name__}: {error} (details in the studio's log)"
 
 
+def _whole(value, label: str) -> int:
+    """A whole number from a number field, or InputError naming the field (an emptied field gives None)."""
+    if value is None or value == "":
+        raise InputError(f"{label}: give a whole number")
+    number = float(value)
+    if number != int(number):
+        raise InputError(f"{label}: {number:g} is not a whole number")
+    return int(number)
+
+
 def _options(voice: str, steps: int | None = None, from_guide: float | None = None):
     from composer.rendering.options import RenderOptions
 
@@ -101,6 +111,17 @@ def build_app(studio: Studio, *, steps: int | None = None):
 
     measuring: dict = {}  # a render's folder -> the Future of its evaluation (`do_render`)
 
+    def measure_left_pending():  # a studio stopped after a song was saved, before it was measured
+        for folder in studio.left_pending():
+            measured = measuring.setdefault(folder, Future())
+            try:
+                measured.set_result(studio.evaluate(folder))
+            except Exception as error:  # noqa: BLE001 - said when the song is opened (do_measure)
+                log.warning("measuring %s, left unmeasured by an earlier run, failed: %s", folder, error)
+                measured.set_exception(error)
+
+    threading.Thread(target=measure_left_pending, daemon=True).start()
+
     def history_rows():
         return [[e.folder, e.kind, e.title, e.created, e.duration, e.originality, e.note] for e in studio.history()]
 
@@ -120,7 +141,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
     def do_plan(prompt, genre, mood, theme, lyrics, duration, seed):
         try:
             text = _prompt(prompt, {"genre": genre, "mood": mood, "theme": theme})
-            plan = studio.plan(text, lyrics=lyrics or None, duration=float(duration) if duration else None,
+            plan = studio.plan(text, lyrics=lyrics or None, duration=None if duration in (None, "") else float(duration),
                                seed=int(seed or 0))
         except Exception as error:  # noqa: BLE001 - shown on the page
             log.warning("plan: %s", error)
@@ -275,14 +296,14 @@ def build_app(studio: Studio, *, steps: int | None = None):
 
     def do_interpolate(a, b, count, seed):
         try:
-            return finished(studio.interpolate(a, b, count=int(count), seed=int(seed or 0),
+            return finished(studio.interpolate(a, b, count=_whole(count, "Songs"), seed=int(seed or 0),
                                                options=_options(DEFAULT_VOICE, steps)))
         except Exception as error:  # noqa: BLE001
             return failed(error)
 
     def do_loop(prompt, bars, seed):
         try:
-            return finished(studio.loop(prompt or "", int(bars), seed=int(seed or 0), options=_options("none", steps)))
+            return finished(studio.loop(prompt or "", _whole(bars, "Bars"), seed=int(seed or 0), options=_options("none", steps)))
         except Exception as error:  # noqa: BLE001
             return failed(error)
 
@@ -337,7 +358,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
             with gr.Row():
                 prompt = gr.Textbox(label="Prompt", placeholder="wistful folk song about trains, 96 bpm, in D minor",
                                     elem_id="prompt", scale=4)
-                duration = gr.Number(label="Length (s)", value=None, maximum=1800, elem_id="duration",
+                duration = gr.Number(label="Length (s)", value=None, elem_id="duration",  # the planner says its limits
                                      scale=1)
                 seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed", scale=1)
             with gr.Row():

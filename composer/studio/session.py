@@ -138,8 +138,12 @@ class Studio:
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            log.warning("%s: unreadable (%s); starting a new history", path, error)
-            return []
+            rows = self._found_songs()
+            damaged = path.with_name(HISTORY + ".damaged")
+            if not damaged.exists():
+                shutil.copyfile(path, damaged)  # what the user had is kept, not written over
+            log.warning("%s: unreadable (%s); the history is made again from the %d song folders in %s (the "
+                        "damaged file is kept as %s)", path, error, len(rows), self.out, damaged.name)
         entries = []
         for row in rows if isinstance(rows, list) else []:
             try:
@@ -150,6 +154,27 @@ class Studio:
                 entries.append(entry)
         return entries[::-1]
 
+    def _found_songs(self) -> list[dict]:
+        """History rows (oldest first) for the song folders in the output folder: what a history that
+        cannot be read is made again from."""
+        rows = []
+        folders = [f for f in self.out.iterdir() if f.is_dir() and not f.name.startswith(".")
+                   and (f / "report.json").is_file()]
+        for folder in sorted(folders, key=lambda f: ((f / "report.json").stat().st_mtime, f.name)):
+            try:
+                report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+                plan = json.loads((folder / "plan.json").read_text(encoding="utf-8")) \
+                    if (folder / "plan.json").is_file() else {}
+            except (OSError, ValueError):
+                continue
+            mode = (report.get("mode") or {}).get("name") if isinstance(report.get("mode"), dict) else None
+            created = dt.datetime.fromtimestamp((folder / "report.json").stat().st_mtime).isoformat(timespec="seconds")
+            rows.append(vars(Entry(folder=folder.name, kind=str(mode or ("daily" if report.get("persona") else "render")),
+                                   title=str(plan.get("title") or folder.name), created=created,
+                                   seed=report.get("seed"), duration=report.get("duration"),
+                                   originality=str((report.get("originality") or {}).get("verdict", "")))))
+        return rows
+
     def _remember(self, folder: Path, kind: str, *, note: str = "") -> Entry:
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         plan = json.loads((folder / "plan.json").read_text(encoding="utf-8")) if (folder / "plan.json").is_file() else {}
@@ -157,7 +182,8 @@ class Studio:
                       created=dt.datetime.now().isoformat(timespec="seconds"), seed=report.get("seed"),
                       duration=report.get("duration"), note=note,
                       originality=str((report.get("originality") or {}).get("verdict", "")))
-        self._rewrite_history(lambda rows: rows + [vars(entry)])
+        # once (a history made again from the folders already holds this one)
+        self._rewrite_history(lambda rows: [r for r in rows if r.get("folder") != entry.folder] + [vars(entry)])
         return entry
 
     def _rewrite_history(self, change) -> None:
@@ -248,6 +274,11 @@ class Studio:
                 write_lead_sheet(folder, plan)
         self._update_history(folder, originality=str(report["originality"].get("verdict", "")))
         return report
+
+    def left_pending(self) -> list[str]:
+        """The songs saved but never measured (a studio stopped between the two): their folders,
+        oldest first, for `evaluate`."""
+        return [e.folder for e in self.history()[::-1] if e.originality == "pending"]
 
     def _start_preview(self) -> Preview:
         root = self.work / "preview"

@@ -108,7 +108,9 @@ def file_url(path: Path) -> str:
 
 
 def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+    """m:ss.s, rounded once (119.97 s is 2:00.0, not 1:60.0)."""
+    tenths = int(round(seconds * 10))
+    return f"{tenths // 600}:{tenths % 600 / 10:04.1f}"
 
 
 def timeline_html(plan) -> str:
