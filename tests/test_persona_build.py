@@ -1106,3 +1106,20 @@ def test_a_damaged_persona_model_names_the_persona(built, tmp_path):
     with pytest.raises(InputError, match=r"^--persona .*: its fine-tuned model is damaged") as error:
         persona_model(load_persona(mine), 1.0)
     assert "--model" not in str(error.value)
+
+
+def test_the_studios_song_of_a_day_already_made_is_kept_and_said(built, tiny_models, tmp_path):
+    from composer.errors import InputError
+    from composer.rendering.options import RenderOptions
+    from composer.studio import Studio
+
+    _, _, persona = built
+    codec_dir, model_dir = tiny_models
+    studio = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
+    options = RenderOptions(steps=2, evaluate=False, vocals=False)
+    first = studio.daily(persona, "2026-12-01", options=options)
+    again = studio.daily(persona, "2026-12-01", options=options)
+    assert "rendered before" not in first.note and "rendered before and kept" in again.note
+    assert [e.folder for e in studio.history()] == [first.folder]  # one row for the one song
+    with pytest.raises(InputError, match="'2026-02-30' is no such day"):
+        studio.daily(persona, "2026-02-30", options=options)

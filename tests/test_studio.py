@@ -306,3 +306,12 @@ def test_the_clock_rounds_once_and_an_emptied_number_field_is_named():
     for value, says in ((None, "Bars: give a whole number"), (2.5, "Bars: 2.5 is not a whole number")):
         with pytest.raises(InputError, match=says):
             _whole(value, "Bars")
+
+
+def test_a_field_of_the_page_cannot_set_another_field():
+    from composer.errors import InputError
+    from composer.studio.app import _prompt
+
+    assert _prompt("a song", {"genre": "indie rock", "mood": "calm"}) == 'a song genre="indie rock" mood=calm'
+    with pytest.raises(InputError, match="^genre 'rock\" key="):
+        _prompt("", {"genre": 'rock" key="E minor" tempo="70'})

@@ -33,6 +33,8 @@ def _prompt(prompt: str, fields: dict[str, str]) -> str:
     parts = [prompt.strip()] if prompt and prompt.strip() else []
     for name, value in fields.items():
         value = (value or "").strip()
+        if '"' in value:  # it would close the quotes it is put in, and set other fields (key=, tempo=)
+            raise InputError(f"{name} {value[:40]!r}: without double quotes, please (it is one {name})")
         if value:
             parts.append(f'{name}="{value}"' if " " in value else f"{name}={value}")
     return " ".join(parts)
@@ -311,7 +313,11 @@ def build_app(studio: Studio, *, steps: int | None = None):
         try:
             if not (persona or "").strip():
                 raise InputError("persona: give a persona folder (made by `composer persona build`)")
-            return finished(studio.daily(persona.strip(), date, options=_options(voice, steps)))
+            entry = studio.daily(persona.strip(), date, options=_options(voice, steps))
+            shown = list(finished(entry))
+            if "rendered before" in entry.note:  # the kept day is said, not passed off as a new one
+                shown[2] = views.message_html(f"{verdict(entry.folder)}; {entry.note.split('; ', 1)[1]}")
+            return tuple(shown)
         except InputError as error:  # the CLI's words for the field on this page
             return failed(InputError(str(error).replace("--persona ", "persona folder ")))
         except Exception as error:  # noqa: BLE001
@@ -334,6 +340,9 @@ def build_app(studio: Studio, *, steps: int | None = None):
             if not folder:
                 raise InputError("open: choose a folder from the history")
             path = studio.inside(folder)
+            if not (path / "plan.json").is_file():  # deleted since the history was shown
+                raise InputError(f"{folder}: no longer in {studio.out} (deleted?); reload the page for the history "
+                                 "as it is")
             plan = SongPlan.from_json((path / "plan.json").read_text(encoding="utf-8"))
             player, downloads, sections = render_view(folder)
             return (player, downloads, views.message_html(verdict(folder)), folder, sections, plan.to_dict(),

@@ -420,10 +420,18 @@ class Studio:
         try:
             day = dt.date.fromisoformat(str(date).strip())
         except ValueError:
-            raise InputError(f"date: {str(date)[:40]!r} is not YYYY-MM-DD") from None
+            shaped = re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(date).strip())
+            raise InputError(f"date: {str(date)[:40]!r} " + ("is no such day" if shaped else "is not YYYY-MM-DD")) \
+                from None
+        kept: list[list[str]] = []
         with self.busy:
-            folders = daily(persona, self.out / "daily", start=day, days=1, options=options, progress=False)
-        return self._remember(folders[0], "daily", note=f"persona {Path(persona).name}")
+            folders = daily(persona, self.out / "daily", start=day, days=1, options=options, progress=False,
+                            on_skip=lambda folder, report, differs: kept.append(differs))
+        note = f"persona {Path(persona).name}"
+        if kept:  # the day was rendered before: kept, as the CLI keeps it, and said so
+            note += ("; rendered before and kept" + (f", though this asks for {'; '.join(kept[0])} (delete its "
+                                                    "folder to render it again)" if kept[0] else ""))
+        return self._remember(folders[0], "daily", note=note)
 
     def guide(self, folder: str | Path) -> Path:
         """guide.wav (the plan's FluidSynth arrangement) in a render folder, made once."""
