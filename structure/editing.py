@@ -10,7 +10,8 @@ row keeps and what is written again:
 - new chords or lyrics sketch a new melody on them (one note a syllable);
 - a new row (a name not in the plan) gets the style's chords for its kind and a melody;
 - a row naming `repeat_of` is that section again: same bars, chords, melody and words
-  (a repeat follows its source when the source's bars change);
+  (a repeat follows its source when the source's bars change; chords typed into it are
+  refused, naming the source to edit; new words make it a section of its own on the same chords);
 - a new key of the same mode transposes chords and melodies; a new mode writes the
   chords and melodies again; a new tempo changes only the timing; a new meter
   sketches every melody again.
@@ -163,6 +164,12 @@ def apply_rows(plan: SongPlan, rows: list[list], *, tempo_bpm: float | None = No
                 bars = source.bars  # the repeat follows its source's new length
             if bars != source.bars:
                 raise PlanError(f"{path}.bars", f"a repeat of {source.name!r} must have its {source.bars} bars")
+            shown = before_row[3] if before_row is not None else ""
+            source_chords = BAR_SEPARATOR.join(" ".join(bar) for bar in source.chords)
+            if chords_text.strip() and chords_text.strip() not in (shown.strip(), source_chords):
+                # a repeat plays its source's chords: typed ones were dropped without a word
+                raise PlanError(f"{path}.chords", f"{name} repeats {source.name}, so it plays {source.name}'s chords; "
+                                                  f"edit {source.name}'s chords, or clear {name}'s repeat_of")
             lines = _lines(lyrics_text)
             if before_row is not None and lyrics_text == before_row[6] or not lines:
                 lines = list(source.lyrics)

@@ -45,6 +45,15 @@ def test_new_bars_cycle_the_chords_and_repeats_follow(song):
     assert edited.duration == pytest.approx(song.duration + 4 * len([chorus, *repeats]) * 4 * 60 / song.tempo_bpm)
 
 
+def test_chords_typed_into_a_repeat_are_refused_naming_its_source(song):
+    rows = _rows(song)
+    index, repeat = next((i, s) for i, s in enumerate(song.sections) if s.repeat_of)
+    rows[index][3] = " | ".join(["C"] * repeat.bars)
+    with pytest.raises(PlanError) as error:
+        apply_rows(song, rows)
+    assert error.value.field == f"sections[{index}].chords" and f"edit {repeat.repeat_of}'s chords" in str(error.value)
+
+
 def test_a_slash_inside_a_lyric_line_is_a_word_not_a_line_break(song):
     rows = _rows(song)
     verse = next(i for i, s in enumerate(song.sections) if s.kind == "verse" and not s.repeat_of)
