@@ -101,7 +101,9 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
     if request.form and len(request.form) > MAX_SECTIONS:
         raise PlanError("prompt field form", f"{len(request.form)} sections, more than the limit of {MAX_SECTIONS}")
     style = get_style(request.style or "pop")
-    if request.style and request.style.strip().lower() not in STYLES and request.style.strip().lower() not in STYLE_ALIASES:
+    unknown = (request.style or "").strip().lower()
+    if unknown and unknown not in STYLES and unknown not in STYLE_ALIASES and unknown not in _SAID_GENRES:
+        _SAID_GENRES.add(unknown)  # once a process: a persona's run of days draws the artist's genre every day
         log.warning("genre %s: no style of that name; planned in the pop style, the genre kept as a tag (styles: %s)",
                     request.style, ", ".join(sorted(STYLES)))
     tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
@@ -211,6 +213,7 @@ def _shift_repeat(slot: _Slot, offset: int) -> _Slot:
     return slot
 
 
+_SAID_GENRES: set[str] = set()  # unknown genres already said (`plan`)
 FORM_MIN_BARS = 4  # bars a section of a form asked for averages at least before sections are cut to fit
 
 
