@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--no-audio", action="store_true",
                         help="Priors and lyrics only (no renders, no throughput): writes persona_priors.json; "
                              "the persona's fine-tune is not used, so a build with --steps 1 will do")
+    parser.add_argument("--from-guide", type=float, default=None,
+                        help="render every row from its guide noised to this strength (1: from noise; default: "
+                             "the renderer's)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -158,6 +161,10 @@ def main() -> None:
     held = [r for r in rows if r.fields.get("split") == "validation"]
     reference = np.concatenate([window_features(*audio_read(archive / r.file_name, channels=1)) for r in held])
     options = RenderOptions(vocals=False, evaluate=True)
+    if args.from_guide is not None:
+        from dataclasses import replace
+
+        options = replace(options, from_guide=args.from_guide)
     own = persona_strength(persona)
     strengths = sorted({float(x) for x in args.strengths.split(",")} if args.strengths else {own, 1.0})
     models = {f"persona@{s:g}": persona_model(persona, s) for s in strengths}

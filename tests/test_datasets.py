@@ -330,3 +330,19 @@ def test_a_tempo_written_as_text_is_read_as_a_prompt_reads_it(tmp_path: Path):
     report = check_dataset(tmp_path)
     assert report.accepted == ["s0.wav", "s1.wav", "s2.wav", "s3.wav"]
     assert any('(96, or "96 bpm"), got \'fast\'' in p.message for p in report.refused)
+
+
+def test_a_damaged_mp3_says_what_ffmpeg_found_not_libsndfiles_guess(tmp_path):
+    import shutil
+
+    import pytest
+
+    from composer.data.audio import AudioError, audio_read
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    damaged = tmp_path / "demo.mp3"
+    damaged.write_bytes(bytes(range(256)) * 12)
+    with pytest.raises(AudioError, match=r"demo\.mp3: cannot decode audio \(") as error:
+        audio_read(damaged)
+    assert "pipe" not in str(error.value) and "regular file" not in str(error.value)

@@ -9,6 +9,7 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -144,7 +145,12 @@ def _read_with_ffmpeg(path: Path, sf_error: str) -> tuple[np.ndarray, int]:
          "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=False)
     if probe.returncode != 0 or not probe.stdout:
-        raise AudioError(f"{path}: cannot decode audio ({sf_error.splitlines()[0] if sf_error else 'unknown format'})")
+        # ffmpeg's own reason: libsndfile's for a file it does not know is often beside the point
+        # ("not a regular file (possibly a pipe?)" for a damaged MP3)
+        said = [re.sub(r"^\[[^]]*\]\s*", "", line.strip()).removeprefix(f"{path}: ")
+                for line in probe.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        why = "; ".join(dict.fromkeys(said[-2:])) if said else (sf_error.splitlines()[0] if sf_error else "")
+        raise AudioError(f"{path}: cannot decode audio ({why or 'unknown format'})")
     # ffmpeg keeps the source rate and channels; ask for them explicitly.
     info = subprocess.run(["ffprobe", "-v", "error", "-protocol_whitelist", "file", "-select_streams", "a:0",
                            "-show_entries",
