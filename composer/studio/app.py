@@ -284,6 +284,10 @@ def build_app(studio: Studio, *, steps: int | None = None):
             if not folder:
                 raise InputError("repaint: render or open a song first")
             if not section:
+                report = json.loads((studio.inside(folder) / "report.json").read_text(encoding="utf-8"))
+                if (report.get("mode") or {}).get("name") == "loop":  # it has no sections to choose
+                    raise InputError(f"{folder}: a loop is one section, joined end to start; make another loop "
+                                     "with another seed")
                 raise InputError("repaint: choose a section")
             return finished(studio.repaint(folder, section))
         except Exception as error:  # noqa: BLE001
