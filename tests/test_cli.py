@@ -355,3 +355,23 @@ def test_a_lyric_section_too_long_for_a_section_names_the_file_and_the_tag(tmp_p
     assert result.exit_code == 2
     assert f"lyrics {words}: [Verse] number 2 (40 lines" in result.output and "split it" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("command, args, says", [
+    ("codec", ["--steps", "-5"], "--steps: -5 must be 1 or more"),
+    ("codec", ["--steps", "0"], "--steps: 0 must be 1 or more"),
+    ("codec", ["--batch-size", "0"], "--batch-size: 0 must be 1 or more"),
+    ("codec", ["--window", "0"], "--window: 0.0 must be a number above 0"),
+    ("codec", ["--lr", "-1"], "--lr: -1.0 must be a number above 0"),
+    ("codec", ["--max-minutes", "-1"], "--max-minutes: -1.0 must be a number above 0"),
+    ("codec", ["--threads", "0"], "--threads: 0 must be 1 or more"),
+    ("codec", ["--resume"], "holds no saved run to continue; leave out --resume"),
+    ("diffusion", ["--channels", "0,0"], "--channels 0,0: every width must be 1 or more"),
+    ("diffusion", ["--batch-size", "0"], "--batch-size: 0 must be 1 or more"),
+    ("diffusion", ["--steps", "-1"], "--steps: -1 must be 1 or more"),
+])
+def test_training_options_are_checked_before_any_work(tmp_path, command, args, says):
+    """An untrained model was written for --steps 0 or -5, and other options failed deep in torch."""
+    result = run("train", command, "--data", tmp_path / "no_data_needed", "-o", tmp_path / "run", *args)
+    assert result.exit_code == 2 and says in one_error_line(result), result.output
+    assert not (tmp_path / "run").exists()

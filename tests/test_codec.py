@@ -333,3 +333,21 @@ def test_a_resume_that_asks_for_another_recipe_is_refused(tmp_path):
     result = train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(4), progress=False,
                          resume=True, recipe=run_recipe(lr=1e-3, seed=0, data=[tmp_path / "x" / ".." / "data"]))
     assert result["step"] == 4
+
+
+def test_a_resume_asking_for_other_steps_is_refused_and_an_older_run_without_them_resumes(tmp_path):
+    """The learning rate's schedule spans the steps: 3 then --resume --steps 6 did not end as 6 straight."""
+    import json
+
+    from composer.train.codec import train_codec
+    from composer.train.loop import check_run_folder, run_recipe
+
+    train_codec(tiny_codec(), _batches(), out_dir=tmp_path, config=_fast_config(2), progress=False,
+                recipe=run_recipe(lr=1e-3, steps=2))
+    with pytest.raises(InputError, match=r"trained with steps=2; this one asks steps=4"):
+        check_run_folder(tmp_path, resume=True, recipe=run_recipe(lr=1e-3, steps=4))
+    state_path = next(tmp_path.glob("last*/state.json"))
+    state = json.loads(state_path.read_text())
+    del state["recipe"]["steps"]  # saved before recipes held the steps
+    state_path.write_text(json.dumps(state))
+    assert check_run_folder(tmp_path, resume=True, recipe=run_recipe(lr=1e-3, steps=4)) is not None

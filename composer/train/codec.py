@@ -121,7 +121,7 @@ def train_codec_command(data: list[str], out_dir: str, *, steps: int, num_filter
                          "must be >= 0 / >= 1")
     if anchor_weight and (not init or freeze_encoder):
         raise InputError("--anchor-weight needs --init CODEC_DIR (the encoder to stay near) and a trained encoder")
-    recipe = run_recipe(data=[Path(d) for d in data], init=init and Path(init), num_filters=num_filters,
+    recipe = run_recipe(data=[Path(d) for d in data], init=init and Path(init), steps=steps, num_filters=num_filters,
                         latent_dim=latent_dim, batch_size=batch_size, window_seconds=window_seconds, lr=lr, seed=seed,
                         freeze_encoder=freeze_encoder, latent_noise=latent_noise, stft_sizes=stft_sizes,
                         decoder=decoder or (None if init else "encodec"), decoder_dim=decoder_dim,

@@ -69,7 +69,7 @@ def train_diffusion_command(data: list[str], codec_dir: str | None, out_dir: str
     torch.manual_seed(seed)
     codec = load_codec(codec_dir)
     out = Path(out_dir)
-    recipe = run_recipe(data=[Path(d) for d in data], codec=codec.latent_identity(), init=init and Path(init),
+    recipe = run_recipe(data=[Path(d) for d in data], codec=codec.latent_identity(), init=init and Path(init), steps=steps,
                         channels=channels, blocks=blocks, batch_size=batch_size, lr=lr, seed=seed, objective=objective,
                         unconfident=unconfident, balance=balance,
                         analysed_groups=ANALYSIS_GROUPS if analysed_groups is None else analysed_groups,

@@ -61,7 +61,10 @@ def check_run_folder(out: str | Path, *, resume: bool, recipe: dict | None, fold
                          "continue it, or name a new folder")
     kept = state.get("recipe")
     if kept is not None and recipe is not None:
-        changed = sorted(k for k in set(kept) | set(recipe) if kept.get(k) != recipe.get(k))
+        # steps: the learning rate's schedule spans them, so another count is another run (a run saved
+        # before its recipe held them resumes as it did)
+        changed = sorted(k for k in set(kept) | set(recipe) if kept.get(k) != recipe.get(k)
+                         and not (k == "steps" and k not in kept))
         if changed:
             raise InputError(f"{named}: its run was trained with " + ", ".join(f"{k}={kept.get(k)!r}" for k in changed)
                              + "; this one asks " + ", ".join(f"{k}={recipe.get(k)!r}" for k in changed)
