@@ -347,13 +347,20 @@ def batch_cmd(prompts, output, workers, ray_address, seed_base, options, model_d
 @click.option("--soundfont", type=click.Path(), help="Check this soundfont instead of the defaults.")
 @click.option("--model", "models", multiple=True, type=click.Path(),
               help="Also check the consent of what this checkpoint learnt (repeatable).")
+@click.option("--data", "data", multiple=True, type=click.Path(),
+              help="Also read the withdrawals of consent in this dataset folder (repeatable; the folders a "
+                   "model's index names are always read).")
 @handle_errors
-def doctor_cmd(soundfont, models):
+def doctor_cmd(soundfont, models, data):
     """Check the machine: FluidSynth, soundfonts, ffmpeg, bundled models, torch threads."""
     from composer.doctor import run_checks
+    from composer.errors import InputError
 
+    missing = [d for d in data if not Path(d).is_dir()]
+    if missing:
+        raise InputError(f"--data {missing[0]}: no such dataset folder")
     problems = 0
-    for check in run_checks(soundfont=soundfont, models=tuple(models)):
+    for check in run_checks(soundfont=soundfont, models=tuple(models), data=tuple(data)):
         mark = "ok  " if check.ok else "MISSING"
         click.echo(f"[{mark}] {check.name}: {check.detail}")
         if not check.ok:

@@ -17,7 +17,9 @@ class Check:
     fix: str = ""
 
 
-def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = ()) -> list[Check]:
+def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = (), data: tuple[str, ...] = ()) -> list[Check]:
+    """Every check; `data`: dataset folders whose withdrawals of consent are read beside those the
+    models' indexes name (a withdrawal recorded in another copy of a file a model learnt)."""
     from structure.synth import TRAINING_SOUNDFONT, VALIDATION_SOUNDFONT
 
     checks = [_fluidsynth()]
@@ -30,7 +32,7 @@ def run_checks(*, soundfont: str | None = None, models: tuple[str, ...] = ()) ->
     checks.append(_ffmpeg())
     checks += _singing()
     checks += _checkpoints()
-    checks += [_consent(None), *(_consent(Path(m)) for m in models)]
+    checks += [_consent(None, data), *(_consent(Path(m), data) for m in models)]
     checks.append(_torch())
     checks.append(_training_device())
     checks.append(_text_encoder())
@@ -131,7 +133,7 @@ def _checkpoints() -> list[Check]:
     return out
 
 
-def _consent(model_dir: Path | None) -> Check:
+def _consent(model_dir: Path | None, data: tuple[str, ...] = ()) -> Check:
     """Whether a model (None: the bundled one) learnt files whose consent was since withdrawn."""
     from composer.data.revocations import checked_datasets, withdrawn_in_index
     from composer.models import bundled_model_path
@@ -161,7 +163,7 @@ def _consent(model_dir: Path | None) -> Check:
     except (InputError, RenderError, *bad_input_types()) as error:  # one check fails, the others still run
         return Check(name, False, f"its originality index is damaged ({error})",
                      f"composer originality index DATASET... -o {folder} --overwrite")
-    withdrawn = withdrawn_in_index(index)
+    withdrawn = withdrawn_in_index(index, search_paths=list(data))
     if withdrawn:
         files = ", ".join(f"{w['file']} ({w['date']}: {w['reason']})" for w in withdrawn[:3])
         more = f" and {len(withdrawn) - 3} more" if len(withdrawn) > 3 else ""

@@ -138,6 +138,14 @@ def test_withdrawn_consent_is_refused_by_training_and_flagged_on_the_model(archi
     folder = CliRunner().invoke(main, ["originality", str(data / "audio"), "--index", str(model)])
     assert folder.exit_code == 2
     assert folder.output.strip() == f"{data / 'audio'}: error: a folder, not an audio file"
+    # a withdrawal in another copy of a learnt file (not a folder the index names) is read with --data,
+    # as revoke's message says
+    copy = tmp_path / "copy"
+    shutil.copytree(train, copy)
+    said = CliRunner().invoke(main, ["data", "revoke", str(copy), "song-4", "--reason", "later", "--model", str(model)])
+    assert f"`composer doctor --data {copy}` lists it" in said.output, said.output
+    assert "audio/s4.flac" not in _consent(model).detail
+    assert "audio/s4.flac" in _consent(model, (str(copy),)).detail
 
 
 def test_every_render_reports_its_originality(archive, tiny_models, tmp_path, monkeypatch):

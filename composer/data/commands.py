@@ -57,7 +57,7 @@ def data_revoke_cmd(dataset, file_or_id, reason, models):
                 if w["file"] == record.file_name or Path(w["file"]).name == Path(record.file_name).name]
         if hits:
             click.echo(f"{folder}: was trained on {record.file_name}; retrain it without the file "
-                       f"(`composer doctor` lists it until then)")
+                       f"(`composer doctor --data {dataset}` lists it until then)")
             if folder != bundled_model_path():  # the user named this folder: its card says so too
                 mark_model_card(folder, dataset, record)
 
