@@ -49,8 +49,32 @@ class _Word:
 
 
 def words(line: str) -> list[str]:
-    """The sung tokens of a line, in order: words (with their apostrophes) and digit runs."""
-    return _TOKEN.findall(_clean(line))
+    """The sung tokens of a line, in order: words (with their apostrophes) and digit runs, with
+    what the signs around numbers say ("3.14" -> 3 point 1 4, "100%" -> 100 percent, "$5" -> 5
+    dollars, "&" -> and)."""
+    return _TOKEN.findall(_spoken_signs(_clean(line)))
+
+
+_NUMBER_TEXT = r"\d+(?:,\d{3})*"
+_CURRENCIES = {"$": ("dollar", "dollars"), "£": ("pound", "pounds"), "€": ("euro", "euros")}
+
+
+def _spoken_signs(text: str) -> str:
+    """The signs a singer reads aloud, as words: a decimal point, per cent, currency, ampersand
+    (they were left out: "2.5 miles" was sung "two five miles", "$5" "five")."""
+    if not any(sign in text for sign in ".%$£€&"):
+        return text
+
+    def money(match: re.Match) -> str:  # "$2.50": two dollars fifty
+        one, many = _CURRENCIES[match.group(1)]
+        whole, _, cents = match.group(2).partition(".")
+        cents = cents.lstrip("0")
+        return f"{whole} {one if whole == '1' else many}" + (f" {cents}" if cents else "")
+
+    text = re.sub(rf"([$£€])\s?({_NUMBER_TEXT}(?:\.\d+)?)", money, text)
+    text = re.sub(rf"({_NUMBER_TEXT})\.(\d+)", lambda m: f"{m.group(1)} point {' '.join(m.group(2))}", text)
+    text = re.sub(rf"({_NUMBER_TEXT}(?:\s?point(?: \d)+)?)\s?%", r"\1 percent", text)
+    return re.sub(r"(?<!\S)&(?!\S)", "and", text)
 
 
 def syllables(text: str) -> list[str]:
@@ -311,6 +335,11 @@ def display_syllables(line: str) -> list[tuple[str, str]]:
         pieces = list(syllables(written))
         tokens = words(written)
         if not pieces or not tokens:
+            continue
+        if any(c.isdigit() for c in written) or any(t not in _clean(written) for t in tokens):
+            # a number (or a sign) is sung in words it does not spell: the word as written on its first
+            # note, the others held under it ("extend"), not "nine teen nine ty nine" for "1999"
+            out += [(written, "single")] + [("", "extend")] * (len(pieces) - 1)
             continue
         clean = _clean(written)  # the tokens' spelling (straight apostrophes), to find them in the word
         shown = written if len(clean) == len(written) else clean

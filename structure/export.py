@@ -37,8 +37,9 @@ def lead_sheet(plan: SongPlan):
             m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration * q))
             if n.syllable and n.syllable != "_":
                 text, syllabic = shown.get(id(n), (n.syllable, "single"))
-                # begin / middle / end: notation software joins a word's syllables with hyphens
-                m21_note.lyrics = [note.Lyric(text, syllabic=syllabic, applyRaw=True)]
+                if syllabic != "extend":  # a written number's later notes: held under the word
+                    # begin / middle / end: notation software joins a word's syllables with hyphens
+                    m21_note.lyrics = [note.Lyric(text, syllabic=syllabic, applyRaw=True)]
             part.insert(_on_grid((start_beat + n.start) * q), m21_note)
     # rests up to the song's end: a last bar without melody still holds its chord symbol
     part.makeRests(refStreamOrTimeRange=[0.0, float(plan.total_beats * q)], fillGaps=True, inPlace=True)

@@ -181,6 +181,22 @@ def test_display_syllables_show_each_syllable_as_written() -> None:
     shown = lyrics.display_syllables("“Hello,” don’t stop-believing — 42")
     assert shown[:3] == [("“Hel", "begin"), ("lo,”", "end"), ("don’t", "single")]
     assert [text for text, _ in shown] == ["“Hel", "lo,”", "don’t", "stop", "be", "liev", "ing —",
-                                           "for", "ty", "two"]
+                                           "42", "", ""]  # a number as written, held over its sung syllables
+    assert [place for _, place in shown][-3:] == ["single", "extend", "extend"]
     assert sum(1 for _, place in shown if place == "begin") == sum(1 for _, place in shown if place == "end")
     assert len(shown) == lyrics.count_syllables("“Hello,” don’t stop-believing — 42")
+
+
+@pytest.mark.parametrize("line, sung, shown", [
+    ("3.14 is pi", ["three", "point", "one", "four", "is", "pi"], "3.14"),
+    ("2.5 miles", ["two", "point", "five", "miles"], "2.5"),
+    ("100% sure", ["one", "hun", "dred", "per", "cent", "sure"], "100%"),
+    ("$5 and $1.50", ["five", "dol", "lars", "and", "one", "dol", "lar", "fif", "ty"], "$5"),
+    ("rock & roll", ["rock", "and", "roll"], "rock"),
+])
+def test_signs_around_numbers_are_sung_and_the_lead_sheet_shows_them_as_written(line, sung, shown) -> None:
+    import lyrics
+
+    assert lyrics.syllables(line) == sung
+    display = lyrics.display_syllables(line)
+    assert len(display) == len(sung) and display[0][0] == shown

@@ -884,3 +884,13 @@ def test_an_eighth_note_meter_says_how_it_is_planned(caplog):
     with caplog.at_level("WARNING", logger="structure.prompt"):
         assert parse_prompt("meter=3/4").beats_per_bar == 3
     assert caplog.text == ""
+
+
+def test_the_lead_sheet_shows_a_number_as_written_over_its_sung_notes():
+    from structure.export import musicxml_bytes
+
+    song = plan("genre=folk", lyrics="[Verse]\nWe drove 1999 miles away\n", seed=1)
+    xml = musicxml_bytes(song).decode()
+    shown = re.findall(r"<text>([^<]*)</text>", xml)
+    assert shown == ["We", "drove", "1999", "miles", "a", "way"], shown
+    assert xml.count("<lyric") == len(shown)  # the number's other sung notes carry no syllable of their own
