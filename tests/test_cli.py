@@ -180,7 +180,7 @@ def test_a_command_refuses_an_option_it_cannot_honour(tmp_path, command, option)
     assert result.exit_code == 2 and f"No such option '{option}'" in result.output
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-1", "tags=nan", "nosuchgroup=2"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "tags=nan", "nosuchgroup=2", "tags=3,tags=4"])
 def test_guidance_that_is_not_a_finite_weight_is_refused(tmp_path, value):
     result = run("render", "genre=pop", "--guidance", value, "-o", tmp_path / "out")
     assert result.exit_code == 2 and "--guidance" in result.output
@@ -375,3 +375,14 @@ def test_training_options_are_checked_before_any_work(tmp_path, command, args, s
     result = run("train", command, "--data", tmp_path / "no_data_needed", "-o", tmp_path / "run", *args)
     assert result.exit_code == 2 and says in one_error_line(result), result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_control_group_named_twice_is_one_group():
+    from composer.rendering.options import RenderOptions
+
+    assert RenderOptions.from_cli(controls="form,form,harmony").control_groups == ("form", "harmony")
+
+
+def test_an_originality_index_of_a_missing_dataset_is_refused_before_any_indexing(tmp_path):
+    result = run("originality", "index", tmp_path / "nowhere", "-o", tmp_path / "index")
+    assert result.exit_code == 2 and "nowhere: no such dataset folder" in one_error_line(result)

@@ -99,6 +99,9 @@ def index_cmd(datasets, output, heldout, overwrite):
         raise InputError(f"-o {output}: a file; the index is a folder")
     if Path(output).is_dir() and index_exists(Path(output)) and not overwrite:
         raise InputError(f"-o {output}: already holds an originality index (pass --overwrite to replace it)")
+    for folder in [*datasets, *heldout]:  # before the indexing, not after it
+        if not (Path(folder) / "metadata.jsonl").is_file():
+            raise InputError(f"{folder}: no such dataset folder (audio and metadata.jsonl)")
     index = build_index(list(datasets), heldout=list(heldout), command="composer " + " ".join(sys.argv[1:]))
     index.save(output)
     t = index.thresholds

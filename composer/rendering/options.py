@@ -64,7 +64,7 @@ class RenderOptions:
         if guidance is not None:
             options.guidance = parse_guidance(guidance)
         if controls is not None:
-            options.control_groups = tuple(g.strip() for g in controls.split(",") if g.strip())
+            options.control_groups = tuple(dict.fromkeys(g.strip() for g in controls.split(",") if g.strip()))
             if not options.control_groups:
                 from composer.errors import InputError
 
@@ -158,8 +158,13 @@ def parse_guidance(text: str) -> float | dict[str, float]:
     try:
         if "=" not in text:
             return float(text)
-        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+        pairs = [(k.strip(), float(v)) for k, v in (part.split("=") for part in text.split(","))]
     except ValueError:
         raise InputError(f"--guidance {text!r}: expected a number or group=weight pairs") from None
+    named = [k for k, _ in pairs]
+    twice = sorted({k for k in named if named.count(k) > 1})
+    if twice:  # which weight would be meant is not said
+        raise InputError(f"--guidance {text!r}: {', '.join(twice)} given twice; give each group one weight")
+    return dict(pairs)
 
 
