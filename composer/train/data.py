@@ -57,7 +57,8 @@ def accepted_rows(folders: list[str], only: set[str] | None = None,
             if only is None or row.file_name in only:
                 rows.append((root / row.file_name, with_labels(dict(row.fields), analysed.get(row.file_name))))
     if not rows:
-        raise InputError(f"--data {', '.join(folders)}: no file with an allowed licence and opt-in consent")
+        raise InputError(f"--data {', '.join(folders)}: no file with an allowed licence and opt-in consent, and "
+                         "not withdrawn since (`composer data check` names each file's reason)")
     return rows
 
 
