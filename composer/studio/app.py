@@ -143,7 +143,7 @@ def build_app(studio: Studio, *, steps: int | None = None):
     def do_plan(prompt, genre, mood, theme, lyrics, duration, seed):
         try:
             text = _prompt(prompt, {"genre": genre, "mood": mood, "theme": theme})
-            plan = studio.plan(text, lyrics=lyrics or None, duration=None if duration in (None, "") else float(duration),
+            plan = studio.plan(text, lyrics=lyrics or None, duration=float(duration) if duration else None,  # empty reads 0: no length asked
                                seed=int(seed or 0))
         except Exception as error:  # noqa: BLE001 - shown on the page
             log.warning("plan: %s", error)
