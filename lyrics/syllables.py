@@ -71,9 +71,10 @@ def _spoken_signs(text: str) -> str:
         cents = cents.lstrip("0")
         return f"{whole} {one if whole == '1' else many}" + (f" {cents}" if cents else "")
 
-    text = re.sub(rf"([$£€])\s?({_NUMBER_TEXT}(?:\.\d+)?)", money, text)
+    # signs touch their numbers: "$ 5" is two written words, which must each sing what the line does
+    text = re.sub(rf"([$£€])({_NUMBER_TEXT}(?:\.\d+)?)(?![\d,])", money, text)
     text = re.sub(rf"({_NUMBER_TEXT})\.(\d+)", lambda m: f"{m.group(1)} point {' '.join(m.group(2))}", text)
-    text = re.sub(rf"({_NUMBER_TEXT}(?:\s?point(?: \d)+)?)\s?%", r"\1 percent", text)
+    text = re.sub(rf"({_NUMBER_TEXT}(?: point(?: \d)+)?)%", r"\1 percent ", text)
     return re.sub(r"(?<!\S)&(?!\S)", "and", text)
 
 

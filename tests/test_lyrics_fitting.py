@@ -200,3 +200,14 @@ def test_signs_around_numbers_are_sung_and_the_lead_sheet_shows_them_as_written(
     assert lyrics.syllables(line) == sung
     display = lyrics.display_syllables(line)
     assert len(display) == len(sung) and display[0][0] == shown
+
+
+@pytest.mark.parametrize("line", ["I have $ 5 today", "pay £ 1,000.50 now", "50%off", "$1,0000", "3.5%", "100 %",
+                                  ".5", "5.", "1.2.3", "&&", "A & B", "rock & roll", "€1,000.50 each"])
+def test_a_lines_shown_syllables_and_written_words_agree_with_what_is_sung(line) -> None:
+    """Each written word sings what the whole line does, so the lead sheet and the word times line up."""
+    import lyrics
+    from lyrics.syllables import words, written_words
+
+    assert len(lyrics.display_syllables(line)) == lyrics.count_syllables(line)
+    assert sum(count for _, count in written_words(line)) == len(words(line))

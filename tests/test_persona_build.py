@@ -1123,3 +1123,63 @@ def test_the_studios_song_of_a_day_already_made_is_kept_and_said(built, tiny_mod
     assert [e.folder for e in studio.history()] == [first.folder]  # one row for the one song
     with pytest.raises(InputError, match="'2026-02-30' is no such day"):
         studio.daily(persona, "2026-02-30", options=options)
+
+
+def _copied(built, tmp_path):
+    root, archive, persona = built
+    mine, archive_copy = tmp_path / "persona", tmp_path / "archive"
+    shutil.copytree(archive, archive_copy)
+    shutil.copytree(persona, mine)
+    state = json.loads((mine / "state.json").read_text())
+    state["archive"] = str(archive_copy.resolve())
+    (mine / "state.json").write_text(json.dumps(state))
+    return archive_copy, mine
+
+
+def test_a_missing_file_or_a_broken_line_keeps_the_persona_and_replaced_audio_is_learnt_again(
+        built, tiny_models, tmp_path, caplog):
+    archive, mine = _copied(built, tmp_path)
+    before = _learnt(mine)
+    _build(archive, mine, tiny_models)  # nothing changed (the copy keeps the files' times): nothing relearnt
+    assert _learnt(mine) == before
+    # a drive not mounted: the learnt file is missing; the persona stays as it was learnt
+    moved = tmp_path / "s3.wav"
+    (archive / "audio" / "s3.wav").rename(moved)
+    with caplog.at_level("WARNING", logger="composer.persona.build"):
+        _build(archive, mine, tiny_models)
+    assert "can no longer be read (audio/s3.wav" in caplog.text and _learnt(mine) == before
+    assert (mine / "persona.json").is_file()
+    moved.rename(archive / "audio" / "s3.wav")
+    # a malformed line: the consent it gives cannot be read; one error, the persona kept
+    text = (archive / "metadata.jsonl").read_text()
+    (archive / "metadata.jsonl").write_text(text + "{not json\n")
+    result = CliRunner().invoke(main, ["persona", "build", str(archive), "-o", str(mine), "--steps", "3",
+                                       "--batch-size", "2", "--threads", "1"])
+    assert result.exit_code == 2 and "malformed" in result.output and _learnt(mine) == before
+    (archive / "metadata.jsonl").write_text(text)
+    # other audio under a learnt name: analysed again, and the fine-tune from its start
+    from composer.data.labelling import read_labels
+
+    sf.write(archive / "audio" / "s3.wav", render(pop_plan(150.0, "E major"))[: RATE * 24], RATE)
+    weights = (mine / "model" / "model.safetensors").stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="composer.persona.build"):
+        _build(archive, mine, tiny_models)
+    assert "1 with other audio: audio/s3.wav" in caplog.text
+    assert abs(read_labels(mine / "analysis")["audio/s3.wav"]["tempo"] - 150) < 3  # analysed again
+    assert (mine / "model" / "model.safetensors").stat().st_mtime_ns != weights  # fine-tuned again
+
+
+def test_metadata_changed_during_a_fine_tune_starts_it_again(built, tiny_models, tmp_path):
+    """Its checkpoints' tag vocabulary is the old metadata's: resuming them failed for good."""
+    archive = _archive(tmp_path / "archive")
+    out = tmp_path / "persona"
+    _build(archive, out, tiny_models, "--stop-after", "lyrics")
+    (out / "model" / "training").mkdir(parents=True)  # a fine-tune begun (what a kill mid-way leaves)
+    (out / "model" / "training" / "log.jsonl").write_text("{}\n")
+    rows = [json.loads(line) for line in (archive / "metadata.jsonl").read_text().splitlines()]
+    rows[0]["mood"] = "euphoric"
+    (archive / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _build(archive, out, tiny_models)
+    assert (out / "model" / "model.safetensors").is_file() and json.loads((out / "persona.json").read_text())
+    assert "euphoric" in json.loads((out / "priors.json").read_text())["fields"]["mood"]

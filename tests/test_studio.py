@@ -231,8 +231,11 @@ def test_a_damaged_history_is_made_again_from_the_song_folders(tiny_models, tmp_
     studio = Studio(tmp_path / "out", codec=codec_dir, model=model_dir)
     options = RenderOptions(steps=2, evaluate=False, vocals=False)
     studio.render(studio.plan("rock song about engines", duration=8, seed=3), seed=1, options=options)
+    source = studio.out / studio.history()[0].folder / "song.wav"
+    studio.interpolate(source, source, count=2, options=options)  # songs one folder deeper (set/NN)
     studio.loop("genre=electronic", 2, options=options)
     before = [(e.folder, e.kind, e.title) for e in studio.history()]
+    assert any("/" in folder for folder, _, _ in before)
     history = studio.out / "history.json"
     damaged = history.read_text() + "x"  # one stray character
     history.write_text(damaged)
@@ -318,9 +321,10 @@ def test_the_clock_rounds_once_and_an_emptied_number_field_is_named():
 
 
 def test_a_field_of_the_page_cannot_set_another_field():
-    from composer.errors import InputError
     from composer.studio.app import _prompt
+    from structure.prompt import parse_prompt
 
     assert _prompt("a song", {"genre": "indie rock", "mood": "calm"}) == 'a song genre="indie rock" mood=calm'
-    with pytest.raises(InputError, match="^genre 'rock\" key="):
-        _prompt("", {"genre": 'rock" key="E minor" tempo="70'})
+    sneaky = parse_prompt(_prompt("", {"genre": 'rock" key="E minor" tempo="70', "theme": "'90s"}))
+    assert sneaky.key is None and sneaky.tempo_bpm is None  # one genre, not three fields
+    assert sneaky.tags["theme"] == "'90s"

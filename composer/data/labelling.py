@@ -186,6 +186,26 @@ def _append_label(target: Path, file_name: str, entry: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def forget_labels(folder: str | os.PathLike, names: list[str]) -> None:
+    """Take these files out of an analysis written into `folder` (their audio changed): the next
+    `analyze_dataset(into=folder)` analyses them again."""
+    import json
+
+    path = Path(folder) / LABELS_NAME
+    if not names or not path.is_file():
+        return
+    gone = set(names)
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("file_name") not in gone:
+            kept.append(line)
+    write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+
+
 def read_labels(folder: str | os.PathLike | None) -> dict[str, dict]:
     """The analysis written into `folder` (`analyze_dataset(into=folder)`): each file name's fields,
     its plan and labels as absolute paths; {} when there is none. The last line of a file wins; a

@@ -71,10 +71,26 @@ def withdrawn_since(out: str | Path) -> list[str]:
     return [name for name in accepted if _normalised(name) in revoked]
 
 
-def archive_fingerprint(archive: Path) -> str:
-    """What the check reads, summed up: metadata.jsonl and the withdrawals as bytes, and the size
-    and modification time of every file the metadata lists (a stat each, no audio read)."""
-    from composer.data.metadata import METADATA_NAME, read_metadata, unsafe_file_name
+def file_stamps(archive: Path) -> dict[str, str]:
+    """Each file the metadata lists: "size:mtime" ("missing" when it is not there), a stat each."""
+    from composer.data.metadata import read_metadata, unsafe_file_name
+
+    stamps = {}
+    for row in read_metadata(archive):
+        if row.problem or unsafe_file_name(row.file_name):
+            continue
+        try:
+            stat = (archive / row.file_name).stat()
+            stamps[row.file_name] = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            stamps[row.file_name] = "missing"
+    return stamps
+
+
+def archive_fingerprint(archive: Path, stamps: dict[str, str] | None = None) -> str:
+    """What the check reads, summed up: metadata.jsonl and the withdrawals as bytes, and the
+    `file_stamps` (no audio read)."""
+    from composer.data.metadata import METADATA_NAME
     from composer.data.revocations import REVOCATIONS_NAME
 
     digest = hashlib.sha256()
@@ -82,61 +98,86 @@ def archive_fingerprint(archive: Path) -> str:
         path = archive / name
         digest.update(path.read_bytes() if path.is_file() else b"-")
         digest.update(b"\0")
-    for row in read_metadata(archive):
-        if row.problem or unsafe_file_name(row.file_name):
-            continue
-        try:
-            stat = (archive / row.file_name).stat()
-            digest.update(f"{row.file_name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{row.file_name}:missing\n".encode())
+    for name, stamp in sorted((file_stamps(archive) if stamps is None else stamps).items()):
+        digest.update(f"{name}:{stamp}\n".encode())
     return digest.hexdigest()[:20]
 
 
 def _recheck_if_changed(out: Path, archive: Path, state: dict) -> None:
-    """The archive changed since the persona's check: check it again, and learn again what was
-    learnt from it as it was. Another set of accepted files (one refused since, or one added)
-    restarts everything after the check, the fine-tune from its start (its checkpoints learnt the
-    old set); the same files with other metadata (a mood, lyrics) relearn the priors and lyrics and
-    keep the fine-tune. A persona checked before fingerprints were kept takes today's."""
+    """The archive changed since the persona's check (or the persona was checked before checks
+    were fingerprinted): check it again, and learn again what was learnt from it as it was.
+
+    - A learnt file refused since for its licence or consent, a new file, or a learnt file whose
+      audio was replaced: everything after the check is learnt again (the replaced files analysed
+      again), the fine-tune from its start (its checkpoints learnt the old set).
+    - Learnt files that can no longer be read (missing, undecodable: a drive not mounted) and no
+      other change: the persona is kept as it was learnt, and said so; nothing is thrown away.
+    - The same files with other metadata (a mood, lyrics): the priors and lyrics are learnt again;
+      a finished fine-tune is kept, a half-done one starts again (its tags are the old metadata's).
+    A malformed metadata line stops the build, changing nothing: the consent it gives cannot be read."""
     import shutil
+
+    from composer.data.datasets import allowed_licence_set, check_dataset, withdrawal
+    from composer.data.labelling import forget_labels
+    from composer.data.metadata import read_metadata, row_problems
+    from composer.data.revocations import read_revocations
 
     check = state["done"].get("check")
     if check is None:
         return
-    fingerprint = archive_fingerprint(archive)
-    if check.get("fingerprint") in (None, fingerprint):
-        if check.get("fingerprint") is None:
-            check["fingerprint"] = fingerprint
-            _save_state(out, state)
+    stamps = file_stamps(archive)
+    fingerprint = archive_fingerprint(archive, stamps)
+    if check.get("fingerprint") == fingerprint:
         return
-    from composer.data.datasets import check_dataset
-
+    rows = read_metadata(archive)
+    broken = [str(row.line) for row in rows if row.problem]
+    if broken:
+        raise InputError(f"{archive / 'metadata.jsonl'}: line(s) {', '.join(broken[:5])} are malformed, so the "
+                         "consent they give cannot be read; fix them and build again (the persona is kept as it is)")
     report = check_dataset(archive)
     old, new = set(check.get("accepted") or ()), set(report.accepted)
+    listed = {row.file_name: row for row in rows}
+    allowed, revoked = allowed_licence_set(None), read_revocations(archive)
+    refused = sorted(f for f in old - new if f in listed and (withdrawal(listed[f], revoked)
+                                                              or row_problems(listed[f], allowed)))
+    unreadable, added = sorted(old - new - set(refused)), sorted(new - old)
+    learnt = check.get("stamps") or {}
+    replaced = sorted(f for f in old & new if f in learnt and learnt[f] != stamps.get(f))
+
+    def some(names):
+        return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+
+    if unreadable and not (refused or added or replaced):
+        log.warning("persona %s: %d file(s) it learnt can no longer be read (%s: missing or not audio); it is kept "
+                    "as it was learnt (build a new persona to learn the archive without them)", out, len(unreadable),
+                    some(unreadable))
+        return
+    if not report.accepted:
+        raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check` "
+                         "(the persona is kept as it is)")
     check.update(accepted=report.accepted, refused=[str(p) for p in report.refused], consents=report.consents,
-                 fingerprint=fingerprint)
-    if old != new:
-        gone, added = sorted(old - new), sorted(new - old)
-        log.warning("persona %s: the archive changed since its check (%s); learning it again%s", out,
-                    "; ".join(part for part in (
-                        f"{len(gone)} file(s) no longer accepted: " + ", ".join(gone[:3]) + (" ..." if len(gone) > 3 else "")
-                        if gone else "",
-                        f"{len(added)} new: " + ", ".join(added[:3]) + (" ..." if len(added) > 3 else "")
-                        if added else "") if part),
+                 fingerprint=fingerprint, stamps={f: stamps.get(f) for f in report.accepted})
+    if refused or added or replaced or unreadable:
+        said = [f"{len(names)} {what}: {some(names)}" for what, names in (
+            ("refused since for their licence or consent", refused), ("new", added),
+            ("with other audio", replaced), ("no longer readable", unreadable)) if names]
+        log.warning("persona %s: the archive changed since its check (%s); learning it again%s", out, "; ".join(said),
                     ", the fine-tune from its start" if "model" in state["done"] or (out / "model").exists() else "")
+        forget_labels(analysis_folder(out), replaced)  # analysed again
         state["done"] = {"check": check}
         if (out / "model").exists():
             shutil.rmtree(out / "model")
     else:
+        finished = "model" in state["done"]
         log.warning("persona %s: the archive's metadata changed since its check (the same files); learning its "
-                    "priors and lyrics again (the fine-tune is kept, with the tags it learnt)", out)
+                    "priors and lyrics again%s", out, " (the fine-tune is kept, with the tags it learnt)" if finished
+                    else ", and its fine-tune from its start (it had begun with the old metadata's tags)")
         state["done"] = {k: v for k, v in state["done"].items() if k in ("check", "analysis", "model")}
+        if not finished and (out / "model").exists():
+            shutil.rmtree(out / "model")
     for name in ("persona.json", "PERSONA.md"):
         (out / name).unlink(missing_ok=True)  # not a persona until it is built again
     _save_state(out, state)
-    if not report.accepted:
-        raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check`")
 
 
 def _forget_withdrawn(out: Path, state: dict) -> None:
@@ -289,6 +330,8 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         raise InputError(f"--lr: {lr} must be a number > 0")
     if max_minutes is not None and not max_minutes > 0:
         raise InputError(f"--max-minutes: {max_minutes} must be > 0")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads: {threads} must be >= 1")
     if strength is not None and not 0.0 <= float(strength) <= 1.0:
         raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
     archive, out = Path(archive), Path(out)
@@ -320,10 +363,12 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         return stop_after == step
 
     if "check" not in state["done"]:
-        fingerprint = archive_fingerprint(archive)  # before the check: a change while it runs is seen next time
+        stamps = file_stamps(archive)  # before the check: a change while it runs is seen next time
+        fingerprint = archive_fingerprint(archive, stamps)
         report = check_dataset(archive)
         info = {"accepted": report.accepted, "refused": [str(p) for p in report.refused],
-                "consents": report.consents, "fingerprint": fingerprint}
+                "consents": report.consents, "fingerprint": fingerprint,
+                "stamps": {f: stamps.get(f) for f in report.accepted}}
         if not report.accepted:
             raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check`")
         if done("check", info):

@@ -31,12 +31,12 @@ SONG_FIELDS = ("title", "tempo_bpm", "key", "beats_per_bar")  # a plan's fields 
 
 def _prompt(prompt: str, fields: dict[str, str]) -> str:
     parts = [prompt.strip()] if prompt and prompt.strip() else []
+    from structure.prompt import field_token
+
     for name, value in fields.items():
         value = (value or "").strip()
-        if '"' in value:  # it would close the quotes it is put in, and set other fields (key=, tempo=)
-            raise InputError(f"{name} {value[:40]!r}: without double quotes, please (it is one {name})")
-        if value:
-            parts.append(f'{name}="{value}"' if " " in value else f"{name}={value}")
+        if value:  # quoted as the prompt parser reads it back: one field, whatever quotes it holds
+            parts.append(field_token(name, value))
     return " ".join(parts)
 
 

@@ -158,8 +158,8 @@ class Studio:
         """History rows (oldest first) for the song folders in the output folder: what a history that
         cannot be read is made again from."""
         rows = []
-        folders = [f for f in self.out.iterdir() if f.is_dir() and not f.name.startswith(".")
-                   and (f / "report.json").is_file()]
+        reports = [*self.out.glob("*/report.json"), *self.out.glob("*/*/report.json")]  # daily/DATE, set/NN
+        folders = [r.parent for r in reports if not any(p.startswith(".") for p in r.relative_to(self.out).parts)]
         for folder in sorted(folders, key=lambda f: ((f / "report.json").stat().st_mtime, f.name)):
             try:
                 report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
@@ -169,7 +169,7 @@ class Studio:
                 continue
             mode = (report.get("mode") or {}).get("name") if isinstance(report.get("mode"), dict) else None
             created = dt.datetime.fromtimestamp((folder / "report.json").stat().st_mtime).isoformat(timespec="seconds")
-            rows.append(vars(Entry(folder=folder.name, kind=str(mode or ("daily" if report.get("persona") else "render")),
+            rows.append(vars(Entry(folder=folder.relative_to(self.out).as_posix(), kind=str(mode or ("daily" if report.get("persona") else "render")),
                                    title=str(plan.get("title") or folder.name), created=created,
                                    seed=report.get("seed"), duration=report.get("duration"),
                                    originality=str((report.get("originality") or {}).get("verdict", "")))))
