@@ -155,7 +155,8 @@ def _recheck_if_changed(out: Path, archive: Path, state: dict) -> None:
     if not report.accepted:
         raise InputError(f"{archive}: no file may be learnt (licence or consent); see `composer data check` "
                          "(the persona is kept as it is)")
-    check.update(accepted=report.accepted, refused=[str(p) for p in report.refused], consents=report.consents,
+    check.update(accepted=report.accepted, refused=[str(p) for p in report.refused],
+                 refused_files=report.refused_files, consents=report.consents,
                  fingerprint=fingerprint, stamps={f: stamps.get(f) for f in report.accepted})
     if refused or added or replaced or unreadable:
         said = [f"{len(names)} {what}: {some(names)}" for what, names in (
@@ -367,6 +368,7 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
         fingerprint = archive_fingerprint(archive, stamps)
         report = check_dataset(archive)
         info = {"accepted": report.accepted, "refused": [str(p) for p in report.refused],
+                "refused_files": report.refused_files,
                 "consents": report.consents, "fingerprint": fingerprint,
                 "stamps": {f: stamps.get(f) for f in report.accepted}}
         if not report.accepted:
@@ -515,6 +517,7 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
             "songs": len(songs), "hours": round(hours, 3), "songs_of_unknown_length": unknown,
             "held_out_songs": sorted(held),
             "licences": licences, "consents": consents, "refused": check["refused"],
+            "refused_files": check.get("refused_files") or refused_files(check["refused"]),
             "analysis": analysis, "lyrics": lyrics, "model": state["done"]["model"],
             "codec": state.get("codec"), "strength": strength,
             "demo": any(bool(s.get("demo_persona")) for s in songs)}
@@ -526,7 +529,7 @@ def _write_card(out: Path, archive: Path, state: dict, songs: list[dict], held: 
              "## Rights", "",
              "- licences: " + ", ".join(f"{k} ({v})" for k, v in sorted(licences.items())),
              "- consent: " + ", ".join(f"{k} ({v})" for k, v in sorted(consents.items())),
-             f"- refused ({len(refused_files(check['refused']))} files, never read): "
+             f"- refused ({len(check.get('refused_files') or refused_files(check['refused']))} files, never read): "
              + ("; ".join(check["refused"][:20]) or "none"), "",
              "## Analysis", "", f"```\n{json.dumps(analysis, indent=1)}\n```", "",
              "## Lyrics", "",

@@ -51,7 +51,8 @@ def persona_build_cmd(archive, output, steps, batch_size, lr, init, codec, worke
               else f"lyric perplexity {info['lyrics']['perplexity']} (base writer "
                    f"{info['lyrics']['base_writer_perplexity']})")
     click.echo(f"{output}: persona of {info['songs']} songs ({info['hours']:.2f} h), "
-               f"{len(refused_files(info['refused']))} refused; {lyrics}; see {output}/PERSONA.md")
+               f"{len(info.get('refused_files') or refused_files(info['refused']))} refused; {lyrics}; "
+               f"see {output}/PERSONA.md")
 
 
 def refused_files(problems: list[str]) -> list[str]:
