@@ -1056,6 +1056,7 @@ def test_the_refused_count_is_of_files(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["persona", "build", str(tmp_path), "-o", str(tmp_path / "p")])
     assert result.exit_code == 0 and "persona of 6 songs (0.10 h), 2 refused;" in result.output, result.output
     # a build records the check's own list of files: names with ": " in them count apart
+    info["refused"] = ["audio/Live: Oslo.wav: consent 'no' is not opt-in", "audio/Live: Bergen.wav: file not found"]
     info["refused_files"] = ["audio/Live: Oslo.wav", "audio/Live: Bergen.wav"]
     result = CliRunner().invoke(main, ["persona", "build", str(tmp_path), "-o", str(tmp_path / "p")])
     assert "2 refused;" in result.output, result.output
