@@ -941,6 +941,11 @@ def test_an_analysis_written_beside_resumes_and_skips_a_torn_line(tmp_path):
     counts = analyze_dataset(archive, progress=False, only={"audio/s0.wav", "audio/s1.wav"}, into=into)
     assert counts["skipped"] == 1 and counts["labelled"] == 1
     assert set(read_labels(into)) == {"audio/s0.wav", "audio/s1.wav"}
+    # a second row of an analysed file is refused on every run, not skipped (nor counted twice)
+    with (archive / "metadata.jsonl").open("a") as rows:
+        rows.write(json.dumps({"file_name": "audio/s0.wav", "licence": "own-work", "consent": "opt-in"}) + "\n")
+    counts = analyze_dataset(archive, progress=False, only={"audio/s0.wav", "audio/s1.wav"}, into=into)
+    assert (counts["skipped"], counts["refused"], counts["labelled"]) == (2, 1, 0)
 
 
 # --- a second review: each test fails on the code before its fix ---------------------------------

@@ -88,11 +88,6 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     for row in rows:
         if row.problem or (only is not None and row.file_name not in only):
             continue
-        if labels is not None and row.file_name in labels and not row.fields.get("plan") and not overwrite:
-            counts["skipped"] += 1  # analysed into the folder before
-            counts["confident"] += bool(labels[row.file_name].get("labels_confident"))
-            first_line.setdefault(_normalised_name(row.file_name), row.line)
-            continue
         name = _normalised_name(row.file_name)
         if name in first_line or name in contested:  # as data check: a second row, or a row another refuses
             log.warning("%s (line %d): not analysed, refused (%s)", row.file_name, row.line,
@@ -112,6 +107,9 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
             log.warning("%s: not analysed, refused (%s)", row.file_name,
                         withdrawal(row, revoked) or "; ".join(row_problems(row, allowed)))
             counts["refused"] += 1
+        elif labels is not None and row.file_name in labels and not overwrite:
+            counts["skipped"] += 1  # analysed into the folder before (a second row of it is refused above)
+            counts["confident"] += bool(labels[row.file_name].get("labels_confident"))
         else:
             pending.append(row)
     bar = tqdm(total=len(pending), desc="analysing", unit="file", disable=not progress)
