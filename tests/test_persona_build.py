@@ -57,6 +57,17 @@ def _learnt(persona):
     return {name: (persona / name).read_bytes() for name in ("priors.json", "lyrics.json", "model/model.safetensors")}
 
 
+def _copied(built, tmp_path):
+    root, archive, persona = built
+    mine, archive_copy = tmp_path / "persona", tmp_path / "archive"
+    shutil.copytree(archive, archive_copy)
+    shutil.copytree(persona, mine)
+    state = json.loads((mine / "state.json").read_text())
+    state["archive"] = str(archive_copy.resolve())
+    (mine / "state.json").write_text(json.dumps(state))
+    return archive_copy, mine
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_models):
     root = tmp_path_factory.mktemp("persona")
@@ -592,13 +603,7 @@ def test_a_withdrawal_stops_the_persona_until_it_is_built_again_without_the_file
     from composer.errors import InputError
     from composer.persona.daily import load_persona
 
-    root, archive, persona = built
-    mine, archive_copy = tmp_path / "persona", tmp_path / "archive"
-    shutil.copytree(archive, archive_copy)
-    shutil.copytree(persona, mine)
-    state = json.loads((mine / "state.json").read_text())
-    state["archive"] = str(archive_copy.resolve())
-    (mine / "state.json").write_text(json.dumps(state))
+    archive_copy, mine = _copied(built, tmp_path)  # the persona, and its archive where state.json says
     before = _learnt(mine)
     load_persona(mine)
     revoke(archive_copy, "audio/s2.wav", reason="the artist asked")
@@ -1133,17 +1138,6 @@ def test_the_studios_song_of_a_day_already_made_is_kept_and_said(built, tiny_mod
     assert [e.folder for e in studio.history()] == [first.folder]  # one row for the one song
     with pytest.raises(InputError, match="'2026-02-30' is no such day"):
         studio.daily(persona, "2026-02-30", options=options)
-
-
-def _copied(built, tmp_path):
-    root, archive, persona = built
-    mine, archive_copy = tmp_path / "persona", tmp_path / "archive"
-    shutil.copytree(archive, archive_copy)
-    shutil.copytree(persona, mine)
-    state = json.loads((mine / "state.json").read_text())
-    state["archive"] = str(archive_copy.resolve())
-    (mine / "state.json").write_text(json.dumps(state))
-    return archive_copy, mine
 
 
 def test_a_missing_file_or_a_broken_line_keeps_the_persona_and_replaced_audio_is_learnt_again(
