@@ -321,18 +321,12 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
 
     if workers < 1:
         raise InputError(f"--workers: {workers} must be >= 1")
-    # the fine-tune's options are checked before any step: --batch-size 0 failed only after the check,
-    # analysis, priors and lyrics had run, and --steps 0 gave a persona without a fine-tune
-    if steps < 1:
-        raise InputError(f"--steps: {steps} must be >= 1")
-    if batch_size < 1:
-        raise InputError(f"--batch-size: {batch_size} must be >= 1")
-    if not 0 < lr < float("inf"):  # NaN is not either
-        raise InputError(f"--lr: {lr} must be a number > 0")
-    if max_minutes is not None and not max_minutes > 0:
-        raise InputError(f"--max-minutes: {max_minutes} must be > 0")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads: {threads} must be >= 1")
+    # the fine-tune's options are checked before any step, as `composer train` checks them: --batch-size 0
+    # failed only after the check, analysis, priors and lyrics had run, and --steps 0 gave no fine-tune
+    from composer.train.loop import check_training_options
+
+    check_training_options(out, False, steps=steps, batch_size=batch_size, lr=float(lr), max_minutes=max_minutes,
+                           threads=threads)
     if strength is not None and not 0.0 <= float(strength) <= 1.0:
         raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
     archive, out = Path(archive), Path(out)

@@ -451,11 +451,12 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         from composer.rendering.loudness import integrated_loudness
 
         new_report["loudness_lufs"] = round(integrated_loudness(audio, rate), 2)
-    if report.get("metrics") is not None:
+    picture, measured = done.path / "evaluation.png", None
+    if report.get("metrics") is not None or picture.is_file():  # measured once, for the report and the picture
         from composer.rendering.renderer import evaluate_into
 
         new_report["timings"] = dict(report.get("timings") or {})
-        evaluate_into(new_report, audio, rate, plan)
+        measured = evaluate_into(new_report, audio, rate, plan)
     result = Render(audio=audio, sample_rate=rate, plan=plan, report=new_report, latents=canvas, gain=done.gain)
     history = list(report.get("repaints", []))
     history.append({"section": section, "seed": seed, "samples": list(ranges[0][:2]),
@@ -464,10 +465,10 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
                     "diffusion_seconds": round(diffusion_seconds, 3)})
     result.report["repaints"] = history
     folder.write_repainted(done.path, result, spliced, stems=stems_pcm)
-    if (done.path / "evaluation.png").is_file():  # `composer evaluate` drew the song before: draw it again
-        from composer.evaluate.folders import evaluate_dir
+    if measured is not None and picture.is_file():  # `composer evaluate` drew the song before: draw it again
+        from composer.evaluate.folders import _plot
 
-        evaluate_dir(done.path)
+        _plot(picture, measured, plan)
     return result
 
 

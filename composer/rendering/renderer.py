@@ -441,16 +441,18 @@ def finish(plan: SongPlan, audio: np.ndarray, codec, model, canvas: torch.Tensor
     return result
 
 
-def evaluate_into(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan) -> None:
-    """report["metrics"]: the render measured against its plan, at its section and window seams."""
-    from composer.evaluate.metrics import evaluate_audio
+def evaluate_into(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan):
+    """report["metrics"]: the render measured against its plan, at its section and window seams;
+    returns the measurement (what `composer evaluate` plots)."""
+    from composer.evaluate.metrics import measure
 
     clock = time.monotonic()
     seams = report.get("seams", [])
-    report["metrics"] = evaluate_audio(audio, sample_rate, plan,
-                                       seams=[s["time"] for s in seams if s.get("kind") == "section"],
-                                       window_seams=[s["time"] for s in seams if s.get("kind") == "window"])
+    measured = measure(audio, sample_rate, plan, [s["time"] for s in seams if s.get("kind") == "section"],
+                       [s["time"] for s in seams if s.get("kind") == "window"])
+    report["metrics"] = measured.metrics
     report.setdefault("timings", {})["evaluate"] = round(time.monotonic() - clock, 3)
+    return measured
 
 
 def _check_originality(report: dict, audio: np.ndarray, sample_rate: int, plan: SongPlan, model) -> None:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from composer.cli_support import SEED, handle_errors, int_list
+from composer.train.loop import check_training_options
 
 
 # --- training ----------------------------------------------------------------
@@ -122,31 +123,6 @@ def train_codec_cmd(data, output, steps, num_filters, latent_dim, batch_size, wi
                                   discriminator_lr=discriminator_lr, noise_bands=noise_bands,
                                   noise_weight=noise_weight)
     click.echo(f"{output}: codec trained ({json.dumps(metrics)}){_unfinished(metrics['step'], steps)}")
-
-
-def check_training_options(output: str, resume: bool, **values) -> None:
-    """The options a run is made of, checked before any data work: whole numbers of at least 1
-    (steps, batch size, threads, widths), times and rates above 0; and --resume only where a run
-    was saved (a mistyped folder started a new run from nothing). InputError names the option."""
-    from pathlib import Path
-
-    from composer.errors import InputError
-    from composer.train.state import saved_state
-
-    for name, value in values.items():
-        option = "--" + name.replace("_", "-").removesuffix("-seconds")
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            if not value or any(v < 1 for v in value):
-                raise InputError(f"{option} {','.join(map(str, value))}: every width must be 1 or more")
-        elif isinstance(value, int):
-            if value < 1:
-                raise InputError(f"{option}: {value} must be 1 or more")
-        elif not 0 < value < float("inf"):  # NaN is not either
-            raise InputError(f"{option}: {value} must be a number above 0")
-    if resume and saved_state(Path(output) / "training" / "last") is None:
-        raise InputError(f"--resume: {output} holds no saved run to continue; leave out --resume to start one")
 
 
 def _given_options(context: click.Context) -> set[str]:

@@ -46,6 +46,29 @@ def run_recipe(**options) -> dict:
     return {k: plain(v) for k, v in options.items()}
 
 
+def check_training_options(output: str, resume: bool, **values) -> None:
+    """The options a run is made of, checked before any data work: whole numbers of at least 1
+    (steps, batch size, threads, widths), times and rates above 0; and --resume only where a run
+    was saved (a mistyped folder started a new run from nothing). InputError names the option."""
+    from composer.errors import InputError
+    from composer.train.state import saved_state
+
+    for name, value in values.items():
+        option = "--" + name.replace("_", "-").removesuffix("-seconds")
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            if not value or any(v < 1 for v in value):
+                raise InputError(f"{option} {','.join(map(str, value))}: every width must be 1 or more")
+        elif isinstance(value, int):
+            if value < 1:
+                raise InputError(f"{option}: {value} must be 1 or more")
+        elif not 0 < value < float("inf"):  # NaN is not either
+            raise InputError(f"{option}: {value} must be a number above 0")
+    if resume and saved_state(Path(output) / "training" / "last") is None:
+        raise InputError(f"--resume: {output} holds no saved run to continue; leave out --resume to start one")
+
+
 def check_run_folder(out: str | Path, *, resume: bool, recipe: dict | None, folder: str | Path | None = None):
     """The saved state a run into `out` continues (None: it starts afresh), or InputError: a saved
     run there without `resume`, or one of another recipe. Commands call it before their data work."""
