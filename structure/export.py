@@ -11,7 +11,7 @@ def lead_sheet(plan: SongPlan):
     """A music21 Score: the melody with chord symbols above and syllables below the notes.
 
     music21 counts in quarter notes; a compound meter's beat is a dotted quarter (1.5 of them)."""
-    from music21 import duration, harmony, key, metadata, meter, note, stream, tempo
+    from music21 import duration, expressions, harmony, key, metadata, meter, note, stream, tempo
 
     from structure.harmony import NO_CHORD, _to_music21_figure, music21_key
 
@@ -33,6 +33,8 @@ def lead_sheet(plan: SongPlan):
                 part.insert((start_beat + bar * plan.beats_per_bar + c * beats_each) * q,
                             harmony.ChordSymbol(_to_music21_figure(symbol)))
         shown = _written_syllables(section, plan.beats_per_bar)
+        for at, text in _unsung_lines(section, plan.beats_per_bar):  # no note to sit under: shown as text
+            part.insert(_on_grid((start_beat + at) * q), expressions.TextExpression(text))
         for n in section.melody:
             m21_note = note.Note(n.pitch, quarterLength=_quantise(n.duration * q))
             if n.syllable and n.syllable != "_":
@@ -64,6 +66,20 @@ def _written_syllables(section, beats_per_bar: int) -> dict[int, tuple[str, str]
         for note_, display in zip(sung, lyrics.display_syllables(text)):
             shown[id(note_)] = display
     return shown
+
+
+def _unsung_lines(section, beats_per_bar: int) -> list[tuple[float, str]]:
+    """(beat in the section, text) of each lyric line that no note sings: a line of only
+    emoji or signs, which the lead sheet shows as written above its phrase, as LRC and
+    lyrics.json keep it."""
+    from structure.melody import phrase_spans
+
+    if not section.lyrics:
+        return []
+    spans = phrase_spans(section.bars, beats_per_bar, len(section.lyrics))
+    return [(lo, text) for (lo, hi), text in zip(spans, section.lyrics)
+            if text.strip() and not any(lo <= n.start < hi and n.syllable and n.syllable != "_"
+                                        for n in section.melody)]
 
 
 def _quantise(beats: float) -> float:

@@ -211,3 +211,26 @@ def test_a_lines_shown_syllables_and_written_words_agree_with_what_is_sung(line)
 
     assert len(lyrics.display_syllables(line)) == lyrics.count_syllables(line)
     assert sum(count for _, count in written_words(line)) == len(words(line))
+
+
+def test_a_line_no_note_sings_is_shown_above_its_phrase_in_the_lead_sheet() -> None:
+    """A line of only emoji has no syllable to put under a note; the lead sheet shows it as
+    text where its phrase starts, as LRC and lyrics.json keep it."""
+    import music21
+
+    import structure
+    from structure.export import musicxml_bytes
+
+    plan = structure.plan("folk, 100 bpm", lyrics="[Verse]\nWalking down the river road\n🎵🎶\n"
+                          "Carrying my heavy load\nI will sing it all alone\n", seed=1)
+    score = music21.converter.parseData(musicxml_bytes(plan))
+    shown = list(score.recurse().getElementsByClass("TextExpression"))
+    assert [t.content for t in shown] == ["🎵🎶"]
+    verse = next(s for s in plan.sections if s.lyrics)
+    start = dict(zip([s.name for s in plan.sections], plan.section_beats()))[verse.name][0]
+    sung_after = [n for n in verse.melody if n.syllable and n.syllable != "_"]
+    # between the first line's last sung note and the third line's first
+    first_line_end = max(n.start for n in sung_after if n.start < verse.bars * plan.beats_per_bar / 4)
+    at = shown[0].getOffsetInHierarchy(score) / plan.quarters_per_beat - start
+    assert first_line_end < at <= min(n.start for n in sung_after if n.start > at)
+    assert not any(t.content == "🎵🎶" for t in score.recurse().getElementsByClass("Lyric"))
