@@ -417,6 +417,11 @@ def test_interpolating_inputs_of_different_lengths_says_the_cut(models, rendered
     # the first song's plan is the cut song's (it was the whole input's: 2x too long, sections past the end)
     bar = mixes[0].plan.seconds_per_beat * mixes[0].plan.beats_per_bar
     assert mixes[0].plan.duration <= mixes[0].duration + bar
+    # and each song's report says it, beside the log
+    for mix in mixes:
+        cut = mix.report["mode"]["cut"]
+        assert cut["input"] == str(out / "song.wav") and abs(cut["to_seconds"] - mix.duration) < 0.1
+        assert abs(cut["from_seconds"] - len(audio) / rate) < 0.01
 
 
 def test_a_restyled_song_repaints_though_its_plan_is_in_whole_bars(models, rendered, tmp_path):

@@ -262,10 +262,14 @@ def interpolations(path_a: str | Path, path_b: str | Path, *, count: int = 5, se
     # both are cut to the shorter one's length before they are analysed: the end songs' plans,
     # MIDI and lead sheets describe what is made (they described the whole longer input)
     shorter = min(audio_a.shape[-1], audio_b.shape[-1])
+    cut = None
     if max(audio_a.shape[-1], audio_b.shape[-1]) - shorter > codec.sample_rate:  # more than a second apart
         longer = path_a if audio_a.shape[-1] > shorter else path_b
         log.warning("interpolate: %s is cut to %.1f s, the length of the shorter input", longer,
                     shorter / codec.sample_rate)
+        cut = {"input": str(longer), "from_seconds": round(max(audio_a.shape[-1], audio_b.shape[-1])
+                                                            / codec.sample_rate, 3),
+               "to_seconds": round(shorter / codec.sample_rate, 3)}
     audio_a, audio_b = audio_a[..., :shorter], audio_b[..., :shorter]
     plan_a = analysed_plan(audio_a, codec.sample_rate, title=Path(path_a).stem)
     plan_b = analysed_plan(audio_b, codec.sample_rate, title=Path(path_b).stem)
@@ -315,6 +319,8 @@ def interpolations(path_a: str | Path, path_b: str | Path, *, count: int = 5, se
                         timings={"diffusion": diffusion_seconds, "decode": time.monotonic() - clock})
         result.report["mode"] = {"name": "interpolate", "a": str(path_a), "b": str(path_b), "alpha": float(alpha),
                                  "index": k}
+        if cut is not None:  # the report says what the log said: the longer input was not used whole
+            result.report["mode"]["cut"] = cut
         yield result
 
 
