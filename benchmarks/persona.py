@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--from-guide", type=float, default=None,
                         help="render every row from its guide noised to this strength (1: from noise; default: "
                              "the renderer's)")
+    parser.add_argument("--skip-base", action="store_true",
+                        help="render the persona's rows only (the base model's row takes as long as each of them, "
+                             "and is the same for every persona built on the same archive with the same priors)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -168,7 +171,8 @@ def main() -> None:
     own = persona_strength(persona)
     strengths = sorted({float(x) for x in args.strengths.split(",")} if args.strengths else {own, 1.0})
     models = {f"persona@{s:g}": persona_model(persona, s) for s in strengths}
-    models["base"] = composer.load_model()
+    if not args.skip_base:
+        models["base"] = composer.load_model()
     plan_model = composer.load_model(persona.model_dir)  # the plan is the same at every strength
     feats: dict[str, list] = {name: [] for name in [*models, "guide"]}
     follow: dict[str, list] = {name: [] for name in models}

@@ -105,8 +105,9 @@ def guide_cmd(plan_file, output, soundfont, midi):
 
 # --- rendering -------------------------------------------------------------------
 RENDER_OPTIONS = {
-    "steps": click.option("--steps", type=int, help="Sampler steps (default 8; measured as good as 10 and 16 with "
-                                                    "the bundled models, see benchmarks/results/quality_from_noise.json)."),
+    "steps": click.option("--steps", type=int, help="Sampler steps (default 8; measured as good as 10 with the bundled "
+                                                    "models: benchmarks/results/quality_steps10_current.json against "
+                                                    "quality_from_noise.json)."),
     "sampler": click.option("--sampler", type=click.Choice(["multistep", "euler", "heun"]), default="multistep",
                             show_default=True),
     "guidance": click.option("--guidance", help="Classifier-free guidance: a number, or group=weight pairs "
