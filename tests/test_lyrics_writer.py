@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import pronouncing
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lyrics import LyricsError, SectionSpec, count_syllables, parse, to_text, words, write
+from lyrics import (
+    LyricsError,
+    SectionSpec,
+    count_syllables,
+    parse,
+    pronounce,
+    to_text,
+    words,
+    write,
+)
 from lyrics.writer import resolve_mood, theme_words
 
 THEME = "wistful folk song about trains, 96 bpm, in D minor"
@@ -34,8 +42,8 @@ def _within_one(sections, specs) -> bool:
 
 def _rhymes(a: str, b: str) -> bool:
     a, b = words(a)[-1].lower(), words(b)[-1].lower()
-    parts = {pronouncing.rhyming_part(p) for p in pronouncing.phones_for_word(a)}
-    return a == b or any(pronouncing.rhyming_part(p) in parts for p in pronouncing.phones_for_word(b))
+    parts = {pronounce.rhyming_part(p) for p in pronounce.phones_for_word(a)}
+    return a == b or any(pronounce.rhyming_part(p) in parts for p in pronounce.phones_for_word(b))
 
 
 def test_writes_every_section_with_its_name_kind_and_repeats() -> None:

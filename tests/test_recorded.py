@@ -69,13 +69,10 @@ def tone(seconds: float = 1.2, frequency: float = 440.0) -> np.ndarray:
 
 def ogg_bytes(tmp: Path, frequency: float, title: str | None = None) -> bytes:
     path = tmp / f".tone{frequency:g}.ogg"
-    sf.write(path, tone(frequency=frequency), RATE, format="OGG", subtype="VORBIS")
-    if title:
-        from mutagen.oggvorbis import OggVorbis
-
-        tagged = OggVorbis(path)
-        tagged["title"] = title
-        tagged.save()
+    with sf.SoundFile(path, "w", RATE, 1, format="OGG", subtype="VORBIS") as handle:
+        if title:
+            handle.title = title
+        handle.write(tone(frequency=frequency))
     return path.read_bytes()
 
 

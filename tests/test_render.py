@@ -68,12 +68,17 @@ def test_report_times_match_audio(rendered, song):
 
 
 def test_flac_carries_provenance(rendered):
-    from mutagen.flac import FLAC
+    from composer.data.audio import read_flac_tags
 
-    _, out = rendered
-    tags = FLAC(str(out / "song.flac"))
+    result, out = rendered
+    tags = read_flac_tags(out / "song.flac")
     assert "song-composer" in tags["comment"][0]
-    assert tags["title"][0]
+    assert tags["title"] == [result.plan.title] and tags["bpm"] == [f"{result.plan.tempo_bpm:g}"]
+    assert tags["initialkey"] == [str(result.plan.key)]
+    assert json.loads(tags["provenance"][0]) == json.loads(json.dumps(result.report["provenance"], default=str))
+    # the tags leave the audio as it was, and other readers read them
+    with sf.SoundFile(out / "song.flac") as handle:
+        assert handle.title == result.plan.title and handle.frames == len(sf.read(out / "song.wav")[0])
 
 
 def test_repeated_sections_have_identical_latents(rendered, song, models):

@@ -241,3 +241,76 @@ def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                 block = audio[:, start: start + WRITE_BLOCK].T
                 out.write(block if audio.dtype == np.int16 else np.clip(block, -1.0, 1.0))
     return path
+
+
+# --- FLAC tags ---------------------------------------------------------------
+# A FLAC file is "fLaC", metadata blocks (a byte: last-block flag and type, then a 24-bit
+# big-endian length) and the audio frames; its tags are one VORBIS_COMMENT block (type 4) of
+# little-endian lengths (https://xiph.org/flac/format.html). Written here rather than through
+# mutagen, which is GPL-2.0 (this project is Apache-2.0 and links no GPL library).
+_VORBIS_COMMENT = 4
+
+
+def _flac_blocks(data: bytes, path) -> tuple[list[tuple[int, bytes]], int]:
+    """([(type, body)], where the audio frames start) of a FLAC file's bytes."""
+    if data[:4] != b"fLaC":
+        raise ValueError(f"{path}: not a FLAC file")
+    blocks, at = [], 4
+    while True:
+        if at + 4 > len(data):
+            raise ValueError(f"{path}: its FLAC metadata ends early")
+        header, length = data[at], int.from_bytes(data[at + 1: at + 4], "big")
+        blocks.append((header & 0x7F, data[at + 4: at + 4 + length]))
+        at += 4 + length
+        if header & 0x80:
+            return blocks, at
+
+
+def write_flac_tags(path: str | os.PathLike, tags: dict[str, str], vendor: str = "song-composer") -> None:
+    """Set a FLAC file's tags (Vorbis comments) to `tags`, in place; the audio is untouched.
+    Names are ASCII without "=", one value each (the caller writes into a temporary file)."""
+    path = Path(path)
+    data = path.read_bytes()
+    blocks, audio_at = _flac_blocks(data, path)
+
+    def field(text: str) -> bytes:
+        encoded = text.encode("utf-8")
+        return len(encoded).to_bytes(4, "little") + encoded
+
+    for name in tags:
+        if not name or "=" in name or not all(0x20 <= ord(c) <= 0x7D for c in name):
+            raise ValueError(f"FLAC tag name {name!r}: ASCII without '='")
+    comment = field(vendor) + len(tags).to_bytes(4, "little") + b"".join(
+        field(f"{name.upper()}={value}") for name, value in tags.items())
+    if len(comment) >= 1 << 24:
+        raise ValueError(f"{path}: tags of {len(comment)} bytes; a FLAC block holds under 16 MiB")
+    kept = [(kind, body) for kind, body in blocks if kind != _VORBIS_COMMENT]
+    kept.insert(1, (_VORBIS_COMMENT, comment))  # STREAMINFO stays first
+    out = [b"fLaC"]
+    for index, (kind, body) in enumerate(kept):
+        out.append(bytes([kind | (0x80 if index == len(kept) - 1 else 0)]) + len(body).to_bytes(3, "big") + body)
+    out.append(data[audio_at:])
+    path.write_bytes(b"".join(out))
+
+
+def read_flac_tags(path: str | os.PathLike) -> dict[str, list[str]]:
+    """A FLAC file's tags: each name (lower case) with its values in order."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    try:
+        blocks, _ = _flac_blocks(head, path)
+    except ValueError:  # metadata longer than the first MiB: read it whole
+        blocks, _ = _flac_blocks(path.read_bytes(), path)
+    tags: dict[str, list[str]] = {}
+    for kind, body in blocks:
+        if kind != _VORBIS_COMMENT:
+            continue
+        at = 4 + int.from_bytes(body[:4], "little")
+        count, at = int.from_bytes(body[at: at + 4], "little"), at + 4
+        for _ in range(count):
+            length = int.from_bytes(body[at: at + 4], "little")
+            name, _, value = body[at + 4: at + 4 + length].decode("utf-8", "replace").partition("=")
+            tags.setdefault(name.lower(), []).append(value)
+            at += 4 + length
+    return tags

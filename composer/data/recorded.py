@@ -543,14 +543,14 @@ def _decoded_seconds(path: Path, name: str) -> float:
 
 def _title(path: Path) -> str | None:
     """The first non-empty title tag (Vorbis comment, ID3, ...), or None."""
-    import mutagen
+    import soundfile as sf
 
-    try:
-        tagged = mutagen.File(str(path), easy=True)
-        values = tagged.get("title") if tagged is not None and tagged.tags is not None else None
-    except Exception:  # noqa: BLE001 - tags are optional; the file decoded already
+    try:  # libsndfile reads Vorbis comments and ID3's title
+        with sf.SoundFile(str(path)) as handle:
+            title = handle.title
+    except Exception:  # noqa: BLE001 - tags are optional; the file decoded already (through ffmpeg, say)
         return None
-    return next((str(v).strip() for v in values or [] if str(v).strip()), None)
+    return str(title).strip() or None if title else None
 
 
 def _title_from_name(name: str) -> str:

@@ -79,10 +79,10 @@ def words(line: str) -> list[str]:
 
 
 def rhyme_part(word: str) -> str | None:
-    import pronouncing
+    from lyrics import pronounce
 
-    phones = pronouncing.phones_for_word(word)
-    return pronouncing.rhyming_part(phones[0]) if phones else None
+    phones = pronounce.phones_for_word(word)
+    return pronounce.rhyming_part(phones[0]) if phones else None
 
 
 def rhymes(a: str, b: str) -> bool:

@@ -273,19 +273,18 @@ def _jsonable(value):
 
 def tag_flac(path: Path, plan, report: dict) -> None:
     """Vorbis comments: title, genre, tempo, key and a provenance line (what made it)."""
-    from mutagen.flac import FLAC
-
+    from composer.data.audio import write_flac_tags
     from composer.rendering.provenance import provenance_line
 
-    flac = FLAC(str(path))
-    flac["title"] = plan.title
-    flac["genre"] = plan.tags.get("genre", plan.style)
-    flac["bpm"] = f"{plan.tempo_bpm:g}"
-    flac["initialkey"] = str(plan.key)
-    flac["comment"] = provenance_line(report)
-    flac["encoder"] = report.get("provenance", {}).get("software", "song-composer")
-    flac["provenance"] = json.dumps(report.get("provenance", {}), default=str)
-    flac.save()
+    write_flac_tags(path, {
+        "title": plan.title,
+        "genre": plan.tags.get("genre", plan.style),
+        "bpm": f"{plan.tempo_bpm:g}",
+        "initialkey": str(plan.key),
+        "comment": provenance_line(report),
+        "encoder": report.get("provenance", {}).get("software", "song-composer"),
+        "provenance": json.dumps(report.get("provenance", {}), default=str),
+    })
 
 
 @dataclass
