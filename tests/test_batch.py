@@ -36,7 +36,7 @@ def manifest(out_dir: Path) -> dict:
 
 
 def song_dirs(out_dir: Path) -> list[str]:
-    return sorted(p.name for p in out_dir.iterdir() if p.is_dir())
+    return sorted(p.name for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -331,9 +331,12 @@ def test_a_changed_row_interrupted_while_it_re_renders_is_rendered_again(tmp_pat
     monkeypatch.setattr(composer.rendering.renderer, "render", interrupted)
     with pytest.raises(KeyboardInterrupt):
         batch(120)
-    assert [row["state"] for row in manifest(out)["rows"]] == ["running", "done"] and tempo_of_song() == 90
+    # the song in flight is pending again, not "running": nothing runs once the batch has stopped
+    assert [row["state"] for row in manifest(out)["rows"]] == ["pending", "done"] and tempo_of_song() == 90
     monkeypatch.setattr(composer.rendering.renderer, "render", real_render)
     assert batch(120).exit_code == 0 and tempo_of_song() == 120
+    # the song it replaced is kept
+    assert json.loads((out / ".superseded" / "song" / "plan.json").read_text())["tempo_bpm"] == 90
 
     (out / MANIFEST_NAME).unlink()  # lost: the folders' own records still say which rows they hold
     before = {name: (out / name / "song.wav").stat().st_mtime_ns for name in ("song", "other")}
@@ -341,6 +344,24 @@ def test_a_changed_row_interrupted_while_it_re_renders_is_rendered_again(tmp_pat
     assert again.exit_code == 0 and [e.state for e in again.entries] == ["done", "done"]
     assert {name: (out / name / "song.wav").stat().st_mtime_ns for name in ("song", "other")} == before
     assert batch(100).exit_code == 0 and tempo_of_song() == 100  # and changed, it is replaced, not refused
+    assert json.loads((out / ".superseded" / "song.2" / "plan.json").read_text())["tempo_bpm"] == 120
+
+
+def test_a_line_added_above_unnamed_rows_keeps_the_songs_they_had(tmp_path, tiny_models):
+    """An unnamed, unseeded row takes its name and seed from its line: a line added above it
+    makes it another song in another folder, and the song that folder held is kept."""
+    codec_dir, model_dir = tiny_models
+    rows = [{"prompt": "folk song", "duration": 4}, {"prompt": "rock song", "duration": 4}]
+    prompts = write_jsonl(tmp_path / "rows.jsonl", rows)
+    out = tmp_path / "out"
+    first = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert first.exit_code == 0 and song_dirs(out) == ["row0001", "row0002"]
+    made = {name: (out / name / "song.wav").read_bytes() for name in ("row0001", "row0002")}
+    write_jsonl(prompts, [{"prompt": "a new first song", "duration": 4}, *rows])
+    again = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert again.exit_code == 0 and song_dirs(out) == ["row0001", "row0002", "row0003"]
+    kept = {path.name: (path / "song.wav").read_bytes() for path in (out / ".superseded").iterdir()}
+    assert kept == made  # both earlier songs, whole
 
 
 def _batch_command(prompts: Path, out: Path, tiny_models) -> list[str]:

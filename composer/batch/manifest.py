@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 PARTIAL_DIR = ".partial"  # songs being rendered; never a final name
-TRASH_DIR = ".trash"  # inside PARTIAL_DIR: an old song folder on its way out
+SUPERSEDED_DIR = ".superseded"  # the earlier songs of rows that changed: kept, never deleted
 LOCK_NAME = ".lock"
 STATES = ("pending", "running", "done", "failed")
 

@@ -13,7 +13,8 @@ so a final name never holds a partial song. The manifest is rewritten
 atomically at every change of state, and a lock on `OUT_DIR/.lock` keeps two
 batches out of one folder, so a `kill -9` at any moment loses at most the
 songs in flight; rerunning the same command redoes them. A row whose song
-changed replaces the earlier song of this batch; a name taken by anything else
+changed replaces the earlier song of this batch, which is kept in `OUT_DIR/.superseded/`
+(`superseded_path`); a name taken by anything else
 (a folder or file of the user's, the prompts file itself) fails its row and is
 left as it is.
 
@@ -29,13 +30,13 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from composer.batch.manifest import (
     MANIFEST_NAME,
     PARTIAL_DIR,
-    TRASH_DIR,
+    SUPERSEDED_DIR,
     BatchResult,
     Entry,
     Manifest,
@@ -118,7 +119,7 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
             runner = _runner(jobs, workers=workers, ray_address=ray_address, codec=codec, model=model,
                              loaded=(codec_loaded, model_loaded), options=options, partial_root=partial_root,
                              on_start=on_start)
-            with closing(runner):
+            with closing(runner), _interrupted_left_pending(manifest):
                 for outcome in runner:
                     entry = by_name[outcome.name]
                     entry.seconds = round(outcome.seconds, 3)
@@ -134,6 +135,20 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
                     bar.song_finished(manifest.entries)
         shutil.rmtree(partial_root, ignore_errors=True)
     return BatchResult(entries=manifest.entries, out_dir=out_dir)
+
+
+@contextmanager
+def _interrupted_left_pending(manifest: Manifest):
+    """On an interrupt (Ctrl-C, SIGTERM), the songs in flight are said to be pending again in the
+    manifest: they are not running, and the next run renders them."""
+    try:
+        yield
+    except BaseException:
+        for entry in manifest.entries:
+            if entry.state == "running":
+                entry.state, entry.error, entry.error_kind = "pending", "interrupted before it finished", None
+        manifest.save()
+        raise
 
 
 def _runner(jobs: list[Job], *, workers: int, ray_address: str | None, codec, model, loaded, options,
@@ -230,6 +245,18 @@ def _replaceable(path: Path, ours: bool) -> bool:
     return ours or folder_fingerprint(path) is not None
 
 
+def superseded_path(out_dir: Path, name: str) -> Path:
+    """Where the earlier song of a changed row goes: `OUT/.superseded/NAME`, or NAME.2, NAME.3
+    when earlier ones are there. An unnamed, unseeded row takes its name and seed from its line,
+    so a line added above it makes it another song: the song it had is kept, not lost."""
+    root = out_dir / SUPERSEDED_DIR
+    path, number = root / name, 1
+    while path.exists() or path.is_symlink():
+        number += 1
+        path = root / f"{name}.{number}"
+    return path
+
+
 BATCH_KEY = "batch"  # report.json's record of the batch row a song was rendered from
 
 
@@ -267,14 +294,13 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry)
         stamp_batch(partial, entry)
         if not _replaceable(final, ours=True):
             raise FileExistsError(f"{final} appeared while the song rendered and is not a song folder; left as it is")
-        if final.exists():
-            log.info("%s: replacing the earlier folder", final)
-            trash = partial_root / TRASH_DIR / final.name
-            shutil.rmtree(trash, ignore_errors=True)
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(final, trash)
+        if final.exists():  # the earlier song of a row that changed: kept, not deleted
+            kept = superseded_path(out_dir, final.name)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(final, kept)
             os.replace(partial, final)
-            shutil.rmtree(trash, ignore_errors=True)
+            log.warning("%s: its row changed, so its song was rendered again; the earlier song is kept in %s",
+                        final, kept)
         else:
             os.replace(partial, final)
     except FileExistsError as error:  # the user's: the row must be renamed (and its folder is not ours later)

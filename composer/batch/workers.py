@@ -170,6 +170,10 @@ def _run_processes(jobs: Iterable[Job], *, workers: int, codec, model, options: 
                     yield outcome
             finished = True
         finally:
+            if not finished:  # interrupted (Ctrl-C to this process alone, SIGTERM): the workers stop now; left
+                # running, the interpreter's exit waited for their songs and the next run threw them away
+                for process in list((getattr(executor, "_processes", None) or {}).values()):
+                    process.terminate()
             executor.shutdown(wait=finished and not broken, cancel_futures=True)
 
 
