@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from composer.batch.manifest import MANIFEST_NAME, PARTIAL_DIR
-from composer.batch.rows import read_rows
+from composer.batch.rows import Row, read_rows
 from composer.batch.runner import run_batch
 from composer.errors import InputError
 from composer.rendering import RenderOptions
@@ -63,6 +63,41 @@ def test_csv_rows_merge_metadata_and_number_lines(tmp_path):
     prompts.write_text('prompt,duration\npop,10\n"rock,20\nfolk,30\n')
     with pytest.raises(InputError, match="line 3: a quote opened on line 3 never closes"):
         read_rows(prompts)
+
+
+def test_a_rows_vocals_field_and_option_like_fields(tmp_path):
+    """`vocals` is a row's field (true/false, yes/no, 1/0); `no_vocals` or `steps` in a row are
+    refused by name with what to write instead (they were kept as tags, and the song was sung)."""
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"prompt": "calm piano", "vocals": False},
+        {"prompt": "calm piano", "vocals": "yes"},
+        {"prompt": "calm piano", "no_vocals": True},
+        {"prompt": "calm piano", "steps": 20},
+        {"prompt": "calm piano", "vocals": "maybe"},
+        {"prompt": "calm piano"},
+    ])
+    rows, errors = read_rows(prompts)
+    assert [(row.line, row.vocals) for row in rows] == [(1, False), (2, True), (6, None)]
+    assert [(e.line, e.reason) for e in errors] == [
+        (3, "no_vocals: not a row's field (write vocals: false)"),
+        (4, "steps: not a row's field (--steps is the batch's option, for every row)"),
+        (5, "vocals: expected true or false, got 'maybe'")]
+    assert "vocals" not in rows[0].prompt
+    settings = "{}"
+    assert rows[0].fingerprint(settings) != Row(**{**rows[0].__dict__, "vocals": None}).fingerprint(settings)
+
+
+def test_a_row_without_vocals_is_not_sung_and_its_song_says_its_row(tmp_path, tiny_models):
+    codec_dir, model_dir = tiny_models
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"prompt": "folk song about trains", "genre": "folk", "duration": 4, "vocals": False, "name": "quiet"}])
+    out = tmp_path / "out"
+    result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert result.exit_code == 0
+    assert not (out / "quiet" / "vocals.wav").exists()
+    report = json.loads((out / "quiet" / "report.json").read_text())
+    assert report["batch"]["row"] == {"prompt": "folk song about trains genre=folk", "seed": 1, "duration": 4.0,
+                                      "lyrics_given": False, "vocals": False}
 
 
 @pytest.mark.parametrize("name, reason", [

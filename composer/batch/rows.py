@@ -3,7 +3,7 @@
 Row fields: `prompt` (text), `lyrics` (text) or `lyrics_file` (a file inside the
 PROMPTS file's folder; nothing outside it is read), `duration` (seconds), `seed` (default: --seed base + line number),
 `name` (output folder; default `row{line:04d}`), `voice` (the singing voice; default
---voice). Every other field is metadata
+--voice), `vocals` (false: not sung; default --no-vocals or not). Every other field is metadata
 and joins the prompt as `field=value` (genre, mood, tempo, key, persona fields).
 """
 
@@ -23,7 +23,13 @@ from composer.batch.manifest import LOCK_NAME, MANIFEST_NAME
 from composer.errors import InputError
 from structure.prompt import field_token
 
-ROW_FIELDS = ("prompt", "lyrics", "lyrics_file", "duration", "seed", "name", "voice")
+ROW_FIELDS = ("prompt", "lyrics", "lyrics_file", "duration", "seed", "name", "voice", "vocals")
+# fields that look like a render's options but are not a row's: each row error says what to write instead
+NOT_ROW_FIELDS = {
+    "no_vocals": "write vocals: false", "no-vocals": "write vocals: false", "instrumental": "write vocals: false",
+    **{option: f"--{option.replace('_', '-')} is the batch's option, for every row"
+       for option in ("steps", "guidance", "sampler", "from_guide", "strength", "workers", "no_evaluate")},
+}
 MAX_NAME_LENGTH = 200  # bytes: the folder's temporary name adds some 25 to it, within 255
 _FIELD_NAME = re.compile(r"^[A-Za-z_][\w\-]*$")
 
@@ -40,12 +46,15 @@ class Row:
     duration: float | None  # seconds
     seed: int
     voice: str | None = None  # None: the batch's --voice
+    vocals: bool | None = None  # None: the batch's --no-vocals or not
 
     def fingerprint(self, settings: str) -> str:
         """Hash of everything that decides the song, so an edited row renders again."""
         values = [self.prompt, self.lyrics, self.duration, self.seed, settings]
         if self.voice is not None:  # rows without a voice keep the fingerprints they had
             values.append(self.voice)
+        if self.vocals is not None:
+            values.append({"vocals": self.vocals})
         text = json.dumps(values)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -188,6 +197,9 @@ def _row(line: int, record: dict, *, base_dir: Path, seed_base: int) -> Row:
     if not isinstance(prompt, str):
         raise InputError(f"prompt: expected text, got {type(prompt).__name__}")
     tokens = [prompt.strip()] if prompt.strip() else []
+    for key in record:
+        if isinstance(key, str) and key.lower() in NOT_ROW_FIELDS:
+            raise InputError(f"{key}: not a row's field ({NOT_ROW_FIELDS[key.lower()]})")
     for key, value in record.items():
         if key not in ROW_FIELDS:
             tokens.append(_metadata_token(key, value))
@@ -211,8 +223,19 @@ def _row(line: int, record: dict, *, base_dir: Path, seed_base: int) -> Row:
         from composer.voice.voices import get_voice
 
         voice = get_voice(record["voice"], what="voice").name
+    vocals = _row_vocals(record["vocals"]) if "vocals" in record else None
     return Row(line=line, name=name, prompt=" ".join(tokens), lyrics=lyrics_text, duration=duration, seed=seed,
-               voice=voice)
+               voice=voice, vocals=vocals)
+
+
+def _row_vocals(value: object) -> bool:
+    """A row's `vocals`: JSON true/false, or a CSV cell's true/false, yes/no, 1/0."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if isinstance(value, (str, int)) and str(value).strip().lower() in words:
+        return words[str(value).strip().lower()]
+    raise InputError(f"vocals: expected true or false, got {value!r}")
 
 
 def _inside(base_dir: Path, name: object) -> Path:

@@ -110,6 +110,7 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
         manifest.save()
 
         by_name = {row.name: entry for row, entry in to_check}
+        rows_by_name = {row.name: row for row, _ in to_check}
         with _progress(manifest.entries, total=len(jobs), enabled=progress) as bar:
             def on_start(job: Job) -> None:
                 entry = by_name[job.name]
@@ -124,7 +125,7 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
                     entry = by_name[outcome.name]
                     entry.seconds = round(outcome.seconds, 3)
                     if outcome.ok:
-                        outcome = _finalize(outcome, partial_root, out_dir, entry)
+                        outcome = _finalize(outcome, partial_root, out_dir, entry, rows_by_name.get(outcome.name))
                     if outcome.ok:
                         entry.state = "done"
                     else:
@@ -229,7 +230,7 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None) ->
             log.debug("planning line %d failed", row.line, exc_info=True)
             errors.append(RowError(row.line, row.name, f"{type(error).__name__}: {error}", kind="render"))
             continue
-        jobs.append(Job(name=row.name, plan_json=song.to_json(), seed=row.seed, voice=row.voice))
+        jobs.append(Job(name=row.name, plan_json=song.to_json(), seed=row.seed, voice=row.voice, vocals=row.vocals))
     return jobs, errors
 
 
@@ -270,18 +271,25 @@ def folder_fingerprint(folder: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def stamp_batch(folder: Path, entry: Entry) -> None:
-    """Record in `folder`'s report.json the row it was rendered from (line and fingerprint),
-    before the folder is moved into place: what a later run trusts to skip it."""
+def stamp_batch(folder: Path, entry: Entry, row: Row | None = None) -> None:
+    """Record in `folder`'s report.json the row it was rendered from (line and fingerprint,
+    what a later run trusts to skip it, and the row as read: its prompt with its metadata
+    fields, so the song says what asked for it after the prompts file is edited), before the
+    folder is moved into place."""
     from composer.data.audio import write_text_atomic
 
     path = folder / REPORT_NAME
     report = json.loads(path.read_text(encoding="utf-8"))
     report[BATCH_KEY] = {"line": entry.line, "fingerprint": entry.fingerprint}
+    if row is not None:
+        report[BATCH_KEY]["row"] = {"prompt": row.prompt, "seed": row.seed, "duration": row.duration,
+                                    "lyrics_given": row.lyrics is not None,
+                                    **({"voice": row.voice} if row.voice is not None else {}),
+                                    **({"vocals": row.vocals} if row.vocals is not None else {})}
     write_text_atomic(path, json.dumps(report, indent=2))
 
 
-def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry) -> Outcome:
+def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry, row: Row | None = None) -> Outcome:
     """Move a complete song folder to its final name in one rename (an older one of this batch
     goes first; anything else there fails the row and is left as it is).
 
@@ -291,7 +299,7 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry)
     try:
         if not (partial / REPORT_NAME).is_file():
             raise FileNotFoundError(f"{partial}: rendered but incomplete (no report.json)")
-        stamp_batch(partial, entry)
+        stamp_batch(partial, entry, row)
         if not _replaceable(final, ours=True):
             raise FileExistsError(f"{final} appeared while the song rendered and is not a song folder; left as it is")
         if final.exists():  # the earlier song of a row that changed: kept, not deleted

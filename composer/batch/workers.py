@@ -30,6 +30,7 @@ class Job:
     plan_json: str
     seed: int
     voice: str | None = None  # None: the batch's options
+    vocals: bool | None = None  # None: the batch's options
 
 
 @dataclass
@@ -70,7 +71,8 @@ class _Worker:
         try:
             song = SongPlan.from_json(job.plan_json)
             result = render(song, seed=job.seed, codec=self.codec, model=self.model, progress=False,
-                            options=dataclasses.replace(self.options, **({"voice": job.voice} if job.voice else {})))
+                            options=dataclasses.replace(self.options, **({"voice": job.voice} if job.voice else {}),
+                                                        **({"vocals": job.vocals} if job.vocals is not None else {})))
             shutil.rmtree(out_dir, ignore_errors=True)
             result.save(out_dir)
         except _bad_input_types() as error:
