@@ -178,6 +178,8 @@ def estimate_tuning(mono: np.ndarray, *, bins_per_octave: int, n_fft: int = 2048
         magnitudes.append(magnitude[found])
     pitch, magnitude = np.concatenate(pitches), np.concatenate(magnitudes)
     threshold = np.median(magnitude) if len(magnitude) else 0.0
+    if not len(pitch):  # no pitched peak (DC, silence): in tune, as librosa says, without its UserWarning
+        return 0.0  # reaching the user's terminal
     return float(librosa.pitch_tuning(pitch[magnitude >= threshold], resolution=0.01,
                                       bins_per_octave=bins_per_octave))
 

@@ -79,7 +79,10 @@ def parse_prompt(prompt: str, *, embed: Embed | None = None) -> Prompt:
 
 
 # a field is `name=value`, its value bare or quoted ("..." or '...') right after the "="
-_FIELD_TOKEN_RE = re.compile(r"""(?<!\S)([A-Za-z_][\w\-]*)=(?:"([^"]*)"|'((?:[^']|'(?=\w))*)'|(["'])|([^\s"']\S*|))""")
+# a bare value ends at a space; a comma or semicolon right before it is the prompt's, not the
+# value's ("genre=rock, 120 bpm" asks for rock; a comma inside, "form=verse,chorus", stays)
+_FIELD_TOKEN_RE = re.compile(
+    r"""(?<!\S)([A-Za-z_][\w\-]*)=(?:"([^"]*)"|'((?:[^']|'(?=\w))*)'|(["'])|([^\s"']\S*?(?=[,;]?(?!\S))|))""")
 
 
 def field_token(name: str, value: object) -> str:
@@ -87,7 +90,7 @@ def field_token(name: str, value: object) -> str:
     quotes where the value holds a double one (its apostrophes inside words are kept);
     a value that would close either quote has its double quotes written as curly ones."""
     text = str(value)
-    if text and not re.search(r"[\s\"']", text):
+    if text and not re.search(r"[\s\"']|[,;]$", text):
         return f"{name}={text}"
     if '"' not in text:
         return f'{name}="{text}"'

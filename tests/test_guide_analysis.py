@@ -156,3 +156,15 @@ def test_an_analysed_compound_plan_is_compound(compound_results):
 def test_simple_guides_are_not_read_as_compound(results):
     compound = [(song.style, song.tempo_bpm) for song, analysis in results if analysis.beat_division == 3]
     assert not compound, compound  # the swung jazz and blues guides among them too
+
+
+def test_audio_without_a_pitched_peak_is_in_tune_without_a_warning():
+    """A DC offset or silence: librosa warned "Trying to estimate tuning from empty frequency
+    set" on the user's terminal (restyle of such a file)."""
+    import warnings
+
+    from structure.analysis import estimate_tuning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimate_tuning(np.full(22050 * 3, 0.3, np.float32), bins_per_octave=36) == 0.0

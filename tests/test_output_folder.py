@@ -39,11 +39,13 @@ def test_an_existing_song_needs_overwrite_and_keeps_the_users_files(tmp_path, ti
     assert _snapshot(out) == before
     (out / "notes.txt").write_text("my notes")
     (out / "lyrics.lrc").write_text("[00:01.00]stale lyrics of another song\n")
+    (out / "evaluation.png").write_bytes(b"the old song's picture")  # `composer evaluate` drew it
     assert _render(tiny_models, out, "--seed", 2, "--overwrite").exit_code == 0
     after = _snapshot(out)
     assert after["song.wav"] != before["song.wav"]
     assert after["notes.txt"] == b"my notes"
     assert b"stale lyrics" not in after.get("lyrics.lrc", b"")  # a render file is the new song's or gone
+    assert "evaluation.png" not in after  # the old song's picture went with it (it was kept as the user's)
     assert [p.name for p in tmp_path.iterdir()] == ["song"]  # no temporary folder or lock left beside it
 
 
@@ -199,3 +201,34 @@ def test_the_current_folder_or_one_above_is_refused_before_any_work(tmp_path, mo
     with pytest.raises(InputError, match="the current folder or one above it"):
         check_output(target)
     assert check_output("song").name == "song"
+
+
+def test_lyrics_saved_as_utf16_are_read_and_other_encodings_say_what_to_do(tmp_path):
+    from composer.data.inputs import read_text_file
+
+    words = "[Verse]\nCafé by the river, naïve and slow\n"
+    for encoding in ("utf-16", "utf-16-be", "utf-16-le"):
+        path = tmp_path / f"{encoding}.txt"
+        data = words.encode(encoding)
+        path.write_bytes(data if encoding == "utf-16" else (b"\xfe\xff" if encoding.endswith("be") else b"\xff\xfe")
+                         + data)
+        assert read_text_file(path, "lyrics") == words
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(words.encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin.txt: not UTF-8 text \(line 2, byte \d+\); save it as UTF-8"):
+        read_text_file(latin, "lyrics")
+
+
+def test_a_read_only_render_folder_is_still_measured(tmp_path, tiny_models, monkeypatch, caplog):
+    from composer.evaluate import folders
+
+    out = tmp_path / "song"
+    assert _render(tiny_models, out).exit_code == 0
+
+    def cannot_write(path, *args):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(folders, "_plot", cannot_write)
+    with caplog.at_level("WARNING"):
+        metrics = folders.evaluate_dir(out)
+    assert "tempo" in metrics and "could not be written (Permission denied)" in caplog.text

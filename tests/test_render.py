@@ -666,3 +666,16 @@ def test_a_repaint_meets_the_kept_audio_in_a_crossfade():
     assert (spliced[2000 + modes.SPLICE_FADE: 8000 - modes.SPLICE_FADE] == 1000).all()
     edge = spliced[2000: 2000 + modes.SPLICE_FADE, 0]
     assert (np.diff(edge.astype(int)) >= 0).all() and edge[0] < 10 and edge[-1] > 990
+
+
+def test_a_clipped_input_is_used_and_the_user_is_told(models, tmp_path, caplog):
+    codec, _ = models
+    time_axis = np.arange(3 * 24000) / 24000
+    clipped = np.clip(3 * np.sin(2 * np.pi * 220 * time_axis), -1, 1).astype(np.float32)
+    sf.write(tmp_path / "loud.wav", clipped, 24000)
+    stereo = np.stack([clipped, clipped], axis=1) * 0.3
+    sf.write(tmp_path / "stereo.wav", stereo, 24000)
+    with caplog.at_level("WARNING", logger="composer.rendering.modes"):
+        modes._read_audio(tmp_path / "loud.wav", codec)
+        modes._read_audio(tmp_path / "stereo.wav", codec)
+    assert "loud.wav: clipping:" in caplog.text and "stereo.wav" not in caplog.text  # stereo is no fault

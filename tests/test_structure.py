@@ -894,3 +894,20 @@ def test_the_lead_sheet_shows_a_number_as_written_over_its_sung_notes():
     shown = re.findall(r"<text>([^<]*)</text>", xml)
     assert shown == ["We", "drove", "1999", "miles", "a", "way"], shown
     assert xml.count("<lyric") == len(shown)  # the number's other sung notes carry no syllable of their own
+
+
+@pytest.mark.parametrize("prompt, fields, tempo", [
+    ("genre=electronic, 120 bpm", [("genre", "electronic")], 120.0),
+    ("genre=rock, tempo=128, mood=calm", [("genre", "rock"), ("tempo", "128"), ("mood", "calm")], 128.0),
+    ("title=Home; key=C", [("title", "Home"), ("key", "C")], None),
+    ("form=verse,chorus,verse tempo=90", [("form", "verse,chorus,verse"), ("tempo", "90")], 90.0),
+])
+def test_a_comma_after_a_fields_value_is_the_prompts(prompt, fields, tempo):
+    """"genre=electronic, 120 bpm" asked for electronic ("electronic," was an unknown genre) and
+    "tempo=128," was refused as no tempo; a comma inside a value stays."""
+    from structure.prompt import split_prompt
+
+    assert split_prompt(prompt)[0] == fields
+    song = plan(prompt, duration=20, seed=1)
+    assert song.tempo_bpm == tempo or tempo is None
+    assert song.style in ("electronic", "rock", "pop")

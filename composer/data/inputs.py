@@ -23,11 +23,18 @@ def read_text_file(path: str | Path, what: str) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise InputError(f"{what} {path}: {error.strerror or error}") from None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte-order mark (Notepad's "Unicode")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{what} {path}: starts as UTF-16 text but does not decode as it; "
+                             "save it as UTF-8") from None
     try:
         return data.decode("utf-8-sig")  # a byte-order mark is not part of the text
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise InputError(f"{what} {path}: not UTF-8 text (line {line}, byte {error.start})") from None
+        raise InputError(f"{what} {path}: not UTF-8 text (line {line}, byte {error.start}); "
+                         "save it as UTF-8") from None
 
 
 def read_plan_file(path: str | Path):

@@ -34,7 +34,11 @@ def evaluate_dir(out_dir: str | Path) -> dict:
     audio, rate = audio_read(song_path)
     seams, window_seams = _read_seams(out_dir / folder.REPORT_NAME, plan)
     measurement = measure(audio, rate, plan, seams, window_seams, loop=_is_loop(out_dir / folder.REPORT_NAME))
-    _plot(out_dir / "evaluation.png", measurement, plan)
+    try:
+        _plot(out_dir / folder.EVALUATION_NAME, measurement, plan)
+    except OSError as error:  # a read-only folder is still measured; only its picture is not drawn
+        log.warning("%s: measured, but its picture could not be written (%s)", out_dir / folder.EVALUATION_NAME,
+                    error.strerror or error)
     return measurement.metrics
 
 

@@ -42,8 +42,9 @@ ACCOMPANIMENT_NAME = "accompaniment.wav"
 STEM_NAMES = (VOCALS_NAME, VOCALS_DRY_NAME, ACCOMPANIMENT_NAME)
 
 
+EVALUATION_NAME = "evaluation.png"  # `composer evaluate`'s picture of the render
 RENDER_FILES = frozenset({SONG_WAV, SONG_FLAC, PLAN_NAME, MIDI_NAME, LEAD_SHEET_NAME, LRC_NAME, LYRICS_JSON_NAME,
-                          LATENTS_NAME, REPORT_NAME, *STEM_NAMES})
+                          LATENTS_NAME, REPORT_NAME, EVALUATION_NAME, *STEM_NAMES})
 
 
 # --- claiming and replacing a render folder ----------------------------------------

@@ -55,6 +55,9 @@ def _read_audio(path: str | Path, codec) -> np.ndarray:
     health = check_audio(path, min_seconds=1.0, max_seconds=MAX_SONG_SECONDS)
     if health.refusals:
         raise InputError(f"{path}: {'; '.join(health.refusals)}")
+    for warning in health.warnings:  # clipped or a low rate: it is used, and the user is told (stereo is normal)
+        if warning.startswith(("clipping", "sample rate")):
+            log.warning("%s: %s", path, warning)
     audio, _ = audio_read(path, sample_rate=codec.sample_rate, channels=codec.channels)
     if audio.shape[-1] < codec.sample_rate:
         raise InputError(f"{path}: shorter than one second")
@@ -457,7 +460,7 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         from composer.rendering.loudness import integrated_loudness
 
         new_report["loudness_lufs"] = round(integrated_loudness(audio, rate), 2)
-    picture, measured = done.path / "evaluation.png", None
+    picture, measured = done.path / folder.EVALUATION_NAME, None
     if report.get("metrics") is not None or picture.is_file():  # measured once, for the report and the picture
         from composer.rendering.renderer import evaluate_into
 
