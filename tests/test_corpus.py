@@ -184,3 +184,14 @@ def test_another_seed_in_a_corpus_folder_is_refused(tmp_path):
         with mock.patch.object(corpus, "plan_items", side_effect=StopIteration), \
                 mock.patch.object(corpus, "plan_music21_items", side_effect=StopIteration):
             build_corpus(out, minutes=0.5, seed=0, progress=False, sources=("folk", "generated"))
+
+
+@pytest.mark.parametrize("minutes", [0, -1, float("nan"), float("inf"), 1e30])
+def test_minutes_out_of_range_are_one_error_before_any_work(tmp_path, minutes):
+    """1e30 minutes listed its songs until the memory ran out."""
+    from composer.data.corpus import build_corpus
+    from composer.errors import InputError
+
+    with pytest.raises(InputError, match="--minutes: .* is outside 0..100000"):
+        build_corpus(tmp_path / "c", minutes=minutes)
+    assert not (tmp_path / "c").exists()

@@ -52,6 +52,7 @@ PROGRAM_POOLS = {
 
 
 SOURCES = ("generated", "folk", "chorales")
+MAX_CORPUS_MINUTES = 100_000.0  # about 1,700 hours, 80,000 songs: the item list stays small
 ITEM_PREFIX = {"generated": "song", "folk": "folk", "chorales": "chorale"}
 
 
@@ -222,8 +223,8 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
     from composer.errors import InputError
     from structure.synth import TRAINING_SOUNDFONT, VALIDATION_SOUNDFONT
 
-    if minutes <= 0:
-        raise InputError(f"--minutes: {minutes:g} must be > 0")
+    if not 0 < minutes <= MAX_CORPUS_MINUTES:  # nan and inf too: 1e30 minutes filled the memory listing its songs
+        raise InputError(f"--minutes: {minutes:g} is outside 0..{MAX_CORPUS_MINUTES:g} (exclusive of 0)")
     if workers < 1:
         raise InputError(f"--workers: {workers} must be >= 1")
     sources = tuple(dict.fromkeys(sources))
