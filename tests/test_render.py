@@ -679,3 +679,34 @@ def test_a_clipped_input_is_used_and_the_user_is_told(models, tmp_path, caplog):
         modes._read_audio(tmp_path / "loud.wav", codec)
         modes._read_audio(tmp_path / "stereo.wav", codec)
     assert "loud.wav: clipping:" in caplog.text and "stereo.wav" not in caplog.text  # stereo is no fault
+
+
+def test_a_restyled_song_repaints_from_its_recording_at_its_strength(models, rendered, tmp_path, monkeypatch, caplog):
+    """A restyle's section was repainted from the plan's General MIDI guide at the default 0.7:
+    the user's recording was lost from it (a 0.3 restyle's repaint as far off as a re-render)."""
+    codec, model = models
+    _, out = rendered
+    audio, rate = sf.read(out / "song.wav", dtype="float32")
+    clip = tmp_path / "mine.wav"
+    sf.write(clip, audio[: len(audio) // 2], rate)
+    styled = modes.restyle(clip, "genre=jazz", strength=0.3, seed=0, codec=codec, model=model,
+                           options=_options(), progress=False)
+    folder = tmp_path / "styled"
+    styled.save(folder)
+    seen = []
+    real = modes.render_latents
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["guide"], kwargs["options"].from_guide))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(modes, "render_latents", recording)
+    section = styled.plan.sections[0].name
+    modes.repaint(folder, section, seed=4, codec=codec, model=model, progress=False)
+    source = modes._encode(codec, modes._read_audio(clip, codec))
+    assert torch.equal(seen[-1][0], source) and seen[-1][1] == 0.3
+    clip.unlink()  # the recording is gone: the song's own sound stands in, and the user is told
+    with caplog.at_level("WARNING", logger="composer.rendering.modes"):
+        modes.repaint(folder, section, seed=5, codec=codec, model=model, progress=False)
+    assert "is gone or changed" in caplog.text and seen[-1][1] == 0.3
+    assert seen[-1][0].shape == source.shape and not torch.equal(seen[-1][0], source)

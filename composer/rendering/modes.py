@@ -364,6 +364,27 @@ def _check_plan_is_the_rendered_one(done, spans: list[tuple[int, int]], total: i
                          "needs the plan the song was rendered from, or render the new plan")
 
 
+def _restyled_source(mode: dict, done, codec, total: int) -> torch.Tensor:
+    """The latents a restyled song was made from, for its repaint: the recording it restyled,
+    noised again to the restyle's strength (a section repainted from the plan's General MIDI
+    guide lost the recording: a 0.3 restyle's section came out as far from it as a full
+    re-render). When the recording is gone or changed, the song's own latents stand in."""
+    if float(mode.get("strength", 1.0)) <= 0.0:
+        raise InputError(f"{done.path}: restyled at strength 0, so it is its recording unchanged; restyle it again "
+                         "with --strength above 0 to repaint it")
+    source = Path(str(mode.get("source") or ""))
+    try:
+        if source.is_file():
+            latents = _encode(codec, _read_audio(source, codec))
+            if latents.shape[-1] == total:
+                return latents
+    except InputError:
+        pass
+    log.warning("%s: the recording it restyled (%s) is gone or changed; the section is restyled again from this "
+                "song's own sound", done.path, source)
+    return done.latents
+
+
 def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     from composer.rendering import folder
     from composer.rendering.vocals import add_vocals, from_pcm, sing_song, song_controls
@@ -414,9 +435,14 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     clock = time.monotonic()
     from composer.rendering.guide import guide_latents
 
+    mode = report.get("mode") or {}
+    if mode.get("name") == "restyle":  # made from a recording, not from the plan's guide: again so
+        options = replace(options, from_guide=float(mode.get("strength", options.from_guide)))
+        guide = _restyled_source(mode, done, codec, total)
+    else:
+        guide = guide_latents(plan, codec, options, total)
     canvas, windows, _ = render_latents(plan, model, conditioning, spans, options=options, seed=seed,
-                                        progress=progress, canvas=done.latents, only=targets,
-                                        guide=guide_latents(plan, codec, options, total))
+                                        progress=progress, canvas=done.latents, only=targets, guide=guide)
     diffusion_seconds = time.monotonic() - clock
     decoded = decode(codec, canvas)
     names = [s.name for s in plan.sections]
