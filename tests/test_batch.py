@@ -567,3 +567,23 @@ def test_analysis_workers_end_with_a_killed_parent(tmp_path):
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     pytest.fail(f"analysis workers {alive} outlived their parent")
+
+
+def test_each_rows_planning_warnings_are_said_by_line_and_kept_in_its_report(tmp_path, tiny_models, caplog):
+    """An unknown genre is played as pop: the planner says so once a process, without a line, and an
+    unattended batch could not tell which songs fell back."""
+    codec_dir, model_dir = tiny_models
+    prompts = write_jsonl(tmp_path / "p.jsonl", [
+        {"genre": "polka-trance", "duration": 4, "vocals": False},
+        {"genre": "folk", "duration": 4, "vocals": False},
+        {"genre": "polka-trance", "duration": 4, "vocals": False},
+    ])
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        result = run_batch(prompts, out, codec=codec_dir, model=model_dir, options=fast_options(), progress=False)
+    assert result.exit_code == 0
+    said = [r.getMessage() for r in caplog.records if "polka-trance" in r.getMessage()]
+    assert [m.split(":")[0] for m in said] == ["line 1 (row0001)", "line 3 (row0003)"]
+    for name, warned in (("row0001", True), ("row0002", False), ("row0003", True)):
+        row = json.loads((out / name / "report.json").read_text())["batch"]["row"]
+        assert ("polka-trance" in " ".join(row.get("warnings", []))) == warned

@@ -98,8 +98,12 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
                             "rendered (name the row otherwise, or move it)")
                    for row, _ in to_check if not _replaceable(out_dir / row.name, row.name in earlier)]
         clashing = {error.line for error in clashes}
+        row_warnings: dict[str, list[str]] = {}
         jobs, check_errors = _check_rows([pair for pair in to_check if pair[0].line not in clashing],
-                                         progress=progress, model=model_loaded)
+                                         progress=progress, model=model_loaded, warnings=row_warnings)
+        for row, _ in to_check:
+            for message in row_warnings.get(row.name, []):
+                log.warning("line %d (%s): %s", row.line, row.name, message)
         errors += clashes + check_errors
         for error in errors:
             entries[error.line] = Entry(error.line, error.name, state="failed", error=error.reason,
@@ -125,7 +129,8 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
                     entry = by_name[outcome.name]
                     entry.seconds = round(outcome.seconds, 3)
                     if outcome.ok:
-                        outcome = _finalize(outcome, partial_root, out_dir, entry, rows_by_name.get(outcome.name))
+                        outcome = _finalize(outcome, partial_root, out_dir, entry, rows_by_name.get(outcome.name),
+                                            row_warnings.get(outcome.name))
                     if outcome.ok:
                         entry.state = "done"
                     else:
@@ -213,8 +218,48 @@ def _reconcile(rows: list[Row], earlier: dict[str, Entry], settings: str,
     return entries, to_check
 
 
-def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None) -> tuple[list[Job], list[RowError]]:
-    """Plan every row up front: bad values (tempo 0, an unknown key) fail here, by line."""
+class _RowWarnings(logging.Handler):
+    """Collects the warnings planning one row gives; anything quieter goes on to the root
+    logger as before."""
+
+    def __init__(self):
+        super().__init__(logging.NOTSET)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.messages.append(record.getMessage())
+        else:
+            logging.getLogger().handle(record)
+
+
+@contextmanager
+def _warnings_of_row():
+    """The warnings of planning one row, each one (a genre the planner says once a process is
+    said for every row that asks it), kept off the terminal: the caller says them by line."""
+    import structure.planner as planner
+
+    said = set(planner._SAID_GENRES)
+    planner._SAID_GENRES.clear()
+    handler = _RowWarnings()
+    loggers = [logging.getLogger(name) for name in ("structure", "composer", "lyrics")]
+    kept = [(logger, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        for logger, propagate in kept:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+        planner._SAID_GENRES.update(said)
+
+
+def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None,
+                warnings: dict[str, list[str]] | None = None) -> tuple[list[Job], list[RowError]]:
+    """Plan every row up front: bad values (tempo 0, an unknown key) fail here, by line.
+    warnings: filled with each planned row's warnings (an unknown genre played as pop), by name."""
     from tqdm import tqdm
 
     from composer import plan
@@ -222,7 +267,10 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None) ->
     jobs, errors = [], []
     for row, _ in tqdm(rows, desc="checking rows", unit="row", disable=not progress or not rows, leave=False):
         try:
-            song = plan(row.prompt, lyrics=row.lyrics, duration=row.duration, seed=row.seed, model=model)
+            with _warnings_of_row() as said:
+                song = plan(row.prompt, lyrics=row.lyrics, duration=row.duration, seed=row.seed, model=model)
+            if said and warnings is not None:
+                warnings[row.name] = list(said)
         except _bad_input_types() as error:
             errors.append(RowError(row.line, row.name, str(error)))
             continue
@@ -271,7 +319,7 @@ def folder_fingerprint(folder: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def stamp_batch(folder: Path, entry: Entry, row: Row | None = None) -> None:
+def stamp_batch(folder: Path, entry: Entry, row: Row | None = None, warnings: list[str] | None = None) -> None:
     """Record in `folder`'s report.json the row it was rendered from (line and fingerprint,
     what a later run trusts to skip it, and the row as read: its prompt with its metadata
     fields, so the song says what asked for it after the prompts file is edited), before the
@@ -285,11 +333,13 @@ def stamp_batch(folder: Path, entry: Entry, row: Row | None = None) -> None:
         report[BATCH_KEY]["row"] = {"prompt": row.prompt, "seed": row.seed, "duration": row.duration,
                                     "lyrics_given": row.lyrics is not None,
                                     **({"voice": row.voice} if row.voice is not None else {}),
-                                    **({"vocals": row.vocals} if row.vocals is not None else {})}
+                                    **({"vocals": row.vocals} if row.vocals is not None else {}),
+                                    **({"warnings": list(warnings)} if warnings else {})}
     write_text_atomic(path, json.dumps(report, indent=2))
 
 
-def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry, row: Row | None = None) -> Outcome:
+def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry, row: Row | None = None,
+              warnings: list[str] | None = None) -> Outcome:
     """Move a complete song folder to its final name in one rename (an older one of this batch
     goes first; anything else there fails the row and is left as it is).
 
@@ -299,7 +349,7 @@ def _finalize(outcome: Outcome, partial_root: Path, out_dir: Path, entry: Entry,
     try:
         if not (partial / REPORT_NAME).is_file():
             raise FileNotFoundError(f"{partial}: rendered but incomplete (no report.json)")
-        stamp_batch(partial, entry, row)
+        stamp_batch(partial, entry, row, warnings)
         if not _replaceable(final, ours=True):
             raise FileExistsError(f"{final} appeared while the song rendered and is not a song folder; left as it is")
         if final.exists():  # the earlier song of a row that changed: kept, not deleted
