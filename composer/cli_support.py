@@ -38,7 +38,7 @@ def handle_errors(func):
             raise
         except Exception as error:  # anything else is our bug or the machine's
             log.debug("unexpected error", exc_info=True)
-            click.echo(f"error: {type(error).__name__}: {error} (run with -v for details)", err=True)
+            click.echo(f"error: {type(error).__name__}: {error} (run with -vv for details)", err=True)
             if os.environ.get("COMPOSER_DEBUG"):
                 raise
             sys.exit(1)

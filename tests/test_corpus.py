@@ -195,3 +195,14 @@ def test_minutes_out_of_range_are_one_error_before_any_work(tmp_path, minutes):
     with pytest.raises(InputError, match="--minutes: .* is outside 0..100000"):
         build_corpus(tmp_path / "c", minutes=minutes)
     assert not (tmp_path / "c").exists()
+
+
+def test_a_soundfont_fluidsynth_cannot_load_is_refused_before_the_folder_is_claimed(tmp_path):
+    """A failed start wrote corpus.json with the bad soundfont, which then refused the corrected rerun."""
+    from composer.errors import InputError
+
+    bad = tmp_path / "notes.sf2"
+    bad.write_text("not a soundfont")
+    with pytest.raises(InputError, match="soundfont for the train split: .*notes.sf2: FluidSynth cannot load it"):
+        build_corpus(tmp_path / "c", minutes=0.5, soundfont=str(bad))
+    assert not (tmp_path / "c" / "corpus.json").exists()

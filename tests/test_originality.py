@@ -255,3 +255,20 @@ def test_a_silent_file_has_no_windows_to_match():
     assert vectors.shape[0] == 0 and times.shape[0] == 0
     vectors, _ = fingerprint((0.1 * np.sin(np.arange(16000 * 12) * 0.05)).astype(np.float32), 16000)
     assert vectors.shape[0] > 0
+
+
+def test_audio_that_cannot_be_judged_gets_no_verdict(archive, tmp_path):
+    """A 10-sample clip, a truncated file and silence were each cleared as "not in the training set"."""
+    _, heldout, index = archive
+    sf.write(tmp_path / "tiny.wav", np.zeros(10, np.float32) + 0.1, 16000)
+    sf.write(tmp_path / "silent.wav", np.zeros(16000 * 5, np.float32), 16000)
+    whole = (tmp_path / "whole.wav")
+    sf.write(whole, (0.3 * np.sin(np.arange(16000 * 20) * 0.05)).astype(np.float32), 16000)
+    (tmp_path / "cut.wav").write_bytes(whole.read_bytes()[:2000])
+    paths = [tmp_path / n for n in ("tiny.wav", "cut.wav", "silent.wav")]
+    result = CliRunner().invoke(main, ["originality", *map(str, paths), str(heldout / "audio" / "s0.flac"),
+                                       "--index", str(index)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("not in the training set") == 1  # the held-out song alone
+    for word in ("too short", "truncated", "silent"):
+        assert word in result.output

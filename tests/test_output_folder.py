@@ -232,3 +232,12 @@ def test_a_read_only_render_folder_is_still_measured(tmp_path, tiny_models, monk
     with caplog.at_level("WARNING"):
         metrics = folders.evaluate_dir(out)
     assert "tempo" in metrics and "could not be written (Permission denied)" in caplog.text
+
+
+def test_a_truncated_song_is_said_not_scored(tmp_path, tiny_models):
+    out = tmp_path / "song"
+    assert _render(tiny_models, out).exit_code == 0
+    data = (out / "song.wav").read_bytes()
+    (out / "song.wav").write_bytes(data[:500])
+    result = CliRunner().invoke(main, ["evaluate", str(out)])
+    assert result.exit_code == 2 and "song.wav: truncated" in result.output, result.output

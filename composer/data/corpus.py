@@ -236,6 +236,15 @@ def build_corpus(out_dir: str | os.PathLike, *, minutes: float, seed: int = 0, w
     for split, path in soundfonts.items():
         if not Path(path).is_file():
             raise InputError(f"soundfont for the {split} split: {path}: no such file")
+    from structure.schema import PlanError
+    from structure.synth import _synthesizer
+
+    for split, path in soundfonts.items():  # before the corpus's record is written: a file FluidSynth cannot
+        try:  # load left a record that refused the corrected rerun into the same folder
+            synth, _ = _synthesizer(str(path), SAMPLE_RATE)
+            synth.delete()
+        except PlanError as error:
+            raise InputError(f"soundfont for the {split} split: {error}") from None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out_dir}: is a file; the corpus is a folder")

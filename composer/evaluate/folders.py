@@ -31,6 +31,14 @@ def evaluate_dir(out_dir: str | Path) -> dict:
     song_path = out_dir / folder.SONG_WAV
     if not song_path.is_file():
         raise InputError(f"{song_path}: missing (a render directory holds song.wav and plan.json)")
+    from composer.data.datasets import check_audio
+
+    # a damaged song is said, not scored: a song.wav cut to 500 bytes measured as a row of zeros
+    # (a silent or short song is still a song to measure)
+    damaged = [r for r in check_audio(song_path, min_seconds=0.0, max_seconds=float("inf")).refusals
+               if not r.startswith(("silent", "sample rate", "too "))]
+    if damaged:
+        raise InputError(f"{song_path}: {'; '.join(damaged)}")
     audio, rate = audio_read(song_path)
     seams, window_seams = _read_seams(out_dir / folder.REPORT_NAME, plan)
     measurement = measure(audio, rate, plan, seams, window_seams, loop=_is_loop(out_dir / folder.REPORT_NAME))

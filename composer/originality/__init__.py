@@ -186,7 +186,15 @@ def query(paths: list[str], index: OriginalityIndex, *, top: int = 5) -> list[di
 
     answers = []
     threshold = index.thresholds["audio"]
+    from composer.data.datasets import check_audio
+
     for path in paths:
+        # judged as restyle judges its input: too short, truncated or silent audio cannot be told
+        # apart from the training set, and "not in the training set" would clear it falsely
+        health = check_audio(path, min_seconds=1.0, max_seconds=24 * 3600.0)
+        if health.refusals:
+            answers.append({"query": str(path), "error": "; ".join(health.refusals)})
+            continue
         try:
             audio, rate = audio_read(path, sample_rate=SAMPLE_RATE, channels=1)
         except (AudioError, InputError, OSError) as error:
