@@ -587,3 +587,18 @@ def test_each_rows_planning_warnings_are_said_by_line_and_kept_in_its_report(tmp
     for name, warned in (("row0001", True), ("row0002", False), ("row0003", True)):
         row = json.loads((out / name / "report.json").read_text())["batch"]["row"]
         assert ("polka-trance" in " ".join(row.get("warnings", []))) == warned
+
+
+@pytest.mark.parametrize("address", ["zzz", "http://x", "host:port", ""])
+def test_a_ray_address_that_cannot_be_one_is_refused_before_any_work(tmp_path, address):
+    from composer.batch.workers import check_ray_address
+    from composer.data.labelling import analyze_dataset
+
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"genre": "folk", "duration": 4}])
+    for call in (lambda: run_batch(prompts, tmp_path / "out", ray_address=address, progress=False),
+                 lambda: analyze_dataset(tmp_path, ray_address=address, progress=False)):
+        with pytest.raises(InputError, match="--ray .*give 'local'"):
+            call()
+    assert not (tmp_path / "out").exists()
+    for fine in ("local", "auto", "10.0.0.5:6379", "ray://head.example:10001", None):
+        check_ray_address(fine)

@@ -241,3 +241,24 @@ def test_a_truncated_song_is_said_not_scored(tmp_path, tiny_models):
     (out / "song.wav").write_bytes(data[:500])
     result = CliRunner().invoke(main, ["evaluate", str(out)])
     assert result.exit_code == 2 and "song.wav: truncated" in result.output, result.output
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda report: [], "a JSON list, not an object"),
+    (lambda report: {**report, "options": 5}, "its 'options' is a int"),
+    (lambda report: {**report, "seed": "abc"}, "its render settings cannot be read"),
+    (lambda report: {**report, "steps": -3}, "--steps: -3 is outside"),
+])
+def test_repaint_of_a_hand_edited_report_is_one_line_naming_it(tmp_path, tiny_models, edit, says):
+    import json
+
+    out = tmp_path / "song"
+    assert _render(tiny_models, out).exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    (out / "report.json").write_text(json.dumps(edit(report)))
+    before = (out / "song.wav").read_bytes()
+    codec, model = tiny_models
+    result = CliRunner().invoke(main, ["repaint", str(out), "--section", json.loads(
+        (out / "plan.json").read_text())["sections"][0]["name"], "--codec", str(codec), "--model", str(model)])
+    assert result.exit_code == 2 and "report.json" in result.output and says in result.output, result.output
+    assert (out / "song.wav").read_bytes() == before

@@ -73,10 +73,12 @@ def run_batch(prompts: str | Path, out_dir: str | Path, *, workers: int = 1, ray
     models (None: bundled). options: RenderOptions. report: receives one line for
     each bad or failed row ("line 3 (name): reason"); default: the log.
     """
+    from composer.batch.workers import check_ray_address
     from composer.rendering.options import RenderOptions
 
     options = options or RenderOptions()
     options.check()
+    check_ray_address(ray_address)
     if workers < 1:
         raise InputError(f"--workers: {workers} must be >= 1")
     say = _reporter(report, progress)

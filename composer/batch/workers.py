@@ -262,12 +262,28 @@ def _await_actors(ray, actors: list) -> None:
         raise RenderError(f"Ray: a worker failed to start: {str(error).splitlines()[0]}") from None
 
 
+def check_ray_address(address: str | None) -> None:
+    """InputError naming --ray unless `address` is "local", "auto", HOST:PORT or ray://HOST:PORT
+    (checked before any work: Ray's own error came after every row was planned)."""
+    import re
+
+    if address is None or address in ("local", "auto"):
+        return
+    if not re.fullmatch(r"(ray://)?[\w.\-]+:\d{1,5}|(ray://)?\[[0-9A-Fa-f:]+\]:\d{1,5}", str(address).strip()):
+        raise InputError(f"--ray {address!r}: give 'local' (start Ray here), 'auto' (the cluster this machine "
+                         "belongs to) or a cluster's HOST:PORT")
+
+
 def _ray_init(ray, address: str, workers: int) -> None:
     """`local` starts a Ray instance here (num_cpus = workers); anything else joins a cluster."""
-    if address == "local":
-        ray.init(num_cpus=workers if workers > 1 else None, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
+    check_ray_address(address)
+    try:
+        if address == "local":
+            ray.init(num_cpus=workers if workers > 1 else None, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ValueError, ConnectionError) as error:
+        raise InputError(f"--ray {address}: {error}") from None
 
 
 def _run_ray(jobs: Iterable[Job], *, address: str, workers: int, codec, model, options: dict, partial_root: Path,

@@ -51,6 +51,9 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     labels into that folder instead (`plans/`, `labels/` and `labels.jsonl`, which
     `read_labels` and `with_labels` give back), leaving `folder` as it is: a persona's archive
     is the artist's, and may be read-only; no track is cut then."""
+    from composer.batch.workers import check_ray_address
+
+    check_ray_address(ray_address)
     from tqdm import tqdm
 
     from composer.data.datasets import (

@@ -314,11 +314,13 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
     default: the one it was given before, else DEFAULT_STRENGTH); a finished persona is given
     a new one by building it again with it. device: where the fine-tune runs (auto, cpu, cuda,
     cuda:N)."""
+    from composer.batch.workers import check_ray_address
     from composer.data.datasets import check_dataset
     from composer.persona.daily import DEFAULT_STRENGTH
     from composer.persona.lyric_model import LyricModel, base_writer_lines
     from composer.persona.priors import Priors
 
+    check_ray_address(ray_address)
     if workers < 1:
         raise InputError(f"--workers: {workers} must be >= 1")
     # the fine-tune's options are checked before any step, as `composer train` checks them: --batch-size 0

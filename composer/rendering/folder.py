@@ -314,9 +314,16 @@ def read_report(out_dir: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{out_dir}: not a render directory (no {REPORT_NAME})")
     try:
-        return json.loads(path.read_text())
+        report = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"{path}: not valid JSON") from None
+    if not isinstance(report, dict):
+        raise InputError(f"{path}: not a render's report (a JSON {type(report).__name__}, not an object)")
+    for name, kind in (("options", dict), ("vocals", dict), ("mode", dict), ("persona", dict)):
+        if report.get(name) is not None and not isinstance(report[name], kind):
+            raise InputError(f"{path}: its {name!r} is a {type(report[name]).__name__}, not an object; "
+                             "render the song again")
+    return report
 
 
 def load_render(out_dir: str | Path) -> RenderFolder:

@@ -402,9 +402,14 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         codec, model = _persona_models(report["persona"], codec)
     codec, model = load_models(codec, model)
     _check_identity(report, codec, model)
-    render_seed = int(report.get("seed", 0))
+    try:  # a report.json edited by hand: one line naming it, before any work
+        render_seed = int(report.get("seed", 0))
+        options = RenderOptions.from_report(report)
+        options.check()
+    except (TypeError, ValueError, AttributeError, InputError) as error:
+        raise InputError(f"{done.path / folder.REPORT_NAME}: its render settings cannot be read ({error}); "
+                         "render the song again") from None
     seed = (render_seed + 1) % 2 ** 63 if seed is None else seed  # within --seed's own range
-    options = RenderOptions.from_report(report)
     total = done.latents.shape[-1]
     # a restyled or interpolated song's plan is estimated in whole bars, so it rarely ends where
     # its latents do: its last section ends with the song (it crashed, or never finished)
