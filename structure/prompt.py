@@ -72,6 +72,7 @@ def parse_prompt(prompt: str, *, embed: Embed | None = None) -> Prompt:
     fields, free_text = split_prompt(prompt)
     result = Prompt(text=prompt)
     for name, value in fields:
+        _warn_if_misspelt(name.lower())
         _apply_field(result, name.lower(), value.strip())
     if free_text:
         _apply_free_text(result, free_text, embed=embed)
@@ -114,6 +115,24 @@ def split_prompt(prompt: str) -> tuple[list[tuple[str, str]], str]:
     free.append(prompt[at:])
     text = re.sub(r"[\"\u201c\u201d]|(?<!\w)['\u2018\u2019]|['\u2018\u2019](?!\w)", " ", " ".join(free))
     return fields, " ".join(text.split())
+
+
+# the fields a prompt or a batch row reads; any other name is a tag (an archive's "beard", say),
+# but one a letter or two from these is most likely a slip, and its song would not have it
+KNOWN_FIELDS = ("tempo", "bpm", "key", "meter", "time_signature", "duration", "form", "genre", "style", "title",
+                "seed", "mood", "theme", "source", "prompt", "lyrics", "lyrics_file", "name", "voice", "vocals")
+_SAID_FIELDS: set[str] = set()  # near misses already said (once a process, as unknown genres are)
+
+
+def _warn_if_misspelt(name: str) -> None:
+    import difflib
+
+    if name in KNOWN_FIELDS or name in _SAID_FIELDS or name == "mode":  # "mode": a conditioning tag of its own
+        return
+    near = difflib.get_close_matches(name, KNOWN_FIELDS, n=1, cutoff=0.75)
+    if near:
+        _SAID_FIELDS.add(name)
+        log.warning("field %s: not one the planner reads (did you mean %s?); kept as a tag", name, near[0])
 
 
 def _apply_field(result: Prompt, name: str, value: str) -> None:

@@ -911,3 +911,14 @@ def test_a_comma_after_a_fields_value_is_the_prompts(prompt, fields, tempo):
     song = plan(prompt, duration=20, seed=1)
     assert song.tempo_bpm == tempo or tempo is None
     assert song.style in ("electronic", "rock", "pop")
+
+
+def test_a_field_a_letter_from_a_known_one_is_said_and_kept_as_a_tag(caplog):
+    import structure.prompt as prompt_module
+
+    prompt_module._SAID_FIELDS.clear()
+    with caplog.at_level("WARNING", logger="structure.prompt"):
+        song = plan("folk temp=90 beard=long", duration=20, seed=1)
+    assert "field temp: not one the planner reads (did you mean tempo?)" in caplog.text
+    assert "beard" not in caplog.text  # an archive's own field is a tag, as before
+    assert song.tags.get("temp") == "90" and song.tags.get("beard") == "long" and song.tempo_bpm != 90
