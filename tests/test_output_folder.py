@@ -262,3 +262,9 @@ def test_repaint_of_a_hand_edited_report_is_one_line_naming_it(tmp_path, tiny_mo
         (out / "plan.json").read_text())["sections"][0]["name"], "--codec", str(codec), "--model", str(model)])
     assert result.exit_code == 2 and "report.json" in result.output and says in result.output, result.output
     assert (out / "song.wav").read_bytes() == before
+
+
+def test_an_output_where_no_file_can_be_made_names_it_not_a_temporary_file():
+    result = CliRunner().invoke(main, ["plan", "folk", "-o", "/proc/foo.json"])
+    assert result.exit_code == 2 and "/proc/foo.json: cannot be written there" in result.output, result.output
+    assert ".foo.json." not in result.output

@@ -183,8 +183,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     except (FileNotFoundError, NotADirectoryError):
         mode = None
     special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
-                                   dir=tempfile.gettempdir() if special else path.parent)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
+                                       dir=tempfile.gettempdir() if special else path.parent)
+    except OSError as error:  # a folder that takes no new files (/proc, read-only): said of the path asked for
+        from composer.errors import InputError
+
+        raise InputError(f"{path}: cannot be written there ({error.strerror or error})") from None
     os.close(handle)
     try:
         yield Path(tmp)
