@@ -306,6 +306,9 @@ def test_studio_command_refuses_a_busy_port_and_a_bad_host():
     assert result.exit_code == 2 and f"--port {port}: cannot listen on 127.0.0.1" in result.output
     result = CliRunner().invoke(main, ["studio", "--host", "no.such.host.invalid", "--out", "unused"])
     assert result.exit_code == 2 and "--host no.such.host.invalid" in result.output
+    # an address of another machine: the host is at fault, not the port
+    result = CliRunner().invoke(main, ["studio", "--host", "192.0.2.1", "--out", "unused"])
+    assert result.exit_code == 2 and "--host 192.0.2.1: not an address of this machine" in result.output
 
 
 def test_the_clock_rounds_once_and_an_emptied_number_field_is_named():

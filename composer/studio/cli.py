@@ -59,5 +59,10 @@ def _check_port(host: str, port: int) -> None:
         try:  # lingering connections do not count, a listener does
             probe.bind(address)
         except OSError as error:
+            import errno
+
+            if error.errno == errno.EADDRNOTAVAIL:  # the host is not this machine's: the port is not at fault
+                raise InputError(f"--host {host}: not an address of this machine ({error.strerror}); "
+                                 "127.0.0.1 serves this machine, 0.0.0.0 every network") from None
             raise InputError(f"--port {port}: cannot listen on {host} ({error.strerror}; another studio? "
                              f"choose another with --port)") from None
