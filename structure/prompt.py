@@ -71,8 +71,14 @@ def parse_prompt(prompt: str, *, embed: Embed | None = None) -> Prompt:
         raise PlanError("prompt", "expected text")
     fields, free_text = split_prompt(prompt)
     result = Prompt(text=prompt)
+    given: dict[str, str] = {}
     for name, value in fields:
         _warn_if_misspelt(name.lower())
+        same = {"bpm": "tempo", "style": "genre", "time_signature": "meter"}.get(name.lower(), name.lower())
+        if same in given and given[same] != value.strip():
+            log.warning("prompt field %s: given twice (%s, then %s); the last is used", name.lower(), given[same],
+                        value.strip())
+        given[same] = value.strip()
         _apply_field(result, name.lower(), value.strip())
     if free_text:
         _apply_free_text(result, free_text, embed=embed)

@@ -245,3 +245,9 @@ def test_data_check_licences_and_consent(tmp_path: Path):
     assert "unknown.wav" in allowed.accepted and "grant.wav" not in allowed.accepted
     assert [p.message for p in allowed.refused if p.file == "grant.wav"] == [
         "consent 'licence-grant' needs a licence that permits derivative works; 'Drascula-License' is not one"]
+
+
+def test_a_package_asked_for_by_name_and_not_installed_fails_the_import(packages: Path, tmp_path: Path):
+    result = CliRunner().invoke(main, ["corpus", "import", "-o", str(tmp_path / "out"), "--package", "zzz-music"])
+    assert result.exit_code == 2 and "not installed: zzz-music" in result.output, result.output
+    assert "make recorded-music" in result.output

@@ -710,3 +710,10 @@ def test_a_restyled_song_repaints_from_its_recording_at_its_strength(models, ren
         modes.repaint(folder, section, seed=5, codec=codec, model=model, progress=False)
     assert "is gone or changed" in caplog.text and seen[-1][1] == 0.3
     assert seen[-1][0].shape == source.shape and not torch.equal(seen[-1][0], source)
+
+
+def test_a_loop_prompts_duration_and_form_are_said_not_to_apply(caplog):
+    with caplog.at_level("WARNING", logger="composer.rendering.modes"):
+        song = modes.loop_plan("folk duration=600 form=verse,chorus", 4, seed=1)
+    assert len(song.sections) == 1 and song.sections[0].bars == 4
+    assert "duration and form in the prompt does not apply to a loop" in caplog.text

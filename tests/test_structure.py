@@ -922,3 +922,9 @@ def test_a_field_a_letter_from_a_known_one_is_said_and_kept_as_a_tag(caplog):
     assert "field temp: not one the planner reads (did you mean tempo?)" in caplog.text
     assert "beard" not in caplog.text  # an archive's own field is a tag, as before
     assert song.tags.get("temp") == "90" and song.tags.get("beard") == "long" and song.tempo_bpm != 90
+
+
+def test_a_field_given_twice_says_which_value_is_used(caplog):
+    with caplog.at_level("WARNING", logger="structure.prompt"):
+        song = plan("folk tempo=90 bpm=120", duration=20, seed=1)
+    assert song.tempo_bpm == 120 and "prompt field bpm: given twice (90, then 120); the last is used" in caplog.text

@@ -82,7 +82,9 @@ def read_rows(path: str | Path, *, seed_base: int = 0) -> tuple[list[Row], list[
     path = Path(path)
     records = list(_records(path, _read_prompts_text(path)))
     if not records:
-        raise InputError(f"prompts {path}: no rows")
+        header = path.suffix.lower() == ".csv"  # a lone line was read as the header
+        raise InputError(f"prompts {path}: no rows" + (" (a CSV file's first line names its columns, as in "
+                                                       "prompt,genre,duration; the rows follow it)" if header else ""))
     rows: list[Row] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}

@@ -145,4 +145,8 @@ def corpus_import_cmd(output, packages, folders, licence, consent, holdout):
                               consent=consent, holdout=[h.strip() for h in holdout.split(",") if h.strip()]
                               if holdout is not None else None)
     click.echo(summary.format())
+    if summary.missing_packages and (packages or not summary.rows):  # asked for by name, or nothing to import
+        click.echo(f"error: not installed: {', '.join(summary.missing_packages)} (`make recorded-music` installs "
+                   "the nine packages, or `sudo apt-get install PACKAGE`)", err=True)
+        sys.exit(2)
     sys.exit(2 if summary.failed else 0)

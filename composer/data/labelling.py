@@ -77,7 +77,8 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     labels = None if into is None else read_labels(target)
     broken = [row.line for row in rows if row.problem]
     if broken and into is None:  # rewriting metadata.jsonl would drop those lines: never lose what the user wrote
-        raise InputError(f"{root / 'metadata.jsonl'}: lines {', '.join(map(str, broken))} are malformed; "
+        raise InputError(f"{root / 'metadata.jsonl'}: line{'s' * (len(broken) > 1)} {', '.join(map(str, broken))} "
+                         f"{'are' if len(broken) > 1 else 'is'} malformed; "
                          "fix them first (`composer data check` lists the problems)")
     backup = root / "metadata.jsonl.bak"
     if into is None and not backup.exists():

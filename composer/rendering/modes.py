@@ -593,6 +593,12 @@ def loop_plan(prompt: str, bars: int, *, seed: int = 0, lyrics: str | None = Non
             raise PlanError("lyrics", str(error).removeprefix("lyrics: ")) from None
         if not lines:
             raise PlanError("lyrics", "no line to sing (only tags or blank lines)")
+    from structure.prompt import split_prompt
+
+    ignored = sorted({name.lower() for name, _ in split_prompt(prompt)[0]} & {"duration", "form"})
+    if ignored:  # a loop is --bars bars of one section
+        log.warning("loop: %s in the prompt does not apply to a loop (it is --bars bars of one section)",
+                    " and ".join(ignored))
     song = make_plan(prompt, seed=seed, write_lyrics=False)
     source = next((s for s in song.sections if s.kind in ("chorus", "drop", "hook")), song.sections[0])
     chords = [source.chords[i % len(source.chords)] for i in range(bars)]

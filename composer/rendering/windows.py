@@ -107,6 +107,11 @@ class ConvBackend:
         self.onednn = os.environ.get("COMPOSER_ONEDNN", "") == "1"
         threads = os.environ.get("COMPOSER_SAMPLER_THREADS", "").strip()
         self.threads = int(threads) if threads.isdigit() and int(threads) > 0 else 1
+        if threads and str(self.threads) != threads.lstrip("0"):
+            import logging
+
+            logging.getLogger(__name__).warning("COMPOSER_SAMPLER_THREADS=%r: not a whole number above 0; the "
+                                                "sampler uses one thread", threads)
 
     @contextmanager
     def scope(self):
