@@ -188,3 +188,18 @@ def test_overwrite_replaces_what_an_earlier_analysis_filled_not_what_the_row_gav
     from composer.persona.priors import NOT_PRIORS
 
     assert "analysed_fields" in NON_TAG_FIELDS and "analysed_fields" in NOT_PRIORS
+
+
+def test_analyze_of_a_file_or_of_a_folder_it_may_not_read_is_an_error(tmp_path):
+    from click.testing import CliRunner
+
+    from composer.cli import main
+
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "secret.flac", render(pop_plan(120.0, "G major"))[: RATE * 5], RATE)
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "audio/secret.flac",
+                                                         "licence": "All rights reserved"}) + "\n")
+    result = CliRunner().invoke(main, ["data", "analyze", str(tmp_path)])
+    assert result.exit_code == 2 and "every file was refused" in result.output, result.output
+    result = CliRunner().invoke(main, ["data", "analyze", str(tmp_path / "metadata.jsonl")])
+    assert result.exit_code == 2 and "a file, not a dataset folder" in result.output, result.output

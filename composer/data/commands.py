@@ -94,6 +94,9 @@ def data_analyze_cmd(folder, overwrite, workers, ray_address):
     click.echo(f"{folder}: {counts['labelled']} labelled, {counts['skipped']} already labelled, "
                f"{counts['failed']} failed{refused}{cut}; {counts['confident_share']:.0%} of labelled files analysed "
                f"with confidence (the others train the codec only)")
+    if counts["refused"] and not (counts["labelled"] or counts["skipped"] or counts["failed"]):
+        click.echo(f"error: {folder}: every file was refused by `composer data check`; nothing analysed", err=True)
+        sys.exit(2)
     sys.exit(0 if not counts["failed"] else 2)
 
 

@@ -69,6 +69,9 @@ def analyze_dataset(folder: str | os.PathLike, *, overwrite: bool = False, progr
     from composer.errors import InputError, bad_input_types
     from structure.analysis import confidence, estimate_plan
 
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise InputError(f"{folder}: a file, not a dataset folder (a folder with audio and metadata.jsonl)")
+
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"--workers: {workers} must be >= 1")
     root = Path(folder)
