@@ -329,15 +329,24 @@ def loop_cmd(prompt, bars, lyrics_file, seed, output, overwrite, options, model_
 def batch_cmd(prompts, output, workers, ray_address, seed_base, options, model_dir, codec_dir):
     """Render one song a row of PROMPTS (JSONL or CSV) into OUTPUT/NAME; rerun to resume.
 
-    Row fields: prompt, lyrics or lyrics_file, duration, seed, name, voice (low or high), and any metadata
-    field (genre, mood, tempo, key, ...). Exit code 0 only when every row rendered,
-    1 when a render failed (rerun to retry), 2 when rows had bad input.
+    Row fields: prompt, lyrics or lyrics_file, duration, seed, name, voice (low or high), vocals (false:
+    not sung), and any metadata field (genre, mood, tempo, key, ...). Exit code 0 only when every row
+    rendered, 1 when a render failed (rerun to retry), 2 when rows had bad input.
     """
+    import signal
+
     from composer.batch.runner import run_batch
 
-    result = run_batch(prompts, output, workers=workers, ray_address=ray_address, seed_base=seed_base,
-                       codec=codec_dir, model=model_dir, options=options,
-                       report=lambda message: click.echo(message, err=True))
+    def terminated(signum, frame):  # a scheduler's SIGTERM ends the batch as Ctrl-C does: workers stopped,
+        raise KeyboardInterrupt  # the songs in flight marked pending (it killed the process as it stood)
+
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        result = run_batch(prompts, output, workers=workers, ray_address=ray_address, seed_base=seed_base,
+                           codec=codec_dir, model=model_dir, options=options,
+                           report=lambda message: click.echo(message, err=True))
+    finally:
+        signal.signal(signal.SIGTERM, before)
     click.echo(result.table())
     click.echo(result.summary())
     sys.exit(result.exit_code)

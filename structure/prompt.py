@@ -130,15 +130,31 @@ KNOWN_FIELDS = ("tempo", "bpm", "key", "meter", "time_signature", "duration", "f
 _SAID_FIELDS: set[str] = set()  # near misses already said (once a process, as unknown genres are)
 
 
-def _warn_if_misspelt(name: str) -> None:
-    import difflib
+def _edits(a: str, b: str) -> int:
+    """Letters inserted, deleted, changed or swapped with a neighbour to make `a` into `b`."""
+    rows = [list(range(len(b) + 1))]
+    for i, x in enumerate(a, 1):
+        row = [i]
+        for j, y in enumerate(b, 1):
+            row.append(min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (x != y)))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
+
+def _warn_if_misspelt(name: str) -> None:
+    """A name a slip away from a field the planner reads (temp, promt, tmepo) is said: one edit
+    for short names, two for longer; a name that holds a field whole (genres, subgenre,
+    source_url, title2) is a tag of its own and is not."""
     if name in KNOWN_FIELDS or name in _SAID_FIELDS or name == "mode":  # "mode": a conditioning tag of its own
         return
-    near = difflib.get_close_matches(name, KNOWN_FIELDS, n=1, cutoff=0.75)
+    near = [known for known in KNOWN_FIELDS if known not in name
+            and _edits(name, known) <= (1 if min(len(name), len(known)) <= 4 else 2)]
     if near:
         _SAID_FIELDS.add(name)
-        log.warning("field %s: not one the planner reads (did you mean %s?); kept as a tag", name, near[0])
+        log.warning("field %s: not one the planner reads (did you mean %s?); kept as a tag", name,
+                    min(near, key=lambda known: _edits(name, known)))
 
 
 def _apply_field(result: Prompt, name: str, value: str) -> None:

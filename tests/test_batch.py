@@ -602,3 +602,22 @@ def test_a_ray_address_that_cannot_be_one_is_refused_before_any_work(tmp_path, a
     assert not (tmp_path / "out").exists()
     for fine in ("local", "auto", "10.0.0.5:6379", "ray://head.example:10001", None):
         check_ray_address(fine)
+
+
+def test_a_batch_sent_sigterm_stops_its_workers_and_leaves_its_songs_pending(tmp_path, tiny_models):
+    """A scheduler's SIGTERM killed the batch as it stood: the manifest kept "running" rows."""
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"genre": "folk", "duration": 30} for _ in range(4)])
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    command = [part if part != "1" else "2" for part in _batch_command(prompts, out, tiny_models)]  # --workers 2
+    batch = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not ((out / MANIFEST_NAME).is_file() and any(r["state"] == "running" for r in manifest(out)["rows"])):
+        assert batch.poll() is None, batch.stderr.read().decode()
+        assert time.monotonic() < deadline, "no song started in time"
+        time.sleep(0.05)
+    batch.send_signal(signal.SIGTERM)
+    assert batch.wait(timeout=120) == 130
+    batch.stderr.close()
+    states = [row["state"] for row in manifest(out)["rows"]]
+    assert "running" not in states and "pending" in states

@@ -248,6 +248,8 @@ def test_a_truncated_song_is_said_not_scored(tmp_path, tiny_models):
     (lambda report: {**report, "options": 5}, "its 'options' is a int"),
     (lambda report: {**report, "seed": "abc"}, "its render settings cannot be read"),
     (lambda report: {**report, "steps": -3}, "--steps: -3 is outside"),
+    (lambda report: {**report, "mode": {"name": "restyle", "strength": "abc"}}, "could not convert"),
+    (lambda report: {**report, "mode": {"name": "restyle", "strength": 1.5}}, "strength 1.5 is outside 0..1"),
 ])
 def test_repaint_of_a_hand_edited_report_is_one_line_naming_it(tmp_path, tiny_models, edit, says):
     import json

@@ -705,6 +705,11 @@ def test_a_restyled_song_repaints_from_its_recording_at_its_strength(models, ren
     modes.repaint(folder, section, seed=4, codec=codec, model=model, progress=False)
     source = modes._encode(codec, modes._read_audio(clip, codec))
     assert torch.equal(seen[-1][0], source) and seen[-1][1] == 0.3
+    sf.write(clip, audio[len(audio) // 2: 2 * (len(audio) // 2)], rate)  # another recording of that length there
+    with caplog.at_level("WARNING", logger="composer.rendering.modes"):
+        modes.repaint(folder, section, seed=5, codec=codec, model=model, progress=False)
+    assert "is gone or changed" in caplog.text and not torch.equal(seen[-1][0], source)
+    caplog.clear()
     clip.unlink()  # the recording is gone: the song's own sound stands in, and the user is told
     with caplog.at_level("WARNING", logger="composer.rendering.modes"):
         modes.repaint(folder, section, seed=5, codec=codec, model=model, progress=False)

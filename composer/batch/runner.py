@@ -151,7 +151,7 @@ def _interrupted_left_pending(manifest: Manifest):
     manifest: they are not running, and the next run renders them."""
     try:
         yield
-    except BaseException:
+    except (KeyboardInterrupt, SystemExit):  # not a failure of ours: that says itself, unhidden by a save
         for entry in manifest.entries:
             if entry.state == "running":
                 entry.state, entry.error, entry.error_kind = "pending", "interrupted before it finished", None
@@ -271,18 +271,19 @@ def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None,
 
     jobs, errors = [], []
     for row, _ in tqdm(rows, desc="checking rows", unit="row", disable=not progress or not rows, leave=False):
+        said: list[str] = []
         try:
             with _warnings_of_row() as said:
                 song = plan(row.prompt, lyrics=row.lyrics, duration=row.duration, seed=row.seed, model=model)
-            if said and warnings is not None:
-                warnings[row.name] = list(said)
-        except _bad_input_types() as error:
-            errors.append(RowError(row.line, row.name, str(error)))
+        except _bad_input_types() as error:  # its warnings explain it ("did you mean tempo?"): said with it
+            errors.append(RowError(row.line, row.name, "; ".join([str(error), *said])))
             continue
         except Exception as error:  # a planner bug must not stop the other rows
             log.debug("planning line %d failed", row.line, exc_info=True)
             errors.append(RowError(row.line, row.name, f"{type(error).__name__}: {error}", kind="render"))
             continue
+        if said and warnings is not None:
+            warnings[row.name] = list(said)
         jobs.append(Job(name=row.name, plan_json=song.to_json(), seed=row.seed, voice=row.voice, vocals=row.vocals))
     return jobs, errors
 

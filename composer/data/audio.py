@@ -256,27 +256,35 @@ def audio_write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
 _VORBIS_COMMENT = 4
 
 
-def _flac_blocks(data: bytes, path) -> tuple[list[tuple[int, bytes]], int]:
-    """([(type, body)], where the audio frames start) of a FLAC file's bytes."""
-    if data[:4] != b"fLaC":
+def _flac_blocks(handle, path) -> tuple[list[tuple[int, bytes]], int]:
+    """([(type, body)], where the audio frames start) of the FLAC file open in `handle`, read
+    from its start; only the metadata is read. ValueError when it is not FLAC or is cut short."""
+    handle.seek(0)
+    if handle.read(4) != b"fLaC":
         raise ValueError(f"{path}: not a FLAC file")
     blocks, at = [], 4
     while True:
-        if at + 4 > len(data):
+        header = handle.read(4)
+        if len(header) < 4:
             raise ValueError(f"{path}: its FLAC metadata ends early")
-        header, length = data[at], int.from_bytes(data[at + 1: at + 4], "big")
-        blocks.append((header & 0x7F, data[at + 4: at + 4 + length]))
+        length = int.from_bytes(header[1:4], "big")
+        body = handle.read(length)
+        if len(body) < length:
+            raise ValueError(f"{path}: a FLAC metadata block runs past the end of the file")
+        blocks.append((header[0] & 0x7F, body))
         at += 4 + length
-        if header & 0x80:
+        if header[0] & 0x80:
             return blocks, at
 
 
 def write_flac_tags(path: str | os.PathLike, tags: dict[str, str], vendor: str = "song-composer") -> None:
-    """Set a FLAC file's tags (Vorbis comments) to `tags`, in place; the audio is untouched.
-    Names are ASCII without "=", one value each (the caller writes into a temporary file)."""
+    """Set a FLAC file's tags (Vorbis comments) to `tags`; the audio frames are copied as they
+    are, a block at a time (a 30-minute song is not held in memory). Names are ASCII without
+    "="; one value each. The file is replaced in one rename (the caller writes into a
+    temporary file in any case)."""
+    import shutil
+
     path = Path(path)
-    data = path.read_bytes()
-    blocks, audio_at = _flac_blocks(data, path)
 
     def field(text: str) -> bytes:
         encoded = text.encode("utf-8")
@@ -289,32 +297,45 @@ def write_flac_tags(path: str | os.PathLike, tags: dict[str, str], vendor: str =
         field(f"{name.upper()}={value}") for name, value in tags.items())
     if len(comment) >= 1 << 24:
         raise ValueError(f"{path}: tags of {len(comment)} bytes; a FLAC block holds under 16 MiB")
-    kept = [(kind, body) for kind, body in blocks if kind != _VORBIS_COMMENT]
-    kept.insert(1, (_VORBIS_COMMENT, comment))  # STREAMINFO stays first
-    out = [b"fLaC"]
-    for index, (kind, body) in enumerate(kept):
-        out.append(bytes([kind | (0x80 if index == len(kept) - 1 else 0)]) + len(body).to_bytes(3, "big") + body)
-    out.append(data[audio_at:])
-    path.write_bytes(b"".join(out))
+    tagged = path.with_name(f".{path.name}.tags")
+    try:
+        with path.open("rb") as source, tagged.open("wb") as target:
+            blocks, audio_at = _flac_blocks(source, path)
+            kept = [(kind, body) for kind, body in blocks if kind != _VORBIS_COMMENT]
+            kept.insert(1, (_VORBIS_COMMENT, comment))  # STREAMINFO stays first
+            target.write(b"fLaC")
+            for index, (kind, body) in enumerate(kept):
+                last = 0x80 if index == len(kept) - 1 else 0
+                target.write(bytes([kind | last]) + len(body).to_bytes(3, "big") + body)
+            source.seek(audio_at)
+            shutil.copyfileobj(source, target, 1 << 20)
+        os.replace(tagged, path)
+    finally:
+        tagged.unlink(missing_ok=True)
 
 
 def read_flac_tags(path: str | os.PathLike) -> dict[str, list[str]]:
-    """A FLAC file's tags: each name (lower case) with its values in order."""
+    """A FLAC file's tags: each name (lower case) with its values in order. ValueError when the
+    file is not FLAC or its metadata is damaged."""
     path = Path(path)
     with path.open("rb") as handle:
-        head = handle.read(1 << 20)
-    try:
-        blocks, _ = _flac_blocks(head, path)
-    except ValueError:  # metadata longer than the first MiB: read it whole
-        blocks, _ = _flac_blocks(path.read_bytes(), path)
+        blocks, _ = _flac_blocks(handle, path)
     tags: dict[str, list[str]] = {}
     for kind, body in blocks:
         if kind != _VORBIS_COMMENT:
             continue
-        at = 4 + int.from_bytes(body[:4], "little")
-        count, at = int.from_bytes(body[at: at + 4], "little"), at + 4
-        for _ in range(count):
-            length = int.from_bytes(body[at: at + 4], "little")
+
+        def number(at: int, body: bytes = body) -> int:
+            if at + 4 > len(body):
+                raise ValueError(f"{path}: its Vorbis comment block ends early")
+            return int.from_bytes(body[at: at + 4], "little")
+
+        at = 4 + number(0)
+        count, at = number(at), at + 4
+        for _ in range(count):  # each entry is checked against the block: a count of 4 billion ends here
+            length = number(at)
+            if at + 4 + length > len(body):
+                raise ValueError(f"{path}: its Vorbis comment block ends early")
             name, _, value = body[at + 4: at + 4 + length].decode("utf-8", "replace").partition("=")
             tags.setdefault(name.lower(), []).append(value)
             at += 4 + length

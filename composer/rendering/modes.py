@@ -167,8 +167,24 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
         out, stems, vocals_report = _with_kept_vocals(out, kept, codec)
     result = finish(plan, out, codec, model, canvas, options=options, seed=seed, spans=spans, windows=windows,
                     seams=seams, timings=timings, stems=stems, vocals_report=vocals_report)
-    result.report["mode"] = {"name": "restyle", "source": str(audio_path), "prompt": prompt, "strength": strength}
+    # where the recording is and what it was: a repaint restyles its section from it again (`_restyled_source`)
+    result.report["mode"] = {"name": "restyle", "source": str(Path(audio_path).resolve()),
+                             "source_sha256": _file_sha256(Path(audio_path)), "prompt": prompt,
+                             "strength": strength}
     return result
+
+
+def _file_sha256(path: Path) -> str | None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _sung_render(path: str | Path) -> tuple[Path, Path, Path] | None:
@@ -369,12 +385,15 @@ def _restyled_source(mode: dict, done, codec, total: int) -> torch.Tensor:
     noised again to the restyle's strength (a section repainted from the plan's General MIDI
     guide lost the recording: a 0.3 restyle's section came out as far from it as a full
     re-render). When the recording is gone or changed, the song's own latents stand in."""
-    if float(mode.get("strength", 1.0)) <= 0.0:
+    if float(mode.get("strength", 1.0)) <= 0.0:  # (checked to be a number in 0..1 by `_repaint`)
         raise InputError(f"{done.path}: restyled at strength 0, so it is its recording unchanged; restyle it again "
                          "with --strength above 0 to repaint it")
     source = Path(str(mode.get("source") or ""))
     try:
-        if source.is_file():
+        # the same recording: its bytes as restyled (a song of the same length put at that path since would
+        # pass a length check); a report from before the hash was kept is trusted on the length alone
+        same = source.is_file() and mode.get("source_sha256") in (None, _file_sha256(source))
+        if same:
             latents = _encode(codec, _read_audio(source, codec))
             if latents.shape[-1] == total:
                 return latents
@@ -406,6 +425,12 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
         render_seed = int(report.get("seed", 0))
         options = RenderOptions.from_report(report)
         options.check()
+        mode = report.get("mode") or {}
+        if mode.get("name") == "restyle":  # made from a recording at its strength: repainted so
+            strength = float(mode.get("strength", options.from_guide))
+            if not 0.0 <= strength <= 1.0:  # nan too
+                raise ValueError(f"restyle strength {strength} is outside 0..1")
+            options = replace(options, from_guide=strength)
     except (TypeError, ValueError, AttributeError, InputError) as error:
         raise InputError(f"{done.path / folder.REPORT_NAME}: its render settings cannot be read ({error}); "
                          "render the song again") from None
@@ -440,9 +465,7 @@ def _repaint(out_dir, section, *, seed, codec, model, progress) -> Render:
     clock = time.monotonic()
     from composer.rendering.guide import guide_latents
 
-    mode = report.get("mode") or {}
     if mode.get("name") == "restyle":  # made from a recording, not from the plan's guide: again so
-        options = replace(options, from_guide=float(mode.get("strength", options.from_guide)))
         guide = _restyled_source(mode, done, codec, total)
     else:
         guide = guide_latents(plan, codec, options, total)
