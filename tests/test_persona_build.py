@@ -1187,3 +1187,15 @@ def test_metadata_changed_during_a_fine_tune_starts_it_again(built, tiny_models,
     _build(archive, out, tiny_models)
     assert (out / "model" / "model.safetensors").is_file() and json.loads((out / "persona.json").read_text())
     assert "euphoric" in json.loads((out / "priors.json").read_text())["fields"]["mood"]
+
+
+def test_an_init_or_codec_that_is_not_a_checkpoint_is_refused_before_any_step(tmp_path):
+    """A wrong --init failed only at the fine-tune, after the check, analysis, priors and lyrics."""
+    from composer.errors import InputError
+    from composer.persona.build import build_persona
+
+    (tmp_path / "afile").write_text("x")
+    for flag in ("init", "codec"):
+        with pytest.raises(InputError, match=f"--{flag} .*afile: not a"):
+            build_persona(tmp_path / "archive", tmp_path / "p", **{flag: str(tmp_path / "afile")})
+    assert not (tmp_path / "p").exists()

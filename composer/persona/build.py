@@ -331,6 +331,11 @@ def build_persona(archive: str | Path, out: str | Path, *, steps: int = 300, ini
                            threads=threads)
     if strength is not None and not 0.0 <= float(strength) <= 1.0:
         raise InputError(f"--strength {strength}: outside 0..1 (0: the base model, 1: the fine-tune)")
+    for flag, given, kind in (("--init", init, "diffusion"), ("--codec", codec, "codec")):
+        # a checkpoint folder, checked before the folder is made and the archive read: a wrong path
+        # failed only at the fine-tune, after the check, analysis, priors and lyrics had run
+        if given is not None and not (Path(given) / "config.json").is_file():
+            raise InputError(f"{flag} {given}: not a {kind} checkpoint folder (config.json and model.safetensors)")
     archive, out = Path(archive), Path(out)
     if not (archive / "metadata.jsonl").is_file():
         raise InputError(f"{archive}: not an archive (an audio folder with metadata.jsonl)")
