@@ -191,8 +191,8 @@ def query(paths: list[str], index: OriginalityIndex, *, top: int = 5) -> list[di
     for path in paths:
         # judged as restyle judges its input: too short, truncated or silent audio cannot be told
         # apart from the training set, and "not in the training set" would clear it falsely
-        health = check_audio(path, min_seconds=1.0, max_seconds=24 * 3600.0)
-        if health.refusals:
+        health = check_audio(path, min_seconds=1.0, max_seconds=24 * 3600.0) if Path(path).is_file() else None
+        if health is not None and health.refusals:  # (a folder or a missing path: audio_read says which)
             answers.append({"query": str(path), "error": "; ".join(health.refusals)})
             continue
         try:
