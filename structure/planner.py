@@ -453,6 +453,20 @@ def theme_nearness(theme: str, embed: Embed) -> dict[str, float]:
 MELODY_ATTEMPTS = 24  # sketches of a section's melody before a melody check gives up
 
 
+def _marked_repeat(slot: _Slot, sections: list[Section]) -> Section | None:
+    """The section a slot's lyrics mark it as repeating (`lyric_repeat_of`), followed back to the
+    first one sung, when it is the same kind, length and words; else None."""
+    if slot.lyric_repeat_of is None or not 0 <= slot.lyric_repeat_of < len(sections):
+        return None
+    named = sections[slot.lyric_repeat_of]
+    by_name = {s.name: s for s in sections}
+    while named.repeat_of in by_name:
+        named = by_name[named.repeat_of]
+    if named.kind != slot.kind or named.bars != slot.bars or (slot.lines or []) != (named.lyrics or []):
+        return None
+    return named
+
+
 def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, rng: random.Random,
                *, modulate: bool, melody_check: MelodyCheck | None = None, division: int = 2) -> list[Section]:
     sections: list[Section] = []
@@ -466,14 +480,20 @@ def _harmonise(slots: list[_Slot], style: Style, key: Key, beats_per_bar: int, r
         source = first.get((slot.kind, slot.bars))
         if slot.lines and slot.kind in REPEATING_KINDS:  # a chorus repeats the one that sang its words
             source = worded.get((slot.kind, slot.bars, tuple(slot.lines)), source)  # ([Chorus x2] after another)
+        # a section the lyrics mark as a repeat ([Verse x2], [Bridge x2]) is sung as the one it repeats:
+        # any kind, not only a chorus (a verse's second time got a new tune)
+        marked = _marked_repeat(slot, sections)
+        if marked is not None:
+            source = marked
         same_words = source is not None and (slot.lines or []) == (source.lyrics or [])
+        repeats = slot.kind in REPEATING_KINDS or marked is not None
         if modulate and index == last_chorus and source is not None and same_words:  # new words are sung, not the old
             section = _modulated(source, name, semitones=1)
-        elif source is not None and (slot.kind in REPEATING_KINDS and same_words or not slot.lines and slot.kind == "verse"):
-            variation = 0.0 if slot.kind in REPEATING_KINDS else 0.35
+        elif source is not None and (repeats and same_words or not slot.lines and slot.kind == "verse"):
+            variation = 0.0 if repeats else 0.35
             # a verse without words of its own (an empty [Verse 2] tag) plays the first verse's tune
             # without singing its words again
-            sung = bool(slot.lines) or slot.kind in REPEATING_KINDS
+            sung = bool(slot.lines) or repeats
             section = Section(name=name, kind=slot.kind, bars=slot.bars, chords=[list(b) for b in source.chords],
                               energy=source.energy,
                               melody=[Note(n.start, n.duration, n.pitch, n.syllable if sung else None)

@@ -928,3 +928,21 @@ def test_a_field_given_twice_says_which_value_is_used(caplog):
     with caplog.at_level("WARNING", logger="structure.prompt"):
         song = plan("folk tempo=90 bpm=120", duration=20, seed=1)
     assert song.tempo_bpm == 120 and "prompt field bpm: given twice (90, then 120); the last is used" in caplog.text
+
+
+def test_a_verse_or_bridge_marked_x2_is_sung_as_the_one_it_repeats():
+    """[Verse x2] gave the second verse a new tune for the same words; [Chorus x2] already repeated."""
+    words = ("[Verse x2]\nThe river bends and so do I\nI follow where the waters lie\n\n[Chorus]\nCarry me home\n"
+             "Carry me home\n\n[Bridge x2]\nStones remember every name\nNothing ever stays the same\n")
+    song = plan("folk, 100 bpm", lyrics=words, seed=1)
+    by_name = {s.name: s for s in song.sections}
+    for first, second in (("verse1", "verse2"), ("bridge1", "bridge2")):
+        assert by_name[second].repeat_of == first
+        assert [(n.start, n.pitch, n.syllable) for n in by_name[second].melody] == \
+            [(n.start, n.pitch, n.syllable) for n in by_name[first].melody]
+        assert by_name[second].chords == by_name[first].chords
+    # a second verse with words of its own still gets a tune of its own
+    other = plan("folk, 100 bpm", lyrics="[Verse]\nThe river bends\nand so do I\n\n[Verse]\nThe mountain stands\n"
+                 "against the sky\n", seed=1)
+    verses = [s for s in other.sections if s.kind == "verse"]
+    assert verses[1].repeat_of is None and verses[1].lyrics != verses[0].lyrics
