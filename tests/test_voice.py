@@ -64,6 +64,19 @@ def test_unknown_words_get_phones_from_letter_to_sound():
     assert phones and any(p in ("ao", "aa", "ow") for p in phones)
 
 
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_accented_unknown_words_are_read_without_accents_and_unsayable_ones_are_said(caplog):
+    """"Señorita" was read by English letter-to-sound as "saw-thee-stor-ee-tuh" (ñ as th); Cyrillic
+    and kana have no phones and were sung as "uh" without a word."""
+    from composer.voice.engine import _readable
+
+    with caplog.at_level("WARNING", logger="composer.voice.phonemes"):
+        phones = word_phones(["Señorita", "Привет"])
+    assert "n" in phones["Señorita"] and "th" not in phones["Señorita"]
+    assert phones["Привет"] == [] and "no English pronunciation for 'Привет'" in caplog.text
+    assert _readable("Señorita, naïve and bright") == "Senorita, naive and bright."
+
+
 def _syllable(start, end, onset, nucleus, coda, pitch=60, notes=None, line=0, position=0):
     return SungSyllable(text="x", word="w", position=position, line_text="w", start=start, end=end,
                         notes=notes or [(start, end, pitch)], phones=SyllablePhones(onset, nucleus, coda, 0), line=line)

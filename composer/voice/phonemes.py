@@ -56,6 +56,13 @@ def word_phones(tokens: list[str]) -> dict[str, list[str]]:
         guessed = letter_to_sound(list(spelled.values()))
         for token, text in spelled.items():
             found[token] = guessed.get(text) or []
+        silent = [token for token in unknown if not found[token]]
+        if silent:  # Cyrillic, kana, ½: the engine's English letter-to-sound has no phones for them
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "voice: no English pronunciation for %s; sung as an open vowel", ", ".join(map(repr, silent[:8]))
+                + (f" and {len(silent) - 8} more" if len(silent) > 8 else ""))
     return found
 
 
@@ -65,8 +72,16 @@ def _spoken_form(token: str) -> list[str]:
 
     if token[:1].isdigit():
         return number_words(token) or list(token)
-    cleaned = re.sub(r"[^\w']", "", token).strip("'")
+    cleaned = re.sub(r"[^\w']", "", _unaccented(token)).strip("'")
     return [cleaned or token]
+
+
+def _unaccented(text: str) -> str:
+    """Letters without their accents (Señorita -> Senorita), as the dictionary is looked up: the
+    engines' English letter-to-sound rules read "ñ" as "th" ("saw-thee-stor-ee-tuh")."""
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def syllabify(phones: list[str], count: int) -> list[SyllablePhones]:
