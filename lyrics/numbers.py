@@ -12,7 +12,7 @@ _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eigh
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (10**3, "thousand"))
 _ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth",
              "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
-_NUMBER = re.compile(r"(\d+(?:,\d{3})*)([a-zA-Z]{2})?")
+_NUMBER = re.compile(r"(\d+(?:,\d{3})*)([a-zA-Z]{1,2})?")
 _LARGEST_SPELLED = 10**15  # above this, digits are read one by one
 
 
@@ -30,6 +30,8 @@ def number_words(token: str) -> list[str]:
     digits, suffix = match.group(1), match.group(2)
     plain = digits.replace(",", "")
     value = int(plain)
+    if suffix and suffix.lower() == "s":  # a decade or the hundreds: "1990s", "80s", "1900s"
+        return _plural(digits, value)
     if (plain.startswith("0") and len(plain) > 1) or value >= _LARGEST_SPELLED:
         words = [_ONES[int(digit)] for digit in plain]
     elif "," not in digits and _is_year(value):
@@ -81,3 +83,23 @@ def _ordinal(word: str) -> str:
     if word.endswith("y"):
         return word[:-1] + "ieth"
     return word + "th"
+
+
+def _plural(digits: str, value: int) -> list[str]:
+    """"1990s" -> nineteen nineties, "80s" -> eighties, "1900s" -> nineteen hundreds, "2000s" ->
+    two thousands: the number as a year (or a cardinal), its last word made plural."""
+    if "," not in digits and 1100 <= value <= 2099 and value % 100 == 0 and value % 1000 != 0:
+        words = _below_hundred(value // 100) + ["hundred"]
+    else:
+        words = number_words(digits)
+    last = words[-1]
+    words[-1] = last[:-1] + "ies" if last.endswith("y") else last + "es" if last.endswith("x") else last + "s"
+    return words
+
+
+def clock_words(hours: int, minutes: int) -> list[str]:
+    """A time of day as sung: "7:00" -> seven o'clock, "3:05" -> three oh five, "3:45" -> three
+    forty five."""
+    if minutes == 0:
+        return _below_hundred(hours) + ["o'clock"]
+    return _below_hundred(hours) + (["oh", _ONES[minutes]] if minutes < 10 else _below_hundred(minutes))

@@ -20,12 +20,12 @@ import pyphen
 
 from lyrics import pronounce
 from lyrics.errors import LyricsError
-from lyrics.numbers import number_words
+from lyrics.numbers import clock_words, number_words
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _LETTERS = r"[^\W\d_]+"
 _TOKEN = re.compile(
-    rf"\d+(?:,\d{{3}})*(?:(?i:st|nd|rd|th)(?![^\W\d_]))?|'?{_LETTERS}(?:'{_LETTERS})*'?"
+    rf"\d+(?:,\d{{3}})*(?:(?i:st|nd|rd|th|s)(?![^\W\d_]))?|'?{_LETTERS}(?:'{_LETTERS})*'?"
 )
 _VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœаеёиоуыэюяαεηιουωάέήίόύώ")
 _ONSETS = frozenset(
@@ -62,8 +62,11 @@ _CURRENCIES = {"$": ("dollar", "dollars"), "£": ("pound", "pounds"), "€": ("e
 def _spoken_signs(text: str) -> str:
     """The signs a singer reads aloud, as words: a decimal point, per cent, currency, ampersand
     (they were left out: "2.5 miles" was sung "two five miles", "$5" "five")."""
-    if not any(sign in text for sign in ".%$£€&"):
+    if not any(sign in text for sign in ".%$£€&:"):
         return text
+    # a time of day: "7:00" seven o'clock, "3:05" three oh five (sung "seven zero zero")
+    text = re.sub(r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])",
+                  lambda m: " ".join(clock_words(int(m.group(1)), int(m.group(2)))), text)
 
     def money(match: re.Match) -> str:  # "$2.50": two dollars fifty
         one, many = _CURRENCIES[match.group(1)]

@@ -234,3 +234,18 @@ def test_a_line_no_note_sings_is_shown_above_its_phrase_in_the_lead_sheet() -> N
     at = shown[0].getOffsetInHierarchy(score) / plan.quarters_per_beat - start
     assert first_line_end < at <= min(n.start for n in sung_after if n.start > at)
     assert not any(t.content == "🎵🎶" for t in score.recurse().getElementsByClass("Lyric"))
+
+
+@pytest.mark.parametrize("line, sung", [
+    ("the 1990s", ["the", "nine", "teen", "nine", "ties"]),
+    ("the '80s", ["the", "eight", "ies"]),
+    ("till 7:00", ["till", "sev", "en", "o'", "clock"]),
+    ("at 3:05", ["at", "three", "oh", "five"]),
+    ("at 3:45", ["at", "three", "for", "ty", "five"]),
+])
+def test_decades_and_times_of_day_are_sung_as_said(line, sung) -> None:
+    """"1990s" was sung "nineteen ninety ess", "7:00" "seven zero zero"."""
+    import lyrics
+
+    assert lyrics.syllables(line) == sung
+    assert len(lyrics.display_syllables(line)) == len(sung)
