@@ -113,8 +113,29 @@ def _analysed(text: str) -> list[_Word]:
     return [_analyse(token) for token in words(text)]
 
 
+# each letter's name, one stressed syllable (W, three syllables, keeps acronyms with it out)
+_LETTER_PHONES = dict(zip("ABCDEFGHIJKLMNOPQRSTUVXYZ", (
+    "EY1", "B IY1", "S IY1", "D IY1", "IY1", "EH1 F", "JH IY1", "EY1 CH", "AY1", "JH EY1", "K EY1", "EH1 L",
+    "EH1 M", "EH1 N", "OW1", "P IY1", "K Y UW1", "AA1 R", "EH1 S", "T IY1", "Y UW1", "V IY1", "EH1 K S", "W AY1",
+    "Z IY1")))
+
+
+def _letters(token: str) -> list[str] | None:
+    """The letters of an acronym sung letter by letter ("NYC" en-why-see, "DJ"), or None: two to
+    six capital letters that the dictionary does not know as a word (it knows "NASA"; "LOVE" is
+    a word, shouted)."""
+    if not (2 <= len(token) <= 6 and all(c in _LETTER_PHONES for c in token)):
+        return None
+    if pronounce.phones_for_word(token.lower()):
+        return None
+    return list(token)
+
+
 @functools.lru_cache(maxsize=65536)
 def _analyse(token: str) -> _Word:
+    letters = None if token[0].isdigit() else _letters(token)
+    if letters:
+        return _Word(tuple(letters), tuple(1 for _ in letters))
     if token[0].isdigit():
         parts = [_analyse(word) for word in number_words(token)]
         return _Word(
@@ -292,6 +313,9 @@ def pronunciation(token: str) -> list[str] | None:
     None when the word (or a word of a number) is not in the dictionary.
     """
     token = _clean(token)
+    letters = None if token[:1].isdigit() else _letters(token)
+    if letters:
+        return [phone for letter in letters for phone in _LETTER_PHONES[letter].split()]
     if token[:1].isdigit():
         parts = [pronunciation(word) for word in number_words(token)]
         if not parts or any(part is None for part in parts):

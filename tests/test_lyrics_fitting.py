@@ -249,3 +249,13 @@ def test_decades_and_times_of_day_are_sung_as_said(line, sung) -> None:
 
     assert lyrics.syllables(line) == sung
     assert len(lyrics.display_syllables(line)) == len(sung)
+
+
+def test_an_acronym_the_dictionary_does_not_know_is_sung_letter_by_letter() -> None:
+    """"NYC" was one note sung "nick"; a word in capitals ("LOVE") or a known acronym ("NASA") is a word."""
+    import lyrics
+
+    assert lyrics.syllables("NYC, the DJ") == ["N", "Y", "C", "the", "D", "J"]
+    assert lyrics.pronunciation("NYC") == ["EH1", "N", "W", "AY1", "S", "IY1"]
+    assert lyrics.syllables("I LOVE NASA") == ["I", "LOVE", "NA", "SA"]
+    assert [text for text, _ in lyrics.display_syllables("NYC, the DJ")] == ["N", "Y", "C,", "the", "D", "J"]
