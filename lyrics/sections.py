@@ -49,6 +49,8 @@ _LOOSE_TAG = re.compile(r"^(?:\((?P<paren>[^()]{1,30})\)|\[(?P<square>[^\[\]]{1,
                         r"\s*:?\s*(?P<repeat>\(?\s*[x×]\s*\d+\s*\)?)?\s*:?$", re.IGNORECASE)
 _BARE_KINDS = frozenset({"verse", "chorus", "pre-chorus", "post-chorus", "bridge", "hook", "intro", "outro"})
 MAX_REPEAT = 8  # "[Chorus x2]": the section sung this many times at most
+# a line's own repeat mark, as lyric sheets write it at its end: "Hold on to me (x2)", "... x3", "... [2x]"
+_LINE_REPEAT = re.compile(r"\s+(?:[(\[]\s*(?:[x×]\s*(\d+)|(\d+)\s*[x×])\s*[)\]]|[x×](\d+))\s*$", re.IGNORECASE)
 
 
 @dataclass
@@ -166,12 +168,23 @@ def _blocks(raw_lines: list[str]) -> list[_Block]:
             tagged.append(_Block(_kind_of_tag(label), [], tagged=True, times=_repeat_count(label)))
         elif tagged:
             if line:
-                tagged[-1].lines.append(line)
+                tagged[-1].lines.extend(_sung_lines(line))
         elif line:
-            untagged[-1].append(line)
+            untagged[-1].extend(_sung_lines(line))
         elif untagged[-1]:
             untagged.append([])
     return _untagged_blocks([block for block in untagged if block]) + tagged
+
+
+def _sung_lines(line: str) -> list[str]:
+    """A line as sung: "Hold on to me (x2)" is the line twice, without its mark (it was sung "ex two")."""
+    match = _LINE_REPEAT.search(line)
+    if match is None or not _LINE_REPEAT.sub("", line).strip():
+        return [line]
+    times = int(match.group(1) or match.group(2) or match.group(3))
+    if not 1 <= times <= MAX_REPEAT:
+        logger.warning("lyrics: %r asks for %d times; a line is sung 1 to %d times", line, times, MAX_REPEAT)
+    return [_LINE_REPEAT.sub("", line)] * max(1, min(MAX_REPEAT, times))
 
 
 def is_tag(line: str) -> bool:

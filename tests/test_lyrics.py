@@ -292,3 +292,12 @@ def test_a_repeat_count_of_nought_is_sung_once_and_says_so(caplog) -> None:
         sections = parse("[Chorus x0]\nsing it loud\n")
     assert "asks for 0 times; a tagged section is sung once" in caplog.text
     assert len(sections) == 1
+
+
+def test_a_lines_own_repeat_mark_sings_it_again_without_the_mark():
+    """"Hold on to me (x2)" was sung "...to me ex two" once."""
+    from lyrics import parse
+
+    text = "[Verse]\nHold on to me (x2)\nWalking down the road x3\nCall me [2x]\nMalcolm X 2\nNumber 2x\n"
+    assert parse(text)[0].lines == ["Hold on to me"] * 2 + ["Walking down the road"] * 3 + ["Call me"] * 2 + [
+        "Malcolm X 2", "Number 2x"]
