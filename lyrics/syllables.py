@@ -379,9 +379,33 @@ def display_syllables(line: str) -> list[tuple[str, str]]:
         typed = next((c for c in shown if c in "’‘ʼ"), None)
         if typed:
             pieces = [piece.replace("'", typed) for piece in pieces]
-        if len(pieces) == 1:
-            out.append((pieces[0], "single"))
-        else:
-            out += [(piece, "begin" if k == 0 else "end" if k == len(pieces) - 1 else "middle")
-                    for k, piece in enumerate(pieces)]
+        for group in _token_groups(pieces, tokens, clean, shown):
+            if len(group) == 1:
+                out.append((group[0], "single"))
+            else:
+                out += [(piece, "begin" if k == 0 else "end" if k == len(group) - 1 else "middle")
+                        for k, piece in enumerate(group)]
     return out
+
+
+def _token_groups(pieces: list[str], tokens: list[str], clean: str, shown: str) -> list[list[str]]:
+    """A written word's syllables in one group per sung token, what is written between two tokens
+    ("half-empty"'s hyphen, "Oh—no"'s dash, "a.m."'s dots) kept on the end of the first: they were
+    dropped, and "half-empty" read as "halfempty". One group when the counts do not line up."""
+    counts = [len(_analyse(token).syllables) for token in tokens]
+    if len(tokens) < 2 or sum(counts) != len(pieces):
+        return [pieces]
+    groups, at, used = [], 0, 0
+    for index, (token, count) in enumerate(zip(tokens, counts)):
+        start = clean.find(token, at)
+        end = start + len(token)
+        group = pieces[used: used + count]
+        if index + 1 < len(tokens):
+            following = clean.find(tokens[index + 1], end)
+            if start < 0 or following < 0:
+                return [pieces]
+            group[-1] += shown[end:following]
+            at = following
+        groups.append(group)
+        used += count
+    return groups

@@ -180,7 +180,7 @@ def test_display_syllables_show_each_syllable_as_written() -> None:
 
     shown = lyrics.display_syllables("“Hello,” don’t stop-believing — 42")
     assert shown[:3] == [("“Hel", "begin"), ("lo,”", "end"), ("don’t", "single")]
-    assert [text for text, _ in shown] == ["“Hel", "lo,”", "don’t", "stop", "be", "liev", "ing —",
+    assert [text for text, _ in shown] == ["“Hel", "lo,”", "don’t", "stop-", "be", "liev", "ing —",
                                            "42", "", ""]  # a number as written, held over its sung syllables
     assert [place for _, place in shown][-3:] == ["single", "extend", "extend"]
     assert sum(1 for _, place in shown if place == "begin") == sum(1 for _, place in shown if place == "end")
@@ -259,3 +259,16 @@ def test_an_acronym_the_dictionary_does_not_know_is_sung_letter_by_letter() -> N
     assert lyrics.pronunciation("NYC") == ["EH1", "N", "W", "AY1", "S", "IY1"]
     assert lyrics.syllables("I LOVE NASA") == ["I", "LOVE", "NA", "SA"]
     assert [text for text, _ in lyrics.display_syllables("NYC, the DJ")] == ["N", "Y", "C,", "the", "D", "J"]
+
+
+def test_the_lead_sheet_keeps_what_is_written_between_the_words_of_a_compound() -> None:
+    """"half-empty" lost its hyphen, "Oh—no," its dash and "a.m." its first dot."""
+    import lyrics
+
+    def joined(line):
+        shown = lyrics.display_syllables(line)
+        return "".join(text + (" " if place in ("single", "end") else "") for text, place in shown).strip()
+
+    assert lyrics.display_syllables("half-empty")[0] == ("half-", "single")
+    for line in ("Oh—no, wait", "a half-empty glass", "at 5 a.m. sharp", "Ten-thirty, na-na-na,"):
+        assert joined(line).replace(" ", "") == line.replace(" ", "")
