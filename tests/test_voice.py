@@ -726,35 +726,3 @@ def test_a_loop_sings_its_words_and_wraps_its_voice(tmp_path, tiny_models):
     result = _composer("loop", "folk", "--bars", 2, "--lyrics", words, "--codec", codec, "--model", model,
                        "-o", tmp_path / "empty")
     assert result.exit_code == 2 and f"lyrics {words}: only section tags" in result.output
-
-
-def test_a_weak_spoken_vowel_held_on_a_note_is_sung_at_full_voice():
-    """The weak form of "and" (a quiet, reduced vowel), held on an A#4, was near silence for the
-    whole note: each of its frames is raised to VOWEL_FLOOR of its line's vowels at that note."""
-    from composer.voice import singer
-    from composer.voice.engine import Spoken
-
-    rate, bins, period = 16000, 513, singer.FRAME_PERIOD / 1000.0
-    sp = np.full((40, bins), 1e-6)
-    sp[0:20, :40] = 1.0  # "ah": a strong vowel
-    sp[20:40, :40] = 1e-4  # "ax": its weak form, 40 dB down
-    words = [[("aa", 0.0, 20 * period)], [("ax", 20 * period, 40 * period)]]
-    bank = singer.Bank(spoken=Spoken(np.zeros(100), rate, words), index={("ah ax", 0): 0, ("ah ax", 1): 1},
-                       f0=np.full(40, 150.0), sp=sp, ap=np.zeros((40, bins)))
-    sung = sp.copy()
-    hz = np.full(40, 300.0)
-    singer._vowels_at_full_voice(sung, hz, [(np.arange(0, 20), "ah ax"), (np.arange(20, 40), "ah ax")], bank, period)
-    assert np.array_equal(sung[:20], sp[:20])  # the strong vowel as it was
-    harmonic = np.rint(np.arange(1, 27) * 300.0 * 2 * (bins - 1) / rate).astype(int)
-    lifted = sung[20:40][:, harmonic[harmonic < bins]].sum(axis=1)
-    reference = sp[0:20][:, harmonic[harmonic < bins]].sum(axis=1)
-    # lifted by 20 dB at most (here the floor is further up), the envelope's shape kept
-    assert np.allclose(lifted, 100 * sp[20:40][:, harmonic[harmonic < bins]].sum(axis=1))
-    assert lifted.min() < singer.VOWEL_FLOOR * np.median(reference)
-    assert np.allclose(sung[20:40] / sp[20:40], 100.0)
-    sp[20:40, :40] = 0.05  # 13 dB down: raised to the floor exactly
-    sung = sp.copy()
-    singer._vowels_at_full_voice(sung, hz, [(np.arange(20, 40), "ah ax")], bank, period)
-    lifted = sung[20:40][:, harmonic[harmonic < bins]].sum(axis=1)
-    line = sp[:, harmonic[harmonic < bins]].sum(axis=1)  # the line's vowels: both words
-    assert np.allclose(lifted, singer.VOWEL_FLOOR * np.median(line))

@@ -23,7 +23,7 @@ import numpy as np
 
 from composer.seeds import derived_seed
 from composer.voice.engine import Speaker, Spoken, speak
-from composer.voice.phonemes import SONORANTS, VOWELS, word_phones
+from composer.voice.phonemes import SONORANTS, word_phones
 from composer.voice.score import SectionScore, place, sung_syllables
 from composer.voice.voices import DEFAULT_VOICE, get_voice, octave_shift
 
@@ -39,10 +39,6 @@ TAIL = 0.08  # seconds of release after the last phone
 CONSONANT_GAIN = 2.0  # consonants 3 dB louder than spoken: Whisper's WER on 6 sheets 0.27 -> 0.25 (high)
 AIR_HZ = 1000.0  # a voice's `air` (breath on high notes) lies above this frequency
 EMPHASIS_HZ = 800.0  # a voice's `emphasis` raises the envelope above its own average over this width
-# a held vowel is sung at no less than this share of its line's median vowel power: the weak
-# spoken form of "and" (a reduced, quiet vowel) held on a long note was near silence, 15 dB down
-VOWEL_FLOOR = 0.35
-MAX_VOWEL_LIFT = 100.0  # 20 dB at most: a frame of near silence is not made a vowel
 GLOTTAL_LENGTH = 0.04  # seconds: a word that begins with a vowel is attacked after a dip this long
 GLOTTAL_DEPTH = 0.35  # the level in the dip (as a singer's glottal onset marks "an | apple")
 
@@ -333,7 +329,6 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
     voiced = np.zeros(frames, dtype=bool)
     active = np.zeros(frames)
     last = bank.sp.shape[0] - 1
-    nuclei: list[tuple[np.ndarray, str]] = []  # each sung vowel's frames and its line
     for phone in score.phones:
         sel = np.nonzero((times >= phone.start) & (times < phone.end))[0]
         if sel.size == 0:
@@ -351,10 +346,7 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
         active[sel] = 1.0
         if phone.part != "nucleus" and CONSONANT_GAIN != 1.0:
             sp[sel] *= CONSONANT_GAIN
-        if phone.part == "nucleus":
-            nuclei.append((sel, phone.word[0]))
     sung_hz = _pitch_hz(times, score.notes, seed)
-    _vowels_at_full_voice(sp, sung_hz, nuclei, bank, period)
     if breathiness > 0:
         ap[voiced] = np.maximum(ap[voiced], breathiness)
     # 0 at the voice's speaking pitch and below, 1 an octave above it and higher
@@ -376,46 +368,6 @@ def _sing_section(score: SectionScore, bank: Bank, sample_rate: int, seed: int,
     audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
     audio += _breaths(score.breaths, begin, audio.shape[0], sample_rate, seed, level=_rms(audio))
     return audio, begin
-
-
-def _vowels_at_full_voice(sp: np.ndarray, sung_hz: np.ndarray, nuclei: list[tuple[np.ndarray, str]], bank: Bank,
-                          period: float) -> None:
-    """Raise, in place, each frame of a sung vowel whose harmonics at its note carry under
-    VOWEL_FLOOR of what its line's vowels would carry at that note (their median, as spoken),
-    to that floor (by MAX_VOWEL_LIFT at most).
-    The weak spoken form of "and", held on an A#4, was near silence for the whole note: its
-    envelope's power lay below the note's first harmonic. Only the line's own words set the
-    floor, so a section sings the same whatever the song's other lines are."""
-    rate, n_bins = bank.spoken.sample_rate, sp.shape[1]
-    lines: dict[str, np.ndarray] = {}
-
-    def line_vowels(text: str) -> np.ndarray:
-        if text not in lines:
-            chosen, position = [], 0
-            while (text, position) in bank.index:
-                for name, start, end in bank.spoken.words[bank.index[(text, position)]]:
-                    first = int(start / period)
-                    if name in VOWELS:
-                        chosen.append(np.arange(first, max(first + 1, int(end / period))))
-                position += 1
-            frames = np.concatenate(chosen) if chosen else np.zeros(0, dtype=int)
-            lines[text] = bank.sp[frames[frames < bank.sp.shape[0]]]
-        return lines[text]
-
-    def harmonics(spec: np.ndarray, hz: float) -> np.ndarray:
-        bins = np.rint(np.arange(1, int(rate / 2 / hz) + 1) * hz * 2 * (n_bins - 1) / rate).astype(int)
-        return spec[:, bins[bins < n_bins]].sum(axis=1)
-
-    for sel, text in nuclei:
-        pitched = sung_hz[sel]
-        reference = line_vowels(text)
-        if not len(reference) or not np.any(pitched > 0):
-            continue
-        hz = float(np.median(pitched[pitched > 0]))
-        floor = VOWEL_FLOOR * float(np.median(harmonics(reference, hz)))
-        power = harmonics(sp[sel], hz)  # frame by frame: a held vowel stretches its quietest middle
-        lift = np.where((power > 0) & (power < floor), floor / np.maximum(power, 1e-30), 1.0)
-        sp[sel] *= np.minimum(lift, MAX_VOWEL_LIFT)[:, None]
 
 
 def formant_emphasis(sp: np.ndarray, amount: np.ndarray, rate: int) -> np.ndarray:
