@@ -48,7 +48,10 @@ def _checked_load(load, path, bundled: Path, option: str, what: str):
         except bad_input_types() as error:
             if path is None:
                 raise RenderError(f"the bundled {what} at {where} is damaged ({error}); reinstall") from None
-            raise InputError(f"{option} {path}: {error}") from None
+            said = str(error)
+            for prefix in (f"model {path}: ", f"codec {path}: ", f"{path}: "):  # the folder named once
+                said = said.removeprefix(prefix)
+            raise InputError(f"{option} {path}: {said}") from None
         except (MemoryError, ImportError):  # the machine's or the install's, not the checkpoint's
             raise
         except Exception as error:  # noqa: BLE001 - any other failure to read a checkpoint is the checkpoint's

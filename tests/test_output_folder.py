@@ -270,3 +270,27 @@ def test_an_output_where_no_file_can_be_made_names_it_not_a_temporary_file():
     result = CliRunner().invoke(main, ["plan", "folk", "-o", "/proc/foo.json"])
     assert result.exit_code == 2 and "/proc/foo.json: cannot be written there" in result.output, result.output
     assert ".foo.json." not in result.output
+
+
+def test_a_model_that_is_not_a_checkpoint_is_named_once_and_an_empty_allowed_licence_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = CliRunner().invoke(main, ["render", "folk", "--model", str(tmp_path / "afile"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.count(str(tmp_path / "afile")) == 1, result.output
+    result = CliRunner().invoke(main, ["data", "check", str(tmp_path), "--allow-licence", ""])
+    assert result.exit_code == 2 and "--allow-licence: an empty name" in result.output, result.output
+
+
+def test_a_plan_files_unknown_style_is_said(tmp_path, caplog):
+    import json
+
+    import structure
+    from composer.data.inputs import read_plan_file
+
+    data = json.loads(structure.plan("folk", duration=20, seed=1).to_json())
+    (tmp_path / "ok.json").write_text(json.dumps(data))
+    (tmp_path / "odd.json").write_text(json.dumps({**data, "style": "zzz"}))
+    with caplog.at_level("WARNING", logger="composer.data.inputs"):
+        read_plan_file(tmp_path / "ok.json")
+        assert "style" not in caplog.text
+        read_plan_file(tmp_path / "odd.json")
+    assert "style 'zzz' is not one of the styles" in caplog.text

@@ -25,7 +25,10 @@ def data_group():
 def data_check_cmd(folder, licences):
     """Validate an archive: metadata, decoding, audio health, duplicates, licence and consent."""
     from composer.data.datasets import check_dataset
+    from composer.errors import InputError
 
+    if any(not licence.strip() for licence in licences):
+        raise InputError("--allow-licence: an empty name (give a licence, as CC-BY-4.0 or own-work)")
     report = check_dataset(folder, allowed_licences=licences or None)
     click.echo(report.format())
     sys.exit(2 if report.refused else 0)

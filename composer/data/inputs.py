@@ -50,6 +50,12 @@ def read_plan_file(path: str | Path):
     if changed:
         log.warning("plan %s: the words of %s were changed; the melody is sketched again for them (as the plan "
                     "editor does)", path, ", ".join(changed))
+    from structure.styles import STYLE_ALIASES, STYLES
+
+    style = str(plan.style or "").lower().strip()
+    if style and STYLE_ALIASES.get(style, style) not in STYLES:  # as a prompt's unknown genre is said
+        log.warning("plan %s: style %r is not one of the styles (%s); it is arranged in the pop style", path,
+                    plan.style, ", ".join(sorted(STYLES)))
     return plan
 
 
