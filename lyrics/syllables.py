@@ -181,8 +181,13 @@ def _lookup_forms(token: str) -> Iterator[str]:
     yield bare
     if low.endswith("in'"):
         yield bare + "g"  # runnin' -> running
-    plain = "".join(c for c in unicodedata.normalize("NFKD", bare) if not unicodedata.combining(c))
-    yield plain
+    yield unaccented(bare)
+
+
+def unaccented(text: str) -> str:
+    """Letters without their accents ("Señorita" -> "Senorita", "naïve" -> "naive"): how the
+    dictionary is looked up, and how the voice's engines read an unknown word."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def _pronunciation(token: str, written_count: int) -> str | None:

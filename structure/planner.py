@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from structure.harmony import NO_CHORD, progression, transpose_symbol
 from structure.melody import sketch_section
+from structure.notices import warn_once
 from structure.prompt import Embed, Prompt, parse_prompt
 from structure.schema import (
     MAX_BARS_PER_SECTION,
@@ -102,10 +103,9 @@ def plan(prompt: str = "", *, lyrics: str | None = None, duration: float | None 
         raise PlanError("prompt field form", f"{len(request.form)} sections, more than the limit of {MAX_SECTIONS}")
     style = get_style(request.style or "pop")
     unknown = (request.style or "").strip().lower()
-    if unknown and unknown not in STYLES and unknown not in STYLE_ALIASES and unknown not in _SAID_GENRES:
-        _SAID_GENRES.add(unknown)  # once a process: a persona's run of days draws the artist's genre every day
-        log.warning("genre %s: no style of that name; planned in the pop style, the genre kept as a tag (styles: %s)",
-                    request.style, ", ".join(sorted(STYLES)))
+    if unknown and unknown not in STYLES and unknown not in STYLE_ALIASES:
+        warn_once(log, ("genre", unknown), "genre %s: no style of that name; planned in the pop style, the genre kept "
+                  "as a tag (styles: %s)", request.style, ", ".join(sorted(STYLES)))
     tempo = request.tempo_bpm or float(rng.randint(*style.tempo_range))
     beats_per_bar = request.beats_per_bar or style.beats_per_bar
     division = request.beat_division or 2
@@ -213,7 +213,6 @@ def _shift_repeat(slot: _Slot, offset: int) -> _Slot:
     return slot
 
 
-_SAID_GENRES: set[str] = set()  # unknown genres already said (`plan`)
 FORM_MIN_BARS = 4  # bars a section of a form asked for averages at least before sections are cut to fit
 
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from structure.notices import warn_once
 from structure.schema import Key, PlanError
 from structure.styles import STYLE_ALIASES, STYLES
 
@@ -127,7 +128,6 @@ def split_prompt(prompt: str) -> tuple[list[tuple[str, str]], str]:
 # but one a letter or two from these is most likely a slip, and its song would not have it
 KNOWN_FIELDS = ("tempo", "bpm", "key", "meter", "time_signature", "duration", "form", "genre", "style", "title",
                 "seed", "mood", "theme", "source", "prompt", "lyrics", "lyrics_file", "name", "voice", "vocals")
-_SAID_FIELDS: set[str] = set()  # near misses already said (once a process, as unknown genres are)
 
 
 def _edits(a: str, b: str) -> int:
@@ -147,14 +147,13 @@ def _warn_if_misspelt(name: str) -> None:
     """A name a slip away from a field the planner reads (temp, promt, tmepo) is said: one edit
     for short names, two for longer; a name that holds a field whole (genres, subgenre,
     source_url, title2) is a tag of its own and is not."""
-    if name in KNOWN_FIELDS or name in _SAID_FIELDS or name == "mode":  # "mode": a conditioning tag of its own
+    if name in KNOWN_FIELDS or name == "mode":  # "mode": a conditioning tag of its own
         return
     near = [known for known in KNOWN_FIELDS if known not in name
             and _edits(name, known) <= (1 if min(len(name), len(known)) <= 4 else 2)]
-    if near:
-        _SAID_FIELDS.add(name)
-        log.warning("field %s: not one the planner reads (did you mean %s?); kept as a tag", name,
-                    min(near, key=lambda known: _edits(name, known)))
+    if near:  # once a process, as an unknown genre is
+        warn_once(log, ("field", name), "field %s: not one the planner reads (did you mean %s?); kept as a tag", name,
+                  min(near, key=lambda known: _edits(name, known)))
 
 
 def _apply_field(result: Prompt, name: str, value: str) -> None:

@@ -1098,8 +1098,9 @@ def test_a_persona_whose_archive_is_not_here_says_withdrawals_are_not_seen(built
     state = json.loads((mine / "state.json").read_text())
     state["archive"] = str(tmp_path / "moved_away")
     (mine / "state.json").write_text(json.dumps(state))
-    daily_module._WARNED.clear()
-    with caplog.at_level("WARNING", logger="composer.persona.daily"):
+    from structure.notices import said_afresh
+
+    with said_afresh(), caplog.at_level("WARNING", logger="composer.persona.daily"):
         daily_module.load_persona(mine)
         daily_module.load_persona(mine)
     said = [r.getMessage() for r in caplog.records if "not on this machine" in r.getMessage()]

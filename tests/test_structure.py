@@ -175,10 +175,9 @@ def test_a_section_name_that_could_leave_a_folder_is_refused(name):
 
 
 def test_an_unknown_genre_says_which_style_plays_it(caplog):
-    from structure import planner
+    from structure.notices import said_afresh
 
-    planner._SAID_GENRES.discard("klezmer")
-    with caplog.at_level("WARNING"):
+    with said_afresh(), caplog.at_level("WARNING"):
         plan("genre=klezmer", duration=20, seed=2, write_lyrics=False)  # said once a process
         song = plan("genre=klezmer", duration=20, seed=1, write_lyrics=False)
         plan("genre=Hip-Hop", duration=20, seed=1, write_lyrics=False)
@@ -914,10 +913,9 @@ def test_a_comma_after_a_fields_value_is_the_prompts(prompt, fields, tempo):
 
 
 def test_a_field_a_letter_from_a_known_one_is_said_and_kept_as_a_tag(caplog):
-    import structure.prompt as prompt_module
+    from structure.notices import said_afresh
 
-    prompt_module._SAID_FIELDS.clear()
-    with caplog.at_level("WARNING", logger="structure.prompt"):
+    with said_afresh(), caplog.at_level("WARNING", logger="structure.prompt"):
         song = plan("folk temp=90 beard=long", duration=20, seed=1)
     assert "field temp: not one the planner reads (did you mean tempo?)" in caplog.text
     assert "beard" not in caplog.text  # an archive's own field is a tag, as before

@@ -239,12 +239,8 @@ class _RowWarnings(logging.Handler):
 def _warnings_of_row():
     """The warnings of planning one row, each one (a genre the planner says once a process is
     said for every row that asks it), kept off the terminal: the caller says them by line."""
-    import structure.planner as planner
-    import structure.prompt as prompt
+    from structure.notices import said_afresh
 
-    said, said_fields = set(planner._SAID_GENRES), set(prompt._SAID_FIELDS)
-    planner._SAID_GENRES.clear()
-    prompt._SAID_FIELDS.clear()
     handler = _RowWarnings()
     loggers = [logging.getLogger(name) for name in ("structure", "composer", "lyrics")]
     kept = [(logger, logger.propagate) for logger in loggers]
@@ -252,13 +248,12 @@ def _warnings_of_row():
         logger.addHandler(handler)
         logger.propagate = False
     try:
-        yield handler.messages
+        with said_afresh():
+            yield handler.messages
     finally:
         for logger, propagate in kept:
             logger.removeHandler(handler)
             logger.propagate = propagate
-        planner._SAID_GENRES.update(said)
-        prompt._SAID_FIELDS.update(said_fields)
 
 
 def _check_rows(rows: list[tuple[Row, Entry]], *, progress: bool, model=None,

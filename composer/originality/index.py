@@ -199,7 +199,7 @@ class OriginalityIndex:
         tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}  # safetensors writes memory order
         with atomic_path(directory / f"{INDEX_NAME}.safetensors") as tmp:
             save_file(tensors, str(tmp))
-            arrays_sha256 = _sha256(tmp)
+            arrays_sha256 = file_sha256(tmp)
         # the JSON names the arrays it goes with: a kill between the two writes is found on loading
         body = {"version": INDEX_VERSION, "fingerprint": fingerprint_settings(), "arrays_sha256": arrays_sha256,
                 "files": self.files,
@@ -222,7 +222,7 @@ class OriginalityIndex:
             arrays = load_file(str(array_path))
         except Exception as error:  # noqa: BLE001 - any damage is the index's
             raise InputError(f"{directory}: damaged originality index ({type(error).__name__}: {error})") from None
-        if body.get("arrays_sha256") not in (None, _sha256(array_path)):
+        if body.get("arrays_sha256") not in (None, file_sha256(array_path)):
             raise InputError(f"{directory}: damaged originality index ({INDEX_NAME}.json and "
                              f"{INDEX_NAME}.safetensors are from different runs); rebuild it with "
                              "`composer originality index`")
@@ -409,11 +409,3 @@ def calibrate(index: OriginalityIndex, folders: list, heldout: list, *, progress
     return thresholds
 
 
-def _sha256(path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -56,14 +56,11 @@ def _archive_of(folder: Path) -> str | None:
         return None
 
 
-_WARNED: set[str] = set()
-
-
 def _warn_once(message: str) -> None:
     """A warning said once a process (a run of days loads its persona once a day)."""
-    if message not in _WARNED:
-        _WARNED.add(message)
-        log.warning("%s", message)
+    from structure.notices import warn_once
+
+    warn_once(log, ("persona", message), "%s", message)
 
 
 def load_persona(folder: str | Path) -> Persona:

@@ -175,16 +175,13 @@ def restyle(audio_path: str | Path, prompt: str, *, strength: float = 0.6, seed:
 
 
 def _file_sha256(path: Path) -> str | None:
-    import hashlib
+    """The file's SHA-256 (`composer.originality.index.file_sha256`), None when it cannot be read."""
+    from composer.originality.index import file_sha256
 
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def _sung_render(path: str | Path) -> tuple[Path, Path, Path] | None:

@@ -265,9 +265,9 @@ def _readable(text: str) -> str:
     """The line as Flite should read it: words, digits and phrasing punctuation only."""
     import re
 
-    from composer.voice.phonemes import _unaccented
+    from lyrics.syllables import unaccented
 
-    text = re.sub(r"[^\w\s',.;:!?-]", " ", _unaccented(text or ""))
+    text = re.sub(r"[^\w\s',.;:!?-]", " ", unaccented(text or ""))
     text = re.sub(r"\s+", " ", text).strip(" -")
     if not re.search(r"\w", text):
         return ""

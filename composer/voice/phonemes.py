@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import lyrics
 from composer.voice.engine import PHONES, VOWELS, letter_to_sound
+from lyrics.syllables import unaccented
 
 # Two-consonant onsets English allows; longer clusters keep their last two as the onset.
 _ONSETS = frozenset(tuple(pair.split("-")) for pair in (
@@ -72,16 +73,8 @@ def _spoken_form(token: str) -> list[str]:
 
     if token[:1].isdigit():
         return number_words(token) or list(token)
-    cleaned = re.sub(r"[^\w']", "", _unaccented(token)).strip("'")
+    cleaned = re.sub(r"[^\w']", "", unaccented(token)).strip("'")
     return [cleaned or token]
-
-
-def _unaccented(text: str) -> str:
-    """Letters without their accents (Señorita -> Senorita), as the dictionary is looked up: the
-    engines' English letter-to-sound rules read "ñ" as "th" ("saw-thee-stor-ee-tuh")."""
-    import unicodedata
-
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def syllabify(phones: list[str], count: int) -> list[SyllablePhones]:
